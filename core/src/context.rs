@@ -1,0 +1,1068 @@
+//! The context tree: levels, cancellation, deadlines, values, cleanup
+//! contexts.
+//!
+//! A [`Context`] is a thin handle on an `Arc<Node>`; the tree logic lives in
+//! the private functions of this module (the shape of tokio-util's
+//! `CancellationToken`, plus causes, deadlines, levels, values, links and
+//! spans).
+//!
+//! # Invariants
+//!
+//! * `Node::cancelled` goes from `false` to `true` once, under the node's own
+//!   lock, after `Inner::cause` was set: whoever reads `true` (Acquire) and
+//!   then takes the lock finds the cause. [`Context::is_cancelled`] is that
+//!   one atomic load.
+//! * A node is in its parent's `children` at index `parent_idx` iff its
+//!   `parent` is that parent. Both are changed only while holding the
+//!   parent's lock *and* the child's lock.
+//! * A cancelled node has no children and no parent: the cancel detaches
+//!   them. A node derived from a cancelled parent is born cancelled with the
+//!   parent's cause, and is never attached.
+//! * Links (a Query's link to its Txn) are `Weak` edges kept by the link
+//!   target; a cancel takes them under the lock and cancels the linked nodes
+//!   after releasing every lock.
+//! * When the last handle of a node is dropped, the node leaves the tree and
+//!   its children move to its parent, so a long-lived parent does not collect
+//!   dead descendants.
+//!
+//! # Why it cannot deadlock
+//!
+//! Locks are only ever taken from ancestor to descendant (parent, then child,
+//! then grandchild), never the other way; two siblings are only locked
+//! together while their common parent's lock is held, which serialises every
+//! thread that could lock them in the opposite order. Links are followed with
+//! no lock held. A removal that finds its parent changed after locking
+//! retries.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cause::{CancelKind, Cancelled, Cause, Reason};
+use crate::error::ContextError;
+use crate::host::{Host, HostFuture, Instant};
+use crate::level::levels::{ChildOf, StaticLevel};
+use crate::level::Level;
+use crate::sync::{lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, Weak};
+use crate::trace::{AttrValue, Recorder, SpanId, SpanStatus};
+use crate::values::{Identity, ValueKey, Values};
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What every node of one tree shares: the host and the recorder.
+struct Env {
+    host: Arc<dyn Host>,
+    recorder: Option<std::sync::Arc<Recorder>>,
+}
+
+/// A deadline: when, and the cause it cancels with.
+#[derive(Clone)]
+pub struct Deadline {
+    /// When, on the host clock.
+    pub at: Instant,
+    /// The cause (kind `DeadlineExceeded`).
+    pub cause: std::sync::Arc<Cause>,
+    owner: Weak<Node>,
+}
+
+impl fmt::Debug for Deadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deadline")
+            .field("at", &self.at)
+            .field("cause", &self.cause)
+            .finish()
+    }
+}
+
+struct Inner {
+    parent: Option<Arc<Node>>,
+    parent_idx: usize,
+    children: Vec<Arc<Node>>,
+    links: Vec<Weak<Node>>,
+    waiters: Vec<(u64, Waker)>,
+    next_waiter: u64,
+    cause: Option<std::sync::Arc<Cause>>,
+}
+
+pub(crate) struct Node {
+    id: u64,
+    level: Level,
+    cancelled: AtomicBool,
+    handles: AtomicUsize,
+    deadline: Option<Deadline>,
+    values: Values,
+    env: Arc<Env>,
+    span: tracing::Span,
+    span_id: Option<SpanId>,
+    span_closed: AtomicBool,
+    inner: Mutex<Inner>,
+}
+
+/// Bytes of one context node (the `Arc` allocation, without the values'
+/// shared parts).
+pub fn node_size_bytes() -> usize {
+    std::mem::size_of::<Node>() + 2 * std::mem::size_of::<usize>()
+}
+
+impl Node {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+}
+
+/// Sets the cause and flag of a node whose lock is held, taking its waiters
+/// and links.
+fn mark(
+    node: &Node,
+    g: &mut Inner,
+    cause: &std::sync::Arc<Cause>,
+    wakers: &mut Vec<Waker>,
+    links: &mut Vec<Arc<Node>>,
+) {
+    g.cause = Some(cause.clone());
+    node.cancelled.store(true, Ordering::Release);
+    wakers.extend(g.waiters.drain(..).map(|(_, w)| w));
+    links.extend(g.links.drain(..).filter_map(|w| w.upgrade()));
+}
+
+/// Cancels `node` and everything under or linked to it. Iterative; at most
+/// three locks held, in ancestor-to-descendant order. Returns whether `node`
+/// itself was cancelled by this call (false if it already was).
+fn cancel_node(node: &Arc<Node>, cause: std::sync::Arc<Cause>) -> bool {
+    let mut work = vec![node.clone()];
+    let mut wakers = Vec::new();
+    let mut first = true;
+    let mut did = false;
+    while let Some(n) = work.pop() {
+        let mut links = Vec::new();
+        {
+            let mut g = n.lock();
+            if n.cancelled.load(Ordering::Relaxed) {
+                first = false;
+                continue;
+            }
+            mark(&n, &mut g, &cause, &mut wakers, &mut links);
+            did |= first;
+            first = false;
+            while let Some(child) = g.children.pop() {
+                let mut cg = child.lock();
+                cg.parent = None;
+                cg.parent_idx = 0;
+                if child.cancelled.load(Ordering::Relaxed) {
+                    continue;
+                }
+                while let Some(gc) = cg.children.pop() {
+                    let mut gg = gc.lock();
+                    gg.parent = None;
+                    gg.parent_idx = 0;
+                    if gc.cancelled.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    if gg.children.is_empty() {
+                        mark(&gc, &mut gg, &cause, &mut wakers, &mut links);
+                    } else {
+                        // Move it up to `n`, which is locked: processed later
+                        // in this loop, with only two levels locked below it.
+                        gg.parent = Some(n.clone());
+                        gg.parent_idx = g.children.len();
+                        drop(gg);
+                        g.children.push(gc);
+                    }
+                }
+                mark(&child, &mut cg, &cause, &mut wakers, &mut links);
+            }
+        }
+        work.extend(links);
+        wakers.drain(..).for_each(Waker::wake);
+    }
+    did
+}
+
+/// Takes `node` out of the tree after its last handle was dropped; its
+/// children move to its parent.
+fn remove_node(node: &Arc<Node>) {
+    loop {
+        let parent = node.lock().parent.clone();
+        match parent {
+            None => {
+                let mut g = node.lock();
+                if g.parent.is_some() {
+                    continue;
+                }
+                for c in g.children.drain(..) {
+                    let mut cg = c.lock();
+                    cg.parent = None;
+                    cg.parent_idx = 0;
+                }
+                g.links.clear();
+                return;
+            }
+            Some(p) => {
+                let mut pg = p.lock();
+                let mut g = node.lock();
+                if !g.parent.as_ref().is_some_and(|x| Arc::ptr_eq(x, &p)) {
+                    continue;
+                }
+                let idx = g.parent_idx;
+                if idx < pg.children.len() && Arc::ptr_eq(&pg.children[idx], node) {
+                    pg.children.swap_remove(idx);
+                    if let Some(moved) = pg.children.get(idx) {
+                        moved.lock().parent_idx = idx;
+                    }
+                }
+                g.parent = None;
+                g.parent_idx = 0;
+                for c in g.children.drain(..) {
+                    let mut cg = c.lock();
+                    cg.parent = Some(p.clone());
+                    cg.parent_idx = pg.children.len();
+                    drop(cg);
+                    pg.children.push(c);
+                }
+                g.links.clear();
+                return;
+            }
+        }
+    }
+}
+
+fn expire(node: &Arc<Node>, d: &Deadline) {
+    match d.owner.upgrade() {
+        Some(owner) => {
+            cancel_node(&owner, d.cause.clone());
+            // The owner may have left the tree while we held it: make sure.
+            cancel_node(node, d.cause.clone());
+        }
+        None => {
+            cancel_node(node, d.cause.clone());
+        }
+    }
+}
+
+/// A handle on one context of the tree. Cloning is cheap; the context leaves
+/// the tree (and its span closes) when the last handle is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use cascade::{Context, Identity, Level, Reason, StdHost};
+///
+/// let root = Context::root(StdHost::shared()).node_id(1).build().unwrap();
+/// let conn = root
+///     .child(Level::Routine)
+///     .identity(Identity::new("acme", "alice", "member"))
+///     .connection_id(7)
+///     .session_id(7)
+///     .build()
+///     .unwrap();
+/// let req = conn.child(Level::Request).build().unwrap();
+/// let query = req.child(Level::Query).statement_id(1).build().unwrap();
+///
+/// conn.cancel(Reason::ClientDisconnected);
+/// assert!(query.is_cancelled());
+/// let cause = query.cause().unwrap();
+/// assert_eq!(cause.level, Level::Routine);
+/// assert_eq!(query.values().tenant(), Some("acme"));
+/// assert!(!root.is_cancelled());
+/// ```
+pub struct Context {
+    node: Arc<Node>,
+}
+
+impl Clone for Context {
+    fn clone(&self) -> Self {
+        self.node.handles.fetch_add(1, Ordering::Relaxed);
+        Context {
+            node: self.node.clone(),
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        if self.node.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close_span(None);
+            remove_node(&self.node);
+        }
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("id", &self.node.id)
+            .field("level", &self.node.level)
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+impl Context {
+    /// Starts building a Root context on `host`.
+    pub fn root(host: Arc<dyn Host>) -> ContextBuilder<'static> {
+        ContextBuilder::new_root(host)
+    }
+
+    /// Starts building a child of level `level`. An out-of-order level is
+    /// reported by [`ContextBuilder::build`].
+    pub fn child(&self, level: Level) -> ContextBuilder<'_> {
+        ContextBuilder::new_child(self, level)
+    }
+
+    /// A unique id (unique in the process).
+    #[inline]
+    pub fn id(&self) -> u64 {
+        self.node.id
+    }
+
+    /// The level.
+    #[inline]
+    pub fn level(&self) -> Level {
+        self.node.level
+    }
+
+    /// The values: O(1) at any depth.
+    #[inline]
+    pub fn values(&self) -> &Values {
+        &self.node.values
+    }
+
+    /// Whether this context is cancelled: one atomic load, no lock. Does not
+    /// read the clock; see [`Context::check`] for deadlines.
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.node.cancelled.load(Ordering::Acquire)
+    }
+
+    /// The cause, once cancelled.
+    pub fn cause(&self) -> Option<std::sync::Arc<Cause>> {
+        if !self.is_cancelled() {
+            return None;
+        }
+        self.node.lock().cause.clone()
+    }
+
+    /// The kind (`Canceled` / `DeadlineExceeded`), once cancelled: Go's
+    /// `ctx.Err()`.
+    pub fn err(&self) -> Option<CancelKind> {
+        self.cause().map(|c| c.kind)
+    }
+
+    /// `Ok` while live; the cancellation otherwise. Also fires the deadline
+    /// when the host clock has passed it (one clock read when a deadline is
+    /// set, none otherwise).
+    #[inline]
+    pub fn check(&self) -> Result<(), Cancelled> {
+        if self.is_cancelled() {
+            return Err(self.cancelled_error());
+        }
+        if let Some(d) = &self.node.deadline {
+            if self.node.env.host.now() >= d.at {
+                expire(&self.node, d);
+                return Err(self.cancelled_error());
+            }
+        }
+        Ok(())
+    }
+
+    fn cancelled_error(&self) -> Cancelled {
+        let cause = self.node.lock().cause.clone().unwrap_or_else(|| {
+            std::sync::Arc::new(Cause::canceled(Reason::Requested, self.level(), self.id()))
+        });
+        Cancelled(cause)
+    }
+
+    /// Cancels this context and every descendant and linked context, with
+    /// `reason` starting at this level. Returns false if it was already
+    /// cancelled (the first cause wins).
+    pub fn cancel(&self, reason: Reason) -> bool {
+        self.cancel_with(Cause::canceled(reason, self.level(), self.id()))
+    }
+
+    /// Cancels with a complete cause.
+    pub fn cancel_with(&self, cause: Cause) -> bool {
+        cancel_node(&self.node, std::sync::Arc::new(cause))
+    }
+
+    /// A future that completes when this context is cancelled, or when its
+    /// deadline passes on the host's timer (which then cancels it).
+    pub fn cancelled(&self) -> WaitCancelled {
+        WaitCancelled {
+            node: self.node.clone(),
+            key: None,
+            timer: None,
+        }
+    }
+
+    /// The effective deadline (earliest of its own and its ancestors').
+    pub fn deadline(&self) -> Option<&Deadline> {
+        self.node.deadline.as_ref()
+    }
+
+    /// Time left before the deadline, if any.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline()
+            .map(|d| d.at.saturating_since(self.node.env.host.now()))
+    }
+
+    /// The host.
+    pub fn host(&self) -> &Arc<dyn Host> {
+        &self.node.env.host
+    }
+
+    /// The recorder, when the tree records spans.
+    pub fn recorder(&self) -> Option<&std::sync::Arc<Recorder>> {
+        self.node.env.recorder.as_ref()
+    }
+
+    /// This context's span in the recorder.
+    pub fn span_id(&self) -> Option<SpanId> {
+        self.node.span_id
+    }
+
+    /// This context's `tracing` span (a child of its parent's).
+    pub fn tracing_span(&self) -> &tracing::Span {
+        &self.node.span
+    }
+
+    /// Sets an attribute on this context's recorded span.
+    pub fn set_attr(&self, key: &str, value: impl Into<AttrValue>) {
+        if let (Some(r), Some(s)) = (self.recorder(), self.span_id()) {
+            r.set_attr(s, key, value);
+        }
+    }
+
+    /// Closes this context's span now with `status` (an error, say).
+    /// Without it the span closes when the last handle is dropped, with the
+    /// cancel cause or `Ok`.
+    pub fn finish(&self, status: SpanStatus) {
+        self.close_span(Some(status));
+    }
+
+    fn close_span(&self, status: Option<SpanStatus>) {
+        if self.node.span_closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let (Some(r), Some(s)) = (self.recorder(), self.span_id()) {
+            let status = status.unwrap_or_else(|| match self.cause() {
+                Some(c) => SpanStatus::from_cause(&c),
+                None => SpanStatus::Ok,
+            });
+            r.close(s, status);
+        }
+    }
+
+    /// A cleanup context: same level and values, its span a child of this
+    /// one's, but a new cancellation root with its own deadline `timeout`.
+    /// It is live even when `self` is cancelled, so a rollback after
+    /// `KILL CONNECTION` can run on it.
+    ///
+    /// ```
+    /// use cascade::{Context, Level, Reason, StdHost};
+    /// use std::time::Duration;
+    /// let root = Context::root(StdHost::shared()).node_id(1).build().unwrap();
+    /// root.cancel(Reason::Shutdown);
+    /// let cleanup = root.cleanup(Duration::from_secs(5));
+    /// assert!(!cleanup.is_cancelled());
+    /// assert_eq!(cleanup.values().node_id(), Some(1));
+    /// ```
+    pub fn cleanup(&self, timeout: Duration) -> Context {
+        self.cleanup_linked(timeout, None)
+    }
+
+    /// Like [`Context::cleanup`], with the span also linked to `cleans_up`
+    /// (the request whose work it cleans up).
+    pub fn cleanup_linked(&self, timeout: Duration, cleans_up: Option<&Context>) -> Context {
+        let id = next_id();
+        let env = self.node.env.clone();
+        let at = env.host.now().saturating_add(timeout);
+        let limit_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let span_id = env.recorder.as_ref().map(|r| {
+            let s = r.open(
+                self.span_id(),
+                &format!("cleanup {}", self.level().as_str().to_lowercase()),
+                self.level(),
+                [("cleanup".to_owned(), AttrValue::Bool(true))],
+            );
+            if let Some(l) = cleans_up.and_then(Context::span_id) {
+                r.add_link(s, l);
+            }
+            s
+        });
+        let span = tracing::info_span!(target: "cascade", parent: self.node.span.id(), "cleanup", level = self.level().as_str(), ctx = id);
+        let node = Arc::new_cyclic(|weak| Node {
+            id,
+            level: self.level(),
+            cancelled: AtomicBool::new(false),
+            handles: AtomicUsize::new(1),
+            deadline: Some(Deadline {
+                at,
+                cause: std::sync::Arc::new(Cause::deadline(
+                    Reason::CleanupTimeout { limit_ms },
+                    self.level(),
+                    id,
+                )),
+                owner: weak.clone(),
+            }),
+            values: self.node.values.clone(),
+            env,
+            span,
+            span_id,
+            span_closed: AtomicBool::new(false),
+            inner: Mutex::new(Inner::new(None, 0)),
+        });
+        Context { node }
+    }
+
+    /// A snapshot of this context and its live descendants.
+    pub fn snapshot(&self) -> ContextInfo {
+        snapshot_node(&self.node, self.node.env.host.now())
+    }
+
+    /// Number of nodes in this context's subtree, itself included.
+    pub fn subtree_len(&self) -> usize {
+        let mut n = 0;
+        let mut stack = vec![self.node.clone()];
+        while let Some(x) = stack.pop() {
+            n += 1;
+            stack.extend(x.lock().children.iter().cloned());
+        }
+        n
+    }
+
+    /// Whether two handles point at the same context.
+    pub fn same(&self, other: &Context) -> bool {
+        Arc::ptr_eq(&self.node, &other.node)
+    }
+}
+
+impl Inner {
+    fn new(parent: Option<Arc<Node>>, parent_idx: usize) -> Self {
+        Inner {
+            parent,
+            parent_idx,
+            children: Vec::new(),
+            links: Vec::new(),
+            waiters: Vec::new(),
+            next_waiter: 0,
+            cause: None,
+        }
+    }
+}
+
+/// A live context as shown in a context-tree view.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextInfo {
+    /// Context id.
+    pub id: u64,
+    /// Level.
+    pub level: Level,
+    /// Whether cancelled.
+    pub cancelled: bool,
+    /// The cause, when cancelled.
+    pub cause: Option<std::sync::Arc<Cause>>,
+    /// Connection id.
+    pub connection_id: Option<u64>,
+    /// Statement id.
+    pub statement_id: Option<u64>,
+    /// Transaction id.
+    pub txn_id: Option<u64>,
+    /// Tenant, user, role.
+    pub identity: Option<Arc<Identity>>,
+    /// Milliseconds left before the deadline.
+    pub deadline_in_ms: Option<f64>,
+    /// Children.
+    pub children: Vec<ContextInfo>,
+}
+
+fn snapshot_node(node: &Arc<Node>, now: Instant) -> ContextInfo {
+    let (children, cause) = {
+        let g = node.lock();
+        (g.children.clone(), g.cause.clone())
+    };
+    ContextInfo {
+        id: node.id,
+        level: node.level,
+        cancelled: node.cancelled.load(Ordering::Acquire),
+        cause,
+        connection_id: node.values.connection_id,
+        statement_id: node.values.statement_id,
+        txn_id: node.values.txn_id,
+        identity: node.values.identity.clone(),
+        deadline_in_ms: node
+            .deadline
+            .as_ref()
+            .map(|d| d.at.0.saturating_sub(now.0) as f64 / 1e6),
+        children: children.iter().map(|c| snapshot_node(c, now)).collect(),
+    }
+}
+
+/// The future returned by [`Context::cancelled`].
+pub struct WaitCancelled {
+    node: Arc<Node>,
+    key: Option<u64>,
+    timer: Option<HostFuture>,
+}
+
+impl Future for WaitCancelled {
+    type Output = std::sync::Arc<Cause>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        {
+            let mut g = this.node.lock();
+            if this.node.cancelled.load(Ordering::Acquire) {
+                if let Some(k) = this.key.take() {
+                    g.waiters.retain(|(x, _)| *x != k);
+                }
+                if let Some(c) = g.cause.clone() {
+                    return Poll::Ready(c);
+                }
+            }
+            match this.key {
+                Some(k) => {
+                    if let Some(slot) = g.waiters.iter_mut().find(|(x, _)| *x == k) {
+                        if !slot.1.will_wake(cx.waker()) {
+                            slot.1 = cx.waker().clone();
+                        }
+                    } else {
+                        g.waiters.push((k, cx.waker().clone()));
+                    }
+                }
+                None => {
+                    let k = g.next_waiter;
+                    g.next_waiter += 1;
+                    g.waiters.push((k, cx.waker().clone()));
+                    this.key = Some(k);
+                }
+            }
+        }
+        if let Some(d) = this.node.deadline.clone() {
+            let host = this.node.env.host.clone();
+            let timer = this.timer.get_or_insert_with(|| host.sleep_until(d.at));
+            if timer.as_mut().poll(cx).is_ready() {
+                expire(&this.node, &d);
+                let cause = this.node.lock().cause.clone().unwrap_or(d.cause);
+                return Poll::Ready(cause);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for WaitCancelled {
+    fn drop(&mut self) {
+        if let Some(k) = self.key {
+            self.node.lock().waiters.retain(|(x, _)| *x != k);
+        }
+    }
+}
+
+/// What a builder produces: a [`Context`] or a typed [`Ctx`].
+pub trait Built: Sized {
+    /// Wraps a freshly built context.
+    fn wrap(ctx: Context) -> Self;
+}
+
+impl Built for Context {
+    fn wrap(ctx: Context) -> Self {
+        ctx
+    }
+}
+
+impl<L: StaticLevel> Built for Ctx<L> {
+    fn wrap(ctx: Context) -> Self {
+        Ctx {
+            ctx,
+            _level: PhantomData,
+        }
+    }
+}
+
+/// Builds a context: all of its values, its deadline, link and span
+/// attributes in one derivation. Mandatory values of the level must be set
+/// here, or [`build`](Self::build) names the missing one.
+///
+/// ```
+/// use cascade::{Context, ContextError, Level, StdHost, ValueKey};
+/// let root = Context::root(StdHost::shared()).node_id(1).build().unwrap();
+/// let err = root.child(Level::Routine).connection_id(1).build().unwrap_err();
+/// assert!(matches!(err, ContextError::MissingValue { key: ValueKey::Identity, .. }));
+/// ```
+#[must_use = "a builder does nothing until built"]
+pub struct ContextBuilder<'a, K: Built = Context> {
+    parent: Option<&'a Context>,
+    host: Option<Arc<dyn Host>>,
+    level: Level,
+    values: Values,
+    set: u8,
+    timeout: Option<(Duration, Reason)>,
+    link: Option<&'a Context>,
+    name: Option<Cow<'static, str>>,
+    attrs: Vec<(String, AttrValue)>,
+    recorder: Option<std::sync::Arc<Recorder>>,
+    _out: PhantomData<fn() -> K>,
+}
+
+fn key_bit(k: ValueKey) -> u8 {
+    1 << (k as u8)
+}
+
+impl<'a, K: Built> ContextBuilder<'a, K> {
+    fn new_root(host: Arc<dyn Host>) -> Self {
+        ContextBuilder {
+            parent: None,
+            host: Some(host),
+            level: Level::Root,
+            values: Values::default(),
+            set: 0,
+            timeout: None,
+            link: None,
+            name: None,
+            attrs: Vec::new(),
+            recorder: None,
+            _out: PhantomData,
+        }
+    }
+
+    fn new_child(parent: &'a Context, level: Level) -> Self {
+        ContextBuilder {
+            parent: Some(parent),
+            host: None,
+            level,
+            values: parent.node.values.clone(),
+            set: 0,
+            timeout: None,
+            link: None,
+            name: None,
+            attrs: Vec::new(),
+            recorder: None,
+            _out: PhantomData,
+        }
+    }
+
+    fn mark(mut self, k: ValueKey) -> Self {
+        self.set |= key_bit(k);
+        self
+    }
+
+    /// Node id (mandatory for Root).
+    pub fn node_id(mut self, id: u64) -> Self {
+        self.values.node_id = Some(id);
+        self.mark(ValueKey::NodeId)
+    }
+    /// Tenant, user and role (mandatory for Routine).
+    pub fn identity(mut self, identity: impl Into<Arc<Identity>>) -> Self {
+        self.values.identity = Some(identity.into());
+        self.mark(ValueKey::Identity)
+    }
+    /// Connection id (mandatory for Routine).
+    pub fn connection_id(mut self, id: u64) -> Self {
+        self.values.connection_id = Some(id);
+        self.mark(ValueKey::ConnectionId)
+    }
+    /// Session id (mandatory for Routine).
+    pub fn session_id(mut self, id: u64) -> Self {
+        self.values.session_id = Some(id);
+        self.mark(ValueKey::SessionId)
+    }
+    /// Transaction id (mandatory for Txn).
+    pub fn txn_id(mut self, id: u64) -> Self {
+        self.values.txn_id = Some(id);
+        self.mark(ValueKey::TxnId)
+    }
+    /// Statement id (mandatory for Query).
+    pub fn statement_id(mut self, id: u64) -> Self {
+        self.values.statement_id = Some(id);
+        self.mark(ValueKey::StatementId)
+    }
+    /// An embedder-defined value, looked up by type with
+    /// [`Values::get`].
+    pub fn value<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
+        self.values
+            .insert_ext(std::any::TypeId::of::<T>(), std::sync::Arc::new(value));
+        self
+    }
+    /// A deadline `timeout` from now on the host clock, cancelling with
+    /// `reason` (kind `DeadlineExceeded`). The effective deadline is the
+    /// earliest of this and the parent's.
+    pub fn timeout(mut self, timeout: Duration, reason: Reason) -> Self {
+        self.timeout = Some((timeout, reason));
+        self
+    }
+    /// Also cancel this context when `target` is cancelled (a Query's link
+    /// to its Txn). The target must be a Txn for a Query; any level may link
+    /// to any shallower context otherwise.
+    pub fn link(mut self, target: &'a Context) -> Self {
+        self.link = Some(target);
+        self
+    }
+    /// The span's name (default: the level in lower case).
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// A span attribute.
+    pub fn attr(mut self, key: &str, value: impl Into<AttrValue>) -> Self {
+        self.attrs.push((key.to_owned(), value.into()));
+        self
+    }
+    /// Record this tree's spans in `recorder` (Root only; children inherit).
+    pub fn recorder(mut self, recorder: std::sync::Arc<Recorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Builds the context: checks the level order and the mandatory values,
+    /// attaches it to its parent (born cancelled if the parent is) and to its
+    /// link, and opens its spans.
+    pub fn build(self) -> Result<K, ContextError> {
+        if let Some(p) = self.parent {
+            p.level().check_derive(self.level)?;
+        }
+        for &k in ValueKey::mandatory(self.level) {
+            if self.set & key_bit(k) == 0 {
+                return Err(ContextError::MissingValue {
+                    level: self.level,
+                    key: k,
+                });
+            }
+        }
+        if let Some(t) = self.link {
+            if t.level() >= self.level || (self.level == Level::Query && t.level() != Level::Txn) {
+                return Err(ContextError::BadLink {
+                    child: self.level,
+                    target: t.level(),
+                });
+            }
+        }
+        Ok(K::wrap(self.attach()))
+    }
+
+    fn attach(self) -> Context {
+        let id = next_id();
+        let env = match (self.parent, self.host) {
+            (Some(p), _) if self.recorder.is_none() => p.node.env.clone(),
+            (Some(p), _) => Arc::new(Env {
+                host: p.node.env.host.clone(),
+                recorder: self.recorder.clone(),
+            }),
+            (None, Some(host)) => Arc::new(Env {
+                host,
+                recorder: self.recorder.clone(),
+            }),
+            (None, None) => unreachable!("a root builder always has a host"),
+        };
+        let parent_deadline = self.parent.and_then(|p| p.node.deadline.clone());
+        let level = self.level;
+        let make_own = |weak: &Weak<Node>| {
+            self.timeout.as_ref().map(|(d, reason)| Deadline {
+                at: env.host.now().saturating_add(*d),
+                cause: std::sync::Arc::new(Cause::deadline(reason.clone(), level, id)),
+                owner: weak.clone(),
+            })
+        };
+        let span_id = env.recorder.as_ref().map(|r| {
+            let mut attrs = self.attrs.clone();
+            attrs.push(("ctx".into(), AttrValue::from(id)));
+            let v = &self.values;
+            if let Some(c) = v.connection_id {
+                attrs.push(("connection_id".into(), c.into()));
+            }
+            if let (Some(t), Level::Txn | Level::Query) = (v.txn_id, level) {
+                attrs.push(("txn_id".into(), t.into()));
+            }
+            if let (Some(s), Level::Query | Level::Pipeline) = (v.statement_id, level) {
+                attrs.push(("statement_id".into(), s.into()));
+            }
+            let name = self
+                .name
+                .clone()
+                .unwrap_or_else(|| Cow::Owned(level.as_str().to_lowercase()));
+            r.open(self.parent.and_then(Context::span_id), &name, level, attrs)
+        });
+        let parent_span = self.parent.and_then(|p| p.node.span.id());
+        let span = make_tracing_span(level, id, parent_span);
+        let new_node = |parent: Option<Arc<Node>>, idx: usize| {
+            Arc::new_cyclic(|weak| {
+                let own = make_own(weak);
+                let deadline = match (own, parent_deadline.clone()) {
+                    (Some(a), Some(b)) => Some(if a.at <= b.at { a } else { b }),
+                    (a, b) => a.or(b),
+                };
+                Node {
+                    id,
+                    level,
+                    cancelled: AtomicBool::new(false),
+                    handles: AtomicUsize::new(1),
+                    deadline,
+                    values: self.values.clone(),
+                    env: env.clone(),
+                    span: span.clone(),
+                    span_id,
+                    span_closed: AtomicBool::new(false),
+                    inner: Mutex::new(Inner::new(parent, idx)),
+                }
+            })
+        };
+        let (node, inherited) = match self.parent {
+            None => (new_node(None, 0), None),
+            Some(p) => {
+                let mut pg = p.node.lock();
+                if p.node.cancelled.load(Ordering::Relaxed) {
+                    let cause = pg.cause.clone();
+                    drop(pg);
+                    (new_node(None, 0), cause)
+                } else {
+                    let idx = pg.children.len();
+                    let n = new_node(Some(p.node.clone()), idx);
+                    pg.children.push(n.clone());
+                    (n, None)
+                }
+            }
+        };
+        let mut born_cancelled = inherited;
+        if born_cancelled.is_none() {
+            if let Some(t) = self.link {
+                let mut tg = t.node.lock();
+                if t.node.cancelled.load(Ordering::Relaxed) {
+                    born_cancelled = tg.cause.clone();
+                } else {
+                    if tg.links.len() == tg.links.capacity() {
+                        tg.links.retain(|w| w.strong_count() > 0);
+                    }
+                    tg.links.push(Arc::downgrade(&node));
+                }
+            }
+        }
+        if let Some(cause) = born_cancelled {
+            cancel_node(&node, cause);
+        }
+        Context { node }
+    }
+}
+
+fn make_tracing_span(level: Level, id: u64, parent: Option<tracing::Id>) -> tracing::Span {
+    match level {
+        Level::Root => tracing::info_span!(target: "cascade", parent: parent, "root", ctx = id),
+        Level::Routine => tracing::info_span!(target: "cascade", parent: parent, "routine", ctx = id),
+        Level::Txn => tracing::info_span!(target: "cascade", parent: parent, "txn", ctx = id),
+        Level::Request => tracing::info_span!(target: "cascade", parent: parent, "request", ctx = id),
+        Level::Query => tracing::info_span!(target: "cascade", parent: parent, "query", ctx = id),
+        Level::Pipeline | Level::Operator => {
+            tracing::info_span!(target: "cascade", parent: parent, "pipeline", ctx = id)
+        }
+    }
+}
+
+/// A context whose level is known at compile time. Derivations out of order
+/// do not compile.
+///
+/// ```
+/// use cascade::{Ctx, Identity, StdHost};
+/// use cascade::levels::{Pipeline, Query, Request, Root, Routine};
+///
+/// let root: Ctx<Root> = Ctx::root(StdHost::shared()).node_id(1).build().unwrap();
+/// let conn: Ctx<Routine> = root
+///     .derive::<Routine>()
+///     .identity(Identity::new("t", "u", "r"))
+///     .connection_id(1)
+///     .session_id(1)
+///     .build()
+///     .unwrap();
+/// let req: Ctx<Request> = conn.derive::<Request>().build().unwrap();
+/// let q: Ctx<Query> = req.derive::<Query>().statement_id(9).build().unwrap();
+/// let p: Ctx<Pipeline> = q.derive::<Pipeline>().build().unwrap();
+/// let nested: Ctx<Pipeline> = p.derive::<Pipeline>().build().unwrap();
+/// assert_eq!(nested.values().statement_id(), Some(9));
+/// ```
+///
+/// ```compile_fail
+/// use cascade::{Ctx, StdHost};
+/// use cascade::levels::{Query, Root};
+/// let root: Ctx<Root> = Ctx::root(StdHost::shared()).node_id(1).build().unwrap();
+/// let q = root.derive::<Query>(); // a Query cannot hang under Root
+/// ```
+pub struct Ctx<L: StaticLevel> {
+    ctx: Context,
+    _level: PhantomData<L>,
+}
+
+impl<L: StaticLevel> Clone for Ctx<L> {
+    fn clone(&self) -> Self {
+        Ctx {
+            ctx: self.ctx.clone(),
+            _level: PhantomData,
+        }
+    }
+}
+
+impl<L: StaticLevel> fmt::Debug for Ctx<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.ctx.fmt(f)
+    }
+}
+
+impl Ctx<crate::level::levels::Root> {
+    /// Starts building a typed Root context.
+    pub fn root(host: Arc<dyn Host>) -> ContextBuilder<'static, Self> {
+        ContextBuilder::new_root(host)
+    }
+}
+
+impl<L: StaticLevel> Ctx<L> {
+    /// Starts building a child of level `C`; only levels allowed under `L`
+    /// compile.
+    pub fn derive<C: ChildOf<L>>(&self) -> ContextBuilder<'_, Ctx<C>> {
+        ContextBuilder::new_child(&self.ctx, C::LEVEL)
+    }
+
+    /// The untyped handle.
+    pub fn into_dyn(self) -> Context {
+        self.ctx
+    }
+
+    /// Checks the level of an untyped handle.
+    pub fn from_dyn(ctx: Context) -> Result<Self, ContextError> {
+        if ctx.level() == L::LEVEL {
+            Ok(Ctx {
+                ctx,
+                _level: PhantomData,
+            })
+        } else {
+            Err(ContextError::OutOfOrder {
+                parent: ctx.level(),
+                child: L::LEVEL,
+            })
+        }
+    }
+}
+
+impl<L: StaticLevel> Deref for Ctx<L> {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+// Keep the id generator's type honest under loom, which has no statics.
+#[allow(dead_code)]
+fn _assert_types() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Context>();
+    send::<WaitCancelled>();
+    let _ = AtomicU64::new(0);
+}

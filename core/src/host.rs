@@ -1,0 +1,229 @@
+//! The host: a monotonic clock, a timer future and a yield.
+//!
+//! Core never picks a runtime. The embedder supplies a [`Host`]:
+//! natively [`StdHost`] (`std::time` + `futures-timer`), in the browser the
+//! `cascade-web` host (`performance.now()`, `setTimeout`, a `MessageChannel`
+//! yield), and in tests [`ManualHost`], whose clock only moves when told, so
+//! timeouts are deterministic.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::sync::lock;
+
+/// A point on the host's monotonic clock, in nanoseconds since the host's
+/// epoch (its creation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+pub struct Instant(pub u64);
+
+impl Instant {
+    /// Nanoseconds since the host's epoch.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+    /// Microseconds since the host's epoch.
+    pub const fn as_micros(self) -> u64 {
+        self.0 / 1_000
+    }
+    /// `self + d`, saturating.
+    pub fn saturating_add(self, d: Duration) -> Instant {
+        Instant(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+    }
+    /// Time from `earlier` to `self` (zero if `earlier` is later).
+    pub fn saturating_since(self, earlier: Instant) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+/// A boxed future returned by a host.
+pub type HostFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// What core needs from its environment.
+pub trait Host: Send + Sync + 'static {
+    /// The monotonic clock.
+    fn now(&self) -> Instant;
+    /// A future that completes at or after `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> HostFuture;
+    /// A future that gives other work (timers, messages, other tasks) a chance
+    /// to run and then completes. In a browser it must reach the macrotask
+    /// queue.
+    fn yield_now(&self) -> HostFuture;
+}
+
+/// A future that returns `Pending` once after waking itself: enough for any
+/// executor to run its other ready tasks.
+#[derive(Debug, Default)]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.yielded {
+            Poll::Ready(())
+        } else {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+/// The native host: `std::time::Instant` and `futures-timer`.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug, Clone)]
+pub struct StdHost {
+    epoch: std::time::Instant,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl StdHost {
+    /// A host whose epoch is now.
+    pub fn new() -> Self {
+        StdHost {
+            epoch: std::time::Instant::now(),
+        }
+    }
+    /// Shared, ready to hand to a root context.
+    pub fn shared() -> Arc<dyn Host> {
+        Arc::new(Self::new())
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Default for StdHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Host for StdHost {
+    fn now(&self) -> Instant {
+        Instant(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+    fn sleep_until(&self, deadline: Instant) -> HostFuture {
+        let wait = deadline.saturating_since(self.now());
+        Box::pin(futures_timer::Delay::new(wait))
+    }
+    fn yield_now(&self) -> HostFuture {
+        Box::pin(YieldNow::default())
+    }
+}
+
+/// A host whose clock moves only when [`ManualHost::advance`] is called.
+/// Timers complete when the clock passes them.
+///
+/// ```
+/// use cascade::host::{Host, Instant, ManualHost};
+/// use std::time::Duration;
+/// let host = ManualHost::new();
+/// host.advance(Duration::from_millis(5));
+/// assert_eq!(host.now(), Instant(5_000_000));
+/// ```
+#[derive(Debug, Default)]
+pub struct ManualHost {
+    state: Arc<Mutex<ManualState>>,
+}
+
+#[derive(Debug, Default)]
+struct ManualState {
+    now: u64,
+    timers: Vec<(u64, Waker)>,
+}
+
+impl ManualHost {
+    /// A clock at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Moves the clock forward and wakes every timer that is now due.
+    pub fn advance(&self, d: Duration) {
+        let due: Vec<Waker> = {
+            let mut s = lock(&self.state);
+            s.now = s
+                .now
+                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            let now = s.now;
+            let (due, keep): (Vec<_>, Vec<_>) = s.timers.drain(..).partition(|(at, _)| *at <= now);
+            s.timers = keep;
+            due.into_iter().map(|(_, w)| w).collect()
+        };
+        due.into_iter().for_each(Waker::wake);
+    }
+    /// Number of timers waiting.
+    pub fn pending_timers(&self) -> usize {
+        lock(&self.state).timers.len()
+    }
+}
+
+struct ManualSleep {
+    state: Arc<Mutex<ManualState>>,
+    deadline: u64,
+}
+
+impl Future for ManualSleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let mut s = lock(&self.state);
+        if s.now >= self.deadline {
+            return Poll::Ready(());
+        }
+        let deadline = self.deadline;
+        s.timers.push((deadline, cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+impl Host for ManualHost {
+    fn now(&self) -> Instant {
+        Instant(lock(&self.state).now)
+    }
+    fn sleep_until(&self, deadline: Instant) -> HostFuture {
+        Box::pin(ManualSleep {
+            state: self.state.clone(),
+            deadline: deadline.0,
+        })
+    }
+    fn yield_now(&self) -> HostFuture {
+        Box::pin(YieldNow::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[test]
+    fn manual_timer_fires_only_when_advanced_past_it() {
+        let host = ManualHost::new();
+        let mut sleep = host.sleep_until(Instant(10));
+        assert!(sleep.as_mut().now_or_never().is_none());
+        host.advance(Duration::from_nanos(9));
+        assert!(sleep.as_mut().now_or_never().is_none());
+        host.advance(Duration::from_nanos(1));
+        assert!(sleep.as_mut().now_or_never().is_some());
+    }
+
+    #[test]
+    fn yield_now_is_pending_once() {
+        let mut y = YieldNow::default();
+        assert!((&mut y).now_or_never().is_none());
+        assert!((&mut y).now_or_never().is_some());
+    }
+
+    #[test]
+    fn std_host_clock_is_monotonic_and_sleeps() {
+        let host = StdHost::new();
+        let a = host.now();
+        futures::executor::block_on(host.sleep_until(a.saturating_add(Duration::from_millis(2))));
+        assert!(host.now().saturating_since(a) >= Duration::from_millis(2));
+    }
+}
