@@ -123,7 +123,10 @@ impl fmt::Display for Reason {
             Reason::ClientDisconnected => write!(f, "the client disconnected"),
             Reason::ConnectionClosed => write!(f, "the connection was closed"),
             Reason::StatementTimeout { limit_ms } => {
-                write!(f, "statement timeout of {limit_ms} ms (max_execution_time) exceeded")
+                write!(
+                    f,
+                    "statement timeout of {limit_ms} ms (max_execution_time) exceeded"
+                )
             }
             Reason::CleanupTimeout { limit_ms } => {
                 write!(f, "cleanup timeout of {limit_ms} ms exceeded")

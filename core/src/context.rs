@@ -50,7 +50,9 @@ use crate::error::ContextError;
 use crate::host::{Host, HostFuture, Instant};
 use crate::level::levels::{ChildOf, StaticLevel};
 use crate::level::Level;
-use crate::sync::{lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, Weak};
+use crate::sync::{
+    lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, Weak,
+};
 use crate::trace::{AttrValue, Recorder, SpanId, SpanStatus};
 use crate::values::{Identity, ValueKey, Values};
 
@@ -399,7 +401,7 @@ impl Context {
     /// deadline passes on the host's timer (which then cancels it).
     pub fn cancelled(&self) -> WaitCancelled {
         WaitCancelled {
-            node: self.node.clone(),
+            ctx: self.clone(),
             key: None,
             timer: None,
         }
@@ -500,7 +502,11 @@ impl Context {
             }
             s
         });
-        let span = tracing::info_span!(target: "cascade", parent: self.node.span.id(), "cleanup", level = self.level().as_str(), ctx = id);
+        let level_name = self.level().as_str();
+        let span = child_span(
+            Some(&self.node.span),
+            |parent| tracing::info_span!(target: "cascade", parent: parent, "cleanup", level = level_name, ctx = id),
+        );
         let node = Arc::new_cyclic(|weak| Node {
             id,
             level: self.level(),
@@ -609,9 +615,11 @@ fn snapshot_node(node: &Arc<Node>, now: Instant) -> ContextInfo {
     }
 }
 
-/// The future returned by [`Context::cancelled`].
+/// The future returned by [`Context::cancelled`]. It holds a handle on the
+/// context, so the context stays in the tree (and the cascade reaches the
+/// waiter) even when every other handle is dropped while it waits.
 pub struct WaitCancelled {
-    node: Arc<Node>,
+    ctx: Context,
     key: Option<u64>,
     timer: Option<HostFuture>,
 }
@@ -622,8 +630,8 @@ impl Future for WaitCancelled {
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         {
-            let mut g = this.node.lock();
-            if this.node.cancelled.load(Ordering::Acquire) {
+            let mut g = this.ctx.node.lock();
+            if this.ctx.node.cancelled.load(Ordering::Acquire) {
                 if let Some(k) = this.key.take() {
                     g.waiters.retain(|(x, _)| *x != k);
                 }
@@ -649,12 +657,12 @@ impl Future for WaitCancelled {
                 }
             }
         }
-        if let Some(d) = this.node.deadline.clone() {
-            let host = this.node.env.host.clone();
+        if let Some(d) = this.ctx.node.deadline.clone() {
+            let host = this.ctx.node.env.host.clone();
             let timer = this.timer.get_or_insert_with(|| host.sleep_until(d.at));
             if timer.as_mut().poll(cx).is_ready() {
-                expire(&this.node, &d);
-                let cause = this.node.lock().cause.clone().unwrap_or(d.cause);
+                expire(&this.ctx.node, &d);
+                let cause = this.ctx.node.lock().cause.clone().unwrap_or(d.cause);
                 return Poll::Ready(cause);
             }
         }
@@ -665,7 +673,7 @@ impl Future for WaitCancelled {
 impl Drop for WaitCancelled {
     fn drop(&mut self) {
         if let Some(k) = self.key {
-            self.node.lock().waiters.retain(|(x, _)| *x != k);
+            self.ctx.node.lock().waiters.retain(|(x, _)| *x != k);
         }
     }
 }
@@ -893,8 +901,9 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
                 .unwrap_or_else(|| Cow::Owned(level.as_str().to_lowercase()));
             r.open(self.parent.and_then(Context::span_id), &name, level, attrs)
         });
-        let parent_span = self.parent.and_then(|p| p.node.span.id());
-        let span = make_tracing_span(level, id, parent_span);
+        let span = child_span(self.parent.map(|p| &p.node.span), |parent| {
+            make_tracing_span(level, id, parent)
+        });
         let new_node = |parent: Option<Arc<Node>>, idx: usize| {
             Arc::new_cyclic(|weak| {
                 let own = make_own(weak);
@@ -954,12 +963,42 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
     }
 }
 
+/// Opens a context's `tracing` span under `parent`'s span.
+///
+/// A span id only means something to the subscriber that issued it (handing
+/// a foreign id to `tracing-subscriber`'s registry panics), so the child is
+/// opened in the parent span's own dispatcher. A parent with no live span, or
+/// one issued while no subscriber was set, gives a root span in the current
+/// dispatcher instead.
+fn child_span(
+    parent: Option<&tracing::Span>,
+    make: impl Fn(Option<tracing::Id>) -> tracing::Span,
+) -> tracing::Span {
+    let in_parent = parent.and_then(|p| {
+        p.with_subscriber(|(id, dispatch)| {
+            if dispatch.is::<tracing::subscriber::NoSubscriber>() {
+                None
+            } else {
+                Some(tracing::dispatcher::with_default(dispatch, || {
+                    make(Some(id.clone()))
+                }))
+            }
+        })
+        .flatten()
+    });
+    in_parent.unwrap_or_else(|| make(None))
+}
+
 fn make_tracing_span(level: Level, id: u64, parent: Option<tracing::Id>) -> tracing::Span {
     match level {
         Level::Root => tracing::info_span!(target: "cascade", parent: parent, "root", ctx = id),
-        Level::Routine => tracing::info_span!(target: "cascade", parent: parent, "routine", ctx = id),
+        Level::Routine => {
+            tracing::info_span!(target: "cascade", parent: parent, "routine", ctx = id)
+        }
         Level::Txn => tracing::info_span!(target: "cascade", parent: parent, "txn", ctx = id),
-        Level::Request => tracing::info_span!(target: "cascade", parent: parent, "request", ctx = id),
+        Level::Request => {
+            tracing::info_span!(target: "cascade", parent: parent, "request", ctx = id)
+        }
         Level::Query => tracing::info_span!(target: "cascade", parent: parent, "query", ctx = id),
         Level::Pipeline | Level::Operator => {
             tracing::info_span!(target: "cascade", parent: parent, "pipeline", ctx = id)
@@ -1065,4 +1104,934 @@ fn _assert_types() {
     send_sync::<Context>();
     send::<WaitCancelled>();
     let _ = AtomicU64::new(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::ManualHost;
+    use futures::FutureExt;
+    use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+    use std::task::Wake;
+
+    /// One session's tree: root, conn under it, txn and req under conn, a
+    /// query under req (linked to txn), a pipeline under the query and a
+    /// nested pipeline under that; plus a sibling connection with its own
+    /// request and query.
+    struct Tree {
+        host: Arc<ManualHost>,
+        root: Context,
+        conn: Context,
+        txn: Context,
+        req: Context,
+        query: Context,
+        pipe: Context,
+        nested: Context,
+        other_conn: Context,
+        other_query: Context,
+    }
+
+    fn routine(root: &Context, id: u64) -> Context {
+        root.child(Level::Routine)
+            .identity(Identity::new("acme", "alice", "member"))
+            .connection_id(id)
+            .session_id(id + 100)
+            .build()
+            .unwrap()
+    }
+
+    fn tree() -> Tree {
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host.clone()).node_id(1).build().unwrap();
+        let conn = routine(&root, 1);
+        let txn = conn.child(Level::Txn).txn_id(10).build().unwrap();
+        let req = conn.child(Level::Request).build().unwrap();
+        let query = req
+            .child(Level::Query)
+            .statement_id(20)
+            .link(&txn)
+            .build()
+            .unwrap();
+        let pipe = query.child(Level::Pipeline).build().unwrap();
+        let nested = pipe.child(Level::Pipeline).build().unwrap();
+        let other_conn = routine(&root, 2);
+        let other_req = other_conn.child(Level::Request).build().unwrap();
+        let other_query = other_req
+            .child(Level::Query)
+            .statement_id(21)
+            .build()
+            .unwrap();
+        // The request handle is dropped: the query moves up under the
+        // connection and must still be reached from it.
+        drop(other_req);
+        Tree {
+            host,
+            root,
+            conn,
+            txn,
+            req,
+            query,
+            pipe,
+            nested,
+            other_conn,
+            other_query,
+        }
+    }
+
+    fn kill_query(by: u64) -> Reason {
+        Reason::KillQuery {
+            by_connection: by,
+            by_user: "root".into(),
+        }
+    }
+
+    fn cancelled(ctxs: &[&Context]) -> Vec<bool> {
+        ctxs.iter().map(|c| c.is_cancelled()).collect()
+    }
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct CountingWaker(StdAtomicUsize);
+    impl Wake for CountingWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, StdOrdering::SeqCst);
+        }
+    }
+
+    fn poll_once<F: Future + Unpin>(f: &mut F, waker: &Waker) -> Poll<F::Output> {
+        Pin::new(f).poll(&mut TaskContext::from_waker(waker))
+    }
+
+    // ---- cascade ------------------------------------------------------
+
+    #[test]
+    fn cancel_reaches_every_descendant_but_no_sibling_or_ancestor() {
+        let t = tree();
+        assert!(t.req.cancel(kill_query(9)));
+        assert_eq!(
+            cancelled(&[&t.req, &t.query, &t.pipe, &t.nested]),
+            [true; 4]
+        );
+        assert_eq!(
+            cancelled(&[&t.root, &t.conn, &t.txn, &t.other_conn, &t.other_query]),
+            [false; 5]
+        );
+        let cause = t.nested.cause().unwrap();
+        assert_eq!(cause.level, Level::Request);
+        assert_eq!(cause.context_id, t.req.id());
+        assert_eq!(cause.kind, CancelKind::Canceled);
+        assert_eq!(cause.reason.who(), Some(9));
+    }
+
+    #[test]
+    fn cancel_of_a_middle_node_leaves_its_parent_and_siblings_alive() {
+        let t = tree();
+        let sibling = t.query.child(Level::Pipeline).build().unwrap();
+        t.pipe.cancel(Reason::Requested);
+        assert!(t.pipe.is_cancelled() && t.nested.is_cancelled());
+        assert!(!sibling.is_cancelled() && !t.query.is_cancelled());
+    }
+
+    #[test]
+    fn txn_cancel_reaches_the_linked_query_and_its_pipelines_only() {
+        let t = tree();
+        assert!(t.txn.cancel(Reason::TxnRolledBack { txn_id: 10 }));
+        assert_eq!(
+            cancelled(&[&t.txn, &t.query, &t.pipe, &t.nested]),
+            [true; 4]
+        );
+        assert_eq!(
+            cancelled(&[&t.req, &t.conn, &t.root, &t.other_query]),
+            [false; 4]
+        );
+        let cause = t.nested.cause().unwrap();
+        assert_eq!(cause.level, Level::Txn);
+        assert_eq!(cause.reason, Reason::TxnRolledBack { txn_id: 10 });
+    }
+
+    #[test]
+    fn routine_cancel_reaches_txn_query_and_moved_up_children() {
+        let t = tree();
+        t.other_conn.cancel(Reason::ClientDisconnected);
+        assert!(t.other_query.is_cancelled(), "re-parented query is reached");
+        assert!(!t.query.is_cancelled());
+        t.conn.cancel(Reason::KillConnection {
+            by_connection: 2,
+            by_user: "alice".into(),
+        });
+        for c in [&t.txn, &t.req, &t.query, &t.pipe, &t.nested] {
+            assert_eq!(c.cause().unwrap().level, Level::Routine, "{c:?}");
+        }
+        assert!(!t.root.is_cancelled());
+    }
+
+    #[test]
+    fn root_cancel_reaches_a_deep_chain() {
+        let t = tree();
+        let mut chain = vec![t.nested.clone()];
+        for _ in 0..200 {
+            let next = chain
+                .last()
+                .unwrap()
+                .child(Level::Pipeline)
+                .build()
+                .unwrap();
+            chain.push(next);
+        }
+        t.root.cancel(Reason::Shutdown);
+        assert!(chain.iter().all(Context::is_cancelled));
+        assert!(t.other_query.is_cancelled());
+    }
+
+    #[test]
+    fn child_of_a_cancelled_parent_is_born_cancelled_with_its_cause() {
+        let t = tree();
+        t.req.cancel(kill_query(3));
+        let q = t.req.child(Level::Query).statement_id(30).build().unwrap();
+        assert!(q.is_cancelled());
+        assert_eq!(q.cause(), t.req.cause());
+        let p = q.child(Level::Pipeline).build().unwrap();
+        assert_eq!(p.cause(), t.req.cause());
+        // A live parent still gives live children.
+        let req2 = t.conn.child(Level::Request).build().unwrap();
+        assert!(!req2.is_cancelled());
+    }
+
+    #[test]
+    fn query_linked_to_a_cancelled_txn_is_born_cancelled_with_the_txns_cause() {
+        let t = tree();
+        t.txn.cancel(Reason::TxnRolledBack { txn_id: 10 });
+        let q = t
+            .req
+            .child(Level::Query)
+            .statement_id(31)
+            .link(&t.txn)
+            .build()
+            .unwrap();
+        assert_eq!(q.cause(), t.txn.cause());
+        assert!(!t.req.is_cancelled());
+    }
+
+    #[test]
+    fn first_cause_wins() {
+        let t = tree();
+        assert!(t.query.cancel(kill_query(5)));
+        assert!(
+            !t.query.cancel(Reason::Shutdown),
+            "second cancel changes nothing"
+        );
+        assert!(t.conn.cancel(Reason::ClientDisconnected));
+        assert!(t.txn.cancel(Reason::TxnRolledBack { txn_id: 10 }) || t.txn.is_cancelled());
+        for c in [&t.query, &t.pipe, &t.nested] {
+            let cause = c.cause().unwrap();
+            assert_eq!(cause.reason.who(), Some(5), "{c:?}");
+            assert_eq!(cause.level, Level::Query);
+        }
+        assert_eq!(t.req.cause().unwrap().reason, Reason::ClientDisconnected);
+    }
+
+    // ---- deadlines ----------------------------------------------------
+
+    #[test]
+    fn effective_deadline_is_the_earliest_in_the_chain() {
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host.clone()).node_id(1).build().unwrap();
+        let conn = routine(&root, 1);
+        let req = conn
+            .child(Level::Request)
+            .timeout(
+                Duration::from_millis(100),
+                Reason::Deadline { limit_ms: 100 },
+            )
+            .build()
+            .unwrap();
+        let late = req
+            .child(Level::Query)
+            .statement_id(1)
+            .timeout(
+                Duration::from_millis(500),
+                Reason::StatementTimeout { limit_ms: 500 },
+            )
+            .build()
+            .unwrap();
+        let d = late.deadline().unwrap();
+        assert_eq!(d.at, Instant(100_000_000));
+        assert_eq!(d.cause.reason, Reason::Deadline { limit_ms: 100 });
+        assert_eq!(d.cause.level, Level::Request);
+        let early = req
+            .child(Level::Query)
+            .statement_id(2)
+            .timeout(
+                Duration::from_millis(50),
+                Reason::StatementTimeout { limit_ms: 50 },
+            )
+            .build()
+            .unwrap();
+        assert_eq!(early.deadline().unwrap().at, Instant(50_000_000));
+        assert_eq!(early.deadline().unwrap().cause.level, Level::Query);
+        // Inherited through levels that set none.
+        let p = early.child(Level::Pipeline).build().unwrap();
+        assert_eq!(p.deadline().unwrap().at, Instant(50_000_000));
+        assert!(conn.deadline().is_none());
+        host.advance(Duration::from_millis(20));
+        assert_eq!(p.remaining(), Some(Duration::from_millis(30)));
+    }
+
+    #[test]
+    fn check_fires_a_deadline_and_is_cancelled_alone_reads_no_clock() {
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host.clone()).node_id(1).build().unwrap();
+        let conn = routine(&root, 1);
+        let req = conn.child(Level::Request).build().unwrap();
+        let q = req
+            .child(Level::Query)
+            .statement_id(1)
+            .timeout(
+                Duration::from_millis(10),
+                Reason::StatementTimeout { limit_ms: 10 },
+            )
+            .build()
+            .unwrap();
+        let p = q.child(Level::Pipeline).build().unwrap();
+        let sibling = q.child(Level::Pipeline).build().unwrap();
+        host.advance(Duration::from_millis(9));
+        assert!(p.check().is_ok());
+        host.advance(Duration::from_millis(1));
+        assert!(!p.is_cancelled(), "is_cancelled does not read the clock");
+        let err = p.check().unwrap_err();
+        assert_eq!(err.kind(), CancelKind::DeadlineExceeded);
+        assert_eq!(
+            err.cause().reason,
+            Reason::StatementTimeout { limit_ms: 10 }
+        );
+        assert_eq!(err.cause().level, Level::Query);
+        // The deadline belongs to the query: firing it cancels the query and
+        // all under it, not the request.
+        assert!(q.is_cancelled() && sibling.is_cancelled());
+        assert_eq!(sibling.err(), Some(CancelKind::DeadlineExceeded));
+        assert!(!req.is_cancelled());
+    }
+
+    #[test]
+    fn a_deadline_is_never_turned_into_a_plain_cancel() {
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host.clone()).node_id(1).build().unwrap();
+        let conn = routine(&root, 1);
+        let req = conn.child(Level::Request).build().unwrap();
+        let q = req
+            .child(Level::Query)
+            .statement_id(1)
+            .timeout(
+                Duration::from_millis(10),
+                Reason::StatementTimeout { limit_ms: 10 },
+            )
+            .build()
+            .unwrap();
+        host.advance(Duration::from_millis(11));
+        assert!(q.check().is_err());
+        assert!(!q.cancel(kill_query(1)));
+        conn.cancel(Reason::ClientDisconnected);
+        assert_eq!(q.err(), Some(CancelKind::DeadlineExceeded));
+        assert_eq!(
+            q.check().unwrap_err().cause().reason,
+            Reason::StatementTimeout { limit_ms: 10 }
+        );
+        // And a cancel that came first is not turned into a deadline either.
+        let q2 = conn.child(Level::Request).build().unwrap();
+        assert_eq!(q2.err(), Some(CancelKind::Canceled));
+    }
+
+    // ---- waiting --------------------------------------------------------
+
+    #[test]
+    fn cancelled_future_is_woken_by_a_cancel() {
+        let t = tree();
+        let counter = std::sync::Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let mut fut = t.nested.cancelled();
+        assert!(poll_once(&mut fut, &waker).is_pending());
+        assert!(
+            poll_once(&mut fut, &waker).is_pending(),
+            "re-poll keeps one waiter"
+        );
+        assert_eq!(t.nested.node.lock().waiters.len(), 1);
+        t.req.cancel(kill_query(4));
+        assert_eq!(counter.0.load(StdOrdering::SeqCst), 1);
+        match poll_once(&mut fut, &waker) {
+            Poll::Ready(cause) => assert_eq!(cause.level, Level::Request),
+            Poll::Pending => panic!("not ready after cancel"),
+        }
+        // Already cancelled: ready at once.
+        assert!(t.query.cancelled().now_or_never().is_some());
+        assert!(t.other_query.cancelled().now_or_never().is_none());
+    }
+
+    #[test]
+    fn dropped_cancelled_future_leaves_no_waiter() {
+        let t = tree();
+        let mut fut = t.query.cancelled();
+        assert!(poll_once(&mut fut, Waker::noop()).is_pending());
+        assert_eq!(t.query.node.lock().waiters.len(), 1);
+        drop(fut);
+        assert!(t.query.node.lock().waiters.is_empty());
+    }
+
+    #[test]
+    fn cancelled_future_outlives_its_handles() {
+        let t = tree();
+        let mut fut = t.nested.cancelled();
+        assert!(poll_once(&mut fut, Waker::noop()).is_pending());
+        let Tree { nested, req, .. } = t;
+        drop(nested);
+        req.cancel(Reason::Requested);
+        assert!(
+            poll_once(&mut fut, Waker::noop()).is_ready(),
+            "a waiter whose context handles were dropped still sees the cascade"
+        );
+    }
+
+    #[test]
+    fn cancelled_future_wakes_on_another_thread() {
+        let t = tree();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let waiting = t.nested.clone();
+        let th = std::thread::spawn(move || {
+            let fut = waiting.cancelled();
+            ready_tx.send(()).unwrap();
+            let cause = futures::executor::block_on(fut);
+            done_tx.send(cause).unwrap();
+        });
+        ready_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(done_rx.try_recv().is_err(), "woke before the cancel");
+        t.conn.cancel(Reason::ClientDisconnected);
+        let cause = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the waiting thread was not woken");
+        assert_eq!(cause.reason, Reason::ClientDisconnected);
+        th.join().unwrap();
+    }
+
+    #[test]
+    fn cancelled_future_fires_on_the_host_timer() {
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host.clone()).node_id(1).build().unwrap();
+        let conn = routine(&root, 1);
+        let req = conn
+            .child(Level::Request)
+            .timeout(Duration::from_millis(10), Reason::Deadline { limit_ms: 10 })
+            .build()
+            .unwrap();
+        let q = req.child(Level::Query).statement_id(1).build().unwrap();
+        let counter = std::sync::Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let mut fut = q.cancelled();
+        assert!(poll_once(&mut fut, &waker).is_pending());
+        host.advance(Duration::from_millis(9));
+        assert_eq!(counter.0.load(StdOrdering::SeqCst), 0);
+        assert!(poll_once(&mut fut, &waker).is_pending());
+        host.advance(Duration::from_millis(1));
+        assert!(
+            counter.0.load(StdOrdering::SeqCst) >= 1,
+            "timer woke the task"
+        );
+        match poll_once(&mut fut, &waker) {
+            Poll::Ready(cause) => {
+                assert_eq!(cause.kind, CancelKind::DeadlineExceeded);
+                assert_eq!(cause.level, Level::Request);
+            }
+            Poll::Pending => panic!("deadline passed but the future is pending"),
+        }
+        assert!(q.is_cancelled() && req.is_cancelled() && !conn.is_cancelled());
+    }
+
+    // ---- dropping handles -------------------------------------------------
+
+    #[test]
+    fn dropping_handles_reparents_children_and_shrinks_the_tree() {
+        let t = tree();
+        // root, conn, txn, req, query, pipe, nested, other_conn, other_query
+        assert_eq!(t.root.subtree_len(), 9);
+        let Tree {
+            root,
+            conn,
+            txn,
+            req,
+            query,
+            pipe,
+            nested,
+            other_conn,
+            other_query,
+            ..
+        } = t;
+        drop(req);
+        drop(query);
+        assert_eq!(root.subtree_len(), 7);
+        assert_eq!(conn.subtree_len(), 4, "conn, txn, pipe, nested");
+        // The moved pipeline is still cancelled through its new parent.
+        drop(pipe);
+        assert_eq!(conn.subtree_len(), 3);
+        {
+            let g = nested.node.lock();
+            assert!(Arc::ptr_eq(g.parent.as_ref().unwrap(), &conn.node));
+        }
+        conn.cancel(Reason::ClientDisconnected);
+        assert!(nested.is_cancelled());
+        drop((nested, txn, other_query));
+        drop(conn);
+        assert_eq!(root.subtree_len(), 2);
+        drop(other_conn);
+        assert_eq!(root.subtree_len(), 1);
+    }
+
+    #[test]
+    fn clones_keep_a_context_in_the_tree() {
+        let t = tree();
+        let kept = t.pipe.clone();
+        let before = t.root.subtree_len();
+        let Tree { root, pipe, .. } = t;
+        drop(pipe);
+        assert_eq!(root.subtree_len(), before);
+        drop(kept);
+        assert_eq!(root.subtree_len(), before - 1);
+    }
+
+    #[test]
+    fn dropping_a_node_frees_it() {
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host).node_id(1).build().unwrap();
+        let conn = routine(&root, 1);
+        let weak = Arc::downgrade(&conn.node);
+        let req = conn.child(Level::Request).build().unwrap();
+        drop(conn);
+        assert!(
+            weak.upgrade().is_none(),
+            "no cycle keeps a dropped node alive"
+        );
+        assert_eq!(root.subtree_len(), 2);
+        drop(req);
+        assert_eq!(root.subtree_len(), 1);
+    }
+
+    // ---- cleanup contexts -----------------------------------------------
+
+    #[test]
+    fn cleanup_context_is_live_after_a_kill_keeps_values_and_has_its_own_deadline() {
+        let t = tree();
+        t.conn.cancel(Reason::KillConnection {
+            by_connection: 2,
+            by_user: "root".into(),
+        });
+        assert!(t.txn.is_cancelled());
+        let cleanup = t.txn.cleanup(Duration::from_millis(200));
+        assert!(!cleanup.is_cancelled());
+        assert!(cleanup.check().is_ok());
+        assert_eq!(cleanup.level(), Level::Txn);
+        assert_eq!(cleanup.values().txn_id(), Some(10));
+        assert_eq!(cleanup.values().connection_id(), Some(1));
+        assert_eq!(cleanup.values().tenant(), Some("acme"));
+        assert_eq!(cleanup.values().node_id(), Some(1));
+        assert_ne!(cleanup.id(), t.txn.id());
+        let d = cleanup.deadline().unwrap();
+        assert_eq!(d.at, Instant(200_000_000));
+        assert_eq!(d.cause.reason, Reason::CleanupTimeout { limit_ms: 200 });
+        // A new cancellation root: nothing above reaches it.
+        t.root.cancel(Reason::Shutdown);
+        assert!(!cleanup.is_cancelled());
+        t.host.advance(Duration::from_millis(199));
+        assert!(cleanup.check().is_ok());
+        t.host.advance(Duration::from_millis(1));
+        let err = cleanup.check().unwrap_err();
+        assert_eq!(err.kind(), CancelKind::DeadlineExceeded);
+        assert_eq!(err.cause().reason, Reason::CleanupTimeout { limit_ms: 200 });
+        // And its cancel does not go back to the original.
+        assert_eq!(
+            t.txn.cause().unwrap().reason,
+            Reason::KillConnection {
+                by_connection: 2,
+                by_user: "root".into()
+            }
+        );
+    }
+
+    #[test]
+    fn cleanup_context_cancel_stays_in_the_cleanup() {
+        let t = tree();
+        let cleanup = t.conn.cleanup(Duration::from_secs(1));
+        let req = cleanup.child(Level::Request).build().unwrap();
+        cleanup.cancel(Reason::Requested);
+        assert!(req.is_cancelled());
+        assert!(!t.conn.is_cancelled() && !t.query.is_cancelled());
+    }
+
+    #[test]
+    fn cleanup_span_is_a_child_of_the_original_span_in_the_recorder() {
+        let host = Arc::new(ManualHost::new());
+        let rec = Recorder::new(host.clone(), 1000);
+        let root = Context::root(host.clone())
+            .node_id(1)
+            .recorder(rec.clone())
+            .build()
+            .unwrap();
+        let conn = routine(&root, 1);
+        let txn = conn.child(Level::Txn).txn_id(3).build().unwrap();
+        let req = conn.child(Level::Request).build().unwrap();
+        conn.cancel(Reason::ClientDisconnected);
+        let cleanup = txn.cleanup_linked(Duration::from_secs(1), Some(&req));
+        let span = rec.get(cleanup.span_id().unwrap()).unwrap();
+        assert_eq!(span.parent, txn.span_id());
+        assert_eq!(span.links, vec![req.span_id().unwrap()]);
+        assert_eq!(span.level, Level::Txn);
+        assert_eq!(span.status, SpanStatus::Open);
+        drop(cleanup);
+        let span = rec.get(span.id).unwrap();
+        assert_eq!(span.status, SpanStatus::Ok);
+        // The original's span closes with its cause.
+        let txn_span = txn.span_id().unwrap();
+        drop(txn);
+        assert_eq!(rec.get(txn_span).unwrap().status.code(), "canceled");
+    }
+
+    #[test]
+    fn cleanup_with_tracing_on_and_no_parent_never_panics() {
+        use tracing_subscriber::registry::LookupSpan;
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::Registry::default());
+        tracing::dispatcher::with_default(&dispatch, || {
+            let registry = dispatch
+                .downcast_ref::<tracing_subscriber::Registry>()
+                .unwrap();
+            let host = Arc::new(ManualHost::new());
+            let root = Context::root(host.clone()).node_id(1).build().unwrap();
+            let conn = routine(&root, 1);
+            let txn = conn.child(Level::Txn).txn_id(3).build().unwrap();
+            let txn_span = txn.tracing_span().id().expect("span enabled");
+            let conn_span = conn.tracing_span().id().unwrap();
+            assert_eq!(
+                registry.span(&txn_span).unwrap().parent().unwrap().id(),
+                conn_span
+            );
+            conn.cancel(Reason::ClientDisconnected);
+            let cleanup = txn.cleanup(Duration::from_secs(1));
+            let cleanup_span = cleanup.tracing_span().id().unwrap();
+            assert_eq!(
+                registry.span(&cleanup_span).unwrap().parent().unwrap().id(),
+                txn_span
+            );
+            // The original goes away while the cleanup runs.
+            drop((txn, conn, root));
+            assert!(cleanup.check().is_ok());
+            let nested = cleanup.cleanup(Duration::from_secs(1));
+            assert!(!nested.is_cancelled());
+            drop(cleanup);
+            drop(nested);
+        });
+        // A tree made while no subscriber was set (its spans are disabled,
+        // or carry ids no subscriber knows): deriving from it and cleaning
+        // it up under a subscriber gives root spans, never a panic.
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host).node_id(1).build().unwrap();
+        let conn = routine(&root, 1);
+        tracing::dispatcher::with_default(&dispatch, || {
+            let registry = dispatch
+                .downcast_ref::<tracing_subscriber::Registry>()
+                .unwrap();
+            for ctx in [
+                root.cleanup(Duration::from_secs(1)),
+                routine(&root, 2),
+                conn.cleanup(Duration::from_secs(1)),
+            ] {
+                let id = ctx.tracing_span().id().unwrap();
+                assert!(registry.span(&id).unwrap().parent().is_none());
+            }
+        });
+        // A tree made under one subscriber and derived under another stays
+        // in the first, as children of their parents.
+        let other = tracing::Dispatch::new(tracing_subscriber::Registry::default());
+        let (txn, txn_span) = tracing::dispatcher::with_default(&dispatch, || {
+            let txn = conn.child(Level::Txn).txn_id(1).build().unwrap();
+            let id = txn.tracing_span().id().unwrap();
+            (txn, id)
+        });
+        tracing::dispatcher::with_default(&other, || {
+            let cleanup = txn.cleanup(Duration::from_secs(1));
+            let req = conn.child(Level::Request).build().unwrap();
+            let first = dispatch
+                .downcast_ref::<tracing_subscriber::Registry>()
+                .unwrap();
+            let id = cleanup.tracing_span().id().unwrap();
+            assert_eq!(first.span(&id).unwrap().parent().unwrap().id(), txn_span);
+            assert!(req.tracing_span().id().is_some());
+        });
+    }
+
+    // ---- values -----------------------------------------------------------
+
+    #[derive(Debug, PartialEq)]
+    struct Budget(u64);
+    #[derive(Debug, PartialEq)]
+    struct Label(&'static str);
+    #[derive(Debug, PartialEq)]
+    struct Shadowed(u8);
+
+    #[test]
+    fn values_survive_a_combined_derivation() {
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host).node_id(7).build().unwrap();
+        let conn = root
+            .child(Level::Routine)
+            .identity(Identity::new("acme", "alice", "analyst"))
+            .connection_id(42)
+            .session_id(43)
+            .value(Budget(1 << 20))
+            .value(Shadowed(1))
+            .build()
+            .unwrap();
+        let txn = conn.child(Level::Txn).txn_id(44).build().unwrap();
+        let req = conn
+            .child(Level::Request)
+            .value(Shadowed(2))
+            .build()
+            .unwrap();
+        let q = req
+            .child(Level::Query)
+            .statement_id(45)
+            .link(&txn)
+            .value(Label("q45"))
+            .build()
+            .unwrap();
+        let mut p = q.child(Level::Pipeline).build().unwrap();
+        for _ in 0..10 {
+            p = p.child(Level::Pipeline).build().unwrap();
+        }
+        let v = p.values();
+        assert_eq!(v.node_id(), Some(7));
+        assert_eq!(
+            (v.tenant(), v.user(), v.role()),
+            (Some("acme"), Some("alice"), Some("analyst"))
+        );
+        assert_eq!(v.connection_id(), Some(42));
+        assert_eq!(v.session_id(), Some(43));
+        assert_eq!(v.statement_id(), Some(45));
+        assert_eq!(v.get::<Budget>(), Some(&Budget(1 << 20)));
+        assert_eq!(v.get::<Label>(), Some(&Label("q45")));
+        assert_eq!(v.get::<Shadowed>(), Some(&Shadowed(2)));
+        // A Query takes its txn id from the link target only if given:
+        // values come from the primary parent.
+        assert_eq!(q.values().txn_id(), None);
+        // Immutable once built: children's values do not leak upwards.
+        assert_eq!(conn.values().get::<Shadowed>(), Some(&Shadowed(1)));
+        assert_eq!(conn.values().get::<Label>(), None);
+        assert_eq!(req.values().statement_id(), None);
+        assert_eq!(txn.values().txn_id(), Some(44));
+        assert_eq!(root.values().connection_id(), None);
+        assert_eq!(root.values().get::<Budget>(), None);
+    }
+
+    #[test]
+    fn missing_mandatory_values_are_typed_errors_naming_the_key() {
+        let host = Arc::new(ManualHost::new());
+        let err = Context::root(host.clone()).build().unwrap_err();
+        assert_eq!(
+            err,
+            ContextError::MissingValue {
+                level: Level::Root,
+                key: ValueKey::NodeId
+            }
+        );
+        assert!(err.to_string().contains("node_id"), "{err}");
+        let root = Context::root(host).node_id(1).build().unwrap();
+        let id = || Identity::new("t", "u", "r");
+        let cases: [(ContextBuilder<'_>, ValueKey); 3] = [
+            (
+                root.child(Level::Routine).connection_id(1).session_id(1),
+                ValueKey::Identity,
+            ),
+            (
+                root.child(Level::Routine).identity(id()).session_id(1),
+                ValueKey::ConnectionId,
+            ),
+            (
+                root.child(Level::Routine).identity(id()).connection_id(1),
+                ValueKey::SessionId,
+            ),
+        ];
+        for (builder, key) in cases {
+            let err = builder.build().unwrap_err();
+            assert_eq!(
+                err,
+                ContextError::MissingValue {
+                    level: Level::Routine,
+                    key
+                }
+            );
+            assert!(err.to_string().contains(&key.to_string()), "{err}");
+        }
+        let conn = routine(&root, 1);
+        assert_eq!(
+            conn.child(Level::Txn).build().unwrap_err(),
+            ContextError::MissingValue {
+                level: Level::Txn,
+                key: ValueKey::TxnId
+            }
+        );
+        let req = conn.child(Level::Request).build().unwrap();
+        let err = req.child(Level::Query).build().unwrap_err();
+        assert_eq!(
+            err,
+            ContextError::MissingValue {
+                level: Level::Query,
+                key: ValueKey::StatementId
+            }
+        );
+        assert!(err.to_string().contains("statement_id"));
+        // A value inherited from the parent does not count as given.
+        let q = req.child(Level::Query).statement_id(1).build().unwrap();
+        let p = q.child(Level::Pipeline).build().unwrap();
+        assert_eq!(p.values().statement_id(), Some(1));
+        // A failed build attaches nothing.
+        assert_eq!(root.subtree_len(), 5);
+    }
+
+    #[test]
+    fn out_of_order_derivation_is_a_typed_error() {
+        let t = tree();
+        let cases = [
+            (&t.root, Level::Query),
+            (&t.root, Level::Root),
+            (&t.conn, Level::Query),
+            (&t.conn, Level::Routine),
+            (&t.req, Level::Txn),
+            (&t.txn, Level::Query),
+            (&t.query, Level::Query),
+            (&t.pipe, Level::Query),
+            (&t.pipe, Level::Operator),
+        ];
+        let before = t.root.subtree_len();
+        for (parent, child) in cases {
+            let err = parent
+                .child(child)
+                .statement_id(1)
+                .txn_id(1)
+                .node_id(1)
+                .identity(Identity::new("t", "u", "r"))
+                .connection_id(1)
+                .session_id(1)
+                .build()
+                .unwrap_err();
+            assert_eq!(
+                err,
+                ContextError::OutOfOrder {
+                    parent: parent.level(),
+                    child
+                }
+            );
+        }
+        assert_eq!(t.root.subtree_len(), before);
+        assert!(t.pipe.child(Level::Pipeline).build().is_ok());
+        let typed = Ctx::<crate::level::levels::Txn>::from_dyn(t.query.clone()).unwrap_err();
+        assert_eq!(
+            typed,
+            ContextError::OutOfOrder {
+                parent: Level::Query,
+                child: Level::Txn
+            }
+        );
+        assert!(Ctx::<crate::level::levels::Query>::from_dyn(t.query.clone()).is_ok());
+    }
+
+    #[test]
+    fn bad_links_are_typed_errors() {
+        let t = tree();
+        let err = t
+            .req
+            .child(Level::Query)
+            .statement_id(2)
+            .link(&t.conn)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ContextError::BadLink {
+                child: Level::Query,
+                target: Level::Routine
+            }
+        );
+        let err = t
+            .pipe
+            .child(Level::Pipeline)
+            .link(&t.nested)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ContextError::BadLink {
+                child: Level::Pipeline,
+                target: Level::Pipeline
+            }
+        );
+        // Any shallower target is fine below Query.
+        let p = t
+            .pipe
+            .child(Level::Pipeline)
+            .link(&t.other_query)
+            .build()
+            .unwrap();
+        t.other_query.cancel(Reason::Requested);
+        assert!(p.is_cancelled() && !t.pipe.is_cancelled());
+    }
+
+    // ---- concurrency smoke --------------------------------------------------
+
+    #[test]
+    fn concurrent_derive_cancel_and_drop_leave_a_consistent_tree() {
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host).node_id(1).build().unwrap();
+        for round in 0..20u64 {
+            let conn = routine(&root, round);
+            let txn = conn.child(Level::Txn).txn_id(round).build().unwrap();
+            let handles: Vec<_> = (0..2u64)
+                .map(|th| {
+                    let conn = conn.clone();
+                    let txn = txn.clone();
+                    std::thread::spawn(move || {
+                        let mut kept = Vec::new();
+                        for i in 0..200u64 {
+                            let req = conn.child(Level::Request).build().unwrap();
+                            let q = req
+                                .child(Level::Query)
+                                .statement_id(i)
+                                .link(&txn)
+                                .build()
+                                .unwrap();
+                            let p = q.child(Level::Pipeline).build().unwrap();
+                            if (i + th) % 3 == 0 {
+                                kept.push(p);
+                            }
+                            if i == 100 + round * 3 {
+                                if th == 0 {
+                                    conn.cancel(Reason::ClientDisconnected);
+                                } else {
+                                    txn.cancel(Reason::TxnRolledBack { txn_id: round });
+                                }
+                            }
+                        }
+                        kept
+                    })
+                })
+                .collect();
+            let kept: Vec<Context> = handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect();
+            assert!(conn.is_cancelled() && txn.is_cancelled());
+            assert!(kept.iter().all(Context::is_cancelled));
+            let kinds: Vec<_> = kept.iter().map(|k| k.cause().unwrap().level).collect();
+            assert!(kinds
+                .iter()
+                .all(|l| matches!(l, Level::Routine | Level::Txn)));
+            drop((kept, txn, conn));
+            assert_eq!(root.subtree_len(), 1);
+        }
+    }
 }

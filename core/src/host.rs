@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::sync::lock;
+use crate::sync::lock_std as lock;
 
 /// A point on the host's monotonic clock, in nanoseconds since the host's
 /// epoch (its creation).
@@ -32,7 +32,10 @@ impl Instant {
     }
     /// `self + d`, saturating.
     pub fn saturating_add(self, d: Duration) -> Instant {
-        Instant(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+        Instant(
+            self.0
+                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        )
     }
     /// Time from `earlier` to `self` (zero if `earlier` is later).
     pub fn saturating_since(self, earlier: Instant) -> Duration {

@@ -1,20 +1,35 @@
 //! Synchronisation primitives, swapped for `loom`'s under `--cfg loom` so the
 //! model tests explore every interleaving of the real code.
+//!
+//! Under loom the atomics and the mutex are loom's (they are what the
+//! cancellation protocol is built from); `Arc` and `Weak` stay `std`'s,
+//! because loom has neither `Weak` nor `Arc::new_cyclic`. Reference counts
+//! are not part of the protocol being modelled, so nothing is lost.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
     atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
-    Arc, Mutex, MutexGuard, Weak,
+    Mutex, MutexGuard,
 };
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
     atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
-    Arc, Mutex, MutexGuard, Weak,
+    Mutex, MutexGuard,
 };
+pub(crate) use std::sync::{Arc, Weak};
 
 /// Locks `m`, ignoring poisoning: every critical section in this crate leaves
 /// its data consistent before anything that could panic runs.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// [`lock`] for a `std` mutex, which stays `std`'s under loom too (the host's
+/// clock state, used outside any model).
+pub(crate) fn lock_std<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),

@@ -607,7 +607,9 @@ mod tests {
         r.close(p, SpanStatus::Ok);
         let t = r.trace(q1).unwrap();
         let ids: Vec<_> = t.spans.iter().map(|s| s.id).collect();
-        assert!(ids.contains(&routine) && ids.contains(&req) && ids.contains(&q1) && ids.contains(&p));
+        assert!(
+            ids.contains(&routine) && ids.contains(&req) && ids.contains(&q1) && ids.contains(&p)
+        );
         assert!(!ids.contains(&q2));
         assert_eq!(t.trace_id, routine);
         let tree = t.tree();
@@ -647,8 +649,14 @@ mod tests {
         let get = |n: &str| ev.iter().find(|e| e["name"] == n).unwrap();
         let (pa, pb, pc) = (get("a"), get("b"), get("c"));
         let end = |e: &serde_json::Value| e["ts"].as_f64().unwrap() + e["dur"].as_f64().unwrap();
-        assert!(end(pb) <= end(pa) && end(pc) <= end(pa), "children clamped into parent");
-        assert_ne!(pb["tid"], pc["tid"], "overlapping siblings get their own lanes");
+        assert!(
+            end(pb) <= end(pa) && end(pc) <= end(pa),
+            "children clamped into parent"
+        );
+        assert_ne!(
+            pb["tid"], pc["tid"],
+            "overlapping siblings get their own lanes"
+        );
         assert_eq!(pa["ph"], "X");
     }
 }
