@@ -953,6 +953,11 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
                         tg.links.retain(|w| w.strong_count() > 0);
                     }
                     tg.links.push(Arc::downgrade(&node));
+                    if let (Some(r), Some(from), Some(to)) =
+                        (env.recorder.as_ref(), span_id, t.span_id())
+                    {
+                        r.add_link(from, to);
+                    }
                 }
             }
         }

@@ -54,22 +54,31 @@
 
 pub mod cause;
 pub mod context;
+pub mod data;
 pub mod error;
 pub mod format;
 pub mod host;
 pub mod level;
+pub mod pipeline;
 pub mod registry;
+pub mod session;
+pub mod sql;
+pub mod storage;
 mod sync;
 pub mod trace;
 pub mod values;
 
 pub use cause::{CancelKind, Cancelled, Cause, Reason};
 pub use context::{Context, ContextBuilder, ContextInfo, Ctx, Deadline, WaitCancelled};
+pub use data::{DataType, Value};
 pub use error::{ContextError, KillError};
 #[cfg(not(target_arch = "wasm32"))]
 pub use host::StdHost;
 pub use host::{Host, HostFuture, Instant, ManualHost};
 pub use level::{levels, Level};
 pub use registry::{CancelManager, KillScope, ProcessInfo, ProcessList};
+pub use session::{
+    ColumnInfo, Connection, Engine, EngineConfig, ErrorKind, ExecOptions, QueryError, QueryResult,
+};
 pub use trace::{Recorder, SpanId, SpanStatus, Trace};
 pub use values::{Identity, ValueKey, Values};

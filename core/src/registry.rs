@@ -68,6 +68,8 @@ pub struct ProcessInfo {
     pub statement_id: Option<u64>,
     /// The open transaction's id.
     pub txn_id: Option<u64>,
+    /// Rows processed so far by the running statement.
+    pub rows_examined: u64,
 }
 
 struct RunningQuery {
@@ -76,6 +78,7 @@ struct RunningQuery {
     sql: Arc<str>,
     since: Instant,
     executing: bool,
+    progress: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Default)]
@@ -164,26 +167,31 @@ impl CancelManager {
     pub fn register_query(self: &Arc<Self>, ctx: &Context, sql: &str) -> QueryRegistration {
         let statement_id = ctx.values().statement_id().unwrap_or(0);
         let since = self.routine.host().now();
+        let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let old = lock(&self.state).query.replace(RunningQuery {
             ctx: ctx.clone(),
             statement_id,
             sql: sql.into(),
             since,
             executing: false,
+            progress: progress.clone(),
         });
         drop(old);
         QueryRegistration {
             manager: self.clone(),
             ctx: ctx.clone(),
+            progress,
         }
     }
 
     /// Applies a kill. `Ok(true)` if something was cancelled now.
     pub fn kill(&self, scope: KillScope, reason: Reason) -> Result<bool, KillError> {
         match scope {
-            KillScope::Connection => Ok(self
-                .routine
-                .cancel_with(Cause::canceled(reason, Level::Routine, self.routine.id()))),
+            KillScope::Connection => Ok(self.routine.cancel_with(Cause::canceled(
+                reason,
+                Level::Routine,
+                self.routine.id(),
+            ))),
             KillScope::Query { statement } => {
                 let target = {
                     let st = lock(&self.state);
@@ -215,16 +223,28 @@ impl CancelManager {
     pub fn info(&self) -> ProcessInfo {
         let now = self.routine.host().now();
         let st = lock(&self.state);
+        let rows_examined = st
+            .query
+            .as_ref()
+            .map_or(0, |q| q.progress.load(std::sync::atomic::Ordering::Relaxed));
         let (command, state, since, info, statement_id) = match &st.query {
             Some(q) => (
-                if q.ctx.is_cancelled() { "Killed" } else { "Query" },
+                if q.ctx.is_cancelled() {
+                    "Killed"
+                } else {
+                    "Query"
+                },
                 if q.executing { "executing" } else { "starting" },
                 q.since,
                 Some(q.sql.to_string()),
                 Some(q.statement_id),
             ),
             None => (
-                if self.routine.is_cancelled() { "Killed" } else { "Sleep" },
+                if self.routine.is_cancelled() {
+                    "Killed"
+                } else {
+                    "Sleep"
+                },
                 "",
                 st.idle_since,
                 None,
@@ -242,6 +262,7 @@ impl CancelManager {
             info,
             statement_id,
             txn_id: st.txn.as_ref().and_then(|t| t.values().txn_id()),
+            rows_examined,
         }
     }
 }
@@ -252,9 +273,15 @@ impl CancelManager {
 pub struct QueryRegistration {
     manager: Arc<CancelManager>,
     ctx: Context,
+    progress: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl QueryRegistration {
+    /// The counter of rows processed, shown in the process list.
+    pub fn progress(&self) -> &std::sync::atomic::AtomicU64 {
+        &self.progress
+    }
+
     /// Marks the statement as executing (for the process list).
     pub fn start(&self) {
         if let Some(q) = lock(&self.manager.state).query.as_mut() {
@@ -289,7 +316,9 @@ pub struct ProcessList {
 
 impl std::fmt::Debug for ProcessList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessList").field("len", &self.len()).finish()
+        f.debug_struct("ProcessList")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -396,7 +425,12 @@ mod tests {
         (root, Arc::new(ProcessList::new()))
     }
 
-    fn session(root: &Context, list: &Arc<ProcessList>, id: u64, who: &Identity) -> (Arc<CancelManager>, Registration) {
+    fn session(
+        root: &Context,
+        list: &Arc<ProcessList>,
+        id: u64,
+        who: &Identity,
+    ) -> (Arc<CancelManager>, Registration) {
         let routine = root
             .child(Level::Routine)
             .identity(who.clone())
@@ -422,7 +456,10 @@ mod tests {
         let (m, _r) = session(&root, &list, 1, &alice);
         let (_req, q1) = query(&m, 1);
         let reg = m.register_query(&q1, "select 1");
-        assert_eq!(list.kill(&alice, 2, 1, KillScope::Query { statement: None }), Ok(true));
+        assert_eq!(
+            list.kill(&alice, 2, 1, KillScope::Query { statement: None }),
+            Ok(true)
+        );
         assert!(q1.is_cancelled());
         let cause = q1.cause().unwrap();
         assert_eq!(cause.kind, CancelKind::Canceled);
@@ -430,7 +467,10 @@ mod tests {
         assert!(!m.routine().is_cancelled());
         drop(reg);
         // Between statements: nothing to kill, and the next one is unaffected.
-        assert_eq!(list.kill(&alice, 2, 1, KillScope::Query { statement: None }), Ok(false));
+        assert_eq!(
+            list.kill(&alice, 2, 1, KillScope::Query { statement: None }),
+            Ok(false)
+        );
         let (_req2, q2) = query(&m, 2);
         let _reg2 = m.register_query(&q2, "select 2");
         assert!(!q2.is_cancelled());
@@ -443,9 +483,13 @@ mod tests {
         let (m, _r) = session(&root, &list, 1, &alice);
         let (_req, q) = query(&m, 7);
         let reg = m.register_query(&q, "select sleep(10)");
-        list.kill(&alice, 1, 1, KillScope::Query { statement: Some(7) }).unwrap();
+        list.kill(&alice, 1, 1, KillScope::Query { statement: Some(7) })
+            .unwrap();
         reg.start();
-        assert!(q.check().is_err(), "a statement killed before it started starts cancelled");
+        assert!(
+            q.check().is_err(),
+            "a statement killed before it started starts cancelled"
+        );
     }
 
     #[test]
@@ -455,8 +499,13 @@ mod tests {
         let (m, _r) = session(&root, &list, 1, &alice);
         let (_req, q) = query(&m, 7);
         let _reg = m.register_query(&q, "x");
-        let err = list.kill(&alice, 1, 1, KillScope::Query { statement: Some(8) }).unwrap_err();
-        assert!(matches!(err, KillError::StatementNotRunning { statement: 8, .. }));
+        let err = list
+            .kill(&alice, 1, 1, KillScope::Query { statement: Some(8) })
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            KillError::StatementNotRunning { statement: 8, .. }
+        ));
         assert!(!q.is_cancelled());
     }
 
@@ -470,12 +519,42 @@ mod tests {
         let (_ma, _ra) = session(&root, &list, 1, &alice);
         let (_mb, _rb) = session(&root, &list, 2, &bob);
         let (_mc, _rc) = session(&root, &list, 3, &carol);
-        assert_eq!(list.kill(&bob, 2, 1, KillScope::Connection).unwrap_err().mysql_code(), 1095);
-        assert_eq!(list.kill(&carol, 3, 1, KillScope::Connection).unwrap_err().mysql_code(), 1095);
-        assert_eq!(list.kill(&alice, 1, 99, KillScope::Connection).unwrap_err().mysql_code(), 1094);
-        assert_eq!(list.snapshot(&alice).iter().map(|p| p.id).collect::<Vec<_>>(), vec![1]);
-        assert_eq!(list.snapshot(&admin).iter().map(|p| p.id).collect::<Vec<_>>(), vec![1, 2]);
-        assert_eq!(list.snapshot(&Identity::new("sys", "root", "admin")).len(), 3);
+        assert_eq!(
+            list.kill(&bob, 2, 1, KillScope::Connection)
+                .unwrap_err()
+                .mysql_code(),
+            1095
+        );
+        assert_eq!(
+            list.kill(&carol, 3, 1, KillScope::Connection)
+                .unwrap_err()
+                .mysql_code(),
+            1095
+        );
+        assert_eq!(
+            list.kill(&alice, 1, 99, KillScope::Connection)
+                .unwrap_err()
+                .mysql_code(),
+            1094
+        );
+        assert_eq!(
+            list.snapshot(&alice)
+                .iter()
+                .map(|p| p.id)
+                .collect::<Vec<_>>(),
+            vec![1]
+        );
+        assert_eq!(
+            list.snapshot(&admin)
+                .iter()
+                .map(|p| p.id)
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            list.snapshot(&Identity::new("sys", "root", "admin")).len(),
+            3
+        );
         assert_eq!(list.kill(&admin, 9, 2, KillScope::Connection), Ok(true));
     }
 

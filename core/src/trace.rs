@@ -348,6 +348,32 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// [`Recorder::trace`] of `id`, plus the spans it links to and their
+    /// subtrees (a statement's Txn span with its Commit and Rollback spans).
+    pub fn trace_with_links(&self, id: SpanId) -> Option<Trace> {
+        let mut t = self.trace(id)?;
+        let links = t
+            .spans
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.links.clone())
+            .unwrap_or_default();
+        for l in links {
+            if let Some(x) = self.trace(l) {
+                for s in x.spans {
+                    if !t.spans.iter().any(|y| y.id == s.id) {
+                        t.spans.push(s);
+                    }
+                }
+            }
+        }
+        t.spans.sort_by_key(|s| (s.start, s.id));
+        t.trace_id = t.spans.first().map_or(id, |s| s.id);
+        Some(t)
+    }
+}
+
 /// A span as exported: times in microseconds on the host clock.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

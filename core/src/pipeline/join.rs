@@ -1,0 +1,342 @@
+//! Hash join (inner and left outer) on equality keys, with an optional
+//! residual condition; a join without keys is a nested loop over the
+//! buffered right side.
+//!
+//! The right (build) side is consumed a batch per step into a chained hash
+//! table; then the left (probe) side streams through, producing at most
+//! about [`OUT_ROWS`] rows per step, so a many-to-many join also yields.
+
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+
+use super::{Instrumented, OpCx, Operator, Reservation, Step};
+use crate::data::{Batch, Column, ColumnData, DataType, Value};
+use crate::sql::error::ExecError;
+use crate::sql::expr::Expr;
+
+/// Output rows per step, roughly.
+pub const OUT_ROWS: usize = 8192;
+const NONE: u32 = u32::MAX;
+
+/// Join type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    /// `[INNER] JOIN`
+    Inner,
+    /// `LEFT [OUTER] JOIN`
+    Left,
+}
+
+enum Table {
+    All,
+    Int(FxHashMap<i64, u32>),
+    Generic(FxHashMap<Vec<Value>, u32>),
+}
+
+/// The join. Output: left columns, then right columns.
+pub struct HashJoin {
+    left: Box<Instrumented>,
+    right: Box<Instrumented>,
+    left_keys: Vec<Expr>,
+    right_keys: Vec<Expr>,
+    residual: Option<Expr>,
+    kind: JoinKind,
+    right_types: Vec<DataType>,
+    build: Vec<Column>,
+    build_rows: usize,
+    table: Table,
+    chain: Vec<u32>,
+    build_done: bool,
+    current: Option<(Batch, Vec<Arc<Column>>)>,
+    cursor: usize,
+    reservation: Option<Reservation>,
+    text: String,
+}
+
+impl HashJoin {
+    /// Joins `left` to `right` on `left_keys[i] = right_keys[i]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        left: Instrumented,
+        right: Instrumented,
+        left_keys: Vec<Expr>,
+        right_keys: Vec<Expr>,
+        int_keys: bool,
+        residual: Option<Expr>,
+        kind: JoinKind,
+        right_types: Vec<DataType>,
+        text: String,
+    ) -> Self {
+        let table = if left_keys.is_empty() {
+            Table::All
+        } else if int_keys {
+            Table::Int(FxHashMap::default())
+        } else {
+            Table::Generic(FxHashMap::default())
+        };
+        HashJoin {
+            left: Box::new(left),
+            right: Box::new(right),
+            left_keys,
+            right_keys,
+            residual,
+            kind,
+            right_types,
+            build: Vec::new(),
+            build_rows: 0,
+            table,
+            chain: Vec::new(),
+            build_done: false,
+            current: None,
+            cursor: 0,
+            reservation: None,
+            text,
+        }
+    }
+
+    fn eval_keys(
+        keys: &[Expr],
+        b: &Batch,
+        cx: &mut OpCx<'_>,
+    ) -> Result<Vec<Arc<Column>>, ExecError> {
+        keys.iter()
+            .map(|k| Ok(k.eval(b, cx.eval)?.into_column(b.len)))
+            .collect()
+    }
+
+    fn insert(&mut self, b: &Batch, keys: &[Arc<Column>]) {
+        let base = self.build_rows as u32;
+        for i in 0..b.len {
+            let row = base + i as u32;
+            let head = match &mut self.table {
+                Table::All => {
+                    self.chain.push(NONE);
+                    continue;
+                }
+                Table::Int(m) => {
+                    let k = &keys[0];
+                    if k.is_null(i) {
+                        self.chain.push(NONE);
+                        continue;
+                    }
+                    let key = match &k.data {
+                        ColumnData::Int(v) => v[i],
+                        _ => k.value(i).as_i64().unwrap_or(0),
+                    };
+                    m.insert(key, row)
+                }
+                Table::Generic(m) => {
+                    let key: Vec<Value> = keys.iter().map(|c| c.value(i)).collect();
+                    if key.iter().any(Value::is_null) {
+                        self.chain.push(NONE);
+                        continue;
+                    }
+                    m.insert(key, row)
+                }
+            };
+            self.chain.push(head.unwrap_or(NONE));
+        }
+        if self.build.is_empty() {
+            self.build = b.columns.iter().map(|c| (**c).clone()).collect();
+        } else {
+            for (d, c) in self.build.iter_mut().zip(&b.columns) {
+                d.append(c);
+            }
+        }
+        self.build_rows += b.len;
+    }
+
+    fn first_match(&self, keys: &[Arc<Column>], i: usize) -> u32 {
+        match &self.table {
+            Table::All => {
+                if self.build_rows == 0 {
+                    NONE
+                } else {
+                    (self.build_rows - 1) as u32
+                }
+            }
+            Table::Int(m) => {
+                let k = &keys[0];
+                if k.is_null(i) {
+                    return NONE;
+                }
+                let key = match &k.data {
+                    ColumnData::Int(v) => v[i],
+                    ColumnData::Float(v) if v[i].fract() != 0.0 => return NONE,
+                    _ => k.value(i).as_i64().unwrap_or(0),
+                };
+                m.get(&key).copied().unwrap_or(NONE)
+            }
+            Table::Generic(m) => {
+                let key: Vec<Value> = keys.iter().map(|c| c.value(i)).collect();
+                if key.iter().any(Value::is_null) {
+                    return NONE;
+                }
+                m.get(&key).copied().unwrap_or(NONE)
+            }
+        }
+    }
+
+    fn next_match(&self, row: u32) -> u32 {
+        match self.table {
+            Table::All => row.checked_sub(1).unwrap_or(NONE),
+            _ => self.chain[row as usize],
+        }
+    }
+
+    fn joined(&self, left: &Batch, li: &[u32], ri: &[u32]) -> Batch {
+        let mut cols: Vec<Arc<Column>> = left
+            .columns
+            .iter()
+            .map(|c| Arc::new(c.gather(li)))
+            .collect();
+        let any_none = ri.contains(&NONE);
+        for (k, ty) in self.right_types.iter().enumerate() {
+            let col = match self.build.get(k) {
+                Some(c) if !any_none => c.gather(ri),
+                Some(c) => {
+                    let vals: Vec<Value> = ri
+                        .iter()
+                        .map(|&r| {
+                            if r == NONE {
+                                Value::Null
+                            } else {
+                                c.value(r as usize)
+                            }
+                        })
+                        .collect();
+                    Column::from_values(c.data_type(), &vals)
+                }
+                None => Column::from_values(*ty, &vec![Value::Null; ri.len()]),
+            };
+            cols.push(Arc::new(col));
+        }
+        Batch::new(cols, li.len())
+    }
+}
+
+impl Operator for HashJoin {
+    fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+        if !self.build_done {
+            return match self.right.next(cx)? {
+                Step::Batch(b) => {
+                    let keys = Self::eval_keys(&self.right_keys, &b, cx)?;
+                    let bytes = b.heap_bytes() as u64 + 24 * b.len as u64;
+                    match &mut self.reservation {
+                        Some(r) => r.grow(bytes)?,
+                        None => self.reservation = Some(cx.resources.reserve(bytes)?),
+                    }
+                    self.insert(&b, &keys);
+                    Ok(Step::Pending)
+                }
+                Step::Done => {
+                    self.build_done = true;
+                    Ok(Step::Pending)
+                }
+                other => Ok(other),
+            };
+        }
+        if self.current.is_none() {
+            match self.left.next(cx)? {
+                Step::Batch(b) => {
+                    let keys = Self::eval_keys(&self.left_keys, &b, cx)?;
+                    self.current = Some((b, keys));
+                    self.cursor = 0;
+                }
+                other => return Ok(other),
+            }
+        }
+        let Some((left, keys)) = self.current.as_ref() else {
+            return Ok(Step::Pending);
+        };
+        let mut li = Vec::new();
+        let mut ri = Vec::new();
+        let mut starts = Vec::new();
+        let mut i = self.cursor;
+        while i < left.len && li.len() < OUT_ROWS {
+            starts.push((i, li.len()));
+            let mut r = self.first_match(keys, i);
+            while r != NONE {
+                li.push(i as u32);
+                ri.push(r);
+                r = self.next_match(r);
+            }
+            i += 1;
+        }
+        self.cursor = i;
+        let left = left.clone();
+        if self.cursor >= left.len {
+            self.current = None;
+        }
+        let mut out = self.joined(&left, &li, &ri);
+        let mut keep: Option<Vec<bool>> = None;
+        if let Some(pred) = &self.residual {
+            let d = pred.eval(&out, cx.eval)?.into_column(out.len);
+            let k: Vec<bool> = (0..out.len)
+                .map(|x| d.value(x).truthy() == Some(true))
+                .collect();
+            keep = Some(k);
+        }
+        if self.kind == JoinKind::Left {
+            // Left rows with no surviving match get one NULL-extended row.
+            let mut has = vec![false; starts.len()];
+            for (s, (_, from)) in starts.iter().enumerate() {
+                let to = starts.get(s + 1).map_or(li.len(), |x| x.1);
+                has[s] = (*from..to).any(|x| keep.as_ref().is_none_or(|k| k[x]));
+            }
+            let extra: Vec<u32> = starts
+                .iter()
+                .zip(&has)
+                .filter(|(_, h)| !**h)
+                .map(|((row, _), _)| *row as u32)
+                .collect();
+            if !extra.is_empty() {
+                let nulls = vec![NONE; extra.len()];
+                let ext = self.joined(&left, &extra, &nulls);
+                let mut sel: Vec<u32> = match &keep {
+                    Some(k) => (0..out.len as u32).filter(|x| k[*x as usize]).collect(),
+                    None => (0..out.len as u32).collect(),
+                };
+                let base = out.len as u32;
+                let mut cols: Vec<Column> = out.columns.iter().map(|c| (**c).clone()).collect();
+                for (c, e) in cols.iter_mut().zip(&ext.columns) {
+                    c.append(e);
+                }
+                sel.extend(base..base + ext.len as u32);
+                let n = out.len + ext.len;
+                out = Batch::new(cols.into_iter().map(Arc::new).collect(), n).gather(&sel);
+                keep = None;
+            }
+        }
+        if let Some(k) = keep {
+            let sel: Vec<u32> = (0..out.len as u32).filter(|x| k[*x as usize]).collect();
+            out = out.gather(&sel);
+        }
+        Ok(if out.len == 0 {
+            Step::Pending
+        } else {
+            Step::Batch(out)
+        })
+    }
+    fn describe(&self) -> String {
+        let kind = match self.kind {
+            JoinKind::Inner => "Inner",
+            JoinKind::Left => "Left",
+        };
+        if matches!(self.table, Table::All) {
+            format!("NestedLoopJoin {kind} {}", self.text)
+        } else {
+            format!("HashJoin {kind} on {}", self.text)
+        }
+    }
+    fn name(&self) -> &'static str {
+        if matches!(self.table, Table::All) {
+            "NestedLoopJoin"
+        } else {
+            "HashJoin"
+        }
+    }
+    fn children(&self) -> Vec<&Instrumented> {
+        vec![&self.left, &self.right]
+    }
+}

@@ -1,0 +1,386 @@
+//! The pipeline: vectorized operators over columnar batches, each checking
+//! its context at every batch, driven by an async loop that yields to the
+//! host every few milliseconds.
+//!
+//! Operators are cooperative state machines: [`Operator::next`] does at most
+//! one batch of work and returns a [`Step`]. A blocking operator (aggregate,
+//! sort, join build) returns [`Step::Pending`] while it consumes input, so
+//! the driver regains control, checks for cancellation and yields to the
+//! host between any two batches, also inside CPU-bound work. That is what
+//! lets a kill through on a single-threaded browser, where the kill arrives
+//! as a message on the same thread.
+//!
+//! Each operator is wrapped in an [`Instrumented`] node that checks its
+//! pipeline context, times it on the host clock, counts rows and batches, and
+//! records an `Operator` span under its pipeline's span.
+
+pub mod aggregate;
+pub mod basic;
+pub mod join;
+pub mod scan;
+pub mod sort;
+
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cause::{Cause, Reason};
+use crate::context::Context;
+use crate::data::Batch;
+use crate::host::Instant;
+use crate::level::Level;
+use crate::sql::error::ExecError;
+use crate::sql::expr::EvalCx;
+use crate::trace::{SpanId, SpanStatus};
+
+/// Rows per batch produced by scans.
+pub const BATCH_ROWS: usize = 4096;
+
+/// What one call of [`Operator::next`] did.
+#[derive(Debug)]
+pub enum Step {
+    /// A batch of output.
+    Batch(Batch),
+    /// Did a unit of work without output yet; call again.
+    Pending,
+    /// Wants the driver to wait this long (SLEEP), then call again.
+    Sleep(Duration),
+    /// No more output.
+    Done,
+}
+
+/// A physical operator.
+pub trait Operator: Send {
+    /// Does one unit of work.
+    fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError>;
+    /// A one-line description for EXPLAIN.
+    fn describe(&self) -> String;
+    /// The operator's name (span name).
+    fn name(&self) -> &'static str;
+    /// Its inputs.
+    fn children(&self) -> Vec<&Instrumented>;
+}
+
+/// The per-query execution resources: a memory budget with reservations
+/// released on drop, on every path.
+#[derive(Debug)]
+pub struct Resources {
+    budget: u64,
+    used: AtomicU64,
+    peak: AtomicU64,
+    node_total: Arc<AtomicU64>,
+}
+
+impl Resources {
+    /// A budget of `budget` bytes, also counted in `node_total`.
+    pub fn new(budget: u64, node_total: Arc<AtomicU64>) -> Arc<Self> {
+        Arc::new(Resources {
+            budget,
+            used: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+            node_total,
+        })
+    }
+    /// Reserves `bytes`, or fails with the budget error.
+    pub fn reserve(self: &Arc<Self>, bytes: u64) -> Result<Reservation, ExecError> {
+        let now = self.used.fetch_add(bytes, AtomicOrdering::AcqRel) + bytes;
+        if now > self.budget {
+            self.used.fetch_sub(bytes, AtomicOrdering::AcqRel);
+            return Err(ExecError::MemoryBudget {
+                budget: self.budget,
+                requested: now,
+            });
+        }
+        self.peak.fetch_max(now, AtomicOrdering::AcqRel);
+        self.node_total.fetch_add(bytes, AtomicOrdering::AcqRel);
+        Ok(Reservation {
+            res: self.clone(),
+            bytes,
+        })
+    }
+    /// Bytes reserved now.
+    pub fn used(&self) -> u64 {
+        self.used.load(AtomicOrdering::Acquire)
+    }
+    /// Highest reservation seen.
+    pub fn peak(&self) -> u64 {
+        self.peak.load(AtomicOrdering::Acquire)
+    }
+}
+
+/// Reserved bytes; given back on drop.
+#[derive(Debug)]
+pub struct Reservation {
+    res: Arc<Resources>,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// Grows the reservation by `bytes`.
+    pub fn grow(&mut self, bytes: u64) -> Result<(), ExecError> {
+        let mut more = self.res.reserve(bytes)?;
+        self.bytes += more.bytes;
+        more.bytes = 0;
+        Ok(())
+    }
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.res.used.fetch_sub(self.bytes, AtomicOrdering::AcqRel);
+            self.res
+                .node_total
+                .fetch_sub(self.bytes, AtomicOrdering::AcqRel);
+        }
+    }
+}
+
+/// What operators get when they run.
+pub struct OpCx<'a> {
+    /// Expression settings and warnings.
+    pub eval: &'a mut EvalCx,
+    /// Memory budget.
+    pub resources: &'a Arc<Resources>,
+    /// Rows processed by scans (progress).
+    pub progress: &'a AtomicU64,
+}
+
+/// Per-operator metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Metrics {
+    /// Rows output.
+    pub rows: u64,
+    /// Batches output.
+    pub batches: u64,
+    /// Calls of `next`.
+    pub calls: u64,
+    /// Time inside `next`, children included, in ns.
+    pub time_ns: u64,
+}
+
+/// An operator with its pipeline context, metrics and span.
+pub struct Instrumented {
+    op: Box<dyn Operator>,
+    ctx: Context,
+    metrics: Metrics,
+    span: Option<SpanId>,
+    done: bool,
+}
+
+impl Instrumented {
+    /// Wraps `op`, which runs in pipeline `ctx`.
+    pub fn new(op: Box<dyn Operator>, ctx: Context) -> Self {
+        Instrumented {
+            op,
+            ctx,
+            metrics: Metrics::default(),
+            span: None,
+            done: false,
+        }
+    }
+
+    /// The pipeline context.
+    pub fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Metrics so far.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics
+    }
+
+    /// The operator.
+    pub fn op(&self) -> &dyn Operator {
+        &*self.op
+    }
+
+    /// Checks the context, runs one step of the operator, and accounts for
+    /// it.
+    pub fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+        if self.done {
+            return Ok(Step::Done);
+        }
+        self.ctx.check()?;
+        let host = self.ctx.host().clone();
+        let start = host.now();
+        if self.span.is_none() {
+            if let Some(r) = self.ctx.recorder() {
+                self.span = Some(r.open_at(
+                    self.ctx.span_id(),
+                    self.op.name(),
+                    Level::Operator,
+                    start,
+                    [("detail".to_owned(), self.op.describe().into())],
+                ));
+            }
+        }
+        let res = self.op.next(cx);
+        let end = host.now();
+        self.metrics.calls += 1;
+        self.metrics.time_ns += end.0.saturating_sub(start.0);
+        match &res {
+            Ok(Step::Batch(b)) => {
+                self.metrics.rows += b.len as u64;
+                self.metrics.batches += 1;
+            }
+            Ok(Step::Done) => {
+                self.done = true;
+                self.close_span(end, SpanStatus::Ok);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let status = match e {
+                    ExecError::Cancelled(c) => SpanStatus::from_cause(c.cause()),
+                    other => SpanStatus::Error {
+                        message: other.to_string(),
+                    },
+                };
+                self.close_span(end, status);
+            }
+        }
+        res
+    }
+
+    fn close_span(&mut self, end: Instant, status: SpanStatus) {
+        if let (Some(r), Some(s)) = (self.ctx.recorder(), self.span.take()) {
+            r.set_attr(s, "rows", self.metrics.rows);
+            r.set_attr(s, "batches", self.metrics.batches);
+            r.set_attr(s, "time_us", self.metrics.time_ns as f64 / 1e3);
+            r.set_attr(s, "self_time_us", self.self_time_ns() as f64 / 1e3);
+            r.close_at(s, end, status);
+        }
+    }
+
+    /// Time spent in this operator alone, in ns.
+    pub fn self_time_ns(&self) -> u64 {
+        let kids: u64 = self.op.children().iter().map(|c| c.metrics.time_ns).sum();
+        self.metrics.time_ns.saturating_sub(kids)
+    }
+
+    /// EXPLAIN text of this subtree (with metrics when `analyze`).
+    pub fn explain(&self, analyze: bool) -> String {
+        let mut out = String::new();
+        self.explain_into(&mut out, 0, analyze);
+        out
+    }
+
+    fn explain_into(&self, out: &mut String, depth: usize, analyze: bool) {
+        use ::std::fmt::Write as _;
+        let _ = write!(
+            out,
+            "{:indent$}-> {}",
+            "",
+            self.op.describe(),
+            indent = depth * 2
+        );
+        if analyze {
+            let m = self.metrics;
+            let _ = write!(
+                out,
+                "  (rows={} batches={} time={} self={})",
+                crate::format::count(m.rows),
+                m.batches,
+                crate::format::duration_us(m.time_ns as f64 / 1e3),
+                crate::format::duration_us(self.self_time_ns() as f64 / 1e3),
+            );
+        }
+        out.push('\n');
+        for c in self.op.children() {
+            c.explain_into(out, depth + 1, analyze);
+        }
+    }
+}
+
+impl Drop for Instrumented {
+    fn drop(&mut self) {
+        if self.span.is_some() {
+            let end = self.ctx.host().now();
+            let status = match self.ctx.cause() {
+                Some(c) => SpanStatus::from_cause(&c),
+                None => SpanStatus::Ok,
+            };
+            self.close_span(end, status);
+        }
+    }
+}
+
+/// How often the driver yields to the host.
+#[derive(Clone, Copy, Debug)]
+pub struct YieldPolicy {
+    /// Yield after this many steps at most.
+    pub every_steps: u32,
+    /// Yield when this much host time passed since the last yield.
+    pub every: Duration,
+}
+
+impl Default for YieldPolicy {
+    fn default() -> Self {
+        YieldPolicy {
+            every_steps: 64,
+            every: Duration::from_millis(4),
+        }
+    }
+}
+
+/// Runs `root` to completion, calling `sink` with each output batch.
+///
+/// Returns the primary error: a real error (memory budget, division by
+/// zero) is returned as itself even if it also cancelled the query, and a
+/// cancellation is returned as a cancellation, never as success.
+pub async fn drive(
+    root: &mut Instrumented,
+    query: &Context,
+    cx: &mut OpCx<'_>,
+    policy: YieldPolicy,
+    mut sink: impl FnMut(Batch) -> Result<(), ExecError>,
+) -> Result<(), ExecError> {
+    let host = query.host().clone();
+    let mut last_yield = host.now();
+    let mut steps = 0u32;
+    loop {
+        query.check()?;
+        let step = match root.next(cx) {
+            Ok(s) => s,
+            Err(e) => {
+                if let ExecError::MemoryBudget { budget, requested } = &e {
+                    // Stop every part of the query, with the real cause.
+                    query.cancel_with(Cause::canceled(
+                        Reason::MemoryBudgetExceeded {
+                            budget: *budget,
+                            requested: *requested,
+                        },
+                        Level::Query,
+                        query.id(),
+                    ));
+                }
+                return Err(e);
+            }
+        };
+        match step {
+            Step::Batch(b) => sink(b)?,
+            Step::Pending => {}
+            Step::Sleep(d) => {
+                let wake = host.now().saturating_add(d);
+                let timer = host.sleep_until(wake);
+                let cancelled = query.cancelled();
+                futures::future::select(timer, cancelled).await;
+                query.check()?;
+                last_yield = host.now();
+                steps = 0;
+                continue;
+            }
+            Step::Done => return Ok(()),
+        }
+        steps += 1;
+        if steps >= policy.every_steps || host.now().saturating_since(last_yield) >= policy.every {
+            host.yield_now().await;
+            last_yield = host.now();
+            steps = 0;
+        }
+    }
+}

@@ -1,0 +1,1615 @@
+//! Sessions: the [`Engine`] (one per node) and its [`Connection`]s, which
+//! run requests of SQL statements on the context hierarchy.
+//!
+//! Every request gets a Request context under the connection's Routine;
+//! every statement a Query context under the Request, linked to its Txn
+//! (the open transaction, or an implicit one for the statement), registered
+//! with the session's [`CancelManager`] before it starts so that a
+//! `KILL QUERY` is never lost, and carrying the statement timeout as its
+//! deadline. The pipeline runs in Pipeline contexts under the Query.
+//!
+//! The execution context of a statement is split by concern, as the seed
+//! plan's `ExecCtx` refactor asks: [`StmtContexts`] (the handles),
+//! [`ExecState`] (phase, rows, warnings) and [`Resources`] (the memory
+//! budget, released on every path when the statement's reservations drop).
+//!
+//! Error rules: a cancelled statement returns 1317 (or 3024 for a timeout)
+//! naming the cause, never success; a real error (memory budget, division
+//! by zero) is returned as itself even though it also cancels the pipeline;
+//! a cancelled or timed-out DML statement never commits; `KILL CONNECTION`
+//! or a disconnect rolls the open transaction back on a cleanup context.
+
+pub mod error;
+
+pub use error::{ErrorKind, QueryError};
+
+use serde::Serialize;
+use sqlparser::ast;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use crate::cause::{Cause, Reason};
+use crate::context::{Context, ContextInfo};
+use crate::data::{Batch, Column, ColumnData, DataType, Value};
+use crate::host::Host;
+use crate::level::Level;
+use crate::pipeline::{drive, OpCx, Resources, YieldPolicy};
+use crate::registry::{CancelManager, KillScope, ProcessInfo, ProcessList, Registration};
+use crate::sql::error::{ExecError, SqlError};
+use crate::sql::expr::EvalCx;
+use crate::sql::plan::{self, PlanCx};
+use crate::storage::{Catalog, ColumnDef, Schema, Snapshot, StorageError, TableData, WriteSet};
+use crate::sync::lock;
+use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
+use crate::values::Identity;
+
+/// How long a rollback on a cleanup context may take.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Engine settings.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// This node's id.
+    pub node_id: u64,
+    /// Clock, timers, yield.
+    pub host: Arc<dyn Host>,
+    /// Spans kept by the trace recorder.
+    pub trace_capacity: usize,
+    /// Default per-query memory budget in bytes.
+    pub memory_budget: u64,
+    /// How often running statements yield to the host.
+    pub yield_policy: YieldPolicy,
+}
+
+impl EngineConfig {
+    /// Defaults: 200,000 spans, 1 GiB per query, yield every 4 ms.
+    pub fn new(node_id: u64, host: Arc<dyn Host>) -> Self {
+        EngineConfig {
+            node_id,
+            host,
+            trace_capacity: 200_000,
+            memory_budget: 1 << 30,
+            yield_policy: YieldPolicy::default(),
+        }
+    }
+}
+
+/// Per-call options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecOptions {
+    /// A statement timeout for this call (the earlier of this and
+    /// `max_execution_time` applies).
+    pub timeout: Option<Duration>,
+}
+
+/// A result column.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ColumnInfo {
+    /// Name.
+    pub name: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub ty: DataType,
+}
+
+/// The result of a request (its last statement).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryResult {
+    /// The statement's id, for [`Engine::trace`].
+    pub query_id: u64,
+    /// Columns (empty for statements without rows).
+    pub columns: Vec<ColumnInfo>,
+    /// Rows.
+    pub rows: Vec<Vec<Value>>,
+    /// Rows inserted, updated or deleted.
+    pub rows_affected: u64,
+    /// Wall time on the host clock.
+    #[serde(serialize_with = "ser_ms")]
+    pub elapsed: Duration,
+    /// Warnings (division by zero in a SELECT, …).
+    pub warnings: u32,
+    /// A short message ("Query OK, 3 rows affected").
+    pub message: Option<String>,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1e3)
+}
+
+/// The contexts of one statement.
+#[derive(Clone, Debug)]
+pub struct StmtContexts {
+    /// The request.
+    pub request: Context,
+    /// The transaction (explicit or implicit).
+    pub txn: Context,
+    /// The statement.
+    pub query: Context,
+}
+
+/// Phase of a statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Planning.
+    Planning,
+    /// Running the pipeline.
+    Running,
+    /// Committing.
+    Committing,
+    /// Done.
+    Done,
+}
+
+/// The mutable execution state of one statement.
+#[derive(Debug)]
+pub struct ExecState {
+    /// Phase.
+    pub phase: Phase,
+    /// Rows affected.
+    pub rows_affected: u64,
+    /// Expression settings and warnings.
+    pub eval: EvalCx,
+}
+
+/// A statement's execution context, split by concern.
+pub struct ExecCtx {
+    /// Context handles.
+    pub contexts: StmtContexts,
+    /// Execution state.
+    pub state: ExecState,
+    /// Resources (memory budget).
+    pub resources: Arc<Resources>,
+}
+
+struct TxnState {
+    ctx: Context,
+    snapshot: Snapshot,
+    writes: WriteSet,
+}
+
+struct Session {
+    autocommit: bool,
+    max_execution_time_ms: u64,
+    memory_budget: u64,
+    txn: Option<TxnState>,
+}
+
+struct EngineInner {
+    config: EngineConfig,
+    root: Context,
+    recorder: Arc<Recorder>,
+    processes: Arc<ProcessList>,
+    catalog: Arc<Catalog>,
+    next_conn: AtomicU64,
+    next_stmt: AtomicU64,
+    next_txn: AtomicU64,
+    memory: Arc<AtomicU64>,
+    queries: Mutex<(HashMap<u64, SpanId>, VecDeque<u64>)>,
+    connections: Mutex<HashMap<u64, Weak<ConnInner>>>,
+}
+
+const QUERY_HISTORY: usize = 4096;
+
+/// One node's engine: catalog, process list, trace recorder, root context.
+/// Cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// use cascade::{Engine, EngineConfig, Identity, StdHost, Value};
+/// let engine = Engine::new(EngineConfig::new(1, StdHost::shared()));
+/// let conn = engine.connect(Identity::new("acme", "alice", "member")).unwrap();
+/// let r = futures::executor::block_on(conn.execute(
+///     "SELECT count(*), sum(x) FROM generate_series(1, 1000) AS t(x) WHERE x % 7 = 0",
+/// )).unwrap();
+/// assert_eq!(r.rows, vec![vec![Value::Int(142), Value::Int(71071)]]);
+/// let trace = engine.trace(r.query_id).unwrap();
+/// assert!(trace.spans.iter().any(|s| s.name == "HashAggregate"));
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("node_id", &self.inner.config.node_id)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// A new engine with an empty catalog.
+    pub fn new(config: EngineConfig) -> Engine {
+        let recorder = Recorder::new(config.host.clone(), config.trace_capacity);
+        let root = Context::root(config.host.clone())
+            .node_id(config.node_id)
+            .recorder(recorder.clone())
+            .name(format!("node {}", config.node_id))
+            .build()
+            .unwrap_or_else(|_| unreachable!("a root with a node id always builds"));
+        Engine {
+            inner: Arc::new(EngineInner {
+                config,
+                root,
+                recorder,
+                processes: Arc::new(ProcessList::new()),
+                catalog: Catalog::new(),
+                next_conn: AtomicU64::new(1),
+                next_stmt: AtomicU64::new(1),
+                next_txn: AtomicU64::new(1),
+                memory: Arc::new(AtomicU64::new(0)),
+                queries: Mutex::new((HashMap::new(), VecDeque::new())),
+                connections: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The host.
+    pub fn host(&self) -> &Arc<dyn Host> {
+        &self.inner.config.host
+    }
+
+    /// The root context.
+    pub fn root(&self) -> &Context {
+        &self.inner.root
+    }
+
+    /// The process list.
+    pub fn process_list(&self) -> &Arc<ProcessList> {
+        &self.inner.processes
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.inner.catalog
+    }
+
+    /// Bytes reserved by running statements, node-wide.
+    pub fn memory_in_use(&self) -> u64 {
+        self.inner.memory.load(Ordering::Acquire)
+    }
+
+    /// Opens a connection for `identity`.
+    pub fn connect(&self, identity: Identity) -> Result<Connection, QueryError> {
+        if self.inner.root.is_cancelled() {
+            return Err(QueryError::new(
+                1053,
+                "08S01",
+                "Server shutdown in progress",
+            ));
+        }
+        if identity.tenant.is_empty() || identity.user.is_empty() {
+            return Err(QueryError::new(
+                1045,
+                "28000",
+                "Access denied: tenant and user must not be empty",
+            ));
+        }
+        let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        let routine = self
+            .inner
+            .root
+            .child(Level::Routine)
+            .identity(identity.clone())
+            .connection_id(id)
+            .session_id(id)
+            .name(format!("connection {id} ({identity})"))
+            .build()?;
+        let manager = CancelManager::new(routine);
+        let registration = self.inner.processes.register(manager.clone());
+        let conn = Arc::new(ConnInner {
+            engine: self.inner.clone(),
+            id,
+            identity: Arc::new(identity),
+            manager,
+            registration: Mutex::new(Some(registration)),
+            session: Mutex::new(Some(Session {
+                autocommit: true,
+                max_execution_time_ms: 0,
+                memory_budget: self.inner.config.memory_budget,
+                txn: None,
+            })),
+            closed: AtomicBool::new(false),
+        });
+        lock(&self.inner.connections).insert(id, Arc::downgrade(&conn));
+        Ok(Connection { inner: conn })
+    }
+
+    /// The trace of a statement: its spans, its pipelines' and operators',
+    /// and its ancestors (Request, Routine, Root) and Txn.
+    pub fn trace(&self, query_id: u64) -> Option<Trace> {
+        let span = lock(&self.inner.queries).0.get(&query_id).copied()?;
+        self.inner.recorder.trace_with_links(span)
+    }
+
+    /// The live context tree.
+    pub fn contexts(&self) -> ContextInfo {
+        self.inner.root.snapshot()
+    }
+
+    /// What `SHOW PROCESSLIST` shows to `caller`.
+    pub fn processes(&self, caller: &Identity) -> Vec<ProcessInfo> {
+        self.inner.processes.snapshot(caller)
+    }
+
+    /// Cancels everything with cause `Shutdown` and rolls back every idle
+    /// connection's transaction.
+    pub fn shutdown(&self) {
+        self.inner.root.cancel(Reason::Shutdown);
+        let conns: Vec<_> = lock(&self.inner.connections)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for c in conns {
+            c.reap();
+        }
+    }
+}
+
+struct ConnInner {
+    engine: Arc<EngineInner>,
+    id: u64,
+    identity: Arc<Identity>,
+    manager: Arc<CancelManager>,
+    registration: Mutex<Option<Registration>>,
+    session: Mutex<Option<Session>>,
+    closed: AtomicBool,
+}
+
+impl ConnInner {
+    /// Rolls back the open transaction on a cleanup context if the session
+    /// is idle (a running statement does it itself when it ends).
+    fn reap(&self) {
+        let taken = lock(&self.session).take();
+        if let Some(mut s) = taken {
+            self.rollback_on_cleanup(&mut s);
+            *lock(&self.session) = Some(s);
+        }
+    }
+
+    fn rollback_on_cleanup(&self, s: &mut Session) {
+        if let Some(t) = s.txn.take() {
+            let cause = self.manager.routine().cause();
+            let cleanup = t.ctx.cleanup(CLEANUP_TIMEOUT);
+            let r = &self.engine.recorder;
+            let span = r.open(
+                t.ctx.span_id(),
+                "rollback",
+                Level::Txn,
+                [("on_cleanup_context".to_owned(), true.into())],
+            );
+            r.add_link(span, cleanup.span_id().unwrap_or(span));
+            if let Some(c) = &cause {
+                r.set_attr(span, "after", c.to_string());
+            }
+            let writes = t.writes.len();
+            drop(t.writes);
+            r.set_attr(span, "discarded_tables", writes);
+            r.close(
+                span,
+                if cleanup.check().is_ok() {
+                    SpanStatus::Ok
+                } else {
+                    SpanStatus::Error {
+                        message: "cleanup timed out".into(),
+                    }
+                },
+            );
+            self.manager.set_txn(None);
+            let txn_id = t.ctx.values().txn_id().unwrap_or(0);
+            t.ctx.cancel(Reason::TxnRolledBack { txn_id });
+        }
+    }
+}
+
+impl Drop for ConnInner {
+    fn drop(&mut self) {
+        lock(&self.engine.connections).remove(&self.id);
+    }
+}
+
+/// A client connection. Clone it to kill or disconnect from elsewhere.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<ConnInner>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.inner.id)
+            .finish()
+    }
+}
+
+/// Takes the session out for one request and puts it back on drop, also
+/// when the request's future is dropped half-way.
+struct Checkout<'a> {
+    conn: &'a ConnInner,
+    session: Option<Session>,
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.session.take() {
+            if self.conn.manager.routine().is_cancelled() {
+                self.conn.rollback_on_cleanup(&mut s);
+            }
+            *lock(&self.conn.session) = Some(s);
+        }
+    }
+}
+
+fn kill_error(cause: Option<Arc<Cause>>) -> QueryError {
+    match cause {
+        Some(c) if matches!(c.reason, Reason::Shutdown) => {
+            let mut e = QueryError::cancelled(c);
+            e.code = 1053;
+            e.sqlstate = "08S01";
+            e.message = "Server shutdown in progress".into();
+            e
+        }
+        Some(c) => {
+            let mut e = QueryError::cancelled(c.clone());
+            e.code = 1927;
+            e.message = format!("Connection was killed: {}", c.reason);
+            e
+        }
+        None => QueryError::new(1927, "70100", "Connection was killed"),
+    }
+}
+
+impl Connection {
+    /// The connection id (`CONNECTION_ID()`).
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Who is connected.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// The Routine context.
+    pub fn context(&self) -> &Context {
+        self.inner.manager.routine()
+    }
+
+    /// Runs a request (one or more statements separated by `;`) and returns
+    /// the last statement's result.
+    pub async fn execute(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        self.execute_with(sql, ExecOptions::default()).await
+    }
+
+    /// [`Connection::execute`] with options.
+    pub async fn execute_with(
+        &self,
+        sql: &str,
+        opts: ExecOptions,
+    ) -> Result<QueryResult, QueryError> {
+        let c = &*self.inner;
+        if c.closed.load(Ordering::Acquire) {
+            return Err(QueryError::new(2006, "HY000", "The connection is closed"));
+        }
+        let Some(session) = lock(&c.session).take() else {
+            return Err(QueryError::new(
+                2014,
+                "HY000",
+                "Commands out of sync; a statement is already running on this connection",
+            ));
+        };
+        let mut co = Checkout {
+            conn: c,
+            session: Some(session),
+        };
+        if c.manager.routine().is_cancelled() {
+            return Err(kill_error(c.manager.routine().cause()));
+        }
+        let stmts = crate::sql::parse(sql)?;
+        if stmts.is_empty() {
+            return Err(QueryError::new(1065, "42000", "Query was empty"));
+        }
+        let request = c
+            .manager
+            .routine()
+            .child(Level::Request)
+            .name("request")
+            .attr("sql", truncate(sql, 200))
+            .build()?;
+        c.manager.set_request(Some(request.clone()));
+        let mut last = None;
+        let mut result = Ok(());
+        for stmt in &stmts {
+            let Some(s) = co.session.as_mut() else { break };
+            match run_statement(c, s, &request, stmt, opts).await {
+                Ok(r) => last = Some(r),
+                Err(e) => {
+                    request.finish(match &e.cause {
+                        Some(cause) => SpanStatus::from_cause(cause),
+                        None => SpanStatus::Error {
+                            message: e.message.clone(),
+                        },
+                    });
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        c.manager.set_request(None);
+        drop(co);
+        result?;
+        last.ok_or_else(|| QueryError::new(1065, "42000", "Query was empty"))
+    }
+
+    /// The client went away: cancels everything of the connection with
+    /// cause `ClientDisconnected`. Call [`Connection::close`] after.
+    pub fn disconnect(&self) {
+        self.inner
+            .manager
+            .routine()
+            .cancel(Reason::ClientDisconnected);
+    }
+
+    /// Closes the connection: cancels what still runs, rolls back an open
+    /// transaction on a cleanup context, and leaves the process list.
+    /// Idempotent.
+    pub async fn close(&self) {
+        let c = &*self.inner;
+        if c.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let host = c.engine.config.host.clone();
+        // A statement still running: stop it and wait for the session.
+        let mut waited = Duration::ZERO;
+        loop {
+            let taken = lock(&c.session).take();
+            if let Some(mut s) = taken {
+                c.rollback_on_cleanup(&mut s);
+                break;
+            }
+            c.manager.routine().cancel(Reason::ConnectionClosed);
+            if waited > CLEANUP_TIMEOUT {
+                break;
+            }
+            let step = Duration::from_millis(1);
+            host.sleep_until(host.now().saturating_add(step)).await;
+            waited += step;
+        }
+        let reg = lock(&c.registration).take();
+        drop(reg);
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_owned();
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn stmt_kind(stmt: &ast::Statement) -> &'static str {
+    match stmt {
+        ast::Statement::Query(_) => "select",
+        ast::Statement::Insert(_) => "insert",
+        ast::Statement::Update(_) => "update",
+        ast::Statement::Delete(_) => "delete",
+        ast::Statement::CreateTable(_) => "create table",
+        ast::Statement::Drop { .. } => "drop table",
+        ast::Statement::StartTransaction { .. } => "begin",
+        ast::Statement::Commit { .. } => "commit",
+        ast::Statement::Rollback { .. } => "rollback",
+        ast::Statement::Set(_) => "set",
+        ast::Statement::Kill { .. } => "kill",
+        ast::Statement::ShowProcessList { .. } => "show processlist",
+        ast::Statement::ShowTables { .. } => "show tables",
+        ast::Statement::Explain { .. } => "explain",
+        _ => "statement",
+    }
+}
+
+fn ok_result(query_id: u64, rows_affected: u64, message: Option<String>) -> QueryResult {
+    QueryResult {
+        query_id,
+        columns: vec![],
+        rows: vec![],
+        rows_affected,
+        elapsed: Duration::ZERO,
+        warnings: 0,
+        message,
+    }
+}
+
+fn text_rows(query_id: u64, header: &str, lines: impl IntoIterator<Item = String>) -> QueryResult {
+    QueryResult {
+        query_id,
+        columns: vec![ColumnInfo {
+            name: header.into(),
+            ty: DataType::Text,
+        }],
+        rows: lines
+            .into_iter()
+            .map(|l| vec![Value::Text(l.into())])
+            .collect(),
+        rows_affected: 0,
+        elapsed: Duration::ZERO,
+        warnings: 0,
+        message: None,
+    }
+}
+
+/// Whether the statement reads or writes table data (and so runs in a
+/// transaction).
+fn needs_txn(stmt: &ast::Statement) -> bool {
+    match stmt {
+        ast::Statement::Query(_)
+        | ast::Statement::Insert(_)
+        | ast::Statement::Update(_)
+        | ast::Statement::Delete(_) => true,
+        ast::Statement::Explain { statement, .. } => needs_txn(statement),
+        _ => false,
+    }
+}
+
+async fn run_statement(
+    c: &ConnInner,
+    s: &mut Session,
+    request: &Context,
+    stmt: &ast::Statement,
+    opts: ExecOptions,
+) -> Result<QueryResult, QueryError> {
+    let e = &c.engine;
+    let host = e.config.host.clone();
+    let started = host.now();
+    let stmt_id = e.next_stmt.fetch_add(1, Ordering::Relaxed);
+    let text = stmt.to_string();
+    let kind = stmt_kind(stmt);
+
+    // DDL and BEGIN end an open transaction first (MySQL's implicit commit).
+    let implicit_commit = matches!(
+        stmt,
+        ast::Statement::CreateTable(_)
+            | ast::Statement::Drop { .. }
+            | ast::Statement::StartTransaction { .. }
+    );
+    if implicit_commit && s.txn.is_some() {
+        commit_txn(c, s)?;
+    }
+    // The statement's transaction.
+    let mut implicit = None;
+    if needs_txn(stmt) && s.txn.is_none() {
+        let t = new_txn(c, !s.autocommit)?;
+        if s.autocommit {
+            implicit = Some(t);
+        } else {
+            c.manager.set_txn(Some(t.ctx.clone()));
+            s.txn = Some(t);
+        }
+    }
+    let limit_ms = match (opts.timeout, s.max_execution_time_ms) {
+        (Some(t), 0) => Some(t.as_millis() as u64),
+        (Some(t), m) => Some((t.as_millis() as u64).min(m)),
+        (None, 0) => None,
+        (None, m) => Some(m),
+    };
+    let txn_ctx = implicit.as_ref().or(s.txn.as_ref()).map(|t| t.ctx.clone());
+    let mut qb = request
+        .child(Level::Query)
+        .statement_id(stmt_id)
+        .name(kind)
+        .attr("sql", truncate(&text, 500))
+        .attr("query_id", stmt_id);
+    if let Some(t) = &txn_ctx {
+        qb = qb.link(t);
+    }
+    if let Some(ms) = limit_ms {
+        qb = qb.timeout(
+            Duration::from_millis(ms),
+            Reason::StatementTimeout { limit_ms: ms },
+        );
+    }
+    let query = qb.build()?;
+    if let Some(span) = query.span_id() {
+        let mut q = lock(&e.queries);
+        q.0.insert(stmt_id, span);
+        q.1.push_back(stmt_id);
+        while q.1.len() > QUERY_HISTORY {
+            if let Some(old) = q.1.pop_front() {
+                q.0.remove(&old);
+            }
+        }
+    }
+    let registration = c.manager.register_query(&query, &truncate(&text, 1000));
+    registration.start();
+    let resources = Resources::new(s.memory_budget, e.memory.clone());
+    let mut x = ExecCtx {
+        contexts: StmtContexts {
+            request: request.clone(),
+            txn: txn_ctx.clone().unwrap_or_else(|| request.clone()),
+            query: query.clone(),
+        },
+        state: ExecState {
+            phase: Phase::Planning,
+            rows_affected: 0,
+            eval: EvalCx::default(),
+        },
+        resources,
+    };
+    let res = dispatch(
+        c,
+        s,
+        &mut x,
+        implicit.as_mut(),
+        stmt,
+        stmt_id,
+        registration.progress(),
+    )
+    .await;
+    // The implicit transaction commits only a statement that succeeded and
+    // was not cancelled.
+    let res = match (res, implicit) {
+        (Ok(r), Some(mut t)) if !t.writes.is_empty() => match x.contexts.query.check() {
+            Ok(()) => {
+                x.state.phase = Phase::Committing;
+                commit_writes(c, &mut t).map(|_| r)
+            }
+            Err(cancel) => {
+                rollback_span(c, &t, Some("statement cancelled before commit"));
+                Err(cancel.into())
+            }
+        },
+        (Err(err), Some(t)) => {
+            if !t.writes.is_empty() {
+                rollback_span(c, &t, Some(&err.message));
+            }
+            Err(err)
+        }
+        (r, _) => r,
+    };
+    x.state.phase = Phase::Done;
+    drop(registration);
+    let elapsed = host.now().saturating_since(started);
+    match res {
+        Ok(mut r) => {
+            r.query_id = stmt_id;
+            r.elapsed = elapsed;
+            r.warnings += x.state.eval.warnings;
+            query.set_attr("rows", r.rows.len());
+            query.set_attr("rows_affected", r.rows_affected);
+            query.finish(SpanStatus::Ok);
+            Ok(r)
+        }
+        Err(err) => {
+            let err = err.with_query_id(stmt_id).at_level(Level::Query);
+            query.finish(match &err.cause {
+                Some(cause) => SpanStatus::from_cause(cause),
+                None => SpanStatus::Error {
+                    message: err.message.clone(),
+                },
+            });
+            Err(err)
+        }
+    }
+}
+
+fn new_txn(c: &ConnInner, explicit: bool) -> Result<TxnState, QueryError> {
+    let e = &c.engine;
+    let id = e.next_txn.fetch_add(1, Ordering::Relaxed);
+    let ctx = c
+        .manager
+        .routine()
+        .child(Level::Txn)
+        .txn_id(id)
+        .name(if explicit { "txn" } else { "txn (implicit)" })
+        .attr("explicit", explicit)
+        .build()?;
+    Ok(TxnState {
+        ctx,
+        snapshot: e.catalog.snapshot(),
+        writes: WriteSet::new(),
+    })
+}
+
+fn commit_writes(c: &ConnInner, t: &mut TxnState) -> Result<(), QueryError> {
+    let r = &c.engine.recorder;
+    let span = r.open(
+        t.ctx.span_id(),
+        "commit",
+        Level::Txn,
+        [("tables".to_owned(), t.writes.len().into())],
+    );
+    match c.engine.catalog.commit(t.snapshot.ts, &t.writes) {
+        Ok(ts) => {
+            r.set_attr(span, "commit_ts", ts);
+            r.close(span, SpanStatus::Ok);
+            Ok(())
+        }
+        Err(err) => {
+            r.close(
+                span,
+                SpanStatus::Error {
+                    message: err.to_string(),
+                },
+            );
+            Err(err.into())
+        }
+    }
+}
+
+fn rollback_span(c: &ConnInner, t: &TxnState, why: Option<&str>) {
+    let r = &c.engine.recorder;
+    let span = r.open(t.ctx.span_id(), "rollback", Level::Txn, []);
+    if let Some(w) = why {
+        r.set_attr(span, "reason", w);
+    }
+    r.close(span, SpanStatus::Ok);
+}
+
+fn commit_txn(c: &ConnInner, s: &mut Session) -> Result<(), QueryError> {
+    if let Some(mut t) = s.txn.take() {
+        c.manager.set_txn(None);
+        let res = commit_writes(c, &mut t);
+        if res.is_err() {
+            rollback_span(c, &t, Some("write conflict"));
+            let id = t.ctx.values().txn_id().unwrap_or(0);
+            t.ctx.cancel(Reason::TxnRolledBack { txn_id: id });
+        } else {
+            t.ctx.finish(SpanStatus::Ok);
+        }
+        res?;
+    }
+    Ok(())
+}
+
+fn rollback_txn(c: &ConnInner, s: &mut Session) {
+    if let Some(t) = s.txn.take() {
+        c.manager.set_txn(None);
+        rollback_span(c, &t, Some("ROLLBACK"));
+        t.ctx.finish(SpanStatus::Ok);
+        let id = t.ctx.values().txn_id().unwrap_or(0);
+        t.ctx.cancel(Reason::TxnRolledBack { txn_id: id });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dispatch(
+    c: &ConnInner,
+    s: &mut Session,
+    x: &mut ExecCtx,
+    implicit: Option<&mut TxnState>,
+    stmt: &ast::Statement,
+    stmt_id: u64,
+    progress: &AtomicU64,
+) -> Result<QueryResult, QueryError> {
+    let e = &c.engine;
+    match stmt {
+        ast::Statement::Query(q) => {
+            let t = implicit.map(|t| &*t).or(s.txn.as_ref());
+            let empty = WriteSet::new();
+            let pcx = plan_cx(c, t, &empty);
+            let planned = plan::plan_query(q, &pcx)?;
+            let (batches, _) = run_plan(c, x, planned.plan, progress).await?;
+            let rows = to_rows(&batches);
+            let columns = planned
+                .names
+                .into_iter()
+                .zip(planned.types)
+                .map(|(name, ty)| ColumnInfo { name, ty })
+                .collect();
+            Ok(QueryResult {
+                query_id: stmt_id,
+                columns,
+                rows,
+                rows_affected: 0,
+                elapsed: Duration::ZERO,
+                warnings: 0,
+                message: None,
+            })
+        }
+        ast::Statement::Explain {
+            analyze, statement, ..
+        } => {
+            let ast::Statement::Query(q) = statement.as_ref() else {
+                return Err(QueryError::unsupported(
+                    "EXPLAIN of statements other than SELECT",
+                ));
+            };
+            let t = implicit.map(|t| &*t).or(s.txn.as_ref());
+            let empty = WriteSet::new();
+            let pcx = plan_cx(c, t, &empty);
+            let planned = plan::plan_query(q, &pcx)?;
+            let text = if *analyze {
+                let (_, tree) = run_plan(c, x, planned.plan, progress).await?;
+                tree
+            } else {
+                let pipeline = x
+                    .contexts
+                    .query
+                    .child(Level::Pipeline)
+                    .name("pipeline")
+                    .build()?;
+                planned.plan.build(&pipeline)?.explain(false)
+            };
+            Ok(text_rows(
+                stmt_id,
+                "EXPLAIN",
+                text.lines().map(str::to_owned),
+            ))
+        }
+        ast::Statement::Insert(ins) => {
+            let t = txn_for_write(implicit, s)?;
+            let n = exec_insert(c, x, t, ins, progress).await?;
+            x.state.rows_affected = n;
+            Ok(ok_result(
+                stmt_id,
+                n,
+                Some(format!("Query OK, {n} rows affected")),
+            ))
+        }
+        ast::Statement::Update(u) => {
+            let t = txn_for_write(implicit, s)?;
+            let n = exec_update(c, x, t, u, progress).await?;
+            Ok(ok_result(
+                stmt_id,
+                n,
+                Some(format!("Query OK, {n} rows affected")),
+            ))
+        }
+        ast::Statement::Delete(d) => {
+            let t = txn_for_write(implicit, s)?;
+            let n = exec_delete(c, x, t, d, progress).await?;
+            Ok(ok_result(
+                stmt_id,
+                n,
+                Some(format!("Query OK, {n} rows affected")),
+            ))
+        }
+        ast::Statement::CreateTable(ct) => {
+            if ct.query.is_some() {
+                return Err(QueryError::unsupported("CREATE TABLE … AS SELECT"));
+            }
+            let mut cols = Vec::new();
+            for col in &ct.columns {
+                let nullable = !col.options.iter().any(|o| {
+                    matches!(
+                        o.option,
+                        ast::ColumnOption::NotNull | ast::ColumnOption::PrimaryKey(_)
+                    )
+                });
+                let name = col.name.value.to_lowercase();
+                if cols.iter().any(|c: &ColumnDef| c.name == name) {
+                    return Err(QueryError::new(
+                        1060,
+                        "42S21",
+                        format!("Duplicate column name '{name}'"),
+                    ));
+                }
+                cols.push(ColumnDef {
+                    name,
+                    ty: plan::sql_type(&col.data_type)?,
+                    nullable,
+                });
+            }
+            if cols.is_empty() {
+                return Err(QueryError::new(
+                    1113,
+                    "42000",
+                    "A table must have at least 1 column",
+                ));
+            }
+            let name = plan::object_name(&ct.name);
+            let created =
+                e.catalog
+                    .create_table(&name, Schema { columns: cols }, ct.if_not_exists)?;
+            let mut r = ok_result(stmt_id, 0, Some("Query OK, 0 rows affected".into()));
+            if !created {
+                r.warnings = 1;
+            }
+            Ok(r)
+        }
+        ast::Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            ..
+        } => {
+            if *object_type != ast::ObjectType::Table {
+                return Err(QueryError::unsupported(format!("DROP {object_type}")));
+            }
+            let mut missing = Vec::new();
+            for n in names {
+                let name = plan::object_name(n);
+                if let Err(StorageError::BadTable(t)) = e.catalog.drop_table(&name, *if_exists) {
+                    missing.push(t);
+                }
+            }
+            if !missing.is_empty() {
+                return Err(StorageError::BadTable(missing.join(",")).into());
+            }
+            Ok(ok_result(
+                stmt_id,
+                0,
+                Some("Query OK, 0 rows affected".into()),
+            ))
+        }
+        ast::Statement::StartTransaction { .. } => {
+            let t = new_txn(c, true)?;
+            c.manager.set_txn(Some(t.ctx.clone()));
+            s.txn = Some(t);
+            Ok(ok_result(
+                stmt_id,
+                0,
+                Some("Query OK, 0 rows affected".into()),
+            ))
+        }
+        ast::Statement::Commit { .. } => {
+            commit_txn(c, s)?;
+            Ok(ok_result(
+                stmt_id,
+                0,
+                Some("Query OK, 0 rows affected".into()),
+            ))
+        }
+        ast::Statement::Rollback { savepoint, .. } => {
+            if savepoint.is_some() {
+                return Err(QueryError::unsupported("savepoints"));
+            }
+            rollback_txn(c, s);
+            Ok(ok_result(
+                stmt_id,
+                0,
+                Some("Query OK, 0 rows affected".into()),
+            ))
+        }
+        ast::Statement::Set(set) => exec_set(c, s, set, stmt_id),
+        ast::Statement::Kill { modifier, id } => {
+            let scope = match modifier {
+                Some(ast::KillType::Query) => KillScope::Query { statement: None },
+                Some(ast::KillType::Connection) | None => KillScope::Connection,
+                Some(ast::KillType::Mutation) => {
+                    return Err(QueryError::unsupported("KILL MUTATION"))
+                }
+            };
+            e.processes.kill(&c.identity, c.id, *id, scope)?;
+            if scope == KillScope::Connection {
+                let target = lock(&e.connections).get(id).and_then(Weak::upgrade);
+                if let Some(t) = target {
+                    if t.id != c.id {
+                        t.reap();
+                    }
+                }
+            }
+            Ok(ok_result(
+                stmt_id,
+                0,
+                Some("Query OK, 0 rows affected".into()),
+            ))
+        }
+        ast::Statement::ShowProcessList { .. } => {
+            let rows = e
+                .processes
+                .snapshot(&c.identity)
+                .into_iter()
+                .map(|p| {
+                    vec![
+                        Value::Int(p.id as i64),
+                        Value::Text(p.user.into()),
+                        Value::Text("localhost".into()),
+                        Value::Null,
+                        Value::Text(p.command.into()),
+                        Value::Int((p.time_ms / 1000) as i64),
+                        Value::Text(p.state.into()),
+                        p.info.map_or(Value::Null, |i| Value::Text(i.into())),
+                        Value::Text(p.tenant.into()),
+                        Value::Text(p.role.into()),
+                        Value::Int(p.rows_examined as i64),
+                    ]
+                })
+                .collect();
+            let col = |n: &str, ty| ColumnInfo { name: n.into(), ty };
+            Ok(QueryResult {
+                query_id: stmt_id,
+                columns: vec![
+                    col("Id", DataType::Int),
+                    col("User", DataType::Text),
+                    col("Host", DataType::Text),
+                    col("db", DataType::Text),
+                    col("Command", DataType::Text),
+                    col("Time", DataType::Int),
+                    col("State", DataType::Text),
+                    col("Info", DataType::Text),
+                    col("Tenant", DataType::Text),
+                    col("Role", DataType::Text),
+                    col("Rows_examined", DataType::Int),
+                ],
+                rows,
+                rows_affected: 0,
+                elapsed: Duration::ZERO,
+                warnings: 0,
+                message: None,
+            })
+        }
+        ast::Statement::ShowTables { .. } => Ok(text_rows(
+            stmt_id,
+            "Tables_in_cascade",
+            e.catalog.table_names(),
+        )),
+        other => Err(QueryError::unsupported(format!(
+            "the statement `{}`",
+            truncate(&other.to_string(), 60)
+        ))),
+    }
+}
+
+fn plan_cx<'a>(c: &'a ConnInner, t: Option<&'a TxnState>, empty: &'a WriteSet) -> PlanCx<'a> {
+    PlanCx {
+        catalog: &c.engine.catalog,
+        snapshot_ts: t.map_or(u64::MAX, |t| t.snapshot.ts),
+        writes: t.map_or(empty, |t| &t.writes),
+        connection_id: c.id,
+    }
+}
+
+fn txn_for_write<'a>(
+    implicit: Option<&'a mut TxnState>,
+    s: &'a mut Session,
+) -> Result<&'a mut TxnState, QueryError> {
+    match implicit {
+        Some(t) => Ok(t),
+        None => s
+            .txn
+            .as_mut()
+            .ok_or_else(|| QueryError::new(1105, "HY000", "no transaction for a write")),
+    }
+}
+
+/// Runs a plan in a Pipeline context under the query; returns the batches
+/// and the EXPLAIN ANALYZE text.
+async fn run_plan(
+    c: &ConnInner,
+    x: &mut ExecCtx,
+    plan: plan::Plan,
+    progress: &AtomicU64,
+) -> Result<(Vec<Batch>, String), QueryError> {
+    let pipeline = x
+        .contexts
+        .query
+        .child(Level::Pipeline)
+        .name("pipeline")
+        .build()?;
+    let mut root = plan.build(&pipeline)?;
+    x.state.phase = Phase::Running;
+    let mut out = Vec::new();
+    let mut held = Vec::new();
+    let resources = x.resources.clone();
+    let mut cx = OpCx {
+        eval: &mut x.state.eval,
+        resources: &resources,
+        progress,
+    };
+    let res = drive(
+        &mut root,
+        &x.contexts.query,
+        &mut cx,
+        c.engine.config.yield_policy,
+        |b| {
+            held.push(resources.reserve(b.heap_bytes() as u64)?);
+            out.push(b);
+            Ok(())
+        },
+    )
+    .await;
+    let tree = root.explain(true);
+    drop(root);
+    drop(pipeline);
+    res.map_err(|e| primary_error(e, &x.contexts.query))?;
+    Ok((out, tree))
+}
+
+/// The primary error of a statement: a real error stays itself; a
+/// cancellation is reported with the query's own cause.
+fn primary_error(e: ExecError, query: &Context) -> QueryError {
+    match e {
+        ExecError::Cancelled(c) => {
+            let cause = query.cause().unwrap_or_else(|| c.cause().clone());
+            QueryError::cancelled(cause)
+        }
+        other => other.into(),
+    }
+}
+
+fn to_rows(batches: &[Batch]) -> Vec<Vec<Value>> {
+    let mut rows = Vec::with_capacity(batches.iter().map(|b| b.len).sum());
+    for b in batches {
+        for i in 0..b.len {
+            rows.push(b.row(i));
+        }
+    }
+    rows
+}
+
+/// Converts a column for storing in a column of type `ty` (MySQL strict
+/// mode: text that is not a number cannot go into a number column).
+fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, QueryError> {
+    if let (ColumnData::Text(v), DataType::Int | DataType::Float) = (&col.data, def.ty) {
+        for (i, s) in v.iter().enumerate() {
+            if col.is_null(i) {
+                continue;
+            }
+            if s.trim().parse::<f64>().is_err() {
+                return Err(QueryError::new(
+                    1366,
+                    "HY000",
+                    format!(
+                        "Incorrect {} value: '{s}' for column '{}' at row {}",
+                        if def.ty == DataType::Int {
+                            "integer"
+                        } else {
+                            "double"
+                        },
+                        def.name,
+                        row_base + i + 1
+                    ),
+                ));
+            }
+        }
+    }
+    if !def.nullable && col.nulls.as_ref().is_some_and(|n| n.iter().any(|x| *x)) {
+        return Err(StorageError::NotNull(def.name.clone()).into());
+    }
+    if col.data_type() == def.ty {
+        return Ok(col.clone());
+    }
+    let vals: Vec<Value> = (0..col.len()).map(|i| col.value(i)).collect();
+    Ok(Column::from_values(def.ty, &vals))
+}
+
+async fn exec_insert(
+    c: &ConnInner,
+    x: &mut ExecCtx,
+    t: &mut TxnState,
+    ins: &ast::Insert,
+    progress: &AtomicU64,
+) -> Result<u64, QueryError> {
+    let name = match &ins.table {
+        ast::TableObject::TableName(n) => plan::object_name(n),
+        _ => return Err(QueryError::unsupported("INSERT INTO TABLE FUNCTION")),
+    };
+    if ins.on.is_some() || ins.returning.is_some() {
+        return Err(QueryError::unsupported(
+            "INSERT … ON DUPLICATE KEY / RETURNING",
+        ));
+    }
+    let Some(source) = &ins.source else {
+        return Err(QueryError::unsupported("INSERT without VALUES or SELECT"));
+    };
+    let empty = WriteSet::new();
+    let (table, data) = plan_cx(c, Some(t), &empty).table(&name)?;
+    let schema = table.schema.clone();
+    let targets: Vec<usize> = if ins.columns.is_empty() {
+        (0..schema.columns.len()).collect()
+    } else {
+        let mut v = Vec::new();
+        for col in &ins.columns {
+            let n = col.to_string().trim_matches('`').to_lowercase();
+            let i = schema
+                .columns
+                .iter()
+                .position(|d| d.name == n)
+                .ok_or_else(|| {
+                    QueryError::from(SqlError::UnknownColumn {
+                        name: n.clone(),
+                        clause: "field list",
+                    })
+                })?;
+            v.push(i);
+        }
+        v
+    };
+    x.state.eval.strict = true;
+    let planned = {
+        let pcx = plan_cx(c, Some(t), &empty);
+        plan::plan_query(source, &pcx)?
+    };
+    if planned.types.len() != targets.len() {
+        return Err(SqlError::ColumnCount(1).into());
+    }
+    let (batches, _) = run_plan(c, x, planned.plan, progress).await?;
+    let mut new_data: TableData = (*data).clone();
+    let mut total = 0usize;
+    let _reservation = x
+        .resources
+        .reserve(batches.iter().map(|b| b.heap_bytes() as u64).sum())?;
+    for b in &batches {
+        x.contexts.query.check()?;
+        let mut cols = Vec::with_capacity(schema.columns.len());
+        for (k, def) in schema.columns.iter().enumerate() {
+            let col = match targets.iter().position(|&t| t == k) {
+                Some(src) => coerce(&b.columns[src], def, total)?,
+                None => {
+                    if !def.nullable {
+                        return Err(QueryError::new(
+                            1364,
+                            "HY000",
+                            format!("Field '{}' doesn't have a default value", def.name),
+                        ));
+                    }
+                    Column::from_values(def.ty, &vec![Value::Null; b.len])
+                }
+            };
+            cols.push(Arc::new(col));
+        }
+        new_data = new_data.appended(&Batch::new(cols, b.len));
+        total += b.len;
+    }
+    x.contexts.query.check()?;
+    t.writes.insert(name, (table, Arc::new(new_data)));
+    Ok(total as u64)
+}
+
+async fn exec_update(
+    c: &ConnInner,
+    x: &mut ExecCtx,
+    t: &mut TxnState,
+    u: &ast::Update,
+    progress: &AtomicU64,
+) -> Result<u64, QueryError> {
+    if !u.table.joins.is_empty()
+        || u.from.is_some()
+        || u.returning.is_some()
+        || u.limit.is_some()
+        || !u.order_by.is_empty()
+    {
+        return Err(QueryError::unsupported(
+            "multi-table UPDATE, UPDATE … ORDER BY/LIMIT",
+        ));
+    }
+    let ast::TableFactor::Table { name, .. } = &u.table.relation else {
+        return Err(QueryError::unsupported("UPDATE of a derived table"));
+    };
+    let name = plan::object_name(name);
+    let empty = WriteSet::new();
+    let (table, data) = plan_cx(c, Some(t), &empty).table(&name)?;
+    let pred = match &u.selection {
+        Some(w) => Some(plan::compile_over_table(w, &table, c.id, "where clause")?),
+        None => None,
+    };
+    let mut sets = Vec::new();
+    for a in &u.assignments {
+        let ast::AssignmentTarget::ColumnName(col) = &a.target else {
+            return Err(QueryError::unsupported("tuple assignment"));
+        };
+        let n = plan::object_name(col);
+        let i = table
+            .schema
+            .columns
+            .iter()
+            .position(|d| d.name == n)
+            .ok_or_else(|| {
+                QueryError::from(SqlError::UnknownColumn {
+                    name: n.clone(),
+                    clause: "field list",
+                })
+            })?;
+        sets.push((
+            i,
+            plan::compile_over_table(&a.value, &table, c.id, "field list")?,
+        ));
+    }
+    x.state.eval.strict = true;
+    x.state.phase = Phase::Running;
+    let host = c.engine.config.host.clone();
+    let mut chunks = Vec::with_capacity(data.chunks.len());
+    let mut affected = 0u64;
+    for chunk in &data.chunks {
+        x.contexts.query.check()?;
+        progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
+        let mask = match &pred {
+            Some(p) => {
+                let d = p
+                    .eval(chunk, &mut x.state.eval)
+                    .map_err(|e| primary_error(e, &x.contexts.query))?
+                    .into_column(chunk.len);
+                (0..chunk.len)
+                    .map(|i| d.value(i).truthy() == Some(true))
+                    .collect::<Vec<_>>()
+            }
+            None => vec![true; chunk.len],
+        };
+        let hits = mask.iter().filter(|m| **m).count();
+        if hits == 0 {
+            chunks.push(chunk.clone());
+            continue;
+        }
+        affected += hits as u64;
+        let mut cols = chunk.columns.clone();
+        for (i, e) in &sets {
+            let newv = e
+                .eval(chunk, &mut x.state.eval)
+                .map_err(|e| primary_error(e, &x.contexts.query))?
+                .into_column(chunk.len);
+            let def = &table.schema.columns[*i];
+            let newv = coerce(&newv, def, 0)?;
+            let old = &chunk.columns[*i];
+            let vals: Vec<Value> = (0..chunk.len)
+                .map(|r| if mask[r] { newv.value(r) } else { old.value(r) })
+                .collect();
+            cols[*i] = Arc::new(Column::from_values(def.ty, &vals));
+        }
+        chunks.push(Arc::new(Batch::new(cols, chunk.len)));
+        host.yield_now().await;
+    }
+    x.contexts.query.check()?;
+    t.writes
+        .insert(name, (table, Arc::new(TableData { chunks })));
+    x.state.rows_affected = affected;
+    Ok(affected)
+}
+
+async fn exec_delete(
+    c: &ConnInner,
+    x: &mut ExecCtx,
+    t: &mut TxnState,
+    d: &ast::Delete,
+    progress: &AtomicU64,
+) -> Result<u64, QueryError> {
+    if d.using.is_some()
+        || d.returning.is_some()
+        || d.limit.is_some()
+        || !d.order_by.is_empty()
+        || d.tables.len() > 1
+    {
+        return Err(QueryError::unsupported(
+            "multi-table DELETE, DELETE … ORDER BY/LIMIT",
+        ));
+    }
+    let from = match &d.from {
+        ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
+    };
+    let [twj] = from.as_slice() else {
+        return Err(QueryError::unsupported("multi-table DELETE"));
+    };
+    let ast::TableFactor::Table { name, .. } = &twj.relation else {
+        return Err(QueryError::unsupported("DELETE from a derived table"));
+    };
+    let name = plan::object_name(name);
+    let empty = WriteSet::new();
+    let (table, data) = plan_cx(c, Some(t), &empty).table(&name)?;
+    let pred = match &d.selection {
+        Some(w) => Some(plan::compile_over_table(w, &table, c.id, "where clause")?),
+        None => None,
+    };
+    x.state.eval.strict = true;
+    let host = c.engine.config.host.clone();
+    let mut chunks = Vec::new();
+    let mut affected = 0u64;
+    for chunk in &data.chunks {
+        x.contexts.query.check()?;
+        progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
+        let keep: Vec<u32> = match &pred {
+            Some(p) => {
+                let m = p
+                    .eval(chunk, &mut x.state.eval)
+                    .map_err(|e| primary_error(e, &x.contexts.query))?
+                    .into_column(chunk.len);
+                (0..chunk.len as u32)
+                    .filter(|&i| m.value(i as usize).truthy() != Some(true))
+                    .collect()
+            }
+            None => vec![],
+        };
+        affected += (chunk.len - keep.len()) as u64;
+        if keep.len() == chunk.len {
+            chunks.push(chunk.clone());
+        } else if !keep.is_empty() {
+            chunks.push(Arc::new(chunk.gather(&keep)));
+        }
+        host.yield_now().await;
+    }
+    x.contexts.query.check()?;
+    t.writes
+        .insert(name, (table, Arc::new(TableData { chunks })));
+    x.state.rows_affected = affected;
+    Ok(affected)
+}
+
+fn exec_set(
+    c: &ConnInner,
+    s: &mut Session,
+    set: &ast::Set,
+    stmt_id: u64,
+) -> Result<QueryResult, QueryError> {
+    let ok = ok_result(stmt_id, 0, Some("Query OK, 0 rows affected".into()));
+    let (variable, values) = match set {
+        ast::Set::SingleAssignment {
+            variable, values, ..
+        } => (variable, values),
+        ast::Set::SetNames { .. } | ast::Set::SetNamesDefault { .. } => return Ok(ok),
+        _ => return Err(QueryError::unsupported("this SET form")),
+    };
+    let name = plan::object_name(variable)
+        .trim_start_matches("@@")
+        .trim_start_matches("session.")
+        .to_owned();
+    let [value] = values.as_slice() else {
+        return Err(SqlError::InvalidValue("SET takes one value".into()).into());
+    };
+    let v = match value {
+        ast::Expr::Identifier(i) => match i.value.to_lowercase().as_str() {
+            "on" | "true" => Value::Int(1),
+            "off" | "false" => Value::Int(0),
+            other => Value::Text(other.into()),
+        },
+        e => {
+            let expr = plan::compile_const(e, c.id)?;
+            expr.eval_row(&Batch::new(vec![], 1), 0, &mut EvalCx::default())
+                .map_err(QueryError::from)?
+        }
+    };
+    let int = |v: &Value| -> Result<u64, QueryError> {
+        match v {
+            Value::Int(i) if *i >= 0 => Ok(*i as u64),
+            other => Err(QueryError::new(
+                1231,
+                "42000",
+                format!("Variable '{name}' can't be set to the value of '{other}'"),
+            )),
+        }
+    };
+    match name.as_str() {
+        "autocommit" => {
+            let on = int(&v)? != 0;
+            if on && !s.autocommit {
+                commit_txn(c, s)?;
+            }
+            s.autocommit = on;
+        }
+        "max_execution_time" => s.max_execution_time_ms = int(&v)?,
+        "cascade_memory_budget" => s.memory_budget = int(&v)?.max(1),
+        "names"
+        | "character_set_client"
+        | "character_set_results"
+        | "character_set_connection"
+        | "sql_mode"
+        | "time_zone"
+        | "sql_safe_updates"
+        | "transaction_isolation"
+        | "tx_isolation"
+        | "net_write_timeout"
+        | "net_read_timeout"
+        | "wait_timeout"
+        | "interactive_timeout"
+        | "collation_connection"
+        | "sql_select_limit" => {}
+        other => {
+            return Err(QueryError::new(
+                1193,
+                "HY000",
+                format!("Unknown system variable '{other}'"),
+            ))
+        }
+    }
+    Ok(ok)
+}
+
+impl Engine {
+    /// Runs `f` with the engine's recorder (for exports beyond
+    /// [`Engine::trace`]).
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.inner.recorder
+    }
+}
+
+/// Whether a statement can be cancelled by a reason: used by embedders
+/// that map their own shutdown signals.
+pub fn shutdown_cause(level: Level, context_id: u64) -> Cause {
+    Cause::canceled(Reason::Shutdown, level, context_id)
+}

@@ -1,0 +1,131 @@
+//! Errors of planning (`SqlError`) and execution (`ExecError`).
+
+use crate::cause::Cancelled;
+use crate::session::QueryError;
+use crate::storage::StorageError;
+
+/// An error found while parsing or planning a statement.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SqlError {
+    /// The text does not parse.
+    #[error("{0}")]
+    Syntax(String),
+    /// Parsed, but not supported by cascade.
+    #[error("{0}")]
+    Unsupported(String),
+    /// No such table.
+    #[error("Table '{0}' doesn't exist")]
+    UnknownTable(String),
+    /// No such column.
+    #[error("Unknown column '{name}' in '{clause}'")]
+    UnknownColumn {
+        /// Column as written.
+        name: String,
+        /// Where it was used.
+        clause: &'static str,
+    },
+    /// A column name matches more than one input.
+    #[error("Column '{0}' in field list is ambiguous")]
+    Ambiguous(String),
+    /// A non-aggregated column outside GROUP BY.
+    #[error("Expression '{0}' of SELECT list is not in GROUP BY clause and contains nonaggregated column; this is incompatible with sql_mode=only_full_group_by")]
+    NotGrouped(String),
+    /// Wrong number of values.
+    #[error("Column count doesn't match value count at row {0}")]
+    ColumnCount(usize),
+    /// Wrong arguments to a function.
+    #[error("Incorrect parameter count in the call to native function '{0}'")]
+    WrongArgs(String),
+    /// An aggregate where none may be.
+    #[error("Invalid use of group function")]
+    InvalidGroupFunction,
+    /// A bad value (a negative LIMIT, an unknown variable value, …).
+    #[error("{0}")]
+    InvalidValue(String),
+    /// UNION branches of different widths.
+    #[error("The used SELECT statements have a different number of columns")]
+    UnionArity,
+}
+
+impl SqlError {
+    /// MySQL code and SQLSTATE.
+    pub fn codes(&self) -> (u16, &'static str) {
+        match self {
+            SqlError::Syntax(_) => (1064, "42000"),
+            SqlError::Unsupported(_) => (1235, "42000"),
+            SqlError::UnknownTable(_) => (1146, "42S02"),
+            SqlError::UnknownColumn { .. } => (1054, "42S22"),
+            SqlError::Ambiguous(_) => (1052, "23000"),
+            SqlError::NotGrouped(_) => (1055, "42000"),
+            SqlError::ColumnCount(_) => (1136, "21S01"),
+            SqlError::WrongArgs(_) => (1582, "42000"),
+            SqlError::InvalidGroupFunction => (1111, "HY000"),
+            SqlError::InvalidValue(_) => (1231, "42000"),
+            SqlError::UnionArity => (1222, "21000"),
+        }
+    }
+}
+
+impl From<SqlError> for QueryError {
+    fn from(e: SqlError) -> Self {
+        let (code, state) = e.codes();
+        let message = match &e {
+            SqlError::Syntax(m) => format!("You have an error in your SQL syntax: {m}"),
+            SqlError::Unsupported(m) => format!("This version of cascade doesn't yet support {m}"),
+            other => other.to_string(),
+        };
+        QueryError::new(code, state, message)
+    }
+}
+
+/// An error while executing.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ExecError {
+    /// Division by zero in strict (DML) mode.
+    #[error("Division by 0")]
+    DivisionByZero,
+    /// BIGINT overflow.
+    #[error("BIGINT value is out of range in '{0}'")]
+    Overflow(String),
+    /// The query's memory budget ran out.
+    #[error("memory budget of {budget} bytes exceeded: the query asked for {requested} bytes in total (SET cascade_memory_budget to raise it)")]
+    MemoryBudget {
+        /// Budget in bytes.
+        budget: u64,
+        /// Bytes asked for in total.
+        requested: u64,
+    },
+    /// The context was cancelled.
+    #[error("{0}")]
+    Cancelled(#[from] Cancelled),
+    /// A storage error.
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    /// A planning error raised at run time.
+    #[error("{0}")]
+    Sql(#[from] SqlError),
+}
+
+impl ExecError {
+    /// An overflow in `what`.
+    pub fn overflow(what: impl Into<String>) -> Self {
+        ExecError::Overflow(what.into())
+    }
+    /// Whether this is a cancellation.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, ExecError::Cancelled(_))
+    }
+}
+
+impl From<ExecError> for QueryError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            ExecError::Cancelled(c) => QueryError::cancelled(c.0),
+            ExecError::Sql(s) => s.into(),
+            ExecError::Storage(s) => s.into(),
+            ExecError::DivisionByZero => QueryError::new(1365, "22012", e.to_string()),
+            ExecError::Overflow(_) => QueryError::new(1690, "22003", e.to_string()),
+            ExecError::MemoryBudget { .. } => QueryError::new(1041, "HY000", e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Helpers shared by the behaviour tests.
+#![allow(dead_code)]
+
+use cascade::{Connection, Engine, EngineConfig, Identity, QueryError, QueryResult, StdHost, Value};
+use futures::executor::block_on;
+
+pub fn engine() -> Engine {
+    Engine::new(EngineConfig::new(1, StdHost::shared()))
+}
+
+pub fn conn(e: &Engine, tenant: &str, user: &str, role: &str) -> Connection {
+    e.connect(Identity::new(tenant, user, role)).expect("connect")
+}
+
+pub fn run(c: &Connection, sql: &str) -> Result<QueryResult, QueryError> {
+    block_on(c.execute(sql))
+}
+
+pub fn ok(c: &Connection, sql: &str) -> QueryResult {
+    match run(c, sql) {
+        Ok(r) => r,
+        Err(e) => panic!("{sql}: {e}"),
+    }
+}
+
+/// Rows rendered as text, NULL as "NULL".
+pub fn rows(r: &QueryResult) -> Vec<Vec<String>> {
+    r.rows
+        .iter()
+        .map(|row| row.iter().map(Value::to_string).collect())
+        .collect()
+}
+
+pub fn cell(c: &Connection, sql: &str) -> String {
+    let r = ok(c, sql);
+    assert_eq!(r.rows.len(), 1, "{sql}: expected one row, got {:?}", rows(&r));
+    r.rows[0][0].to_string()
+}
