@@ -1,0 +1,266 @@
+//! The server's configuration: where to listen, its limits, and the users
+//! who may log in (tenant, name, password, roles), read from TOML.
+//!
+//! The default configuration for local use is `server/cascade-server.toml`,
+//! built into the binary ([`ServerConfig::default_local`]).
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::auth::PasswordHash;
+
+/// The text of the default configuration (`server/cascade-server.toml`).
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../cascade-server.toml");
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or had unknown or ill-typed keys.
+    #[error("invalid configuration: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A value is out of range or contradicts another.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// One user who may log in.
+#[derive(Clone, Debug)]
+pub struct User {
+    /// Tenant (MatrixOne's account).
+    pub tenant: String,
+    /// User name within the tenant.
+    pub name: String,
+    /// SHA1(SHA1(password)), what `mysql_native_password` checks against.
+    pub password: PasswordHash,
+    /// The roles the user may log in with; the first is the default.
+    pub roles: Vec<String>,
+}
+
+/// Everything the server needs to start.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Client connections served at once; one more gets error 1040.
+    pub max_connections: usize,
+    /// Largest client command accepted, in bytes.
+    pub max_packet_bytes: usize,
+    /// Time a client has to finish the login handshake.
+    pub handshake_timeout: Duration,
+    /// Time graceful shutdown waits for connections to close.
+    pub shutdown_timeout: Duration,
+    users: HashMap<(String, String), User>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: FileServer,
+    #[serde(default)]
+    user: Vec<FileUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    #[serde(default = "default_max_packet_bytes")]
+    max_packet_bytes: usize,
+    #[serde(default = "default_handshake_timeout")]
+    handshake_timeout_secs: u64,
+    #[serde(default = "default_shutdown_timeout")]
+    shutdown_timeout_secs: u64,
+}
+
+impl Default for FileServer {
+    fn default() -> Self {
+        FileServer {
+            listen: default_listen(),
+            max_connections: default_max_connections(),
+            max_packet_bytes: default_max_packet_bytes(),
+            handshake_timeout_secs: default_handshake_timeout(),
+            shutdown_timeout_secs: default_shutdown_timeout(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:6001".into()
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_max_packet_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_handshake_timeout() -> u64 {
+    10
+}
+fn default_shutdown_timeout() -> u64 {
+    10
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    tenant: String,
+    name: String,
+    password: Option<String>,
+    password_sha1: Option<String>,
+    roles: Vec<String>,
+}
+
+impl ServerConfig {
+    /// The built-in default configuration for local use.
+    pub fn default_local() -> Self {
+        Self::from_toml(DEFAULT_CONFIG_TOML).expect("the built-in configuration is valid")
+    }
+
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let file: FileConfig = toml::from_str(text)?;
+        let listen =
+            file.server.listen.parse().map_err(|e| {
+                ConfigError::Invalid(format!("listen {:?}: {e}", file.server.listen))
+            })?;
+        if file.server.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "max_connections must be at least 1".into(),
+            ));
+        }
+        if file.server.max_packet_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max_packet_bytes must be at least 1024".into(),
+            ));
+        }
+        let mut users = HashMap::new();
+        for u in file.user {
+            let where_ = format!("user {}:{}", u.tenant, u.name);
+            if u.tenant.is_empty()
+                || u.name.is_empty()
+                || u.tenant.contains(':')
+                || u.name.contains(':')
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{where_}: tenant and name must be non-empty and contain no ':'"
+                )));
+            }
+            if u.roles.is_empty() || u.roles.iter().any(|r| r.is_empty() || r.contains(':')) {
+                return Err(ConfigError::Invalid(format!(
+                    "{where_}: roles must be a non-empty list of names without ':'"
+                )));
+            }
+            let password = match (u.password, u.password_sha1) {
+                (Some(p), None) => PasswordHash::from_plain(&p),
+                (None, Some(h)) => PasswordHash::from_hex(&h).ok_or_else(|| {
+                    ConfigError::Invalid(format!("{where_}: password_sha1 is not 40 hex digits"))
+                })?,
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{where_}: give exactly one of password and password_sha1"
+                    )))
+                }
+            };
+            let key = (u.tenant.clone(), u.name.clone());
+            let user = User {
+                tenant: u.tenant,
+                name: u.name,
+                password,
+                roles: u.roles,
+            };
+            if users.insert(key, user).is_some() {
+                return Err(ConfigError::Invalid(format!("{where_} is listed twice")));
+            }
+        }
+        Ok(ServerConfig {
+            listen,
+            max_connections: file.server.max_connections,
+            max_packet_bytes: file.server.max_packet_bytes,
+            handshake_timeout: Duration::from_secs(file.server.handshake_timeout_secs),
+            shutdown_timeout: Duration::from_secs(file.server.shutdown_timeout_secs),
+            users,
+        })
+    }
+
+    /// The user `name` of `tenant`, if configured.
+    pub fn user(&self, tenant: &str, name: &str) -> Option<&User> {
+        self.users.get(&(tenant.to_owned(), name.to_owned()))
+    }
+
+    /// How many users are configured.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses_and_has_local_users() {
+        let c = ServerConfig::default_local();
+        assert_eq!(c.listen, "127.0.0.1:6001".parse().unwrap());
+        let root = c.user("sys", "root").unwrap();
+        assert_eq!(root.roles, ["admin"]);
+        assert!(root.password.verify(&[0; 20], b""));
+        assert!(c.user("acme", "alice").is_some());
+        assert!(c.user("acme", "nobody").is_none());
+    }
+
+    #[test]
+    fn bad_configs_are_errors_naming_the_problem() {
+        let e = ServerConfig::from_toml("[server]\nlisten = \"nope\"").unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = ServerConfig::from_toml("[[user]]\ntenant=\"a\"\nname=\"b\"\nroles=[\"r\"]")
+            .unwrap_err();
+        assert!(e.to_string().contains("exactly one"), "{e}");
+        let e =
+            ServerConfig::from_toml("[[user]]\ntenant=\"a\"\nname=\"b\"\npassword=\"\"\nroles=[]")
+                .unwrap_err();
+        assert!(e.to_string().contains("roles"), "{e}");
+        let e = ServerConfig::from_toml("bogus = 1").unwrap_err();
+        assert!(matches!(e, ConfigError::Toml(_)), "{e}");
+        let twice = "[[user]]\ntenant=\"a\"\nname=\"b\"\npassword=\"\"\nroles=[\"r\"]\n";
+        let e = ServerConfig::from_toml(&format!("{twice}{twice}")).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn password_sha1_is_accepted() {
+        // SHA1(SHA1("secret")), as MySQL stores it.
+        let hex = PasswordHash::from_plain("secret").to_hex();
+        let c = ServerConfig::from_toml(&format!(
+            "[[user]]\ntenant=\"t\"\nname=\"u\"\npassword_sha1=\"{hex}\"\nroles=[\"member\"]"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.user("t", "u").unwrap().password,
+            PasswordHash::from_plain("secret")
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! One client session: the `opensrv-mysql` shim that logs a client in,
+//! hands its statements to a [`cascade::Connection`] and writes the results
+//! back in the text protocol.
+//!
+//! Conversion and glue only: what a statement means, who may KILL whom and
+//! what a cancelled statement reports are the engine's rules.
+//!
+//! While a statement runs, nobody reads the socket, so the session watches
+//! it ([`wire::peer_closed`]): a client that disconnects mid-query gets its
+//! query cancelled at once (`Connection::disconnect`), and the connection
+//! task then rolls back and closes on a cleanup context
+//! (`Connection::close`).
+
+use async_trait::async_trait;
+use cascade::{ColumnInfo, Connection, DataType, Identity, QueryError, QueryResult, Value};
+use opensrv_mysql::{
+    AsyncMysqlShim, Column, ColumnFlags, ColumnType, ErrorKind, InitWriter, OkResponse,
+    ParamParser, QueryResultWriter, StatementMetaWriter,
+};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use crate::auth;
+use crate::listener::ServerState;
+use crate::wire::{self, WireError, WireShared, PLACEHOLDER_CODE};
+
+/// The engine connection of a session, once logged in; the connection task
+/// keeps a handle too, to close it whatever way the session ends.
+pub(crate) type ConnectionSlot = Arc<Mutex<Option<Connection>>>;
+
+pub(crate) fn slot_get(slot: &ConnectionSlot) -> Option<Connection> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// The server version clients see. MySQL 8.0 wire behaviour; the suffix
+/// says what it is.
+pub const SERVER_VERSION: &str = concat!("8.0.36-cascade-", env!("CARGO_PKG_VERSION"));
+
+pub(crate) struct Session {
+    pub(crate) state: Arc<ServerState>,
+    pub(crate) wire: Arc<WireShared>,
+    pub(crate) stream: Arc<TcpStream>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) scramble: [u8; 20],
+    pub(crate) conn: ConnectionSlot,
+    /// Tells the connection task who logged in.
+    pub(crate) login: Mutex<Option<oneshot::Sender<Connection>>>,
+    /// Refuse every login with this error (too many connections, shutting
+    /// down).
+    pub(crate) refuse: Option<WireError>,
+}
+
+/// What writing a reply in place of the placeholder takes.
+fn wire_error(e: &QueryError) -> WireError {
+    WireError::new(e.code, e.sqlstate, e.message.clone())
+}
+
+/// The MySQL column type of an engine type.
+pub fn column_type(ty: DataType) -> ColumnType {
+    match ty {
+        DataType::Int => ColumnType::MYSQL_TYPE_LONGLONG,
+        DataType::Float => ColumnType::MYSQL_TYPE_DOUBLE,
+        DataType::Text => ColumnType::MYSQL_TYPE_VAR_STRING,
+        DataType::Null => ColumnType::MYSQL_TYPE_NULL,
+    }
+}
+
+fn column(c: &ColumnInfo) -> Column {
+    let colflags = match c.ty {
+        DataType::Int | DataType::Float => ColumnFlags::NUM_FLAG,
+        DataType::Text | DataType::Null => ColumnFlags::empty(),
+    };
+    Column {
+        table: String::new(),
+        column: c.name.clone(),
+        coltype: column_type(c.ty),
+        colflags,
+    }
+}
+
+impl Session {
+    fn refuse_login(&self, e: WireError) -> bool {
+        tracing::info!(peer = %self.peer, code = e.code, "login refused: {}", e.message);
+        self.wire.queue_error(e);
+        false
+    }
+
+    async fn reply_error<'a, W: AsyncWrite + Send + Unpin>(
+        &self,
+        e: WireError,
+        results: QueryResultWriter<'a, W>,
+    ) -> io::Result<()> {
+        let msg = e.message.clone();
+        self.wire.queue_error(e);
+        results
+            .error(ErrorKind::from(PLACEHOLDER_CODE), msg.as_bytes())
+            .await
+    }
+
+    async fn write_result<'a, W: AsyncWrite + Send + Unpin>(
+        r: QueryResult,
+        results: QueryResultWriter<'a, W>,
+    ) -> io::Result<()> {
+        if r.columns.is_empty() {
+            return results
+                .completed(OkResponse {
+                    affected_rows: r.rows_affected,
+                    info: r.message.unwrap_or_default(),
+                    ..Default::default()
+                })
+                .await;
+        }
+        let columns: Vec<Column> = r.columns.iter().map(column).collect();
+        let mut rows = results.start(&columns).await?;
+        let mut text = String::new();
+        for row in &r.rows {
+            for v in row {
+                match v {
+                    Value::Null => rows.write_col(None::<&str>)?,
+                    Value::Text(s) => rows.write_col(&**s)?,
+                    other => {
+                        use std::fmt::Write;
+                        text.clear();
+                        let _ = write!(text, "{other}");
+                        rows.write_col(text.as_str())?;
+                    }
+                }
+            }
+            rows.end_row().await?;
+        }
+        rows.finish().await
+    }
+}
+
+#[async_trait]
+impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
+    type Error = io::Error;
+
+    fn version(&self) -> String {
+        SERVER_VERSION.to_owned()
+    }
+
+    /// The handshake goes out before the login, and the engine numbers a
+    /// connection only when it logs in, so the handshake cannot carry the
+    /// real id: 0 says "unknown" (a client that uses it, such as `mariadb`'s
+    /// Ctrl-C `KILL QUERY <id>`, gets "unknown thread" instead of killing
+    /// someone else's query). `SELECT CONNECTION_ID()` gives the real id.
+    fn connect_id(&self) -> u32 {
+        0
+    }
+
+    fn salt(&self) -> [u8; 20] {
+        self.scramble
+    }
+
+    async fn authenticate(
+        &self,
+        plugin: &str,
+        username: &[u8],
+        salt: &[u8],
+        answer: &[u8],
+    ) -> bool {
+        if let Some(e) = &self.refuse {
+            return self.refuse_login(e.clone());
+        }
+        if plugin != "mysql_native_password" {
+            return self.refuse_login(WireError::new(
+                1251,
+                "08004",
+                format!("Client does not support authentication protocol {plugin:?}; use mysql_native_password"),
+            ));
+        }
+        let login = match auth::login(&self.state.config, username, salt, answer) {
+            Ok(l) => l,
+            Err(e) => return self.refuse_login(WireError::new(1045, "28000", e.to_string())),
+        };
+        let identity = Identity::new(&login.tenant, &login.user, &login.role);
+        match self.state.engine.connect(identity) {
+            Ok(conn) => {
+                tracing::info!(peer = %self.peer, connection = conn.id(), login = %format!("{}:{}:{}", login.tenant, login.user, login.role), "logged in");
+                *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+                if let Some(tx) = self.login.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    let _ = tx.send(conn);
+                }
+                true
+            }
+            Err(e) => self.refuse_login(wire_error(&e)),
+        }
+    }
+
+    async fn on_prepare<'a>(
+        &'a mut self,
+        _query: &'a str,
+        info: StatementMetaWriter<'a, W>,
+    ) -> io::Result<()> {
+        let e = WireError::new(
+            1295,
+            "HY000",
+            "This command is not supported in the prepared statement protocol yet: cascade-server speaks the text protocol",
+        );
+        let msg = e.message.clone();
+        self.wire.queue_error(e);
+        info.error(ErrorKind::from(PLACEHOLDER_CODE), msg.as_bytes())
+            .await
+    }
+
+    async fn on_execute<'a>(
+        &'a mut self,
+        _id: u32,
+        _params: ParamParser<'a>,
+        results: QueryResultWriter<'a, W>,
+    ) -> io::Result<()> {
+        self.reply_error(
+            WireError::new(1243, "HY000", "Unknown prepared statement handler"),
+            results,
+        )
+        .await
+    }
+
+    async fn on_close<'a>(&'a mut self, _stmt: u32)
+    where
+        W: 'async_trait,
+    {
+    }
+
+    async fn on_init<'a>(
+        &'a mut self,
+        schema: &'a str,
+        writer: InitWriter<'a, W>,
+    ) -> io::Result<()> {
+        // cascade has one namespace per tenant; any schema name selects it.
+        tracing::debug!(peer = %self.peer, schema, "USE");
+        writer.ok().await
+    }
+
+    async fn on_query<'a>(
+        &'a mut self,
+        sql: &'a str,
+        results: QueryResultWriter<'a, W>,
+    ) -> io::Result<()> {
+        let Some(conn) = slot_get(&self.conn) else {
+            return self
+                .reply_error(WireError::new(1045, "28000", "not logged in"), results)
+                .await;
+        };
+        let exec = conn.execute(sql);
+        let watch = wire::peer_closed(&self.stream);
+        futures::pin_mut!(exec, watch);
+        let outcome = match futures::future::select(exec, watch).await {
+            futures::future::Either::Left((outcome, _)) => outcome,
+            futures::future::Either::Right(((), exec)) => {
+                tracing::info!(peer = %self.peer, connection = conn.id(), "client disconnected during a query: cancelling it");
+                conn.disconnect();
+                let _ = exec.await;
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "client disconnected during a query",
+                ));
+            }
+        };
+        match outcome {
+            Ok(r) => Self::write_result(r, results).await,
+            Err(e) => {
+                tracing::debug!(
+                    connection = conn.id(),
+                    code = e.code,
+                    "statement failed: {}",
+                    e.message
+                );
+                self.reply_error(wire_error(&e), results).await
+            }
+        }
+    }
+}

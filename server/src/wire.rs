@@ -1,0 +1,393 @@
+//! The two halves of a client socket as `opensrv-mysql` sees them, and what
+//! the server adds between the socket and the protocol library:
+//!
+//! * [`WireReader`] reads commands. It ends the stream (EOF) once the
+//!   connection's [`Closer`] fires — `KILL CONNECTION`, shutdown, handshake
+//!   timeout — so `opensrv`'s command loop ends where it waits for the next
+//!   command, after the reply to the current one has gone out. It also caps
+//!   the bytes a client may send before the server answers
+//!   (`max_packet_bytes`): a bigger command closes that connection only.
+//! * [`WireWriter`] buffers replies until `opensrv` flushes them, and
+//!   rewrites error packets: `opensrv-mysql` 0.7 sends only the codes of its
+//!   own `ErrorKind` table (which stops at 1885, so 3024 statement timeout
+//!   is missing, and panics on an unknown code) with that table's SQLSTATE,
+//!   and it refuses a login with code 1698. The session queues the error it
+//!   means ([`WireError`]) and has `opensrv` write a placeholder error packet
+//!   ([`PLACEHOLDER_CODE`] or 1698); the writer swaps that packet for the
+//!   queued one (code, SQLSTATE, message), keeping its sequence number.
+//!   Everything else passes through unchanged.
+//! * [`peer_closed`] watches the socket while a query runs (nothing reads
+//!   it then): it resolves when the client has gone away.
+//!
+//! Invariants: the reader and writer share the socket through an `Arc`,
+//! and tokio's `TcpStream` allows one reader and one writer at once. Only
+//! the connection's own task polls them. The writer's buffer always starts
+//! at a packet boundary, and only whole, scanned packets leave it.
+
+use futures::task::AtomicWaker;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// The code of the placeholder error packet the session has `opensrv`
+/// write (`ER_HASHCHK`, which no engine error uses).
+pub const PLACEHOLDER_CODE: u16 = 1000;
+/// The code `opensrv` writes when a login fails.
+pub const OPENSRV_LOGIN_FAILED_CODE: u16 = 1698;
+
+/// The writer starts sending once this much is buffered, without waiting
+/// for a flush.
+const HIGH_WATER: usize = 256 * 1024;
+
+/// Closes a connection from outside: makes its [`WireReader`] report EOF.
+#[derive(Debug, Default)]
+pub struct Closer {
+    closed: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Closer {
+    /// Asks the connection to close after its current reply.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Whether [`Closer::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// An error reply to send in place of the next placeholder error packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireError {
+    /// MySQL error code.
+    pub code: u16,
+    /// SQLSTATE, five characters.
+    pub sqlstate: [u8; 5],
+    /// Message.
+    pub message: String,
+}
+
+impl WireError {
+    /// An error; a SQLSTATE that is not five ASCII characters becomes `HY000`.
+    pub fn new(code: u16, sqlstate: &str, message: impl Into<String>) -> Self {
+        let sqlstate = <[u8; 5]>::try_from(sqlstate.as_bytes())
+            .ok()
+            .filter(|s| s.is_ascii())
+            .unwrap_or(*b"HY000");
+        WireError {
+            code,
+            sqlstate,
+            message: message.into(),
+        }
+    }
+
+    fn payload(&self) -> Vec<u8> {
+        let mut p = Vec::with_capacity(9 + self.message.len());
+        p.push(0xFF);
+        p.extend_from_slice(&self.code.to_le_bytes());
+        p.push(b'#');
+        p.extend_from_slice(&self.sqlstate);
+        p.extend_from_slice(self.message.as_bytes());
+        // A payload must stay below 16 MiB to be one packet.
+        p.truncate(0xFF_FFFE);
+        p
+    }
+}
+
+/// State shared by a connection's reader, writer and session.
+#[derive(Debug, Default)]
+pub struct WireShared {
+    /// Closes the connection.
+    pub closer: Closer,
+    /// The error that replaces the next placeholder error packet.
+    pending_error: Mutex<Option<WireError>>,
+    /// Bytes read since the server last wrote.
+    unanswered: AtomicUsize,
+}
+
+impl WireShared {
+    /// Queues the error that the next placeholder packet becomes.
+    pub fn queue_error(&self, e: WireError) {
+        *self.pending_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
+
+    fn take_error(&self) -> Option<WireError> {
+        self.pending_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// The read half (see the module docs).
+#[derive(Debug)]
+pub struct WireReader {
+    stream: Arc<TcpStream>,
+    shared: Arc<WireShared>,
+    max_unanswered: usize,
+}
+
+impl WireReader {
+    /// Reads `stream`; a client may send at most `max_packet_bytes` (plus
+    /// framing) before the server answers.
+    pub fn new(stream: Arc<TcpStream>, shared: Arc<WireShared>, max_packet_bytes: usize) -> Self {
+        WireReader {
+            stream,
+            shared,
+            // Room for the packet headers of a command split into 16 MiB
+            // packets, and for a command pipelined behind it.
+            max_unanswered: max_packet_bytes + max_packet_bytes / 4096 + 64 * 1024,
+        }
+    }
+}
+
+impl AsyncRead for WireReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.shared.closer.waker.register(cx.waker());
+        if this.shared.closer.is_closed() {
+            return Poll::Ready(Ok(())); // EOF: opensrv's loop ends cleanly.
+        }
+        loop {
+            std::task::ready!(this.stream.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match this.stream.try_read(unfilled) {
+                Ok(n) => {
+                    buf.advance(n);
+                    let total = this.shared.unanswered.fetch_add(n, Ordering::Relaxed) + n;
+                    if total > this.max_unanswered {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "client sent more than {} bytes without a reply",
+                                this.max_unanswered
+                            ),
+                        )));
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+/// The write half (see the module docs).
+#[derive(Debug)]
+pub struct WireWriter {
+    stream: Arc<TcpStream>,
+    shared: Arc<WireShared>,
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` already scanned (whole packets).
+    scanned: usize,
+    /// Bytes at the front of `buf` already sent.
+    sent: usize,
+    /// The last scanned packet was a full 16 MiB one, so the next packet
+    /// continues it and is not a reply of its own.
+    continues: bool,
+}
+
+impl WireWriter {
+    /// Writes to `stream`.
+    pub fn new(stream: Arc<TcpStream>, shared: Arc<WireShared>) -> Self {
+        WireWriter {
+            stream,
+            shared,
+            buf: Vec::new(),
+            scanned: 0,
+            sent: 0,
+            continues: false,
+        }
+    }
+
+    /// Walks the whole packets after `scanned`, swapping placeholder error
+    /// packets for the queued error.
+    fn scan(&mut self) {
+        while self.buf.len() - self.scanned >= 4 {
+            let h = &self.buf[self.scanned..self.scanned + 4];
+            let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+            let seq = h[3];
+            let start = self.scanned + 4;
+            if self.buf.len() < start + len {
+                return;
+            }
+            let payload = &self.buf[start..start + len];
+            let is_placeholder = !self.continues
+                && len >= 3
+                && payload[0] == 0xFF
+                && matches!(
+                    u16::from_le_bytes([payload[1], payload[2]]),
+                    PLACEHOLDER_CODE | OPENSRV_LOGIN_FAILED_CODE
+                );
+            self.continues = len == 0xFF_FFFF;
+            if is_placeholder {
+                if let Some(err) = self.shared.take_error() {
+                    let new = err.payload();
+                    let n = new.len();
+                    let mut packet = Vec::with_capacity(4 + n);
+                    packet.extend_from_slice(&[n as u8, (n >> 8) as u8, (n >> 16) as u8, seq]);
+                    packet.extend_from_slice(&new);
+                    self.buf.splice(self.scanned..start + len, packet);
+                    self.scanned += 4 + n;
+                    continue;
+                }
+            }
+            self.scanned = start + len;
+        }
+    }
+
+    /// Sends the scanned bytes.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.scanned {
+            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write(&self.buf[self.sent..self.scanned]) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        self.buf.drain(..self.sent);
+        self.scanned -= self.sent;
+        self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for WireWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.buf.len() >= HIGH_WATER {
+            this.scan();
+            std::task::ready!(this.poll_send(cx))?;
+        }
+        this.buf.extend_from_slice(data);
+        this.shared.unanswered.store(0, Ordering::Relaxed);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.scan();
+        this.poll_send(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+/// Resolves when the client has closed the connection or it broke. If the
+/// client sends more data instead (a pipelined command), it never resolves:
+/// that data is the next command's, and whether the peer left is then seen
+/// when it is read.
+pub async fn peer_closed(stream: &TcpStream) {
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => futures::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (Arc<TcpStream>, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (client, server) = tokio::join!(TcpStream::connect(addr), l.accept());
+        (Arc::new(server.unwrap().0), client.unwrap())
+    }
+
+    fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
+        let n = payload.len();
+        let mut p = vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq];
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[tokio::test]
+    async fn placeholder_errors_are_rewritten_and_the_rest_passes() {
+        let (server, mut client) = pair().await;
+        let shared = Arc::new(WireShared::default());
+        let mut w = WireWriter::new(server, shared.clone());
+        shared.queue_error(WireError::new(3024, "HY000", "timeout"));
+        let mut placeholder = vec![0xFF];
+        placeholder.extend_from_slice(&PLACEHOLDER_CODE.to_le_bytes());
+        placeholder.extend_from_slice(b"#HY000whatever");
+        let ok = packet(1, &[0, 0, 0, 2, 0, 0, 0]);
+        // Header and payload arrive in separate writes, as opensrv may send them.
+        let ph = packet(3, &placeholder);
+        w.write_all(&ok).await.unwrap();
+        w.write_all(&ph[..4]).await.unwrap();
+        w.write_all(&ph[4..]).await.unwrap();
+        // A second placeholder with nothing queued stays as it is.
+        w.write_all(&ph).await.unwrap();
+        w.flush().await.unwrap();
+        let mut expect = ok.clone();
+        expect.extend(packet(3, b"\xFF\xD0\x0B#HY000timeout"));
+        expect.extend(&ph);
+        let mut got = vec![0; expect.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expect);
+    }
+
+    #[tokio::test]
+    async fn reader_ends_when_closed_and_caps_unanswered_bytes() {
+        let (server, mut client) = pair().await;
+        let shared = Arc::new(WireShared::default());
+        let mut r = WireReader::new(server.clone(), shared.clone(), 1024);
+        client.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(r.read(&mut buf).await.unwrap(), 5);
+        let closer = shared.clone();
+        let reading = tokio::spawn(async move { r.read(&mut [0u8; 16]).await.unwrap() });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        closer.closer.close();
+        assert_eq!(reading.await.unwrap(), 0, "a closed connection reads EOF");
+
+        let shared = Arc::new(WireShared::default());
+        let mut r = WireReader::new(server, shared, 1024);
+        client.write_all(&vec![7u8; 200_000]).await.unwrap();
+        let mut sink = vec![0u8; 300_000];
+        let mut err = None;
+        for _ in 0..1000 {
+            match r.read(&mut sink).await {
+                Ok(_) => {}
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        assert_eq!(err.unwrap().kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn peer_closed_sees_a_client_leave() {
+        let (server, client) = pair().await;
+        drop(client);
+        tokio::time::timeout(std::time::Duration::from_secs(5), peer_closed(&server))
+            .await
+            .unwrap();
+    }
+}
