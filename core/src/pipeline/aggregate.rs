@@ -108,7 +108,7 @@ impl State {
 
     /// Updates with `arg` for rows whose groups are `gids` (`None`: all in
     /// group 0).
-    fn update(&mut self, func: AggFunc, gids: Option<&[u32]>, arg: Option<&Datum>, len: usize) {
+    fn update(&mut self, gids: Option<&[u32]>, arg: Option<&Datum>, len: usize) {
         let g = |i: usize| gids.map_or(0, |g| g[i] as usize);
         match (self, arg) {
             (State::Count(c), None) => match gids {
@@ -122,13 +122,12 @@ impl State {
                     }
                 }
             }
-            (State::Count(c), Some(Datum::Scalar(v))) => {
-                if !v.is_null() {
-                    for i in 0..len {
-                        c[g(i)] += 1;
-                    }
+            (State::Count(c), Some(Datum::Scalar(v))) if !v.is_null() => {
+                for i in 0..len {
+                    c[g(i)] += 1;
                 }
             }
+            (State::Count(_), Some(Datum::Scalar(_))) => {}
             (State::SumInt(s, seen), Some(Datum::Col(col))) => {
                 match (&col.data, &col.nulls, gids) {
                     (ColumnData::Int(v), None, None) => {
@@ -205,7 +204,7 @@ impl State {
             (state, Some(Datum::Scalar(v))) => {
                 // A constant argument: same as a column of it.
                 let col = Datum::Scalar(v.clone()).into_column(len);
-                state.update(func, gids, Some(&Datum::Col(col)), len);
+                state.update(gids, Some(&Datum::Col(col)), len);
             }
             _ => {}
         }
@@ -440,7 +439,7 @@ impl Operator for HashAggregate {
                             Some(e) => Some(e.eval(&b, cx.eval)?),
                             None => None,
                         };
-                        state.update(spec.func, gids.as_deref(), arg.as_ref(), b.len);
+                        state.update(gids.as_deref(), arg.as_ref(), b.len);
                     }
                     Ok(Step::Pending)
                 }
