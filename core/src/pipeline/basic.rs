@@ -151,10 +151,13 @@ impl Operator for Project {
                     for s in &self.sleeps {
                         let d = s.eval(&b, cx.eval)?.into_column(b.len);
                         for i in 0..b.len {
-                            secs += d.value(i).as_f64().unwrap_or(0.0).max(0.0);
+                            let s = d.value(i).as_f64().unwrap_or(0.0);
+                            if s.is_finite() && s > 0.0 {
+                                secs += s;
+                            }
                         }
                     }
-                    if secs > 0.0 {
+                    if secs.is_finite() && secs > 0.0 {
                         self.held = Some(b);
                         return Ok(Step::Sleep(Duration::from_secs_f64(secs.min(1e9))));
                     }

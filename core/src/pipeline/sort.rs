@@ -229,7 +229,7 @@ impl Operator for Sort {
                     }
                     self.rows += b.len;
                     match self.limit {
-                        Some(k) if self.rows > (2 * k).max(16_384) => self.compact(k),
+                        Some(k) if self.rows > k.saturating_mul(2).max(16_384) => self.compact(k),
                         _ => {
                             let bytes = b.heap_bytes() as u64
                                 + keys.iter().map(|c| c.heap_bytes() as u64).sum::<u64>()
@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn resumable_merge_sort_sorts() {
-        let n = 20_000usize;
+        let n = 100_000usize;
         let vals: Vec<i64> = (0..n as i64).map(|i| (i * 7919) % 10007 - 5000).collect();
         let keys = vec![Column::ints(vals.clone())];
         let mut m = MergeSort::new(n);

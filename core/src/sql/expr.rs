@@ -934,7 +934,7 @@ pub fn call(f: Func, a: &[Value]) -> Result<Value, ExecError> {
                 Null => Null,
                 Int(x) if d >= 0 => Int(x),
                 Int(x) => {
-                    let p = 10f64.powi((-d).min(18) as i32);
+                    let p = 10f64.powi(d.saturating_neg().min(18) as i32);
                     Int(((x as f64 / p).round() * p) as i64)
                 }
                 v => {
@@ -995,7 +995,7 @@ pub fn call(f: Func, a: &[Value]) -> Result<Value, ExecError> {
                 },
                 None => n,
             };
-            let end = (start + len).min(n);
+            let end = start.saturating_add(len).min(n);
             Text(
                 chars[start as usize..end as usize]
                     .iter()

@@ -1037,7 +1037,7 @@ fn apply_shape(p: Planned, shape: &Shape<'_>, c: &Compiler<'_>) -> Result<Planne
         plan = Plan::Sort {
             input: Box::new(plan),
             keys,
-            limit: shape.limit.map(|l| (l + shape.offset) as usize),
+            limit: shape.limit.map(|l| l.saturating_add(shape.offset).min(usize::MAX as u64) as usize),
             text,
         };
     }
@@ -1695,7 +1695,7 @@ fn plan_select(
         plan = Plan::Sort {
             input: Box::new(plan),
             keys: sort_keys,
-            limit: shape.limit.map(|l| (l + shape.offset) as usize),
+            limit: shape.limit.map(|l| l.saturating_add(shape.offset).min(usize::MAX as u64) as usize),
             text,
         };
     }
