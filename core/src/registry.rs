@@ -155,6 +155,11 @@ impl CancelManager {
         lock(&self.state).txn.clone()
     }
 
+    /// The request being served, if any.
+    pub fn request(&self) -> Option<Context> {
+        lock(&self.state).request.clone()
+    }
+
     /// Registers the request being served (`None` when it ends).
     pub fn set_request(&self, request: Option<Context>) {
         let old = std::mem::replace(&mut lock(&self.state).request, request);

@@ -91,6 +91,12 @@ fn disconnect_mid_query_cancels_and_close_rolls_back() {
     let err = h.join().unwrap().unwrap_err();
     assert_eq!(err.code, 1317);
     assert!(err.message.contains("disconnected"), "{}", err.message);
+    // The rollback ran on a cleanup context whose span links to the request
+    // it cleaned up.
+    let trace = e.trace(err.query_id.unwrap()).unwrap();
+    let req = trace.spans.iter().find(|s| s.level == Level::Request).unwrap();
+    let cleanup = trace.spans.iter().find(|s| s.name == "cleanup txn").expect("cleanup span");
+    assert!(cleanup.links.contains(&req.id), "{cleanup:?}");
     futures::executor::block_on(a.close());
     assert_eq!(cell(&b, "SELECT count(*) FROM t"), "0");
     assert_eq!(e.process_list().len(), 1);

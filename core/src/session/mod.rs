@@ -375,7 +375,10 @@ impl ConnInner {
     fn rollback_on_cleanup(&self, s: &mut Session) {
         if let Some(t) = s.txn.take() {
             let cause = self.manager.routine().cause();
-            let cleanup = t.ctx.cleanup(CLEANUP_TIMEOUT);
+            // The cleanup context links to the request whose work it cleans
+            // up (the one that was running when the connection was killed).
+            let request = self.manager.request();
+            let cleanup = t.ctx.cleanup_linked(CLEANUP_TIMEOUT, request.as_ref());
             let r = &self.engine.recorder;
             let span = r.open(
                 t.ctx.span_id(),
@@ -540,8 +543,10 @@ impl Connection {
                 }
             }
         }
-        c.manager.set_request(None);
+        // Put the session back first: after a kill or disconnect that rolls
+        // the transaction back, linked to this request.
         drop(co);
+        c.manager.set_request(None);
         result?;
         last.ok_or_else(|| QueryError::new(1065, "42000", "Query was empty"))
     }
