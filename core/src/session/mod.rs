@@ -633,6 +633,10 @@ fn ok_result(query_id: u64, rows_affected: u64, message: Option<String>) -> Quer
     }
 }
 
+fn affected(query_id: u64, n: u64) -> QueryResult {
+    ok_result(query_id, n, Some(format!("Query OK, {n} rows affected")))
+}
+
 fn text_rows(query_id: u64, header: &str, lines: impl IntoIterator<Item = String>) -> QueryResult {
     QueryResult {
         query_id,
@@ -949,33 +953,16 @@ async fn dispatch(
                 text.lines().map(str::to_owned),
             ))
         }
-        ast::Statement::Insert(ins) => {
+        ast::Statement::Insert(_) | ast::Statement::Update(_) | ast::Statement::Delete(_) => {
             let t = txn_for_write(implicit, s)?;
-            let n = exec_insert(c, x, t, ins, progress).await?;
+            let n = match stmt {
+                ast::Statement::Insert(ins) => exec_insert(c, x, t, ins, progress).await?,
+                ast::Statement::Update(u) => exec_update(c, x, t, u, progress).await?,
+                ast::Statement::Delete(d) => exec_delete(c, x, t, d, progress).await?,
+                _ => return Err(QueryError::unsupported("this statement")),
+            };
             x.state.rows_affected = n;
-            Ok(ok_result(
-                stmt_id,
-                n,
-                Some(format!("Query OK, {n} rows affected")),
-            ))
-        }
-        ast::Statement::Update(u) => {
-            let t = txn_for_write(implicit, s)?;
-            let n = exec_update(c, x, t, u, progress).await?;
-            Ok(ok_result(
-                stmt_id,
-                n,
-                Some(format!("Query OK, {n} rows affected")),
-            ))
-        }
-        ast::Statement::Delete(d) => {
-            let t = txn_for_write(implicit, s)?;
-            let n = exec_delete(c, x, t, d, progress).await?;
-            Ok(ok_result(
-                stmt_id,
-                n,
-                Some(format!("Query OK, {n} rows affected")),
-            ))
+            Ok(affected(stmt_id, n))
         }
         ast::Statement::CreateTable(ct) => {
             if ct.query.is_some() {
@@ -1014,7 +1001,7 @@ async fn dispatch(
             let created =
                 e.catalog
                     .create_table(&name, Schema { columns: cols }, ct.if_not_exists)?;
-            let mut r = ok_result(stmt_id, 0, Some("Query OK, 0 rows affected".into()));
+            let mut r = affected(stmt_id, 0);
             if !created {
                 r.warnings = 1;
             }
@@ -1039,40 +1026,24 @@ async fn dispatch(
             if !missing.is_empty() {
                 return Err(StorageError::BadTable(missing.join(",")).into());
             }
-            Ok(ok_result(
-                stmt_id,
-                0,
-                Some("Query OK, 0 rows affected".into()),
-            ))
+            Ok(affected(stmt_id, 0))
         }
         ast::Statement::StartTransaction { .. } => {
             let t = new_txn(c, true)?;
             c.manager.set_txn(Some(t.ctx.clone()));
             s.txn = Some(t);
-            Ok(ok_result(
-                stmt_id,
-                0,
-                Some("Query OK, 0 rows affected".into()),
-            ))
+            Ok(affected(stmt_id, 0))
         }
         ast::Statement::Commit { .. } => {
             commit_txn(c, s)?;
-            Ok(ok_result(
-                stmt_id,
-                0,
-                Some("Query OK, 0 rows affected".into()),
-            ))
+            Ok(affected(stmt_id, 0))
         }
         ast::Statement::Rollback { savepoint, .. } => {
             if savepoint.is_some() {
                 return Err(QueryError::unsupported("savepoints"));
             }
             rollback_txn(c, s);
-            Ok(ok_result(
-                stmt_id,
-                0,
-                Some("Query OK, 0 rows affected".into()),
-            ))
+            Ok(affected(stmt_id, 0))
         }
         ast::Statement::Set(set) => exec_set(c, s, set, stmt_id),
         ast::Statement::Kill { modifier, id } => {
@@ -1092,11 +1063,7 @@ async fn dispatch(
                     }
                 }
             }
-            Ok(ok_result(
-                stmt_id,
-                0,
-                Some("Query OK, 0 rows affected".into()),
-            ))
+            Ok(affected(stmt_id, 0))
         }
         ast::Statement::ShowProcessList { .. } => {
             let rows = e
@@ -1532,7 +1499,7 @@ fn exec_set(
     set: &ast::Set,
     stmt_id: u64,
 ) -> Result<QueryResult, QueryError> {
-    let ok = ok_result(stmt_id, 0, Some("Query OK, 0 rows affected".into()));
+    let ok = affected(stmt_id, 0);
     let (variable, values) = match set {
         ast::Set::SingleAssignment {
             variable, values, ..

@@ -230,6 +230,24 @@ pub struct Planned {
     pub types: Vec<DataType>,
 }
 
+impl Planned {
+    /// The output columns as a scope (unqualified).
+    fn scope(&self) -> Scope {
+        Scope {
+            cols: self
+                .names
+                .iter()
+                .zip(&self.types)
+                .map(|(n, t)| ScopeCol {
+                    qualifier: None,
+                    name: n.clone(),
+                    ty: *t,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// What the planner reads: tables as of a snapshot, plus the transaction's
 /// own writes.
 pub struct PlanCx<'a> {
@@ -989,18 +1007,7 @@ fn is_desc(o: &ast::OrderByExpr) -> bool {
 
 /// ORDER BY / LIMIT over a finished result (set operations).
 fn apply_shape(p: Planned, shape: &Shape<'_>, c: &Compiler<'_>) -> Result<Planned, SqlError> {
-    let scope = Scope {
-        cols: p
-            .names
-            .iter()
-            .zip(&p.types)
-            .map(|(n, t)| ScopeCol {
-                qualifier: None,
-                name: n.clone(),
-                ty: *t,
-            })
-            .collect(),
-    };
+    let scope = p.scope();
     let mut plan = p.plan;
     if !shape.order.is_empty() {
         let mut keys = Vec::new();
@@ -1217,18 +1224,7 @@ fn plan_factor(
                 return Err(SqlError::Unsupported("LATERAL".into()));
             }
             let p = plan_query(subquery, cx)?;
-            let mut scope = Scope {
-                cols: p
-                    .names
-                    .iter()
-                    .zip(&p.types)
-                    .map(|(n, t)| ScopeCol {
-                        qualifier: None,
-                        name: n.clone(),
-                        ty: *t,
-                    })
-                    .collect(),
-            };
+            let mut scope = p.scope();
             if let Some(a) = alias {
                 scope = scope.with_qualifier(&a.name.value);
                 for (sc, ac) in scope.cols.iter_mut().zip(&a.columns) {
