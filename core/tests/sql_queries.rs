@@ -247,6 +247,13 @@ fn connection_id_and_sleep() {
     let e = engine();
     let c = conn(&e, "acme", "alice", "member");
     assert_eq!(cell(&c, "SELECT connection_id()"), c.id().to_string());
+    ok(&c, "SET max_execution_time = 1500");
+    assert_eq!(
+        rows(&ok(&c, "SELECT @@version_comment, @@autocommit, @@session.max_execution_time, user(), database()")),
+        vec![vec!["cascade", "1", "1500", "alice@acme", "cascade"]]
+    );
+    assert_eq!(run(&c, "SELECT @@nope").unwrap_err().code, 1193);
+    assert_eq!(rows(&ok(&c, "SHOW DATABASES")), vec![vec!["cascade"]]);
     let r = ok(&c, "SELECT sleep(0.05)");
     assert!(r.elapsed >= std::time::Duration::from_millis(50));
 }

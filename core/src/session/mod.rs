@@ -314,7 +314,14 @@ impl Engine {
                 memory_budget: self.inner.config.memory_budget,
                 txn: None,
             })),
+            vars: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+        });
+        conn.publish_vars(&Session {
+            autocommit: true,
+            max_execution_time_ms: 0,
+            memory_budget: self.inner.config.memory_budget,
+            txn: None,
         });
         lock(&self.inner.connections).insert(id, Arc::downgrade(&conn));
         Ok(Connection { inner: conn })
@@ -358,10 +365,29 @@ struct ConnInner {
     manager: Arc<CancelManager>,
     registration: Mutex<Option<Registration>>,
     session: Mutex<Option<Session>>,
+    /// The session's variables as `@@name` reads them.
+    vars: Mutex<Vec<(&'static str, Value)>>,
     closed: AtomicBool,
 }
 
 impl ConnInner {
+    /// Makes the session's settings readable as `@@name`.
+    fn publish_vars(&self, s: &Session) {
+        let user = format!("{}@{}", self.identity.user, self.identity.tenant);
+        *lock(&self.vars) = vec![
+            ("autocommit", Value::Int(s.autocommit as i64)),
+            ("max_execution_time", Value::Int(s.max_execution_time_ms as i64)),
+            ("cascade_memory_budget", Value::Int(s.memory_budget as i64)),
+            ("connection_id", Value::Int(self.id as i64)),
+            ("database", Value::Text("cascade".into())),
+            ("user", Value::Text(user.into())),
+            ("tenant", Value::Text(self.identity.tenant.clone())),
+            ("role", Value::Text(self.identity.role.clone())),
+            ("sql_mode", Value::Text("ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES".into())),
+            ("transaction_isolation", Value::Text("SNAPSHOT".into())),
+        ];
+    }
+
     /// Rolls back the open transaction on a cleanup context if the session
     /// is idle (a running statement does it itself when it ends).
     fn reap(&self) {
@@ -1109,6 +1135,9 @@ async fn dispatch(
                 message: None,
             })
         }
+        ast::Statement::ShowDatabases { .. } => {
+            Ok(text_rows(stmt_id, "Database", ["cascade".to_owned()]))
+        }
         ast::Statement::ShowTables { .. } => Ok(text_rows(
             stmt_id,
             "Tables_in_cascade",
@@ -1127,6 +1156,7 @@ fn plan_cx<'a>(c: &'a ConnInner, t: Option<&'a TxnState>, empty: &'a WriteSet) -
         snapshot_ts: t.map_or(u64::MAX, |t| t.snapshot.ts),
         writes: t.map_or(empty, |t| &t.writes),
         connection_id: c.id,
+        vars: lock(&c.vars).clone(),
     }
 }
 
@@ -1569,12 +1599,12 @@ fn exec_set(
             ))
         }
     }
+    c.publish_vars(s);
     Ok(ok)
 }
 
 impl Engine {
-    /// Runs `f` with the engine's recorder (for exports beyond
-    /// [`Engine::trace`]).
+    /// The engine's span recorder (for exports beyond [`Engine::trace`]).
     pub fn recorder(&self) -> &Arc<Recorder> {
         &self.inner.recorder
     }

@@ -42,6 +42,9 @@ pub enum SqlError {
     /// A bad value (a negative LIMIT, an unknown variable value, …).
     #[error("{0}")]
     InvalidValue(String),
+    /// `@@name` of a variable that does not exist.
+    #[error("Unknown system variable '{0}'")]
+    UnknownVariable(String),
     /// UNION branches of different widths.
     #[error("The used SELECT statements have a different number of columns")]
     UnionArity,
@@ -62,6 +65,7 @@ impl SqlError {
             SqlError::InvalidGroupFunction => (1111, "HY000"),
             SqlError::InvalidValue(_) => (1231, "42000"),
             SqlError::UnionArity => (1222, "21000"),
+            SqlError::UnknownVariable(_) => (1193, "HY000"),
         }
     }
 }

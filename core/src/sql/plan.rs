@@ -259,6 +259,9 @@ pub struct PlanCx<'a> {
     pub writes: &'a WriteSet,
     /// `CONNECTION_ID()`.
     pub connection_id: u64,
+    /// System variables readable as `@@name` (and `version()`, `user()`,
+    /// `database()`).
+    pub vars: Vec<(&'static str, Value)>,
 }
 
 impl PlanCx<'_> {
@@ -542,6 +545,15 @@ fn literal(v: &ast::Value) -> Result<Value, SqlError> {
 }
 
 impl Compiler<'_> {
+    fn var(&self, name: &str) -> Option<Value> {
+        match name {
+            "version" => return Some(Value::Text(concat!("8.0.36-cascade-", env!("CARGO_PKG_VERSION")).into())),
+            "version_comment" => return Some(Value::Text("cascade".into())),
+            _ => {}
+        }
+        self.cx?.vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+    }
+
     fn compile(
         &self,
         e: &ast::Expr,
@@ -603,6 +615,15 @@ impl Compiler<'_> {
         }
         let b = |x: Expr| Box::new(x);
         Ok(match e {
+            A::Identifier(i) if i.value.starts_with("@@") => {
+                let name = i.value.trim_start_matches("@@").to_lowercase();
+                let name = name.trim_start_matches("session.").trim_start_matches("global.");
+                Expr::Literal(self.var(name).ok_or_else(|| SqlError::UnknownVariable(name.to_owned()))?)
+            }
+            A::CompoundIdentifier(p) if p.first().is_some_and(|f| f.value.starts_with("@@")) => {
+                let name = p.last().map(|i| i.value.to_lowercase()).unwrap_or_default();
+                Expr::Literal(self.var(&name).ok_or(SqlError::UnknownVariable(name))?)
+            }
             A::Identifier(i) => Expr::Column(scope.resolve(std::slice::from_ref(i), clause)?),
             A::CompoundIdentifier(p) => Expr::Column(scope.resolve(p, clause)?),
             A::Value(v) => Expr::Literal(literal(&v.value)?),
@@ -807,6 +828,15 @@ impl Compiler<'_> {
             }
         };
         let func = match name.as_str() {
+            "version" | "database" | "schema" | "user" | "current_user" | "session_user" | "system_user" => {
+                arity(0, 0)?;
+                let key = match name.as_str() {
+                    "version" => "version",
+                    "database" | "schema" => "database",
+                    _ => "user",
+                };
+                return Ok(Expr::Literal(self.var(key).unwrap_or(Value::Null)));
+            }
             "connection_id" => {
                 arity(0, 0)?;
                 return Ok(Expr::Literal(Value::Int(self.connection_id as i64)));
