@@ -60,6 +60,9 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Time graceful shutdown waits for connections to close.
     pub shutdown_timeout: Duration,
+    /// Spans the engine's in-memory trace recorder keeps (the oldest closed
+    /// ones go first); its memory grows up to this bound and then stays.
+    pub trace_spans: usize,
     users: HashMap<(String, String), User>,
 }
 
@@ -85,6 +88,8 @@ struct FileServer {
     handshake_timeout_secs: u64,
     #[serde(default = "default_shutdown_timeout")]
     shutdown_timeout_secs: u64,
+    #[serde(default = "default_trace_spans")]
+    trace_spans: usize,
 }
 
 impl Default for FileServer {
@@ -95,6 +100,7 @@ impl Default for FileServer {
             max_packet_bytes: default_max_packet_bytes(),
             handshake_timeout_secs: default_handshake_timeout(),
             shutdown_timeout_secs: default_shutdown_timeout(),
+            trace_spans: default_trace_spans(),
         }
     }
 }
@@ -113,6 +119,9 @@ fn default_handshake_timeout() -> u64 {
 }
 fn default_shutdown_timeout() -> u64 {
     10
+}
+fn default_trace_spans() -> usize {
+    50_000
 }
 
 #[derive(Deserialize)]
@@ -202,6 +211,7 @@ impl ServerConfig {
             max_packet_bytes: file.server.max_packet_bytes,
             handshake_timeout: Duration::from_secs(file.server.handshake_timeout_secs),
             shutdown_timeout: Duration::from_secs(file.server.shutdown_timeout_secs),
+            trace_spans: file.server.trace_spans.max(1),
             users,
         })
     }

@@ -163,7 +163,9 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let engine = Engine::new(EngineConfig::new(1, TokioHost::shared()));
+        let mut engine_config = EngineConfig::new(1, TokioHost::shared());
+        engine_config.trace_capacity = config.trace_spans;
+        let engine = Engine::new(engine_config);
         let server = match Server::bind(config.clone(), engine).await {
             Ok(s) => s,
             Err(e) => {

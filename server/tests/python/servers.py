@@ -78,7 +78,8 @@ class CascadeServer:
         return pymysql.connect(host="127.0.0.1", port=self.port, user=user, password=password, **kw)
 
     def log_text(self) -> str:
-        self._log_file.flush()
+        if not self._log_file.closed:
+            self._log_file.flush()
         return self.log.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
