@@ -19,7 +19,9 @@ fn main() {
     pool.spawner()
         .spawn_local(async move {
             let err = victim
-                .execute("SELECT count(*) FROM generate_series(1, 100000000000) AS t(x) WHERE x % 7 = 0")
+                .execute(
+                    "SELECT count(*) FROM generate_series(1, 100000000000) AS t(x) WHERE x % 7 = 0",
+                )
                 .await
                 .expect_err("killed");
             println!("{err}");

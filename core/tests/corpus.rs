@@ -33,7 +33,8 @@ fn statements(text: &str) -> Vec<(String, bool, usize)> {
 
 #[test]
 fn corpus_runs_on_the_core_engine() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/python/corpus");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/python/corpus");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("corpus folder")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -51,7 +52,11 @@ fn corpus_runs_on_the_core_engine() {
             ran += 1;
             match (run(&c, &sql), expect_error) {
                 (Ok(_), false) | (Err(_), true) => {}
-                (Ok(r), true) => failures.push(format!("{}:{line}: expected an error, got {:?}", f.display(), rows(&r))),
+                (Ok(r), true) => failures.push(format!(
+                    "{}:{line}: expected an error, got {:?}",
+                    f.display(),
+                    rows(&r)
+                )),
                 (Err(err), false) => failures.push(format!("{}:{line}: {err}", f.display())),
             }
         }

@@ -376,14 +376,20 @@ impl ConnInner {
         let user = format!("{}@{}", self.identity.user, self.identity.tenant);
         *lock(&self.vars) = vec![
             ("autocommit", Value::Int(s.autocommit as i64)),
-            ("max_execution_time", Value::Int(s.max_execution_time_ms as i64)),
+            (
+                "max_execution_time",
+                Value::Int(s.max_execution_time_ms as i64),
+            ),
             ("cascade_memory_budget", Value::Int(s.memory_budget as i64)),
             ("connection_id", Value::Int(self.id as i64)),
             ("database", Value::Text("cascade".into())),
             ("user", Value::Text(user.into())),
             ("tenant", Value::Text(self.identity.tenant.clone())),
             ("role", Value::Text(self.identity.role.clone())),
-            ("sql_mode", Value::Text("ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES".into())),
+            (
+                "sql_mode",
+                Value::Text("ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES".into()),
+            ),
             ("transaction_isolation", Value::Text("SNAPSHOT".into())),
         ];
     }

@@ -547,11 +547,19 @@ fn literal(v: &ast::Value) -> Result<Value, SqlError> {
 impl Compiler<'_> {
     fn var(&self, name: &str) -> Option<Value> {
         match name {
-            "version" => return Some(Value::Text(concat!("8.0.36-cascade-", env!("CARGO_PKG_VERSION")).into())),
+            "version" => {
+                return Some(Value::Text(
+                    concat!("8.0.36-cascade-", env!("CARGO_PKG_VERSION")).into(),
+                ))
+            }
             "version_comment" => return Some(Value::Text("cascade".into())),
             _ => {}
         }
-        self.cx?.vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+        self.cx?
+            .vars
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
     }
 
     fn compile(
@@ -617,8 +625,13 @@ impl Compiler<'_> {
         Ok(match e {
             A::Identifier(i) if i.value.starts_with("@@") => {
                 let name = i.value.trim_start_matches("@@").to_lowercase();
-                let name = name.trim_start_matches("session.").trim_start_matches("global.");
-                Expr::Literal(self.var(name).ok_or_else(|| SqlError::UnknownVariable(name.to_owned()))?)
+                let name = name
+                    .trim_start_matches("session.")
+                    .trim_start_matches("global.");
+                Expr::Literal(
+                    self.var(name)
+                        .ok_or_else(|| SqlError::UnknownVariable(name.to_owned()))?,
+                )
             }
             A::CompoundIdentifier(p) if p.first().is_some_and(|f| f.value.starts_with("@@")) => {
                 let name = p.last().map(|i| i.value.to_lowercase()).unwrap_or_default();
@@ -828,7 +841,8 @@ impl Compiler<'_> {
             }
         };
         let func = match name.as_str() {
-            "version" | "database" | "schema" | "user" | "current_user" | "session_user" | "system_user" => {
+            "version" | "database" | "schema" | "user" | "current_user" | "session_user"
+            | "system_user" => {
                 arity(0, 0)?;
                 let key = match name.as_str() {
                     "version" => "version",
@@ -1074,7 +1088,9 @@ fn apply_shape(p: Planned, shape: &Shape<'_>, c: &Compiler<'_>) -> Result<Planne
         plan = Plan::Sort {
             input: Box::new(plan),
             keys,
-            limit: shape.limit.map(|l| l.saturating_add(shape.offset).min(usize::MAX as u64) as usize),
+            limit: shape
+                .limit
+                .map(|l| l.saturating_add(shape.offset).min(usize::MAX as u64) as usize),
             text,
         };
     }
@@ -1721,7 +1737,9 @@ fn plan_select(
         plan = Plan::Sort {
             input: Box::new(plan),
             keys: sort_keys,
-            limit: shape.limit.map(|l| l.saturating_add(shape.offset).min(usize::MAX as u64) as usize),
+            limit: shape
+                .limit
+                .map(|l| l.saturating_add(shape.offset).min(usize::MAX as u64) as usize),
             text,
         };
     }
