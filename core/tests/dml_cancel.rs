@@ -94,8 +94,16 @@ fn disconnect_mid_query_cancels_and_close_rolls_back() {
     // The rollback ran on a cleanup context whose span links to the request
     // it cleaned up.
     let trace = e.trace(err.query_id.unwrap()).unwrap();
-    let req = trace.spans.iter().find(|s| s.level == Level::Request).unwrap();
-    let cleanup = trace.spans.iter().find(|s| s.name == "cleanup txn").expect("cleanup span");
+    let req = trace
+        .spans
+        .iter()
+        .find(|s| s.level == Level::Request)
+        .unwrap();
+    let cleanup = trace
+        .spans
+        .iter()
+        .find(|s| s.name == "cleanup txn")
+        .expect("cleanup span");
     assert!(cleanup.links.contains(&req.id), "{cleanup:?}");
     futures::executor::block_on(a.close());
     assert_eq!(cell(&b, "SELECT count(*) FROM t"), "0");
@@ -132,7 +140,12 @@ fn cleanup_with_tracing_on_never_panics_and_spans_reach_the_subscriber() {
 
     struct CountSpans(Arc<AtomicUsize>);
     impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountSpans {
-        fn on_new_span(&self, _: &tracing::span::Attributes<'_>, _: &tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+        fn on_new_span(
+            &self,
+            _: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -156,5 +169,8 @@ fn cleanup_with_tracing_on_never_panics_and_spans_reach_the_subscriber() {
         futures::executor::block_on(admin.close());
         assert!(e.process_list().is_empty());
     });
-    assert!(spans.load(Ordering::Relaxed) >= 8, "context spans go to the tracing subscriber");
+    assert!(
+        spans.load(Ordering::Relaxed) >= 8,
+        "context spans go to the tracing subscriber"
+    );
 }

@@ -52,7 +52,10 @@ struct Session {
 }
 
 fn session() -> Session {
-    let root = Context::root(Arc::new(StillHost)).node_id(1).build().unwrap();
+    let root = Context::root(Arc::new(StillHost))
+        .node_id(1)
+        .build()
+        .unwrap();
     let conn = root
         .child(Level::Routine)
         .identity(Identity::new("t", "u", "r"))
@@ -132,7 +135,12 @@ fn cancel_vs_drop() {
         // it is cancelled either way.
         assert_eq!(p.cause(), s.conn.cause());
         drop(p);
-        let Session { root, conn, txn, req } = s;
+        let Session {
+            root,
+            conn,
+            txn,
+            req,
+        } = s;
         drop((conn, txn, req));
         assert_eq!(root.subtree_len(), 1);
     });
@@ -238,7 +246,6 @@ fn deadline_vs_cancel_keeps_one_kind() {
     });
 }
 
-
 #[test]
 fn cancel_vs_derive_vs_drop_three_threads() {
     model(|| {
@@ -260,7 +267,12 @@ fn cancel_vs_derive_vs_drop_three_threads() {
         assert_eq!(p2.cause(), s.req.cause());
         drop((p1, p2));
         assert_eq!(s.conn.subtree_len(), 3, "conn, txn, req");
-        let Session { root, conn, txn, req } = s;
+        let Session {
+            root,
+            conn,
+            txn,
+            req,
+        } = s;
         drop((conn, txn, req));
         assert_eq!(root.subtree_len(), 1);
     });

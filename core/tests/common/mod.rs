@@ -1,7 +1,9 @@
 //! Helpers shared by the behaviour tests.
 #![allow(dead_code)]
 
-use cascade::{Connection, Engine, EngineConfig, Identity, QueryError, QueryResult, StdHost, Value};
+use cascade::{
+    Connection, Engine, EngineConfig, Identity, QueryError, QueryResult, StdHost, Value,
+};
 use futures::executor::block_on;
 
 pub fn engine() -> Engine {
@@ -9,7 +11,8 @@ pub fn engine() -> Engine {
 }
 
 pub fn conn(e: &Engine, tenant: &str, user: &str, role: &str) -> Connection {
-    e.connect(Identity::new(tenant, user, role)).expect("connect")
+    e.connect(Identity::new(tenant, user, role))
+        .expect("connect")
 }
 
 pub fn run(c: &Connection, sql: &str) -> Result<QueryResult, QueryError> {
@@ -33,6 +36,11 @@ pub fn rows(r: &QueryResult) -> Vec<Vec<String>> {
 
 pub fn cell(c: &Connection, sql: &str) -> String {
     let r = ok(c, sql);
-    assert_eq!(r.rows.len(), 1, "{sql}: expected one row, got {:?}", rows(&r));
+    assert_eq!(
+        r.rows.len(),
+        1,
+        "{sql}: expected one row, got {:?}",
+        rows(&r)
+    );
     r.rows[0][0].to_string()
 }
