@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Kill latency through the MySQL wire: cascade-server vs MariaDB, one run.
 
-For each server and each kind of statement (SELECT SLEEP(100), and a
-CPU-bound aggregate over a 10^10-row cross join), N times:
+For each server and each kind of statement (SELECT SLEEP(100); a CPU-bound
+aggregate over a 10^11-row scan; a CPU-bound aggregate over a 10^10-row
+cross join), N times:
 
   1. the victim connection sends the statement (and does not wait);
   2. after a short, jittered delay (the statement is running by then), the
@@ -39,15 +40,19 @@ from servers import CascadeServer, MariaDBServer  # noqa: E402
 
 CONFIG = ROOT / "server" / "tests" / "python" / "test-config.toml"
 
+KINDS = ["sleep", "cpu-bound scan aggregate", "cpu-bound join aggregate"]
 QUERIES = {
     "cascade": {
         "sleep": "SELECT SLEEP(100)",
-        "cpu-bound aggregate": "SELECT COUNT(*), SUM(a.x * b.x) FROM generate_series(1, 100000) AS a(x) "
+        "cpu-bound scan aggregate": "SELECT COUNT(*), SUM(x) FROM generate_series(1, 100000000000) AS t(x) "
+                                    "WHERE x % 7 = 3",
+        "cpu-bound join aggregate": "SELECT COUNT(*), SUM(a.x * b.x) FROM generate_series(1, 100000) AS a(x) "
                                "CROSS JOIN generate_series(1, 100000) AS b(x) WHERE (a.x + b.x) % 7 = 3",
     },
     "mariadb": {
         "sleep": "SELECT SLEEP(100)",
-        "cpu-bound aggregate": "SELECT COUNT(*), SUM(a.seq * b.seq) FROM seq_1_to_100000 AS a "
+        "cpu-bound scan aggregate": "SELECT COUNT(*), SUM(seq) FROM seq_1_to_100000000000 WHERE seq % 7 = 3",
+        "cpu-bound join aggregate": "SELECT COUNT(*), SUM(a.seq * b.seq) FROM seq_1_to_100000 AS a "
                                "CROSS JOIN seq_1_to_100000 AS b WHERE (a.seq + b.seq) % 7 = 3",
     },
 }
@@ -110,7 +115,7 @@ def main() -> int:
             "cascade": lambda: cascade.connect("acme:alice", "alice"),
             "mariadb": lambda: mariadb.connect(database="cascade_corpus"),
         }
-        for kind in ["sleep", "cpu-bound aggregate"]:
+        for kind in KINDS:
             # Interleave the servers in short blocks so that both see the
             # same machine load.
             for server in ["cascade", "mariadb"]:
@@ -137,12 +142,12 @@ def main() -> int:
           f"cascade-server ({Path(args.bin).name}) vs {version}\n")
     print(f"| statement | server | median | p99 | missed kills |")
     print(f"| --- | --- | ---: | ---: | ---: |")
-    for kind in ["sleep", "cpu-bound aggregate"]:
+    for kind in KINDS:
         for server in ["cascade", "mariadb"]:
             lat, missed = results[(server, kind)]
             print(f"| {kind} | {server} | {statistics.median(lat) * 1e3:.3f} ms | {pct(lat, 99) * 1e3:.3f} ms | {missed} |")
     print()
-    for kind in ["sleep", "cpu-bound aggregate"]:
+    for kind in KINDS:
         c, _ = results[("cascade", kind)]
         m, _ = results[("mariadb", kind)]
         print(f"{kind}: cascade/MariaDB median {statistics.median(c) / statistics.median(m):.2f}x, "
