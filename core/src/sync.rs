@@ -35,3 +35,22 @@ pub(crate) fn lock_std<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
         Err(poisoned) => poisoned.into_inner(),
     }
 }
+
+/// Locks `m` if it is free, ignoring poisoning; `None` if it is held.
+#[cfg(not(loom))]
+pub(crate) fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+/// Under loom, `try_lock` always fails, as it may spuriously anywhere: loom
+/// models a pending `try_lock` as a blocking lock and reports deadlocks that
+/// cannot happen (tokio-rs/loom#376). Callers fall back to their blocking
+/// path, which the models do explore.
+#[cfg(loom)]
+pub(crate) fn try_lock<T>(_m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    None
+}

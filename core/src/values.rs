@@ -6,7 +6,6 @@
 
 use serde::Serialize;
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -103,25 +102,90 @@ impl fmt::Display for ValueKey {
     }
 }
 
-type ExtMap = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
+/// The extension values, sorted by type: a handful of entries, scanned
+/// linearly (a binary search past eight), no hashing.
+type Extensions = Arc<[(TypeId, Arc<dyn Any + Send + Sync>)]>;
 
-/// The values of one context.
+/// The key of each slot of [`Values::ids`].
+const SLOT_KEYS: [ValueKey; 5] = [
+    ValueKey::NodeId,
+    ValueKey::ConnectionId,
+    ValueKey::SessionId,
+    ValueKey::TxnId,
+    ValueKey::StatementId,
+];
+
+/// Slots of the well-known ids in [`Values`].
+const NODE_ID: usize = 0;
+const CONNECTION_ID: usize = 1;
+const SESSION_ID: usize = 2;
+const TXN_ID: usize = 3;
+const STATEMENT_ID: usize = 4;
+
+/// The values of one context: a flat copy of everything set on it and its
+/// ancestors, so any lookup costs the same at every depth.
 #[derive(Clone, Default)]
 pub struct Values {
-    pub(crate) node_id: Option<u64>,
+    /// Node, connection, session, txn and statement ids; valid where the
+    /// bit of `present` is set.
+    ids: [u64; 5],
+    present: u8,
     pub(crate) identity: Option<Arc<Identity>>,
-    pub(crate) connection_id: Option<u64>,
-    pub(crate) session_id: Option<u64>,
-    pub(crate) txn_id: Option<u64>,
-    pub(crate) statement_id: Option<u64>,
-    pub(crate) ext: Option<Arc<ExtMap>>,
+    ext: Option<Extensions>,
 }
 
 impl Values {
+    #[inline]
+    fn id(&self, slot: usize) -> Option<u64> {
+        if self.present & (1 << slot) != 0 {
+            Some(self.ids[slot])
+        } else {
+            None
+        }
+    }
+
+    /// The values of a child: these, with the ids whose `ValueKey` bit is
+    /// in `given` taken from `ids` (indexed by `ValueKey`), and `identity`
+    /// if given.
+    #[inline]
+    pub(crate) fn derive(
+        &self,
+        given: u64,
+        ids: &[u64; 6],
+        identity: Option<Arc<Identity>>,
+    ) -> Values {
+        let mut out = [0u64; 5];
+        let mut present = self.present;
+        for (slot, key) in SLOT_KEYS.iter().enumerate() {
+            let bit = 1u64 << (*key as u64);
+            out[slot] = if given & bit != 0 {
+                present |= 1 << slot;
+                ids[*key as usize]
+            } else {
+                self.ids[slot]
+            };
+        }
+        Values {
+            ids: out,
+            present,
+            identity: identity.or_else(|| self.identity.clone()),
+            ext: self.ext.clone(),
+        }
+    }
+
+    /// Sets a well-known id (`ValueKey::Identity` is set through its field).
+    #[cfg(test)]
+    pub(crate) fn set_id(&mut self, key: ValueKey, id: u64) {
+        if let Some(slot) = SLOT_KEYS.iter().position(|k| *k == key) {
+            self.ids[slot] = id;
+            self.present |= 1 << slot;
+        }
+    }
+
     /// Node id.
     #[inline]
     pub fn node_id(&self) -> Option<u64> {
-        self.node_id
+        self.id(NODE_ID)
     }
     /// Tenant, user and role.
     #[inline]
@@ -146,47 +210,56 @@ impl Values {
     /// Connection id.
     #[inline]
     pub fn connection_id(&self) -> Option<u64> {
-        self.connection_id
+        self.id(CONNECTION_ID)
     }
     /// Session id.
     #[inline]
     pub fn session_id(&self) -> Option<u64> {
-        self.session_id
+        self.id(SESSION_ID)
     }
     /// Transaction id.
     #[inline]
     pub fn txn_id(&self) -> Option<u64> {
-        self.txn_id
+        self.id(TXN_ID)
     }
     /// Statement id.
     #[inline]
     pub fn statement_id(&self) -> Option<u64> {
-        self.statement_id
+        self.id(STATEMENT_ID)
     }
-    /// An embedder-defined value, by type. One hash lookup, at any depth.
+    /// An embedder-defined value, by type: a scan of the few extension
+    /// types set on this context and its ancestors, the same at any depth.
+    #[inline]
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
-        self.ext
-            .as_ref()?
-            .get(&TypeId::of::<T>())
-            .and_then(|v| v.downcast_ref::<T>())
+        let ext = self.ext.as_deref()?;
+        let key = TypeId::of::<T>();
+        let at = if ext.len() <= 8 {
+            ext.iter().position(|(k, _)| *k == key)?
+        } else {
+            ext.binary_search_by(|(k, _)| k.cmp(&key)).ok()?
+        };
+        ext[at].1.downcast_ref::<T>()
     }
 
     pub(crate) fn insert_ext(&mut self, key: TypeId, value: Arc<dyn Any + Send + Sync>) {
-        let mut map = self.ext.as_deref().cloned().unwrap_or_default();
-        map.insert(key, value);
-        self.ext = Some(Arc::new(map));
+        let mut entries = self.ext.as_deref().map(<[_]>::to_vec).unwrap_or_default();
+        match entries.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(at) => entries[at].1 = value,
+            Err(at) => entries.insert(at, (key, value)),
+        }
+        self.ext = Some(entries.into());
     }
 }
 
 impl fmt::Debug for Values {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Values")
-            .field("node_id", &self.node_id)
+            .field("node_id", &self.node_id())
             .field("identity", &self.identity)
-            .field("connection_id", &self.connection_id)
-            .field("session_id", &self.session_id)
-            .field("txn_id", &self.txn_id)
-            .field("statement_id", &self.statement_id)
+            .field("connection_id", &self.connection_id())
+            .field("session_id", &self.session_id())
+            .field("txn_id", &self.txn_id())
+            .field("statement_id", &self.statement_id())
             .field("extensions", &self.ext.as_ref().map_or(0, |m| m.len()))
             .finish()
     }
@@ -213,6 +286,46 @@ mod tests {
         assert!(!other_admin.may_act_on(&alice));
         assert!(sys_admin.may_act_on(&alice) && sys_admin.may_act_on(&other));
         assert!(!sys_member.may_act_on(&alice));
+    }
+
+    #[test]
+    fn ids_are_absent_until_set() {
+        let mut v = Values::default();
+        assert_eq!(v.statement_id(), None);
+        v.set_id(ValueKey::StatementId, 0);
+        assert_eq!(v.statement_id(), Some(0), "0 is a value, not absence");
+        v.set_id(ValueKey::NodeId, 9);
+        assert_eq!((v.node_id(), v.txn_id()), (Some(9), None));
+    }
+
+    #[test]
+    fn extensions_by_type_with_many_types_and_overrides() {
+        macro_rules! types {
+            ($($t:ident),*) => {$(
+                #[derive(Debug, PartialEq)]
+                struct $t(u32);
+            )*};
+        }
+        types!(A, B, C, D, E, F, G, H, I, J);
+        let mut v = Values::default();
+        assert_eq!(v.get::<A>(), None);
+        macro_rules! put {
+            ($($t:ident = $n:expr),*) => {$(
+                v.insert_ext(TypeId::of::<$t>(), Arc::new($t($n)));
+            )*};
+        }
+        put!(A = 1, B = 2, C = 3);
+        assert_eq!(v.get::<B>(), Some(&B(2)));
+        assert_eq!(v.get::<D>(), None);
+        let parent = v.clone();
+        // Past eight types the lookup is a binary search.
+        put!(D = 4, E = 5, F = 6, G = 7, H = 8, I = 9, B = 20);
+        assert_eq!(v.get::<A>(), Some(&A(1)));
+        assert_eq!(v.get::<B>(), Some(&B(20)));
+        assert_eq!(v.get::<I>(), Some(&I(9)));
+        assert_eq!(v.get::<J>(), None);
+        assert_eq!(parent.get::<B>(), Some(&B(2)), "a copy is not changed");
+        assert_eq!(parent.get::<I>(), None);
     }
 
     #[test]
