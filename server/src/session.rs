@@ -106,10 +106,12 @@ impl Session {
         results: QueryResultWriter<'a, W>,
     ) -> io::Result<()> {
         if r.columns.is_empty() {
+            // The engine's message ("Query OK, 3 rows affected") is what
+            // clients print from the OK packet themselves; MySQL's info
+            // string is for extras ("Rows matched: …"), so it stays empty.
             return results
                 .completed(OkResponse {
                     affected_rows: r.rows_affected,
-                    info: r.message.unwrap_or_default(),
                     ..Default::default()
                 })
                 .await;
