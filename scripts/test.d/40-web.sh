@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The playground's tests:
+#  1. the JS API in wasm (web/tests) under Node, in a headless Chromium page
+#     and in a dedicated worker (wasm-pack test; each run must report > 0
+#     passed tests);
+#  2. the built page's JS API from plain Node (node --test);
+#  3. Playwright specs (tests/e2e) against the served page in Debian's
+#     Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+log_dir=$(mktemp -d)
+trap 'rm -rf "$log_dir"' EXIT
+
+# Runs a wasm-pack test and fails unless its runner reported passed tests
+# and no failures.
+wasm_tests() {
+  local name=$1; shift
+  echo "== web: wasm-pack test $name"
+  (cd web && "$@") 2>&1 | tee "$log_dir/$name.log"
+  local passed failed
+  passed=$(awk '/test result: ok\. [0-9]+ passed/ { for (i = 1; i <= NF; i++) if ($i == "passed;") n += $(i - 1) } END { print n + 0 }' "$log_dir/$name.log")
+  failed=$(grep -Ec 'test result: FAILED' "$log_dir/$name.log" || true)
+  if [ "${passed:-0}" -eq 0 ] || [ "$failed" -ne 0 ]; then
+    echo "web: wasm-pack test $name ran ${passed:-0} passing tests, $failed failing runs" >&2
+    exit 1
+  fi
+  echo "web: wasm-pack test $name: $passed passed"
+}
+
+wasm_tests node wasm-pack test --node
+wasm_tests chrome env WASM_BINDGEN_USE_BROWSER=1 wasm-pack test --headless --chrome
+wasm_tests chrome-worker env WASM_BINDGEN_USE_DEDICATED_WORKER=1 wasm-pack test --headless --chrome
+
+echo "== web: build the page"
+bash www/build.sh
+
+echo "== web: JS API from Node"
+node --test tests/e2e/node-api.test.mjs
+
+echo "== web: Playwright"
+npx --no-install playwright test --config tests/e2e/playwright.config.mjs

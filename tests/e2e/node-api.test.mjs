@@ -1,0 +1,75 @@
+// The same JS API from plain Node: the module the page uses (www/pkg,
+// wasm-bindgen --target web), initialised with the wasm bytes.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+
+const pkg = new URL("../../www/pkg/", import.meta.url);
+const { default: init, Engine } = await import(new URL("cascade_web.js", pkg));
+await init({ module_or_path: await readFile(new URL("cascade_web_bg.wasm", pkg)) });
+
+const HEAVY = "SELECT count(*) FROM generate_series(1, 100000000000) AS g(n)";
+const identity = (user, tenant = "acme", role = "member") => ({ tenant, user, role });
+
+test("query resolves to columns, rows and timing", async () => {
+  const engine = new Engine({ nodeId: 1 });
+  const conn = engine.connect(identity("alice"));
+  assert.equal(typeof conn.id, "number");
+  const r = await conn.query("SELECT 1 + 1 AS two, 'x' AS s");
+  assert.deepEqual(r.columns, [
+    { name: "two", type: "BIGINT" },
+    { name: "s", type: "VARCHAR" },
+  ]);
+  assert.deepEqual(r.rows, [[2, "x"]]);
+  assert.equal(typeof r.queryId, "number");
+  assert.ok(r.elapsedMs >= 0);
+  await conn.close();
+});
+
+test("errors are Errors with code, sqlstate, kind, cause and queryId", async () => {
+  const engine = new Engine({ nodeId: 1 });
+  const conn = engine.connect(identity("alice"));
+  await assert.rejects(conn.query("SELECT * FROM missing"), (e) => {
+    assert.ok(e instanceof Error);
+    assert.equal(e.code, 1146);
+    assert.equal(e.sqlstate, "42S02");
+    assert.equal(e.kind, "error");
+    assert.equal(e.cause, null);
+    return true;
+  });
+});
+
+test("a kill from a second connection stops a running query", async () => {
+  const engine = new Engine({ nodeId: 1 });
+  const a = engine.connect(identity("alice"));
+  const b = engine.connect(identity("alice"));
+  const running = a.query(HEAVY);
+  running.catch(() => {});
+  await new Promise((r) => setTimeout(r, 100));
+  await b.query(`KILL QUERY ${a.id}`);
+  await assert.rejects(running, (e) => {
+    assert.equal(e.code, 1317);
+    assert.equal(e.kind, "canceled");
+    assert.equal(e.cause.what, "kill_query");
+    assert.equal(e.cause.who, b.id);
+    assert.equal(typeof e.queryId, "number");
+    return true;
+  });
+  const r = await a.query("SELECT 1");
+  const trace = engine.trace(r.queryId);
+  assert.ok(trace.spans.some((s) => s.level === "Query"));
+  const chrome = JSON.parse(engine.chromeTrace(r.queryId));
+  assert.ok(chrome.traceEvents.every((ev) => ev.ph === "X"));
+});
+
+test("timeoutMs gives error 3024 with a statement_timeout cause", async () => {
+  const engine = new Engine();
+  const conn = engine.connect(identity("alice"));
+  await assert.rejects(conn.query(HEAVY, { timeoutMs: 50 }), (e) => {
+    assert.equal(e.code, 3024);
+    assert.equal(e.kind, "deadline_exceeded");
+    assert.equal(e.cause.what, "statement_timeout");
+    assert.equal(e.cause.limitMs, 50);
+    return true;
+  });
+});

@@ -1,0 +1,195 @@
+// End-to-end: the playground page in Debian's Chromium, driven as a person
+// would (roles and accessible names), engine in its Web Worker.
+import { test as base, expect } from "@playwright/test";
+import { readFile } from "node:fs/promises";
+
+/** CPU-bound for minutes unless stopped. */
+const HEAVY = "SELECT count(*), sum(n % 7) FROM generate_series(1, 100000000000) AS g(n)";
+
+// Every test fails on a console error or an uncaught exception in the page.
+const test = base.extend({
+  page: async ({ page }, use) => {
+    const errors = [];
+    page.on("console", (m) => {
+      if (m.type() === "error") errors.push(m.text());
+    });
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await use(page);
+    expect(errors, "console errors").toEqual([]);
+  },
+});
+
+async function openPlayground(page, hash = "") {
+  await page.goto(`/${hash}`);
+  await expect(page.locator("body[data-ready=true]")).toHaveCount(1, { timeout: 30_000 });
+}
+
+async function setSql(page, sql) {
+  await page.getByLabel("SQL editor").click();
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.insertText(sql);
+}
+
+async function startHeavy(page) {
+  await setSql(page, HEAVY);
+  await page.getByRole("button", { name: "Run" }).click();
+  await expect(page.getByRole("button", { name: "Cancel" })).toBeVisible();
+}
+
+async function newSession(page, { tenant, user, role }) {
+  const before = await page.getByRole("tab").count();
+  await page.getByRole("button", { name: "New session" }).click();
+  await page.getByLabel("Tenant").fill(tenant);
+  await page.getByLabel("User").fill(user);
+  await page.getByLabel("Role").selectOption(role);
+  await page.getByRole("button", { name: "Connect", exact: true }).click();
+  await expect(page.getByRole("tab")).toHaveCount(before + 1);
+  return Number(await page.getByRole("tab").last().getAttribute("data-connection-id"));
+}
+
+const connectionOfTab = async (page, i) =>
+  Number(await page.getByRole("tab").nth(i).getAttribute("data-connection-id"));
+
+/** Each X event ends within the event enclosing it on its thread. */
+function assertProperlyNested(trace) {
+  const byTid = new Map();
+  for (const ev of trace.traceEvents) {
+    expect(ev.ph).toBe("X");
+    expect(ev.dur).toBeGreaterThanOrEqual(0);
+    if (!byTid.has(ev.tid)) byTid.set(ev.tid, []);
+    byTid.get(ev.tid).push(ev);
+  }
+  for (const events of byTid.values()) {
+    events.sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+    const stack = [];
+    for (const ev of events) {
+      while (stack.length && stack.at(-1).ts + stack.at(-1).dur <= ev.ts) stack.pop();
+      const parent = stack.at(-1);
+      if (parent) expect(ev.ts + ev.dur, `${ev.name} inside ${parent.name}`).toBeLessThanOrEqual(parent.ts + parent.dur + 1e-6);
+      stack.push(ev);
+    }
+  }
+}
+
+test("runs a query and shows rows in a table", async ({ page }) => {
+  await openPlayground(page);
+  await setSql(page, "SELECT id, name FROM customers WHERE id <= 3 ORDER BY id");
+  await page.getByRole("button", { name: "Run" }).click();
+  const table = page.getByRole("table", { name: "Results" });
+  await expect(table.getByRole("row")).toHaveCount(4);
+  await expect(table.getByRole("columnheader").first()).toContainText("id");
+  await expect(table.getByRole("cell", { name: "Ada" })).toBeVisible();
+  await expect(page.locator("#summary")).toContainText("3 rows in set");
+  await expect(page.getByRole("alert")).toBeHidden();
+});
+
+test("Cancel stops a running query within a second", async ({ page }) => {
+  await openPlayground(page);
+  await startHeavy(page);
+  await expect(page.locator("#progress")).toContainText("rows processed");
+  const t0 = Date.now();
+  await page.getByRole("button", { name: "Cancel" }).click();
+  const alert = page.getByRole("alert");
+  await expect(alert).toContainText("1317", { timeout: 1000 });
+  expect(Date.now() - t0).toBeLessThan(1000);
+  await expect(alert).toContainText("KILL QUERY");
+  await expect(alert).toContainText("canceled");
+  await expect(page.getByRole("button", { name: "Run" })).toBeEnabled();
+  // The killed statement's spans carry the status and the cause.
+  await expect(page.locator('#timeline [data-level="Query"][data-status="canceled"]')).toContainText("KILL QUERY");
+});
+
+test("a second session kills the query from the process list", async ({ page }) => {
+  await openPlayground(page);
+  await startHeavy(page);
+  const victim = await connectionOfTab(page, 0);
+  const killer = await newSession(page, { tenant: "acme", user: "root", role: "admin" });
+  const row = page.locator(`#processes tr[data-connection-id="${victim}"]`);
+  await expect(row).toContainText("Query");
+  await row.getByRole("button", { name: "Kill query" }).click();
+  await page.getByRole("tab").first().click();
+  const alert = page.getByRole("alert");
+  await expect(alert).toContainText("1317");
+  await expect(alert).toContainText(`KILL QUERY from connection ${killer}`);
+});
+
+test("a cross-tenant kill is refused with error 1095", async ({ page }) => {
+  await openPlayground(page);
+  await startHeavy(page);
+  const victim = await connectionOfTab(page, 0);
+  await newSession(page, { tenant: "globex", user: "eve", role: "admin" });
+  // Tenant isolation: globex does not even see acme's connection...
+  await expect(page.locator(`#processes tr[data-connection-id="${victim}"]`)).toHaveCount(0);
+  // ...and may not kill it by id.
+  await setSql(page, `KILL QUERY ${victim}`);
+  await page.getByRole("button", { name: "Run" }).click();
+  await expect(page.getByRole("alert")).toContainText("1095");
+  await page.getByRole("tab").first().click();
+  await expect(page.getByRole("button", { name: "Cancel" })).toBeVisible();
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await expect(page.getByRole("alert")).toContainText("1317");
+});
+
+test("the timeout field fires error 3024", async ({ page }) => {
+  await openPlayground(page);
+  await page.getByLabel("Timeout (ms)").fill("250");
+  await setSql(page, HEAVY);
+  await page.getByRole("button", { name: "Run" }).click();
+  const alert = page.getByRole("alert");
+  await expect(alert).toContainText("3024", { timeout: 5000 });
+  await expect(alert).toContainText("deadline_exceeded");
+  await expect(alert).toContainText("statement_timeout");
+});
+
+test("the trace shows spans of every level and downloads as nested Chrome JSON", async ({ page }) => {
+  await openPlayground(page);
+  await setSql(page, "SELECT c.country, count(*) FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.country ORDER BY c.country");
+  await page.getByRole("button", { name: "Run" }).click();
+  await expect(page.getByRole("table", { name: "Results" }).getByRole("row")).toHaveCount(5);
+  for (const level of ["Routine", "Txn", "Request", "Query", "Pipeline", "Operator"]) {
+    await expect(page.locator(`#timeline [data-level="${level}"]`).first(), level).toBeVisible();
+  }
+  await expect(page.getByLabel("EXPLAIN ANALYZE tree")).toContainText("Operator");
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Download trace" }).click(),
+  ]);
+  const trace = JSON.parse(await readFile(await download.path(), "utf8"));
+  expect(trace.traceEvents.length).toBeGreaterThan(5);
+  assertProperlyNested(trace);
+});
+
+test("no main-thread task over 50 ms while a heavy query runs", async ({ page }) => {
+  await openPlayground(page);
+  await page.evaluate(() => {
+    window.__longTasks = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.__longTasks.push(Math.round(e.duration));
+    }).observe({ type: "longtask" });
+  });
+  await startHeavy(page);
+  // Process list, progress and context tree refresh during these 3 s.
+  await page.waitForTimeout(3000);
+  const long = await page.evaluate(() => window.__longTasks);
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await expect(page.getByRole("alert")).toContainText("1317");
+  expect(long, "long tasks (ms)").toEqual([]);
+});
+
+test("history, share link and examples", async ({ page }) => {
+  await openPlayground(page);
+  await setSql(page, "SELECT 42 AS answer");
+  await page.getByRole("button", { name: "Run" }).click();
+  await expect(page.getByRole("cell", { name: "42" })).toBeVisible();
+  expect(decodeURIComponent(new URL(page.url()).hash)).toContain("SELECT 42 AS answer");
+  await expect(page.locator("#history")).toContainText("SELECT 42 AS answer");
+  // The shared URL opens with the same query; history survives the reload.
+  await page.reload();
+  await expect(page.locator("body[data-ready=true]")).toHaveCount(1, { timeout: 30_000 });
+  await expect(page.getByLabel("SQL editor")).toContainText("SELECT 42 AS answer");
+  await expect(page.locator("#history")).toContainText("SELECT 42 AS answer");
+  await page.getByLabel("Examples").selectOption({ label: "EXPLAIN ANALYZE" });
+  await expect(page.getByLabel("SQL editor")).toContainText("EXPLAIN ANALYZE");
+  await page.getByRole("button", { name: "Run" }).click();
+  await expect(page.getByRole("table", { name: "Results" })).toBeVisible();
+});

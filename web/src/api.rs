@@ -1,0 +1,212 @@
+//! The JS classes `Engine` and `Connection`.
+//!
+//! Each method converts its arguments, calls core, and converts the answer
+//! back (see [`crate::convert`] for the shapes). Methods that run SQL return
+//! a `Promise` and report bad arguments by rejecting it; synchronous methods
+//! throw. Nothing here panics on input from JS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cascade::{EngineConfig, ExecOptions};
+use js_sys::Promise;
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::convert::{
+    from_js, id_arg, plain_error, query_error_to_js, result_to_js, to_js, type_error, IdentityArg,
+};
+use crate::host::WebHost;
+
+/// Options of `new Engine({ nodeId, traceCapacity, memoryBudget })`; all
+/// optional.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct EngineOptions {
+    node_id: Option<u64>,
+    trace_capacity: Option<usize>,
+    memory_budget: Option<u64>,
+}
+
+/// Options of `conn.query(sql, { timeoutMs })`.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct QueryOptions {
+    timeout_ms: Option<f64>,
+}
+
+impl QueryOptions {
+    fn parse(value: JsValue) -> Result<ExecOptions, JsValue> {
+        if value.is_undefined() || value.is_null() {
+            return Ok(ExecOptions::default());
+        }
+        let opts: QueryOptions = from_js(
+            "query(sql, options): expected { timeoutMs }",
+            &["timeoutMs"],
+            value,
+        )?;
+        let mut exec = ExecOptions::default();
+        if let Some(ms) = opts.timeout_ms {
+            if !ms.is_finite() || ms < 0.0 {
+                return Err(type_error(&format!(
+                    "query(sql, options): timeoutMs must be a non-negative number of milliseconds, got {ms}"
+                )));
+            }
+            // 0 means "no timeout", as with MySQL's max_execution_time.
+            if ms > 0.0 {
+                exec.timeout = Some(Duration::from_secs_f64(ms / 1e3));
+            }
+        }
+        Ok(exec)
+    }
+}
+
+/// A cascade engine: one node with its context tree, process list, trace
+/// recorder and tables. Runs on the thread that made it.
+#[wasm_bindgen]
+pub struct Engine {
+    inner: cascade::Engine,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// `new Engine({ nodeId })`: a node with the browser host's clock.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue) -> Result<Engine, JsValue> {
+        let opts: EngineOptions = if options.is_undefined() || options.is_null() {
+            EngineOptions::default()
+        } else {
+            from_js(
+                "new Engine(options): expected { nodeId, traceCapacity, memoryBudget }",
+                &["nodeId", "traceCapacity", "memoryBudget"],
+                options,
+            )?
+        };
+        let mut config = EngineConfig::new(opts.node_id.unwrap_or(1), Arc::new(WebHost::new()));
+        if let Some(capacity) = opts.trace_capacity {
+            config.trace_capacity = capacity;
+        }
+        if let Some(budget) = opts.memory_budget {
+            config.memory_budget = budget;
+        }
+        Ok(Engine {
+            inner: cascade::Engine::new(config),
+        })
+    }
+
+    /// `engine.connect({ tenant, user, role })`: a new connection (a
+    /// Routine context and a process-list entry).
+    pub fn connect(&self, identity: JsValue) -> Result<Connection, JsValue> {
+        let identity = IdentityArg::parse("connect(identity)", identity)?;
+        let inner = self
+            .inner
+            .connect(identity)
+            .map_err(|e| query_error_to_js(&e))?;
+        Ok(Connection { inner })
+    }
+
+    /// `engine.trace(queryId)`: `{ traceId, focusId, spans }`, the
+    /// statement's spans and their ancestors (Request, Txn, Routine).
+    pub fn trace(&self, query_id: JsValue) -> Result<JsValue, JsValue> {
+        let trace = self.find_trace("trace(queryId)", &query_id)?;
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct TraceView {
+            trace_id: u64,
+            focus_id: u64,
+            spans: Vec<cascade::trace::SpanView>,
+        }
+        to_js(&TraceView {
+            trace_id: trace.trace_id.0,
+            focus_id: trace.focus.0,
+            spans: trace.views(),
+        })
+    }
+
+    /// `engine.chromeTrace(queryId)`: Chrome Trace Event JSON (opens in
+    /// Perfetto).
+    #[wasm_bindgen(js_name = chromeTrace)]
+    pub fn chrome_trace(&self, query_id: JsValue) -> Result<String, JsValue> {
+        Ok(self
+            .find_trace("chromeTrace(queryId)", &query_id)?
+            .to_chrome_json())
+    }
+
+    /// `engine.traceText(queryId)`: the EXPLAIN ANALYZE-style text tree.
+    #[wasm_bindgen(js_name = traceText)]
+    pub fn trace_text(&self, query_id: JsValue) -> Result<String, JsValue> {
+        Ok(self.find_trace("traceText(queryId)", &query_id)?.to_text())
+    }
+
+    /// `engine.contexts()`: the live context tree from the Root down.
+    pub fn contexts(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.contexts())
+    }
+
+    /// `engine.processes({ tenant, user, role })`: what `SHOW PROCESSLIST`
+    /// shows that caller, with progress (`rowsExamined`, `timeMs`).
+    pub fn processes(&self, identity: JsValue) -> Result<JsValue, JsValue> {
+        let caller = IdentityArg::parse("processes(identity)", identity)?;
+        to_js(&self.inner.processes(&caller))
+    }
+
+    /// `engine.shutdown()`: cancels everything with cause "shutdown".
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+
+    fn find_trace(&self, what: &str, query_id: &JsValue) -> Result<cascade::Trace, JsValue> {
+        let id = id_arg(what, query_id)?;
+        self.inner.trace(id).ok_or_else(|| {
+            plain_error(&format!(
+                "{what}: no trace for query {id} (unknown id, or evicted from the trace recorder)"
+            ))
+        })
+    }
+}
+
+/// One client connection. Cheap to hold; `close()` when done.
+#[wasm_bindgen]
+pub struct Connection {
+    inner: cascade::Connection,
+}
+
+#[wasm_bindgen]
+impl Connection {
+    /// The connection id (MySQL's `CONNECTION_ID()`), the one `KILL` takes.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> f64 {
+        self.inner.id() as f64
+    }
+
+    /// `await conn.query(sql, { timeoutMs })`: runs every statement of
+    /// `sql` and resolves to the last one's result, or rejects with a
+    /// `QueryError`.
+    pub fn query(&self, sql: JsValue, options: JsValue) -> Promise {
+        let conn = self.inner.clone();
+        future_to_promise(async move {
+            let Some(sql) = sql.as_string() else {
+                return Err(type_error(&format!(
+                    "query(sql): sql must be a string, got {}",
+                    crate::convert::describe(&sql)
+                )));
+            };
+            let options = QueryOptions::parse(options)?;
+            match conn.execute_with(&sql, options).await {
+                Ok(result) => Ok(result_to_js(&result)),
+                Err(error) => Err(query_error_to_js(&error)),
+            }
+        })
+    }
+
+    /// `await conn.close()`: rolls back an open transaction and leaves the
+    /// process list. Idempotent.
+    pub fn close(&self) -> Promise {
+        let conn = self.inner.clone();
+        future_to_promise(async move {
+            conn.close().await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+}

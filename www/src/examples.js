@@ -1,0 +1,59 @@
+// The examples menu, and the demo tables every page load starts with.
+
+/** Tables the page creates at start (tenant acme). */
+export const DEMO_SETUP = `
+CREATE TABLE customers (id BIGINT NOT NULL, name VARCHAR, country VARCHAR);
+INSERT INTO customers VALUES
+  (1, 'Ada', 'UK'), (2, 'Grace', 'US'), (3, 'Edsger', 'NL'), (4, 'Barbara', 'US'),
+  (5, 'Donald', 'US'), (6, 'Frances', 'US'), (7, 'Niklaus', 'CH'), (8, 'Tony', 'UK');
+CREATE TABLE orders (id BIGINT NOT NULL, customer_id BIGINT, amount DOUBLE);
+INSERT INTO orders SELECT n, n % 8 + 1, (n * 37) % 1000 / 10.0 FROM generate_series(1, 200000) AS g(n);
+`;
+
+export const EXAMPLES = [
+  {
+    title: "A join with an aggregate",
+    sql: `SELECT c.name, c.country, count(*) AS orders, round(sum(o.amount), 2) AS total
+FROM customers c JOIN orders o ON o.customer_id = c.id
+GROUP BY c.name, c.country
+ORDER BY total DESC;`,
+  },
+  {
+    title: "A long query to kill (press Cancel, or Kill query from another session)",
+    sql: `-- CPU-bound: ~10 billion rows. Press Cancel, or open a New session
+-- and use Kill query in the process list.
+SELECT count(*), sum(n % 7) FROM generate_series(1, 10000000000) AS g(n);`,
+  },
+  {
+    title: "A transaction killed mid-way",
+    sql: `-- Run all three statements; while the UPDATE runs, Kill connection from
+-- another session of acme (role admin): the transaction is rolled back
+-- on a cleanup context, and the INSERT is gone.
+BEGIN;
+INSERT INTO customers VALUES (99, 'Mallory', 'XX');
+UPDATE orders SET amount = amount + 0 WHERE customer_id IN (SELECT n FROM generate_series(1, 400000000) AS g(n));
+COMMIT;`,
+  },
+  {
+    title: "A statement timeout (max_execution_time)",
+    timeoutMs: 0,
+    sql: `SET max_execution_time = 300;
+SELECT count(*) FROM generate_series(1, 10000000000) AS g(n);`,
+  },
+  {
+    title: "EXPLAIN ANALYZE",
+    sql: `EXPLAIN ANALYZE
+SELECT country, count(*) AS n, avg(amount) AS avg_amount
+FROM customers c JOIN orders o ON o.customer_id = c.id
+WHERE amount > 10
+GROUP BY country ORDER BY n DESC;`,
+  },
+  {
+    title: "Who is connected (SHOW PROCESSLIST)",
+    sql: "SHOW PROCESSLIST;",
+  },
+  {
+    title: "Kill another connection by id",
+    sql: "-- Use an id from the process list.\nKILL QUERY 1;",
+  },
+];

@@ -1,0 +1,78 @@
+// The live process list: what SHOW PROCESSLIST shows the active session,
+// refreshed several times a second, with Kill query / Kill connection.
+// Rows are updated in place (keyed by connection id) so a button does not
+// move under the pointer between two refreshes.
+
+import { count, h, ms } from "./format.js";
+
+export class ProcessView {
+  /** @param {HTMLElement} el @param {(id:number, scope:string)=>void} onKill */
+  constructor(el, onKill) {
+    this.el = el;
+    this.onKill = onKill;
+    this.rows = new Map();
+    this.body = h("tbody");
+    this.table = h(
+      "table",
+      { "aria-label": "Process list" },
+      h("thead", {}, h("tr", {}, ["Id", "User", "Tenant", "Command", "Time", "Rows", "Info", ""].map((c) => h("th", { scope: "col" }, c)))),
+      this.body,
+    );
+    this.empty = h("p", { class: "muted" }, "No connections visible.");
+    el.replaceChildren(this.table);
+  }
+
+  /** @param {Array<object>} list rows of engine.processes(identity) */
+  update(list, ownIds) {
+    const seen = new Set();
+    list.sort((a, b) => a.id - b.id);
+    for (const p of list) {
+      seen.add(p.id);
+      let row = this.rows.get(p.id);
+      if (!row) {
+        row = this.makeRow(p.id);
+        this.rows.set(p.id, row);
+      }
+      const cells = row.cells;
+      cells.user.textContent = `${p.user}${ownIds.has(p.id) ? " (you)" : ""}`;
+      cells.user.title = `role ${p.role}`;
+      cells.tenant.textContent = p.tenant;
+      cells.command.textContent = p.command + (p.state ? ` · ${p.state}` : "");
+      cells.time.textContent = ms(p.timeMs);
+      cells.rows.textContent = p.rowsExamined != null ? count(p.rowsExamined) : "";
+      cells.info.textContent = p.info ?? "";
+      cells.info.title = p.info ?? "";
+      row.tr.classList.toggle("running", p.command === "Query");
+      row.killQuery.disabled = p.command !== "Query";
+      this.body.append(row.tr); // keeps order by id; a no-op move when unchanged
+    }
+    for (const [id, row] of this.rows) {
+      if (!seen.has(id)) {
+        row.tr.remove();
+        this.rows.delete(id);
+      }
+    }
+    if (list.length === 0 && !this.empty.isConnected) this.el.append(this.empty);
+    if (list.length > 0) this.empty.remove();
+  }
+
+  makeRow(id) {
+    const cells = {};
+    const td = (name, cls) => (cells[name] = h("td", { class: cls }));
+    const killQuery = h("button", { type: "button", title: `KILL QUERY ${id}`, onclick: () => this.onKill(id, "query") }, "Kill query");
+    const killConn = h("button", { type: "button", title: `KILL CONNECTION ${id}`, onclick: () => this.onKill(id, "connection") }, "Kill connection");
+    const tr = h(
+      "tr",
+      { "data-connection-id": id },
+      h("td", {}, String(id)),
+      td("user"),
+      td("tenant"),
+      td("command"),
+      td("time"),
+      td("rows"),
+      td("info", "info"),
+      h("td", { class: "actions" }, killQuery, " ", killConn),
+    );
+    return { tr, cells, killQuery };
+  }
+}

@@ -1,0 +1,129 @@
+// The trace inspector: a timeline of spans coloured by level, with
+// durations, statuses and causes; the EXPLAIN ANALYZE text tree; the
+// Download trace link; and the live context tree.
+
+import { h, LEVELS, ms } from "./format.js";
+
+const color = (level) => `--c: var(--lvl-${LEVELS.includes(level) ? level : "Root"})`;
+
+export function renderLegend(el) {
+  el.replaceChildren(...LEVELS.map((l) => h("span", { style: color(l) }, l)));
+}
+
+/** Spans in depth-first order with their depth. */
+function ordered(spans) {
+  const ids = new Set(spans.map((s) => s.id));
+  const kids = new Map();
+  for (const s of spans) {
+    const p = s.parentId != null && ids.has(s.parentId) ? s.parentId : null;
+    if (!kids.has(p)) kids.set(p, []);
+    kids.get(p).push(s);
+  }
+  const out = [];
+  const walk = (p, depth) => {
+    for (const s of (kids.get(p) ?? []).sort((a, b) => a.startUs - b.startUs || a.id - b.id)) {
+      out.push({ span: s, depth });
+      walk(s.id, depth + 1);
+    }
+  };
+  walk(null, 0);
+  return out;
+}
+
+function attrsText(attrs) {
+  const keys = Object.keys(attrs ?? {});
+  if (keys.length === 0) return "";
+  return keys.map((k) => `${k}=${attrs[k]}`).join(" ");
+}
+
+/** Renders `trace` ({ traceId, spans }) as a timeline. */
+export function renderTimeline(el, trace) {
+  el.replaceChildren();
+  if (!trace || trace.spans.length === 0) {
+    el.append(h("p", { class: "muted" }, "No spans recorded."));
+    return;
+  }
+  const rows = ordered(trace.spans);
+  const t0 = Math.min(...trace.spans.map((s) => s.startUs));
+  const t1 = Math.max(...trace.spans.map((s) => s.startUs + s.durUs));
+  const total = Math.max(t1 - t0, 1);
+  for (const { span: s, depth } of rows) {
+    const status = s.status?.code ?? "ok";
+    const left = ((s.startUs - t0) / total) * 100;
+    const width = Math.max((s.durUs / total) * 100, 0.2);
+    const attrs = attrsText(s.attrs);
+    const label = h(
+      "div",
+      { class: "span-label", style: `padding-left:${depth * 12}px`, title: attrs },
+      h("span", { class: "lvl" }, s.level),
+      s.name,
+      " ",
+      h("span", { class: "muted" }, ms(s.durUs / 1000)),
+      status !== "ok" ? h("span", { class: `span-status ${status}` }, status) : null,
+      s.links?.length ? h("span", { class: "muted" }, ` ↪ links #${s.links.join(", #")}`) : null,
+      s.status?.message ? h("span", { class: "span-cause" }, s.status.message) : null,
+    );
+    const track = h(
+      "div",
+      { class: "span-track" },
+      h("div", { class: `span-bar ${status}`, style: `left:${left}%;width:${width}%` }),
+    );
+    el.append(
+      h(
+        "div",
+        {
+          class: "span-row",
+          role: "listitem",
+          style: color(s.level),
+          "data-level": s.level,
+          "data-status": status,
+          "aria-label": `${s.level} ${s.name}, ${ms(s.durUs / 1000)}, ${status}${s.status?.message ? `: ${s.status.message}` : ""}`,
+        },
+        label,
+        track,
+      ),
+    );
+  }
+}
+
+let downloadUrl = null;
+
+/** Points the Download trace link at `json` (Chrome Trace Event JSON). */
+export function setDownload(link, json, queryId) {
+  if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+  downloadUrl = null;
+  if (!json) {
+    link.href = "#";
+    link.setAttribute("aria-disabled", "true");
+    return;
+  }
+  downloadUrl = URL.createObjectURL(new Blob([json], { type: "application/json" }));
+  link.href = downloadUrl;
+  link.download = `cascade-trace-query-${queryId}.json`;
+  link.setAttribute("aria-disabled", "false");
+}
+
+function contextNode(c) {
+  const id = c.identity ? ` ${c.identity.user}@${c.identity.tenant} (${c.identity.role})` : "";
+  const bits = [
+    c.connectionId != null ? `conn ${c.connectionId}` : null,
+    c.txnId != null ? `txn ${c.txnId}` : null,
+    c.statementId != null ? `stmt ${c.statementId}` : null,
+    c.deadlineInMs != null ? `deadline in ${ms(c.deadlineInMs)}` : null,
+  ].filter(Boolean);
+  const li = h(
+    "li",
+    {},
+    h("span", { class: "lvl", style: color(c.level) }, c.level),
+    ` #${c.id}${id}`,
+    bits.length ? h("span", { class: "muted" }, ` · ${bits.join(" · ")}`) : null,
+    c.cancelled ? h("span", { class: "cancelled" }, ` ✕ ${c.cause?.reason?.what ?? "cancelled"}`) : null,
+  );
+  if (c.children?.length) li.append(h("ul", {}, c.children.map(contextNode)));
+  return li;
+}
+
+/** Renders the live context tree (engine.contexts()). */
+export function renderContexts(el, root) {
+  el.replaceChildren(h("ul", {}, contextNode(root)));
+}
