@@ -500,14 +500,25 @@ mod report {
                 m("cancel_10k", &format!("cascade_{shape}")),
                 m("cancel_10k", &format!("tokio_{shape}")),
             );
-            rows.push(row(label, "tokio-util", c, t, (None, None), "≤ tokio", le(c, t, 1.0)));
+            rows.push(row(
+                label,
+                "tokio-util",
+                c,
+                t,
+                (None, None),
+                "≤ tokio",
+                le(c, t, 1.0),
+            ));
         }
         let lookups = [
             ("statement_id_depth_1", "values().statement_id(), depth 1"),
             ("statement_id_depth_12", "values().statement_id(), depth 12"),
             ("extension_depth_1", "values().get::<T>(), depth 1"),
             ("extension_depth_12", "values().get::<T>(), depth 12"),
-            ("extension_miss_depth_12", "values().get::<T>() miss, depth 12"),
+            (
+                "extension_miss_depth_12",
+                "values().get::<T>() miss, depth 12",
+            ),
         ];
         for (id, label) in lookups {
             let c = m("value_lookup", id);
@@ -549,7 +560,11 @@ mod report {
                 c,
                 f,
                 (c, f),
-                if p99 { "≤ 1.3× park/unpark" } else { "(info)" },
+                if p99 {
+                    "≤ 1.3× park/unpark"
+                } else {
+                    "(info)"
+                },
                 if p99 { le(c, f, 1.3) } else { None },
             ));
         }

@@ -16,6 +16,7 @@
 //! p99 and max, and leaves the numbers in `target/criterion/wake_latency.json`
 //! for the table of `benches/contexts.rs`.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -39,6 +40,15 @@ const KINDS: [&str; 3] = ["cascade", "tokio", "park_unpark"];
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// Blocks on `fut` (`futures::executor::block_on`, which parks the thread)
+/// and returns the time at which it was first polled ready.
+fn woken_at<F: Future>(fut: F) -> Instant {
+    let mut fut = std::pin::pin!(fut);
+    futures::executor::block_on(std::future::poll_fn(|cx| {
+        fut.as_mut().poll(cx).map(|_| Instant::now())
+    }))
 }
 
 fn main() {
@@ -65,26 +75,28 @@ fn main() {
     let waiter_ready = ready.clone();
     let waiter = thread::spawn(move || {
         while let Ok(job) = job_rx.recv() {
-            match job {
+            // The time is read in the poll that sees the cancellation, before
+            // anything is dropped: the wake-up alone is measured.
+            let woke = match job {
                 Job::Cascade(ctx) => {
                     let fut = ctx.cancelled();
                     waiter_ready.store(true, Ordering::Release);
-                    futures::executor::block_on(fut);
+                    woken_at(fut)
                 }
                 Job::Tokio(token) => {
                     let fut = token.cancelled();
                     waiter_ready.store(true, Ordering::Release);
-                    futures::executor::block_on(fut);
+                    woken_at(fut)
                 }
                 Job::Park(flag) => {
                     waiter_ready.store(true, Ordering::Release);
                     while !flag.load(Ordering::Acquire) {
                         thread::park();
                     }
+                    Instant::now()
                 }
                 Job::Stop => return,
-            }
-            let woke = Instant::now();
+            };
             done_tx.send(woke).unwrap();
         }
     });

@@ -190,13 +190,19 @@ fn mark(
     node: &Node,
     g: &mut Inner,
     cause: &std::sync::Arc<Cause>,
-    wakers: &mut Vec<Waker>,
+    wakers: &mut Vec<(u64, Waker)>,
     links: &mut Vec<Arc<Node>>,
 ) {
     g.cause = Some(cause.clone());
     node.cancelled.store(true, Ordering::Release);
     if let Some(x) = g.extra.as_mut() {
-        wakers.extend(x.waiters.drain(..).map(|(_, w)| w));
+        if wakers.is_empty() {
+            // The usual case, one node with waiters: take its list whole,
+            // no allocation.
+            std::mem::swap(wakers, &mut x.waiters);
+        } else {
+            wakers.append(&mut x.waiters);
+        }
         links.extend(x.links.drain(..).filter_map(|w| w.upgrade()));
     }
 }
@@ -209,12 +215,16 @@ fn cancel_node(node: &Arc<Node>, cause: std::sync::Arc<Cause>) -> bool {
     let mut wakers = Vec::new();
     let mut links = Vec::new();
     let did = cancel_subtree(node, &cause, &mut wakers, &mut links);
-    wakers.drain(..).for_each(Waker::wake);
+    wake_all(&mut wakers);
     while let Some(linked) = links.pop() {
         cancel_subtree(&linked, &cause, &mut wakers, &mut links);
-        wakers.drain(..).for_each(Waker::wake);
+        wake_all(&mut wakers);
     }
     did
+}
+
+fn wake_all(wakers: &mut Vec<(u64, Waker)>) {
+    wakers.drain(..).for_each(|(_, w)| w.wake());
 }
 
 /// Cancels `n` and its subtree, collecting wakers and linked nodes for the
@@ -222,7 +232,7 @@ fn cancel_node(node: &Arc<Node>, cause: std::sync::Arc<Cause>) -> bool {
 fn cancel_subtree(
     n: &Arc<Node>,
     cause: &std::sync::Arc<Cause>,
-    wakers: &mut Vec<Waker>,
+    wakers: &mut Vec<(u64, Waker)>,
     links: &mut Vec<Arc<Node>>,
 ) -> bool {
     let mut g = n.lock();
