@@ -16,6 +16,7 @@ class Statement:
     sql: str
     line: int
     expect_error: bool
+    known_difference: str | None = None
 
 
 @dataclass
@@ -28,19 +29,21 @@ class Outcome:
 
 
 def parse(path: Path) -> list[Statement]:
-    stmts, buf, start, expect_error = [], [], 0, False
+    stmts, buf, start, expect_error, known = [], [], 0, False, None
     for n, line in enumerate(path.read_text().splitlines(), 1):
         s = line.strip()
         if not buf and (not s or s.startswith("--")):
             if s == "-- expect-error":
                 expect_error = True
+            elif s.startswith("-- known-difference:"):
+                known = s.split(":", 1)[1].strip()
             continue
         if not buf:
             start = n
         buf.append(line)
         if s.endswith(";"):
-            stmts.append(Statement("\n".join(buf).strip().rstrip(";"), start, expect_error))
-            buf, expect_error = [], False
+            stmts.append(Statement("\n".join(buf).strip().rstrip(";"), start, expect_error, known))
+            buf, expect_error, known = [], False, None
     assert not buf, f"{path}: unterminated statement at line {start}"
     return stmts
 

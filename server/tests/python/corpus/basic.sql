@@ -3,7 +3,8 @@
 -- agree. Statements end with ';' at the end of a line. A query without
 -- ORDER BY is compared as a multiset of rows.
 -- A line "-- expect-error" before a statement says both must fail with the
--- same error code.
+-- same error code; "-- known-difference: why" records an engine difference
+-- (reported as a warning, not a failure).
 
 CREATE TABLE emp (id BIGINT, name VARCHAR(40), dept VARCHAR(20), salary DOUBLE, manager BIGINT, bonus BIGINT);
 CREATE TABLE dept (name VARCHAR(20), floor BIGINT, budget DOUBLE);
