@@ -150,6 +150,16 @@ fn dml_and_transactions() {
         cell(&a, "SELECT sum(salary) FROM emp WHERE dept = 'eng'"),
         "222.5"
     );
+    // Affected rows are the rows changed (MySQL), not the rows matched.
+    assert_eq!(
+        ok(
+            &a,
+            "UPDATE emp SET dept = 'eng' WHERE dept = 'eng' OR id = 3"
+        )
+        .rows_affected,
+        1
+    );
+    ok(&a, "UPDATE emp SET dept = 'ops' WHERE id = 3");
     assert_eq!(
         ok(&a, "DELETE FROM emp WHERE salary IS NULL").rows_affected,
         1

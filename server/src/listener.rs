@@ -249,6 +249,7 @@ async fn serve(
         stream: stream.clone(),
         peer,
         scramble: auth::scramble(),
+        id: state.engine.reserve_connection_id(),
         conn: slot.clone(),
         login: Mutex::new(Some(login_tx)),
         refuse,

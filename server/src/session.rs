@@ -46,6 +46,8 @@ pub(crate) struct Session {
     pub(crate) stream: Arc<TcpStream>,
     pub(crate) peer: SocketAddr,
     pub(crate) scramble: [u8; 20],
+    /// The connection id, reserved before the handshake announces it.
+    pub(crate) id: u64,
     pub(crate) conn: ConnectionSlot,
     /// Tells the connection task who logged in.
     pub(crate) login: Mutex<Option<oneshot::Sender<Connection>>>,
@@ -146,13 +148,11 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
         SERVER_VERSION.to_owned()
     }
 
-    /// The handshake goes out before the login, and the engine numbers a
-    /// connection only when it logs in, so the handshake cannot carry the
-    /// real id: 0 says "unknown" (a client that uses it, such as `mariadb`'s
-    /// Ctrl-C `KILL QUERY <id>`, gets "unknown thread" instead of killing
-    /// someone else's query). `SELECT CONNECTION_ID()` gives the real id.
+    /// The id reserved for this connection before the handshake, so a
+    /// client that uses it (`mariadb`'s Ctrl-C sends `KILL QUERY <id>`)
+    /// kills its own query.
     fn connect_id(&self) -> u32 {
-        0
+        u32::try_from(self.id).unwrap_or(0)
     }
 
     fn salt(&self) -> [u8; 20] {
@@ -181,7 +181,7 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
             Err(e) => return self.refuse_login(WireError::new(1045, "28000", e.to_string())),
         };
         let identity = Identity::new(&login.tenant, &login.user, &login.role);
-        match self.state.engine.connect(identity) {
+        match self.state.engine.connect_with_id(identity, self.id) {
             Ok(conn) => {
                 tracing::info!(peer = %self.peer, connection = conn.id(), login = %format!("{}:{}:{}", login.tenant, login.user, login.role), "logged in");
                 *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());

@@ -276,6 +276,18 @@ impl Engine {
 
     /// Opens a connection for `identity`.
     pub fn connect(&self, identity: Identity) -> Result<Connection, QueryError> {
+        self.connect_with_id(identity, self.reserve_connection_id())
+    }
+
+    /// Reserves a connection id for [`Engine::connect_with_id`]: a wire
+    /// protocol announces the id in its handshake, before the login.
+    pub fn reserve_connection_id(&self) -> u64 {
+        self.inner.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Opens a connection with an id from [`Engine::reserve_connection_id`].
+    /// An id already in use is an error.
+    pub fn connect_with_id(&self, identity: Identity, id: u64) -> Result<Connection, QueryError> {
         if self.inner.root.is_cancelled() {
             return Err(QueryError::new(
                 1053,
@@ -290,7 +302,13 @@ impl Engine {
                 "Access denied: tenant and user must not be empty",
             ));
         }
-        let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        if id == 0 || self.inner.processes.get(id).is_some() {
+            return Err(QueryError::new(
+                1105,
+                "HY000",
+                format!("connection id {id} is already in use"),
+            ));
+        }
         let routine = self
             .inner
             .root
@@ -1437,7 +1455,8 @@ async fn exec_update(
             chunks.push(chunk.clone());
             continue;
         }
-        affected += hits as u64;
+        // MySQL reports the rows whose values changed, not the rows matched.
+        let mut changed = vec![false; chunk.len];
         let mut cols = chunk.columns.clone();
         for (i, e) in &sets {
             let newv = e
@@ -1448,10 +1467,19 @@ async fn exec_update(
             let newv = coerce(&newv, def, 0)?;
             let old = &chunk.columns[*i];
             let vals: Vec<Value> = (0..chunk.len)
-                .map(|r| if mask[r] { newv.value(r) } else { old.value(r) })
+                .map(|r| {
+                    let before = old.value(r);
+                    if !mask[r] {
+                        return before;
+                    }
+                    let after = newv.value(r);
+                    changed[r] |= after != before;
+                    after
+                })
                 .collect();
             cols[*i] = Arc::new(Column::from_values(def.ty, &vals));
         }
+        affected += changed.iter().filter(|c| **c).count() as u64;
         chunks.push(Arc::new(Batch::new(cols, chunk.len)));
         host.yield_now().await;
     }

@@ -330,3 +330,15 @@ def test_graceful_shutdown(sig):
     assert "every connection closed" in log, log[-2000:]
     with pytest.raises(pymysql.err.OperationalError):
         query(idle_txn, "SELECT 1")
+
+
+def test_handshake_announces_the_real_connection_id(server):
+    # pymysql keeps the id from the handshake as server_thread_id; clients
+    # such as `mariadb` use it for Ctrl-C's KILL QUERY.
+    c = connect(server, ALICE)
+    try:
+        announced = c.server_thread_id[0]
+        assert announced == connection_id(c)
+        assert announced > 0
+    finally:
+        c.close()

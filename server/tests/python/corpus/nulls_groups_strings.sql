@@ -43,7 +43,6 @@ SELECT 1 FROM s WHERE k1 = 'zzz';
 SELECT COUNT(*), SUM(v), MAX(t) FROM s WHERE k1 = 'zzz';
 SELECT k1 FROM s GROUP BY k1 ORDER BY COUNT(*) DESC, k1;
 
--- known-difference: MySQL's affected rows of UPDATE count changed rows (a NULL row stays NULL), cascade counts matched rows
 UPDATE s SET v = v * 10 WHERE k1 = 'a';
 SELECT k1, k2, v FROM s WHERE k1 = 'a';
 UPDATE s SET t = CONCAT(t, '?') WHERE t IS NOT NULL AND k2 = 3;
