@@ -20,11 +20,67 @@ pub(crate) use std::sync::{Arc, Weak};
 
 /// Locks `m`, ignoring poisoning: every critical section in this crate leaves
 /// its data consistent before anything that could panic runs.
+#[cfg(not(loom))]
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     }
+}
+
+/// Under loom, [`lock`] takes loom's mutexes (the context tree's) and `std`'s
+/// (modules that keep a `std` mutex, which loom does not model), directly or
+/// behind an `Arc`, so that the whole crate builds with `--cfg loom`.
+#[cfg(loom)]
+pub(crate) trait Lock {
+    /// The guard.
+    type Guard<'a>
+    where
+        Self: 'a;
+    /// Locks, ignoring poisoning.
+    fn lock_ignoring_poison(&self) -> Self::Guard<'_>;
+}
+
+#[cfg(loom)]
+impl<T> Lock for loom::sync::Mutex<T> {
+    type Guard<'a>
+        = loom::sync::MutexGuard<'a, T>
+    where
+        T: 'a;
+    fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
+        match self.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+#[cfg(loom)]
+impl<T> Lock for std::sync::Mutex<T> {
+    type Guard<'a>
+        = std::sync::MutexGuard<'a, T>
+    where
+        T: 'a;
+    fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
+        lock_std(self)
+    }
+}
+
+#[cfg(loom)]
+impl<L: Lock + ?Sized> Lock for std::sync::Arc<L> {
+    type Guard<'a>
+        = L::Guard<'a>
+    where
+        Self: 'a;
+    fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
+        (**self).lock_ignoring_poison()
+    }
+}
+
+/// Locks `m`, ignoring poisoning (the loom build; see [`Lock`]).
+#[cfg(loom)]
+pub(crate) fn lock<L: Lock + ?Sized>(m: &L) -> L::Guard<'_> {
+    m.lock_ignoring_poison()
 }
 
 /// [`lock`] for a `std` mutex, which stays `std`'s under loom too (the host's
