@@ -268,10 +268,43 @@ impl State {
     }
 }
 
+/// Integer keys below this get their group id from an array.
+const DENSE_KEYS: u64 = 1 << 16;
+const NO_GROUP: u32 = u32::MAX;
+
+/// The group id of integer key `x`, creating the group when new.
+#[inline]
+fn int_group(
+    x: i64,
+    map: &mut FxHashMap<i64, u32>,
+    dense: &mut Vec<u32>,
+    keys: &mut Vec<Value>,
+) -> u32 {
+    if (x as u64) < DENSE_KEYS {
+        let slot = x as usize;
+        if slot >= dense.len() {
+            dense.resize((slot + 1).next_power_of_two(), NO_GROUP);
+        }
+        if dense[slot] == NO_GROUP {
+            keys.push(Value::Int(x));
+            dense[slot] = (keys.len() - 1) as u32;
+        }
+        dense[slot]
+    } else {
+        *map.entry(x).or_insert_with(|| {
+            keys.push(Value::Int(x));
+            (keys.len() - 1) as u32
+        })
+    }
+}
+
 enum Groups {
     None,
     Int {
         map: FxHashMap<i64, u32>,
+        /// Group ids of the keys `0..DENSE_KEYS`, indexed by the key
+        /// (`NO_GROUP` when unseen): a lookup without hashing.
+        dense: Vec<u32>,
         null: Option<u32>,
         keys: Vec<Value>,
     },
@@ -311,6 +344,7 @@ impl HashAggregate {
             [] => Groups::None,
             [DataType::Int] => Groups::Int {
                 map: FxHashMap::default(),
+                dense: Vec::new(),
                 null: None,
                 keys: Vec::new(),
             },
@@ -347,11 +381,19 @@ impl HashAggregate {
         let before = self.ngroups;
         let gids = match &mut self.groups {
             Groups::None => return Ok(None),
-            Groups::Int { map, null, keys } => {
+            Groups::Int {
+                map,
+                dense,
+                null,
+                keys,
+            } => {
                 let col = &key_cols[0];
                 let mut out = Vec::with_capacity(b.len);
-                match &col.data {
-                    ColumnData::Int(v) => {
+                match (&col.data, &col.nulls) {
+                    (ColumnData::Int(v), None) => {
+                        out.extend(v.iter().map(|&x| int_group(x, map, dense, keys)));
+                    }
+                    (ColumnData::Int(v), _) => {
                         for (i, x) in v.iter().enumerate() {
                             let id = if col.is_null(i) {
                                 *null.get_or_insert_with(|| {
@@ -359,10 +401,7 @@ impl HashAggregate {
                                     (keys.len() - 1) as u32
                                 })
                             } else {
-                                *map.entry(*x).or_insert_with(|| {
-                                    keys.push(Value::Int(*x));
-                                    (keys.len() - 1) as u32
-                                })
+                                int_group(*x, map, dense, keys)
                             };
                             out.push(id);
                         }
@@ -375,10 +414,7 @@ impl HashAggregate {
                                     keys.push(Value::Null);
                                     (keys.len() - 1) as u32
                                 }),
-                                Some(x) => *map.entry(x).or_insert_with(|| {
-                                    keys.push(Value::Int(x));
-                                    (keys.len() - 1) as u32
-                                }),
+                                Some(x) => int_group(x, map, dense, keys),
                             };
                             out.push(id);
                         }
@@ -425,6 +461,19 @@ impl HashAggregate {
             Groups::Int { keys, .. } => keys[g].clone(),
             Groups::Generic { keys, .. } => keys[g][k].clone(),
         }
+    }
+}
+
+impl Drop for HashAggregate {
+    fn drop(&mut self) {
+        let bytes = self.ngroups * (48 + 24 * (self.keys.len() + self.aggs.len()));
+        super::reclaim::dispose(
+            (
+                std::mem::take(&mut self.states),
+                std::mem::replace(&mut self.groups, Groups::None),
+            ),
+            bytes,
+        );
     }
 }
 

@@ -10,6 +10,13 @@ use crate::sql::expr::{Datum, Expr, Func};
 
 /// The rows of `batch` where `pred` is true (not NULL, not 0).
 pub fn filter_batch(batch: &Batch, pred: &Expr, cx: &mut OpCx<'_>) -> Result<Batch, ExecError> {
+    if let Some(sel) = pred.select_rows(batch) {
+        return Ok(if sel.len() == batch.len {
+            batch.clone()
+        } else {
+            batch.gather(&sel)
+        });
+    }
     let d = pred.eval(batch, cx.eval)?;
     let sel: Vec<u32> = match &d {
         Datum::Scalar(v) => {

@@ -9,6 +9,7 @@
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
+use super::buffer::Buffered;
 use super::{Instrumented, OpCx, Operator, Reservation, Step};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::sql::error::ExecError;
@@ -16,6 +17,8 @@ use crate::sql::expr::Expr;
 
 /// Output rows per step, roughly.
 pub const OUT_ROWS: usize = 8192;
+/// Build rows indexed per step (each may touch a new page of the table).
+const INDEX_ROWS: usize = 4096;
 const NONE: u32 = u32::MAX;
 
 /// Join type.
@@ -33,6 +36,49 @@ enum Table {
     Generic(FxHashMap<Vec<Value>, u32>),
 }
 
+/// Indexes rows `rows` of a build batch with key columns `keys`; the first
+/// of them is build row `first`. Each row becomes the head of its key's
+/// chain (so matches come newest first).
+fn insert(
+    table: &mut Table,
+    chain: &mut Vec<u32>,
+    keys: &[Arc<Column>],
+    rows: std::ops::Range<usize>,
+    first: u32,
+) {
+    let start = rows.start;
+    for i in rows {
+        let row = first + (i - start) as u32;
+        let head = match table {
+            Table::All => {
+                chain.push(NONE);
+                continue;
+            }
+            Table::Int(m) => {
+                let k = &keys[0];
+                if k.is_null(i) {
+                    chain.push(NONE);
+                    continue;
+                }
+                let key = match &k.data {
+                    ColumnData::Int(v) => v[i],
+                    _ => k.value(i).as_i64().unwrap_or(0),
+                };
+                m.insert(key, row)
+            }
+            Table::Generic(m) => {
+                let key: Vec<Value> = keys.iter().map(|c| c.value(i)).collect();
+                if key.iter().any(Value::is_null) {
+                    chain.push(NONE);
+                    continue;
+                }
+                m.insert(key, row)
+            }
+        };
+        chain.push(head.unwrap_or(NONE));
+    }
+}
+
 /// The join. Output: left columns, then right columns.
 pub struct HashJoin {
     left: Box<Instrumented>,
@@ -43,10 +89,21 @@ pub struct HashJoin {
     kind: JoinKind,
     right_types: Vec<DataType>,
     build: Vec<Column>,
+    /// The build side as it came, concatenated into `build` once complete.
+    build_buf: Buffered,
+    /// The build side's key columns, per batch (with its length), kept
+    /// until they are indexed.
+    build_keys: Vec<(usize, Vec<Arc<Column>>)>,
+    /// Where indexing is: batch of `build_keys`, row in it.
+    key_cursor: (usize, usize),
     build_rows: usize,
     table: Table,
     chain: Vec<u32>,
     build_done: bool,
+    /// Build rows indexed so far: the hash table is filled after the build
+    /// side is complete (sized once, never rehashed), a bounded number of
+    /// rows per step.
+    indexed: usize,
     current: Option<(Batch, Vec<Arc<Column>>)>,
     cursor: usize,
     reservation: Option<Reservation>,
@@ -83,10 +140,14 @@ impl HashJoin {
             kind,
             right_types,
             build: Vec::new(),
+            build_buf: Buffered::default(),
+            build_keys: Vec::new(),
+            key_cursor: (0, 0),
             build_rows: 0,
             table,
             chain: Vec::new(),
             build_done: false,
+            indexed: 0,
             current: None,
             cursor: 0,
             reservation: None,
@@ -104,46 +165,50 @@ impl HashJoin {
             .collect()
     }
 
-    fn insert(&mut self, b: &Batch, keys: &[Arc<Column>]) {
-        let base = self.build_rows as u32;
-        for i in 0..b.len {
-            let row = base + i as u32;
-            let head = match &mut self.table {
-                Table::All => {
-                    self.chain.push(NONE);
-                    continue;
-                }
-                Table::Int(m) => {
-                    let k = &keys[0];
-                    if k.is_null(i) {
-                        self.chain.push(NONE);
-                        continue;
-                    }
-                    let key = match &k.data {
-                        ColumnData::Int(v) => v[i],
-                        _ => k.value(i).as_i64().unwrap_or(0),
-                    };
-                    m.insert(key, row)
-                }
-                Table::Generic(m) => {
-                    let key: Vec<Value> = keys.iter().map(|c| c.value(i)).collect();
-                    if key.iter().any(Value::is_null) {
-                        self.chain.push(NONE);
-                        continue;
-                    }
-                    m.insert(key, row)
-                }
-            };
-            self.chain.push(head.unwrap_or(NONE));
-        }
-        if self.build.is_empty() {
-            self.build = b.columns.iter().map(|c| (**c).clone()).collect();
-        } else {
-            for (d, c) in self.build.iter_mut().zip(&b.columns) {
-                d.append(c);
+    /// Buffers a build batch and its keys.
+    fn collect(&mut self, b: &Batch, keys: Vec<Arc<Column>>) {
+        self.build_buf.push(b.columns.clone(), b.len);
+        self.build_keys.push((b.len, keys));
+        self.build_rows += b.len;
+    }
+
+    /// Indexes up to [`INDEX_ROWS`] more build rows; true when all are.
+    fn index_some(&mut self) -> bool {
+        if self.indexed == 0 {
+            self.chain.reserve_exact(self.build_rows);
+            match &mut self.table {
+                Table::All => {}
+                Table::Int(m) => m.reserve(self.build_rows),
+                Table::Generic(m) => m.reserve(self.build_rows),
             }
         }
-        self.build_rows += b.len;
+        let mut budget = INDEX_ROWS;
+        while budget > 0 {
+            let (batch, off) = self.key_cursor;
+            let Some((len, keys)) = self.build_keys.get(batch) else {
+                break;
+            };
+            let take = (len - off).min(budget);
+            insert(
+                &mut self.table,
+                &mut self.chain,
+                keys,
+                off..off + take,
+                self.indexed as u32,
+            );
+            self.indexed += take;
+            budget -= take;
+            self.key_cursor = if off + take == *len {
+                (batch + 1, 0)
+            } else {
+                (batch, off + take)
+            };
+        }
+        if self.indexed >= self.build_rows {
+            self.build_keys = Vec::new();
+            return true;
+        }
+        false
     }
 
     fn first_match(&self, keys: &[Arc<Column>], i: usize) -> u32 {
@@ -215,6 +280,22 @@ impl HashJoin {
     }
 }
 
+impl Drop for HashJoin {
+    fn drop(&mut self) {
+        let bytes = self.build_rows * (8 * self.build.len() + 24);
+        super::reclaim::dispose(
+            (
+                std::mem::take(&mut self.build),
+                std::mem::take(&mut self.build_buf),
+                std::mem::take(&mut self.build_keys),
+                std::mem::replace(&mut self.table, Table::All),
+                std::mem::take(&mut self.chain),
+            ),
+            bytes,
+        );
+    }
+}
+
 impl Operator for HashJoin {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
         if !self.build_done {
@@ -226,7 +307,7 @@ impl Operator for HashJoin {
                         Some(r) => r.grow(bytes)?,
                         None => self.reservation = Some(cx.resources.reserve(bytes)?),
                     }
-                    self.insert(&b, &keys);
+                    self.collect(&b, keys);
                     Ok(Step::Pending)
                 }
                 Step::Done => {
@@ -235,6 +316,20 @@ impl Operator for HashJoin {
                 }
                 other => Ok(other),
             };
+        }
+        if self.build_buf.rows() > 0 || !self.build_keys.is_empty() {
+            // Complete the build side a bounded amount per step: first its
+            // columns, then the hash table.
+            if self.build.is_empty() && !self.build_buf.concat_some() {
+                return Ok(Step::Pending);
+            }
+            if self.build.is_empty() {
+                self.build = self.build_buf.take_columns();
+                self.build_buf = Buffered::default();
+            }
+            if self.indexed < self.build_rows && !self.index_some() {
+                return Ok(Step::Pending);
+            }
         }
         if self.current.is_none() {
             match self.left.next(cx)? {

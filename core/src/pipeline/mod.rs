@@ -16,7 +16,9 @@
 
 pub mod aggregate;
 pub mod basic;
+pub mod buffer;
 pub mod join;
+pub mod reclaim;
 pub mod scan;
 pub mod sort;
 
@@ -205,9 +207,9 @@ impl Instrumented {
         if self.done {
             return Ok(Step::Done);
         }
+        #[cfg(not(feature = "bench-no-checks"))]
         self.ctx.check()?;
-        let host = self.ctx.host().clone();
-        let start = host.now();
+        let start = self.ctx.host().now();
         if self.span.is_none() {
             if let Some(r) = self.ctx.recorder() {
                 self.span = Some(r.open_at(
@@ -220,7 +222,7 @@ impl Instrumented {
             }
         }
         let res = self.op.next(cx);
-        let end = host.now();
+        let end = self.ctx.host().now();
         self.metrics.calls += 1;
         self.metrics.time_ns += end.0.saturating_sub(start.0);
         match &res {
@@ -343,6 +345,7 @@ pub async fn drive(
     let mut last_yield = host.now();
     let mut steps = 0u32;
     loop {
+        #[cfg(not(feature = "bench-no-checks"))]
         query.check()?;
         let step = match root.next(cx) {
             Ok(s) => s,

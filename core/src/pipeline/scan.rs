@@ -39,9 +39,15 @@ impl Operator for SeriesScan {
         let n = remaining.clamp(0, BATCH_ROWS as i128) as usize;
         let start = self.next;
         let step = self.step;
-        let v: Vec<i64> = (0..n as i128)
-            .map(|i| (start as i128 + i * step as i128) as i64)
-            .collect();
+        // Every value lies between start and stop, so the wrapping sum is
+        // exact even where `i * step` alone would overflow.
+        let v: Vec<i64> = if step == 1 {
+            (0..n as i64).map(|i| start.wrapping_add(i)).collect()
+        } else {
+            (0..n as i64)
+                .map(|i| start.wrapping_add(i.wrapping_mul(step)))
+                .collect()
+        };
         match (n as i64)
             .checked_mul(step)
             .and_then(|d| start.checked_add(d))

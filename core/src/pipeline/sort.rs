@@ -11,13 +11,16 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use super::buffer::Buffered;
 use super::{Instrumented, OpCx, Operator, Reservation, Step, BATCH_ROWS};
 use crate::data::{Batch, Column, ColumnData};
 use crate::sql::error::ExecError;
 use crate::sql::expr::Expr;
 
-const RUN: usize = 4096;
-const MERGE_BUDGET: usize = 32_768;
+// Bounded work per step (a kill is seen between steps): sorting one run of
+// RUN rows, or MERGE_BUDGET merge moves, each takes well under 100 µs.
+const RUN: usize = 1024;
+const MERGE_BUDGET: usize = 8192;
 
 /// One sort key.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +56,7 @@ fn cmp_rows(keys: &[Column], desc: &[bool], a: u32, b: u32) -> Ordering {
 }
 
 struct MergeSort {
+    n: usize,
     src: Vec<u32>,
     dst: Vec<u32>,
     runs_sorted: usize,
@@ -67,7 +71,10 @@ struct MergeSort {
 impl MergeSort {
     fn new(n: usize) -> Self {
         MergeSort {
-            src: (0..n as u32).collect(),
+            n,
+            // Filled a run at a time (bounded steps); `dst` is zeroed lazily
+            // by the allocator.
+            src: Vec::with_capacity(n),
             dst: vec![0; n],
             runs_sorted: 0,
             width: RUN,
@@ -81,11 +88,12 @@ impl MergeSort {
 
     /// Does a bounded amount of work; true when `src` is sorted.
     fn step(&mut self, keys: &[Column], desc: &[bool]) -> bool {
-        let n = self.src.len();
+        let n = self.n;
         if self.runs_sorted < n {
             let mut done = 0;
-            while self.runs_sorted < n && done < MERGE_BUDGET {
+            while self.runs_sorted < n && done < RUN {
                 let end = (self.runs_sorted + RUN).min(n);
+                self.src.extend(self.runs_sorted as u32..end as u32);
                 self.src[self.runs_sorted..end].sort_by(|a, b| cmp_rows(keys, desc, *a, *b));
                 done += end - self.runs_sorted;
                 self.runs_sorted = end;
@@ -136,6 +144,8 @@ impl MergeSort {
 
 enum Phase {
     Collect,
+    /// Without a limit: concatenating the buffered input.
+    Concat,
     Sorting(MergeSort),
     Emit(Vec<u32>, usize),
 }
@@ -149,7 +159,14 @@ pub struct Sort {
     limit: Option<usize>,
     data: Vec<Column>,
     key_cols: Vec<Column>,
+    /// Without a limit: the input and its keys as they came.
+    pending: Buffered,
+    pending_keys: Buffered,
     rows: usize,
+    /// With a limit, once the buffer holds exactly the best `limit` rows
+    /// (right after a compaction): the worst of them. A new row can only
+    /// enter the result if it sorts strictly before it.
+    threshold: Option<usize>,
     phase: Phase,
     reservation: Option<Reservation>,
     text: String,
@@ -171,7 +188,10 @@ impl Sort {
             limit,
             data: Vec::new(),
             key_cols: Vec::new(),
+            pending: Buffered::default(),
+            pending_keys: Buffered::default(),
             rows: 0,
+            threshold: None,
             phase: Phase::Collect,
             reservation: None,
             text,
@@ -204,6 +224,100 @@ impl Sort {
         self.data = self.data.iter().map(|c| c.gather(&idx)).collect();
         self.key_cols = self.key_cols.iter().map(|c| c.gather(&idx)).collect();
         self.rows = idx.len();
+        // `top` returns the rows in order, so the worst kept row is last.
+        self.threshold = (k > 0 && self.rows == k).then(|| k - 1);
+    }
+
+    /// The rows of a new batch (with key columns `keys`) that sort strictly
+    /// before buffered row `t`; `None` when the key types differ from the
+    /// buffer's (then every row is kept and the buffer converts them).
+    fn better_than(&self, keys: &[Arc<Column>], len: usize, t: usize) -> Option<Vec<u32>> {
+        let same_types = keys
+            .iter()
+            .zip(&self.key_cols)
+            .all(|(a, b)| a.data_type() == b.data_type());
+        if !same_types || keys.len() != self.key_cols.len() {
+            return None;
+        }
+        let rest = |i: usize| {
+            for (j, (k, d)) in keys.iter().zip(&self.desc).enumerate().skip(1) {
+                let o = cmp_across(k, i, &self.key_cols[j], t);
+                let o = if *d { o.reverse() } else { o };
+                if o != Ordering::Equal {
+                    return o == Ordering::Less;
+                }
+            }
+            false
+        };
+        let mut sel = Vec::new();
+        match (&keys[0].data, &keys[0].nulls, &self.key_cols[0].data) {
+            // The common case, a first key of integers without NULLs: one
+            // comparison per row; the other keys only on a tie.
+            (ColumnData::Int(v), None, ColumnData::Int(tv)) if !self.key_cols[0].is_null(t) => {
+                let t0 = tv[t];
+                if self.desc[0] {
+                    for (i, &x) in v.iter().enumerate() {
+                        if x > t0 || (x == t0 && rest(i)) {
+                            sel.push(i as u32);
+                        }
+                    }
+                } else {
+                    for (i, &x) in v.iter().enumerate() {
+                        if x < t0 || (x == t0 && rest(i)) {
+                            sel.push(i as u32);
+                        }
+                    }
+                }
+            }
+            _ => {
+                for i in 0..len {
+                    let o = cmp_across(&keys[0], i, &self.key_cols[0], t);
+                    let o = if self.desc[0] { o.reverse() } else { o };
+                    if o == Ordering::Less || (o == Ordering::Equal && rest(i)) {
+                        sel.push(i as u32);
+                    }
+                }
+            }
+        }
+        Some(sel)
+    }
+}
+
+/// Compares row `a` of column `x` with row `b` of column `y` (of the same
+/// type), in the order of [`cmp_in_col`].
+fn cmp_across(x: &Column, a: usize, y: &Column, b: usize) -> Ordering {
+    match (x.is_null(a), y.is_null(b)) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        _ => match (&x.data, &y.data) {
+            (ColumnData::Int(v), ColumnData::Int(w)) => v[a].cmp(&w[b]),
+            (ColumnData::Float(v), ColumnData::Float(w)) => v[a].total_cmp(&w[b]),
+            (ColumnData::Text(v), ColumnData::Text(w)) => v[a].cmp(&w[b]),
+            _ => Ordering::Equal,
+        },
+    }
+}
+
+impl Drop for Sort {
+    fn drop(&mut self) {
+        let cols = self.data.len() + self.key_cols.len();
+        let order = match &self.phase {
+            Phase::Collect | Phase::Concat => 0,
+            Phase::Sorting(m) => m.src.len() + m.dst.len(),
+            Phase::Emit(o, _) => o.len(),
+        };
+        let bytes = self.rows * 8 * cols + 4 * order;
+        super::reclaim::dispose(
+            (
+                std::mem::take(&mut self.data),
+                std::mem::take(&mut self.key_cols),
+                std::mem::replace(&mut self.phase, Phase::Collect),
+                std::mem::take(&mut self.pending),
+                std::mem::take(&mut self.pending_keys),
+            ),
+            bytes,
+        );
     }
 }
 
@@ -211,10 +325,31 @@ impl Operator for Sort {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
         match &mut self.phase {
             Phase::Collect => match self.input.next(cx)? {
-                Step::Batch(b) => {
+                Step::Batch(mut b) => {
                     let mut keys = Vec::with_capacity(self.keys.len());
                     for k in &self.keys {
                         keys.push(k.expr.eval(&b, cx.eval)?.into_column(b.len));
+                    }
+                    if let Some(t) = self.threshold {
+                        if let Some(sel) = self.better_than(&keys, b.len, t) {
+                            if sel.is_empty() {
+                                return Ok(Step::Pending);
+                            }
+                            if sel.len() < b.len {
+                                b = b.gather(&sel);
+                                keys = keys.iter().map(|c| Arc::new(c.gather(&sel))).collect();
+                            }
+                        }
+                    }
+                    if self.limit.is_none() {
+                        let bytes = b.heap_bytes() as u64
+                            + keys.iter().map(|c| c.heap_bytes() as u64).sum::<u64>()
+                            + 8 * b.len as u64;
+                        self.account(cx, bytes)?;
+                        self.rows += b.len;
+                        self.pending.push(b.columns, b.len);
+                        self.pending_keys.push(keys, b.len);
+                        return Ok(Step::Pending);
                     }
                     if self.data.is_empty() {
                         self.data = b.columns.iter().map(|c| (**c).clone()).collect();
@@ -242,12 +377,22 @@ impl Operator for Sort {
                 Step::Done => {
                     self.phase = match self.limit {
                         Some(k) => Phase::Emit(self.top(k), 0),
-                        None => Phase::Sorting(MergeSort::new(self.rows)),
+                        None => Phase::Concat,
                     };
                     Ok(Step::Pending)
                 }
                 other => Ok(other),
             },
+            Phase::Concat => {
+                let data = self.pending.concat_some();
+                let keys = self.pending_keys.concat_some();
+                if data && keys {
+                    self.data = self.pending.take_columns();
+                    self.key_cols = self.pending_keys.take_columns();
+                    self.phase = Phase::Sorting(MergeSort::new(self.rows));
+                }
+                Ok(Step::Pending)
+            }
             Phase::Sorting(m) => {
                 if m.step(&self.key_cols, &self.desc) {
                     let order = std::mem::take(&mut m.src);

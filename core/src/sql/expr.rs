@@ -799,7 +799,18 @@ fn int_kernel(op: BinOp, a: &[i64], b: IntSide<'_>) -> Option<Result<ColumnData,
         BinOp::Sub => checked!(checked_sub),
         BinOp::Mul => checked!(checked_mul),
         BinOp::Mod => match b {
-            IntSide::Scalar(y) if y != 0 && y != -1 => map!(|x: i64, y: i64| x % y),
+            IntSide::Scalar(y) if y != 0 && y != -1 => {
+                let m = ModBy::new(y);
+                let mut v = Vec::with_capacity(a.len());
+                for chunk in a.chunks(256) {
+                    if m.small(chunk) {
+                        v.extend(chunk.iter().map(|&x| m.rem_small(x)));
+                    } else {
+                        v.extend(chunk.iter().map(|&x| m.rem(x)));
+                    }
+                }
+                Some(Ok(ColumnData::Int(v)))
+            }
             _ => None,
         },
         BinOp::Eq => map!(|x: i64, y: i64| (x == y) as i64),
@@ -810,6 +821,161 @@ fn int_kernel(op: BinOp, a: &[i64], b: IntSide<'_>) -> Option<Result<ColumnData,
         BinOp::GtEq => map!(|x: i64, y: i64| (x >= y) as i64),
         _ => None,
     }
+}
+
+/// `x % d` by a constant `d` (not 0, not -1) with the result of Rust's and
+/// MySQL's `%` (the sign follows the dividend), computed by multiplication
+/// instead of a division when `0 <= x < 2^32` and `|d| < 2^32` (Lemire,
+/// "Faster remainder by direct computation", 2019).
+#[derive(Clone, Copy, Debug)]
+pub struct ModBy {
+    d: i64,
+    ud: u64,
+    m: u64,
+}
+
+impl ModBy {
+    /// Remainders by `d` (`d` must not be 0 or -1).
+    pub fn new(d: i64) -> Self {
+        let ud = d.unsigned_abs();
+        let m = if ud > 1 && ud <= u64::from(u32::MAX) {
+            u64::MAX / ud + 1
+        } else {
+            0
+        };
+        ModBy { d, ud, m }
+    }
+    /// Whether every value of `v` is in `0..2^32` and the divisor allows the
+    /// multiply-only paths ([`ModBy::rem_small`], [`ModBy::is_rem_small`]).
+    #[inline]
+    pub fn small(&self, v: &[i64]) -> bool {
+        self.m != 0 && v.iter().fold(0u64, |a, &x| a | x as u64) <= u64::from(u32::MAX)
+    }
+    /// `x % d` for `0 <= x < 2^32` (see [`ModBy::small`]).
+    #[inline(always)]
+    pub fn rem_small(&self, x: i64) -> i64 {
+        let low = self.m.wrapping_mul(x as u64);
+        ((u128::from(low) * u128::from(self.ud)) >> 64) as i64
+    }
+    /// `x % d == k` for `0 <= x < 2^32` (see [`ModBy::small`]) and
+    /// `0 <= k < |d|`: `x >= k` and `x - k` divisible by `|d|`, one
+    /// multiplication (Lemire's divisibility test).
+    #[inline(always)]
+    pub fn is_rem_small(&self, x: i64, k: i64) -> bool {
+        let y = (x as u64).wrapping_sub(k as u64);
+        (x >= k) & (y.wrapping_mul(self.m) < self.m)
+    }
+    /// `x % d`.
+    #[inline(always)]
+    pub fn rem(&self, x: i64) -> i64 {
+        if self.m != 0 && (x as u64) <= u64::from(u32::MAX) {
+            let low = self.m.wrapping_mul(x as u64);
+            ((u128::from(low) * u128::from(self.ud)) >> 64) as i64
+        } else {
+            x.wrapping_rem(self.d)
+        }
+    }
+}
+
+impl Expr {
+    /// A fused filter kernel: when `self` compares an integer column (or
+    /// `column % constant`) with an integer constant, and the column has no
+    /// NULLs in `b`, the indices of the rows where it is true, computed in
+    /// one pass without intermediate columns. `None` when the expression is
+    /// of another shape (then evaluate it with [`Expr::eval`]).
+    pub fn select_rows(&self, b: &Batch) -> Option<Vec<u32>> {
+        let Expr::Binary { op, l, r } = self else {
+            return None;
+        };
+        let (op, side, k) = match (&**l, &**r) {
+            (e, Expr::Literal(Value::Int(k))) => (*op, e, *k),
+            (Expr::Literal(Value::Int(k)), e) => (flip(*op)?, e, *k),
+            _ => return None,
+        };
+        if !op.is_comparison() {
+            return None;
+        }
+        let (col, modulo) = match side {
+            Expr::Column(i) => (*i, None),
+            Expr::Binary {
+                op: BinOp::Mod,
+                l,
+                r,
+            } => match (&**l, &**r) {
+                (Expr::Column(i), Expr::Literal(Value::Int(d))) if *d != 0 && *d != -1 => {
+                    (*i, Some(ModBy::new(*d)))
+                }
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let c = b.columns.get(col)?;
+        let (ColumnData::Int(v), None) = (&c.data, &c.nulls) else {
+            return None;
+        };
+        // 64 rows at a time: the predicate into a bit mask (no dependency
+        // between rows), then the set bits into the selection.
+        let mut sel = Vec::with_capacity(v.len());
+        let eq_rem = matches!(op, BinOp::Eq | BinOp::NotEq)
+            && modulo.is_some_and(|m| k >= 0 && (k as u64) < m.ud);
+        let negate = u64::from(op == BinOp::NotEq);
+        macro_rules! run {
+            ($f:expr) => {{
+                let f = $f;
+                for (c, chunk) in v.chunks(64).enumerate() {
+                    let mut mask = 0u64;
+                    match modulo {
+                        Some(m) if eq_rem && m.small(chunk) => {
+                            for (j, &x) in chunk.iter().enumerate() {
+                                mask |= (u64::from(m.is_rem_small(x, k)) ^ negate) << j;
+                            }
+                        }
+                        Some(m) if m.small(chunk) => {
+                            for (j, &x) in chunk.iter().enumerate() {
+                                mask |= u64::from(f(m.rem_small(x), k)) << j;
+                            }
+                        }
+                        Some(m) => {
+                            for (j, &x) in chunk.iter().enumerate() {
+                                mask |= u64::from(f(m.rem(x), k)) << j;
+                            }
+                        }
+                        None => {
+                            for (j, &x) in chunk.iter().enumerate() {
+                                mask |= u64::from(f(x, k)) << j;
+                            }
+                        }
+                    }
+                    let base = (c * 64) as u32;
+                    while mask != 0 {
+                        sel.push(base + mask.trailing_zeros());
+                        mask &= mask - 1;
+                    }
+                }
+            }};
+        }
+        match op {
+            BinOp::Eq => run!(|x: i64, y: i64| x == y),
+            BinOp::NotEq => run!(|x: i64, y: i64| x != y),
+            BinOp::Lt => run!(|x: i64, y: i64| x < y),
+            BinOp::LtEq => run!(|x: i64, y: i64| x <= y),
+            BinOp::Gt => run!(|x: i64, y: i64| x > y),
+            _ => run!(|x: i64, y: i64| x >= y),
+        }
+        Some(sel)
+    }
+}
+
+/// `a op b` as `b op' a`, for comparisons.
+fn flip(op: BinOp) -> Option<BinOp> {
+    Some(match op {
+        BinOp::Eq | BinOp::NotEq => op,
+        BinOp::Lt => BinOp::Gt,
+        BinOp::LtEq => BinOp::GtEq,
+        BinOp::Gt => BinOp::Lt,
+        BinOp::GtEq => BinOp::LtEq,
+        _ => return None,
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -1109,6 +1275,109 @@ mod tests {
             add.eval(&big, &mut cx),
             Err(ExecError::Overflow(_))
         ));
+    }
+
+    #[test]
+    fn mod_by_constant_matches_the_remainder_operator() {
+        let xs = [
+            0,
+            1,
+            6,
+            7,
+            8,
+            1012,
+            1013,
+            99_999_999,
+            u32::MAX as i64 - 1,
+            u32::MAX as i64,
+            u32::MAX as i64 + 1,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            -7,
+            -8,
+            -(u32::MAX as i64),
+        ];
+        let ds = [
+            2,
+            3,
+            7,
+            1000,
+            1013,
+            u32::MAX as i64,
+            u32::MAX as i64 + 1,
+            i64::MAX,
+            i64::MIN,
+            1,
+            -2,
+            -7,
+            -1013,
+        ];
+        for d in ds {
+            let m = ModBy::new(d);
+            for x in xs.iter().copied().chain(0..5000) {
+                assert_eq!(m.rem(x), x.wrapping_rem(d), "{x} % {d}");
+                if m.small(&[x]) {
+                    assert_eq!(m.rem_small(x), x % d, "{x} % {d}");
+                    for k in [0, 1, 2, 6, 999, 1012] {
+                        if k < d.unsigned_abs() as i64 {
+                            assert_eq!(m.is_rem_small(x, k), x % d == k, "{x} % {d} = {k}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_selection_matches_evaluation() {
+        let vals: Vec<i64> = (-50..50).collect();
+        let b = batch(vec![Column::ints(vals)]);
+        let lit = |v: i64| Box::new(Expr::Literal(Value::Int(v)));
+        let modulo = Expr::Binary {
+            op: BinOp::Mod,
+            l: Box::new(Expr::Column(0)),
+            r: lit(7),
+        };
+        let ops = [
+            BinOp::Eq,
+            BinOp::NotEq,
+            BinOp::Lt,
+            BinOp::LtEq,
+            BinOp::Gt,
+            BinOp::GtEq,
+        ];
+        let mut cx = EvalCx::default();
+        for op in ops {
+            for (l, r) in [
+                (Box::new(modulo.clone()), lit(3)),
+                (lit(-3), Box::new(modulo.clone())),
+                (Box::new(Expr::Column(0)), lit(10)),
+                (lit(10), Box::new(Expr::Column(0))),
+            ] {
+                let e = Expr::Binary { op, l, r };
+                let sel = e.select_rows(&b).expect("fused shape");
+                let d = e.eval(&b, &mut cx).unwrap().into_column(b.len);
+                let expect: Vec<u32> = (0..b.len as u32)
+                    .filter(|&i| d.value(i as usize).truthy() == Some(true))
+                    .collect();
+                assert_eq!(sel, expect, "{e:?}");
+            }
+        }
+        let with_null = batch(vec![Column::from_values(
+            DataType::Int,
+            &[Value::Null, Value::Int(7)],
+        )]);
+        let e = Expr::Binary {
+            op: BinOp::Eq,
+            l: Box::new(modulo),
+            r: lit(0),
+        };
+        assert!(
+            e.select_rows(&with_null).is_none(),
+            "NULLs take the general path"
+        );
     }
 
     #[test]

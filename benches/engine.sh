@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Engine benchmark: cascade vs DuckDB vs DataFusion, one thread each, the
+# same three queries; plus the cost of the per-batch context checks and the
+# KILL QUERY -> error latency of every heavy operator.
+#
+#   bash benches/engine.sh            # everything (≈ 5–10 min on 2 cores)
+#   RUNS=7 KILLS=300 bash benches/engine.sh
+#   NO_AB=1 bash benches/engine.sh    # skip the A/B build without checks
+#   OUT=docs/bench-engine.table.md bash benches/engine.sh   # also write the tables
+#
+# Installs duckdb and datafusion into a venv under
+# $HOME/.cache/cascade-bench-venv (once).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS="${RUNS:-5}"
+KILLS="${KILLS:-200}"
+VENV="$HOME/.cache/cascade-bench-venv"
+WORK="${TMPDIR:-/tmp}/cascade-bench.$$"
+mkdir -p "$WORK"
+trap 'rm -rf "$WORK"' EXIT
+
+if ! "$VENV/bin/python" -c 'import duckdb, datafusion, pyarrow' 2>/dev/null; then
+  echo "== installing duckdb and datafusion into $VENV" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip >/dev/null 2>&1 || true
+  "$VENV/bin/pip" install --quiet duckdb datafusion pyarrow
+fi
+
+echo "== building cascade (release, bench profile)" >&2
+cargo bench -p cascade --bench engine --no-run 2>&1 | tail -n 2 >&2
+
+echo "== cascade: throughput, check cost, kill latency" >&2
+cargo bench -q -p cascade --bench engine -- --runs "$RUNS" --kills "$KILLS" \
+  --only throughput,checks,kills --out "$WORK/cascade.json"
+
+NOCHECKS=()
+if [ -z "${NO_AB:-}" ]; then
+  echo "== cascade without per-batch context checks (A/B of Q1)" >&2
+  cargo bench -q -p cascade --features bench-no-checks --bench engine -- \
+    --runs "$RUNS" --only q1 --out "$WORK/nochecks.json"
+  NOCHECKS=(--nochecks "$WORK/nochecks.json")
+fi
+
+echo "== peers" >&2
+MD=()
+if [ -n "${OUT:-}" ]; then MD=(--markdown "$OUT"); fi
+"$VENV/bin/python" benches/engine_bench.py "$WORK/cascade.json" "${NOCHECKS[@]}" \
+  --runs "$RUNS" "${MD[@]}"

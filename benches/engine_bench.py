@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Peers side of `benches/engine.sh`: runs the three reference queries on
+DuckDB (SET threads=1) and DataFusion (target_partitions=1), checks that their
+results agree with cascade's, and prints one table with medians and ratios
+(peer time / cascade time: >= 1.0 means cascade is faster), plus the context
+check cost and the kill -> error latencies measured by the native bench.
+
+Usage: engine_bench.py CASCADE_JSON [--nochecks JSON] [--runs N] [--markdown FILE]
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+
+import datafusion
+import duckdb
+from datafusion import SessionConfig, SessionContext
+
+N1, N2, N3 = 100_000_000, 20_000_000, 5_000_000
+
+# Same queries; only the name of generate_series' column differs: DuckDB
+# takes `AS t(x)` like cascade, DataFusion's column is `value`.
+DUCKDB = {
+    "q1": f"SELECT count(*), sum(x) FROM generate_series(1, {N1}) AS t(x) WHERE x % 7 = 0",
+    "q2": f"SELECT x % 1000 AS k, count(*), sum(x) FROM generate_series(1, {N2}) AS t(x) GROUP BY k",
+    "q3": f"SELECT x, x % 1013 AS y FROM generate_series(1, {N3}) AS t(x) ORDER BY y DESC, x LIMIT 10",
+}
+DATAFUSION = {
+    "q1": f"SELECT count(*), sum(value) FROM generate_series(1, {N1}) AS t WHERE value % 7 = 0",
+    "q2": f"SELECT value % 1000 AS k, count(*), sum(value) FROM generate_series(1, {N2}) AS t GROUP BY k",
+    "q3": f"SELECT value AS x, value % 1013 AS y FROM generate_series(1, {N3}) AS t ORDER BY y DESC, x LIMIT 10",
+}
+LABELS = {
+    "q1": "Q1 filter+aggregate, 100M rows",
+    "q2": "Q2 GROUP BY 1000 keys, 20M rows",
+    "q3": "Q3 ORDER BY … DESC LIMIT 10, 5M rows",
+}
+# Set-valued results are compared sorted (GROUP BY has no order).
+SORTED = {"q2"}
+
+
+def norm(rows, key):
+    out = [[str(v) for v in r] for r in rows]
+    return sorted(out) if key in SORTED else out
+
+
+def time_runs(run, runs):
+    rows = run()  # warm-up
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        again = run()
+        times.append((time.perf_counter() - t) * 1e3)
+        assert again == rows
+    return times, rows
+
+
+def duckdb_bench(runs):
+    con = duckdb.connect()
+    con.execute("SET threads=1")
+    out = {}
+    for q, sql in DUCKDB.items():
+        times, rows = time_runs(lambda: con.execute(sql).fetchall(), runs)
+        out[q] = {"times_ms": times, "rows": rows}
+        print(f"duckdb {q}: median {statistics.median(times):.1f} ms {[round(t, 1) for t in times]}",
+              file=sys.stderr)
+    return out
+
+
+def datafusion_bench(runs):
+    ctx = SessionContext(SessionConfig().with_target_partitions(1))
+
+    def run(sql):
+        batches = ctx.sql(sql).collect()
+        rows = []
+        for b in batches:
+            cols = [c.to_pylist() for c in b.columns]
+            rows.extend(zip(*cols))
+        return [tuple(r) for r in rows]
+
+    out = {}
+    for q, sql in DATAFUSION.items():
+        times, rows = time_runs(lambda: run(sql), runs)
+        out[q] = {"times_ms": times, "rows": rows}
+        print(f"datafusion {q}: median {statistics.median(times):.1f} ms {[round(t, 1) for t in times]}",
+              file=sys.stderr)
+    return out
+
+
+def spread(times):
+    """Relative spread (max-min)/median, as a noise indicator."""
+    m = statistics.median(times)
+    return (max(times) - min(times)) / m * 100 if m else 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cascade_json")
+    ap.add_argument("--nochecks", help="JSON of Q1 from the build without context checks")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--markdown", help="also write the tables to this file")
+    a = ap.parse_args()
+
+    with open(a.cascade_json) as f:
+        cas = json.load(f)
+    nochecks = None
+    if a.nochecks:
+        with open(a.nochecks) as f:
+            nochecks = json.load(f)
+
+    duck = duckdb_bench(a.runs)
+    dfn = datafusion_bench(a.runs)
+
+    lines = []
+    p = lines.append
+    p(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}; "
+      f"DuckDB {duckdb.__version__} (threads=1), DataFusion {datafusion.__version__} (target_partitions=1), "
+      f"cascade release build, one thread. Medians of {a.runs} runs after one warm-up; "
+      f"spread = (max-min)/median.")
+    p("")
+    p("| query | cascade ms | DuckDB ms | DataFusion ms | DuckDB/cascade | DataFusion/cascade | results agree |")
+    p("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    ok_all = True
+    for q in ("q1", "q2", "q3"):
+        ct = cas["throughput"][q]["times_ms"]
+        c, d, f = (statistics.median(ct), statistics.median(duck[q]["times_ms"]),
+                   statistics.median(dfn[q]["times_ms"]))
+        cr = norm(cas["throughput"][q]["rows"], q)
+        agree = cr == norm(duck[q]["rows"], q) and cr == norm(dfn[q]["rows"], q)
+        ok_all &= agree
+        p(f"| {LABELS[q]} | {c:.1f} (±{spread(ct):.0f}%) | {d:.1f} (±{spread(duck[q]['times_ms']):.0f}%) "
+          f"| {f:.1f} (±{spread(dfn[q]['times_ms']):.0f}%) | **{d / c:.2f}** | {f / c:.2f} | "
+          f"{'yes' if agree else 'NO'} |")
+    p("")
+
+    ch = cas.get("checks")
+    if ch:
+        p("Per-batch context checks (target ≤ 1% of run time):")
+        p("")
+        p("| measure | value |")
+        p("| --- | ---: |")
+        p(f"| one `Context::check()` (no deadline / with a deadline) | {ch['ns_per_check']:.2f} ns / "
+          f"{ch['ns_per_check_with_deadline']:.2f} ns |")
+        p(f"| checks made by Q1 ({ch['operators']} operators + the driver, × {ch['steps']} steps) | {ch['checks']} |")
+        p(f"| their cost in Q1 (checks × ns per check) | {ch['cost_ms']:.3f} ms = **{ch['percent']:.3f}%** "
+          f"({ch['percent_with_deadline']:.3f}% with a statement timeout set) |")
+        if nochecks:
+            nt = nochecks["throughput"]["q1"]["times_ms"]
+            ct = cas["throughput"]["q1"]["times_ms"]
+            with_c, without = statistics.median(ct), statistics.median(nt)
+            p(f"| A/B: Q1 with checks vs a build without them (`--features bench-no-checks`) | "
+              f"{with_c:.1f} ms vs {without:.1f} ms = {(with_c - without) / without * 100:+.1f}% "
+              f"(noise ±{max(spread(ct), spread(nt)):.0f}%) |")
+        p("")
+
+    kills = cas.get("kills")
+    if kills:
+        p("KILL QUERY → error 1317 latency, native, killer on a second thread (target p99 ≤ 200 µs):")
+        p("")
+        p("| operator | kills | median µs | p99 µs | max µs |")
+        p("| --- | ---: | ---: | ---: | ---: |")
+        for kind, k in kills.items():
+            p(f"| {kind} | {k['n']} | {k['median_us']:.0f} | **{k['p99_us']:.0f}** | {k['max_us']:.0f} |")
+        p("")
+
+    text = "\n".join(lines)
+    print(text)
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(text + "\n")
+    if not ok_all:
+        print("RESULTS DIFFER between engines", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
