@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::data::{Batch, Column, DataType};
 use crate::session::QueryError;
-use crate::sync::lock;
+use crate::sync::lock_std as lock;
 
 /// Rows per stored chunk.
 pub const CHUNK_ROWS: usize = 65_536;
