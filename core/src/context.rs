@@ -9,10 +9,9 @@
 //! # Invariants
 //!
 //! * `Node::cancelled` goes from `false` to `true` once, under the node's own
-//!   lock, right after `Node::cause` (a `OnceLock`) was set: whoever reads
-//!   `true` (Acquire) finds the cause, with no lock. [`Context::is_cancelled`]
-//!   is that one atomic load. The same cancel takes the node's waiters, so a
-//!   waiter that sees the flag has nothing to deregister.
+//!   lock, after `Inner::cause` was set: whoever reads `true` (Acquire) and
+//!   then takes the lock finds the cause. [`Context::is_cancelled`] is that
+//!   one atomic load.
 //! * A node is in its parent's `children` at index `parent_idx` iff its
 //!   `parent` is that parent. `parent` is changed only while holding the
 //!   parent's lock *and* the child's lock; `parent_idx` is read and written
@@ -129,6 +128,7 @@ struct Extra {
 struct Inner {
     parent: Option<Arc<Node>>,
     children: Vec<Arc<Node>>,
+    cause: Option<std::sync::Arc<Cause>>,
     extra: Option<Box<Extra>>,
 }
 
@@ -137,6 +137,7 @@ impl Inner {
         Inner {
             parent,
             children: Vec::new(),
+            cause: None,
             extra: None,
         }
     }
@@ -163,9 +164,6 @@ pub(crate) struct Node {
     /// The `tracing` span, boxed and only when a subscriber records it.
     span: Option<Box<tracing::Span>>,
     span_id: Option<std::num::NonZeroU64>,
-    /// Set once, under the node's lock, just before `cancelled` becomes
-    /// true: readers that saw the flag (Acquire) find it without the lock.
-    cause: std::sync::OnceLock<std::sync::Arc<Cause>>,
     inner: Mutex<Inner>,
 }
 
@@ -195,7 +193,7 @@ fn mark(
     wakers: &mut Vec<(u64, Waker)>,
     links: &mut Vec<Arc<Node>>,
 ) {
-    let _ = node.cause.set(cause.clone());
+    g.cause = Some(cause.clone());
     node.cancelled.store(true, Ordering::Release);
     if let Some(x) = g.extra.as_mut() {
         if wakers.is_empty() {
@@ -463,7 +461,7 @@ impl Context {
         if !self.is_cancelled() {
             return None;
         }
-        self.node.cause.get().cloned()
+        self.node.lock().cause.clone()
     }
 
     /// The kind (`Canceled` / `DeadlineExceeded`), once cancelled: Go's
@@ -490,7 +488,7 @@ impl Context {
     }
 
     fn cancelled_error(&self) -> Cancelled {
-        let cause = self.node.cause.get().cloned().unwrap_or_else(|| {
+        let cause = self.node.lock().cause.clone().unwrap_or_else(|| {
             std::sync::Arc::new(Cause::canceled(Reason::Requested, self.level(), self.id()))
         });
         Cancelled(cause)
@@ -646,7 +644,6 @@ impl Context {
             env,
             span,
             span_id: span_id.and_then(|s| std::num::NonZeroU64::new(s.0)),
-            cause: std::sync::OnceLock::new(),
             inner: Mutex::new(Inner::new(None)),
         });
         Context { node }
@@ -701,8 +698,10 @@ pub struct ContextInfo {
 }
 
 fn snapshot_node(node: &Arc<Node>, now: Instant) -> ContextInfo {
-    let children = node.lock().children.clone();
-    let cause = node.cause.get().cloned();
+    let (children, cause) = {
+        let g = node.lock();
+        (g.children.clone(), g.cause.clone())
+    };
     ContextInfo {
         id: node.id,
         level: node.level,
@@ -734,20 +733,14 @@ impl Future for WaitCancelled {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        // Cancelled: no lock. The cancel took every registered waiter, ours
-        // too, so there is nothing to deregister.
-        if this.ctx.node.cancelled.load(Ordering::Acquire) {
-            if let Some(c) = this.ctx.node.cause.get() {
-                this.key = None;
-                return Poll::Ready(c.clone());
-            }
-        }
         {
             let mut g = this.ctx.node.lock();
             if this.ctx.node.cancelled.load(Ordering::Acquire) {
-                if let Some(c) = this.ctx.node.cause.get() {
-                    this.key = None;
-                    return Poll::Ready(c.clone());
+                if let (Some(k), Some(x)) = (this.key.take(), g.extra.as_mut()) {
+                    x.waiters.retain(|(w, _)| *w != k);
+                }
+                if let Some(c) = g.cause.clone() {
+                    return Poll::Ready(c);
                 }
             }
             let x = g.extra();
@@ -774,8 +767,7 @@ impl Future for WaitCancelled {
             let timer = this.timer.get_or_insert_with(|| host.sleep_until(d.at));
             if timer.as_mut().poll(cx).is_ready() {
                 expire(&this.ctx.node, &d);
-                let cause = this.ctx.node.cause.get().cloned();
-                this.key = None;
+                let cause = this.ctx.node.lock().cause.clone();
                 return Poll::Ready(cause.unwrap_or_else(|| d.cause.clone()));
             }
         }
@@ -1089,7 +1081,6 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
                     env,
                     span,
                     span_id: span_nz,
-                    cause: std::sync::OnceLock::new(),
                     inner: Mutex::new(Inner::new(parent_node)),
                 }
             };
@@ -1114,7 +1105,7 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
         if let Some(p) = parent {
             let mut pg = p.node.lock();
             if p.node.cancelled.load(Ordering::Relaxed) {
-                born_cancelled = p.node.cause.get().cloned();
+                born_cancelled = pg.cause.clone();
                 drop(pg);
                 // Never attached: it lets go of its parent too.
                 node.lock().parent = None;
@@ -1127,7 +1118,7 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
             if let Some(t) = link {
                 let mut tg = t.node.lock();
                 if t.node.cancelled.load(Ordering::Relaxed) {
-                    born_cancelled = t.node.cause.get().cloned();
+                    born_cancelled = tg.cause.clone();
                 } else {
                     let x = tg.extra();
                     if x.links.len() == x.links.capacity() {
