@@ -277,17 +277,22 @@ mod interleaved {
     pub fn run(rounds: usize) -> BTreeMap<&'static str, f64> {
         let (_keep, q) = query_chain();
         let req = _keep[2].clone();
-        let deep = {
-            let mut c = q
+        let shallow = q
+            .child(Level::Pipeline)
+            .value(Budget(1 << 20))
+            .build()
+            .unwrap();
+        let mut chain = vec![shallow.clone()];
+        for _ in 1..12 {
+            let next = chain
+                .last()
+                .unwrap()
                 .child(Level::Pipeline)
-                .value(Budget(1 << 20))
                 .build()
                 .unwrap();
-            for _ in 1..12 {
-                c = c.child(Level::Pipeline).build().unwrap();
-            }
-            c
-        };
+            chain.push(next);
+        }
+        let deep = chain.last().unwrap().clone();
         let token = CancellationToken::new().child_token();
         let (handle, _reg) = AbortHandle::new_pair();
         let mut n = 0u64;
@@ -343,6 +348,33 @@ mod interleaved {
                 }),
             ),
             (
+                "value_lookup/statement_id_depth_1",
+                100_000,
+                Box::new(|k| {
+                    for _ in 0..k {
+                        black_box(black_box(&shallow).values().statement_id());
+                    }
+                }),
+            ),
+            (
+                "value_lookup/extension_depth_1",
+                100_000,
+                Box::new(|k| {
+                    for _ in 0..k {
+                        black_box(black_box(&shallow).values().get::<Budget>().map(|b| b.0));
+                    }
+                }),
+            ),
+            (
+                "value_lookup/extension_miss_depth_12",
+                100_000,
+                Box::new(|k| {
+                    for _ in 0..k {
+                        black_box(black_box(&deep).values().get::<Missing>().is_some());
+                    }
+                }),
+            ),
+            (
                 "value_lookup/statement_id_depth_12",
                 100_000,
                 Box::new(|k| {
@@ -376,7 +408,60 @@ mod interleaved {
             s.sort_by(f64::total_cmp);
             out.insert(name, s[s.len() / 2]);
         }
+        out.extend(cancels(rounds / 5));
         out
+    }
+
+    /// Cancel of 10,000 descendants, the four trees built afresh each round
+    /// (not timed) and cancelled in rotating order.
+    fn cancels(rounds: usize) -> BTreeMap<&'static str, f64> {
+        const KINDS: [&str; 4] = [
+            "cancel_10k/cascade_chain",
+            "cancel_10k/tokio_chain",
+            "cancel_10k/cascade_flat",
+            "cancel_10k/tokio_flat",
+        ];
+        let mut samples: [Vec<f64>; 4] = Default::default();
+        for round in 0..rounds {
+            for k in 0..4 {
+                let kind = (round + k) % 4;
+                let ns = match kind {
+                    0 | 2 => {
+                        let (top, nodes) = if kind == 0 {
+                            cascade_chain_tree()
+                        } else {
+                            cascade_flat_tree()
+                        };
+                        let t = Instant::now();
+                        top.cancel(cascade::Reason::Requested);
+                        let ns = t.elapsed().as_nanos() as f64;
+                        drop((top, nodes));
+                        ns
+                    }
+                    _ => {
+                        let (top, nodes) = if kind == 1 {
+                            tokio_chain_tree()
+                        } else {
+                            tokio_flat_tree()
+                        };
+                        let t = Instant::now();
+                        top.cancel();
+                        let ns = t.elapsed().as_nanos() as f64;
+                        drop((top, nodes));
+                        ns
+                    }
+                };
+                samples[kind].push(ns);
+            }
+        }
+        KINDS
+            .into_iter()
+            .zip(samples)
+            .map(|(name, mut s)| {
+                s.sort_by(f64::total_cmp);
+                (name, s[s.len() / 2])
+            })
+            .collect()
     }
 }
 
@@ -500,14 +585,18 @@ mod report {
                 m("cancel_10k", &format!("cascade_{shape}")),
                 m("cancel_10k", &format!("tokio_{shape}")),
             );
+            let (ac, at) = (
+                i(&format!("cancel_10k/cascade_{shape}")),
+                i(&format!("cancel_10k/tokio_{shape}")),
+            );
             rows.push(row(
                 label,
                 "tokio-util",
                 c,
                 t,
-                (None, None),
+                (ac, at),
                 "≤ tokio",
-                le(c, t, 1.0),
+                le(ac, at, 1.0),
             ));
         }
         let lookups = [
@@ -602,8 +691,9 @@ mod report {
             "\nColumns 3–5: criterion medians (wake rows: the timing loop of \
              `wake_latency.rs`, where both kinds are interleaved already). \
              Columns 6–8: the same closures run again in alternating batches \
-             (median of 200 rounds), so that other load slows both alike; \
-             verdicts use them where present."
+             (median of 200 rounds; cancels: 40 rounds of fresh trees), so \
+             that other load slows both alike; verdicts use them where \
+             present."
         );
         println!("\n{out}");
         let path = support::criterion_dir().join("core.md");
