@@ -35,6 +35,14 @@ wasm_tests chrome-worker env WASM_BINDGEN_USE_DEDICATED_WORKER=1 wasm-pack test 
 echo "== web: build the page"
 bash www/build.sh
 
+echo "== web: size budgets"
+wasm_gz=$(gzip -9c www/dist/cascade_web_bg.wasm | wc -c)
+js_gz=$(( $(gzip -9c www/dist/main.js | wc -c) + $(gzip -9c www/dist/worker.js | wc -c) ))
+echo "wasm: $wasm_gz bytes gzipped (budget 1 MiB); page JS: $js_gz bytes gzipped (budget 300 KiB)"
+if [ "$wasm_gz" -gt 1048576 ] || [ "$js_gz" -gt 307200 ]; then
+  echo "web: over the size budget" >&2; exit 1
+fi
+
 echo "== web: JS API from Node"
 node --test tests/e2e/node-api.test.mjs
 

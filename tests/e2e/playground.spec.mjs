@@ -32,8 +32,8 @@ async function setSql(page, sql) {
 
 async function startHeavy(page) {
   await setSql(page, HEAVY);
-  await page.getByRole("button", { name: "Run" }).click();
-  await expect(page.getByRole("button", { name: "Cancel" })).toBeVisible();
+  await page.getByRole("button", { name: "Run", exact: true }).click();
+  await expect(page.getByRole("button", { name: "Cancel", exact: true })).toBeVisible();
 }
 
 async function newSession(page, { tenant, user, role }) {
@@ -74,7 +74,7 @@ function assertProperlyNested(trace) {
 test("runs a query and shows rows in a table", async ({ page }) => {
   await openPlayground(page);
   await setSql(page, "SELECT id, name FROM customers WHERE id <= 3 ORDER BY id");
-  await page.getByRole("button", { name: "Run" }).click();
+  await page.getByRole("button", { name: "Run", exact: true }).click();
   const table = page.getByRole("table", { name: "Results" });
   await expect(table.getByRole("row")).toHaveCount(4);
   await expect(table.getByRole("columnheader").first()).toContainText("id");
@@ -88,15 +88,16 @@ test("Cancel stops a running query within a second", async ({ page }) => {
   await startHeavy(page);
   await expect(page.locator("#progress")).toContainText("rows processed");
   const t0 = Date.now();
-  await page.getByRole("button", { name: "Cancel" }).click();
+  await page.getByRole("button", { name: "Cancel", exact: true }).click();
   const alert = page.getByRole("alert");
   await expect(alert).toContainText("1317", { timeout: 1000 });
   expect(Date.now() - t0).toBeLessThan(1000);
   await expect(alert).toContainText("KILL QUERY");
   await expect(alert).toContainText("canceled");
-  await expect(page.getByRole("button", { name: "Run" })).toBeEnabled();
+  await expect(page.getByRole("button", { name: "Run", exact: true })).toBeEnabled();
   // The killed statement's spans carry the status and the cause.
-  await expect(page.locator('#timeline [data-level="Query"][data-status="canceled"]')).toContainText("KILL QUERY");
+  await expect(page.locator('#timeline [data-level="Query"][data-status="canceled"]')).toHaveCount(1);
+  await expect(page.locator('#timeline [data-status="canceled"]').first()).toContainText("KILL QUERY");
 });
 
 test("a second session kills the query from the process list", async ({ page }) => {
@@ -122,11 +123,11 @@ test("a cross-tenant kill is refused with error 1095", async ({ page }) => {
   await expect(page.locator(`#processes tr[data-connection-id="${victim}"]`)).toHaveCount(0);
   // ...and may not kill it by id.
   await setSql(page, `KILL QUERY ${victim}`);
-  await page.getByRole("button", { name: "Run" }).click();
+  await page.getByRole("button", { name: "Run", exact: true }).click();
   await expect(page.getByRole("alert")).toContainText("1095");
   await page.getByRole("tab").first().click();
-  await expect(page.getByRole("button", { name: "Cancel" })).toBeVisible();
-  await page.getByRole("button", { name: "Cancel" }).click();
+  await expect(page.getByRole("button", { name: "Cancel", exact: true })).toBeVisible();
+  await page.getByRole("button", { name: "Cancel", exact: true }).click();
   await expect(page.getByRole("alert")).toContainText("1317");
 });
 
@@ -134,7 +135,7 @@ test("the timeout field fires error 3024", async ({ page }) => {
   await openPlayground(page);
   await page.getByLabel("Timeout (ms)").fill("250");
   await setSql(page, HEAVY);
-  await page.getByRole("button", { name: "Run" }).click();
+  await page.getByRole("button", { name: "Run", exact: true }).click();
   const alert = page.getByRole("alert");
   await expect(alert).toContainText("3024", { timeout: 5000 });
   await expect(alert).toContainText("deadline_exceeded");
@@ -144,7 +145,7 @@ test("the timeout field fires error 3024", async ({ page }) => {
 test("the trace shows spans of every level and downloads as nested Chrome JSON", async ({ page }) => {
   await openPlayground(page);
   await setSql(page, "SELECT c.country, count(*) FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.country ORDER BY c.country");
-  await page.getByRole("button", { name: "Run" }).click();
+  await page.getByRole("button", { name: "Run", exact: true }).click();
   await expect(page.getByRole("table", { name: "Results" }).getByRole("row")).toHaveCount(5);
   for (const level of ["Routine", "Txn", "Request", "Query", "Pipeline", "Operator"]) {
     await expect(page.locator(`#timeline [data-level="${level}"]`).first(), level).toBeVisible();
@@ -171,7 +172,7 @@ test("no main-thread task over 50 ms while a heavy query runs", async ({ page })
   // Process list, progress and context tree refresh during these 3 s.
   await page.waitForTimeout(3000);
   const long = await page.evaluate(() => window.__longTasks);
-  await page.getByRole("button", { name: "Cancel" }).click();
+  await page.getByRole("button", { name: "Cancel", exact: true }).click();
   await expect(page.getByRole("alert")).toContainText("1317");
   expect(long, "long tasks (ms)").toEqual([]);
 });
@@ -179,7 +180,7 @@ test("no main-thread task over 50 ms while a heavy query runs", async ({ page })
 test("history, share link and examples", async ({ page }) => {
   await openPlayground(page);
   await setSql(page, "SELECT 42 AS answer");
-  await page.getByRole("button", { name: "Run" }).click();
+  await page.getByRole("button", { name: "Run", exact: true }).click();
   await expect(page.getByRole("cell", { name: "42" })).toBeVisible();
   expect(decodeURIComponent(new URL(page.url()).hash)).toContain("SELECT 42 AS answer");
   await expect(page.locator("#history")).toContainText("SELECT 42 AS answer");
@@ -190,6 +191,23 @@ test("history, share link and examples", async ({ page }) => {
   await expect(page.locator("#history")).toContainText("SELECT 42 AS answer");
   await page.getByLabel("Examples").selectOption({ label: "EXPLAIN ANALYZE" });
   await expect(page.getByLabel("SQL editor")).toContainText("EXPLAIN ANALYZE");
-  await page.getByRole("button", { name: "Run" }).click();
+  await page.getByRole("button", { name: "Run", exact: true }).click();
   await expect(page.getByRole("table", { name: "Results" })).toBeVisible();
+});
+
+test("Kill connection ends the open transaction; its insert never becomes visible", async ({ page }) => {
+  await openPlayground(page);
+  await page.getByLabel("Examples").selectOption({ label: "A transaction killed mid-way" });
+  await page.getByRole("button", { name: "Run", exact: true }).click();
+  await expect(page.getByRole("button", { name: "Cancel", exact: true })).toBeVisible();
+  const victim = await connectionOfTab(page, 0);
+  await newSession(page, { tenant: "acme", user: "root", role: "admin" });
+  await page.locator(`#processes tr[data-connection-id="${victim}"]`).getByRole("button", { name: "Kill connection" }).click();
+  await setSql(page, "SELECT count(*) AS n FROM customers WHERE id = 99");
+  await page.getByRole("button", { name: "Run", exact: true }).click();
+  await expect(page.getByRole("table", { name: "Results" }).getByRole("cell")).toHaveText("0");
+  await page.getByRole("tab").first().click();
+  await expect(page.getByRole("alert")).toContainText("KILL CONNECTION");
+  await page.getByRole("button", { name: "Reconnect" }).click();
+  await expect(page.getByRole("button", { name: "Run", exact: true })).toBeEnabled();
 });

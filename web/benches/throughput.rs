@@ -43,7 +43,7 @@ mod native {
         let bench = std::env::args().any(|a| a == "--bench");
         let mut workload: Workload =
             serde_json::from_str(include_str!("queries.json")).expect("queries.json");
-        let rounds = if bench { 7 } else { 1 };
+        let rounds = if bench { 9 } else { 1 };
         if !bench {
             for s in &mut workload.setup {
                 *s = s.replace("1000000", "1000");

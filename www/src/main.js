@@ -95,6 +95,7 @@ function activate(s) {
   s.unseen = false;
   if (editor.text !== s.text) editor.text = s.text;
   renderSession();
+  if (s.lastQueryId != null && s.lastQueryId !== shownTrace) showTrace(s.lastQueryId);
   refreshSchema();
   pollLive();
 }
@@ -186,6 +187,7 @@ async function run(s, sql) {
   }
   renderHistory(addHistory({ sql: sql.trim(), at: Date.now(), status, detail: s.error ? `${s.error.code ?? ""} ${s.error.message}` : "" }));
   if (queryId != null) {
+    s.lastQueryId = queryId;
     recent.unshift({ queryId, sql: sql.trim(), session: s.n, status });
     recent.length = Math.min(recent.length, 30);
     renderTraceSelect();
@@ -273,8 +275,7 @@ async function pollLive() {
   try {
     const s = active;
     const list = await client.processes(s.identity);
-    const own = new Set(sessions.map((x) => x.conn.id));
-    processView.update(list, own);
+    processView.update(list, new Map(sessions.map((x) => [x.conn.id, x.n])));
     const mine = list.find((p) => p.id === s.conn.id);
     if (s.running) s.rowsExamined = mine?.rowsExamined;
     renderProgress();

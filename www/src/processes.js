@@ -15,15 +15,24 @@ export class ProcessView {
     this.table = h(
       "table",
       { "aria-label": "Process list" },
-      h("thead", {}, h("tr", {}, ["Id", "User", "Tenant", "Command", "Time", "Rows", "Info", ""].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, [
+            ["Id", "c-id"],
+            ["Who", "c-who"],
+            ["Command", "c-cmd"],
+            ["Time", "c-num"],
+            ["Rows", "c-num"],
+            ["Info", "c-info"],
+            ["", "c-act"],
+          ].map(([c, cls]) => h("th", { scope: "col", class: cls }, c)))),
       this.body,
     );
     this.empty = h("p", { class: "muted" }, "No connections visible.");
     el.replaceChildren(this.table);
   }
 
-  /** @param {Array<object>} list rows of engine.processes(identity) */
-  update(list, ownIds) {
+  /** @param {Array<object>} list rows of engine.processes(identity)
+   * @param {Map<number, number>} tabs connection id → session tab number */
+  update(list, tabs) {
     const seen = new Set();
     list.sort((a, b) => a.id - b.id);
     for (const p of list) {
@@ -34,11 +43,10 @@ export class ProcessView {
         this.rows.set(p.id, row);
       }
       const cells = row.cells;
-      cells.user.textContent = `${p.user}${ownIds.has(p.id) ? " (you)" : ""}`;
-      cells.user.title = `role ${p.role}`;
-      cells.tenant.textContent = p.tenant;
+      cells.who.textContent = `${p.user}@${p.tenant}${tabs.has(p.id) ? ` · tab ${tabs.get(p.id)}` : ""}`;
+      cells.who.title = `user ${p.user}, tenant ${p.tenant}, role ${p.role}`;
       cells.command.textContent = p.command + (p.state ? ` · ${p.state}` : "");
-      cells.time.textContent = ms(p.timeMs);
+      cells.time.textContent = p.timeMs < 1000 ? `${Math.round(p.timeMs)} ms` : ms(p.timeMs);
       cells.rows.textContent = p.rowsExamined != null ? count(p.rowsExamined) : "";
       cells.info.textContent = p.info ?? "";
       cells.info.title = p.info ?? "";
@@ -65,11 +73,10 @@ export class ProcessView {
       "tr",
       { "data-connection-id": id },
       h("td", {}, String(id)),
-      td("user"),
-      td("tenant"),
+      td("who"),
       td("command"),
-      td("time"),
-      td("rows"),
+      td("time", "num"),
+      td("rows", "num"),
       td("info", "info"),
       h("td", { class: "actions" }, killQuery, " ", killConn),
     );

@@ -44,6 +44,12 @@ export function renderTimeline(el, trace) {
     return;
   }
   const rows = ordered(trace.spans);
+  const byId = new Map(trace.spans.map((s) => [s.id, s]));
+  // A cause is written once, on the outermost span that carries it.
+  const causeShown = (s) => {
+    const p = byId.get(s.parentId);
+    return s.status?.message && !(p && p.status?.message === s.status.message);
+  };
   const t0 = Math.min(...trace.spans.map((s) => s.startUs));
   const t1 = Math.max(...trace.spans.map((s) => s.startUs + s.durUs));
   const total = Math.max(t1 - t0, 1);
@@ -54,14 +60,14 @@ export function renderTimeline(el, trace) {
     const attrs = attrsText(s.attrs);
     const label = h(
       "div",
-      { class: "span-label", style: `padding-left:${depth * 12}px`, title: attrs },
+      { class: "span-label", style: `padding-left:${depth * 12}px`, title: [attrs, s.status?.message].filter(Boolean).join("\n") },
       h("span", { class: "lvl" }, s.level),
       s.name,
       " ",
       h("span", { class: "muted" }, ms(s.durUs / 1000)),
       status !== "ok" ? h("span", { class: `span-status ${status}` }, status) : null,
       s.links?.length ? h("span", { class: "muted" }, ` ↪ links #${s.links.join(", #")}`) : null,
-      s.status?.message ? h("span", { class: "span-cause" }, s.status.message) : null,
+      causeShown(s) ? h("span", { class: "span-cause" }, s.status.message) : null,
     );
     const track = h(
       "div",
