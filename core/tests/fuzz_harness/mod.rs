@@ -24,6 +24,7 @@ use std::time::Duration;
 use cascade::pipeline::YieldPolicy;
 use cascade::{
     Connection, Engine, EngineConfig, ExecOptions, Identity, ManualHost, QueryError, QueryResult,
+    Reason,
 };
 
 /// What happens at the chosen poll.
@@ -153,6 +154,8 @@ pub struct Rig {
     schedule: Schedule,
     polls: u32,
     fired: bool,
+    /// The killer's id when the last request was hit by its KILL QUERY.
+    stale_kill: Option<u64>,
 }
 
 impl Rig {
@@ -177,6 +180,7 @@ impl Rig {
             schedule,
             polls: 0,
             fired: false,
+            stale_kill: None,
         };
         let setup = rig.connect();
         let r = rig.finish(setup.execute(SETUP), "setup");
@@ -253,17 +257,24 @@ impl Rig {
         }
     }
 
-    /// Runs a statement on the killer connection (a KILL).
-    fn kill(&mut self, sql: &str) {
-        if let Some(k) = self.live(false) {
-            let r = self.finish(k.execute(sql), sql);
-            check_result(sql, &Outcome::Done(r));
-        }
+    /// Runs a statement on the killer connection (a KILL); whether it
+    /// succeeded.
+    fn kill(&mut self, sql: &str) -> bool {
+        let Some(k) = self.live(false) else {
+            return false;
+        };
+        let r = self.finish(k.execute(sql), sql);
+        let ok = r.is_ok();
+        check_result(sql, &Outcome::Done(r));
+        ok
     }
 
-    fn kill_victim(&mut self, victim: &Connection, scope: &str) {
+    /// Kills the victim from the killer connection; the killer's id if the
+    /// KILL succeeded.
+    fn kill_victim(&mut self, victim: &Connection, scope: &str) -> Option<u64> {
         let sql = format!("KILL {scope} {}", victim.id());
-        self.kill(&sql);
+        let ok = self.kill(&sql);
+        ok.then(|| self.killer.as_ref().map_or(0, Connection::id))
     }
 
     /// Runs one request on the victim connection. `$self` and `$other` in
@@ -282,6 +293,12 @@ impl Rig {
             timeout: (self.schedule.timeout_ms > 0)
                 .then(|| Duration::from_millis(u64::from(self.schedule.timeout_ms))),
         };
+        // Oracles for a request of one statement: interrupted while it ran,
+        // or still running past its timeout, it must fail.
+        let single = cascade::sql::parse(&sql).is_ok_and(|s| s.len() == 1);
+        let mut interrupted = false;
+        let mut kill_query_by = None;
+        let stale_kill = self.stale_kill.take();
         let mut fut = Box::pin(victim.execute_with(&sql, opts));
         let waker = futures::task::noop_waker();
         let mut cx = TaskContext::from_waker(&waker);
@@ -290,6 +307,32 @@ impl Rig {
             if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
                 let out = Outcome::Done(r);
                 check_result(&sql, &out);
+                let elapsed_us = u64::from(polls) * u64::from(self.schedule.step_us.max(1));
+                let timed_out = self.schedule.timeout_ms > 0
+                    && elapsed_us
+                        > u64::from(self.schedule.timeout_ms) * 1000
+                            + 2 * u64::from(self.schedule.step_us.max(1));
+                if single && (interrupted || timed_out) {
+                    assert!(
+                        matches!(out, Outcome::Done(Err(_))),
+                        "a statement {} while it ran reported success: {sql}: {out:?}",
+                        if interrupted {
+                            "interrupted"
+                        } else {
+                            "past its timeout"
+                        }
+                    );
+                }
+                if let (Some(by), Outcome::Done(Err(e))) = (stale_kill, &out) {
+                    let stale = e.cause.as_ref().is_some_and(|c| {
+                        matches!(&c.reason, Reason::KillQuery { by_connection, .. } if *by_connection == by)
+                    });
+                    assert!(
+                        !stale,
+                        "a KILL QUERY of the previous request was applied to the next one: {sql}: {e:?}"
+                    );
+                }
+                self.stale_kill = kill_query_by;
                 return out;
             }
             polls += 1;
@@ -299,20 +342,33 @@ impl Rig {
                 self.fired = true;
                 match self.schedule.interrupt {
                     Interrupt::None => {}
-                    Interrupt::KillQuery => self.kill_victim(&victim, "QUERY"),
-                    Interrupt::KillConnection => self.kill_victim(&victim, "CONNECTION"),
-                    Interrupt::Disconnect => victim.disconnect(),
+                    Interrupt::KillQuery => {
+                        kill_query_by = self.kill_victim(&victim, "QUERY");
+                        interrupted |= kill_query_by.is_some();
+                    }
+                    Interrupt::KillConnection => {
+                        interrupted |= self.kill_victim(&victim, "CONNECTION").is_some();
+                    }
+                    Interrupt::Disconnect => {
+                        victim.disconnect();
+                        interrupted = true;
+                    }
                     Interrupt::DropFuture => {
                         drop(fut);
                         return Outcome::Dropped;
                     }
-                    Interrupt::Shutdown => self.engine.shutdown(),
+                    Interrupt::Shutdown => {
+                        self.engine.shutdown();
+                        interrupted = true;
+                    }
                 }
             }
             if polls == WATCHDOG_POLLS {
-                self.kill_victim(&victim, "QUERY");
+                let by = self.kill_victim(&victim, "QUERY");
+                interrupted |= by.is_some();
+                kill_query_by = kill_query_by.or(by);
             } else if polls == WATCHDOG_POLLS + KILL_GRACE_POLLS {
-                self.kill_victim(&victim, "CONNECTION");
+                interrupted |= self.kill_victim(&victim, "CONNECTION").is_some();
             } else if polls >= WATCHDOG_POLLS + 2 * KILL_GRACE_POLLS {
                 panic!(
                     "request still running {polls} polls after KILL QUERY and KILL CONNECTION: {sql}"
