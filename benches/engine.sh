@@ -13,6 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The machine may be shared: run at a higher priority when allowed (root),
+# the peers as well as cascade, to keep other tenants' work out of the
+# numbers as far as possible.
+renice -n -10 $$ >/dev/null 2>&1 || true
+
 RUNS="${RUNS:-5}"
 KILLS="${KILLS:-200}"
 VENV="$HOME/.cache/cascade-bench-venv"
@@ -34,6 +39,17 @@ echo "== cascade: throughput, check cost, kill latency" >&2
 cargo bench -q -p cascade --bench engine -- --runs "$RUNS" --kills "$KILLS" \
   --only throughput,checks,kills --out "$WORK/cascade.json"
 
+# Kill latency again with the bench's threads at real-time priority, where
+# allowed: on a shared VM the normal-priority numbers mostly measure how long
+# other tenants keep a thread off the CPU (scheduler ticks of 2–8 ms).
+KILLS_RT=()
+if chrt -f 10 true 2>/dev/null; then
+  echo "== cascade: kill latency at SCHED_FIFO priority" >&2
+  chrt -f 10 cargo bench -q -p cascade --bench engine -- --kills "$KILLS" \
+    --only kills --out "$WORK/kills-rt.json"
+  KILLS_RT=(--kills-rt "$WORK/kills-rt.json")
+fi
+
 NOCHECKS=()
 if [ -z "${NO_AB:-}" ]; then
   echo "== cascade without per-batch context checks (A/B of Q1)" >&2
@@ -46,4 +62,4 @@ echo "== peers" >&2
 MD=()
 if [ -n "${OUT:-}" ]; then MD=(--markdown "$OUT"); fi
 "$VENV/bin/python" benches/engine_bench.py "$WORK/cascade.json" "${NOCHECKS[@]}" \
-  --runs "$RUNS" "${MD[@]}"
+  "${KILLS_RT[@]}" --runs "$RUNS" "${MD[@]}"

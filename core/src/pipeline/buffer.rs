@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::data::{Column, ColumnData};
 
 /// Rows concatenated per step.
-pub const CONCAT_ROWS: usize = 16_384;
+pub const CONCAT_ROWS: usize = 4096;
 
 /// Batches of columns, then their concatenation.
 #[derive(Default)]
@@ -37,6 +37,12 @@ impl Buffered {
     /// Rows kept.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Approximate heap bytes held (8 per value).
+    pub fn approx_bytes(&self) -> usize {
+        let cols = self.batches.first().map_or(self.out.len(), |b| b.0.len());
+        self.rows * 8 * cols.max(self.out.len())
     }
 
     /// Concatenates up to [`CONCAT_ROWS`] more rows; true once all are. The

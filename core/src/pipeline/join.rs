@@ -282,7 +282,7 @@ impl HashJoin {
 
 impl Drop for HashJoin {
     fn drop(&mut self) {
-        let bytes = self.build_rows * (8 * self.build.len() + 24);
+        let bytes = self.build_rows * (8 * self.build.len() + 24) + self.build_buf.approx_bytes();
         super::reclaim::dispose(
             (
                 std::mem::take(&mut self.build),

@@ -8,9 +8,27 @@
 //! background thread natively (in place in wasm, which has no threads), while
 //! their memory reservations are still released in place, at once, so the
 //! budget accounting is exact the moment the statement returns.
+//!
+//! The thread waits [`GRACE`] before it frees a value: unmapping holds the
+//! process's address-space lock, and page faults of the statement that is
+//! still returning (or of the next one) would wait for it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Buffers smaller than this (in bytes, estimated) are freed in place.
 pub const IN_PLACE_BYTES: usize = 1 << 20;
+
+/// How long after being disposed a value is freed.
+pub const GRACE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Values handed to the reclaim thread and not yet freed.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// How many disposed values are still waiting to be freed (a benchmark
+/// waits for 0 so that one query's cleanup does not slow the next).
+pub fn in_flight() -> usize {
+    IN_FLIGHT.load(Ordering::Acquire)
+}
 
 /// Frees `garbage`, estimated at `bytes` bytes: in place when small, else on
 /// the reclaim thread (natively).
@@ -18,8 +36,12 @@ pub fn dispose<T: Send + 'static>(garbage: T, bytes: usize) {
     #[cfg(not(target_arch = "wasm32"))]
     if bytes >= IN_PLACE_BYTES {
         if let Some(tx) = reclaimer() {
-            // If the thread is gone, the value comes back and drops here.
-            let _ = tx.send(Box::new(garbage));
+            IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+            if let Err(back) = tx.send((std::time::Instant::now(), Box::new(garbage))) {
+                // The thread is gone: free it here.
+                drop(back);
+                IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+            }
             return;
         }
     }
@@ -27,7 +49,7 @@ pub fn dispose<T: Send + 'static>(garbage: T, bytes: usize) {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-type Garbage = Box<dyn Send>;
+type Garbage = (std::time::Instant, Box<dyn Send>);
 
 #[cfg(not(target_arch = "wasm32"))]
 fn reclaimer() -> Option<&'static std::sync::mpsc::Sender<Garbage>> {
@@ -38,7 +60,15 @@ fn reclaimer() -> Option<&'static std::sync::mpsc::Sender<Garbage>> {
         let (tx, rx) = channel::<Garbage>();
         std::thread::Builder::new()
             .name("cascade-reclaim".into())
-            .spawn(move || rx.into_iter().for_each(drop))
+            .spawn(move || {
+                for (at, garbage) in rx {
+                    if let Some(wait) = GRACE.checked_sub(at.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                    drop(garbage);
+                    IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+                }
+            })
             .ok()
             .map(|_| tx)
     })
@@ -66,7 +96,7 @@ mod tests {
         let big = Arc::new(AtomicBool::new(false));
         dispose(Flag(big.clone()), IN_PLACE_BYTES);
         let t = std::time::Instant::now();
-        while !big.load(Ordering::SeqCst) {
+        while !big.load(Ordering::SeqCst) || in_flight() > 0 {
             assert!(t.elapsed().as_secs() < 10, "freed by the reclaim thread");
             std::thread::yield_now();
         }

@@ -307,7 +307,10 @@ impl Drop for Sort {
             Phase::Sorting(m) => m.src.len() + m.dst.len(),
             Phase::Emit(o, _) => o.len(),
         };
-        let bytes = self.rows * 8 * cols + 4 * order;
+        let bytes = self.rows * 8 * cols
+            + self.pending.approx_bytes()
+            + self.pending_keys.approx_bytes()
+            + 4 * order;
         super::reclaim::dispose(
             (
                 std::mem::take(&mut self.data),
