@@ -391,7 +391,20 @@ impl HashAggregate {
                 let mut out = Vec::with_capacity(b.len);
                 match (&col.data, &col.nulls) {
                     (ColumnData::Int(v), None) => {
-                        out.extend(v.iter().map(|&x| int_group(x, map, dense, keys)));
+                        // Fast path: every key of the batch already has a
+                        // dense slot; then a group id is one load.
+                        let (lo, hi) = v
+                            .iter()
+                            .fold((i64::MAX, i64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+                        if lo >= 0 && (hi as u64) < dense.len() as u64 {
+                            out.extend(v.iter().map(|&x| dense[x as usize]));
+                            if out.contains(&NO_GROUP) {
+                                out.clear();
+                            }
+                        }
+                        if out.len() != v.len() {
+                            out.extend(v.iter().map(|&x| int_group(x, map, dense, keys)));
+                        }
                     }
                     (ColumnData::Int(v), _) => {
                         for (i, x) in v.iter().enumerate() {

@@ -925,6 +925,19 @@ impl Expr {
                 for (c, chunk) in v.chunks(64).enumerate() {
                     let mut mask = 0u64;
                     match modulo {
+                        Some(m) if eq_rem && m.small(chunk) && chunk.len() == 64 => {
+                            // Eight rows per byte, constant shifts.
+                            for (j, c8) in chunk.chunks_exact(8).enumerate() {
+                                let mut byte = 0u64;
+                                for (t, &x) in c8.iter().enumerate() {
+                                    byte |= u64::from(m.is_rem_small(x, k)) << t;
+                                }
+                                mask |= byte << (8 * j);
+                            }
+                            if negate == 1 {
+                                mask = !mask;
+                            }
+                        }
                         Some(m) if eq_rem && m.small(chunk) => {
                             for (j, &x) in chunk.iter().enumerate() {
                                 mask |= (u64::from(m.is_rem_small(x, k)) ^ negate) << j;
@@ -1332,7 +1345,14 @@ mod tests {
 
     #[test]
     fn fused_selection_matches_evaluation() {
-        let vals: Vec<i64> = (-50..50).collect();
+        // Negative values (the general path), and 0..200 (whole chunks of
+        // 64 small values: the multiply-only path).
+        for vals in [(-50..50).collect::<Vec<i64>>(), (0..200).collect()] {
+            fused_selection_on(vals);
+        }
+    }
+
+    fn fused_selection_on(vals: Vec<i64>) {
         let b = batch(vec![Column::ints(vals)]);
         let lit = |v: i64| Box::new(Expr::Literal(Value::Int(v)));
         let modulo = Expr::Binary {
