@@ -43,6 +43,6 @@ fi
 # -fork=1 with -ignore_*: keep fuzzing after a crash (each one is saved).
 exec "target/x86_64-unknown-linux-gnu/release/$target" "$corpus" ${extra[@]+"${extra[@]}"} \
   -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
-  -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 \
   -max_len=4096 -len_control=10 \
   -artifact_prefix="artifacts/$target/" "$@"

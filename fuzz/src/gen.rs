@@ -9,7 +9,7 @@
 
 use arbitrary::{Result, Unstructured};
 
-use crate::harness::{Interrupt, Schedule};
+use crate::harness::{Interrupt, Schedule, EDGE_STATEMENTS};
 
 /// A generated case: a schedule and the requests (each one or more
 /// statements separated by `;`).
@@ -545,7 +545,7 @@ impl Gen<'_, '_> {
     }
 
     fn statement(&mut self) -> Result<String> {
-        Ok(match self.u.int_in_range(0..=29u8)? {
+        Ok(match self.u.int_in_range(0..=32u8)? {
             0..=9 => self.select(2)?.0,
             10 | 11 => {
                 let (t, _) = self.table_cols()?;
@@ -632,18 +632,7 @@ impl Gen<'_, '_> {
                 format!("DROP TABLE {ie}{t}")
             }
             27 => format!("SELECT {}", self.expr(&[], 4, false)?),
-            28 => self
-                .pick(&[
-                    "",
-                    ";",
-                    "SELECT",
-                    "SELEC 1",
-                    "SELECT 1 +",
-                    "(",
-                    "SET",
-                    "KILL",
-                ])?
-                .to_owned(),
+            28 | 30..=32 => self.pick(EDGE_STATEMENTS)?.to_owned(),
             _ => "SELECT CONNECTION_ID()".to_owned(),
         })
     }

@@ -1336,6 +1336,13 @@ async fn exec_insert(
                         clause: "field list",
                     })
                 })?;
+            if v.contains(&i) {
+                return Err(QueryError::new(
+                    1110,
+                    "42000",
+                    format!("Column '{n}' specified twice"),
+                ));
+            }
             v.push(i);
         }
         v
@@ -1513,10 +1520,28 @@ async fn exec_delete(
     let [twj] = from.as_slice() else {
         return Err(QueryError::unsupported("multi-table DELETE"));
     };
-    let ast::TableFactor::Table { name, .. } = &twj.relation else {
+    // `DELETE t FROM t JOIN u ON …` deletes only the joined rows: ignoring
+    // the join would delete every row of `t` (found by the fuzzer).
+    if !twj.joins.is_empty() {
+        return Err(QueryError::unsupported("multi-table DELETE"));
+    }
+    let ast::TableFactor::Table { name, alias, .. } = &twj.relation else {
         return Err(QueryError::unsupported("DELETE from a derived table"));
     };
     let name = plan::object_name(name);
+    // `DELETE u FROM t` names a table that is not in FROM: deleting from
+    // `t` instead would be wrong.
+    if let [target] = d.tables.as_slice() {
+        let target = plan::object_name(target);
+        let alias = alias.as_ref().map(|a| a.name.value.to_lowercase());
+        if target != name && alias.as_deref() != Some(target.as_str()) {
+            return Err(QueryError::new(
+                1109,
+                "42S02",
+                format!("Unknown table '{target}' in MULTI DELETE"),
+            ));
+        }
+    }
     let empty = WriteSet::new();
     let (table, data) = plan_cx(c, Some(t), &empty).table(&name)?;
     let pred = match &d.selection {

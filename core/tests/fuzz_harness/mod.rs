@@ -105,9 +105,12 @@ impl Schedule {
 }
 
 /// Polls of one request before the watchdog sends `KILL QUERY`.
-pub const WATCHDOG_POLLS: u32 = 1000;
+pub const WATCHDOG_POLLS: u32 = 300;
 /// Polls after the watchdog's `KILL QUERY` before it sends `KILL CONNECTION`.
-pub const KILL_GRACE_POLLS: u32 = 200;
+pub const KILL_GRACE_POLLS: u32 = 100;
+/// Wall time one poll may take: a longer one means an operator does not
+/// yield (a kill would wait that long).
+pub const MAX_POLL: Duration = Duration::from_secs(2);
 
 /// What one request did.
 #[derive(Debug)]
@@ -135,6 +138,179 @@ impl Outcome {
     }
 }
 
+/// Statements at the edges of the grammar (broken, unsupported, odd
+/// values): the structured fuzz target mixes them in, and
+/// `fuzz_regressions.rs` runs each of them under every interruption.
+pub const EDGE_STATEMENTS: &[&str] = &[
+    "",
+    ";",
+    "SELECT",
+    "SELEC 1",
+    "SELECT 1 +",
+    "(",
+    "SET",
+    "KILL",
+    "SELECT * FROM t1, t2",
+    "SELECT a FROM t1 WHERE a IN (SELECT a FROM t2)",
+    "SELECT EXISTS (SELECT 1)",
+    "SELECT sum(count(*)) FROM t1",
+    "SELECT a FROM t1 WHERE count(*) > 1",
+    "SELECT count(*) FROM t1 HAVING count(*) > 1",
+    "SELECT a AS k, count(*) FROM t1 GROUP BY k HAVING k > 1 ORDER BY k",
+    "SELECT count(DISTINCT a, b) FROM t1",
+    "SELECT DISTINCT * FROM t1 ORDER BY 3 DESC, 1",
+    "SELECT * FROM t1 ORDER BY NULL",
+    "SELECT * FROM t1 LIMIT 1, 2",
+    "SELECT * FROM t1 LIMIT -1",
+    "SELECT * FROM t1 LIMIT 18446744073709551615",
+    "SELECT 'abc' + 1, '12' * '3', ' 4 ' - 1, 'x' = 0",
+    "SELECT 'a%' LIKE 'a\\%' ESCAPE '\\'",
+    "SELECT b FROM t1 WHERE b LIKE '%' ESCAPE '|'",
+    "SELECT 2 BETWEEN 'a' AND 'z', 'b' BETWEEN 1 AND 3",
+    "SELECT CASE WHEN a > 1 THEN a ELSE b END FROM t1 ORDER BY 1",
+    "SELECT 1e308 * 10, -1e308 * 10, 1e308 * 10 - 1e308 * 10",
+    "SELECT c * 1e10 - c * 1e10 AS n FROM t1 ORDER BY n",
+    "SELECT DISTINCT c * 1e308 * 10 - c * 1e308 * 10 FROM t1",
+    "SELECT (1e308 * 10 - 1e308 * 10) AS n GROUP BY n",
+    "SELECT sum(c), avg(c), min(c), max(c) FROM t1",
+    "SELECT sum(a), avg(a) FROM t1",
+    "SELECT sum(x) FROM generate_series(9223372036854775800, 9223372036854775807) AS g(x)",
+    "SELECT x FROM generate_series(9223372036854775800, 9223372036854775807, 3) AS g(x)",
+    "SELECT x FROM generate_series(-9223372036854775808, -9223372036854775800, -1) AS g(x)",
+    "SELECT x FROM generate_series(1, 10, -9223372036854775808) AS g(x)",
+    "SELECT * FROM generate_series(1, 3) AS g(x, y)",
+    "SELECT * FROM generate_series('a', 'b') AS g(x)",
+    "SELECT * FROM generate_series(NULL, 3) AS g(x)",
+    "SELECT * FROM generate_series(1.5, 3) AS g(x)",
+    "SELECT * FROM generate_series(1) AS g(x)",
+    "SELECT * FROM generate_series() AS g(x)",
+    "SELECT * FROM generate_series(1, 2, 3, 4) AS g(x)",
+    "SELECT * FROM nosuchfn(1, 2) AS g(x)",
+    "SELECT * FROM (SELECT 1) AS s JOIN (SELECT 2) AS r ON 1 = 1",
+    "SELECT * FROM t1 JOIN t2 USING (a)",
+    "SELECT * FROM t1 NATURAL JOIN t2",
+    "SELECT * FROM t1 RIGHT JOIN t2 ON t1.a = t2.a",
+    "SELECT * FROM t1 CROSS JOIN t2",
+    "SELECT * FROM t1 FULL OUTER JOIN t2 ON t1.a = t2.a",
+    "SELECT * FROM t1 JOIN t2 ON t1.b = t2.a",
+    "SELECT * FROM t1 JOIN t2 ON t1.c = t2.a",
+    "SELECT * FROM t1 LEFT JOIN t2 ON t1.a = t2.a AND t2.d LIKE 'o%' WHERE t2.a IS NULL",
+    "SELECT 1 UNION SELECT 2",
+    "SELECT 1 UNION ALL SELECT 'a' UNION ALL SELECT NULL UNION ALL SELECT 2.5 ORDER BY 1",
+    "SELECT a FROM t1 UNION ALL SELECT d FROM t2 ORDER BY a LIMIT 3",
+    "(SELECT a FROM t1 ORDER BY a LIMIT 2) UNION ALL (SELECT a FROM t2 LIMIT 1)",
+    "SELECT 1 INTERSECT SELECT 1",
+    "WITH w AS (SELECT 1 AS x) SELECT x FROM w",
+    "SELECT a, row_number() OVER (ORDER BY a) FROM t1",
+    "SELECT @x",
+    "SELECT @@max_execution_time",
+    "SELECT CONNECTION_ID(1)",
+    "SELECT sleep()",
+    "SELECT sleep(1, 2)",
+    "SELECT sleep('abc')",
+    "SELECT sleep(-5)",
+    "SELECT sleep(0.001) FROM generate_series(1, 20) AS g(x)",
+    "SELECT sum(sleep(0.001)) FROM generate_series(1, 5) AS g(x)",
+    "SELECT count(*) FROM t1 WHERE sleep(0.002) = 0",
+    "SELECT substring('abc', 9223372036854775807, 9223372036854775807)",
+    "SELECT substring('abc', -9223372036854775808, -1)",
+    "SELECT substring('héllo', 2, 1), upper('straße'), lower('İ'), length('日本')",
+    "SELECT round(1.5, 9223372036854775807), round(123, -9223372036854775808)",
+    "SELECT round(-9223372036854775808, -1), abs(-9223372036854775808)",
+    "SELECT -9223372036854775808 DIV -1, -9223372036854775808 % -1, mod(-9223372036854775808, -1)",
+    "SELECT 9223372036854775807 + 1",
+    "SELECT -(-9223372036854775808)",
+    "SELECT CAST('9223372036854775808' AS SIGNED), CAST(1e300 AS SIGNED), CAST('-1' AS UNSIGNED)",
+    "SELECT CAST(NULL AS CHAR), CAST('x' AS DOUBLE), CAST(1.5 AS CHAR(1))",
+    "SELECT greatest(1, 'a', NULL), least('b', 2.5), coalesce(), ifnull(1)",
+    "SELECT concat(), concat(NULL), nullif(NULL, NULL), if(NULL, 1, 2)",
+    "SELECT a IN (), a NOT IN (NULL) FROM t1",
+    "SELECT NOT NULL, NULL AND 0, NULL OR 1, NULL XOR 1, NULL <=> NULL",
+    "INSERT INTO t1 VALUES (1, 2)",
+    "INSERT INTO t1 (a, a) VALUES (1, 2)",
+    "INSERT INTO t1 (nosuch) VALUES (1)",
+    "INSERT INTO t1 VALUES ()",
+    "INSERT INTO t1 SELECT * FROM t1",
+    "INSERT INTO t2 SELECT * FROM t2",
+    "INSERT INTO t2 (d) VALUES ('x')",
+    "INSERT INTO t2 VALUES (NULL, 'x', 1)",
+    "INSERT INTO t1 VALUES ('abc', 1, 'x')",
+    "INSERT INTO t1 VALUES (1e300, 1, 1)",
+    "INSERT INTO t1 VALUES ('9999999999999999999999', 1, 1)",
+    "INSERT INTO t1 SELECT x, x, x FROM generate_series(1, 5000) AS g(x)",
+    "INSERT INTO nosuch VALUES (1)",
+    "INSERT INTO t1 VALUES (1, 'a', 1) ON DUPLICATE KEY UPDATE a = 2",
+    "UPDATE t1 SET a = a + 1",
+    "UPDATE t1 SET a = NULL WHERE a IS NULL",
+    "UPDATE t2 SET a = NULL",
+    "UPDATE t1 SET nosuch = 1",
+    "UPDATE t1 SET a = 'abc'",
+    "UPDATE t1 SET a = 9223372036854775807 + a",
+    "UPDATE t1 SET b = concat(b, b, b, b)",
+    "UPDATE t1, t2 SET t1.a = t2.a",
+    "UPDATE t1 SET a = 1 ORDER BY a LIMIT 1",
+    "UPDATE t1 SET a = 1 / 0",
+    "UPDATE t1 SET c = 1 DIV 0 WHERE sleep(0.001) = 0",
+    "DELETE FROM t1",
+    "DELETE FROM t1 WHERE 1 / 0",
+    "DELETE FROM t1 WHERE a = 'x'",
+    "DELETE FROM t1 LIMIT 1",
+    "DELETE t1 FROM t1 JOIN t2 ON t1.a = t2.a",
+    "DELETE FROM nosuch",
+    "CREATE TABLE t4 (a INT, a INT)",
+    "CREATE TABLE t4 ()",
+    "CREATE TABLE t4 (a DATE)",
+    "CREATE TABLE t4 (a INT PRIMARY KEY, b TEXT NOT NULL)",
+    "CREATE TABLE t4 AS SELECT 1",
+    "CREATE TABLE IF NOT EXISTS t1 (z INT)",
+    "DROP TABLE t1, t2",
+    "DROP TABLE IF EXISTS t4, nosuch",
+    "DROP VIEW v",
+    "SHOW DATABASES",
+    "SHOW COLUMNS FROM t1",
+    "EXPLAIN INSERT INTO t1 VALUES (1, 'a', 1)",
+    "EXPLAIN ANALYZE SELECT sleep(0.01)",
+    "EXPLAIN ANALYZE SELECT * FROM t1 JOIN t2 ON t1.a = t2.a ORDER BY 1",
+    "EXPLAIN SELECT * FROM nosuch",
+    "SET max_execution_time = 18446744073709551615",
+    "SET max_execution_time = 9223372036854775807",
+    "SET cascade_memory_budget = 18446744073709551615",
+    "SET cascade_memory_budget = -1",
+    "SET autocommit = 1, max_execution_time = 5",
+    "SET @x = 1",
+    "SET GLOBAL max_execution_time = 1",
+    "SET NAMES utf8mb4",
+    "SET nosuch = 1",
+    "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+    "KILL QUERY -1",
+    "KILL 18446744073709551615",
+    "KILL QUERY CONNECTION_ID()",
+    "KILL MUTATION 1",
+    "BEGIN; BEGIN; COMMIT; COMMIT",
+    "ROLLBACK; ROLLBACK",
+    "START TRANSACTION READ ONLY",
+    "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+    "SAVEPOINT s",
+    "RELEASE SAVEPOINT s",
+    "LOCK TABLES t1 READ",
+    "USE cascade",
+    "SHOW PROCESSLIST; KILL QUERY $other; SHOW PROCESSLIST",
+    "SELECT * FROM t1 FOR UPDATE",
+    "SELECT * FROM t1 t JOIN t1 t ON t.a = t.a",
+    "SELECT t1.* FROM t1",
+    "SELECT nosuch.* FROM t1",
+    "SELECT `a`, \"b\" FROM `t1`",
+    "SELECT a FROM T1 WHERE A = 1",
+    "select count(*) from t1 group by ()",
+    "SELECT 1 FROM t1 GROUP BY a, a, a ORDER BY a, a",
+    "SELECT x, count(*) FROM generate_series(1, 3) AS g(x) GROUP BY 1 ORDER BY 2 DESC, 1",
+    "SELECT count(*) FROM generate_series(1, 3) AS g(x) GROUP BY x HAVING x > 1",
+    "SELECT max(b), min(b), count(DISTINCT b), sum(b), avg(b) FROM t1",
+    "SELECT max(e), sum(e) FROM t2 GROUP BY e ORDER BY 1",
+    "SELECT * FROM generate_series(1, 5) AS g(x) WHERE x = x ORDER BY x LIMIT 0",
+    "SELECT * FROM generate_series(1, 5) AS g(x) LIMIT 2 OFFSET 9223372036854775807",
+];
+
 const SETUP: &str = "CREATE TABLE t1 (a INT, b VARCHAR(20), c DOUBLE); \
     INSERT INTO t1 VALUES (1, 'x', 1.5), (2, NULL, -0.5), (NULL, 'yy', NULL), \
       (3, '', 2.0), (-4, 'Zz%_', 1e300), (9223372036854775807, '12', 0.0); \
@@ -156,6 +332,8 @@ pub struct Rig {
     fired: bool,
     /// The killer's id when the last request was hit by its KILL QUERY.
     stale_kill: Option<u64>,
+    /// The longest single poll (wall time), at which poll, of which request.
+    pub slowest_poll: (Duration, u32, String),
 }
 
 impl Rig {
@@ -181,6 +359,7 @@ impl Rig {
             polls: 0,
             fired: false,
             stale_kill: None,
+            slowest_poll: (Duration::ZERO, 0, String::new()),
         };
         let setup = rig.connect();
         let r = rig.finish(setup.execute(SETUP), "setup");
@@ -304,7 +483,17 @@ impl Rig {
         let mut cx = TaskContext::from_waker(&waker);
         let mut polls = 0u32;
         loop {
-            if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+            let poll_started = std::time::Instant::now();
+            let poll = fut.as_mut().poll(&mut cx);
+            let took = poll_started.elapsed();
+            if took > self.slowest_poll.0 {
+                self.slowest_poll = (took, polls, sql.clone());
+            }
+            assert!(
+                took <= MAX_POLL,
+                "one poll ran for {took:?} without yielding (poll {polls}): {sql}"
+            );
+            if let Poll::Ready(r) = poll {
                 let out = Outcome::Done(r);
                 check_result(&sql, &out);
                 let elapsed_us = u64::from(polls) * u64::from(self.schedule.step_us.max(1));
@@ -379,6 +568,10 @@ impl Rig {
 
     /// Closes every connection and checks that the engine is back to rest.
     pub fn finish_and_check(mut self) {
+        if std::env::var_os("CASCADE_FUZZ_PRINT").is_some() {
+            let (took, at, sql) = &self.slowest_poll;
+            eprintln!("slowest poll: {took:?} (poll {at}) in {sql:?}");
+        }
         for c in [self.victim.take(), self.killer.take()]
             .into_iter()
             .flatten()
