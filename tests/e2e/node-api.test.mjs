@@ -43,7 +43,7 @@ test("a kill from a second connection stops a running query", async () => {
   const engine = new Engine({ nodeId: 1 });
   const a = engine.connect(identity("alice"));
   const b = engine.connect(identity("alice"));
-  const running = a.query(HEAVY);
+  const running = a.query(HEAVY, { timeoutMs: 20000 }); // bounded: fails, never hangs
   running.catch(() => {});
   await new Promise((r) => setTimeout(r, 100));
   await b.query(`KILL QUERY ${a.id}`);

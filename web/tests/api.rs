@@ -142,8 +142,11 @@ async fn a_second_connection_kills_a_running_query_on_the_same_thread() {
     let alice = connect(&e, "acme", "alice", "member");
     let admin = connect(&e, "acme", "root", "admin");
     // JsFuture attaches its handlers now, so the rejection is never
-    // unhandled.
-    let running = JsFuture::from(alice.query(HEAVY.into(), JsValue::UNDEFINED));
+    // unhandled. The timeout bounds the test: were the yield a microtask,
+    // no timer would fire, the query would end by its deadline (checked on
+    // the clock) with 3024, and the asserts below would fail instead of the
+    // test hanging.
+    let running = JsFuture::from(alice.query(HEAVY.into(), js(r#"{ "timeoutMs": 20000 }"#)));
     // This timer only fires if the query yields to the event loop.
     sleep_ms(150.0).await;
     let procs = e
