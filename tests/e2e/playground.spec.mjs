@@ -150,7 +150,8 @@ test("the trace shows spans of every level and downloads as nested Chrome JSON",
   for (const level of ["Routine", "Txn", "Request", "Query", "Pipeline", "Operator"]) {
     await expect(page.locator(`#timeline [data-level="${level}"]`).first(), level).toBeVisible();
   }
-  await expect(page.getByLabel("EXPLAIN ANALYZE tree")).toContainText("Operator");
+  await expect(page.getByLabel("EXPLAIN ANALYZE tree")).toContainText("HashJoin");
+  await expect(page.getByLabel("EXPLAIN ANALYZE tree")).toContainText("rows=");
   const [download] = await Promise.all([
     page.waitForEvent("download"),
     page.getByRole("link", { name: "Download trace" }).click(),

@@ -10,7 +10,7 @@ import { count, h, ms } from "./format.js";
 import { addHistory, clearHistory, loadHistory, setHashSql, sqlFromHash } from "./history.js";
 import { ProcessView } from "./processes.js";
 import { renderAlert, renderResult } from "./results.js";
-import { renderContexts, renderLegend, renderTimeline, setDownload } from "./trace-view.js";
+import { explainTree, renderContexts, renderLegend, renderTimeline, setDownload } from "./trace-view.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -31,6 +31,7 @@ const ui = {
   legend: $("legend"),
   timeline: $("timeline"),
   explain: $("explain"),
+  traceText: $("trace-text"),
   processes: $("processes"),
   procViewer: $("proc-viewer"),
   contextsDetails: $("contexts-details"),
@@ -256,12 +257,14 @@ async function showTrace(queryId) {
     ]);
     if (shownTrace !== queryId) return;
     renderTimeline(ui.timeline, trace);
-    ui.explain.textContent = text;
+    ui.explain.textContent = explainTree(trace);
+    ui.traceText.textContent = text;
     setDownload(ui.download, chrome, queryId);
   } catch (e) {
     if (shownTrace !== queryId) return;
     ui.timeline.replaceChildren(h("p", { class: "muted" }, `No trace: ${e.message}`));
     ui.explain.textContent = "";
+    ui.traceText.textContent = "";
     setDownload(ui.download, null);
   }
 }

@@ -2,7 +2,7 @@
 // durations, statuses and causes; the EXPLAIN ANALYZE text tree; the
 // Download trace link; and the live context tree.
 
-import { h, LEVELS, ms } from "./format.js";
+import { count, h, LEVELS, ms } from "./format.js";
 
 const color = (level) => `--c: var(--lvl-${LEVELS.includes(level) ? level : "Root"})`;
 
@@ -90,6 +90,35 @@ export function renderTimeline(el, trace) {
       ),
     );
   }
+}
+
+/** The focus statement's plan as an EXPLAIN ANALYZE tree, from its
+ * Query, Pipeline and Operator spans: rows, batches, time and self time in
+ * human units, and the status when it is not ok. */
+export function explainTree(trace) {
+  if (!trace) return "";
+  const query = trace.spans.find((s) => s.id === trace.focusId) ?? trace.spans.find((s) => s.level === "Query");
+  if (!query) return "";
+  const kids = new Map();
+  for (const s of trace.spans) {
+    if (!kids.has(s.parentId)) kids.set(s.parentId, []);
+    kids.get(s.parentId).push(s);
+  }
+  const lines = [];
+  const walk = (s, depth) => {
+    const a = s.attrs ?? {};
+    const parts = [];
+    if (a.rows !== undefined) parts.push(`rows=${count(a.rows)}`);
+    if (a.batches !== undefined) parts.push(`batches=${count(a.batches)}`);
+    parts.push(`time=${ms(s.durUs / 1000)}`);
+    if (a.self_time_us !== undefined) parts.push(`self=${ms(a.self_time_us / 1000)}`);
+    const status = s.status?.code && s.status.code !== "ok" ? ` ${s.status.code}` : "";
+    const label = s.level === "Operator" ? String(a.detail ?? s.name) : `${s.name} [${s.level}]`;
+    lines.push(`${"  ".repeat(depth)}-> ${label.replace(/\s+/g, " ")}  (${parts.join(" ")})${status}`);
+    for (const c of (kids.get(s.id) ?? []).sort((x, y) => x.startUs - y.startUs)) walk(c, depth + 1);
+  };
+  walk(query, 0);
+  return lines.join("\n");
 }
 
 let downloadUrl = null;
