@@ -32,11 +32,18 @@ if ! "$VENV/bin/python" -c 'import duckdb, datafusion, pyarrow' 2>/dev/null; the
   "$VENV/bin/pip" install --quiet duckdb datafusion pyarrow
 fi
 
+# Builds the bench binary (with extra cargo arguments) and prints its path.
+bench_bin() {
+  cargo bench -p cascade --bench engine --no-run "$@" 2>&1 | tee "$WORK/build.log" >&2
+  sed -n 's/.*Executable .*(\(.*\)).*/\1/p' "$WORK/build.log" | tail -n 1
+}
+
 echo "== building cascade (release, bench profile)" >&2
-cargo bench -p cascade --bench engine --no-run 2>&1 | tail -n 2 >&2
+BIN="$(bench_bin)"
+[ -x "$BIN" ] || { echo "no bench binary" >&2; exit 1; }
 
 echo "== cascade: throughput, check cost, kill latency" >&2
-cargo bench -q -p cascade --bench engine -- --runs "$RUNS" --kills "$KILLS" \
+"$BIN" --bench --runs "$RUNS" --kills "$KILLS" \
   --only throughput,checks,kills --out "$WORK/cascade.json"
 
 # Kill latency again with the bench's threads at real-time priority, where
@@ -45,21 +52,26 @@ cargo bench -q -p cascade --bench engine -- --runs "$RUNS" --kills "$KILLS" \
 KILLS_RT=()
 if chrt -f 10 true 2>/dev/null; then
   echo "== cascade: kill latency at SCHED_FIFO priority" >&2
-  chrt -f 10 cargo bench -q -p cascade --bench engine -- --kills "$KILLS" \
-    --only kills --out "$WORK/kills-rt.json"
+  chrt -f 10 "$BIN" --bench --kills "$KILLS" --only kills --out "$WORK/kills-rt.json"
   KILLS_RT=(--kills-rt "$WORK/kills-rt.json")
 fi
 
 NOCHECKS=()
 if [ -z "${NO_AB:-}" ]; then
-  echo "== cascade without per-batch context checks (A/B of Q1)" >&2
-  cargo bench -q -p cascade --features bench-no-checks --bench engine -- \
-    --runs "$RUNS" --only q1 --out "$WORK/nochecks.json"
-  NOCHECKS=(--nochecks "$WORK/nochecks.json")
+  echo "== building cascade without per-batch context checks (A/B of Q1)" >&2
+  BIN_NC="$(bench_bin --features bench-no-checks)"
+  [ -x "$BIN_NC" ] || { echo "no bench binary" >&2; exit 1; }
+  echo "== A/B of Q1, the two builds alternating" >&2
+  NOCHECKS=(--ab)
+  for i in $(seq 1 "$RUNS"); do
+    "$BIN" --bench --runs 1 --only q1 --out "$WORK/ab-checks-$i.json"
+    "$BIN_NC" --bench --runs 1 --only q1 --out "$WORK/ab-nochecks-$i.json"
+    NOCHECKS+=("$WORK/ab-checks-$i.json" "$WORK/ab-nochecks-$i.json")
+  done
 fi
 
 echo "== peers" >&2
 MD=()
 if [ -n "${OUT:-}" ]; then MD=(--markdown "$OUT"); fi
-"$VENV/bin/python" benches/engine_bench.py "$WORK/cascade.json" "${NOCHECKS[@]}" \
-  "${KILLS_RT[@]}" --runs "$RUNS" "${MD[@]}"
+"$VENV/bin/python" benches/engine_bench.py "$WORK/cascade.json" \
+  "${KILLS_RT[@]}" --runs "$RUNS" "${MD[@]}" "${NOCHECKS[@]}"

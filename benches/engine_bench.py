@@ -99,7 +99,8 @@ def spread(times):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("cascade_json")
-    ap.add_argument("--nochecks", help="JSON of Q1 from the build without context checks")
+    ap.add_argument("--ab", nargs="*", default=[],
+                    help="JSON files of Q1 runs, alternating: with checks, without (feature bench-no-checks)")
     ap.add_argument("--kills-rt", help="JSON of the kill latencies measured at SCHED_FIFO priority")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--markdown", help="also write the tables to this file")
@@ -107,10 +108,11 @@ def main():
 
     with open(a.cascade_json) as f:
         cas = json.load(f)
-    nochecks = None
-    if a.nochecks:
-        with open(a.nochecks) as f:
-            nochecks = json.load(f)
+    ab_with, ab_without = [], []
+    for i, path in enumerate(a.ab):
+        with open(path) as f:
+            t = json.load(f)["throughput"]["q1"]["times_ms"]
+        (ab_with if i % 2 == 0 else ab_without).extend(t)
 
     duck = duckdb_bench(a.runs)
     dfn = datafusion_bench(a.runs)
@@ -143,18 +145,20 @@ def main():
         p("")
         p("| measure | value |")
         p("| --- | ---: |")
-        p(f"| one `Context::check()` (no deadline / with a deadline) | {ch['ns_per_check']:.2f} ns / "
+        p(f"| one per-batch check as the pipeline does it (`pipeline::due`: atomic load + deadline compared "
+          f"with the timing's clock reading), no deadline / with a deadline | {ch['ns_per_check']:.2f} ns / "
           f"{ch['ns_per_check_with_deadline']:.2f} ns |")
+        if "ns_context_check_api" in ch:
+            p(f"| for comparison, `Context::check()` (reads the clock itself when a deadline is set) | "
+              f"{ch['ns_context_check_api']:.2f} ns / {ch['ns_context_check_api_with_deadline']:.2f} ns |")
         p(f"| checks made by Q1 ({ch['operators']} operators + the driver, × {ch['steps']} steps) | {ch['checks']} |")
         p(f"| their cost in Q1 (checks × ns per check) | {ch['cost_ms']:.3f} ms = **{ch['percent']:.3f}%** "
           f"({ch['percent_with_deadline']:.3f}% with a statement timeout set) |")
-        if nochecks:
-            nt = nochecks["throughput"]["q1"]["times_ms"]
-            ct = cas["throughput"]["q1"]["times_ms"]
-            with_c, without = statistics.median(ct), statistics.median(nt)
-            p(f"| A/B: Q1 with checks vs a build without them (`--features bench-no-checks`) | "
-              f"{with_c:.1f} ms vs {without:.1f} ms = {(with_c - without) / without * 100:+.1f}% "
-              f"(noise ±{max(spread(ct), spread(nt)):.0f}%) |")
+        if ab_with and ab_without:
+            with_c, without = statistics.median(ab_with), statistics.median(ab_without)
+            p(f"| A/B: Q1 with checks vs a build without them (`--features bench-no-checks`), "
+              f"{len(ab_with)} runs each, alternating | {with_c:.1f} ms vs {without:.1f} ms = "
+              f"{(with_c - without) / without * 100:+.1f}% (spread ±{max(spread(ab_with), spread(ab_without)):.0f}%) |")
         p("")
 
     kills = cas.get("kills")

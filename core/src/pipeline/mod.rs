@@ -207,9 +207,15 @@ impl Instrumented {
         if self.done {
             return Ok(Step::Done);
         }
-        #[cfg(not(feature = "bench-no-checks"))]
-        self.ctx.check()?;
         let start = self.ctx.host().now();
+        // The per-batch check: one atomic load, and the deadline compared
+        // with the clock reading that the timing takes anyway;
+        // `Context::check` (which reads the clock itself) only runs when
+        // something is due.
+        #[cfg(not(feature = "bench-no-checks"))]
+        if due(&self.ctx, start) {
+            self.ctx.check()?;
+        }
         if self.span.is_none() {
             if let Some(r) = self.ctx.recorder() {
                 self.span = Some(r.open_at(
@@ -342,11 +348,14 @@ pub async fn drive(
     mut sink: impl FnMut(Batch) -> Result<(), ExecError>,
 ) -> Result<(), ExecError> {
     let host = query.host().clone();
-    let mut last_yield = host.now();
+    let mut now = host.now();
+    let mut last_yield = now;
     let mut steps = 0u32;
     loop {
         #[cfg(not(feature = "bench-no-checks"))]
-        query.check()?;
+        if due(query, now) {
+            query.check()?;
+        }
         let step = match root.next(cx) {
             Ok(s) => s,
             Err(e) => {
@@ -373,17 +382,27 @@ pub async fn drive(
                 let cancelled = query.cancelled();
                 futures::future::select(timer, cancelled).await;
                 query.check()?;
-                last_yield = host.now();
+                now = host.now();
+                last_yield = now;
                 steps = 0;
                 continue;
             }
             Step::Done => return Ok(()),
         }
         steps += 1;
-        if steps >= policy.every_steps || host.now().saturating_since(last_yield) >= policy.every {
+        now = host.now();
+        if steps >= policy.every_steps || now.saturating_since(last_yield) >= policy.every {
             host.yield_now().await;
-            last_yield = host.now();
+            now = host.now();
+            last_yield = now;
             steps = 0;
         }
     }
+}
+
+/// Whether `ctx` is cancelled, or its deadline has passed at `now` (a clock
+/// reading the caller already has): then [`Context::check`] gives the error.
+#[inline]
+pub fn due(ctx: &Context, now: Instant) -> bool {
+    ctx.is_cancelled() || ctx.deadline().is_some_and(|d| now >= d.at)
 }
