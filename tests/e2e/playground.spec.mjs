@@ -73,6 +73,8 @@ function assertProperlyNested(trace) {
 
 test("runs a query and shows rows in a table", async ({ page }) => {
   await openPlayground(page);
+  // Interactive within 1 s of load: the editor takes input.
+  expect(Number(await page.locator("body").getAttribute("data-editor-ms"))).toBeLessThan(1000);
   await setSql(page, "SELECT id, name FROM customers WHERE id <= 3 ORDER BY id");
   await page.getByRole("button", { name: "Run", exact: true }).click();
   const table = page.getByRole("table", { name: "Results" });
@@ -211,4 +213,34 @@ test("Kill connection ends the open transaction; its insert never becomes visibl
   await expect(page.getByRole("alert")).toContainText("KILL CONNECTION");
   await page.getByRole("button", { name: "Reconnect" }).click();
   await expect(page.getByRole("button", { name: "Run", exact: true })).toBeEnabled();
+});
+
+test("Cancel click → alert: median under 50 ms while a CPU-bound query runs", async ({ page }) => {
+  await openPlayground(page);
+  const times = [];
+  for (let i = 0; i < 5; i++) {
+    await startHeavy(page);
+    await page.waitForTimeout(150);
+    times.push(
+      await page.evaluate(
+        () =>
+          new Promise((resolve) => {
+            const alert = document.getElementById("alert");
+            let t0 = 0;
+            const mo = new MutationObserver(() => {
+              if (!alert.hidden && alert.textContent.includes("1317")) {
+                mo.disconnect();
+                resolve(performance.now() - t0);
+              }
+            });
+            mo.observe(alert, { attributes: true, childList: true, subtree: true });
+            t0 = performance.now();
+            document.getElementById("run").click();
+          }),
+      ),
+    );
+    await expect(page.getByRole("button", { name: "Run", exact: true })).toBeVisible();
+  }
+  times.sort((a, b) => a - b);
+  expect(times[2], `cancel latencies ${times.map((t) => t.toFixed(1)).join(", ")} ms`).toBeLessThan(50);
 });
