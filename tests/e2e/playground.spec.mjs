@@ -244,3 +244,15 @@ test("Cancel click → alert: median under 50 ms while a CPU-bound query runs", 
   times.sort((a, b) => a - b);
   expect(times[2], `cancel latencies ${times.map((t) => t.toFixed(1)).join(", ")} ms`).toBeLessThan(50);
 });
+
+test("the editor completes table and column names", async ({ page }) => {
+  await openPlayground(page);
+  await page.getByLabel("SQL editor").click();
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.type("SELECT * FROM custo");
+  await expect(page.locator(".cm-tooltip-autocomplete")).toContainText("customers");
+  await page.keyboard.press("Escape");
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.type("SELECT customers.co");
+  await expect(page.locator(".cm-tooltip-autocomplete li").first()).toHaveText("country");
+});
