@@ -256,3 +256,14 @@ test("the editor completes table and column names", async ({ page }) => {
   await page.keyboard.type("SELECT customers.co");
   await expect(page.locator(".cm-tooltip-autocomplete li").first()).toHaveText("country");
 });
+
+test("Ctrl-Enter runs the statement under the cursor", async ({ page }) => {
+  await openPlayground(page);
+  await setSql(page, "SELECT 'first' AS which;\nSELECT 'second' AS which;");
+  await page.keyboard.press("ControlOrMeta+Home");
+  await page.keyboard.press("Control+Enter");
+  await expect(page.getByRole("cell", { name: "first" })).toBeVisible();
+  await page.keyboard.press("ControlOrMeta+End");
+  await page.keyboard.press("Control+Enter");
+  await expect(page.getByRole("cell", { name: "second" })).toBeVisible();
+});
