@@ -74,4 +74,4 @@ echo "== peers" >&2
 MD=()
 if [ -n "${OUT:-}" ]; then MD=(--markdown "$OUT"); fi
 "$VENV/bin/python" benches/engine_bench.py "$WORK/cascade.json" \
-  "${KILLS_RT[@]}" --runs "$RUNS" "${MD[@]}" "${NOCHECKS[@]}"
+  --cascade-bin "$BIN" "${KILLS_RT[@]}" --runs "$RUNS" "${MD[@]}" "${NOCHECKS[@]}"

@@ -10,9 +10,12 @@ Usage: engine_bench.py CASCADE_JSON [--nochecks JSON] [--runs N] [--markdown FIL
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import datafusion
@@ -47,47 +50,61 @@ def norm(rows, key):
     return sorted(out) if key in SORTED else out
 
 
-def time_runs(run, runs):
-    rows = run()  # warm-up
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        again = run()
-        times.append((time.perf_counter() - t) * 1e3)
-        assert again == rows
-    return times, rows
-
-
-def duckdb_bench(runs):
+def duckdb_runner():
     con = duckdb.connect()
     con.execute("SET threads=1")
-    out = {}
-    for q, sql in DUCKDB.items():
-        times, rows = time_runs(lambda: con.execute(sql).fetchall(), runs)
-        out[q] = {"times_ms": times, "rows": rows}
-        print(f"duckdb {q}: median {statistics.median(times):.1f} ms {[round(t, 1) for t in times]}",
-              file=sys.stderr)
-    return out
+    return lambda q: con.execute(DUCKDB[q]).fetchall()
 
 
-def datafusion_bench(runs):
+def datafusion_runner():
     ctx = SessionContext(SessionConfig().with_target_partitions(1))
 
-    def run(sql):
-        batches = ctx.sql(sql).collect()
+    def run(q):
+        batches = ctx.sql(DATAFUSION[q]).collect()
         rows = []
         for b in batches:
             cols = [c.to_pylist() for c in b.columns]
             rows.extend(zip(*cols))
         return [tuple(r) for r in rows]
 
-    out = {}
-    for q, sql in DATAFUSION.items():
-        times, rows = time_runs(lambda: run(sql), runs)
-        out[q] = {"times_ms": times, "rows": rows}
-        print(f"datafusion {q}: median {statistics.median(times):.1f} ms {[round(t, 1) for t in times]}",
-              file=sys.stderr)
-    return out
+    return run
+
+
+def cascade_round(binary):
+    """One run of each query on cascade (the bench binary warms each up first)."""
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "round.json")
+        subprocess.run([binary, "--bench", "--runs", "1", "--only", "throughput", "--out", out],
+                       check=True, stderr=subprocess.DEVNULL)
+        with open(out) as f:
+            t = json.load(f)["throughput"]
+    return {q: (t[q]["times_ms"][0], t[q]["rows"]) for q in ("q1", "q2", "q3")}
+
+
+def interleaved(runs, cascade_bin):
+    """Rounds of: cascade, DuckDB, DataFusion (each query once per round), so
+    that a change of load on a shared machine hits every engine alike."""
+    peers = {"duckdb": duckdb_runner(), "datafusion": datafusion_runner()}
+    res = {e: {q: {"times_ms": [], "rows": None} for q in DUCKDB} for e in ("cascade", *peers)}
+    for run in peers.values():  # warm-up
+        for q in DUCKDB:
+            run(q)
+    for r in range(runs):
+        if cascade_bin:
+            for q, (t, rows) in cascade_round(cascade_bin).items():
+                res["cascade"][q]["times_ms"].append(t)
+                res["cascade"][q]["rows"] = rows
+        for name, run in peers.items():
+            for q in DUCKDB:
+                t = time.perf_counter()
+                rows = run(q)
+                res[name][q]["times_ms"].append((time.perf_counter() - t) * 1e3)
+                assert res[name][q]["rows"] in (None, rows)
+                res[name][q]["rows"] = rows
+        print(f"round {r + 1}/{runs}: " + ", ".join(
+            f"{e} " + "/".join(f"{res[e][q]['times_ms'][-1]:.0f}" for q in DUCKDB)
+            for e in res if res[e]["q1"]["times_ms"]) + " ms", file=sys.stderr)
+    return res
 
 
 def spread(times):
@@ -103,6 +120,7 @@ def main():
                     help="JSON files of Q1 runs, alternating: with checks, without (feature bench-no-checks)")
     ap.add_argument("--kills-rt", help="JSON of the kill latencies measured at SCHED_FIFO priority")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--cascade-bin", help="the native bench binary: run cascade interleaved with the peers")
     ap.add_argument("--markdown", help="also write the tables to this file")
     a = ap.parse_args()
 
@@ -114,14 +132,17 @@ def main():
             t = json.load(f)["throughput"]["q1"]["times_ms"]
         (ab_with if i % 2 == 0 else ab_without).extend(t)
 
-    duck = duckdb_bench(a.runs)
-    dfn = datafusion_bench(a.runs)
+    res = interleaved(a.runs, a.cascade_bin)
+    duck, dfn = res["duckdb"], res["datafusion"]
+    if a.cascade_bin:
+        cas["throughput"] = res["cascade"]
 
     lines = []
     p = lines.append
     p(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}; "
       f"DuckDB {duckdb.__version__} (threads=1), DataFusion {datafusion.__version__} (target_partitions=1), "
-      f"cascade release build, one thread. Medians of {a.runs} runs after one warm-up; "
+      f"cascade release build, one thread. Medians of {a.runs} runs after one warm-up, "
+      f"{'the three engines interleaved round by round' if a.cascade_bin else 'cascade run first'}; "
       f"spread = (max-min)/median.")
     p("")
     p("| query | cascade ms | DuckDB ms | DataFusion ms | DuckDB/cascade | DataFusion/cascade | results agree |")

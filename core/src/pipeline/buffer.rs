@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::data::{Column, ColumnData};
 
 /// Rows concatenated per step.
-pub const CONCAT_ROWS: usize = 4096;
+pub const CONCAT_ROWS: usize = 2048;
 
 /// Batches of columns, then their concatenation.
 #[derive(Default)]

@@ -18,7 +18,7 @@ use crate::sql::expr::Expr;
 /// Output rows per step, roughly.
 pub const OUT_ROWS: usize = 8192;
 /// Build rows indexed per step (each may touch a new page of the table).
-const INDEX_ROWS: usize = 4096;
+const INDEX_ROWS: usize = 2048;
 const NONE: u32 = u32::MAX;
 
 /// Join type.

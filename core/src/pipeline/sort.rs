@@ -20,7 +20,7 @@ use crate::sql::expr::Expr;
 // Bounded work per step (a kill is seen between steps): sorting one run of
 // RUN rows, or MERGE_BUDGET merge moves, each takes well under 100 µs.
 const RUN: usize = 1024;
-const MERGE_BUDGET: usize = 8192;
+const MERGE_BUDGET: usize = 4096;
 
 /// One sort key.
 #[derive(Clone, Debug, PartialEq)]
