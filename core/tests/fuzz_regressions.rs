@@ -141,6 +141,26 @@ fn slow_units_stop_at_a_kill() {
     }
 }
 
+/// Crash of the second 10-minute run (a false alarm of the harness, kept
+/// because it exercises the stale-kill oracle): the watchdog killed a
+/// request of per-row `SLEEP`s, and then the next request, also too slow,
+/// was killed by the watchdog again; the oracle took that second kill for
+/// the first one leaking into the next request.
+#[test]
+fn a_watchdog_kill_in_two_requests_in_a_row_is_not_a_stale_kill() {
+    let outs = run(
+        &[
+            "INSERT INTO t1 SELECT * FROM t1; EXPLAIN ANALYZE SELECT (((x IS NOT NULL) NOT LIKE 'héllo') NOT LIKE '\\'') AS c0, ((if(g1.x, x, x) + round(x, x)) AND CAST(SLEEP(0.001) AS CHAR)) AS c1 FROM generate_series(1, 20000) AS g1(x)",
+            "SELECT ((SLEEP(0.001) LIKE SLEEP(0.001)) IS NOT NULL) AS c0, SLEEP(0.001) AS c1 FROM (SELECT ceiling((SLEEP(0.2) IS NULL)) AS c0 FROM generate_series(1, 15, 5) AS g3(x)) AS s2 ORDER BY c0 DESC LIMIT 28; SELECT 1",
+            "SELECT DISTINCT count(*) AS c0 UNION ALL (SELECT DISTINCT count(*) AS c0 UNION ALL (SELECT DISTINCT count(*) AS c0 ORDER BY c0 LIMIT 0 OFFSET 0) ORDER BY c0 LIMIT 0 OFFSET 0) ORDER BY c0 LIMIT 0 OFFSET 0",
+        ],
+        schedule(Interrupt::None, 69, 0),
+    );
+    assert_eq!(outs[0].code(), Some(1317), "{outs:?}");
+    assert_eq!(outs[1].code(), Some(1317), "{outs:?}");
+    assert!(outs[2].ok().is_some(), "{outs:?}");
+}
+
 /// A statement timeout stops every kind of statement, also DML.
 #[test]
 fn timeouts_stop_long_statements_of_every_kind() {

@@ -512,7 +512,9 @@ impl Rig {
                         }
                     );
                 }
-                if let (Some(by), Outcome::Done(Err(e))) = (stale_kill, &out) {
+                // (Only when this request was not itself sent a KILL QUERY,
+                // by the schedule or the watchdog.)
+                if let (Some(by), None, Outcome::Done(Err(e))) = (stale_kill, kill_query_by, &out) {
                     let stale = e.cause.as_ref().is_some_and(|c| {
                         matches!(&c.reason, Reason::KillQuery { by_connection, .. } if *by_connection == by)
                     });
