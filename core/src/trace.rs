@@ -583,7 +583,7 @@ impl Trace {
             }
             for (k, v) in &s.attrs {
                 let _ = match v {
-                    AttrValue::Str(x) => write!(out, " {k}={x}"),
+                    AttrValue::Str(x) => write!(out, " {k}={}", x.replace(['\n', '\r'], " ")),
                     AttrValue::Int(x) => write!(out, " {k}={x}"),
                     AttrValue::Float(x) => write!(out, " {k}={x:.3}"),
                     AttrValue::Bool(x) => write!(out, " {k}={x}"),

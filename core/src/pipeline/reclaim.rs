@@ -33,6 +33,8 @@ pub fn in_flight() -> usize {
 /// Frees `garbage`, estimated at `bytes` bytes: in place when small, else on
 /// the reclaim thread (natively).
 pub fn dispose<T: Send + 'static>(garbage: T, bytes: usize) {
+    #[cfg(target_arch = "wasm32")]
+    let _ = bytes;
     #[cfg(not(target_arch = "wasm32"))]
     if bytes >= IN_PLACE_BYTES {
         if let Some(tx) = reclaimer() {
