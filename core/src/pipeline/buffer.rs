@@ -74,8 +74,6 @@ impl Buffered {
                 o.append(c);
             }
             done += *len;
-            // Free the batch now: its rows live in `out`.
-            *cols = Vec::new();
             self.next += 1;
         }
         self.next >= self.batches.len()
@@ -84,7 +82,11 @@ impl Buffered {
     /// The concatenated columns (call after [`Buffered::concat_some`]
     /// returned true).
     pub fn take_columns(&mut self) -> Vec<Column> {
-        self.batches = Vec::new();
+        // The batches are freed off the query's path, all at once: freeing
+        // them one by one here made every ~60th step pay for the
+        // allocator's consolidation of the freed space (up to 0.5 ms).
+        let bytes = self.approx_bytes();
+        super::reclaim::dispose(std::mem::take(&mut self.batches), bytes);
         std::mem::take(&mut self.out)
     }
 }

@@ -17,6 +17,8 @@ use crate::sql::expr::Expr;
 
 /// Output rows per step, roughly.
 pub const OUT_ROWS: usize = 8192;
+/// Probe rows per step (bounded work between two context checks).
+const PROBE_ROWS: usize = 2048;
 /// Build rows indexed per step (each may touch a new page of the table).
 const INDEX_ROWS: usize = 2048;
 const NONE: u32 = u32::MAX;
@@ -348,7 +350,8 @@ impl Operator for HashJoin {
         let mut ri = Vec::new();
         let mut starts = Vec::new();
         let mut i = self.cursor;
-        while i < left.len && li.len() < OUT_ROWS {
+        let stop = (self.cursor + PROBE_ROWS).min(left.len);
+        while i < stop && li.len() < OUT_ROWS {
             starts.push((i, li.len()));
             let mut r = self.first_match(keys, i);
             while r != NONE {

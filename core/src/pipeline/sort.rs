@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::buffer::Buffered;
-use super::{Instrumented, OpCx, Operator, Reservation, Step, BATCH_ROWS};
+use super::{Instrumented, OpCx, Operator, Reservation, Step};
 use crate::data::{Batch, Column, ColumnData};
 use crate::sql::error::ExecError;
 use crate::sql::expr::Expr;
@@ -21,6 +21,7 @@ use crate::sql::expr::Expr;
 // RUN rows, or MERGE_BUDGET merge moves, each takes well under 100 µs.
 const RUN: usize = 1024;
 const MERGE_BUDGET: usize = 4096;
+const EMIT_ROWS: usize = 1024;
 
 /// One sort key.
 #[derive(Clone, Debug, PartialEq)]
@@ -407,7 +408,9 @@ impl Operator for Sort {
                 if *pos >= order.len() {
                     return Ok(Step::Done);
                 }
-                let end = (*pos + BATCH_ROWS).min(order.len());
+                // Smaller batches than a scan's: each row is a random read
+                // (a cache miss) in a large sort.
+                let end = (*pos + EMIT_ROWS).min(order.len());
                 let idx = &order[*pos..end];
                 let cols = self.data.iter().map(|c| Arc::new(c.gather(idx))).collect();
                 let n = end - *pos;
