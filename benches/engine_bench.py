@@ -139,7 +139,10 @@ def main():
 
     lines = []
     p = lines.append
-    p(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}; "
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor() or "cpu") \
+        if os.path.exists("/proc/cpuinfo") else (platform.processor() or "cpu")
+    p(f"Machine: {platform.machine()}, {cpu} × {os.cpu_count()}; "
       f"DuckDB {duckdb.__version__} (threads=1), DataFusion {datafusion.__version__} (target_partitions=1), "
       f"cascade release build, one thread. Medians of {a.runs} runs after one warm-up, "
       f"{'the three engines interleaved round by round' if a.cascade_bin else 'cascade run first'}; "
