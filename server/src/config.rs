@@ -137,6 +137,8 @@ struct FileUser {
 impl ServerConfig {
     /// The built-in default configuration for local use.
     pub fn default_local() -> Self {
+        // Invariant: DEFAULT_CONFIG_TOML is a compile-time constant that a
+        // unit test of this module parses; it cannot fail at run time.
         Self::from_toml(DEFAULT_CONFIG_TOML).expect("the built-in configuration is valid")
     }
 

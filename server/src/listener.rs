@@ -125,6 +125,8 @@ impl Server {
 
     /// The address it listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
+        // Invariant: the listener was bound when this value was built, and a
+        // bound TCP socket always has a local address.
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
