@@ -48,6 +48,13 @@ pub enum SqlError {
     /// UNION branches of different widths.
     #[error("The used SELECT statements have a different number of columns")]
     UnionArity,
+    /// The statement nests deeper than the engine allows (see
+    /// [`crate::sql::shape`]).
+    #[error("The statement nests too deeply: at most {0} levels of nesting are allowed (parentheses, NOT, unary minus, IS / LIKE / IN chains, subqueries, function calls)")]
+    TooDeep(usize),
+    /// A SELECT joins more tables than the engine allows.
+    #[error("Too many tables; cascade can only use {0} tables in a join")]
+    TooManyTables(usize),
 }
 
 impl SqlError {
@@ -66,6 +73,10 @@ impl SqlError {
             SqlError::InvalidValue(_) => (1231, "42000"),
             SqlError::UnionArity => (1222, "21000"),
             SqlError::UnknownVariable(_) => (1193, "HY000"),
+            // MySQL's "thread stack overrun": what it answers when a
+            // statement needs more stack than its thread has.
+            SqlError::TooDeep(_) => (1436, "HY000"),
+            SqlError::TooManyTables(_) => (1116, "HY000"),
         }
     }
 }

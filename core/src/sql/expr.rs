@@ -134,6 +134,16 @@ pub enum Expr {
         /// Right.
         r: Box<Expr>,
     },
+    /// A left-associative chain `first op₁ x₁ op₂ x₂ …`, evaluated left to
+    /// right as `((first op₁ x₁) op₂ x₂) …`: what a long run of operators
+    /// of one precedence (`1 + 1 + …`, `a OR b OR …`) compiles to, so that
+    /// its depth does not grow with its length. Always two or more links.
+    Chain {
+        /// The first operand.
+        first: Box<Expr>,
+        /// The operators and their right operands, in order.
+        rest: Vec<(BinOp, Expr)>,
+    },
     /// `-e`
     Neg(Box<Expr>),
     /// `NOT e`
@@ -246,6 +256,21 @@ pub struct EvalCx {
     pub warnings: u32,
 }
 
+/// The type of `a op b`.
+fn binary_type(op: BinOp, a: DataType, b: DataType) -> DataType {
+    use DataType::*;
+    match op {
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Mod => match (a, b) {
+            (Int, Int) | (Int, Null) | (Null, Int) => Int,
+            (Null, Null) => Null,
+            _ => Float,
+        },
+        BinOp::Div => Float,
+        BinOp::IntDiv => Int,
+        _ => Int,
+    }
+}
+
 fn bool_val(b: bool) -> Value {
     Value::Int(b as i64)
 }
@@ -257,18 +282,13 @@ impl Expr {
         match self {
             Expr::Column(i) => input.get(*i).copied().unwrap_or(Null),
             Expr::Literal(v) => v.data_type(),
-            Expr::Binary { op, l, r } => {
-                let (a, b) = (l.data_type(input), r.data_type(input));
-                match op {
-                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Mod => match (a, b) {
-                        (Int, Int) | (Int, Null) | (Null, Int) => Int,
-                        (Null, Null) => Null,
-                        _ => Float,
-                    },
-                    BinOp::Div => Float,
-                    BinOp::IntDiv => Int,
-                    _ => Int,
+            Expr::Binary { op, l, r } => binary_type(*op, l.data_type(input), r.data_type(input)),
+            Expr::Chain { first, rest } => {
+                let mut t = first.data_type(input);
+                for (op, x) in rest {
+                    t = binary_type(*op, t, x.data_type(input));
                 }
+                t
             }
             Expr::Neg(e) => match e.data_type(input) {
                 Text => Float,
@@ -340,6 +360,10 @@ impl Expr {
                 l.visit(f);
                 r.visit(f);
             }
+            Expr::Chain { first, rest } => {
+                first.visit(f);
+                rest.iter().for_each(|(_, x)| x.visit(f));
+            }
             Expr::Neg(e) | Expr::Not(e) | Expr::IsNull { e, .. } | Expr::Cast { e, .. } => {
                 e.visit(f)
             }
@@ -385,6 +409,14 @@ impl Expr {
                 let (l, r) = (l.eval(b, cx)?, r.eval(b, cx)?);
                 binary(*op, l, r, b.len, cx)
             }
+            Expr::Chain { first, rest } => {
+                let mut acc = first.eval(b, cx)?;
+                for (op, x) in rest {
+                    let r = x.eval(b, cx)?;
+                    acc = binary(*op, acc, r, b.len, cx)?;
+                }
+                Ok(acc)
+            }
             _ => {
                 // Row-at-a-time fallback, with scalar folding when every
                 // input is a scalar.
@@ -426,6 +458,25 @@ impl Expr {
                     return Ok(or3(a, c));
                 }
                 scalar_binop(*op, &l.eval_row(b, i, cx)?, &r.eval_row(b, i, cx)?, cx)?
+            }
+            Expr::Chain { first, rest } => {
+                let mut acc = first.eval_row(b, i, cx)?;
+                for (op, x) in rest {
+                    // AND / OR skip their right operand once decided, as in
+                    // the binary case above.
+                    acc = match op {
+                        BinOp::And => match acc.truthy() {
+                            Some(false) => Value::Int(0),
+                            a => and3(a, x.eval_row(b, i, cx)?.truthy()),
+                        },
+                        BinOp::Or => match acc.truthy() {
+                            Some(true) => Value::Int(1),
+                            a => or3(a, x.eval_row(b, i, cx)?.truthy()),
+                        },
+                        _ => scalar_binop(*op, &acc, &x.eval_row(b, i, cx)?, cx)?,
+                    };
+                }
+                acc
             }
             Expr::Neg(e) => match e.eval_row(b, i, cx)? {
                 Value::Null => Value::Null,
@@ -532,6 +583,19 @@ impl Expr {
                     op.symbol(),
                     r.display(names)
                 )
+            }
+            Expr::Chain { first, rest } => {
+                // As the nested binary form would print: `((a + b) + c)`.
+                let mut s = "(".repeat(rest.len());
+                s.push_str(&first.display(names));
+                for (op, x) in rest {
+                    s.push(' ');
+                    s.push_str(op.symbol());
+                    s.push(' ');
+                    s.push_str(&x.display(names));
+                    s.push(')');
+                }
+                s
             }
             Expr::Neg(e) => format!("-{}", e.display(names)),
             Expr::Not(e) => format!("NOT {}", e.display(names)),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::error::SqlError;
 use super::expr::{BinOp, EvalCx, Expr, Func};
+use super::shape;
 use crate::context::Context;
 use crate::data::{Batch, DataType, Value};
 use crate::error::ContextError;
@@ -384,6 +385,9 @@ pub fn sql_type(t: &ast::DataType) -> Result<DataType, SqlError> {
     })
 }
 
+/// The most tables one SELECT may join (MySQL's limit).
+pub const MAX_JOIN_TABLES: usize = 61;
+
 const AGG_NAMES: [&str; 5] = ["count", "sum", "avg", "min", "max"];
 
 fn func_name(f: &ast::Function) -> String {
@@ -641,32 +645,7 @@ impl Compiler<'_> {
             A::CompoundIdentifier(p) => Expr::Column(scope.resolve(p, clause)?),
             A::Value(v) => Expr::Literal(literal(&v.value)?),
             A::Nested(x) => self.compile_in(x, scope, clause, agg)?,
-            A::BinaryOp { left, op, right } => {
-                let op = match op {
-                    ast::BinaryOperator::Plus => BinOp::Add,
-                    ast::BinaryOperator::Minus => BinOp::Sub,
-                    ast::BinaryOperator::Multiply => BinOp::Mul,
-                    ast::BinaryOperator::Divide => BinOp::Div,
-                    ast::BinaryOperator::Modulo => BinOp::Mod,
-                    ast::BinaryOperator::MyIntegerDivide => BinOp::IntDiv,
-                    ast::BinaryOperator::Eq => BinOp::Eq,
-                    ast::BinaryOperator::NotEq => BinOp::NotEq,
-                    ast::BinaryOperator::Lt => BinOp::Lt,
-                    ast::BinaryOperator::LtEq => BinOp::LtEq,
-                    ast::BinaryOperator::Gt => BinOp::Gt,
-                    ast::BinaryOperator::GtEq => BinOp::GtEq,
-                    ast::BinaryOperator::Spaceship => BinOp::NullSafeEq,
-                    ast::BinaryOperator::And => BinOp::And,
-                    ast::BinaryOperator::Or | ast::BinaryOperator::StringConcat => BinOp::Or,
-                    ast::BinaryOperator::Xor => BinOp::Xor,
-                    other => return Err(SqlError::Unsupported(format!("the operator {other}"))),
-                };
-                Expr::Binary {
-                    op,
-                    l: b(self.compile_in(left, scope, clause, agg)?),
-                    r: b(self.compile_in(right, scope, clause, agg)?),
-                }
-            }
+            A::BinaryOp { .. } => self.compile_run(e, scope, clause, agg)?,
             A::UnaryOp { op, expr } => {
                 let x = self.compile_in(expr, scope, clause, agg)?;
                 match op {
@@ -817,6 +796,55 @@ impl Compiler<'_> {
         })
     }
 
+    /// Compiles a run of same-precedence binary operators (see
+    /// [`shape::binary_run`]) into one [`Expr::Chain`], left to right, so
+    /// that neither this walk nor the compiled expression grows deeper with
+    /// the length of the run.
+    fn compile_run(
+        &self,
+        e: &ast::Expr,
+        scope: &Scope,
+        clause: &'static str,
+        agg: &mut Option<&mut AggCx>,
+    ) -> Result<Expr, SqlError> {
+        let Some(run) = shape::binary_run(e) else {
+            return Err(SqlError::Unsupported(format!("the expression {e}")));
+        };
+        let mut start = 0;
+        let mut first = None;
+        if let Some(a) = agg.as_deref() {
+            // In a grouped query the longest proper prefix of the run that
+            // is a GROUP BY key is that key (`GROUP BY a + b` covers
+            // `a + b + 1`), as the left-deep tree had it for a node.
+            if !a.group_asts.is_empty() && run.operands.len() > 2 {
+                let lens: Vec<usize> = a.group_asts.iter().map(String::len).collect();
+                let mut text = run.operands[0].to_string().to_lowercase();
+                for k in 1..run.operands.len() - 1 {
+                    text.push_str(&format!(
+                        " {} {}",
+                        run.ops[k - 1].to_string().to_lowercase(),
+                        run.operands[k].to_string().to_lowercase()
+                    ));
+                    if lens.contains(&text.len()) {
+                        if let Some(i) = a.group_asts.iter().position(|g| *g == text) {
+                            start = k;
+                            first = Some(Expr::Column(i));
+                        }
+                    }
+                }
+            }
+        }
+        let first = match first {
+            Some(f) => f,
+            None => self.compile_in(run.operands[0], scope, clause, agg)?,
+        };
+        let mut rest = Vec::with_capacity(run.ops.len() - start);
+        for (op, x) in run.ops[start..].iter().zip(&run.operands[start + 1..]) {
+            rest.push((bin_op(op)?, self.compile_in(x, scope, clause, agg)?));
+        }
+        Ok(chain(first, rest))
+    }
+
     fn compile_func(
         &self,
         f: &ast::Function,
@@ -931,6 +959,50 @@ impl Compiler<'_> {
         });
         a.agg_asts.push(text);
         Ok(Expr::Column(a.group_exprs.len() + a.aggs.len() - 1))
+    }
+}
+
+/// The operator cascade evaluates for a sqlparser binary operator.
+fn bin_op(op: &ast::BinaryOperator) -> Result<BinOp, SqlError> {
+    Ok(match op {
+        ast::BinaryOperator::Plus => BinOp::Add,
+        ast::BinaryOperator::Minus => BinOp::Sub,
+        ast::BinaryOperator::Multiply => BinOp::Mul,
+        ast::BinaryOperator::Divide => BinOp::Div,
+        ast::BinaryOperator::Modulo => BinOp::Mod,
+        ast::BinaryOperator::MyIntegerDivide => BinOp::IntDiv,
+        ast::BinaryOperator::Eq => BinOp::Eq,
+        ast::BinaryOperator::NotEq => BinOp::NotEq,
+        ast::BinaryOperator::Lt => BinOp::Lt,
+        ast::BinaryOperator::LtEq => BinOp::LtEq,
+        ast::BinaryOperator::Gt => BinOp::Gt,
+        ast::BinaryOperator::GtEq => BinOp::GtEq,
+        ast::BinaryOperator::Spaceship => BinOp::NullSafeEq,
+        ast::BinaryOperator::And => BinOp::And,
+        ast::BinaryOperator::Or | ast::BinaryOperator::StringConcat => BinOp::Or,
+        ast::BinaryOperator::Xor => BinOp::Xor,
+        other => return Err(SqlError::Unsupported(format!("the operator {other}"))),
+    })
+}
+
+/// `first op₁ x₁ …` as one node: a [`Expr::Binary`] for one operator, an
+/// [`Expr::Chain`] for more.
+fn chain(first: Expr, mut rest: Vec<(BinOp, Expr)>) -> Expr {
+    if rest.len() == 1 {
+        if let Some((op, r)) = rest.pop() {
+            return Expr::Binary {
+                op,
+                l: Box::new(first),
+                r: Box::new(r),
+            };
+        }
+    }
+    if rest.is_empty() {
+        return first;
+    }
+    Expr::Chain {
+        first: Box::new(first),
+        rest,
     }
 }
 
@@ -1121,51 +1193,7 @@ fn plan_set_expr(e: &ast::SetExpr, cx: &PlanCx<'_>, c: &Compiler<'_>) -> Result<
             c,
         ),
         ast::SetExpr::Query(q) => plan_query(q, cx),
-        ast::SetExpr::SetOperation {
-            left,
-            op: ast::SetOperator::Union,
-            set_quantifier,
-            right,
-        } => {
-            let all = matches!(set_quantifier, ast::SetQuantifier::All);
-            let l = plan_set_expr(left, cx, c)?;
-            let r = plan_set_expr(right, cx, c)?;
-            if l.types.len() != r.types.len() {
-                return Err(SqlError::UnionArity);
-            }
-            let types: Vec<DataType> = l
-                .types
-                .iter()
-                .zip(&r.types)
-                .map(|(a, b)| a.unify(*b))
-                .collect();
-            let mut inputs = Vec::new();
-            for side in [l.plan, r.plan] {
-                match side {
-                    Plan::Union { inputs: inner, .. } if all => inputs.extend(inner),
-                    other => inputs.push(other),
-                }
-            }
-            let mut plan = Plan::Union {
-                inputs,
-                types: types.clone(),
-            };
-            if !all {
-                let keys: Vec<Expr> = (0..types.len()).map(Expr::Column).collect();
-                plan = Plan::Aggregate {
-                    input: Box::new(plan),
-                    text: format!("distinct {}", names_text(&keys, &l.names)),
-                    keys,
-                    key_types: types.clone(),
-                    aggs: vec![],
-                };
-            }
-            Ok(Planned {
-                plan,
-                names: l.names,
-                types,
-            })
-        }
+        ast::SetExpr::SetOperation { .. } => plan_union(e, cx, c),
         ast::SetExpr::Values(v) => {
             let mut rows = Vec::new();
             let mut width = None;
@@ -1197,6 +1225,76 @@ fn plan_set_expr(e: &ast::SetExpr, cx: &PlanCx<'_>, c: &Compiler<'_>) -> Result<
         }
         other => Err(SqlError::Unsupported(format!("the query form {other}"))),
     }
+}
+
+/// A run of `UNION [ALL | DISTINCT]` (see [`shape::set_run`]), left to
+/// right, as one flat [`Plan::Union`]: a `UNION` (distinct) removes the
+/// duplicates of everything before it, so the plan is at most a union of
+/// one DISTINCT over a union and the branches after it, however long the
+/// run.
+fn plan_union(e: &ast::SetExpr, cx: &PlanCx<'_>, c: &Compiler<'_>) -> Result<Planned, SqlError> {
+    let Some(run) = shape::set_run(e) else {
+        return Err(SqlError::Unsupported(format!("the query form {e}")));
+    };
+    if let Some((op, _)) = run
+        .ops
+        .iter()
+        .find(|(op, _)| **op != ast::SetOperator::Union)
+    {
+        return Err(SqlError::Unsupported(format!("the set operation {op}")));
+    }
+    let first = plan_set_expr(run.operands[0], cx, c)?;
+    let names = first.names;
+    let mut types = first.types;
+    // The branches a DISTINCT covers, and the branches after it.
+    let mut under: Vec<Plan> = Vec::new();
+    let mut plain: Vec<Plan> = Vec::new();
+    let flat = |into: &mut Vec<Plan>, p: Plan| match p {
+        Plan::Union { inputs, .. } => into.extend(inputs),
+        other => into.push(other),
+    };
+    flat(&mut plain, first.plan);
+    for ((_, q), operand) in run.ops.iter().zip(&run.operands[1..]) {
+        let r = plan_set_expr(operand, cx, c)?;
+        if r.types.len() != types.len() {
+            return Err(SqlError::UnionArity);
+        }
+        types = types
+            .iter()
+            .zip(&r.types)
+            .map(|(a, b)| a.unify(*b))
+            .collect();
+        flat(&mut plain, r.plan);
+        if !matches!(q, ast::SetQuantifier::All) {
+            under.append(&mut plain);
+        }
+    }
+    let mut plan = Plan::Union {
+        inputs: plain,
+        types: types.clone(),
+    };
+    if !under.is_empty() {
+        let keys: Vec<Expr> = (0..types.len()).map(Expr::Column).collect();
+        let distinct = Plan::Aggregate {
+            input: Box::new(Plan::Union {
+                inputs: under,
+                types: types.clone(),
+            }),
+            text: format!("distinct {}", names_text(&keys, &names)),
+            keys,
+            key_types: types.clone(),
+            aggs: vec![],
+        };
+        plan = match plan {
+            Plan::Union { inputs, types } if !inputs.is_empty() => {
+                let mut all = vec![distinct];
+                all.extend(inputs);
+                Plan::Union { inputs: all, types }
+            }
+            _ => distinct,
+        };
+    }
+    Ok(Planned { plan, names, types })
 }
 
 fn plan_factor(
@@ -1347,11 +1445,10 @@ fn join(
         }
         residual.push(whole);
     }
-    let residual = residual.into_iter().reduce(|a, b| Expr::Binary {
-        op: BinOp::And,
-        l: Box::new(a),
-        r: Box::new(b),
-    });
+    let mut residual = residual.into_iter();
+    let residual = residual
+        .next()
+        .map(|first| chain(first, residual.map(|x| (BinOp::And, x)).collect()));
     let (lt, rt) = (ls.types(), rs.types());
     let int_keys = lk.len() == 1
         && lk[0].data_type(&lt) == DataType::Int
@@ -1431,6 +1528,11 @@ fn plan_from(
     cx: &PlanCx<'_>,
     c: &Compiler<'_>,
 ) -> Result<(Plan, Scope), SqlError> {
+    // MySQL's limit, and a bound on the depth of the join tree.
+    let tables: usize = from.iter().map(|t| 1 + t.joins.len()).sum();
+    if tables > MAX_JOIN_TABLES {
+        return Err(SqlError::TooManyTables(MAX_JOIN_TABLES));
+    }
     let mut it = from.iter();
     let Some(first) = it.next() else {
         return Ok((
