@@ -219,3 +219,25 @@ fn long_chains_in_group_by_match_the_select_list() {
         assert_eq!(rows(&ok(&c, sql)), vec![vec!["3"], vec!["4"]]);
     });
 }
+
+#[test]
+fn more_than_61_joined_tables_is_1116() {
+    small_stack(|| {
+        let e = engine();
+        let c = conn(&e, "acme", "alice", "member");
+        let from = |n: usize| {
+            (0..n)
+                .map(|i| format!("generate_series(1, 1) AS g{i}(x{i})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        assert_eq!(cell(&c, &format!("SELECT count(*) FROM {}", from(61))), "1");
+        let err = run(&c, &format!("SELECT count(*) FROM {}", from(62))).unwrap_err();
+        assert_eq!(err.code, 1116, "{err}");
+        let joins = (1..70)
+            .map(|i| format!(" JOIN generate_series(1, 1) AS g{i}(x{i}) ON x{i} = x0"))
+            .collect::<String>();
+        let sql = format!("SELECT count(*) FROM generate_series(1, 1) AS g0(x0){joins}");
+        assert_eq!(run(&c, &sql).unwrap_err().code, 1116);
+    });
+}

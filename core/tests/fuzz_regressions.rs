@@ -10,6 +10,16 @@
 mod fuzz_harness;
 use fuzz_harness::*;
 
+/// The fuzzer's structured generator, so that its shapes run here too,
+/// without cargo-fuzz (it names the harness `crate::harness`).
+mod harness {
+    pub use super::fuzz_harness::*;
+}
+// Linted here only since it joined this test; its names are the fuzzer's.
+#[path = "../../fuzz/src/gen.rs"]
+#[allow(dead_code, clippy::wrong_self_convention)]
+mod gen;
+
 fn schedule(interrupt: Interrupt, at_poll: u32, timeout_ms: u32) -> Schedule {
     Schedule {
         interrupt,
@@ -220,4 +230,42 @@ fn dropped_futures_leave_the_session_usable() {
     assert!(matches!(outs[1], Outcome::Dropped), "{outs:?}");
     assert_eq!(ok_rows(&outs[2]), vec![vec!["6"]]);
     assert_eq!(ok_rows(&outs[4]), vec![vec!["6"]]);
+}
+
+/// Issue 8: the generator's long chains, deep nestings and wide UNIONs
+/// (`gen::deep_shapes`, lengths up to 5,000) on a thread with a small stack
+/// (2 MiB unoptimized, 256 KiB optimized): each gets a result or a typed
+/// error and the engine stays at rest (the harness checks). Deterministic
+/// bytes, so a failure reproduces.
+#[test]
+fn generated_long_chains_deep_nesting_and_wide_unions() {
+    let kib = if cfg!(debug_assertions) { 2048 } else { 256 };
+    std::thread::Builder::new()
+        .stack_size(kib * 1024)
+        .spawn(|| {
+            let mut state = 0x9e37_79b9_7f4a_7c15u64;
+            let mut seen_long = false;
+            for _ in 0..24 {
+                let bytes: Vec<u8> = (0..512)
+                    .map(|_| {
+                        // xorshift64
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        (state >> 24) as u8
+                    })
+                    .collect();
+                let mut u = arbitrary::Unstructured::new(&bytes);
+                let stmts = gen::deep_shapes(&mut u).expect("enough bytes");
+                seen_long |= stmts.iter().any(|s| s.len() > 4000);
+                let reqs: Vec<&str> = stmts.iter().map(String::as_str).collect();
+                for o in run(&reqs, Schedule::default()) {
+                    assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+                }
+            }
+            assert!(seen_long, "the generator made no long statement");
+        })
+        .expect("spawn")
+        .join()
+        .expect("the generated shapes failed (or overflowed the stack)");
 }

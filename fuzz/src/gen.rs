@@ -57,6 +57,22 @@ pub fn case(u: &mut Unstructured<'_>) -> Result<Case> {
     Ok(Case { schedule, requests })
 }
 
+/// Statements of the shapes that once exhausted the stack (issue 8): a long
+/// operator chain in a SELECT list and in a WHERE clause, a deep nesting,
+/// and a wide UNION, with lengths up to a few thousand. The regression test
+/// runs these without cargo-fuzz (`core/tests/fuzz_regressions.rs`).
+pub fn deep_shapes(u: &mut Unstructured<'_>) -> Result<Vec<String>> {
+    let mut g = Gen { u, next_alias: 0 };
+    let cols = [Col { sql: "a".into() }, Col { sql: "b".into() }];
+    Ok(vec![
+        format!("SELECT {}", g.long_chain(&[])?),
+        format!("SELECT count(*) FROM t1 WHERE {}", g.long_chain(&cols)?),
+        format!("SELECT {}", g.deep_nesting(&[])?),
+        format!("UPDATE t1 SET b = b WHERE {}", g.deep_nesting(&cols)?),
+        g.wide_union()?,
+    ])
+}
+
 struct Gen<'a, 'b> {
     u: &'b mut Unstructured<'a>,
     next_alias: u32,
@@ -139,6 +155,17 @@ const CAST_TYPES: &[&str] = &[
     "BOOLEAN",
     "DATE",
 ];
+/// Operators of one precedence, for long chains.
+const CHAIN_OPS: &[&[&str]] = &[
+    &["+", "-"],
+    &["AND"],
+    &["OR"],
+    &["||"],
+    &["*", "/", "DIV", "%"],
+    &["=", "<", "<>", "<=>"],
+    &["XOR"],
+    &["AND", "&&"],
+];
 const AGGS: &[&str] = &["count", "sum", "avg", "min", "max"];
 
 impl Gen<'_, '_> {
@@ -180,8 +207,10 @@ impl Gen<'_, '_> {
             return self.leaf(cols);
         }
         let d = depth - 1;
-        Ok(match self.u.int_in_range(0..=24u8)? {
+        Ok(match self.u.int_in_range(0..=26u8)? {
             0..=3 => self.leaf(cols)?,
+            24 => self.long_chain(cols)?,
+            25 => self.deep_nesting(cols)?,
             4..=7 => {
                 let op = self.pick(BINOPS)?;
                 format!(
@@ -271,6 +300,79 @@ impl Gen<'_, '_> {
                 format!("SLEEP({secs})")
             }
             _ => self.leaf(cols)?,
+        })
+    }
+
+    /// How long a chain or how deep a nesting: mostly short, sometimes a
+    /// few hundred, rarely thousands (issue 8: `1 + 1 + …` with 2,000 terms
+    /// overflowed the stack; see `core/src/sql/shape.rs`).
+    fn length(&mut self) -> Result<usize> {
+        Ok(match self.u.int_in_range(0..=9u8)? {
+            0..=5 => self.u.int_in_range(2..=12usize)?,
+            6..=8 => self.u.int_in_range(13..=400usize)?,
+            _ => self.u.int_in_range(401..=5000usize)?,
+        })
+    }
+
+    /// A left-associative run of one operator (or of operators of one
+    /// precedence), as an ORM writes a long filter.
+    fn long_chain(&mut self, cols: &[Col]) -> Result<String> {
+        let n = self.length()?;
+        let ops = *self.u.choose(CHAIN_OPS)?;
+        let mut s = self.leaf(cols)?;
+        for _ in 1..n {
+            let op = self.pick(ops)?;
+            // Each term is small, so a long chain stays a few KB.
+            let term = if self.u.ratio(1, 8)? {
+                format!("({} = {})", self.leaf(cols)?, self.leaf(cols)?)
+            } else {
+                self.leaf(cols)?
+            };
+            s.push_str(&format!(" {op} {term}"));
+        }
+        Ok(format!("({s})"))
+    }
+
+    /// Nesting by parentheses, prefix or postfix operators or function
+    /// calls: shallow enough to compute, or deeper than the engine allows
+    /// (a clean error 1436 / 1064, never a crash).
+    fn deep_nesting(&mut self, cols: &[Col]) -> Result<String> {
+        let n = self.length()?;
+        let inner = self.leaf(cols)?;
+        Ok(match self.u.int_in_range(0..=6u8)? {
+            0 => format!("{}{inner}{}", "(".repeat(n), ")".repeat(n)),
+            1 => format!("({}{inner})", "NOT ".repeat(n)),
+            2 => format!("({}{inner})", "- ".repeat(n)),
+            3 => format!("({inner}{})", " IS NULL".repeat(n)),
+            4 => format!("({inner}{})", " LIKE 'a%'".repeat(n)),
+            5 => format!("{}{inner}{}", "abs(".repeat(n), ")".repeat(n)),
+            _ => format!("({inner}{})", " IN (1, 2)".repeat(n)),
+        })
+    }
+
+    /// A wide `UNION [ALL]` of small SELECTs, or SELECTs nested in FROM.
+    fn wide_union(&mut self) -> Result<String> {
+        let n = self.length()?;
+        if self.u.ratio(1, 4)? {
+            return Ok(format!(
+                "SELECT * FROM {}SELECT 1 AS x{}",
+                "(SELECT * FROM ".repeat(n),
+                ") AS q".repeat(n)
+            ));
+        }
+        let mut s = format!("SELECT {}", self.literal()?);
+        for _ in 1..n {
+            let op = if self.u.ratio(1, 10)? {
+                "UNION"
+            } else {
+                "UNION ALL"
+            };
+            s.push_str(&format!(" {op} SELECT {}", self.literal()?));
+        }
+        Ok(if self.u.arbitrary()? {
+            format!("SELECT count(*), count(DISTINCT x) FROM ({s}) AS u(x)")
+        } else {
+            s
         })
     }
 
@@ -632,7 +734,8 @@ impl Gen<'_, '_> {
                 format!("DROP TABLE {ie}{t}")
             }
             27 => format!("SELECT {}", self.expr(&[], 4, false)?),
-            28 | 30..=32 => self.pick(EDGE_STATEMENTS)?.to_owned(),
+            28 | 30 | 31 => self.pick(EDGE_STATEMENTS)?.to_owned(),
+            32 => self.wide_union()?,
             _ => "SELECT CONNECTION_ID()".to_owned(),
         })
     }

@@ -379,3 +379,53 @@ async fn live_context_tree_and_devtools_switch() {
     query(&c, "SELECT 1").await;
     assert!(!set_devtools_timings(false));
 }
+
+fn chain(first: &str, op: &str, term: &str, n: usize) -> String {
+    let mut s = String::from(first);
+    for _ in 1..n {
+        s.push_str(op);
+        s.push_str(term);
+    }
+    s
+}
+
+/// Issue 8's shapes: long operator chains and wide UNIONs get their result,
+/// deep nesting a clean error, and the engine (whose stack a runaway
+/// recursion would overwrite the heap with) keeps answering.
+#[wasm_bindgen_test]
+async fn long_chains_compute_and_deep_nesting_is_an_error() {
+    let e = engine();
+    let c = connect(&e, "acme", "alice", "member");
+    let cell = |r: &JsValue| rows(r)[0][0].clone();
+    let sum = query(&c, &format!("SELECT {}", chain("1", "+", "1", 3000))).await;
+    assert_eq!(cell(&sum).as_f64(), Some(3000.0));
+    let and = format!(
+        "SELECT count(*) FROM generate_series(1, 5) AS g(x) WHERE {}",
+        chain("x > 1", " AND ", "x < 5", 50_000)
+    );
+    assert_eq!(cell(&query(&c, &and).await).as_f64(), Some(3.0));
+    let mut or = String::from("x = -1");
+    for i in 0..20_000 {
+        or.push_str(&format!(" OR x = {}", i + 4));
+    }
+    let or = format!("SELECT count(*) FROM generate_series(1, 5) AS g(x) WHERE {or}");
+    assert_eq!(cell(&query(&c, &or).await).as_f64(), Some(2.0));
+    let concat = format!("SELECT {} || 1", chain("0", " || ", "0", 10_000));
+    assert_eq!(cell(&query(&c, &concat).await).as_f64(), Some(1.0));
+    let union = format!(
+        "SELECT sum(x) FROM ({}) AS u(x)",
+        chain("SELECT 1", " UNION ALL ", "SELECT 1", 5000)
+    );
+    assert_eq!(cell(&query(&c, &union).await).as_f64(), Some(5000.0));
+    for deep in [
+        format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000)),
+        format!("SELECT {}1", "- ".repeat(100_000)),
+        format!("SELECT 1{}", " IS NULL".repeat(100_000)),
+    ] {
+        let e = err(c.query(deep.into(), JsValue::UNDEFINED)).await;
+        assert_eq!(num(&e, "code"), 1436.0);
+        assert!(string(&e, "message").contains("nests too deeply"));
+    }
+    let one = query(&c, "SELECT 1").await;
+    assert_eq!(cell(&one).as_f64(), Some(1.0));
+}
