@@ -155,7 +155,9 @@ pub fn parse_numeric_prefix(s: &str) -> f64 {
     let mut cand = &t[..end];
     while !cand.is_empty() {
         if let Ok(v) = cand.parse::<f64>() {
-            return v;
+            // '1e400' reads as DOUBLE's largest value, as in MySQL (which
+            // warns): no text ever becomes inf.
+            return v.clamp(f64::MIN, f64::MAX);
         }
         cand = &cand[..cand.len() - 1];
     }

@@ -1291,6 +1291,28 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
     if !def.nullable && col.nulls.as_ref().is_some_and(|n| n.iter().any(|x| *x)) {
         return Err(StorageError::NotNull(def.name.clone()).into());
     }
+    // A number the column's type cannot hold is MySQL strict mode's 1264,
+    // never clamped to the type's limit.
+    let fits = |v: &Value| match (def.ty, v) {
+        (_, Value::Null) | (DataType::Int, Value::Int(_)) => true,
+        (DataType::Int, v) => crate::sql::expr::to_bigint(v).is_some(),
+        (DataType::Float, Value::Text(s)) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
+        (DataType::Float, Value::Float(f)) => f.is_finite(),
+        _ => true,
+    };
+    if col.data_type() != def.ty && matches!(def.ty, DataType::Int | DataType::Float) {
+        if let Some(i) = (0..col.len()).find(|&i| !fits(&col.value(i))) {
+            return Err(QueryError::new(
+                1264,
+                "22003",
+                format!(
+                    "Out of range value for column '{}' at row {}",
+                    def.name,
+                    row_base + i + 1
+                ),
+            ));
+        }
+    }
     if col.data_type() == def.ty {
         return Ok(col.clone());
     }
@@ -1312,6 +1334,18 @@ async fn exec_insert(
     if ins.on.is_some() || ins.returning.is_some() {
         return Err(QueryError::unsupported(
             "INSERT … ON DUPLICATE KEY / RETURNING",
+        ));
+    }
+    // Both depend on unique keys, which cascade does not enforce yet: run
+    // as a plain INSERT they would silently keep both rows.
+    if ins.replace_into {
+        return Err(QueryError::unsupported(
+            "REPLACE (it needs unique keys, which cascade does not enforce yet)",
+        ));
+    }
+    if ins.ignore {
+        return Err(QueryError::unsupported(
+            "INSERT IGNORE (it needs unique keys, which cascade does not enforce yet)",
         ));
     }
     let Some(source) = &ins.source else {
@@ -1447,45 +1481,52 @@ async fn exec_update(
         progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
         let mask = match &pred {
             Some(p) => {
-                let d = p
-                    .eval(chunk, &mut x.state.eval)
-                    .map_err(|e| primary_error(e, &x.contexts.query))?
-                    .into_column(chunk.len);
+                let d = eval_dml(p, chunk, x)?;
                 (0..chunk.len)
                     .map(|i| d.value(i).truthy() == Some(true))
                     .collect::<Vec<_>>()
             }
             None => vec![true; chunk.len],
         };
-        let hits = mask.iter().filter(|m| **m).count();
-        if hits == 0 {
+        let hits: Vec<u32> = (0..chunk.len as u32)
+            .filter(|&i| mask[i as usize])
+            .collect();
+        if hits.is_empty() {
+            pay_sleep(x).await?;
             chunks.push(chunk.clone());
             continue;
         }
+        // SET is evaluated on the matched rows only, as in MySQL: a row
+        // that is not updated raises no overflow and sleeps no SLEEP.
+        let matched = if hits.len() == chunk.len {
+            (**chunk).clone()
+        } else {
+            chunk.gather(&hits)
+        };
         // MySQL reports the rows whose values changed, not the rows matched.
         let mut changed = vec![false; chunk.len];
         let mut cols = chunk.columns.clone();
         for (i, e) in &sets {
-            let newv = e
-                .eval(chunk, &mut x.state.eval)
-                .map_err(|e| primary_error(e, &x.contexts.query))?
-                .into_column(chunk.len);
+            let newv = eval_dml(e, &matched, x)?;
             let def = &table.schema.columns[*i];
             let newv = coerce(&newv, def, 0)?;
             let old = &chunk.columns[*i];
+            let mut next = 0;
             let vals: Vec<Value> = (0..chunk.len)
                 .map(|r| {
                     let before = old.value(r);
                     if !mask[r] {
                         return before;
                     }
-                    let after = newv.value(r);
+                    let after = newv.value(next);
+                    next += 1;
                     changed[r] |= after != before;
                     after
                 })
                 .collect();
             cols[*i] = Arc::new(Column::from_values(def.ty, &vals));
         }
+        pay_sleep(x).await?;
         affected += changed.iter().filter(|c| **c).count() as u64;
         chunks.push(Arc::new(Batch::new(cols, chunk.len)));
         host.yield_now().await;
@@ -1557,16 +1598,14 @@ async fn exec_delete(
         progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
         let keep: Vec<u32> = match &pred {
             Some(p) => {
-                let m = p
-                    .eval(chunk, &mut x.state.eval)
-                    .map_err(|e| primary_error(e, &x.contexts.query))?
-                    .into_column(chunk.len);
+                let m = eval_dml(p, chunk, x)?;
                 (0..chunk.len as u32)
                     .filter(|&i| m.value(i as usize).truthy() != Some(true))
                     .collect()
             }
             None => vec![],
         };
+        pay_sleep(x).await?;
         affected += (chunk.len - keep.len()) as u64;
         if keep.len() == chunk.len {
             chunks.push(chunk.clone());
@@ -1580,6 +1619,33 @@ async fn exec_delete(
         .insert(name, (table, Arc::new(TableData { chunks })));
     x.state.rows_affected = affected;
     Ok(affected)
+}
+
+/// Evaluates a DML expression (WHERE, SET) on a chunk: row by row when it
+/// calls `SLEEP`, so only the rows MySQL would evaluate it on sleep.
+fn eval_dml(
+    e: &crate::sql::expr::Expr,
+    b: &Batch,
+    x: &mut ExecCtx,
+) -> Result<Arc<Column>, QueryError> {
+    let d = if e.has_sleep() {
+        e.eval_each_row(b, &mut x.state.eval)
+    } else {
+        e.eval(b, &mut x.state.eval)
+    };
+    Ok(d.map_err(|err| primary_error(err, &x.contexts.query))?
+        .into_column(b.len))
+}
+
+/// Waits the `SLEEP` time the last evaluation owes, killably (a KILL
+/// answers at once).
+async fn pay_sleep(x: &mut ExecCtx) -> Result<(), QueryError> {
+    if let Some(d) = x.state.eval.take_sleep() {
+        crate::pipeline::sleep(&x.contexts.query, d)
+            .await
+            .map_err(|e| primary_error(e, &x.contexts.query))?;
+    }
+    Ok(())
 }
 
 fn exec_set(

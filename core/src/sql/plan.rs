@@ -384,14 +384,32 @@ pub fn sql_type(t: &ast::DataType) -> Result<DataType, SqlError> {
     })
 }
 
+/// `UNSIGNED [INTEGER]`, `BIGINT UNSIGNED`, …: a cast target cascade holds
+/// in a BIGINT only when the value is in `0..=2^63-1`.
+fn is_unsigned(t: &ast::DataType) -> bool {
+    t.to_string().to_uppercase().contains("UNSIGNED")
+}
+
 const AGG_NAMES: [&str; 5] = ["count", "sum", "avg", "min", "max"];
 
 fn func_name(f: &ast::Function) -> String {
     object_name(&f.name)
 }
 
+/// An aggregate call (`sum(x) OVER (…)` is a window function, not one).
 fn is_agg_call(e: &ast::Expr) -> bool {
-    matches!(e, ast::Expr::Function(f) if AGG_NAMES.contains(&func_name(f).as_str()))
+    matches!(e, ast::Expr::Function(f) if f.over.is_none() && AGG_NAMES.contains(&func_name(f).as_str()))
+}
+
+/// Whether `e` calls a window function (`… OVER (…)`) anywhere.
+fn contains_window(e: &ast::Expr) -> bool {
+    let mut found = false;
+    walk(e, &mut |x| {
+        if matches!(x, ast::Expr::Function(f) if f.over.is_some()) {
+            found = true;
+        }
+    });
+    found
 }
 
 /// Calls `f` on `e` and every expression inside it that cascade compiles.
@@ -529,10 +547,14 @@ fn literal(v: &ast::Value) -> Result<Value, SqlError> {
             if let Ok(i) = n.parse::<i64>() {
                 Value::Int(i)
             } else {
-                Value::Float(
-                    n.parse::<f64>()
-                        .map_err(|_| SqlError::Syntax(format!("bad number {n}")))?,
-                )
+                let f = n
+                    .parse::<f64>()
+                    .map_err(|_| SqlError::Syntax(format!("bad number {n}")))?;
+                // `1e309` is no double: never let inf into a value.
+                if !f.is_finite() {
+                    return Err(SqlError::IllegalDouble(n.clone()));
+                }
+                Value::Float(f)
             }
         }
         ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => {
@@ -667,11 +689,21 @@ impl Compiler<'_> {
                     r: b(self.compile_in(right, scope, clause, agg)?),
                 }
             }
+            // `-9223372036854775808` is BIGINT's minimum, though its digits
+            // alone are past BIGINT's maximum.
+            A::UnaryOp {
+                op: ast::UnaryOperator::Minus,
+                expr,
+            } if matches!(&**expr, A::Value(v) if matches!(&v.value, ast::Value::Number(n, _) if n == "9223372036854775808")) => {
+                Expr::Literal(Value::Int(i64::MIN))
+            }
             A::UnaryOp { op, expr } => {
                 let x = self.compile_in(expr, scope, clause, agg)?;
                 match op {
                     ast::UnaryOperator::Minus => match x {
-                        Expr::Literal(Value::Int(i)) => Expr::Literal(Value::Int(-i)),
+                        Expr::Literal(Value::Int(i)) if i != i64::MIN => {
+                            Expr::Literal(Value::Int(-i))
+                        }
                         Expr::Literal(Value::Float(f)) => Expr::Literal(Value::Float(-f)),
                         x => Expr::Neg(b(x)),
                     },
@@ -776,6 +808,12 @@ impl Compiler<'_> {
             },
             A::Cast {
                 expr, data_type, ..
+            } if is_unsigned(data_type) => Expr::Func {
+                f: Func::CastUnsigned,
+                args: vec![self.compile_in(expr, scope, clause, agg)?],
+            },
+            A::Cast {
+                expr, data_type, ..
             } => Expr::Cast {
                 e: b(self.compile_in(expr, scope, clause, agg)?),
                 ty: sql_type(data_type)?,
@@ -826,7 +864,7 @@ impl Compiler<'_> {
     ) -> Result<Expr, SqlError> {
         let name = func_name(f);
         if f.over.is_some() {
-            return Err(SqlError::Unsupported("window functions".into()));
+            return Err(SqlError::Unsupported("window functions (OVER …)".into()));
         }
         let (raw, _, _) = func_args(f)?;
         let mut args = Vec::with_capacity(raw.len());
@@ -936,15 +974,34 @@ impl Compiler<'_> {
 
 fn const_eval(e: &Expr) -> Result<Value, SqlError> {
     let unit = Batch::new(Vec::new(), 1);
-    e.eval_row(&unit, 0, &mut EvalCx::default())
-        .map_err(|err| SqlError::InvalidValue(err.to_string()))
+    let mut cx = EvalCx::default();
+    let v = e
+        .eval_row(&unit, 0, &mut cx)
+        .map_err(|err| SqlError::InvalidValue(err.to_string()))?;
+    // Nobody would wait for it here: refuse rather than not sleep.
+    if cx.sleep_owed > 0.0 {
+        return Err(SqlError::Unsupported(
+            "SLEEP() in LIMIT, OFFSET, ORDER BY / GROUP BY ordinals or generate_series arguments"
+                .into(),
+        ));
+    }
+    Ok(v)
 }
 
 fn const_int(c: &Compiler<'_>, e: &ast::Expr, what: &'static str) -> Result<i64, SqlError> {
     let v = const_eval(&c.compile(e, &Scope::default(), what)?)?;
     match v {
         Value::Int(i) => Ok(i),
-        Value::Float(f) if f.fract() == 0.0 => Ok(f as i64),
+        Value::Float(f) if f.fract() == 0.0 => match super::expr::f64_to_bigint(f) {
+            Some(i) => Ok(i),
+            // `LIMIT 18446744073709551615` (MySQL's "all rows") means the
+            // same as 2^63-1 rows: no table has more.
+            None if f > 0.0 && matches!(what, "LIMIT" | "OFFSET") => Ok(i64::MAX),
+            None => Err(SqlError::InvalidValue(format!(
+                "{what}: {} is out of BIGINT's range",
+                Value::Float(f)
+            ))),
+        },
         other => Err(SqlError::InvalidValue(format!(
             "{what} must be an integer, not {other}"
         ))),
@@ -1233,10 +1290,15 @@ fn plan_factor(
                     ));
                 }
                 let (qual, col) = match alias {
-                    Some(a) => (
-                        a.name.value.clone(),
-                        a.columns.first().map(|c| c.name.value.clone()),
-                    ),
+                    Some(a) => {
+                        if a.columns.len() > 1 {
+                            return Err(SqlError::DerivedColumnCount);
+                        }
+                        (
+                            a.name.value.clone(),
+                            a.columns.first().map(|c| c.name.value.clone()),
+                        )
+                    }
                     None => ("generate_series".to_owned(), None),
                 };
                 let scope = Scope {
@@ -1254,6 +1316,9 @@ fn plan_factor(
                 .map_or(tname.clone(), |a| a.name.value.clone());
             let mut scope = Scope::of_table(&table, &qual);
             if let Some(a) = alias {
+                if !a.columns.is_empty() && a.columns.len() != scope.cols.len() {
+                    return Err(SqlError::DerivedColumnCount);
+                }
                 for (sc, ac) in scope.cols.iter_mut().zip(&a.columns) {
                     sc.name = ac.name.value.clone();
                 }
@@ -1272,6 +1337,9 @@ fn plan_factor(
             let p = plan_query(subquery, cx)?;
             let mut scope = p.scope();
             if let Some(a) = alias {
+                if !a.columns.is_empty() && a.columns.len() != scope.cols.len() {
+                    return Err(SqlError::DerivedColumnCount);
+                }
                 scope = scope.with_qualifier(&a.name.value);
                 for (sc, ac) in scope.cols.iter_mut().zip(&a.columns) {
                     sc.name = ac.name.value.clone();
@@ -1462,6 +1530,19 @@ fn plan_select(
         || s.top.is_some()
     {
         return Err(SqlError::Unsupported("this SELECT form".into()));
+    }
+    // Before anything else, so that a window function is never answered as
+    // a grouping error (1055).
+    let windowed = s.projection.iter().any(|it| match it {
+        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+            contains_window(e)
+        }
+        _ => false,
+    }) || s.having.as_ref().is_some_and(contains_window)
+        || s.selection.as_ref().is_some_and(contains_window)
+        || shape.order.iter().any(|o| contains_window(&o.expr));
+    if windowed {
+        return Err(SqlError::Unsupported("window functions (OVER …)".into()));
     }
     let (mut plan, scope) = plan_from(&s.from, cx, c)?;
     if let Some(w) = &s.selection {
