@@ -187,6 +187,16 @@ fn cast_never_wraps_or_clamps() {
         "9223372036854775807"
     );
     assert_eq!(cell(&c, "SELECT CAST(-2.5 AS SIGNED)"), "-3");
+    // DECIMAL(p, s) and CHAR(n) are honoured, not read as DOUBLE / text.
+    assert_eq!(
+        rows(&ok(
+            &c,
+            "SELECT CAST(1.5 AS DECIMAL), CAST(1.234 AS DECIMAL(5,2)), CAST(-2.5 AS DECIMAL), CAST('abc' AS CHAR(2))"
+        )),
+        vec![vec!["2", "1.23", "-3", "ab"]]
+    );
+    let e = code(&c, "SELECT CAST(12345.678 AS DECIMAL(5,2))", 1690);
+    assert!(e.message.starts_with("DECIMAL value"), "{}", e.message);
 }
 
 #[test]

@@ -122,6 +122,10 @@ pub enum Func {
     /// is exact as a BIGINT when `0 <= x <= 2^63-1` and error 1690
     /// otherwise (never MySQL's wrap of `-1` to `2^64-1`, never `-1`).
     CastUnsigned,
+    /// `CAST(x AS DECIMAL(p, s))` (args: x, p, s): `x` rounded to `s`
+    /// digits, as a DOUBLE; error 1690 when it has more than `p - s`
+    /// integer digits (MySQL clamps to 99…9.99 with a warning).
+    CastDecimal,
 }
 
 /// A compiled expression.
@@ -328,6 +332,10 @@ impl Expr {
                         t => t,
                     },
                     Func::Length | Func::CharLength | Func::Sleep | Func::CastUnsigned => Int,
+                    Func::CastDecimal => match arg(0) {
+                        Null => Null,
+                        _ => Float,
+                    },
                     Func::Upper | Func::Lower | Func::Concat | Func::Substring => Text,
                     Func::Coalesce | Func::IfNull | Func::Greatest | Func::Least => {
                         args.iter().fold(Null, |t, a| t.unify(a.data_type(input)))
@@ -634,6 +642,15 @@ impl Expr {
             } => format!(
                 "CAST({} AS UNSIGNED)",
                 args.first().map_or(String::new(), |a| a.display(names))
+            ),
+            Expr::Func {
+                f: Func::CastDecimal,
+                args,
+            } => format!(
+                "CAST({} AS DECIMAL({}, {}))",
+                args.first().map_or(String::new(), |a| a.display(names)),
+                args.get(1).map_or(String::new(), |a| a.display(names)),
+                args.get(2).map_or(String::new(), |a| a.display(names)),
             ),
             Expr::Func { f, args } => format!(
                 "{}({})",
@@ -1424,6 +1441,24 @@ pub fn call(f: Func, a: &[Value]) -> Result<Value, ExecError> {
         }
         Func::Sleep => Int(0),
         Func::CastUnsigned => cast_unsigned(first)?,
+        Func::CastDecimal => {
+            let (Some(Int(p)), Some(Int(sc))) = (a.get(1), a.get(2)) else {
+                return Ok(Null);
+            };
+            let Some(x) = first.as_f64() else {
+                return Ok(Null);
+            };
+            let Float(r) = call(Func::Round, &[Float(x), Int(*sc)])? else {
+                return Ok(Null);
+            };
+            if r.abs() >= 10f64.powi((*p - *sc) as i32) {
+                return Err(ExecError::OutOfRange {
+                    ty: "DECIMAL",
+                    what: format!("CAST({} AS DECIMAL({p},{sc}))", quoted(&first)),
+                });
+            }
+            Float(r)
+        }
     })
 }
 

@@ -812,6 +812,53 @@ impl Compiler<'_> {
                 f: Func::CastUnsigned,
                 args: vec![self.compile_in(expr, scope, clause, agg)?],
             },
+            // `CAST(x AS DECIMAL(p, s))` rounds to `s` digits, as MySQL
+            // does (cascade keeps the result as a DOUBLE).
+            A::Cast {
+                expr,
+                data_type:
+                    ast::DataType::Decimal(info)
+                    | ast::DataType::Numeric(info)
+                    | ast::DataType::Dec(info),
+                ..
+            } => {
+                let (p, sc) = match info {
+                    ast::ExactNumberInfo::None => (10, 0),
+                    ast::ExactNumberInfo::Precision(p) => (*p, 0),
+                    ast::ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
+                };
+                if !(1..=65).contains(&p) || !(0..=30).contains(&sc) || sc as u64 > p {
+                    return Err(SqlError::Unsupported(format!("the type {info}")));
+                }
+                Expr::Func {
+                    f: Func::CastDecimal,
+                    args: vec![
+                        self.compile_in(expr, scope, clause, agg)?,
+                        Expr::Literal(Value::Int(p as i64)),
+                        Expr::Literal(Value::Int(sc)),
+                    ],
+                }
+            }
+            // `CAST(x AS CHAR(n))` keeps the first `n` characters.
+            A::Cast {
+                expr,
+                data_type:
+                    ast::DataType::Char(Some(ast::CharacterLength::IntegerLength { length, .. }))
+                    | ast::DataType::Character(Some(ast::CharacterLength::IntegerLength {
+                        length, ..
+                    })),
+                ..
+            } => Expr::Func {
+                f: Func::Substring,
+                args: vec![
+                    Expr::Cast {
+                        e: b(self.compile_in(expr, scope, clause, agg)?),
+                        ty: DataType::Text,
+                    },
+                    Expr::Literal(Value::Int(1)),
+                    Expr::Literal(Value::Int(i64::try_from(*length).unwrap_or(i64::MAX))),
+                ],
+            },
             A::Cast {
                 expr, data_type, ..
             } => Expr::Cast {

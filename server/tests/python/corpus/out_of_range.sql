@@ -36,6 +36,9 @@ SELECT 7 MOD 3, -7 MOD 3, 7.5 MOD 2, mod(7, 3);
 SELECT x, x MOD 3 FROM u ORDER BY x;
 SELECT count(*) FROM u WHERE x MOD 2 = 1;
 
+-- CAST to DECIMAL(p, s) rounds; CAST to CHAR(n) cuts.
+SELECT CAST(1.5 AS DECIMAL), CAST(1.234 AS DECIMAL(5,2)), CAST(-2.5 AS DECIMAL), CAST('abc' AS CHAR(2));
+
 -- Exact rounding of integers.
 SELECT round(123456789012345678, -1), round(-15, -1), round(123, -9223372036854775808);
 SELECT round(1e300, 20) = 1e300;
@@ -69,6 +72,8 @@ SELECT sum(d) FROM (SELECT 1e308 AS d UNION ALL SELECT 1e308) AS t;
 SELECT CAST('-1' AS UNSIGNED);
 -- known-difference: MariaDB clamps to 2^63-1 with a note; cascade 1690
 SELECT CAST(1e20 AS SIGNED);
+-- known-difference: MariaDB clamps to 999.99 with a warning; cascade 1690
+SELECT CAST(12345.678 AS DECIMAL(5,2));
 -- known-difference: MariaDB answers the DECIMAL 9223372036854775810; cascade 1690
 SELECT round(9223372036854775807, -1);
 -- known-difference: cascade does not enforce unique keys yet, so REPLACE is refused (1235)
