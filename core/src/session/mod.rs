@@ -1270,7 +1270,12 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
             if col.is_null(i) {
                 continue;
             }
-            if s.trim().parse::<f64>().is_err() {
+            // Rust also parses "inf" and "NaN"; MySQL does not (1366).
+            let t = s.trim();
+            if t.parse::<f64>().is_err()
+                || t.chars()
+                    .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+            {
                 return Err(QueryError::new(
                     1366,
                     "HY000",

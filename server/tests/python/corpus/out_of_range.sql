@@ -54,6 +54,10 @@ INSERT INTO n (i) VALUES (1e20);
 INSERT INTO n (i) VALUES ('99999999999999999999');
 -- expect-error
 INSERT INTO n (d) VALUES ('1e400');
+-- expect-error
+INSERT INTO n (d) VALUES ('nan');
+-- expect-error
+INSERT INTO n (i) VALUES ('inf');
 INSERT INTO n (i, d) VALUES (2.5, '1.5');
 SELECT i, d FROM n;
 
