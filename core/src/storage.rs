@@ -66,6 +66,35 @@ pub struct ColumnDef {
     pub ty: DataType,
     /// Whether NULL is allowed.
     pub nullable: bool,
+    /// What the declared type allows beyond the storage type.
+    pub limit: ColumnLimit,
+}
+
+/// What a column's declared type allows beyond its storage type: a
+/// `TINYINT` is stored as a BIGINT, a `VARCHAR(40)` as text, a
+/// `DECIMAL(10,2)` as a DOUBLE. Checked when a row is stored (MySQL strict
+/// mode: 1264 out of range, 1406 too long), so a value is never kept that
+/// MySQL would refuse, nor kept unrounded where MySQL rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ColumnLimit {
+    /// Nothing beyond the storage type.
+    #[default]
+    None,
+    /// An integer type narrower than BIGINT, or UNSIGNED: the inclusive
+    /// range.
+    IntRange(i64, i64),
+    /// `CHAR(n)` / `VARCHAR(n)`: at most `n` characters.
+    MaxChars(u64),
+    /// `TINYTEXT` / `TEXT` / `MEDIUMTEXT`: at most `n` bytes.
+    MaxBytes(u64),
+    /// `DECIMAL(precision, scale)`: rounded to `scale` digits, with at most
+    /// `precision - scale` digits before the point.
+    Decimal {
+        /// Total digits (1..=65).
+        precision: u8,
+        /// Digits after the point (0..=30, at most `precision`).
+        scale: u8,
+    },
 }
 
 /// A table's columns.
@@ -305,6 +334,7 @@ mod tests {
                 name: "x".into(),
                 ty: DataType::Int,
                 nullable: true,
+                limit: ColumnLimit::None,
             }],
         }
     }

@@ -261,6 +261,38 @@ fn storing_a_number_the_column_cannot_hold_is_1264() {
 }
 
 #[test]
+fn declared_column_types_are_enforced_not_widened() {
+    let c = fresh();
+    ok(
+        &c,
+        "CREATE TABLE w (t TINYINT, u INT UNSIGNED, v VARCHAR(3), d DECIMAL(5,2), c CHAR(2), x TEXT)",
+    );
+    code(&c, "INSERT INTO w (t) VALUES (200)", 1264);
+    code(&c, "INSERT INTO w (u) VALUES (-1)", 1264);
+    code(&c, "INSERT INTO w (v) VALUES ('abcd')", 1406);
+    code(&c, "INSERT INTO w (c) VALUES ('abc')", 1406);
+    code(&c, "INSERT INTO w (d) VALUES (12345)", 1264);
+    code(&c, "INSERT INTO w (d) VALUES (999.995)", 1264);
+    code(
+        &c,
+        &format!("INSERT INTO w (x) VALUES ('{}')", "a".repeat(65_536)),
+        1406,
+    );
+    ok(
+        &c,
+        "INSERT INTO w (t, u, v, d, c) VALUES (-128, 4294967295, 'héé', 1.234, 'ab')",
+    );
+    assert_eq!(
+        rows(&ok(&c, "SELECT t, u, v, d, c FROM w")),
+        vec![vec!["-128", "4294967295", "héé", "1.23", "ab"]]
+    );
+    code(&c, "UPDATE w SET v = 'abcde'", 1406);
+    code(&c, "UPDATE w SET t = t - 1", 1264);
+    ok(&c, "UPDATE w SET d = d * 2");
+    assert_eq!(cell(&c, "SELECT d FROM w"), "2.46");
+}
+
+#[test]
 fn update_evaluates_set_only_on_the_rows_it_changes() {
     let c = fresh();
     ok(&c, "CREATE TABLE u (x BIGINT)");

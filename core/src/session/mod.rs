@@ -40,7 +40,9 @@ use crate::registry::{CancelManager, KillScope, ProcessInfo, ProcessList, Regist
 use crate::sql::error::{ExecError, SqlError};
 use crate::sql::expr::EvalCx;
 use crate::sql::plan::{self, PlanCx};
-use crate::storage::{Catalog, ColumnDef, Schema, Snapshot, StorageError, TableData, WriteSet};
+use crate::storage::{
+    Catalog, ColumnDef, ColumnLimit, Schema, Snapshot, StorageError, TableData, WriteSet,
+};
 use crate::sync::lock_std as lock;
 use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
 use crate::values::Identity;
@@ -1038,6 +1040,7 @@ async fn dispatch(
                     name,
                     ty: plan::sql_type(&col.data_type)?,
                     nullable,
+                    limit: plan::column_limit(&col.data_type)?,
                 });
             }
             if cols.is_empty() {
@@ -1318,11 +1321,87 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
             ));
         }
     }
-    if col.data_type() == def.ty {
-        return Ok(col.clone());
+    let out = if col.data_type() == def.ty {
+        col.clone()
+    } else {
+        let vals: Vec<Value> = (0..col.len()).map(|i| col.value(i)).collect();
+        Column::from_values(def.ty, &vals)
+    };
+    apply_limit(out, def, row_base)
+}
+
+/// Checks (and for `DECIMAL(p, s)`, rounds) a column for its declared type
+/// ([`ColumnLimit`]): 1264 out of range, 1406 too long, as MySQL's strict
+/// mode.
+fn apply_limit(col: Column, def: &ColumnDef, row_base: usize) -> Result<Column, QueryError> {
+    let out_of_range = |i: usize| {
+        QueryError::new(
+            1264,
+            "22003",
+            format!(
+                "Out of range value for column '{}' at row {}",
+                def.name,
+                row_base + i + 1
+            ),
+        )
+    };
+    let too_long = |i: usize| {
+        QueryError::new(
+            1406,
+            "22001",
+            format!(
+                "Data too long for column '{}' at row {}",
+                def.name,
+                row_base + i + 1
+            ),
+        )
+    };
+    let first_bad =
+        |bad: &dyn Fn(usize) -> bool| (0..col.len()).find(|&i| !col.is_null(i) && bad(i));
+    match (def.limit, &col.data) {
+        (ColumnLimit::IntRange(lo, hi), ColumnData::Int(v)) => {
+            if let Some(i) = first_bad(&|i| !(lo..=hi).contains(&v[i])) {
+                return Err(out_of_range(i));
+            }
+        }
+        (ColumnLimit::MaxChars(n), ColumnData::Text(v)) => {
+            if let Some(i) = first_bad(&|i| v[i].chars().count() as u64 > n) {
+                return Err(too_long(i));
+            }
+        }
+        (ColumnLimit::MaxBytes(n), ColumnData::Text(v)) => {
+            if let Some(i) = first_bad(&|i| v[i].len() as u64 > n) {
+                return Err(too_long(i));
+            }
+        }
+        (ColumnLimit::Decimal { precision, scale }, ColumnData::Float(v)) => {
+            let mut rounded = Vec::with_capacity(v.len());
+            for (i, x) in v.iter().enumerate() {
+                if col.is_null(i) {
+                    rounded.push(*x);
+                    continue;
+                }
+                let r = crate::sql::expr::call(
+                    crate::sql::expr::Func::CastDecimal,
+                    &[
+                        Value::Float(*x),
+                        Value::Int(i64::from(precision)),
+                        Value::Int(i64::from(scale)),
+                    ],
+                );
+                match r {
+                    Ok(Value::Float(r)) => rounded.push(r),
+                    _ => return Err(out_of_range(i)),
+                }
+            }
+            return Ok(Column {
+                data: ColumnData::Float(rounded),
+                nulls: col.nulls,
+            });
+        }
+        _ => {}
     }
-    let vals: Vec<Value> = (0..col.len()).map(|i| col.value(i)).collect();
-    Ok(Column::from_values(def.ty, &vals))
+    Ok(col)
 }
 
 async fn exec_insert(

@@ -61,6 +61,25 @@ INSERT INTO n (i) VALUES ('inf');
 INSERT INTO n (i, d) VALUES (2.5, '1.5');
 SELECT i, d FROM n;
 
+-- Declared column types are enforced (1264 / 1406), DECIMAL(p, s) rounds.
+CREATE TABLE w (t TINYINT, u INT UNSIGNED, v VARCHAR(3), d DECIMAL(5,2), c CHAR(2));
+-- expect-error
+INSERT INTO w (t) VALUES (200);
+-- expect-error
+INSERT INTO w (u) VALUES (-1);
+-- expect-error
+INSERT INTO w (v) VALUES ('abcd');
+-- expect-error
+INSERT INTO w (c) VALUES ('abc');
+-- expect-error
+INSERT INTO w (d) VALUES (12345);
+INSERT INTO w (t, u, v, d, c) VALUES (-128, 4294967295, 'héé', 1.234, 'ab');
+SELECT t, u, v, d, c FROM w;
+-- expect-error
+UPDATE w SET v = 'abcde';
+-- expect-error
+UPDATE w SET t = t - 1;
+
 -- UPDATE evaluates SET on the matched rows only.
 UPDATE u SET x = x + 1 WHERE x < 10;
 SELECT x FROM u ORDER BY x;
