@@ -68,6 +68,9 @@ pub struct ColumnDef {
     pub nullable: bool,
     /// What the declared type allows beyond the storage type.
     pub limit: ColumnLimit,
+    /// `DEFAULT` value for an INSERT that does not name the column (`None`:
+    /// NULL when nullable, else error 1364).
+    pub default: Option<crate::data::Value>,
 }
 
 /// What a column's declared type allows beyond its storage type: a
@@ -102,6 +105,19 @@ pub enum ColumnLimit {
 pub struct Schema {
     /// Columns in order.
     pub columns: Vec<ColumnDef>,
+    /// `PRIMARY KEY` and `UNIQUE` keys, checked on every write.
+    pub keys: Vec<UniqueKey>,
+}
+
+/// A `PRIMARY KEY` or `UNIQUE` key: no two rows have equal values in its
+/// columns (a row with a NULL in them is not compared, as in MySQL; a
+/// primary key's columns are NOT NULL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UniqueKey {
+    /// `PRIMARY`, or the key's (or its first column's) name.
+    pub name: String,
+    /// Column indexes.
+    pub columns: Vec<usize>,
 }
 
 /// One immutable version of a table's rows.
@@ -112,6 +128,28 @@ pub struct TableData {
 }
 
 impl TableData {
+    /// The first values of `key` that two rows share, if any. A full pass
+    /// over the rows (cascade has no indexes yet): O(rows) per write to a
+    /// table with keys.
+    pub fn duplicate(&self, key: &UniqueKey) -> Option<Vec<crate::data::Value>> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        for chunk in &self.chunks {
+            for i in 0..chunk.len {
+                let vals: Vec<crate::data::Value> = key
+                    .columns
+                    .iter()
+                    .map(|&c| chunk.columns[c].value(i))
+                    .collect();
+                if vals.iter().any(crate::data::Value::is_null) {
+                    continue;
+                }
+                if let Some(dup) = seen.replace(vals) {
+                    return Some(dup);
+                }
+            }
+        }
+        None
+    }
     /// Total rows.
     pub fn rows(&self) -> usize {
         self.chunks.iter().map(|c| c.len).sum()
@@ -335,7 +373,9 @@ mod tests {
                 ty: DataType::Int,
                 nullable: true,
                 limit: ColumnLimit::None,
+                default: None,
             }],
+            keys: Vec::new(),
         }
     }
 

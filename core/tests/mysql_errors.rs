@@ -131,6 +131,50 @@ fn bigint_min_div_minus_one_is_1690() {
 }
 
 #[test]
+fn keys_defaults_and_constraints_mean_what_they_say() {
+    let c = fresh();
+    ok(
+        &c,
+        "CREATE TABLE k (id INT PRIMARY KEY, v VARCHAR(5) UNIQUE, n INT DEFAULT 7, z INT NOT NULL DEFAULT 3)",
+    );
+    ok(&c, "INSERT INTO k (id, v) VALUES (1, 'a')");
+    let e = code(&c, "INSERT INTO k (id, v) VALUES (1, 'b')", 1062);
+    assert_eq!(e.message, "Duplicate entry '1' for key 'PRIMARY'");
+    let e = code(&c, "INSERT INTO k (id, v) VALUES (2, 'a')", 1062);
+    assert_eq!(e.message, "Duplicate entry 'a' for key 'v'");
+    // NULLs are not equal to each other in a UNIQUE key.
+    ok(&c, "INSERT INTO k (id, v) VALUES (2, NULL), (3, NULL)");
+    code(&c, "INSERT INTO k (v) VALUES ('q')", 1364);
+    code(&c, "UPDATE k SET id = 1", 1062);
+    assert_eq!(
+        rows(&ok(&c, "SELECT id, v, n, z FROM k ORDER BY id")),
+        vec![
+            vec!["1", "a", "7", "3"],
+            vec!["2", "NULL", "7", "3"],
+            vec!["3", "NULL", "7", "3"],
+        ]
+    );
+    ok(&c, "CREATE TABLE k2 (a INT, b INT, PRIMARY KEY (a, b))");
+    let e = code(&c, "INSERT INTO k2 VALUES (1, 2), (1, 2)", 1062);
+    assert_eq!(e.message, "Duplicate entry '1-2' for key 'PRIMARY'");
+    code(&c, "INSERT INTO k2 VALUES (1, NULL)", 1048);
+    // Options cascade would ignore are refused, not accepted.
+    for sql in [
+        "CREATE TABLE k3 (a INT CHECK (a > 0))",
+        "CREATE TABLE k3 (a INT AUTO_INCREMENT)",
+        "CREATE TABLE k3 (a INT, FOREIGN KEY (a) REFERENCES k (id))",
+        "CREATE TABLE k3 (a TEXT COLLATE utf8mb4_general_ci)",
+    ] {
+        let e = code(&c, sql, 1235);
+        assert!(e.message.contains("ignored"), "{sql}: {}", e.message);
+    }
+    code(&c, "CREATE TABLE k3 (a INT, a INT)", 1060);
+    code(&c, "CREATE TABLE k3 (a INT PRIMARY KEY, b INT, PRIMARY KEY (b))", 1068);
+    code(&c, "CREATE TABLE k3 (a INT, UNIQUE (b))", 1072);
+    ok(&c, "CREATE TABLE k3 (a INT, b TEXT COLLATE utf8mb4_bin, INDEX (a))");
+}
+
+#[test]
 fn replace_and_insert_ignore_are_refused_not_run_as_insert() {
     let c = fresh();
     ok(&c, "CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT)");

@@ -1017,43 +1017,9 @@ async fn dispatch(
             Ok(affected(stmt_id, n))
         }
         ast::Statement::CreateTable(ct) => {
-            if ct.query.is_some() {
-                return Err(QueryError::unsupported("CREATE TABLE … AS SELECT"));
-            }
-            let mut cols = Vec::new();
-            for col in &ct.columns {
-                let nullable = !col.options.iter().any(|o| {
-                    matches!(
-                        o.option,
-                        ast::ColumnOption::NotNull | ast::ColumnOption::PrimaryKey(_)
-                    )
-                });
-                let name = col.name.value.to_lowercase();
-                if cols.iter().any(|c: &ColumnDef| c.name == name) {
-                    return Err(QueryError::new(
-                        1060,
-                        "42S21",
-                        format!("Duplicate column name '{name}'"),
-                    ));
-                }
-                cols.push(ColumnDef {
-                    name,
-                    ty: plan::sql_type(&col.data_type)?,
-                    nullable,
-                    limit: plan::column_limit(&col.data_type)?,
-                });
-            }
-            if cols.is_empty() {
-                return Err(QueryError::new(
-                    1113,
-                    "42000",
-                    "A table must have at least 1 column",
-                ));
-            }
+            let schema = crate::sql::ddl::table_schema(ct, c.id)?;
             let name = plan::object_name(&ct.name);
-            let created =
-                e.catalog
-                    .create_table(&name, Schema { columns: cols }, ct.if_not_exists)?;
+            let created = e.catalog.create_table(&name, schema, ct.if_not_exists)?;
             let mut r = affected(stmt_id, 0);
             if !created {
                 r.warnings = 1;
@@ -1485,16 +1451,21 @@ async fn exec_insert(
         for (k, def) in schema.columns.iter().enumerate() {
             let col = match targets.iter().position(|&t| t == k) {
                 Some(src) => coerce(&b.columns[src], def, total)?,
-                None => {
-                    if !def.nullable {
+                None => match &def.default {
+                    Some(v) => coerce(
+                        &Column::from_values(def.ty, &vec![v.clone(); b.len]),
+                        def,
+                        total,
+                    )?,
+                    None if !def.nullable => {
                         return Err(QueryError::new(
                             1364,
                             "HY000",
                             format!("Field '{}' doesn't have a default value", def.name),
                         ));
                     }
-                    Column::from_values(def.ty, &vec![Value::Null; b.len])
-                }
+                    None => Column::from_values(def.ty, &vec![Value::Null; b.len]),
+                },
             };
             cols.push(Arc::new(col));
         }
@@ -1502,6 +1473,7 @@ async fn exec_insert(
         total += b.len;
     }
     x.contexts.query.check()?;
+    check_keys(&schema, &new_data)?;
     t.writes.insert(name, (table, Arc::new(new_data)));
     Ok(total as u64)
 }
@@ -1616,10 +1588,30 @@ async fn exec_update(
         host.yield_now().await;
     }
     x.contexts.query.check()?;
-    t.writes
-        .insert(name, (table, Arc::new(TableData { chunks })));
+    let new_data = TableData { chunks };
+    check_keys(&table.schema, &new_data)?;
+    t.writes.insert(name, (table, Arc::new(new_data)));
     x.state.rows_affected = affected;
     Ok(affected)
+}
+
+/// Error 1062 when two rows of `data` share the values of a unique key.
+fn check_keys(schema: &Schema, data: &TableData) -> Result<(), QueryError> {
+    for key in &schema.keys {
+        if let Some(dup) = data.duplicate(key) {
+            let entry = dup
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("-");
+            return Err(QueryError::new(
+                1062,
+                "23000",
+                format!("Duplicate entry '{entry}' for key '{}'", key.name),
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn exec_delete(

@@ -48,6 +48,21 @@ pub enum SqlError {
     /// UNION branches of different widths.
     #[error("The used SELECT statements have a different number of columns")]
     UnionArity,
+    /// Two columns of one name in CREATE TABLE.
+    #[error("Duplicate column name '{0}'")]
+    DuplicateColumn(String),
+    /// CREATE TABLE without columns.
+    #[error("A table must have at least 1 column")]
+    NoColumns,
+    /// Two PRIMARY KEYs in CREATE TABLE.
+    #[error("Multiple primary key defined")]
+    MultiplePrimaryKey,
+    /// A key naming a column the table does not have.
+    #[error("Key column '{0}' doesn't exist in table")]
+    KeyColumn(String),
+    /// A DEFAULT its column cannot hold.
+    #[error("Invalid default value for '{0}'")]
+    InvalidDefault(String),
     /// A numeric literal beyond DOUBLE's range (`1e309`).
     #[error("Illegal double '{0}' value found during parsing")]
     IllegalDouble(String),
@@ -72,6 +87,11 @@ impl SqlError {
             SqlError::InvalidValue(_) => (1231, "42000"),
             SqlError::UnionArity => (1222, "21000"),
             SqlError::IllegalDouble(_) => (1367, "22007"),
+            SqlError::DuplicateColumn(_) => (1060, "42S21"),
+            SqlError::NoColumns => (1113, "42000"),
+            SqlError::MultiplePrimaryKey => (1068, "42000"),
+            SqlError::KeyColumn(_) => (1072, "42000"),
+            SqlError::InvalidDefault(_) => (1067, "42000"),
             SqlError::DerivedColumnCount => (1353, "HY000"),
             SqlError::UnknownVariable(_) => (1193, "HY000"),
         }

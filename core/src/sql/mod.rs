@@ -1,5 +1,6 @@
 //! SQL: parsing (sqlparser, MySQL dialect), planning, expressions.
 
+pub mod ddl;
 pub mod error;
 pub mod expr;
 pub mod plan;
