@@ -158,6 +158,84 @@ impl TableData {
     pub fn heap_bytes(&self) -> usize {
         self.chunks.iter().map(|c| c.heap_bytes()).sum()
     }
+    /// `REPLACE`: this data with `batch`'s rows added in order, each first
+    /// deleting every row it shares a value of a unique key with (a row
+    /// with a NULL in a key conflicts with none on that key). Returns the
+    /// data and the number of rows deleted. Without keys, an append.
+    pub fn replaced(&self, batch: &Batch, schema: &Schema) -> (TableData, u64) {
+        if schema.keys.is_empty() {
+            return (self.appended(batch), 0);
+        }
+        use crate::data::Value;
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(self.rows() + batch.len);
+        for chunk in &self.chunks {
+            rows.extend((0..chunk.len).map(|i| chunk.row(i)));
+        }
+        let key_of = |row: &[Value], k: &UniqueKey| -> Option<Vec<Value>> {
+            let v: Vec<Value> = k.columns.iter().map(|&c| row[c].clone()).collect();
+            (!v.iter().any(Value::is_null)).then_some(v)
+        };
+        let mut alive = vec![true; rows.len()];
+        let mut maps: Vec<rustc_hash::FxHashMap<Vec<Value>, usize>> =
+            vec![rustc_hash::FxHashMap::default(); schema.keys.len()];
+        for (r, row) in rows.iter().enumerate() {
+            for (m, k) in maps.iter_mut().zip(&schema.keys) {
+                if let Some(v) = key_of(row, k) {
+                    m.insert(v, r);
+                }
+            }
+        }
+        let mut deleted = 0u64;
+        for i in 0..batch.len {
+            let row = batch.row(i);
+            let victims: Vec<usize> = maps
+                .iter()
+                .zip(&schema.keys)
+                .filter_map(|(m, k)| key_of(&row, k).and_then(|v| m.get(&v).copied()))
+                .collect();
+            for r in victims {
+                if !alive[r] {
+                    continue;
+                }
+                alive[r] = false;
+                deleted += 1;
+                for (m, k) in maps.iter_mut().zip(&schema.keys) {
+                    if let Some(v) = key_of(&rows[r], k) {
+                        if m.get(&v) == Some(&r) {
+                            m.remove(&v);
+                        }
+                    }
+                }
+            }
+            let r = rows.len();
+            for (m, k) in maps.iter_mut().zip(&schema.keys) {
+                if let Some(v) = key_of(&row, k) {
+                    m.insert(v, r);
+                }
+            }
+            rows.push(row);
+            alive.push(true);
+        }
+        let mut out = TableData::default();
+        let kept: Vec<&Vec<Value>> = rows
+            .iter()
+            .zip(&alive)
+            .filter_map(|(r, a)| a.then_some(r))
+            .collect();
+        for part in kept.chunks(CHUNK_ROWS) {
+            let columns = schema
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(c, def)| {
+                    let vals: Vec<Value> = part.iter().map(|r| r[c].clone()).collect();
+                    Arc::new(Column::from_values(def.ty, &vals))
+                })
+                .collect();
+            out = out.appended(&Batch::new(columns, part.len()));
+        }
+        (out, deleted)
+    }
     /// This data with `batch` appended (the batch has the table's types).
     pub fn appended(&self, batch: &Batch) -> TableData {
         let mut chunks = self.chunks.clone();

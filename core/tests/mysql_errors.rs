@@ -169,20 +169,55 @@ fn keys_defaults_and_constraints_mean_what_they_say() {
         assert!(e.message.contains("ignored"), "{sql}: {}", e.message);
     }
     code(&c, "CREATE TABLE k3 (a INT, a INT)", 1060);
-    code(&c, "CREATE TABLE k3 (a INT PRIMARY KEY, b INT, PRIMARY KEY (b))", 1068);
+    code(
+        &c,
+        "CREATE TABLE k3 (a INT PRIMARY KEY, b INT, PRIMARY KEY (b))",
+        1068,
+    );
     code(&c, "CREATE TABLE k3 (a INT, UNIQUE (b))", 1072);
-    ok(&c, "CREATE TABLE k3 (a INT, b TEXT COLLATE utf8mb4_bin, INDEX (a))");
+    ok(
+        &c,
+        "CREATE TABLE k3 (a INT, b TEXT COLLATE utf8mb4_bin, INDEX (a))",
+    );
 }
 
 #[test]
-fn replace_and_insert_ignore_are_refused_not_run_as_insert() {
+fn replace_deletes_the_conflicting_rows_first() {
     let c = fresh();
-    ok(&c, "CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT)");
-    ok(&c, "INSERT INTO t VALUES (1, 'a')");
-    let e = code(&c, "REPLACE INTO t VALUES (1, 'b')", 1235);
-    assert!(e.message.contains("REPLACE"), "{}", e.message);
-    code(&c, "INSERT IGNORE INTO t VALUES (1, 'c')", 1235);
-    assert_eq!(rows(&ok(&c, "SELECT id, v FROM t")), vec![vec!["1", "a"]]);
+    ok(
+        &c,
+        "CREATE TABLE r (id INT PRIMARY KEY, v VARCHAR(5) UNIQUE, w INT)",
+    );
+    ok(
+        &c,
+        "INSERT INTO r VALUES (1, 'a', 10), (2, 'b', 20), (3, 'c', 30)",
+    );
+    // Conflicts with row 1 on the key and row 2 on v: both go.
+    let r = ok(&c, "REPLACE INTO r VALUES (1, 'b', 99)");
+    assert_eq!(r.rows_affected, 3);
+    assert_eq!(
+        rows(&ok(&c, "SELECT id, v, w FROM r ORDER BY id")),
+        vec![vec!["1", "b", "99"], vec!["3", "c", "30"]]
+    );
+    // Within one statement, a later row replaces an earlier one.
+    let r = ok(&c, "REPLACE INTO r VALUES (5, 'e', 1), (5, 'f', 2)");
+    assert_eq!(r.rows_affected, 3);
+    assert_eq!(
+        rows(&ok(&c, "SELECT id, v, w FROM r ORDER BY id")),
+        vec![
+            vec!["1", "b", "99"],
+            vec!["3", "c", "30"],
+            vec!["5", "f", "2"]
+        ]
+    );
+    // Without keys, REPLACE is INSERT.
+    ok(&c, "CREATE TABLE r2 (x INT)");
+    assert_eq!(ok(&c, "REPLACE INTO r2 VALUES (1), (1)").rows_affected, 2);
+    assert_eq!(cell(&c, "SELECT count(*) FROM r2"), "2");
+    // INSERT IGNORE would store clamped values where INSERT fails.
+    let e = code(&c, "INSERT IGNORE INTO r VALUES (1, 'c', 1)", 1235);
+    assert!(e.message.contains("INSERT IGNORE"), "{}", e.message);
+    assert_eq!(cell(&c, "SELECT count(*) FROM r"), "3");
 }
 
 #[test]

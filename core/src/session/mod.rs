@@ -1386,16 +1386,11 @@ async fn exec_insert(
             "INSERT … ON DUPLICATE KEY / RETURNING",
         ));
     }
-    // Both depend on unique keys, which cascade does not enforce yet: run
-    // as a plain INSERT they would silently keep both rows.
-    if ins.replace_into {
-        return Err(QueryError::unsupported(
-            "REPLACE (it needs unique keys, which cascade does not enforce yet)",
-        ));
-    }
+    // MySQL's INSERT IGNORE also stores clamped values in place of the
+    // errors it ignores: cascade never does that.
     if ins.ignore {
         return Err(QueryError::unsupported(
-            "INSERT IGNORE (it needs unique keys, which cascade does not enforce yet)",
+            "INSERT IGNORE (it stores clamped values with warnings where INSERT fails)",
         ));
     }
     let Some(source) = &ins.source else {
@@ -1442,6 +1437,7 @@ async fn exec_insert(
     let (batches, _) = run_plan(c, x, planned.plan, progress).await?;
     let mut new_data: TableData = (*data).clone();
     let mut total = 0usize;
+    let mut deleted = 0u64;
     let _reservation = x
         .resources
         .reserve(batches.iter().map(|b| b.heap_bytes() as u64).sum())?;
@@ -1469,13 +1465,23 @@ async fn exec_insert(
             };
             cols.push(Arc::new(col));
         }
-        new_data = new_data.appended(&Batch::new(cols, b.len));
+        let rows = Batch::new(cols, b.len);
+        if ins.replace_into {
+            // REPLACE: each row first deletes the rows it conflicts with
+            // on a unique key.
+            let (d, n) = new_data.replaced(&rows, &schema);
+            new_data = d;
+            deleted += n;
+        } else {
+            new_data = new_data.appended(&rows);
+        }
         total += b.len;
     }
     x.contexts.query.check()?;
     check_keys(&schema, &new_data)?;
     t.writes.insert(name, (table, Arc::new(new_data)));
-    Ok(total as u64)
+    // MySQL counts a REPLACE's deleted rows as affected too.
+    Ok(total as u64 + deleted)
 }
 
 async fn exec_update(
