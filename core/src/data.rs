@@ -169,7 +169,10 @@ impl PartialEq for Value {
         match (self, other) {
             (Value::Null, Value::Null) => true,
             (Value::Int(a), Value::Int(b)) => a == b,
-            (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
+            // 0.0 and -0.0 are one value for DISTINCT and GROUP BY, as in
+            // MySQL (the hash below agrees); NaN never exists (DOUBLE
+            // overflow is error 1690), the bit test only keeps Eq total.
+            (Value::Float(a), Value::Float(b)) => a == b || a.to_bits() == b.to_bits(),
             (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
                 (*a as f64) == *b
             }

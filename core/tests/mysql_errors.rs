@@ -108,6 +108,21 @@ fn double_overflow_is_1690_and_no_inf_or_nan_reaches_sort_group_or_distinct() {
         "SELECT DISTINCT x * 1e308 * 10 FROM generate_series(1, 10) AS g(x)",
         1690,
     );
+    // 0.0 and -0.0 are one value.
+    assert_eq!(
+        cell(
+            &c,
+            "SELECT count(DISTINCT x) FROM (SELECT 0e0 AS x UNION ALL SELECT -0e0) AS t"
+        ),
+        "1"
+    );
+    assert_eq!(
+        rows(&ok(
+            &c,
+            "SELECT count(*) FROM (SELECT 0e0 AS x UNION ALL SELECT -0e0) AS t GROUP BY x"
+        )),
+        vec![vec!["2"]]
+    );
     // A literal past DOUBLE's range is not a number (MySQL 1367).
     code(&c, "SELECT 1e309", 1367);
     // Text past DOUBLE's range reads as DOUBLE's largest value, as in
