@@ -479,6 +479,10 @@ fn sleep_in_where_sleeps_once_per_row_evaluated() {
         ),
         Duration::from_secs(1)
     );
+    // Where nothing would wait for it, SLEEP is refused, not skipped.
+    let (r, d) = rig.timed(&c, "SELECT * FROM generate_series(1, 3 + sleep(1)) AS g(x)");
+    assert_eq!(r.expect_err("refused").code, 1235);
+    assert_eq!(d, Duration::ZERO);
     // In an aggregate's argument, once per row.
     assert_eq!(
         slept(
