@@ -2,14 +2,29 @@
 // answers the page's requests (protocol.js). Queries run concurrently: the
 // engine yields to the macrotask queue every few milliseconds of work, so a
 // cancel or a process-list poll is answered while a query runs.
+//
+// A trapped module is a dead engine. A WebAssembly trap (`unreachable` from
+// a panic or an allocation failure, an out-of-bounds access, a stack
+// overflow) unwinds through the wasm frames without running any destructor:
+// borrows stay borrowed, the shadow stack pointer stays where it was, a
+// connection stays checked out, so every later call fails or lies (the
+// "2014 forever" of issue 8). So the first trap, whether an op throws it or
+// it escapes from a future as an uncaught error, ends this engine: the worker
+// tells the page (a `{ dead }` message, see protocol.js) and answers every
+// later request with "engine has gone away" instead of calling into wasm.
 
-import init, { Engine, setDevtoolsTimings } from "../pkg/cascade_web.js";
-import { errorToPlain } from "./protocol.js";
+import init, { Engine, setDevtoolsTimings, __debugTrap } from "../pkg/cascade_web.js";
+import { deadEngineError, errorToPlain, isTrap } from "./protocol.js";
 
 /** @type {Engine} */
 let engine;
-/** connection id → { conn, identity, busy } */
+/** connection id → { conn, identity, busy, request } (request: the id of
+ * the page's `query` message running on it, or null) */
 const conns = new Map();
+/** In-flight requests: message id → { op, args }, to say what was lost. */
+const inflight = new Map();
+/** Set once the module trapped: { error, inflight }. */
+let dead = null;
 
 function entry(connId) {
   const e = conns.get(connId);
@@ -35,20 +50,70 @@ function truncate(result, maxRows) {
   return result;
 }
 
+/** The statement running on connection `connId` now (its id, phase and
+ * text), or null: what `SHOW PROCESSLIST` shows its own user. */
+function runningStatement(connId) {
+  const e = conns.get(connId);
+  if (!e) return null;
+  const row = engine.processes(e.identity).find((p) => p.id === connId);
+  return row?.statementId != null ? { statementId: row.statementId, state: row.state, info: row.info } : null;
+}
+
+/**
+ * KILL QUERY of statement `statementId` on connection `target`, sent as
+ * `identity` from connection `byConnId`: kills that statement only, never the
+ * one after it. Resolves to { killed, statementId, message }.
+ *
+ * Uses the engine's KILL by statement id when this build has it
+ * (`Connection.cancel(statementId)` of the wasm API, the "kill" work of
+ * issue 8). Until then it checks the process list and sends `KILL QUERY
+ * <target>` on the same turn of this single-threaded worker: the running
+ * statement only advances when the engine yields to a macrotask, and the
+ * check and the kill both run before that.
+ */
+async function killStatement(identity, byConnId, target, statementId) {
+  const own = conns.get(target);
+  if (own && byConnId === target && typeof own.conn.cancel === "function") {
+    return normalizeKill(await own.conn.cancel(statementId), statementId);
+  }
+  const row = engine.processes(identity).find((p) => p.id === target);
+  if (!row) throw Object.assign(new Error(`Unknown thread id: ${target}`), { code: 1094, sqlstate: "HY000" });
+  if (row.statementId !== statementId) {
+    return {
+      killed: false,
+      statementId,
+      message: `statement ${statementId} is not running on connection ${target}${row.statementId != null ? ` (statement ${row.statementId} is)` : ""}: nothing was killed`,
+    };
+  }
+  const by = conns.get(byConnId);
+  if (by && !by.busy) await by.conn.query(`KILL QUERY ${target}`);
+  else await onTransient(identity, `KILL QUERY ${target}`);
+  return { killed: true, statementId, message: `KILL QUERY sent to statement ${statementId} on connection ${target}` };
+}
+
+/** The engine's answer to a kill by statement id, in the shape above. */
+function normalizeKill(value, statementId) {
+  if (value && typeof value === "object") return { statementId, ...value };
+  const killed = Boolean(value);
+  return { killed, statementId, message: killed ? `statement ${statementId} killed` : `statement ${statementId} is not running: nothing was killed` };
+}
+
 const ops = {
   connect(identity) {
     const conn = engine.connect(identity);
-    conns.set(conn.id, { conn, identity, busy: false });
+    conns.set(conn.id, { conn, identity, busy: false, request: null });
     return { id: conn.id };
   },
   async query(connId, sql, options = {}) {
     const e = entry(connId);
     const { maxRows, ...engineOptions } = options;
     e.busy = true;
+    e.request = this.request;
     try {
       return truncate(await e.conn.query(sql, engineOptions), maxRows);
     } finally {
       e.busy = false;
+      e.request = null;
     }
   },
   async close(connId) {
@@ -58,15 +123,33 @@ const ops = {
     await e.conn.close();
     e.conn.free();
   },
-  /** Cancel: KILL QUERY for the connection, sent as its own user. */
-  async cancel(connId) {
-    const { identity } = entry(connId);
-    await onTransient(identity, `KILL QUERY ${connId}`);
+  /**
+   * Cancel, as the connection's own user. `target` names what to cancel:
+   * `{ statementId }` that statement only; `{ request }` the statement
+   * running now for the page's `query` message of that id (a script's
+   * current statement). Whatever is named and no longer runs is left alone:
+   * the answer says so ({ killed: false, message }).
+   */
+  async cancel(connId, target = {}) {
+    const e = entry(connId);
+    let statementId = target.statementId;
+    if (statementId == null) {
+      if (target.request != null && e.request !== target.request) {
+        return { killed: false, statementId: null, message: "that query has already finished: nothing was killed" };
+      }
+      statementId = runningStatement(connId)?.statementId;
+      if (statementId == null) return { killed: false, statementId: null, message: "no statement is running: nothing was killed" };
+    }
+    return killStatement(e.identity, connId, connId, statementId);
   },
   /** KILL [QUERY|CONNECTION] target, sent by connection `byConnId` (or, when
-   * it is busy, by a short-lived connection of the same user). */
-  async kill(byConnId, target, scope) {
+   * it is busy, by a short-lived connection of the same user). With a
+   * `statementId`, KILL QUERY aims at that statement only. */
+  async kill(byConnId, target, scope, statementId) {
     const e = entry(byConnId);
+    if (scope !== "connection" && statementId != null) {
+      return killStatement(e.identity, byConnId, Number(target), Number(statementId));
+    }
     const sql = `KILL ${scope === "connection" ? "CONNECTION" : "QUERY"} ${Number(target)}`;
     if (e.busy) return onTransient(e.identity, sql);
     e.busy = true;
@@ -102,24 +185,89 @@ const ops = {
       c.free();
     }
   },
+  /**
+   * Fault injection for tests (docs/web.md, "When the engine dies"); the
+   * page reaches it only through `cascadePlayground.debug.crashEngine`.
+   * "unreachable" / "stack": the wasm module traps for real (web/src/debug.rs);
+   * "exit": the worker stops without a word, as when the browser kills it.
+   */
+  debugCrash(mode) {
+    if (mode === "exit") {
+      // After this answer: the test's call settles, later ones never do.
+      setTimeout(() => self.close(), 0);
+      return { mode };
+    }
+    // "unreachable" returns a promise that never settles: the trap escapes
+    // as an uncaught error. Answer now so the test is not left waiting.
+    const never = __debugTrap(mode);
+    never.catch(() => {});
+    return { mode };
+  },
 };
 
 const ready = init({ module_or_path: new URL("./cascade_web_bg.wasm", import.meta.url) }).then(() => {
   engine = new Engine({ nodeId: 1 });
 });
 
+/** What was in flight when the engine died, for the page to tell the user. */
+function inflightSummary() {
+  return [...inflight.values()].map(({ op, args }) =>
+    op === "query" ? { op, connectionId: args[0], sql: args[1] } : { op },
+  );
+}
+
+/** Ends this engine after a trap: tells the page once; later requests are
+ * refused without touching the module. */
+function die(error) {
+  if (dead) return;
+  dead = { error: errorToPlain(error), inflight: inflightSummary() };
+  console.warn("cascade engine: the WebAssembly module trapped; this engine is dead", error);
+  self.postMessage({ dead });
+}
+
 self.onmessage = async (event) => {
   const { id, op, args } = event.data;
+  // Liveness check for the page's watchdog: answered at once, without the
+  // engine, even while a query runs (the engine yields every few ms).
+  if (op === "ping") {
+    self.postMessage({ id, ok: true, value: dead ? "dead" : "alive" });
+    return;
+  }
+  if (dead) {
+    self.postMessage({ id, ok: false, error: errorToPlain(deadEngineError(dead.error, false)) });
+    return;
+  }
+  inflight.set(id, { op, args });
   try {
     await ready;
     const fn = ops[op];
     if (!fn) throw new Error(`unknown operation ${op}`);
-    const value = await fn(...(args ?? []));
+    const value = await fn.apply({ request: id }, args ?? []);
     self.postMessage({ id, ok: true, value });
   } catch (e) {
-    self.postMessage({ id, ok: false, error: errorToPlain(e) });
+    if (isTrap(e)) die(e);
+    else self.postMessage({ id, ok: false, error: errorToPlain(e) });
+  } finally {
+    inflight.delete(id);
   }
 };
+
+// A trap inside a spawned future (where statements run) escapes from the
+// executor's microtask: it reaches these handlers, not the op's catch, and
+// the op's promise never settles.
+self.addEventListener("error", (event) => {
+  const error = event.error ?? new Error(event.message);
+  if (isTrap(error)) {
+    event.preventDefault();
+    die(error);
+  }
+});
+self.addEventListener("unhandledrejection", (event) => {
+  if (isTrap(event.reason)) {
+    event.preventDefault();
+    die(event.reason);
+  }
+});
 
 ready.then(
   () => self.postMessage({ ready: true }),
