@@ -472,7 +472,7 @@ function onEngineState() {
   document.body.dataset.engine = state;
   if (state === "dead") {
     ui.status.textContent = "engine stopped";
-    processView.update([], new Map());
+    processView.update([], new Map(), "No engine: it stopped.");
     ui.contexts.replaceChildren();
   } else if (state === "unresponsive") {
     ui.status.textContent = "engine not responding";
@@ -505,7 +505,10 @@ function renderEngineDown() {
     .filter((x) => x.op === "query");
   const tables = knownTables.length ? `its tables (${knownTables.join(", ")}, and any other you created)` : "its tables";
   const conns = sessions.map((s) => s.conn.id);
-  const sessionsText = `its ${conns.length} open session${conns.length === 1 ? "" : "s"} (connection${conns.length === 1 ? "" : "s"} ${conns.join(", ")}) with their open transactions, settings and traces`;
+  const sessionsText =
+    conns.length === 1
+      ? `its open session (connection ${conns[0]}) with its open transaction, settings and traces`
+      : `its ${conns.length} open sessions (connections ${conns.join(", ")}) with their open transactions, settings and traces`;
   if (state === "failed") {
     ui.engineDownTitle.textContent = "The engine failed to start";
     body.push(p(`${startError.name ?? "Error"}: ${startError.message}`));
@@ -537,7 +540,7 @@ function renderEngineDown() {
     ui.restart.textContent = "Start a fresh engine";
   }
   body.push(p("Kept: your editor text, the tabs (each reconnects as a new session) and the history."));
-  ui.engineDownBody.replaceChildren(...body);
+  ui.engineDownBody.replaceChildren(...body.filter(Boolean));
   ui.restart.disabled = false;
   ui.engineDown.hidden = false;
 }

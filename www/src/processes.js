@@ -36,8 +36,9 @@ export class ProcessView {
   }
 
   /** @param {Array<object>} list rows of engine.processes(identity)
-   * @param {Map<number, number>} tabs connection id → session tab number */
-  update(list, tabs) {
+   * @param {Map<number, number>} tabs connection id → session tab number
+   * @param {string} emptyText what an empty list says */
+  update(list, tabs, emptyText = "No connections visible.") {
     const seen = new Set();
     list.sort((a, b) => a.id - b.id);
     for (const p of list) {
@@ -70,6 +71,7 @@ export class ProcessView {
         this.rows.delete(id);
       }
     }
+    this.empty.textContent = emptyText;
     if (list.length === 0 && !this.empty.isConnected) this.el.append(this.empty);
     if (list.length > 0) this.empty.remove();
   }
