@@ -13,7 +13,7 @@
 // tells the page (a `{ dead }` message, see protocol.js) and answers every
 // later request with "engine has gone away" instead of calling into wasm.
 
-import init, { Engine, setDevtoolsTimings, __debugTrap } from "../pkg/cascade_web.js";
+import init, { Connection, Engine, setDevtoolsTimings, __debugTrap } from "../pkg/cascade_web.js";
 import { deadEngineError, errorToPlain, isTrap } from "./protocol.js";
 
 /** @type {Engine} */
@@ -50,52 +50,64 @@ function truncate(result, maxRows) {
   return result;
 }
 
-/** The statement running on connection `connId` now (its id, phase and
- * text), or null: what `SHOW PROCESSLIST` shows its own user. */
-function runningStatement(connId) {
+/** Whether this engine kills by statement id: the wasm `Connection` has
+ * `cancel(statementId)` and `runningStatementId`, and SQL has `KILL QUERY
+ * <conn> '<statement id>'` (issue 8's KILL by statement id). */
+const ENGINE_KILLS_BY_ID = typeof Connection?.prototype?.cancel === "function";
+
+/** The id of the statement running on connection `connId` now, or null. */
+function runningStatementId(connId) {
   const e = conns.get(connId);
   if (!e) return null;
-  const row = engine.processes(e.identity).find((p) => p.id === connId);
-  return row?.statementId != null ? { statementId: row.statementId, state: row.state, info: row.info } : null;
+  if (ENGINE_KILLS_BY_ID) return e.conn.runningStatementId ?? null;
+  return engine.processes(e.identity).find((p) => p.id === connId)?.statementId ?? null;
 }
+
+/** Runs `sql` on connection `byConnId` if it is idle, else on a short-lived
+ * connection of `identity`. */
+async function runAs(byConnId, identity, sql) {
+  const by = conns.get(byConnId);
+  if (!by || by.busy) return onTransient(identity, sql);
+  by.busy = true;
+  try {
+    return await by.conn.query(sql);
+  } finally {
+    by.busy = false;
+  }
+}
+
+const notRunning = (statementId, target, now) =>
+  `statement ${statementId} is not running on connection ${target}${now != null ? ` (statement ${now} is)` : ""}: nothing was killed`;
 
 /**
  * KILL QUERY of statement `statementId` on connection `target`, sent as
  * `identity` from connection `byConnId`: kills that statement only, never the
  * one after it. Resolves to { killed, statementId, message }.
  *
- * Uses the engine's KILL by statement id when this build has it
- * (`Connection.cancel(statementId)` of the wasm API, the "kill" work of
- * issue 8). Until then it checks the process list and sends `KILL QUERY
- * <target>` on the same turn of this single-threaded worker: the running
- * statement only advances when the engine yields to a macrotask, and the
- * check and the kill both run before that.
+ * With the engine's KILL by statement id (ENGINE_KILLS_BY_ID), the engine
+ * decides: `conn.cancel(statementId)` for the connection's own statement,
+ * `KILL QUERY <target> '<statementId>'` from another connection (an OK with
+ * a warning when the statement is not running). Without it, the worker
+ * checks the process list and sends `KILL QUERY <target>` on the same turn of
+ * this single thread: the running statement only advances when the engine
+ * yields to a macrotask, and the check and the kill both run before that.
  */
 async function killStatement(identity, byConnId, target, statementId) {
   const own = conns.get(target);
-  if (own && byConnId === target && typeof own.conn.cancel === "function") {
-    return normalizeKill(await own.conn.cancel(statementId), statementId);
+  if (ENGINE_KILLS_BY_ID && own && byConnId === target) {
+    const { outcome, message } = own.conn.cancel(statementId);
+    return { killed: outcome === "killed", statementId, message };
+  }
+  if (ENGINE_KILLS_BY_ID) {
+    const r = await runAs(byConnId, identity, `KILL QUERY ${target} '${statementId}'`);
+    const killed = !(r.warnings > 0);
+    return { killed, statementId, message: killed ? `KILL QUERY of statement ${statementId} on connection ${target}` : (r.message ?? notRunning(statementId, target)) };
   }
   const row = engine.processes(identity).find((p) => p.id === target);
-  if (!row) throw Object.assign(new Error(`Unknown thread id: ${target}`), { code: 1094, sqlstate: "HY000" });
-  if (row.statementId !== statementId) {
-    return {
-      killed: false,
-      statementId,
-      message: `statement ${statementId} is not running on connection ${target}${row.statementId != null ? ` (statement ${row.statementId} is)` : ""}: nothing was killed`,
-    };
-  }
-  const by = conns.get(byConnId);
-  if (by && !by.busy) await by.conn.query(`KILL QUERY ${target}`);
-  else await onTransient(identity, `KILL QUERY ${target}`);
-  return { killed: true, statementId, message: `KILL QUERY sent to statement ${statementId} on connection ${target}` };
-}
-
-/** The engine's answer to a kill by statement id, in the shape above. */
-function normalizeKill(value, statementId) {
-  if (value && typeof value === "object") return { statementId, ...value };
-  const killed = Boolean(value);
-  return { killed, statementId, message: killed ? `statement ${statementId} killed` : `statement ${statementId} is not running: nothing was killed` };
+  if (!row) throw Object.assign(new Error(`Unknown thread id: ${target}`), { name: "QueryError", code: 1094, sqlstate: "HY000", kind: "error" });
+  if (row.statementId !== statementId) return { killed: false, statementId, message: notRunning(statementId, target, row.statementId) };
+  await (byConnId === target ? onTransient(identity, `KILL QUERY ${target}`) : runAs(byConnId, identity, `KILL QUERY ${target}`));
+  return { killed: true, statementId, message: `KILL QUERY of statement ${statementId} on connection ${target}` };
 }
 
 const ops = {
@@ -137,7 +149,7 @@ const ops = {
       if (target.request != null && e.request !== target.request) {
         return { killed: false, statementId: null, message: "that query has already finished: nothing was killed" };
       }
-      statementId = runningStatement(connId)?.statementId;
+      statementId = runningStatementId(connId);
       if (statementId == null) return { killed: false, statementId: null, message: "no statement is running: nothing was killed" };
     }
     return killStatement(e.identity, connId, connId, statementId);
@@ -150,14 +162,7 @@ const ops = {
     if (scope !== "connection" && statementId != null) {
       return killStatement(e.identity, byConnId, Number(target), Number(statementId));
     }
-    const sql = `KILL ${scope === "connection" ? "CONNECTION" : "QUERY"} ${Number(target)}`;
-    if (e.busy) return onTransient(e.identity, sql);
-    e.busy = true;
-    try {
-      return await e.conn.query(sql);
-    } finally {
-      e.busy = false;
-    }
+    return runAs(byConnId, e.identity, `KILL ${scope === "connection" ? "CONNECTION" : "QUERY"} ${Number(target)}`);
   },
   trace: (queryId) => engine.trace(queryId),
   chromeTrace: (queryId) => engine.chromeTrace(queryId),
@@ -256,7 +261,8 @@ self.onmessage = async (event) => {
 // executor's microtask: it reaches these handlers, not the op's catch, and
 // the op's promise never settles.
 self.addEventListener("error", (event) => {
-  const error = event.error ?? new Error(event.message);
+  // Without the error object, the message still names a trap's class.
+  const error = event.error ?? Object.assign(new Error(event.message), { name: /RuntimeError/.test(event.message) ? "RuntimeError" : "Error" });
   if (isTrap(error)) {
     event.preventDefault();
     die(error);
