@@ -89,6 +89,32 @@ test("a trap mid-statement: the page says what was lost, keeps the text, and a f
   await expect(page.locator(`#processes tr[data-connection-id="${await page.getByRole("tab").first().getAttribute("data-connection-id")}"]`)).toHaveCount(1);
 });
 
+test("issue 8's 3,000-term sum never leaves the session answering 2014", async ({ page }) => {
+  await openPlayground(page);
+  // Run as the editor's Run does (typing 12 KB into the editor is slow).
+  await page.evaluate((sql) => {
+    const pg = window.cascadePlayground;
+    pg.run(pg.sessions[0], sql);
+  }, `SELECT ${Array(3000).fill("1").join(" + ")} AS s`);
+  // Either the engine answers (deep input handled) or it died of it and the
+  // page says so; it never hangs, and the next statement is answered.
+  const answered = page.getByRole("table", { name: "Results" });
+  const banner = page.getByRole("alert", { name: "The engine stopped" });
+  await expect(answered.or(banner)).toBeVisible({ timeout: 30_000 });
+  const died = await banner.isVisible();
+  test.info().annotations.push({ type: "3,000-term sum", description: died ? "the engine died of it" : "answered" });
+  if (died) {
+    await expect(banner).toContainText(/RangeError|RuntimeError/);
+    await page.getByRole("button", { name: "Start a fresh engine" }).click();
+    await expect(banner).toBeHidden({ timeout: 30_000 });
+  } else {
+    await expect(answered.getByRole("cell")).toHaveText("3000");
+  }
+  await runSql(page, "SELECT 'after' AS x");
+  await expect(page.getByRole("cell", { name: "after" })).toBeVisible();
+  await expect(page.locator("#alert")).toBeHidden();
+});
+
 test("a trap inside a call: later calls reject at once instead of hanging", async ({ page }) => {
   await openPlayground(page);
   const crashed = await page.evaluate(() =>

@@ -500,6 +500,11 @@ function renderEngineDown() {
   }
   const p = (...parts) => h("p", {}, ...parts);
   const code = (text) => h("code", {}, text);
+  // A statement as the banner quotes it: at most 300 characters.
+  const sqlText = (sql) => {
+    const t = sql.trim();
+    return t.length > 300 ? `${t.slice(0, 300)}… (${count(t.length)} characters)` : t;
+  };
   const body = [];
   const running = (state === "dead" ? client.death.lost : [...client.pending.values()].map(({ op, args }) => ({ op, connectionId: args[0], sql: args[1] })))
     .filter((x) => x.op === "query");
@@ -523,7 +528,7 @@ function renderEngineDown() {
         : p("Its worker ended: ", code(`${error.name}: ${error.message}`), "."),
       p(`Lost with it: everything it held in memory — ${tables} and ${sessionsText}.`),
       running.length
-        ? h("div", {}, p("Running when it stopped (not completed; not committed):"), h("ul", {}, running.map((r) => h("li", {}, `${sessionName(r.connectionId)}: `, code(r.sql.trim())))))
+        ? h("div", {}, p("Running when it stopped (not completed; not committed):"), h("ul", {}, running.map((r) => h("li", {}, `${sessionName(r.connectionId)}: `, code(sqlText(r.sql))))))
         : p("No statement was running."),
     );
     ui.restart.textContent = "Start a fresh engine";
@@ -534,7 +539,7 @@ function renderEngineDown() {
       p(`Its worker has not answered for ${secs} s. A statement may be stuck in work that never yields, or the browser stopped the worker (out of memory, for example). If it answers, this notice goes away.`),
       p(`A fresh engine discards this one: ${tables} and ${sessionsText}.`),
       running.length
-        ? h("div", {}, p("Running now:"), h("ul", {}, running.map((r) => h("li", {}, `${sessionName(r.connectionId)}: `, code(r.sql.trim())))))
+        ? h("div", {}, p("Running now:"), h("ul", {}, running.map((r) => h("li", {}, `${sessionName(r.connectionId)}: `, code(sqlText(r.sql))))))
         : null,
     );
     ui.restart.textContent = "Start a fresh engine";
