@@ -110,6 +110,9 @@ async function killStatement(identity, byConnId, target, statementId) {
   return { killed: true, statementId, message: `KILL QUERY of statement ${statementId} on connection ${target}` };
 }
 
+/** How long a cancel of a request waits for its next statement to start. */
+const CANCEL_WAIT_MS = 2000;
+
 const ops = {
   connect(identity) {
     const conn = engine.connect(identity);
@@ -146,11 +149,20 @@ const ops = {
     const e = entry(connId);
     let statementId = target.statementId;
     if (statementId == null) {
-      if (target.request != null && e.request !== target.request) {
-        return { killed: false, statementId: null, message: "that query has already finished: nothing was killed" };
+      // A request between two statements, or still parsing, has no
+      // statement yet: wait (bounded) for the one it is about to run.
+      const until = performance.now() + CANCEL_WAIT_MS;
+      for (;;) {
+        if (target.request != null && e.request !== target.request) {
+          return { killed: false, statementId: null, message: "that query has already finished: nothing was killed" };
+        }
+        statementId = runningStatementId(connId);
+        if (statementId != null) break;
+        if (target.request == null || performance.now() > until) {
+          return { killed: false, statementId: null, message: "no statement is running: nothing was killed" };
+        }
+        await new Promise((r) => setTimeout(r, 1));
       }
-      statementId = runningStatementId(connId);
-      if (statementId == null) return { killed: false, statementId: null, message: "no statement is running: nothing was killed" };
     }
     return killStatement(e.identity, connId, connId, statementId);
   },
