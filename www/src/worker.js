@@ -92,7 +92,7 @@ const notRunning = (statementId, target, now) =>
  * this single thread: the running statement only advances when the engine
  * yields to a macrotask, and the check and the kill both run before that.
  */
-async function killStatement(identity, byConnId, target, statementId) {
+async function killStatement(identity, byConnId, target, statementId, justSeen = false) {
   const own = conns.get(target);
   if (ENGINE_KILLS_BY_ID && own && byConnId === target) {
     const { outcome, message } = own.conn.cancel(statementId);
@@ -103,7 +103,9 @@ async function killStatement(identity, byConnId, target, statementId) {
     const killed = !(r.warnings > 0);
     return { killed, statementId, message: killed ? `KILL QUERY of statement ${statementId} on connection ${target}` : (r.message ?? notRunning(statementId, target)) };
   }
-  const row = engine.processes(identity).find((p) => p.id === target);
+  // `justSeen`: the caller read `statementId` from the process list on this
+  // same turn, so it is still the one running.
+  const row = justSeen ? { statementId } : engine.processes(identity).find((p) => p.id === target);
   if (!row) throw Object.assign(new Error(`Unknown thread id: ${target}`), { name: "QueryError", code: 1094, sqlstate: "HY000", kind: "error" });
   if (row.statementId !== statementId) return { killed: false, statementId, message: notRunning(statementId, target, row.statementId) };
   await (byConnId === target ? onTransient(identity, `KILL QUERY ${target}`) : runAs(byConnId, identity, `KILL QUERY ${target}`));
@@ -148,7 +150,8 @@ const ops = {
   async cancel(connId, target = {}) {
     const e = entry(connId);
     let statementId = target.statementId;
-    if (statementId == null) {
+    const lookedUp = statementId == null;
+    if (lookedUp) {
       // A request between two statements, or still parsing, has no
       // statement yet: wait (bounded) for the one it is about to run.
       const until = performance.now() + CANCEL_WAIT_MS;
@@ -164,7 +167,7 @@ const ops = {
         await new Promise((r) => setTimeout(r, 1));
       }
     }
-    return killStatement(e.identity, connId, connId, statementId);
+    return killStatement(e.identity, connId, connId, statementId, lookedUp);
   },
   /** KILL [QUERY|CONNECTION] target, sent by connection `byConnId` (or, when
    * it is busy, by a short-lived connection of the same user). With a
