@@ -574,7 +574,7 @@ impl Expr {
                     Some(a) => a.eval_row(b, i, cx)?,
                     None => Value::Null,
                 };
-                cx.sleep_owed += sleep_seconds(&v)?;
+                cx.sleep_owed += sleep_seconds(&v);
                 Value::Int(0)
             }
             Expr::Func { f, args } => {
@@ -791,12 +791,12 @@ pub fn f64_to_bigint(f: f64) -> Option<i64> {
     }
 }
 
-/// Seconds for `SLEEP(v)`: NULL and negative numbers sleep 0.
-fn sleep_seconds(v: &Value) -> Result<f64, ExecError> {
-    Ok(match v.as_f64() {
+/// Seconds for `SLEEP(v)`: NULL and negative numbers sleep 0 (as MariaDB).
+fn sleep_seconds(v: &Value) -> f64 {
+    match v.as_f64() {
         Some(s) if s > 0.0 && s.is_finite() => s,
         _ => 0.0,
-    })
+    }
 }
 
 /// One binary operation on two values.
