@@ -483,6 +483,8 @@ fn sleep_in_where_sleeps_once_per_row_evaluated() {
     let (r, d) = rig.timed(&c, "SELECT * FROM generate_series(1, 3 + sleep(1)) AS g(x)");
     assert_eq!(r.expect_err("refused").code, 1235);
     assert_eq!(d, Duration::ZERO);
+    let (r, _) = rig.timed(&c, "SET max_execution_time = sleep(1)");
+    assert_eq!(r.expect_err("refused").code, 1235);
     // In an aggregate's argument, once per row.
     assert_eq!(
         slept(
@@ -522,6 +524,15 @@ fn sleep_in_update_and_delete_sleeps_for_the_matched_rows() {
     );
     let (r, _) = rig.timed(&c, "SELECT count(*), sum(y) FROM t");
     assert_eq!(rows(&r.expect("select")), vec![vec!["8", "21"]]);
+    // INSERT … VALUES evaluates each row's SLEEP.
+    assert_eq!(
+        slept(
+            &rig,
+            &c,
+            "INSERT INTO t VALUES (sleep(1), 1), (sleep(2), 2)"
+        ),
+        Duration::from_secs(3)
+    );
 }
 
 #[test]

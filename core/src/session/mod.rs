@@ -1759,8 +1759,15 @@ fn exec_set(
         },
         e => {
             let expr = plan::compile_const(e, c.id)?;
-            expr.eval_row(&Batch::new(vec![], 1), 0, &mut EvalCx::default())
-                .map_err(QueryError::from)?
+            let mut cx = EvalCx::default();
+            let v = expr
+                .eval_row(&Batch::new(vec![], 1), 0, &mut cx)
+                .map_err(QueryError::from)?;
+            // Nothing waits here: refuse rather than not sleep.
+            if cx.sleep_owed > 0.0 {
+                return Err(QueryError::unsupported("SLEEP() in SET"));
+            }
+            v
         }
     };
     let int = |v: &Value| -> Result<u64, QueryError> {
