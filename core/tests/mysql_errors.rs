@@ -294,6 +294,14 @@ fn cast_never_wraps_or_clamps() {
 }
 
 #[test]
+fn select_all_is_the_default_and_distinctrow_is_distinct() {
+    let c = fresh();
+    let q = "FROM (SELECT 1 AS x UNION ALL SELECT 1) AS t";
+    assert_eq!(rows(&ok(&c, &format!("SELECT ALL x {q}"))).len(), 2);
+    assert_eq!(rows(&ok(&c, &format!("SELECT DISTINCTROW x {q}"))).len(), 1);
+}
+
+#[test]
 fn column_alias_lists_must_match_the_column_count() {
     let c = fresh();
     code(&c, "SELECT * FROM generate_series(1, 3) AS g(x, y)", 1353);

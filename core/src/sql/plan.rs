@@ -1640,6 +1640,12 @@ fn plan_select(
     {
         return Err(SqlError::Unsupported("this SELECT form".into()));
     }
+    // `SELECT ALL` is the default, not `DISTINCT ON`.
+    let distinct = match &s.distinct {
+        None | Some(ast::Distinct::All) => false,
+        Some(ast::Distinct::Distinct) => true,
+        Some(ast::Distinct::On(_)) => return Err(SqlError::Unsupported("DISTINCT ON".into())),
+    };
     // Before anything else, so that a window function is never answered as
     // a grouping error (1055).
     let windowed = s.projection.iter().any(|it| match it {
@@ -1824,7 +1830,7 @@ fn plan_select(
                 }) {
                     Some(i) => i,
                     None => {
-                        if s.distinct.is_some() {
+                        if distinct {
                             return Err(SqlError::Unsupported("ORDER BY an expression not in the SELECT list of a SELECT DISTINCT".into()));
                         }
                         exprs.push(compile_item(e, "order clause", &mut agg_cx)?);
@@ -1895,10 +1901,7 @@ fn plan_select(
         types: types.clone(),
         text: ptext,
     };
-    if s.distinct.is_some() {
-        if !matches!(s.distinct, Some(ast::Distinct::Distinct)) {
-            return Err(SqlError::Unsupported("DISTINCT ON".into()));
-        }
+    if distinct {
         let keys: Vec<Expr> = (0..visible).map(Expr::Column).collect();
         plan = Plan::Aggregate {
             input: Box::new(plan),
