@@ -234,12 +234,12 @@ fn dropped_futures_leave_the_session_usable() {
 
 /// Issue 8: the generator's long chains, deep nestings and wide UNIONs
 /// (`gen::deep_shapes`, lengths up to 5,000) on a thread with a small stack
-/// (2 MiB unoptimized, 256 KiB optimized): each gets a result or a typed
+/// (2 MiB unoptimized, 768 KiB optimized): each gets a result or a typed
 /// error and the engine stays at rest (the harness checks). Deterministic
 /// bytes, so a failure reproduces.
 #[test]
 fn generated_long_chains_deep_nesting_and_wide_unions() {
-    let kib = if cfg!(debug_assertions) { 2048 } else { 256 };
+    let kib = if cfg!(debug_assertions) { 2048 } else { 768 };
     std::thread::Builder::new()
         .stack_size(kib * 1024)
         .spawn(|| {

@@ -30,6 +30,7 @@ pub fn parse(sql: &str) -> Result<Vec<sqlparser::ast::Statement>, SqlError> {
         .tokenize_with_location()
         .map_err(|e| syntax(e.into()))?;
     mod_operators(&mut tokens);
+    shape::check_parens(&tokens)?;
     let mut stmts = Parser::new(&dialect)
         .with_recursion_limit(shape::PARSER_DEPTH)
         .with_tokens_with_locations(tokens)

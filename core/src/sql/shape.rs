@@ -22,6 +22,9 @@
 //!   meant. This is sound because the parser never puts an operator of the
 //!   same precedence as the right operand of another without parentheses
 //!   (`Nested`), which end a run.
+//! - Parentheses nested deeper than [`MAX_PARENS`] are an error (1436)
+//!   found on the tokens, before sqlparser's recursive descent, whose
+//!   function-call frames are the biggest.
 //! - Anything still deeper than [`MAX_DEPTH`] is an error (1436, the code
 //!   MySQL gives when a statement needs more stack than it has). The part
 //!   beyond the limit is cut off and taken apart in passes of bounded depth,
@@ -36,20 +39,47 @@ use core::ops::ControlFlow;
 use std::mem;
 
 use sqlparser::ast::{self, BinaryOperator as B, VisitMut, VisitorMut};
+use sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use super::error::SqlError;
 
 /// The deepest nesting of expressions a statement may have, after its
 /// operator chains are balanced (a balanced run of a million operators is 20
-/// levels). Hand-written SQL rarely nests past a dozen levels; the bound
-/// keeps every walk inside a 256 KiB stack in a release build (2 MiB
-/// unoptimized, whose frames are several times bigger): see
-/// `core/tests/deep_input.rs`.
+/// levels). Hand-written SQL rarely nests past a dozen levels; with
+/// [`PARSER_DEPTH`] and [`MAX_PARENS`] the bound keeps every walk inside a
+/// 768 KiB stack in a release build (2 MiB unoptimized, whose frames are several times bigger):
+/// see `core/tests/deep_input.rs`.
 pub const MAX_DEPTH: usize = 100;
 
 /// sqlparser's recursion limit: nested parentheses, prefix operators,
 /// subqueries and operands of different precedence, all counted together.
 pub const PARSER_DEPTH: usize = 64;
+
+/// The deepest nesting of parentheses (function calls, subqueries, nested
+/// expressions), checked on the tokens before sqlparser descends into them:
+/// a function call costs sqlparser ~15 KB of stack per level in a release
+/// build (a parenthesis alone ~4.5 KB), so 64 levels of `abs(abs(…))` would
+/// need ~1 MB, the whole wasm stack.
+pub const MAX_PARENS: usize = 32;
+
+/// Fails with [`SqlError::TooDeep`] when `tokens` nest parentheses deeper
+/// than [`MAX_PARENS`].
+pub fn check_parens(tokens: &[TokenWithSpan]) -> Result<(), SqlError> {
+    let mut depth = 0usize;
+    for t in tokens {
+        match t.token {
+            Token::LParen => {
+                depth += 1;
+                if depth > MAX_PARENS {
+                    return Err(SqlError::TooDeep(MAX_PARENS));
+                }
+            }
+            Token::RParen => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 /// Runs shorter than this are left as the parser built them.
 const BALANCE_FROM: usize = 8;
@@ -404,5 +434,75 @@ fn collect_operands<'a>(e: &'a mut ast::SetExpr, cls: u8, work: &mut Vec<&'a mut
     if let ast::SetExpr::SetOperation { left, right, .. } = e {
         collect_operands(left, cls, work);
         collect_operands(right, cls, work);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn depth(e: &ast::Expr) -> usize {
+        match e {
+            ast::Expr::BinaryOp { left, right, .. } => 1 + depth(left).max(depth(right)),
+            ast::Expr::Nested(x) => 1 + depth(x),
+            _ => 1,
+        }
+    }
+
+    fn select_item(s: &ast::Statement) -> &ast::Expr {
+        let ast::Statement::Query(q) = s else {
+            panic!("not a query: {s}")
+        };
+        let ast::SetExpr::Select(sel) = q.body.as_ref() else {
+            panic!("not a select: {s}")
+        };
+        match &sel.projection[0] {
+            ast::SelectItem::UnnamedExpr(e) => e,
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn balancing_keeps_the_text_and_the_run() {
+        let terms: Vec<String> = (0..1000).map(|i| format!("x{i}")).collect();
+        let mut sql = String::from("SELECT x");
+        for (i, t) in terms.iter().enumerate() {
+            sql.push_str(if i % 3 == 0 { " - " } else { " + " });
+            sql.push_str(t);
+        }
+        sql.push_str(" * 2 = (a OR b OR c OR d OR e OR f OR g OR h OR i)");
+        let stmts = crate::sql::parse(&sql).expect("parses");
+        assert_eq!(stmts[0].to_string(), sql);
+        let e = select_item(&stmts[0]);
+        // 1001 operands: log2 levels, plus the comparison.
+        assert!(depth(e) <= 14, "depth {}", depth(e));
+        let ast::Expr::BinaryOp { left, .. } = e else {
+            panic!("{e}")
+        };
+        let run = binary_run(left).expect("a run");
+        assert_eq!(run.operands.len(), 1001);
+        assert_eq!(run.operands[0].to_string(), "x");
+        assert_eq!(run.operands[1000].to_string(), "x999 * 2");
+        assert_eq!(run.ops[0].to_string(), "-");
+        assert_eq!(run.ops[1].to_string(), "+");
+    }
+
+    #[test]
+    fn set_runs_keep_their_order() {
+        let mut sql = String::from("SELECT 0");
+        for i in 1..500 {
+            let op = if i % 7 == 0 { "UNION" } else { "UNION ALL" };
+            sql.push_str(&format!(" {op} SELECT {i}"));
+        }
+        let stmts = crate::sql::parse(&sql).expect("parses");
+        assert_eq!(stmts[0].to_string(), sql);
+        let ast::Statement::Query(q) = &stmts[0] else {
+            panic!()
+        };
+        let run = set_run(&q.body).expect("a run");
+        assert_eq!(run.operands.len(), 500);
+        assert_eq!(run.operands[499].to_string(), "SELECT 499");
+        assert!(matches!(run.ops[6].1, ast::SetQuantifier::None));
+        assert!(matches!(run.ops[5].1, ast::SetQuantifier::All));
     }
 }
