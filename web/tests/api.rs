@@ -421,6 +421,7 @@ async fn long_chains_compute_and_deep_nesting_is_an_error() {
         format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000)),
         format!("SELECT {}1", "- ".repeat(100_000)),
         format!("SELECT 1{}", " IS NULL".repeat(100_000)),
+        format!("SELECT {}1{}", "abs(".repeat(5000), ")".repeat(5000)),
     ] {
         let e = err(c.query(deep.into(), JsValue::UNDEFINED)).await;
         assert_eq!(num(&e, "code"), 1436.0);
