@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use cascade::{Engine, EngineConfig, ExecOptions, Identity, QueryError, StdHost};
 use futures::executor::block_on;
 
-use crate::record::{parse, Expect, Item, ParseError, Record};
+use crate::record::{parse, Expect, Item, Record};
 use crate::render;
 
 /// MySQL's "maximum statement execution time exceeded".
@@ -201,8 +201,17 @@ pub fn refusal_kind(e: &QueryError) -> String {
 
 /// Runs one file on a fresh engine.
 pub fn run_file(path: &Path, opts: &Options) -> FileRun {
-    let start = Instant::now();
-    let mut out = FileRun {
+    match std::fs::read_to_string(path) {
+        Ok(text) => run_source(path, &text, opts),
+        Err(e) => FileRun {
+            load_error: Some(e.to_string()),
+            ..empty(path)
+        },
+    }
+}
+
+fn empty(path: &Path) -> FileRun {
+    FileRun {
         path: path.to_path_buf(),
         tally: Tally::default(),
         refusals: BTreeMap::new(),
@@ -211,14 +220,17 @@ pub fn run_file(path: &Path, opts: &Options) -> FileRun {
         load_error: None,
         elapsed: Duration::ZERO,
         slowest: (Duration::ZERO, 0),
-    };
-    let items = match std::fs::read_to_string(path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| parse(&t).map_err(|e: ParseError| e.to_string()))
-    {
+    }
+}
+
+/// Runs the text of a file (named `path` in the outcome) on a fresh engine.
+pub fn run_source(path: &Path, text: &str, opts: &Options) -> FileRun {
+    let start = Instant::now();
+    let mut out = empty(path);
+    let items = match parse(text) {
         Ok(items) => items,
         Err(e) => {
-            out.load_error = Some(e);
+            out.load_error = Some(e.to_string());
             return out;
         }
     };
@@ -237,7 +249,7 @@ pub fn run_file(path: &Path, opts: &Options) -> FileRun {
         timeout: Some(opts.timeout),
     };
     let mut hash_threshold = 0;
-    let mut stop = false; // a halt applied, or a panic
+    let mut stop = false; // a halt applied
     let mut crashed = false;
     for item in &items {
         let r: &Record = match item {
@@ -410,5 +422,121 @@ mod tests {
         assert_eq!(refusal_kind(&e), "1054 unknown column");
         let e = QueryError::new(1690, "22003", "BIGINT value is out of range in '(1 + 2)'");
         assert_eq!(refusal_kind(&e), "1690 bigint value is");
+    }
+
+    const FILE: &str = "\
+onlyif mssql
+halt
+
+statement ok
+CREATE TABLE t(a INTEGER, b TEXT)
+
+statement ok
+INSERT INTO t VALUES (1, 'x'), (2, ''), (3, NULL)
+
+query IT rowsort
+SELECT a, b FROM t
+----
+1
+x
+2
+(empty)
+3
+NULL
+
+skipif mysql
+query I nosort
+SELECT 1 FROM nowhere
+----
+1
+
+onlyif sqlite
+statement ok
+DROP TABLE nowhere
+
+query I nosort
+SELECT a FROM t ORDER BY a DESC
+----
+3
+2
+1
+
+query I nosort
+SELECT a FROM t ORDER BY a
+----
+3
+2
+1
+
+statement error
+SELECT a FROM nowhere
+
+statement error
+SELECT 1
+
+query I nosort
+SELECT a FROM nowhere
+----
+1
+
+query R nosort
+SELECT SLEEP(5)
+----
+0.000
+";
+
+    #[test]
+    fn every_outcome_is_classified() {
+        let opts = Options {
+            timeout: Duration::from_millis(100),
+            ..Options::default()
+        };
+        let run = run_source(Path::new("t.test"), FILE, &opts);
+        assert_eq!(run.load_error, None);
+        assert_eq!(
+            run.tally,
+            Tally {
+                records: 11,
+                skipped: 2,
+                passed: 5,
+                refused: 1,
+                timed_out: 1,
+                wrong: 2,
+                crashed: 0,
+                abandoned: 0,
+            }
+        );
+        assert_eq!(run.refusals.keys().collect::<Vec<_>>(), ["1146 table"]);
+        let lines: Vec<_> = run.wrong.iter().map(|w| (w.line, &w.kind)).collect();
+        assert_eq!(
+            lines,
+            [
+                (
+                    37,
+                    &WrongKind::Result {
+                        expected: vec!["3".into(), "2".into(), "1".into()],
+                        actual: vec!["1".into(), "2".into(), "3".into()],
+                    }
+                ),
+                (47, &WrongKind::ErrorExpected),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_halt_that_applies_skips_the_rest() {
+        let run = run_source(
+            Path::new("h.test"),
+            "statement ok\nCREATE TABLE t(a INTEGER)\n\nonlyif mysql\nhalt\n\nstatement ok\nDROP TABLE t\n",
+            &Options::default(),
+        );
+        assert_eq!((run.tally.passed, run.tally.skipped), (1, 1));
+    }
+
+    #[test]
+    fn a_bad_file_is_a_load_error() {
+        let run = run_source(Path::new("b.test"), "frobnicate\n", &Options::default());
+        assert!(run.load_error.is_some_and(|e| e.contains("line 1")));
+        assert_eq!(run.tally.records, 0);
     }
 }
