@@ -603,6 +603,19 @@ impl Context {
     /// Like [`Context::cleanup`], with the span also linked to `cleans_up`
     /// (the request whose work it cleans up).
     pub fn cleanup_linked(&self, timeout: Duration, cleans_up: Option<&Context>) -> Context {
+        let name = format!("cleanup {}", self.level().as_str().to_lowercase());
+        self.cleanup_named(&name, timeout, cleans_up)
+    }
+
+    /// Like [`Context::cleanup_linked`], with the span named `name`: the
+    /// cleanup work itself (`commit`, `rollback`), a child of this
+    /// context's span in the recorder and in `tracing`.
+    pub fn cleanup_named(
+        &self,
+        name: &str,
+        timeout: Duration,
+        cleans_up: Option<&Context>,
+    ) -> Context {
         let id = next_id();
         let env = self.node.env.clone();
         let at = env.host.now().saturating_add(timeout);
@@ -610,7 +623,7 @@ impl Context {
         let span_id = env.recorder.as_ref().map(|r| {
             let s = r.open(
                 self.span_id(),
-                &format!("cleanup {}", self.level().as_str().to_lowercase()),
+                name,
                 self.level(),
                 [("cleanup".to_owned(), AttrValue::Bool(true))],
             );
@@ -683,8 +696,12 @@ pub struct ContextInfo {
     pub cancelled: bool,
     /// The cause, when cancelled.
     pub cause: Option<std::sync::Arc<Cause>>,
+    /// Node id.
+    pub node_id: Option<u64>,
     /// Connection id.
     pub connection_id: Option<u64>,
+    /// Session id.
+    pub session_id: Option<u64>,
     /// Statement id.
     pub statement_id: Option<u64>,
     /// Transaction id.
@@ -707,7 +724,9 @@ fn snapshot_node(node: &Arc<Node>, now: Instant) -> ContextInfo {
         level: node.level,
         cancelled: node.cancelled.load(Ordering::Acquire),
         cause,
+        node_id: node.values.node_id(),
         connection_id: node.values.connection_id(),
+        session_id: node.values.session_id(),
         statement_id: node.values.statement_id(),
         txn_id: node.values.txn_id(),
         identity: node.values.identity.clone(),
@@ -981,18 +1000,31 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
                 });
             }
         }
-        if let Some(t) = self.link {
-            if t.level() >= self.level || (self.level == Level::Query && t.level() != Level::Txn) {
+        let mut this = self;
+        if let Some(t) = this.link {
+            if t.level() >= this.level || (this.level == Level::Query && t.level() != Level::Txn) {
                 return Err(ContextError::BadLink {
-                    child: self.level,
+                    child: this.level,
                     target: t.level(),
                 });
             }
+            // A Query's link is its second parent: it carries the Txn's id,
+            // and may not claim another.
+            if let (Level::Txn, Some(txn_id)) = (t.level(), t.values().txn_id()) {
+                let bit = key_bit(ValueKey::TxnId);
+                if this.set & bit != 0 && this.ids[ValueKey::TxnId as usize] != txn_id {
+                    return Err(ContextError::ValueOverride {
+                        level: this.level,
+                        key: ValueKey::TxnId,
+                    });
+                }
+                this = this.set_id(ValueKey::TxnId, txn_id);
+            }
         }
-        Ok(K::wrap(self.attach()))
+        this.attach().map(K::wrap)
     }
 
-    fn attach(self) -> Context {
+    fn attach(self) -> Result<Context, ContextError> {
         let ContextBuilder {
             parent,
             level,
@@ -1003,10 +1035,11 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
             mut rare,
             ..
         } = self;
-        let mut values = match parent {
+        let derived = match parent {
             Some(p) => p.node.values.derive(set, &ids, identity),
             None => Values::default().derive(set, &ids, identity),
         };
+        let mut values = derived.map_err(|key| ContextError::ValueOverride { level, key })?;
         if let Some(r) = rare.as_mut() {
             for (key, value) in r.ext.drain(..) {
                 values.insert_ext(key, value);
@@ -1136,7 +1169,7 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
         if let Some(cause) = born_cancelled {
             cancel_node(&node, cause);
         }
-        Context { node }
+        Ok(Context { node })
     }
 }
 
@@ -2010,9 +2043,10 @@ mod tests {
         assert_eq!(v.get::<Budget>(), Some(&Budget(1 << 20)));
         assert_eq!(v.get::<Label>(), Some(&Label("q45")));
         assert_eq!(v.get::<Shadowed>(), Some(&Shadowed(2)));
-        // A Query takes its txn id from the link target only if given:
-        // values come from the primary parent.
-        assert_eq!(q.values().txn_id(), None);
+        // A Query carries the txn id of the Txn it is linked to, and so do
+        // its pipelines, at any depth.
+        assert_eq!(q.values().txn_id(), Some(44));
+        assert_eq!(v.txn_id(), Some(44));
         // Immutable once built: children's values do not leak upwards.
         assert_eq!(conn.values().get::<Shadowed>(), Some(&Shadowed(1)));
         assert_eq!(conn.values().get::<Label>(), None);
@@ -2020,6 +2054,85 @@ mod tests {
         assert_eq!(txn.values().txn_id(), Some(44));
         assert_eq!(root.values().connection_id(), None);
         assert_eq!(root.values().get::<Budget>(), None);
+    }
+
+    #[test]
+    fn values_set_above_cannot_be_overridden_below() {
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host).node_id(7).build().unwrap();
+        let conn = routine(&root, 42);
+        let txn = conn.child(Level::Txn).txn_id(44).build().unwrap();
+        let req = conn.child(Level::Request).build().unwrap();
+        let q = req
+            .child(Level::Query)
+            .statement_id(45)
+            .link(&txn)
+            .build()
+            .unwrap();
+        let before = root.subtree_len();
+        let over = |b: ContextBuilder<'_>, level: Level, key: ValueKey| {
+            let err = b.build().unwrap_err();
+            assert_eq!(err, ContextError::ValueOverride { level, key });
+            assert!(err.to_string().contains(&key.to_string()), "{err}");
+        };
+        // Another tenant, connection, session, node below the Routine.
+        over(
+            conn.child(Level::Request)
+                .identity(Identity::new("globex", "mallory", "admin")),
+            Level::Request,
+            ValueKey::Identity,
+        );
+        over(
+            conn.child(Level::Request).connection_id(43),
+            Level::Request,
+            ValueKey::ConnectionId,
+        );
+        over(
+            conn.child(Level::Txn).txn_id(1).session_id(1),
+            Level::Txn,
+            ValueKey::SessionId,
+        );
+        over(
+            q.child(Level::Pipeline).node_id(8),
+            Level::Pipeline,
+            ValueKey::NodeId,
+        );
+        // Another statement or transaction below the Query.
+        over(
+            q.child(Level::Pipeline).statement_id(46),
+            Level::Pipeline,
+            ValueKey::StatementId,
+        );
+        over(
+            q.child(Level::Pipeline).txn_id(3),
+            Level::Pipeline,
+            ValueKey::TxnId,
+        );
+        // A Query cannot claim another txn than the one it is linked to.
+        over(
+            req.child(Level::Query)
+                .statement_id(46)
+                .txn_id(3)
+                .link(&txn),
+            Level::Query,
+            ValueKey::TxnId,
+        );
+        assert_eq!(
+            root.subtree_len(),
+            before,
+            "a refused build attaches nothing"
+        );
+        // The same value again is not an override.
+        let p = q
+            .child(Level::Pipeline)
+            .statement_id(45)
+            .txn_id(44)
+            .connection_id(42)
+            .session_id(142)
+            .identity(Identity::new("acme", "alice", "member"))
+            .build()
+            .unwrap();
+        assert_eq!(p.values().tenant(), Some("acme"));
     }
 
     #[test]

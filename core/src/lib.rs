@@ -59,6 +59,7 @@ pub mod error;
 pub mod format;
 pub mod host;
 pub mod level;
+pub mod phase;
 pub mod pipeline;
 pub mod registry;
 pub mod session;
@@ -76,6 +77,7 @@ pub use error::{ContextError, KillError};
 pub use host::StdHost;
 pub use host::{Host, HostFuture, Instant, ManualHost};
 pub use level::{levels, Level};
+pub use phase::Phase;
 pub use registry::{CancelManager, KillScope, ProcessInfo, ProcessList};
 pub use session::{
     ColumnInfo, Connection, Engine, EngineConfig, ErrorKind, ExecOptions, QueryError, QueryResult,

@@ -147,30 +147,47 @@ impl Values {
     /// The values of a child: these, with the ids whose `ValueKey` bit is
     /// in `given` taken from `ids` (indexed by `ValueKey`), and `identity`
     /// if given.
+    ///
+    /// A well-known value set here (or on an ancestor) cannot be changed
+    /// below: giving a different one is an error naming its key, so that a
+    /// descendant can never claim another tenant, connection or statement.
+    /// Giving the same value again is allowed. The check is one comparison
+    /// per slot against these flat values, in the loop that copies them.
     #[inline]
     pub(crate) fn derive(
         &self,
         given: u64,
         ids: &[u64; 6],
         identity: Option<Arc<Identity>>,
-    ) -> Values {
+    ) -> Result<Values, ValueKey> {
         let mut out = [0u64; 5];
         let mut present = self.present;
         for (slot, key) in SLOT_KEYS.iter().enumerate() {
             let bit = 1u64 << (*key as u64);
             out[slot] = if given & bit != 0 {
+                let id = ids[*key as usize];
+                if present & (1 << slot) != 0 && self.ids[slot] != id {
+                    return Err(*key);
+                }
                 present |= 1 << slot;
-                ids[*key as usize]
+                id
             } else {
                 self.ids[slot]
             };
         }
-        Values {
+        let identity = match (identity, &self.identity) {
+            (Some(new), Some(old)) if !Arc::ptr_eq(&new, old) && *new != **old => {
+                return Err(ValueKey::Identity)
+            }
+            (Some(new), _) => Some(new),
+            (None, old) => old.clone(),
+        };
+        Ok(Values {
             ids: out,
             present,
-            identity: identity.or_else(|| self.identity.clone()),
+            identity,
             ext: self.ext.clone(),
-        }
+        })
     }
 
     /// Sets a well-known id (`ValueKey::Identity` is set through its field).

@@ -20,8 +20,12 @@
 //! or a disconnect rolls the open transaction back on a cleanup context.
 
 pub mod error;
+mod exec_ctx;
+mod hooks;
 
 pub use error::{ErrorKind, QueryError};
+pub use exec_ctx::{ExecCtx, ExecState, StmtContexts};
+pub use hooks::TxnHooks;
 
 use serde::Serialize;
 use sqlparser::ast;
@@ -35,6 +39,7 @@ use crate::context::{Context, ContextInfo};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::host::Host;
 use crate::level::Level;
+use crate::phase::Phase;
 use crate::pipeline::{drive, OpCx, Resources, YieldPolicy};
 use crate::registry::{CancelManager, KillScope, ProcessInfo, ProcessList, Registration};
 use crate::sql::error::{ExecError, SqlError};
@@ -61,6 +66,8 @@ pub struct EngineConfig {
     pub memory_budget: u64,
     /// How often running statements yield to the host.
     pub yield_policy: YieldPolicy,
+    /// Storage work at the end of every transaction, on a cleanup context.
+    pub txn_hooks: Option<Arc<dyn TxnHooks>>,
 }
 
 impl EngineConfig {
@@ -72,6 +79,7 @@ impl EngineConfig {
             trace_capacity: 200_000,
             memory_budget: 1 << 30,
             yield_policy: YieldPolicy::default(),
+            txn_hooks: None,
         }
     }
 }
@@ -117,51 +125,6 @@ pub struct QueryResult {
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1e3)
-}
-
-/// The contexts of one statement.
-#[derive(Clone, Debug)]
-pub struct StmtContexts {
-    /// The request.
-    pub request: Context,
-    /// The transaction (explicit or implicit).
-    pub txn: Context,
-    /// The statement.
-    pub query: Context,
-}
-
-/// Phase of a statement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Planning.
-    Planning,
-    /// Running the pipeline.
-    Running,
-    /// Committing.
-    Committing,
-    /// Done.
-    Done,
-}
-
-/// The mutable execution state of one statement.
-#[derive(Debug)]
-pub struct ExecState {
-    /// Phase.
-    pub phase: Phase,
-    /// Rows affected.
-    pub rows_affected: u64,
-    /// Expression settings and warnings.
-    pub eval: EvalCx,
-}
-
-/// A statement's execution context, split by concern.
-pub struct ExecCtx {
-    /// Context handles.
-    pub contexts: StmtContexts,
-    /// Execution state.
-    pub state: ExecState,
-    /// Resources (memory budget).
-    pub resources: Arc<Resources>,
 }
 
 struct TxnState {
@@ -422,40 +385,22 @@ impl ConnInner {
         }
     }
 
+    /// Rolls the open transaction back on a cleanup context (after a kill,
+    /// a disconnect, a reset or shutdown), showing `cleaning up` in the
+    /// process list meanwhile.
     fn rollback_on_cleanup(&self, s: &mut Session) {
-        if let Some(t) = s.txn.take() {
-            let cause = self.manager.routine().cause();
+        if let Some(mut t) = s.txn.take() {
+            self.manager.set_phase(Some(Phase::CleaningUp));
             // The cleanup context links to the request whose work it cleans
             // up (the one that was running when the connection was killed).
             let request = self.manager.request();
-            let cleanup = t.ctx.cleanup_linked(CLEANUP_TIMEOUT, request.as_ref());
-            let r = &self.engine.recorder;
-            let span = r.open(
-                t.ctx.span_id(),
-                "rollback",
-                Level::Txn,
-                [("on_cleanup_context".to_owned(), true.into())],
-            );
-            r.add_link(span, cleanup.span_id().unwrap_or(span));
-            if let Some(c) = &cause {
-                r.set_attr(span, "after", c.to_string());
-            }
-            let writes = t.writes.len();
-            drop(t.writes);
-            r.set_attr(span, "discarded_tables", writes);
-            r.close(
-                span,
-                if cleanup.check().is_ok() {
-                    SpanStatus::Ok
-                } else {
-                    SpanStatus::Error {
-                        message: "cleanup timed out".into(),
-                    }
-                },
-            );
+            let why = match self.manager.routine().cause() {
+                Some(c) => format!("connection cleanup after: {c}"),
+                None => "connection cleanup".to_owned(),
+            };
+            rollback_writes(self, &mut t, &why, request.as_ref());
             self.manager.set_txn(None);
-            let txn_id = t.ctx.values().txn_id().unwrap_or(0);
-            t.ctx.cancel(Reason::TxnRolledBack { txn_id });
+            self.manager.set_phase(None);
         }
     }
 }
@@ -563,7 +508,10 @@ impl Connection {
         if c.manager.routine().is_cancelled() {
             return Err(kill_error(c.manager.routine().cause()));
         }
-        let stmts = crate::sql::parse(sql)?;
+        c.manager.set_phase(Some(Phase::Parsing));
+        let stmts = crate::sql::parse(sql);
+        c.manager.set_phase(None);
+        let stmts = stmts?;
         if stmts.is_empty() {
             return Err(QueryError::new(1065, "42000", "Query was empty"));
         }
@@ -740,7 +688,10 @@ async fn run_statement(
             | ast::Statement::StartTransaction { .. }
     );
     if implicit_commit && s.txn.is_some() {
-        commit_txn(c, s)?;
+        c.manager.set_phase(Some(Phase::Committing));
+        let committed = commit_txn(c, s);
+        c.manager.set_phase(None);
+        committed?;
     }
     // The statement's transaction.
     let mut implicit = None;
@@ -787,19 +738,14 @@ async fn run_statement(
         }
     }
     let registration = c.manager.register_query(&query, &truncate(&text, 1000));
-    registration.start();
     let resources = Resources::new(s.memory_budget, e.memory.clone());
     let mut x = ExecCtx {
         contexts: StmtContexts {
             request: request.clone(),
-            txn: txn_ctx.clone().unwrap_or_else(|| request.clone()),
+            txn: txn_ctx,
             query: query.clone(),
         },
-        state: ExecState {
-            phase: Phase::Planning,
-            rows_affected: 0,
-            eval: EvalCx::default(),
-        },
+        state: ExecState::new(registration.phase().clone()),
         resources,
     };
     let res = dispatch(
@@ -817,23 +763,24 @@ async fn run_statement(
     let res = match (res, implicit) {
         (Ok(r), Some(mut t)) if !t.writes.is_empty() => match x.contexts.query.check() {
             Ok(()) => {
-                x.state.phase = Phase::Committing;
+                x.state.set_phase(Phase::Committing);
                 commit_writes(c, &mut t).map(|_| r)
             }
             Err(cancel) => {
-                rollback_span(c, &t, Some("statement cancelled before commit"));
+                x.state.set_phase(Phase::RollingBack);
+                rollback_writes(c, &mut t, "statement cancelled before commit", None);
                 Err(cancel.into())
             }
         },
-        (Err(err), Some(t)) => {
+        (Err(err), Some(mut t)) => {
             if !t.writes.is_empty() {
-                rollback_span(c, &t, Some(&err.message));
+                x.state.set_phase(Phase::RollingBack);
+                rollback_writes(c, &mut t, &err.message, None);
             }
             Err(err)
         }
         (r, _) => r,
     };
-    x.state.phase = Phase::Done;
     drop(registration);
     let elapsed = host.now().saturating_since(started);
     match res {
@@ -877,39 +824,73 @@ fn new_txn(c: &ConnInner, explicit: bool) -> Result<TxnState, QueryError> {
     })
 }
 
+/// The span status of a failed statement or transaction step.
+fn error_status(err: &QueryError) -> SpanStatus {
+    match &err.cause {
+        Some(cause) => SpanStatus::from_cause(cause),
+        None => SpanStatus::Error {
+            message: err.message.clone(),
+        },
+    }
+}
+
+/// Commits `t` on a cleanup context whose span, `commit`, is a child of the
+/// transaction's: the storage hook, then the catalog. A kill that lands
+/// meanwhile does not stop it half-way; the cleanup deadline does, before
+/// anything is published.
 fn commit_writes(c: &ConnInner, t: &mut TxnState) -> Result<(), QueryError> {
-    let r = &c.engine.recorder;
-    let span = r.open(
-        t.ctx.span_id(),
-        "commit",
-        Level::Txn,
-        [("tables".to_owned(), t.writes.len().into())],
-    );
-    match c.engine.catalog.commit(t.snapshot.ts, &t.writes) {
+    let cx = t.ctx.cleanup_named("commit", CLEANUP_TIMEOUT, None);
+    cx.set_attr("tables", t.writes.len());
+    let txn_id = t.ctx.values().txn_id().unwrap_or(0);
+    let hooked = match &c.engine.config.txn_hooks {
+        Some(h) => h.commit(&cx, txn_id),
+        None => Ok(()),
+    };
+    let res = hooked
+        .and_then(|()| cx.check())
+        .map_err(QueryError::from)
+        .and_then(|()| {
+            c.engine
+                .catalog
+                .commit(t.snapshot.ts, &t.writes)
+                .map_err(QueryError::from)
+        });
+    match res {
         Ok(ts) => {
-            r.set_attr(span, "commit_ts", ts);
-            r.close(span, SpanStatus::Ok);
+            cx.set_attr("commit_ts", ts);
+            cx.finish(SpanStatus::Ok);
             Ok(())
         }
         Err(err) => {
-            r.close(
-                span,
-                SpanStatus::Error {
-                    message: err.to_string(),
-                },
-            );
-            Err(err.into())
+            cx.finish(error_status(&err));
+            Err(err)
         }
     }
 }
 
-fn rollback_span(c: &ConnInner, t: &TxnState, why: Option<&str>) {
-    let r = &c.engine.recorder;
-    let span = r.open(t.ctx.span_id(), "rollback", Level::Txn, []);
-    if let Some(w) = why {
-        r.set_attr(span, "reason", w);
-    }
-    r.close(span, SpanStatus::Ok);
+/// Rolls `t` back on a cleanup context whose span, `rollback`, is a child
+/// of the transaction's and links to `cleans_up` (the request whose work
+/// it undoes): the storage hook, then the release of the writes, which
+/// happens whatever the hook returns. A cleanup deadline that passed is
+/// recorded as the span's status, with its cause. Ends the transaction's
+/// context with `TxnRolledBack`.
+fn rollback_writes(c: &ConnInner, t: &mut TxnState, why: &str, cleans_up: Option<&Context>) {
+    let cx = t.ctx.cleanup_named("rollback", CLEANUP_TIMEOUT, cleans_up);
+    cx.set_attr("reason", why);
+    cx.set_attr("on_cleanup_context", true);
+    let txn_id = t.ctx.values().txn_id().unwrap_or(0);
+    let hooked = match &c.engine.config.txn_hooks {
+        Some(h) => h.rollback(&cx, txn_id),
+        None => Ok(()),
+    };
+    let released = std::mem::take(&mut t.writes);
+    cx.set_attr("discarded_tables", released.len());
+    drop(released);
+    cx.finish(match hooked.and_then(|()| cx.check()) {
+        Ok(()) => SpanStatus::Ok,
+        Err(cancelled) => SpanStatus::from_cause(cancelled.cause()),
+    });
+    t.ctx.cancel(Reason::TxnRolledBack { txn_id });
 }
 
 fn commit_txn(c: &ConnInner, s: &mut Session) -> Result<(), QueryError> {
@@ -917,9 +898,7 @@ fn commit_txn(c: &ConnInner, s: &mut Session) -> Result<(), QueryError> {
         c.manager.set_txn(None);
         let res = commit_writes(c, &mut t);
         if res.is_err() {
-            rollback_span(c, &t, Some("write conflict"));
-            let id = t.ctx.values().txn_id().unwrap_or(0);
-            t.ctx.cancel(Reason::TxnRolledBack { txn_id: id });
+            rollback_writes(c, &mut t, "commit failed", None);
         } else {
             t.ctx.finish(SpanStatus::Ok);
         }
@@ -929,12 +908,10 @@ fn commit_txn(c: &ConnInner, s: &mut Session) -> Result<(), QueryError> {
 }
 
 fn rollback_txn(c: &ConnInner, s: &mut Session) {
-    if let Some(t) = s.txn.take() {
+    if let Some(mut t) = s.txn.take() {
         c.manager.set_txn(None);
-        rollback_span(c, &t, Some("ROLLBACK"));
+        rollback_writes(c, &mut t, "ROLLBACK", None);
         t.ctx.finish(SpanStatus::Ok);
-        let id = t.ctx.values().txn_id().unwrap_or(0);
-        t.ctx.cancel(Reason::TxnRolledBack { txn_id: id });
     }
 }
 
@@ -1085,6 +1062,7 @@ async fn dispatch(
             Ok(affected(stmt_id, 0))
         }
         ast::Statement::Commit { .. } => {
+            x.state.set_phase(Phase::Committing);
             commit_txn(c, s)?;
             Ok(affected(stmt_id, 0))
         }
@@ -1092,6 +1070,7 @@ async fn dispatch(
             if savepoint.is_some() {
                 return Err(QueryError::unsupported("savepoints"));
             }
+            x.state.set_phase(Phase::RollingBack);
             rollback_txn(c, s);
             Ok(affected(stmt_id, 0))
         }
@@ -1212,7 +1191,7 @@ async fn run_plan(
         .name("pipeline")
         .build()?;
     let mut root = plan.build(&pipeline)?;
-    x.state.phase = Phase::Running;
+    x.state.set_phase(Phase::Executing);
     let mut out = Vec::new();
     let mut held = Vec::new();
     let resources = x.resources.clone();
@@ -1438,7 +1417,7 @@ async fn exec_update(
         ));
     }
     x.state.eval.strict = true;
-    x.state.phase = Phase::Running;
+    x.state.set_phase(Phase::Executing);
     let host = c.engine.config.host.clone();
     let mut chunks = Vec::with_capacity(data.chunks.len());
     let mut affected = 0u64;
