@@ -63,6 +63,31 @@ use crate::sync::{
 use crate::trace::{AttrValue, Recorder, SpanId, SpanStatus};
 use crate::values::{Identity, ValueKey, Values};
 
+/// A `tracing` span with the fields every cascade span has: `level`, `ctx`
+/// (the context id), `span` (the recorder's span id, 0 if not recorded),
+/// `otel.name` (the recorder's name: `select`, `rollback`, `HashAggregate`),
+/// and, recorded when it closes ([`record_status`](crate::trace::record_status)),
+/// `status`, `cause`, `otel.status_code` and `otel.status_message` — the
+/// fields `tracing-opentelemetry` maps to an OpenTelemetry span's name and
+/// status.
+macro_rules! tracing_span {
+    ($callsite:literal, $parent:expr, $level:expr, $ctx:expr, $rec:expr, $name:expr) => {
+        tracing::info_span!(
+            target: "cascade",
+            parent: $parent,
+            $callsite,
+            level = $level,
+            ctx = $ctx,
+            span = $rec,
+            otel.name = $name,
+            status = tracing::field::Empty,
+            cause = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        )
+    };
+}
+
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Ids are handed to threads in blocks, so that deriving a context does not
@@ -567,19 +592,43 @@ impl Context {
     }
 
     fn close_span(&self, status: Option<SpanStatus>) {
-        let Some(s) = self.span_id() else {
+        let recorded = self.span_id();
+        if recorded.is_none() && self.node.span.is_none() {
             return;
-        };
+        }
         if self.node.span_closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Some(r) = self.recorder() {
-            let status = status.unwrap_or_else(|| match self.cause() {
-                Some(c) => SpanStatus::from_cause(&c),
-                None => SpanStatus::Ok,
-            });
+        let status = status.unwrap_or_else(|| match self.cause() {
+            Some(c) => SpanStatus::from_cause(&c),
+            None => SpanStatus::Ok,
+        });
+        if let Some(span) = &self.node.span {
+            crate::trace::record_status(span, &status);
+        }
+        if let (Some(r), Some(s)) = (self.recorder(), recorded) {
             r.close(s, status);
         }
+    }
+
+    /// A `tracing` span for work inside this context that has no context of
+    /// its own (a pipeline operator): a child of this context's span, with
+    /// the same fields as the contexts' spans (`rec` is its recorder span,
+    /// 0 if none). `None` when no subscriber records this context's span.
+    pub fn tracing_child(
+        &self,
+        name: &str,
+        level: Level,
+        rec: Option<SpanId>,
+    ) -> Option<tracing::Span> {
+        let parent = self.node.span.as_deref()?;
+        let id = self.node.id;
+        let rec = rec.map_or(0, |s| s.0);
+        let level_name = level.as_str();
+        let span = child_span(Some(parent), |p| {
+            tracing_span!("operator", p, level_name, id, rec, name)
+        });
+        recorded(span).map(|b| *b)
     }
 
     /// A cleanup context: same level and values, its span a child of this
@@ -633,10 +682,10 @@ impl Context {
             s
         });
         let level_name = self.level().as_str();
-        let span = recorded(child_span(
-            self.node.span.as_deref(),
-            |parent| tracing::info_span!(target: "cascade", parent: parent, "cleanup", level = level_name, ctx = id),
-        ));
+        let rec = span_id.map_or(0, |s| s.0);
+        let span = recorded(child_span(self.node.span.as_deref(), |parent| {
+            tracing_span!("cleanup", parent, level_name, id, rec, name)
+        }));
         let node = Arc::new_cyclic(|weak| Node {
             id,
             handles: AtomicUsize::new(1),
@@ -1057,10 +1106,11 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
             (None, Some(host), recorder) => Arc::new(Env { host, recorder }),
             (None, None, _) => unreachable!("a root builder always has a host"),
         };
+        let name = rare.as_mut().and_then(|r| r.name.take());
         let span_id = env.recorder.as_ref().map(|r| {
-            let (mut attrs, name) = match rare.as_mut() {
-                Some(rare) => (std::mem::take(&mut rare.attrs), rare.name.take()),
-                None => (Vec::new(), None),
+            let mut attrs = match rare.as_mut() {
+                Some(rare) => std::mem::take(&mut rare.attrs),
+                None => Vec::new(),
             };
             attrs.push(("ctx".into(), AttrValue::from(id)));
             if let Some(c) = values.connection_id() {
@@ -1072,15 +1122,17 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
             if let (Some(s), Level::Query | Level::Pipeline) = (values.statement_id(), level) {
                 attrs.push(("statement_id".into(), s.into()));
             }
-            let name = name.unwrap_or_else(|| Cow::Owned(level.as_str().to_lowercase()));
-            r.open(parent.and_then(Context::span_id), &name, level, attrs)
+            let name = name.as_deref().unwrap_or(span_name(level));
+            r.open(parent.and_then(Context::span_id), name, level, attrs)
         });
         // No subscriber that could want an INFO span (the usual case in
         // production without tracing): no span at all, and no cost.
         let span = if tracing::level_enabled!(tracing::Level::INFO) {
+            let name = name.as_deref().unwrap_or(span_name(level));
+            let rec = span_id.map_or(0, |s| s.0);
             recorded(child_span(
                 parent.and_then(|p| p.node.span.as_deref()),
-                |ps| make_tracing_span(level, id, ps),
+                |ps| make_tracing_span(level, id, rec, name, ps),
             ))
         } else {
             None
@@ -1208,20 +1260,34 @@ fn child_span(
     in_parent.unwrap_or_else(|| make(None))
 }
 
-fn make_tracing_span(level: Level, id: u64, parent: Option<tracing::Id>) -> tracing::Span {
+/// The default span name of a level (`"query"`).
+fn span_name(level: Level) -> &'static str {
     match level {
-        Level::Root => tracing::info_span!(target: "cascade", parent: parent, "root", ctx = id),
-        Level::Routine => {
-            tracing::info_span!(target: "cascade", parent: parent, "routine", ctx = id)
-        }
-        Level::Txn => tracing::info_span!(target: "cascade", parent: parent, "txn", ctx = id),
-        Level::Request => {
-            tracing::info_span!(target: "cascade", parent: parent, "request", ctx = id)
-        }
-        Level::Query => tracing::info_span!(target: "cascade", parent: parent, "query", ctx = id),
-        Level::Pipeline | Level::Operator => {
-            tracing::info_span!(target: "cascade", parent: parent, "pipeline", ctx = id)
-        }
+        Level::Root => "root",
+        Level::Routine => "routine",
+        Level::Txn => "txn",
+        Level::Request => "request",
+        Level::Query => "query",
+        Level::Pipeline => "pipeline",
+        Level::Operator => "operator",
+    }
+}
+
+fn make_tracing_span(
+    level: Level,
+    id: u64,
+    rec: u64,
+    name: &str,
+    parent: Option<tracing::Id>,
+) -> tracing::Span {
+    let l = level.as_str();
+    match level {
+        Level::Root => tracing_span!("root", parent, l, id, rec, name),
+        Level::Routine => tracing_span!("routine", parent, l, id, rec, name),
+        Level::Txn => tracing_span!("txn", parent, l, id, rec, name),
+        Level::Request => tracing_span!("request", parent, l, id, rec, name),
+        Level::Query => tracing_span!("query", parent, l, id, rec, name),
+        Level::Pipeline | Level::Operator => tracing_span!("pipeline", parent, l, id, rec, name),
     }
 }
 

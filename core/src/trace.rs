@@ -137,6 +137,27 @@ impl SpanStatus {
     }
 }
 
+/// Records a closing span's status on its `tracing` span: `status` (the
+/// [`SpanStatus::code`]), `cause` (the cause or error in words), and
+/// `otel.status_code` / `otel.status_message` for OpenTelemetry. The span
+/// must have been made with these fields (every cascade span is).
+pub fn record_status(span: &tracing::Span, status: &SpanStatus) {
+    span.record("status", status.code());
+    match status {
+        SpanStatus::Open => {}
+        SpanStatus::Ok => {
+            span.record("otel.status_code", "OK");
+        }
+        SpanStatus::Error { message }
+        | SpanStatus::Canceled { message, .. }
+        | SpanStatus::DeadlineExceeded { message, .. } => {
+            span.record("cause", message.as_str());
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_message", message.as_str());
+        }
+    }
+}
+
 /// One recorded span.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SpanRecord {

@@ -171,6 +171,10 @@ pub struct Instrumented {
     ctx: Context,
     metrics: Metrics,
     span: Option<SpanId>,
+    /// The operator's `tracing` span, a child of its pipeline's, when a
+    /// subscriber records the pipeline's.
+    tracing: Option<tracing::Span>,
+    opened: bool,
     done: bool,
 }
 
@@ -182,6 +186,8 @@ impl Instrumented {
             ctx,
             metrics: Metrics::default(),
             span: None,
+            tracing: None,
+            opened: false,
             done: false,
         }
     }
@@ -216,7 +222,8 @@ impl Instrumented {
         if due(&self.ctx, start) {
             self.ctx.check()?;
         }
-        if self.span.is_none() {
+        if !self.opened {
+            self.opened = true;
             if let Some(r) = self.ctx.recorder() {
                 self.span = Some(r.open_at(
                     self.ctx.span_id(),
@@ -226,6 +233,9 @@ impl Instrumented {
                     [("detail".to_owned(), self.op.describe().into())],
                 ));
             }
+            self.tracing = self
+                .ctx
+                .tracing_child(self.op.name(), Level::Operator, self.span);
         }
         let res = self.op.next(cx);
         let end = self.ctx.host().now();
@@ -255,6 +265,9 @@ impl Instrumented {
     }
 
     fn close_span(&mut self, end: Instant, status: SpanStatus) {
+        if let Some(t) = self.tracing.take() {
+            crate::trace::record_status(&t, &status);
+        }
         if let (Some(r), Some(s)) = (self.ctx.recorder(), self.span.take()) {
             r.set_attr(s, "rows", self.metrics.rows);
             r.set_attr(s, "batches", self.metrics.batches);
@@ -306,7 +319,7 @@ impl Instrumented {
 
 impl Drop for Instrumented {
     fn drop(&mut self) {
-        if self.span.is_some() {
+        if self.span.is_some() || self.tracing.is_some() {
             let end = self.ctx.host().now();
             let status = match self.ctx.cause() {
                 Some(c) => SpanStatus::from_cause(&c),
