@@ -7,76 +7,19 @@
 //!
 //! Its own test binary: `tracing` caches callsite interest process-wide.
 
+mod common;
+use common::spans::{Collect, Seen};
+
 use cascade::trace::SpanStatus;
 use cascade::{Engine, EngineConfig, Identity, Level, ManualHost, QueryError, QueryResult};
 use futures::executor::block_on;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 use std::time::Duration;
-use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::registry::LookupSpan;
-
-/// What the layer saw of one span.
-#[derive(Clone, Debug, Default)]
-struct Seen {
-    parent: Option<u64>,
-    fields: HashMap<String, String>,
-}
-
-impl Visit for Seen {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.fields
-            .insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.fields
-            .insert(field.name().to_owned(), value.to_owned());
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.fields
-            .insert(field.name().to_owned(), value.to_string());
-    }
-}
-
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<HashMap<u64, Seen>>>);
-
-impl<S> tracing_subscriber::Layer<S> for Collect
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        id: &tracing::span::Id,
-        ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let mut seen = Seen {
-            parent: ctx
-                .span(id)
-                .and_then(|s| s.parent())
-                .map(|p| p.id().into_u64()),
-            ..Seen::default()
-        };
-        attrs.record(&mut seen);
-        self.0.lock().unwrap().insert(id.into_u64(), seen);
-    }
-
-    fn on_record(
-        &self,
-        id: &tracing::span::Id,
-        values: &tracing::span::Record<'_>,
-        _: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        if let Some(seen) = self.0.lock().unwrap().get_mut(&id.into_u64()) {
-            values.record(seen);
-        }
-    }
-}
 
 fn poll_once<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
     let waker = futures::task::noop_waker();

@@ -19,10 +19,13 @@
 //! a cancelled or timed-out DML statement never commits; `KILL CONNECTION`
 //! or a disconnect rolls the open transaction back on a cleanup context.
 
+mod background;
 pub mod error;
 mod exec_ctx;
 mod hooks;
+mod reset;
 
+pub use background::{Background, MaintenanceReport};
 pub use error::{ErrorKind, QueryError};
 pub use exec_ctx::{ExecCtx, ExecState, StmtContexts};
 pub use hooks::TxnHooks;
@@ -389,16 +392,21 @@ impl ConnInner {
     /// a disconnect, a reset or shutdown), showing `cleaning up` in the
     /// process list meanwhile.
     fn rollback_on_cleanup(&self, s: &mut Session) {
+        let why = match self.manager.routine().cause() {
+            Some(c) => format!("connection cleanup after: {c}"),
+            None => "connection cleanup".to_owned(),
+        };
+        self.rollback_for(s, &why);
+    }
+
+    /// [`ConnInner::rollback_on_cleanup`] with the reason given.
+    fn rollback_for(&self, s: &mut Session, why: &str) {
         if let Some(mut t) = s.txn.take() {
             self.manager.set_phase(Some(Phase::CleaningUp));
             // The cleanup context links to the request whose work it cleans
             // up (the one that was running when the connection was killed).
             let request = self.manager.request();
-            let why = match self.manager.routine().cause() {
-                Some(c) => format!("connection cleanup after: {c}"),
-                None => "connection cleanup".to_owned(),
-            };
-            rollback_writes(self, &mut t, &why, request.as_ref());
+            rollback_writes(self, &mut t, why, request.as_ref());
             self.manager.set_txn(None);
             self.manager.set_phase(None);
         }
