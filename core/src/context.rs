@@ -1037,7 +1037,7 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
     /// Builds the context: checks the level order and the mandatory values,
     /// attaches it to its parent (born cancelled if the parent is) and to its
     /// link, and opens its spans.
-    pub fn build(self) -> Result<K, ContextError> {
+    pub fn build(mut self) -> Result<K, ContextError> {
         if let Some(p) = self.parent {
             p.level().check_derive(self.level)?;
         }
@@ -1049,11 +1049,10 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
                 });
             }
         }
-        let mut this = self;
-        if let Some(t) = this.link {
-            if t.level() >= this.level || (this.level == Level::Query && t.level() != Level::Txn) {
+        if let Some(t) = self.link {
+            if t.level() >= self.level || (self.level == Level::Query && t.level() != Level::Txn) {
                 return Err(ContextError::BadLink {
-                    child: this.level,
+                    child: self.level,
                     target: t.level(),
                 });
             }
@@ -1061,19 +1060,32 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
             // and may not claim another.
             if let (Level::Txn, Some(txn_id)) = (t.level(), t.values().txn_id()) {
                 let bit = key_bit(ValueKey::TxnId);
-                if this.set & bit != 0 && this.ids[ValueKey::TxnId as usize] != txn_id {
+                if self.set & bit != 0 && self.ids[ValueKey::TxnId as usize] != txn_id {
                     return Err(ContextError::ValueOverride {
-                        level: this.level,
+                        level: self.level,
                         key: ValueKey::TxnId,
                     });
                 }
-                this = this.set_id(ValueKey::TxnId, txn_id);
+                self.ids[ValueKey::TxnId as usize] = txn_id;
+                self.set |= bit;
             }
         }
-        this.attach().map(K::wrap)
+        if let Some(p) = self.parent {
+            if let Some(key) = p
+                .node
+                .values
+                .overridden(self.set, &self.ids, self.identity.as_ref())
+            {
+                return Err(ContextError::ValueOverride {
+                    level: self.level,
+                    key,
+                });
+            }
+        }
+        Ok(K::wrap(self.attach()))
     }
 
-    fn attach(self) -> Result<Context, ContextError> {
+    fn attach(self) -> Context {
         let ContextBuilder {
             parent,
             level,
@@ -1084,11 +1096,10 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
             mut rare,
             ..
         } = self;
-        let derived = match parent {
+        let mut values = match parent {
             Some(p) => p.node.values.derive(set, &ids, identity),
             None => Values::default().derive(set, &ids, identity),
         };
-        let mut values = derived.map_err(|key| ContextError::ValueOverride { level, key })?;
         if let Some(r) = rare.as_mut() {
             for (key, value) in r.ext.drain(..) {
                 values.insert_ext(key, value);
@@ -1221,7 +1232,7 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
         if let Some(cause) = born_cancelled {
             cancel_node(&node, cause);
         }
-        Ok(Context { node })
+        Context { node }
     }
 }
 

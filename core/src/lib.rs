@@ -77,10 +77,11 @@ pub use error::{ContextError, KillError};
 pub use host::StdHost;
 pub use host::{Host, HostFuture, Instant, ManualHost};
 pub use level::{levels, Level};
-pub use phase::Phase;
 pub use registry::{CancelManager, KillScope, ProcessInfo, ProcessList};
 pub use session::{
     ColumnInfo, Connection, Engine, EngineConfig, ErrorKind, ExecOptions, QueryError, QueryResult,
 };
 pub use trace::{Recorder, SpanId, SpanStatus, Trace};
+
+pub use phase::Phase;
 pub use values::{Identity, ValueKey, Values};

@@ -20,10 +20,11 @@
 //! or a disconnect rolls the open transaction back on a cleanup context.
 
 mod background;
-pub mod error;
 mod exec_ctx;
 mod hooks;
 mod reset;
+
+pub mod error;
 
 pub use background::{Background, MaintenanceReport};
 pub use error::{ErrorKind, QueryError};
@@ -42,7 +43,6 @@ use crate::context::{Context, ContextInfo};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::host::Host;
 use crate::level::Level;
-use crate::phase::Phase;
 use crate::pipeline::{drive, OpCx, Resources, YieldPolicy};
 use crate::registry::{CancelManager, KillScope, ProcessInfo, ProcessList, Registration};
 use crate::sql::error::{ExecError, SqlError};
@@ -52,6 +52,8 @@ use crate::storage::{Catalog, ColumnDef, Schema, Snapshot, StorageError, TableDa
 use crate::sync::lock_std as lock;
 use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
 use crate::values::Identity;
+
+use crate::phase::Phase;
 
 /// How long a rollback on a cleanup context may take.
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
