@@ -1057,8 +1057,8 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
                 });
             }
             // A Query's link is its second parent: it carries the Txn's id,
-            // and may not claim another.
-            if let (Level::Txn, Some(txn_id)) = (t.level(), t.values().txn_id()) {
+            // and may not claim another. (Other links only cancel.)
+            if let (Level::Query, Some(txn_id)) = (self.level, t.values().txn_id()) {
                 let bit = key_bit(ValueKey::TxnId);
                 if self.set & bit != 0 && self.ids[ValueKey::TxnId as usize] != txn_id {
                     return Err(ContextError::ValueOverride {
