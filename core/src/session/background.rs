@@ -1,20 +1,4 @@
-//! Background sessions: engine-internal work run as a Routine of tenant
-//! `sys`, with its own contexts, as a client connection's statements are.
-//!
-//! [`Engine::background`] opens the session (it is in the process list, so
-//! `sys`'s admin sees it and may `KILL` it). Its job, one round per
-//! [`Background::tick`], runs in a Request and a Query context of its own:
-//! it trims the trace recorder of closed spans older than the retention
-//! and forgets the statement ids whose spans are gone, so that a long-lived
-//! node's trace buffer holds the recent past, not the oldest spans the
-//! capacity left.
-//!
-//! No runtime in core: [`Background::run`] is a future the embedder drives
-//! (the server spawns it on tokio; the browser with
-//! `wasm_bindgen_futures::spawn_local`), ticking on the host's timer until
-//! the engine shuts down or the session is killed, then closing on a
-//! cleanup context. An embedder with a loop of its own calls
-//! [`Background::tick`] instead.
+//! Background sessions: engine-internal work as a Routine of tenant `sys` ([`Background`]).
 
 use serde::Serialize;
 use std::sync::atomic::Ordering;
@@ -40,7 +24,24 @@ pub struct MaintenanceReport {
     pub queries_forgotten: usize,
 }
 
-/// A background session of the engine. See the [module](self) docs.
+/// Background sessions: engine-internal work run as a Routine of tenant
+/// `sys`, with its own contexts, as a client connection's statements are.
+///
+/// [`Engine::background`] opens the session (it is in the process list, so
+/// `sys`'s admin sees it and may `KILL` it). Its job, one round per
+/// [`Background::tick`], runs in a Request and a Query context of its own:
+/// it trims the trace recorder of closed spans older than the retention
+/// and forgets the statement ids whose spans are gone, so that a long-lived
+/// node's trace buffer holds the recent past, not the oldest spans the
+/// capacity left.
+///
+/// No runtime in core: [`Background::run`] is a future the embedder drives
+/// (the server spawns it on tokio; the browser with
+/// `wasm_bindgen_futures::spawn_local`), ticking on the host's timer until
+/// the engine shuts down or the session is killed, then closing on a
+/// cleanup context. An embedder with a loop of its own calls
+/// [`Background::tick`] instead.
+///
 pub struct Background {
     engine: Engine,
     manager: Arc<CancelManager>,
