@@ -37,6 +37,9 @@ fn a_background_session_trims_the_trace_buffer_and_closes_on_shutdown() {
             (Some("sys"), Some(Engine::BACKGROUND_USER), Some(1))
         );
         let mut running = Box::pin(bg.run());
+        // A server spawns it on a multi-threaded runtime.
+        fn spawnable<T: Send + 'static>(_: &T) {}
+        spawnable(&running);
         assert!(poll_once(running.as_mut()).is_pending());
 
         // `sys`'s admin sees it in the process list; other tenants do not.
