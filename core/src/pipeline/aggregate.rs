@@ -74,7 +74,116 @@ enum State {
     SumFloat(Vec<f64>, Vec<bool>),
     Avg(Vec<f64>, Vec<i64>),
     MinMax(Vec<Value>, bool),
-    Distinct(Vec<FxHashSet<Value>>),
+    Distinct(Vec<DistinctSet>),
+}
+
+/// Rows consumed per step by an aggregate with `DISTINCT` sets.
+const DISTINCT_ROWS: usize = 1024;
+/// Values in a set past this many are split into [`PARTS`] tables.
+const SPLIT_AT: usize = 28_672;
+/// Tables of a split [`DistinctSet`].
+const PARTS: usize = 256;
+
+/// The distinct values of one group: one hash table, split by hash into
+/// [`PARTS`] tables once it holds [`SPLIT_AT`] values, so that growing the
+/// set (a rehash, which moves every value of a table at once) is bounded
+/// work: a kill waits for a 256th of the set at most, not all of it.
+#[derive(Default)]
+pub(crate) struct DistinctSet {
+    parts: Vec<FxHashSet<Value>>,
+    len: usize,
+}
+
+/// The part of a split set that `v` belongs to: the top bits of its hash
+/// mixed once more (a multiply by the golden ratio), so that they depend on
+/// every bit of the hash (the hash of an integer, taken of its `f64` bits,
+/// has runs of constant bits) and are not the bits the tables use.
+#[inline]
+fn part_of(v: &Value) -> usize {
+    use std::hash::BuildHasher;
+    let h = rustc_hash::FxBuildHasher.hash_one(v);
+    (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % PARTS
+}
+
+impl DistinctSet {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    fn iter(&self) -> impl Iterator<Item = &Value> {
+        self.parts.iter().flatten()
+    }
+    /// Heap bytes of the tables (not of the strings).
+    fn table_bytes(&self) -> u64 {
+        vec_bytes::<FxHashSet<Value>>(self.parts.capacity())
+            + self
+                .parts
+                .iter()
+                .map(|p| hash_table_bytes::<Value>(p.capacity()))
+                .sum::<u64>()
+    }
+
+    /// Adds `v` (not NULL); the heap bytes it keeps when new. The memory of
+    /// a growing table is reserved before it grows.
+    #[inline]
+    fn insert(
+        &mut self,
+        v: Value,
+        mem: &mut MemoryUse,
+        res: &Arc<Resources>,
+    ) -> Result<u64, ExecError> {
+        if self.parts.is_empty() {
+            mem.grow(res, vec_bytes::<FxHashSet<Value>>(1))?;
+            self.parts = vec![FxHashSet::default()];
+        }
+        let single = self.parts.len() == 1;
+        let set = &mut self.parts[if single { 0 } else { part_of(&v) }];
+        if set.len() == set.capacity() {
+            if single && set.len() >= SPLIT_AT {
+                self.split(mem, res)?;
+                return self.insert(v, mem, res);
+            }
+            // The insert may grow the table (it makes room first, even
+            // for a value it has).
+            grow_set(set, 1, mem, res)?;
+        }
+        let bytes = v.heap_bytes() as u64;
+        Ok(if set.insert(v) {
+            self.len += 1;
+            bytes
+        } else {
+            0
+        })
+    }
+
+    /// Splits the one table into [`PARTS`], reserving them first.
+    #[cold]
+    fn split(&mut self, mem: &mut MemoryUse, res: &Arc<Resources>) -> Result<(), ExecError> {
+        let before = self.table_bytes();
+        let per_part = hash_capacity_after(0, 0, 2 * self.len / PARTS);
+        let after = vec_bytes::<FxHashSet<Value>>(PARTS)
+            + PARTS as u64 * hash_table_bytes::<Value>(per_part);
+        mem.grow(res, after)?;
+        let mut parts: Vec<FxHashSet<Value>> = (0..PARTS)
+            .map(|_| {
+                let mut s = FxHashSet::default();
+                s.reserve(per_part);
+                s
+            })
+            .collect();
+        for v in std::mem::take(&mut self.parts).into_iter().flatten() {
+            parts[part_of(&v)].insert(v);
+        }
+        self.parts = parts;
+        let now = self.table_bytes();
+        if now > after {
+            mem.grow(res, now - after)?;
+        }
+        mem.shrink(before + after.saturating_sub(now));
+        Ok(())
+    }
 }
 
 impl State {
@@ -106,7 +215,7 @@ impl State {
             }
             State::Avg(s, c) => vec_bytes::<f64>(s.capacity()) + vec_bytes::<i64>(c.capacity()),
             State::MinMax(v, _) => vec_bytes::<Value>(v.capacity()),
-            State::Distinct(v) => vec_bytes::<FxHashSet<Value>>(v.capacity()),
+            State::Distinct(v) => vec_bytes::<DistinctSet>(v.capacity()),
         }
     }
 
@@ -130,7 +239,7 @@ impl State {
             }
             State::Avg(s, c) => grown(s.len(), s.capacity(), 8) + grown(c.len(), c.capacity(), 8),
             State::MinMax(v, _) => grown(v.len(), v.capacity(), size_of::<Value>()),
-            State::Distinct(v) => grown(v.len(), v.capacity(), size_of::<FxHashSet<Value>>()),
+            State::Distinct(v) => grown(v.len(), v.capacity(), size_of::<DistinctSet>()),
         }
     }
 
@@ -178,7 +287,7 @@ impl State {
                 c.resize(n, 0)
             }
             State::MinMax(v, _) => v.resize(n, Value::Null),
-            State::Distinct(v) => v.resize_with(n, FxHashSet::default),
+            State::Distinct(v) => v.resize_with(n, DistinctSet::default),
         }
     }
 
@@ -372,7 +481,7 @@ fn grow_set(
 /// (`gids`; `None`: all in group 0), accounting for the sets' tables and for
 /// the strings they keep.
 fn insert_distinct(
-    sets: &mut [FxHashSet<Value>],
+    sets: &mut [DistinctSet],
     gids: Option<&[u32]>,
     arg: &Datum,
     len: usize,
@@ -380,39 +489,13 @@ fn insert_distinct(
     res: &Arc<Resources>,
 ) -> Result<(), ExecError> {
     let mut kept = 0u64;
-    match gids {
-        None => {
-            // One group: room for the whole batch at once, then plain inserts.
-            let set = &mut sets[0];
-            grow_set(set, len, mem, res)?;
-            for i in 0..len {
-                let v = arg.value(i);
-                if !v.is_null() {
-                    let bytes = v.heap_bytes() as u64;
-                    if set.insert(v) {
-                        kept += bytes;
-                    }
-                }
-            }
+    for i in 0..len {
+        let v = arg.value(i);
+        if v.is_null() {
+            continue;
         }
-        Some(gs) => {
-            for (i, g) in gs.iter().enumerate().take(len) {
-                let v = arg.value(i);
-                if v.is_null() {
-                    continue;
-                }
-                let set = &mut sets[*g as usize];
-                if set.len() == set.capacity() {
-                    // The insert may grow the table (it makes room first,
-                    // even for a value it has).
-                    grow_set(set, 1, mem, res)?;
-                }
-                let bytes = v.heap_bytes() as u64;
-                if set.insert(v) {
-                    kept += bytes;
-                }
-            }
-        }
+        let g = gids.map_or(0, |g| g[i] as usize);
+        kept += sets[g].insert(v, mem, res)?;
     }
     // Strings are shared with the input batch until it is dropped: counted
     // once kept.
@@ -483,6 +566,10 @@ pub struct HashAggregate {
     /// The part of `mem` that is [`HashAggregate::structure_bytes`], as last
     /// accounted.
     structure: u64,
+    /// Whether an aggregate has `DISTINCT` sets.
+    has_distinct: bool,
+    /// An input batch being consumed a slice at a time, and where.
+    pending: Option<(Batch, usize)>,
     text: String,
 }
 
@@ -496,6 +583,7 @@ impl HashAggregate {
         text: String,
     ) -> Self {
         let states = aggs.iter().map(State::new).collect();
+        let has_distinct = aggs.iter().any(|a| a.distinct);
         let groups = match key_types.as_slice() {
             [] => Groups::None,
             [DataType::Int] => Groups::Int {
@@ -521,6 +609,8 @@ impl HashAggregate {
             input_done: false,
             mem: MemoryUse::default(),
             structure: 0,
+            has_distinct,
+            pending: None,
             text,
         };
         if matches!(agg.groups, Groups::None) {
@@ -757,7 +847,29 @@ impl Drop for HashAggregate {
 impl Operator for HashAggregate {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
         if !self.input_done {
-            return match self.input.next(cx)? {
+            // With a `DISTINCT` set, a batch is consumed a slice at a time:
+            // each row is a random access into a set that may be far larger
+            // than the caches, and a step must stay short for a kill to be
+            // seen soon.
+            let next = match self.pending.take() {
+                Some((b, off)) => {
+                    let n = (b.len - off).min(DISTINCT_ROWS);
+                    let part = b.slice(off, n);
+                    if off + n < b.len {
+                        self.pending = Some((b, off + n));
+                    }
+                    Step::Batch(part)
+                }
+                None => match self.input.next(cx)? {
+                    Step::Batch(b) if self.has_distinct && b.len > DISTINCT_ROWS => {
+                        let part = b.slice(0, DISTINCT_ROWS);
+                        self.pending = Some((b, DISTINCT_ROWS));
+                        Step::Batch(part)
+                    }
+                    other => other,
+                },
+            };
+            return match next {
                 Step::Batch(b) => {
                     let gids = self.group_ids(&b, cx)?;
                     for (spec, state) in self.aggs.iter().zip(self.states.iter_mut()) {
@@ -812,5 +924,36 @@ impl Operator for HashAggregate {
     }
     fn children(&self) -> Vec<&Instrumented> {
         vec![&self.input]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn a_large_distinct_set_splits_keeps_its_values_and_accounts_its_tables() {
+        let res = Resources::new(1 << 30, Arc::new(AtomicU64::new(0)));
+        let mut mem = MemoryUse::default();
+        let mut set = DistinctSet::default();
+        let n = 3 * SPLIT_AT as i64;
+        for round in 0..2 {
+            for x in 0..n {
+                set.insert(Value::Int(x), &mut mem, &res).unwrap();
+            }
+            assert_eq!(set.len(), n as usize, "round {round}: duplicates are not added");
+        }
+        assert_eq!(set.parts.len(), PARTS, "split");
+        let mut seen: Vec<i64> = set.iter().filter_map(Value::as_i64).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..n).collect::<Vec<_>>());
+        // Every table is reserved, and the parts are balanced: none holds
+        // more than a few times its share.
+        assert!(mem.bytes() >= set.table_bytes(), "{} < {}", mem.bytes(), set.table_bytes());
+        let largest = set.parts.iter().map(|p| p.len()).max().unwrap_or(0);
+        assert!(largest < 4 * n as usize / PARTS, "largest part {largest}");
+        drop(mem);
+        assert_eq!(res.used(), 0);
     }
 }
