@@ -942,7 +942,11 @@ mod tests {
             for x in 0..n {
                 set.insert(Value::Int(x), &mut mem, &res).unwrap();
             }
-            assert_eq!(set.len(), n as usize, "round {round}: duplicates are not added");
+            assert_eq!(
+                set.len(),
+                n as usize,
+                "round {round}: duplicates are not added"
+            );
         }
         assert_eq!(set.parts.len(), PARTS, "split");
         let mut seen: Vec<i64> = set.iter().filter_map(Value::as_i64).collect();
@@ -950,7 +954,12 @@ mod tests {
         assert_eq!(seen, (0..n).collect::<Vec<_>>());
         // Every table is reserved, and the parts are balanced: none holds
         // more than a few times its share.
-        assert!(mem.bytes() >= set.table_bytes(), "{} < {}", mem.bytes(), set.table_bytes());
+        assert!(
+            mem.bytes() >= set.table_bytes(),
+            "{} < {}",
+            mem.bytes(),
+            set.table_bytes()
+        );
         let largest = set.parts.iter().map(|p| p.len()).max().unwrap_or(0);
         assert!(largest < 4 * n as usize / PARTS, "largest part {largest}");
         drop(mem);
