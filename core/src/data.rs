@@ -171,7 +171,9 @@ pub fn parse_numeric_prefix(s: &str) -> f64 {
     let mut cand = &t[..end];
     while !cand.is_empty() {
         if let Ok(v) = cand.parse::<f64>() {
-            return v;
+            // '1e400' reads as DOUBLE's largest value, as in MySQL (which
+            // warns): no text ever becomes inf.
+            return v.clamp(f64::MIN, f64::MAX);
         }
         cand = &cand[..cand.len() - 1];
     }
@@ -183,7 +185,10 @@ impl PartialEq for Value {
         match (self, other) {
             (Value::Null, Value::Null) => true,
             (Value::Int(a), Value::Int(b)) => a == b,
-            (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
+            // 0.0 and -0.0 are one value for DISTINCT and GROUP BY, as in
+            // MySQL (the hash below agrees); NaN never exists (DOUBLE
+            // overflow is error 1690), the bit test only keeps Eq total.
+            (Value::Float(a), Value::Float(b)) => a == b || a.to_bits() == b.to_bits(),
             (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
                 (*a as f64) == *b
             }

@@ -390,19 +390,34 @@ impl State {
         }
     }
 
-    fn finish(&self, spec: &AggSpec, g: usize) -> Value {
-        match self {
+    /// The result of group `g`. An integer SUM is exact (summed in i128)
+    /// and error 1690 when BIGINT cannot hold it, never a rounded double
+    /// clamped into BIGINT; a DOUBLE sum past ±1.8e308 is 1690 too.
+    fn finish(&self, spec: &AggSpec, g: usize) -> Result<Value, ExecError> {
+        let int_sum = |s: i128| {
+            i64::try_from(s)
+                .map(Value::Int)
+                .map_err(|_| ExecError::overflow(spec.text.clone()))
+        };
+        let finite = |f: f64| {
+            if f.is_finite() {
+                Ok(Value::Float(f))
+            } else {
+                Err(ExecError::double_overflow(spec.text.clone()))
+            }
+        };
+        Ok(match self {
             State::Count(c) => Value::Int(c[g]),
             State::SumInt(s, seen) => {
                 if !seen[g] {
                     Value::Null
                 } else {
-                    i64::try_from(s[g]).map_or(Value::Float(s[g] as f64), Value::Int)
+                    int_sum(s[g])?
                 }
             }
             State::SumFloat(s, seen) => {
                 if seen[g] {
-                    Value::Float(s[g])
+                    finite(s[g])?
                 } else {
                     Value::Null
                 }
@@ -411,7 +426,7 @@ impl State {
                 if c[g] == 0 {
                     Value::Null
                 } else {
-                    Value::Float(s[g] / c[g] as f64)
+                    finite(s[g] / c[g] as f64)?
                 }
             }
             State::MinMax(m, _) => m[g].clone(),
@@ -426,12 +441,12 @@ impl State {
                             .filter_map(Value::as_i64)
                             .map(|x| x as i128)
                             .sum();
-                        i64::try_from(s).map_or(Value::Float(s as f64), Value::Int)
+                        int_sum(s)?
                     }
-                    AggFunc::Sum => Value::Float(set.iter().filter_map(Value::as_f64).sum()),
-                    AggFunc::Avg => Value::Float(
+                    AggFunc::Sum => finite(set.iter().filter_map(Value::as_f64).sum())?,
+                    AggFunc::Avg => finite(
                         set.iter().filter_map(Value::as_f64).sum::<f64>() / set.len() as f64,
-                    ),
+                    )?,
                     AggFunc::Min => set
                         .iter()
                         .min_by(|a, b| a.sort_cmp(b))
@@ -444,7 +459,7 @@ impl State {
                         .unwrap_or(Value::Null),
                 }
             }
-        }
+        })
     }
 }
 
@@ -909,7 +924,9 @@ impl Operator for HashAggregate {
             cols.push(Arc::new(Column::from_values(*ty, &vals)));
         }
         for (spec, state) in self.aggs.iter().zip(&self.states) {
-            let vals: Vec<Value> = (self.emitted..end).map(|g| state.finish(spec, g)).collect();
+            let vals = (self.emitted..end)
+                .map(|g| state.finish(spec, g))
+                .collect::<Result<Vec<Value>, ExecError>>()?;
             cols.push(Arc::new(Column::from_values(spec.output_type(), &vals)));
         }
         let n = end - self.emitted;

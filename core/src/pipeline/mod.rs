@@ -47,7 +47,9 @@ pub enum Step {
     Batch(Batch),
     /// Did a unit of work without output yet; call again.
     Pending,
-    /// Wants the driver to wait this long (SLEEP), then call again.
+    /// Wants the driver to wait this long, then call again. (`SLEEP` in an
+    /// expression does not use this: it leaves the time in
+    /// [`EvalCx::sleep_owed`], which the driver waits after every step.)
     Sleep(Duration),
     /// No more output.
     Done,
@@ -282,20 +284,25 @@ pub async fn drive(
         let step = match root.next(cx) {
             Ok(s) => s,
             Err(e) => {
+                cx.eval.sleep_owed = 0.0;
                 // Stop every part of the query, with the real cause.
                 memory::record_budget_error(query, &e);
                 return Err(e);
             }
         };
+        // `SLEEP` evaluated during the step: wait it before the step's
+        // output moves on.
+        if let Some(d) = cx.eval.take_sleep() {
+            sleep(query, d).await?;
+            now = host.now();
+            last_yield = now;
+            steps = 0;
+        }
         match step {
             Step::Batch(b) => sink(b)?,
             Step::Pending => {}
             Step::Sleep(d) => {
-                let wake = host.now().saturating_add(d);
-                let timer = host.sleep_until(wake);
-                let cancelled = query.cancelled();
-                futures::future::select(timer, cancelled).await;
-                query.check()?;
+                sleep(query, d).await?;
                 now = host.now();
                 last_yield = now;
                 steps = 0;
@@ -312,6 +319,18 @@ pub async fn drive(
             steps = 0;
         }
     }
+}
+
+/// Waits `d` on the host timer, or until `query` is cancelled (a KILL, a
+/// deadline): then the cancellation's error, at once.
+pub async fn sleep(query: &Context, d: Duration) -> Result<(), ExecError> {
+    let host = query.host().clone();
+    let wake = host.now().saturating_add(d);
+    let timer = host.sleep_until(wake);
+    let cancelled = query.cancelled();
+    futures::future::select(timer, cancelled).await;
+    query.check()?;
+    Ok(())
 }
 
 /// Whether `ctx` is cancelled, or its deadline has passed at `now` (a clock

@@ -41,7 +41,9 @@ use crate::registry::{CancelManager, KillScope, ProcessInfo, ProcessList, Regist
 use crate::sql::error::{ExecError, SqlError};
 use crate::sql::expr::EvalCx;
 use crate::sql::plan::{self, PlanCx};
-use crate::storage::{Catalog, ColumnDef, Schema, Snapshot, StorageError, TableData, WriteSet};
+use crate::storage::{
+    Catalog, ColumnDef, ColumnLimit, Schema, Snapshot, StorageError, TableData, WriteSet,
+};
 use crate::sync::lock_std as lock;
 use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
 use crate::values::Identity;
@@ -1015,42 +1017,9 @@ async fn dispatch(
             Ok(affected(stmt_id, n))
         }
         ast::Statement::CreateTable(ct) => {
-            if ct.query.is_some() {
-                return Err(QueryError::unsupported("CREATE TABLE … AS SELECT"));
-            }
-            let mut cols = Vec::new();
-            for col in &ct.columns {
-                let nullable = !col.options.iter().any(|o| {
-                    matches!(
-                        o.option,
-                        ast::ColumnOption::NotNull | ast::ColumnOption::PrimaryKey(_)
-                    )
-                });
-                let name = col.name.value.to_lowercase();
-                if cols.iter().any(|c: &ColumnDef| c.name == name) {
-                    return Err(QueryError::new(
-                        1060,
-                        "42S21",
-                        format!("Duplicate column name '{name}'"),
-                    ));
-                }
-                cols.push(ColumnDef {
-                    name,
-                    ty: plan::sql_type(&col.data_type)?,
-                    nullable,
-                });
-            }
-            if cols.is_empty() {
-                return Err(QueryError::new(
-                    1113,
-                    "42000",
-                    "A table must have at least 1 column",
-                ));
-            }
+            let schema = crate::sql::ddl::table_schema(ct, c.id)?;
             let name = plan::object_name(&ct.name);
-            let created =
-                e.catalog
-                    .create_table(&name, Schema { columns: cols }, ct.if_not_exists)?;
+            let created = e.catalog.create_table(&name, schema, ct.if_not_exists)?;
             let mut r = affected(stmt_id, 0);
             if !created {
                 r.warnings = 1;
@@ -1327,7 +1296,12 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
             if col.is_null(i) {
                 continue;
             }
-            if s.trim().parse::<f64>().is_err() {
+            // Rust also parses "inf" and "NaN"; MySQL does not (1366).
+            let t = s.trim();
+            if t.parse::<f64>().is_err()
+                || t.chars()
+                    .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+            {
                 return Err(QueryError::new(
                     1366,
                     "HY000",
@@ -1348,11 +1322,109 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
     if !def.nullable && col.nulls.as_ref().is_some_and(|n| n.iter().any(|x| *x)) {
         return Err(StorageError::NotNull(def.name.clone()).into());
     }
-    if col.data_type() == def.ty {
-        return Ok(col.clone());
+    // A number the column's type cannot hold is MySQL strict mode's 1264,
+    // never clamped to the type's limit.
+    let fits = |v: &Value| match (def.ty, v) {
+        (_, Value::Null) | (DataType::Int, Value::Int(_)) => true,
+        (DataType::Int, v) => crate::sql::expr::to_bigint(v).is_some(),
+        (DataType::Float, Value::Text(s)) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
+        (DataType::Float, Value::Float(f)) => f.is_finite(),
+        _ => true,
+    };
+    if col.data_type() != def.ty && matches!(def.ty, DataType::Int | DataType::Float) {
+        if let Some(i) = (0..col.len()).find(|&i| !fits(&col.value(i))) {
+            return Err(QueryError::new(
+                1264,
+                "22003",
+                format!(
+                    "Out of range value for column '{}' at row {}",
+                    def.name,
+                    row_base + i + 1
+                ),
+            ));
+        }
     }
-    let vals: Vec<Value> = (0..col.len()).map(|i| col.value(i)).collect();
-    Ok(Column::from_values(def.ty, &vals))
+    let out = if col.data_type() == def.ty {
+        col.clone()
+    } else {
+        let vals: Vec<Value> = (0..col.len()).map(|i| col.value(i)).collect();
+        Column::from_values(def.ty, &vals)
+    };
+    apply_limit(out, def, row_base)
+}
+
+/// Checks (and for `DECIMAL(p, s)`, rounds) a column for its declared type
+/// ([`ColumnLimit`]): 1264 out of range, 1406 too long, as MySQL's strict
+/// mode.
+fn apply_limit(col: Column, def: &ColumnDef, row_base: usize) -> Result<Column, QueryError> {
+    let out_of_range = |i: usize| {
+        QueryError::new(
+            1264,
+            "22003",
+            format!(
+                "Out of range value for column '{}' at row {}",
+                def.name,
+                row_base + i + 1
+            ),
+        )
+    };
+    let too_long = |i: usize| {
+        QueryError::new(
+            1406,
+            "22001",
+            format!(
+                "Data too long for column '{}' at row {}",
+                def.name,
+                row_base + i + 1
+            ),
+        )
+    };
+    let first_bad =
+        |bad: &dyn Fn(usize) -> bool| (0..col.len()).find(|&i| !col.is_null(i) && bad(i));
+    match (def.limit, &col.data) {
+        (ColumnLimit::IntRange(lo, hi), ColumnData::Int(v)) => {
+            if let Some(i) = first_bad(&|i| !(lo..=hi).contains(&v[i])) {
+                return Err(out_of_range(i));
+            }
+        }
+        (ColumnLimit::MaxChars(n), ColumnData::Text(v)) => {
+            if let Some(i) = first_bad(&|i| v[i].chars().count() as u64 > n) {
+                return Err(too_long(i));
+            }
+        }
+        (ColumnLimit::MaxBytes(n), ColumnData::Text(v)) => {
+            if let Some(i) = first_bad(&|i| v[i].len() as u64 > n) {
+                return Err(too_long(i));
+            }
+        }
+        (ColumnLimit::Decimal { precision, scale }, ColumnData::Float(v)) => {
+            let mut rounded = Vec::with_capacity(v.len());
+            for (i, x) in v.iter().enumerate() {
+                if col.is_null(i) {
+                    rounded.push(*x);
+                    continue;
+                }
+                let r = crate::sql::expr::call(
+                    crate::sql::expr::Func::CastDecimal,
+                    &[
+                        Value::Float(*x),
+                        Value::Int(i64::from(precision)),
+                        Value::Int(i64::from(scale)),
+                    ],
+                );
+                match r {
+                    Ok(Value::Float(r)) => rounded.push(r),
+                    _ => return Err(out_of_range(i)),
+                }
+            }
+            return Ok(Column {
+                data: ColumnData::Float(rounded),
+                nulls: col.nulls,
+            });
+        }
+        _ => {}
+    }
+    Ok(col)
 }
 
 async fn exec_insert(
@@ -1369,6 +1441,13 @@ async fn exec_insert(
     if ins.on.is_some() || ins.returning.is_some() {
         return Err(QueryError::unsupported(
             "INSERT … ON DUPLICATE KEY / RETURNING",
+        ));
+    }
+    // MySQL's INSERT IGNORE also stores clamped values in place of the
+    // errors it ignores: cascade never does that.
+    if ins.ignore {
+        return Err(QueryError::unsupported(
+            "INSERT IGNORE (it stores clamped values with warnings where INSERT fails)",
         ));
     }
     let Some(source) = &ins.source else {
@@ -1417,6 +1496,7 @@ async fn exec_insert(
     } = run_plan(c, x, planned.plan, progress, true).await?;
     let mut new_data: TableData = (*data).clone();
     let mut total = 0usize;
+    let mut deleted = 0u64;
     for b in batches {
         x.contexts.query.check()?;
         // Staging a batch copies it twice at most (converted, then into the
@@ -1428,28 +1508,44 @@ async fn exec_insert(
         for (k, def) in schema.columns.iter().enumerate() {
             let col = match targets.iter().position(|&t| t == k) {
                 Some(src) => coerce(&b.columns[src], def, total)?,
-                None => {
-                    if !def.nullable {
+                None => match &def.default {
+                    Some(v) => coerce(
+                        &Column::from_values(def.ty, &vec![v.clone(); b.len]),
+                        def,
+                        total,
+                    )?,
+                    None if !def.nullable => {
                         return Err(QueryError::new(
                             1364,
                             "HY000",
                             format!("Field '{}' doesn't have a default value", def.name),
                         ));
                     }
-                    Column::from_values(def.ty, &vec![Value::Null; b.len])
-                }
+                    None => Column::from_values(def.ty, &vec![Value::Null; b.len]),
+                },
             };
             cols.push(Arc::new(col));
         }
-        new_data = new_data.appended(&Batch::new(cols, b.len));
+        let rows = Batch::new(cols, b.len);
+        if ins.replace_into {
+            // REPLACE: each row first deletes the rows it conflicts with
+            // on a unique key.
+            let (d, n) = new_data.replaced(&rows, &schema);
+            new_data = d;
+            deleted += n;
+        } else {
+            new_data = new_data.appended(&rows);
+        }
         total += b.len;
         // The converted copy and the source batch are gone; the staged
         // chunk takes the source's place in `mem`.
         mem.shrink(2 * bytes);
     }
     x.contexts.query.check()?;
+    check_keys(&schema, &new_data)?;
     t.writes.insert(name, (table, Arc::new(new_data)));
-    Ok(total as u64)
+    // MySQL counts a REPLACE's deleted rows as affected too.
+    Ok(total as u64 + deleted)
 }
 
 async fn exec_update(
@@ -1513,45 +1609,52 @@ async fn exec_update(
         progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
         let mask = match &pred {
             Some(p) => {
-                let d = p
-                    .eval(chunk, &mut x.state.eval)
-                    .map_err(|e| primary_error(e, &x.contexts.query))?
-                    .into_column(chunk.len);
+                let d = eval_dml(p, chunk, x)?;
                 (0..chunk.len)
                     .map(|i| d.value(i).truthy() == Some(true))
                     .collect::<Vec<_>>()
             }
             None => vec![true; chunk.len],
         };
-        let hits = mask.iter().filter(|m| **m).count();
-        if hits == 0 {
+        let hits: Vec<u32> = (0..chunk.len as u32)
+            .filter(|&i| mask[i as usize])
+            .collect();
+        if hits.is_empty() {
+            pay_sleep(x).await?;
             chunks.push(chunk.clone());
             continue;
         }
+        // SET is evaluated on the matched rows only, as in MySQL: a row
+        // that is not updated raises no overflow and sleeps no SLEEP.
+        let matched = if hits.len() == chunk.len {
+            (**chunk).clone()
+        } else {
+            chunk.gather(&hits)
+        };
         // MySQL reports the rows whose values changed, not the rows matched.
         let mut changed = vec![false; chunk.len];
         let mut cols = chunk.columns.clone();
         for (i, e) in &sets {
-            let newv = e
-                .eval(chunk, &mut x.state.eval)
-                .map_err(|e| primary_error(e, &x.contexts.query))?
-                .into_column(chunk.len);
+            let newv = eval_dml(e, &matched, x)?;
             let def = &table.schema.columns[*i];
             let newv = coerce(&newv, def, 0)?;
             let old = &chunk.columns[*i];
+            let mut next = 0;
             let vals: Vec<Value> = (0..chunk.len)
                 .map(|r| {
                     let before = old.value(r);
                     if !mask[r] {
                         return before;
                     }
-                    let after = newv.value(r);
+                    let after = newv.value(next);
+                    next += 1;
                     changed[r] |= after != before;
                     after
                 })
                 .collect();
             cols[*i] = Arc::new(Column::from_values(def.ty, &vals));
         }
+        pay_sleep(x).await?;
         affected += changed.iter().filter(|c| **c).count() as u64;
         let bytes: usize = sets.iter().map(|(i, _)| cols[*i].heap_bytes()).sum();
         mem.grow(&x.resources, bytes as u64)
@@ -1560,10 +1663,30 @@ async fn exec_update(
         host.yield_now().await;
     }
     x.contexts.query.check()?;
-    t.writes
-        .insert(name, (table, Arc::new(TableData { chunks })));
+    let new_data = TableData { chunks };
+    check_keys(&table.schema, &new_data)?;
+    t.writes.insert(name, (table, Arc::new(new_data)));
     x.state.rows_affected = affected;
     Ok(affected)
+}
+
+/// Error 1062 when two rows of `data` share the values of a unique key.
+fn check_keys(schema: &Schema, data: &TableData) -> Result<(), QueryError> {
+    for key in &schema.keys {
+        if let Some(dup) = data.duplicate(key) {
+            let entry = dup
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("-");
+            return Err(QueryError::new(
+                1062,
+                "23000",
+                format!("Duplicate entry '{entry}' for key '{}'", key.name),
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn exec_delete(
@@ -1628,16 +1751,14 @@ async fn exec_delete(
         progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
         let keep: Vec<u32> = match &pred {
             Some(p) => {
-                let m = p
-                    .eval(chunk, &mut x.state.eval)
-                    .map_err(|e| primary_error(e, &x.contexts.query))?
-                    .into_column(chunk.len);
+                let m = eval_dml(p, chunk, x)?;
                 (0..chunk.len as u32)
                     .filter(|&i| m.value(i as usize).truthy() != Some(true))
                     .collect()
             }
             None => vec![],
         };
+        pay_sleep(x).await?;
         affected += (chunk.len - keep.len()) as u64;
         if keep.len() == chunk.len {
             chunks.push(chunk.clone());
@@ -1654,6 +1775,33 @@ async fn exec_delete(
         .insert(name, (table, Arc::new(TableData { chunks })));
     x.state.rows_affected = affected;
     Ok(affected)
+}
+
+/// Evaluates a DML expression (WHERE, SET) on a chunk: row by row when it
+/// calls `SLEEP`, so only the rows MySQL would evaluate it on sleep.
+fn eval_dml(
+    e: &crate::sql::expr::Expr,
+    b: &Batch,
+    x: &mut ExecCtx,
+) -> Result<Arc<Column>, QueryError> {
+    let d = if e.has_sleep() {
+        e.eval_each_row(b, &mut x.state.eval)
+    } else {
+        e.eval(b, &mut x.state.eval)
+    };
+    Ok(d.map_err(|err| primary_error(err, &x.contexts.query))?
+        .into_column(b.len))
+}
+
+/// Waits the `SLEEP` time the last evaluation owes, killably (a KILL
+/// answers at once).
+async fn pay_sleep(x: &mut ExecCtx) -> Result<(), QueryError> {
+    if let Some(d) = x.state.eval.take_sleep() {
+        crate::pipeline::sleep(&x.contexts.query, d)
+            .await
+            .map_err(|e| primary_error(e, &x.contexts.query))?;
+    }
+    Ok(())
 }
 
 fn exec_set(
@@ -1685,8 +1833,15 @@ fn exec_set(
         },
         e => {
             let expr = plan::compile_const(e, c.id)?;
-            expr.eval_row(&Batch::new(vec![], 1), 0, &mut EvalCx::default())
-                .map_err(QueryError::from)?
+            let mut cx = EvalCx::default();
+            let v = expr
+                .eval_row(&Batch::new(vec![], 1), 0, &mut cx)
+                .map_err(QueryError::from)?;
+            // Nothing waits here: refuse rather than not sleep.
+            if cx.sleep_owed > 0.0 {
+                return Err(QueryError::unsupported("SLEEP() in SET"));
+            }
+            v
         }
     };
     let int = |v: &Value| -> Result<u64, QueryError> {
