@@ -19,9 +19,17 @@
 //! a cancelled or timed-out DML statement never commits; `KILL CONNECTION`
 //! or a disconnect rolls the open transaction back on a cleanup context.
 
+mod background;
+mod exec_ctx;
+mod hooks;
+mod reset;
+
 pub mod error;
 
+pub use background::{Background, MaintenanceReport};
 pub use error::{ErrorKind, QueryError};
+pub use exec_ctx::{ExecCtx, ExecState, StmtContexts};
+pub use hooks::TxnHooks;
 
 use serde::Serialize;
 use sqlparser::ast;
@@ -35,7 +43,8 @@ use crate::context::{Context, ContextInfo};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::host::Host;
 use crate::level::Level;
-use crate::pipeline::{drive, OpCx, Resources, YieldPolicy};
+use crate::pipeline::memory::{record_budget_error, vec_bytes};
+use crate::pipeline::{drive, MemoryUse, OpCx, Resources, YieldPolicy};
 use crate::registry::{CancelManager, KillScope, ProcessInfo, ProcessList, Registration};
 use crate::sql::error::{ExecError, SqlError};
 use crate::sql::expr::EvalCx;
@@ -46,6 +55,8 @@ use crate::storage::{
 use crate::sync::lock_std as lock;
 use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
 use crate::values::Identity;
+
+use crate::phase::Phase;
 
 /// How long a rollback on a cleanup context may take.
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,6 +74,8 @@ pub struct EngineConfig {
     pub memory_budget: u64,
     /// How often running statements yield to the host.
     pub yield_policy: YieldPolicy,
+    /// Storage work at the end of every transaction, on a cleanup context.
+    pub txn_hooks: Option<Arc<dyn TxnHooks>>,
 }
 
 impl EngineConfig {
@@ -74,6 +87,7 @@ impl EngineConfig {
             trace_capacity: 200_000,
             memory_budget: 1 << 30,
             yield_policy: YieldPolicy::default(),
+            txn_hooks: None,
         }
     }
 }
@@ -119,51 +133,6 @@ pub struct QueryResult {
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1e3)
-}
-
-/// The contexts of one statement.
-#[derive(Clone, Debug)]
-pub struct StmtContexts {
-    /// The request.
-    pub request: Context,
-    /// The transaction (explicit or implicit).
-    pub txn: Context,
-    /// The statement.
-    pub query: Context,
-}
-
-/// Phase of a statement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Planning.
-    Planning,
-    /// Running the pipeline.
-    Running,
-    /// Committing.
-    Committing,
-    /// Done.
-    Done,
-}
-
-/// The mutable execution state of one statement.
-#[derive(Debug)]
-pub struct ExecState {
-    /// Phase.
-    pub phase: Phase,
-    /// Rows affected.
-    pub rows_affected: u64,
-    /// Expression settings and warnings.
-    pub eval: EvalCx,
-}
-
-/// A statement's execution context, split by concern.
-pub struct ExecCtx {
-    /// Context handles.
-    pub contexts: StmtContexts,
-    /// Execution state.
-    pub state: ExecState,
-    /// Resources (memory budget).
-    pub resources: Arc<Resources>,
 }
 
 struct TxnState {
@@ -424,40 +393,27 @@ impl ConnInner {
         }
     }
 
+    /// Rolls the open transaction back on a cleanup context (after a kill,
+    /// a disconnect, a reset or shutdown), showing `cleaning up` in the
+    /// process list meanwhile.
     fn rollback_on_cleanup(&self, s: &mut Session) {
-        if let Some(t) = s.txn.take() {
-            let cause = self.manager.routine().cause();
+        let why = match self.manager.routine().cause() {
+            Some(c) => format!("connection cleanup after: {c}"),
+            None => "connection cleanup".to_owned(),
+        };
+        self.rollback_for(s, &why);
+    }
+
+    /// [`ConnInner::rollback_on_cleanup`] with the reason given.
+    fn rollback_for(&self, s: &mut Session, why: &str) {
+        if let Some(mut t) = s.txn.take() {
+            self.manager.set_phase(Some(Phase::CleaningUp));
             // The cleanup context links to the request whose work it cleans
             // up (the one that was running when the connection was killed).
             let request = self.manager.request();
-            let cleanup = t.ctx.cleanup_linked(CLEANUP_TIMEOUT, request.as_ref());
-            let r = &self.engine.recorder;
-            let span = r.open(
-                t.ctx.span_id(),
-                "rollback",
-                Level::Txn,
-                [("on_cleanup_context".to_owned(), true.into())],
-            );
-            r.add_link(span, cleanup.span_id().unwrap_or(span));
-            if let Some(c) = &cause {
-                r.set_attr(span, "after", c.to_string());
-            }
-            let writes = t.writes.len();
-            drop(t.writes);
-            r.set_attr(span, "discarded_tables", writes);
-            r.close(
-                span,
-                if cleanup.check().is_ok() {
-                    SpanStatus::Ok
-                } else {
-                    SpanStatus::Error {
-                        message: "cleanup timed out".into(),
-                    }
-                },
-            );
+            rollback_writes(self, &mut t, why, request.as_ref());
             self.manager.set_txn(None);
-            let txn_id = t.ctx.values().txn_id().unwrap_or(0);
-            t.ctx.cancel(Reason::TxnRolledBack { txn_id });
+            self.manager.set_phase(None);
         }
     }
 }
@@ -565,7 +521,10 @@ impl Connection {
         if c.manager.routine().is_cancelled() {
             return Err(kill_error(c.manager.routine().cause()));
         }
-        let stmts = crate::sql::parse(sql)?;
+        c.manager.set_phase(Some(Phase::Parsing));
+        let stmts = crate::sql::parse(sql);
+        c.manager.set_phase(None);
+        let stmts = stmts?;
         if stmts.is_empty() {
             return Err(QueryError::new(1065, "42000", "Query was empty"));
         }
@@ -742,7 +701,10 @@ async fn run_statement(
             | ast::Statement::StartTransaction { .. }
     );
     if implicit_commit && s.txn.is_some() {
-        commit_txn(c, s)?;
+        c.manager.set_phase(Some(Phase::Committing));
+        let committed = commit_txn(c, s);
+        c.manager.set_phase(None);
+        committed?;
     }
     // The statement's transaction.
     let mut implicit = None;
@@ -789,19 +751,14 @@ async fn run_statement(
         }
     }
     let registration = c.manager.register_query(&query, &truncate(&text, 1000));
-    registration.start();
     let resources = Resources::new(s.memory_budget, e.memory.clone());
     let mut x = ExecCtx {
         contexts: StmtContexts {
             request: request.clone(),
-            txn: txn_ctx.clone().unwrap_or_else(|| request.clone()),
+            txn: txn_ctx,
             query: query.clone(),
         },
-        state: ExecState {
-            phase: Phase::Planning,
-            rows_affected: 0,
-            eval: EvalCx::default(),
-        },
+        state: ExecState::new(registration.phase().clone()),
         resources,
     };
     let res = dispatch(
@@ -819,23 +776,24 @@ async fn run_statement(
     let res = match (res, implicit) {
         (Ok(r), Some(mut t)) if !t.writes.is_empty() => match x.contexts.query.check() {
             Ok(()) => {
-                x.state.phase = Phase::Committing;
+                x.state.set_phase(Phase::Committing);
                 commit_writes(c, &mut t).map(|_| r)
             }
             Err(cancel) => {
-                rollback_span(c, &t, Some("statement cancelled before commit"));
+                x.state.set_phase(Phase::RollingBack);
+                rollback_writes(c, &mut t, "statement cancelled before commit", None);
                 Err(cancel.into())
             }
         },
-        (Err(err), Some(t)) => {
+        (Err(err), Some(mut t)) => {
             if !t.writes.is_empty() {
-                rollback_span(c, &t, Some(&err.message));
+                x.state.set_phase(Phase::RollingBack);
+                rollback_writes(c, &mut t, &err.message, None);
             }
             Err(err)
         }
         (r, _) => r,
     };
-    x.state.phase = Phase::Done;
     drop(registration);
     let elapsed = host.now().saturating_since(started);
     match res {
@@ -879,39 +837,73 @@ fn new_txn(c: &ConnInner, explicit: bool) -> Result<TxnState, QueryError> {
     })
 }
 
+/// The span status of a failed statement or transaction step.
+fn error_status(err: &QueryError) -> SpanStatus {
+    match &err.cause {
+        Some(cause) => SpanStatus::from_cause(cause),
+        None => SpanStatus::Error {
+            message: err.message.clone(),
+        },
+    }
+}
+
+/// Commits `t` on a cleanup context whose span, `commit`, is a child of the
+/// transaction's: the storage hook, then the catalog. A kill that lands
+/// meanwhile does not stop it half-way; the cleanup deadline does, before
+/// anything is published.
 fn commit_writes(c: &ConnInner, t: &mut TxnState) -> Result<(), QueryError> {
-    let r = &c.engine.recorder;
-    let span = r.open(
-        t.ctx.span_id(),
-        "commit",
-        Level::Txn,
-        [("tables".to_owned(), t.writes.len().into())],
-    );
-    match c.engine.catalog.commit(t.snapshot.ts, &t.writes) {
+    let cx = t.ctx.cleanup_named("commit", CLEANUP_TIMEOUT, None);
+    cx.set_attr("tables", t.writes.len());
+    let txn_id = t.ctx.values().txn_id().unwrap_or(0);
+    let hooked = match &c.engine.config.txn_hooks {
+        Some(h) => h.commit(&cx, txn_id),
+        None => Ok(()),
+    };
+    let res = hooked
+        .and_then(|()| cx.check())
+        .map_err(QueryError::from)
+        .and_then(|()| {
+            c.engine
+                .catalog
+                .commit(t.snapshot.ts, &t.writes)
+                .map_err(QueryError::from)
+        });
+    match res {
         Ok(ts) => {
-            r.set_attr(span, "commit_ts", ts);
-            r.close(span, SpanStatus::Ok);
+            cx.set_attr("commit_ts", ts);
+            cx.finish(SpanStatus::Ok);
             Ok(())
         }
         Err(err) => {
-            r.close(
-                span,
-                SpanStatus::Error {
-                    message: err.to_string(),
-                },
-            );
-            Err(err.into())
+            cx.finish(error_status(&err));
+            Err(err)
         }
     }
 }
 
-fn rollback_span(c: &ConnInner, t: &TxnState, why: Option<&str>) {
-    let r = &c.engine.recorder;
-    let span = r.open(t.ctx.span_id(), "rollback", Level::Txn, []);
-    if let Some(w) = why {
-        r.set_attr(span, "reason", w);
-    }
-    r.close(span, SpanStatus::Ok);
+/// Rolls `t` back on a cleanup context whose span, `rollback`, is a child
+/// of the transaction's and links to `cleans_up` (the request whose work
+/// it undoes): the storage hook, then the release of the writes, which
+/// happens whatever the hook returns. A cleanup deadline that passed is
+/// recorded as the span's status, with its cause. Ends the transaction's
+/// context with `TxnRolledBack`.
+fn rollback_writes(c: &ConnInner, t: &mut TxnState, why: &str, cleans_up: Option<&Context>) {
+    let cx = t.ctx.cleanup_named("rollback", CLEANUP_TIMEOUT, cleans_up);
+    cx.set_attr("reason", why);
+    cx.set_attr("on_cleanup_context", true);
+    let txn_id = t.ctx.values().txn_id().unwrap_or(0);
+    let hooked = match &c.engine.config.txn_hooks {
+        Some(h) => h.rollback(&cx, txn_id),
+        None => Ok(()),
+    };
+    let released = std::mem::take(&mut t.writes);
+    cx.set_attr("discarded_tables", released.len());
+    drop(released);
+    cx.finish(match hooked.and_then(|()| cx.check()) {
+        Ok(()) => SpanStatus::Ok,
+        Err(cancelled) => SpanStatus::from_cause(cancelled.cause()),
+    });
+    t.ctx.cancel(Reason::TxnRolledBack { txn_id });
 }
 
 fn commit_txn(c: &ConnInner, s: &mut Session) -> Result<(), QueryError> {
@@ -919,9 +911,7 @@ fn commit_txn(c: &ConnInner, s: &mut Session) -> Result<(), QueryError> {
         c.manager.set_txn(None);
         let res = commit_writes(c, &mut t);
         if res.is_err() {
-            rollback_span(c, &t, Some("write conflict"));
-            let id = t.ctx.values().txn_id().unwrap_or(0);
-            t.ctx.cancel(Reason::TxnRolledBack { txn_id: id });
+            rollback_writes(c, &mut t, "commit failed", None);
         } else {
             t.ctx.finish(SpanStatus::Ok);
         }
@@ -931,12 +921,10 @@ fn commit_txn(c: &ConnInner, s: &mut Session) -> Result<(), QueryError> {
 }
 
 fn rollback_txn(c: &ConnInner, s: &mut Session) {
-    if let Some(t) = s.txn.take() {
+    if let Some(mut t) = s.txn.take() {
         c.manager.set_txn(None);
-        rollback_span(c, &t, Some("ROLLBACK"));
+        rollback_writes(c, &mut t, "ROLLBACK", None);
         t.ctx.finish(SpanStatus::Ok);
-        let id = t.ctx.values().txn_id().unwrap_or(0);
-        t.ctx.cancel(Reason::TxnRolledBack { txn_id: id });
     }
 }
 
@@ -957,8 +945,8 @@ async fn dispatch(
             let empty = WriteSet::new();
             let pcx = plan_cx(c, t, &empty);
             let planned = plan::plan_query(q, &pcx)?;
-            let (batches, _) = run_plan(c, x, planned.plan, progress).await?;
-            let rows = to_rows(&batches);
+            let out = run_plan(c, x, planned.plan, progress, true).await?;
+            let rows = to_rows(out, x)?;
             let columns = planned
                 .names
                 .into_iter()
@@ -988,8 +976,7 @@ async fn dispatch(
             let pcx = plan_cx(c, t, &empty);
             let planned = plan::plan_query(q, &pcx)?;
             let text = if *analyze {
-                let (_, tree) = run_plan(c, x, planned.plan, progress).await?;
-                tree
+                run_plan(c, x, planned.plan, progress, false).await?.tree
             } else {
                 let pipeline = x
                     .contexts
@@ -1054,6 +1041,7 @@ async fn dispatch(
             Ok(affected(stmt_id, 0))
         }
         ast::Statement::Commit { .. } => {
+            x.state.set_phase(Phase::Committing);
             commit_txn(c, s)?;
             Ok(affected(stmt_id, 0))
         }
@@ -1061,6 +1049,7 @@ async fn dispatch(
             if savepoint.is_some() {
                 return Err(QueryError::unsupported("savepoints"));
             }
+            x.state.set_phase(Phase::RollingBack);
             rollback_txn(c, s);
             Ok(affected(stmt_id, 0))
         }
@@ -1166,14 +1155,26 @@ fn txn_for_write<'a>(
     }
 }
 
+/// What [`run_plan`] gives back.
+struct PlanOutput {
+    /// The output batches (none when not kept).
+    batches: Vec<Batch>,
+    /// Their memory, still reserved.
+    mem: MemoryUse,
+    /// The EXPLAIN ANALYZE text.
+    tree: String,
+}
+
 /// Runs a plan in a Pipeline context under the query; returns the batches
-/// and the EXPLAIN ANALYZE text.
+/// (when `keep`; else they are dropped as they come), their memory still
+/// reserved, and the EXPLAIN ANALYZE text.
 async fn run_plan(
     c: &ConnInner,
     x: &mut ExecCtx,
     plan: plan::Plan,
     progress: &AtomicU64,
-) -> Result<(Vec<Batch>, String), QueryError> {
+    keep: bool,
+) -> Result<PlanOutput, QueryError> {
     let pipeline = x
         .contexts
         .query
@@ -1181,9 +1182,9 @@ async fn run_plan(
         .name("pipeline")
         .build()?;
     let mut root = plan.build(&pipeline)?;
-    x.state.phase = Phase::Running;
+    x.state.set_phase(Phase::Executing);
     let mut out = Vec::new();
-    let mut held = Vec::new();
+    let mut mem = MemoryUse::default();
     let resources = x.resources.clone();
     let mut cx = OpCx {
         eval: &mut x.state.eval,
@@ -1196,8 +1197,10 @@ async fn run_plan(
         &mut cx,
         c.engine.config.yield_policy,
         |b| {
-            held.push(resources.reserve(b.heap_bytes() as u64)?);
-            out.push(b);
+            if keep {
+                mem.grow(&resources, b.heap_bytes() as u64)?;
+                out.push(b);
+            }
             Ok(())
         },
     )
@@ -1206,7 +1209,11 @@ async fn run_plan(
     drop(root);
     drop(pipeline);
     res.map_err(|e| primary_error(e, &x.contexts.query))?;
-    Ok((out, tree))
+    Ok(PlanOutput {
+        batches: out,
+        mem,
+        tree,
+    })
 }
 
 /// The primary error of a statement: a real error stays itself; a
@@ -1217,18 +1224,57 @@ fn primary_error(e: ExecError, query: &Context) -> QueryError {
             let cause = query.cause().unwrap_or_else(|| c.cause().clone());
             QueryError::cancelled(cause)
         }
-        other => other.into(),
+        other => {
+            // The budget error is the statement's cause: recorded on its
+            // context (if the pipeline has not yet) and in the error.
+            record_budget_error(query, &other);
+            let mut err = QueryError::from(other);
+            if let Some(cause) = query.cause() {
+                if matches!(cause.reason, Reason::MemoryBudgetExceeded { .. }) {
+                    err.cause = Some(cause);
+                }
+            }
+            err
+        }
     }
 }
 
-fn to_rows(batches: &[Batch]) -> Vec<Vec<Value>> {
-    let mut rows = Vec::with_capacity(batches.iter().map(|b| b.len).sum());
+/// The result rows of `out`, a batch at a time, each batch's rows reserved
+/// before they are made and the batch's own memory (but its strings, which
+/// the rows keep) given back after: result rows are inside the statement's
+/// budget, and the batches and rows are not held twice over.
+fn to_rows(out: PlanOutput, x: &ExecCtx) -> Result<Vec<Vec<Value>>, QueryError> {
+    let PlanOutput {
+        batches, mut mem, ..
+    } = out;
+    let res = &x.resources;
+    let budget_err = |e: ExecError| primary_error(e, &x.contexts.query);
+    let total: usize = batches.iter().map(|b| b.len).sum();
+    mem.grow(res, vec_bytes::<Vec<Value>>(total))
+        .map_err(budget_err)?;
+    let mut rows = Vec::with_capacity(total);
     for b in batches {
+        let width = b.columns.len();
+        mem.grow(res, (b.len * width * std::mem::size_of::<Value>()) as u64)
+            .map_err(budget_err)?;
         for i in 0..b.len {
             rows.push(b.row(i));
         }
+        let strings: usize = b
+            .columns
+            .iter()
+            .filter_map(|c| match &c.data {
+                ColumnData::Text(v) => Some(
+                    v.iter()
+                        .map(|s| crate::data::text_heap_bytes(s))
+                        .sum::<usize>(),
+                ),
+                _ => None,
+            })
+            .sum();
+        mem.shrink(b.heap_bytes().saturating_sub(strings) as u64);
     }
-    rows
+    Ok(rows)
 }
 
 /// Converts a column for storing in a column of type `ty` (MySQL strict
@@ -1434,15 +1480,19 @@ async fn exec_insert(
     if planned.types.len() != targets.len() {
         return Err(SqlError::ColumnCount(1).into());
     }
-    let (batches, _) = run_plan(c, x, planned.plan, progress).await?;
+    let PlanOutput {
+        batches, mut mem, ..
+    } = run_plan(c, x, planned.plan, progress, true).await?;
     let mut new_data: TableData = (*data).clone();
     let mut total = 0usize;
     let mut deleted = 0u64;
-    let _reservation = x
-        .resources
-        .reserve(batches.iter().map(|b| b.heap_bytes() as u64).sum())?;
-    for b in &batches {
+    for b in batches {
         x.contexts.query.check()?;
+        // Staging a batch copies it twice at most (converted, then into the
+        // table's chunks); the source batch is freed after.
+        let bytes = b.heap_bytes() as u64;
+        mem.grow(&x.resources, 2 * bytes)
+            .map_err(|e| primary_error(e, &x.contexts.query))?;
         let mut cols = Vec::with_capacity(schema.columns.len());
         for (k, def) in schema.columns.iter().enumerate() {
             let col = match targets.iter().position(|&t| t == k) {
@@ -1476,6 +1526,9 @@ async fn exec_insert(
             new_data = new_data.appended(&rows);
         }
         total += b.len;
+        // The converted copy and the source batch are gone; the staged
+        // chunk takes the source's place in `mem`.
+        mem.shrink(2 * bytes);
     }
     x.contexts.query.check()?;
     check_keys(&schema, &new_data)?;
@@ -1534,10 +1587,12 @@ async fn exec_update(
         ));
     }
     x.state.eval.strict = true;
-    x.state.phase = Phase::Running;
+    x.state.set_phase(Phase::Executing);
     let host = c.engine.config.host.clone();
     let mut chunks = Vec::with_capacity(data.chunks.len());
     let mut affected = 0u64;
+    // The rewritten chunks (unchanged ones are shared with the table).
+    let mut mem = MemoryUse::default();
     for chunk in &data.chunks {
         x.contexts.query.check()?;
         progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
@@ -1590,6 +1645,9 @@ async fn exec_update(
         }
         pay_sleep(x).await?;
         affected += changed.iter().filter(|c| **c).count() as u64;
+        let bytes: usize = sets.iter().map(|(i, _)| cols[*i].heap_bytes()).sum();
+        mem.grow(&x.resources, bytes as u64)
+            .map_err(|e| primary_error(e, &x.contexts.query))?;
         chunks.push(Arc::new(Batch::new(cols, chunk.len)));
         host.yield_now().await;
     }
@@ -1675,6 +1733,8 @@ async fn exec_delete(
     let host = c.engine.config.host.clone();
     let mut chunks = Vec::new();
     let mut affected = 0u64;
+    // The rewritten chunks (unchanged ones are shared with the table).
+    let mut mem = MemoryUse::default();
     for chunk in &data.chunks {
         x.contexts.query.check()?;
         progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
@@ -1692,7 +1752,10 @@ async fn exec_delete(
         if keep.len() == chunk.len {
             chunks.push(chunk.clone());
         } else if !keep.is_empty() {
-            chunks.push(Arc::new(chunk.gather(&keep)));
+            let kept = chunk.gather(&keep);
+            mem.grow(&x.resources, kept.heap_bytes() as u64)
+                .map_err(|e| primary_error(e, &x.contexts.query))?;
+            chunks.push(Arc::new(kept));
         }
         host.yield_now().await;
     }
