@@ -57,7 +57,7 @@ pub struct ProcessInfo {
     pub user: String,
     /// Role.
     pub role: String,
-    /// `Query`, `Sleep` or `Killed`.
+    /// `Query`, `Sleep`, `Daemon` (a background session) or `Killed`.
     pub command: &'static str,
     /// Milliseconds in the current state.
     pub time_ms: u64,
@@ -260,6 +260,10 @@ impl CancelManager {
             None => (
                 if self.routine.is_cancelled() {
                     "Killed"
+                } else if &*self.identity.role == Identity::BACKGROUND_ROLE {
+                    // The engine's own session between rounds, as MySQL
+                    // shows its event scheduler.
+                    "Daemon"
                 } else {
                     "Sleep"
                 },

@@ -25,6 +25,9 @@ pub struct Identity {
 impl Identity {
     /// The tenant whose `admin` role may act on every tenant.
     pub const SYS_TENANT: &'static str = "sys";
+    /// The role of the engine's background sessions (`Engine::background`):
+    /// SHOW PROCESSLIST shows them idle as `Daemon`.
+    pub const BACKGROUND_ROLE: &'static str = "background";
     /// The role that may act on every connection of its tenant.
     pub const ADMIN_ROLE: &'static str = "admin";
 

@@ -63,6 +63,12 @@ pub struct ServerConfig {
     /// Spans the engine's in-memory trace recorder keeps (the oldest closed
     /// ones go first); its memory grows up to this bound and then stays.
     pub trace_spans: usize,
+    /// How often the engine's background session (tenant `sys`, user
+    /// `cascade`) trims the trace buffer; `None` runs no background session.
+    pub background_every: Option<Duration>,
+    /// Closed trace spans older than this are trimmed by the background
+    /// session.
+    pub trace_retention: Duration,
     users: HashMap<(String, String), User>,
 }
 
@@ -90,6 +96,10 @@ struct FileServer {
     shutdown_timeout_secs: u64,
     #[serde(default = "default_trace_spans")]
     trace_spans: usize,
+    #[serde(default = "default_background_every")]
+    background_every_secs: u64,
+    #[serde(default = "default_trace_retention")]
+    trace_retention_secs: u64,
 }
 
 impl Default for FileServer {
@@ -101,6 +111,8 @@ impl Default for FileServer {
             handshake_timeout_secs: default_handshake_timeout(),
             shutdown_timeout_secs: default_shutdown_timeout(),
             trace_spans: default_trace_spans(),
+            background_every_secs: default_background_every(),
+            trace_retention_secs: default_trace_retention(),
         }
     }
 }
@@ -122,6 +134,12 @@ fn default_shutdown_timeout() -> u64 {
 }
 fn default_trace_spans() -> usize {
     50_000
+}
+fn default_background_every() -> u64 {
+    10
+}
+fn default_trace_retention() -> u64 {
+    600
 }
 
 #[derive(Deserialize)]
@@ -214,6 +232,9 @@ impl ServerConfig {
             handshake_timeout: Duration::from_secs(file.server.handshake_timeout_secs),
             shutdown_timeout: Duration::from_secs(file.server.shutdown_timeout_secs),
             trace_spans: file.server.trace_spans.max(1),
+            background_every: (file.server.background_every_secs > 0)
+                .then(|| Duration::from_secs(file.server.background_every_secs)),
+            trace_retention: Duration::from_secs(file.server.trace_retention_secs),
             users,
         })
     }
@@ -242,6 +263,10 @@ mod tests {
         assert!(root.password.verify(&[0; 20], b""));
         assert!(c.user("acme", "alice").is_some());
         assert!(c.user("acme", "nobody").is_none());
+        assert_eq!(c.background_every, Some(Duration::from_secs(10)));
+        assert_eq!(c.trace_retention, Duration::from_secs(600));
+        let off = ServerConfig::from_toml("[server]\nbackground_every_secs = 0").unwrap();
+        assert_eq!(off.background_every, None);
     }
 
     #[test]

@@ -144,6 +144,25 @@ impl Server {
         tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             max_connections = state.config.max_connections, users = state.config.user_count(),
             "cascade-server ready");
+        // The engine's own work (trace-buffer trimming) as a background
+        // session of tenant `sys`; engine.shutdown() ends it, and it closes
+        // on a cleanup context.
+        let background = state.config.background_every.and_then(|every| {
+            match state.engine.background(every, state.config.trace_retention) {
+                Ok(bg) => {
+                    tracing::info!(
+                        id = bg.id(),
+                        every_ms = every.as_millis() as u64,
+                        "background session started"
+                    );
+                    Some(tokio::spawn(bg.run()))
+                }
+                Err(e) => {
+                    tracing::warn!("no background session: {}", e.message);
+                    None
+                }
+            }
+        });
         futures::pin_mut!(shutdown);
         loop {
             tokio::select! {
@@ -160,7 +179,17 @@ impl Server {
             }
         }
         drop(listener);
-        shutdown_gracefully(&state).await
+        let report = shutdown_gracefully(&state).await;
+        if let Some(bg) = background {
+            // Cancelled by engine.shutdown(): it closes at once.
+            if tokio::time::timeout(state.config.shutdown_timeout, bg)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the background session did not close in time");
+            }
+        }
+        report
     }
 }
 

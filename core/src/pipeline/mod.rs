@@ -18,15 +18,17 @@ pub mod aggregate;
 pub mod basic;
 pub mod buffer;
 pub mod join;
+pub mod memory;
 pub mod reclaim;
 pub mod scan;
 pub mod sort;
 
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+pub use memory::{MemoryUse, Reservation, Resources};
+
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cause::{Cause, Reason};
 use crate::context::Context;
 use crate::data::Batch;
 use crate::host::Instant;
@@ -63,85 +65,6 @@ pub trait Operator: Send {
     fn name(&self) -> &'static str;
     /// Its inputs.
     fn children(&self) -> Vec<&Instrumented>;
-}
-
-/// The per-query execution resources: a memory budget with reservations
-/// released on drop, on every path.
-#[derive(Debug)]
-pub struct Resources {
-    budget: u64,
-    used: AtomicU64,
-    peak: AtomicU64,
-    node_total: Arc<AtomicU64>,
-}
-
-impl Resources {
-    /// A budget of `budget` bytes, also counted in `node_total`.
-    pub fn new(budget: u64, node_total: Arc<AtomicU64>) -> Arc<Self> {
-        Arc::new(Resources {
-            budget,
-            used: AtomicU64::new(0),
-            peak: AtomicU64::new(0),
-            node_total,
-        })
-    }
-    /// Reserves `bytes`, or fails with the budget error.
-    pub fn reserve(self: &Arc<Self>, bytes: u64) -> Result<Reservation, ExecError> {
-        let now = self.used.fetch_add(bytes, AtomicOrdering::AcqRel) + bytes;
-        if now > self.budget {
-            self.used.fetch_sub(bytes, AtomicOrdering::AcqRel);
-            return Err(ExecError::MemoryBudget {
-                budget: self.budget,
-                requested: now,
-            });
-        }
-        self.peak.fetch_max(now, AtomicOrdering::AcqRel);
-        self.node_total.fetch_add(bytes, AtomicOrdering::AcqRel);
-        Ok(Reservation {
-            res: self.clone(),
-            bytes,
-        })
-    }
-    /// Bytes reserved now.
-    pub fn used(&self) -> u64 {
-        self.used.load(AtomicOrdering::Acquire)
-    }
-    /// Highest reservation seen.
-    pub fn peak(&self) -> u64 {
-        self.peak.load(AtomicOrdering::Acquire)
-    }
-}
-
-/// Reserved bytes; given back on drop.
-#[derive(Debug)]
-pub struct Reservation {
-    res: Arc<Resources>,
-    bytes: u64,
-}
-
-impl Reservation {
-    /// Grows the reservation by `bytes`.
-    pub fn grow(&mut self, bytes: u64) -> Result<(), ExecError> {
-        let mut more = self.res.reserve(bytes)?;
-        self.bytes += more.bytes;
-        more.bytes = 0;
-        Ok(())
-    }
-    /// Bytes held.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if self.bytes > 0 {
-            self.res.used.fetch_sub(self.bytes, AtomicOrdering::AcqRel);
-            self.res
-                .node_total
-                .fetch_sub(self.bytes, AtomicOrdering::AcqRel);
-        }
-    }
 }
 
 /// What operators get when they run.
@@ -375,17 +298,8 @@ pub async fn drive(
             Ok(s) => s,
             Err(e) => {
                 cx.eval.sleep_owed = 0.0;
-                if let ExecError::MemoryBudget { budget, requested } = &e {
-                    // Stop every part of the query, with the real cause.
-                    query.cancel_with(Cause::canceled(
-                        Reason::MemoryBudgetExceeded {
-                            budget: *budget,
-                            requested: *requested,
-                        },
-                        Level::Query,
-                        query.id(),
-                    ));
-                }
+                // Stop every part of the query, with the real cause.
+                memory::record_budget_error(query, &e);
                 return Err(e);
             }
         };

@@ -83,7 +83,11 @@ impl Engine {
         retention: Duration,
     ) -> Result<Background, QueryError> {
         let id = self.reserve_connection_id();
-        let identity = Identity::new(Identity::SYS_TENANT, Self::BACKGROUND_USER, "background");
+        let identity = Identity::new(
+            Identity::SYS_TENANT,
+            Self::BACKGROUND_USER,
+            Identity::BACKGROUND_ROLE,
+        );
         let routine = self
             .inner
             .root

@@ -43,7 +43,8 @@ use crate::context::{Context, ContextInfo};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::host::Host;
 use crate::level::Level;
-use crate::pipeline::{drive, OpCx, Resources, YieldPolicy};
+use crate::pipeline::memory::{record_budget_error, vec_bytes};
+use crate::pipeline::{drive, MemoryUse, OpCx, Resources, YieldPolicy};
 use crate::registry::{CancelManager, KillScope, ProcessInfo, ProcessList, Registration};
 use crate::sql::error::{ExecError, SqlError};
 use crate::sql::expr::EvalCx;
@@ -944,8 +945,8 @@ async fn dispatch(
             let empty = WriteSet::new();
             let pcx = plan_cx(c, t, &empty);
             let planned = plan::plan_query(q, &pcx)?;
-            let (batches, _) = run_plan(c, x, planned.plan, progress).await?;
-            let rows = to_rows(&batches);
+            let out = run_plan(c, x, planned.plan, progress, true).await?;
+            let rows = to_rows(out, x)?;
             let columns = planned
                 .names
                 .into_iter()
@@ -975,8 +976,7 @@ async fn dispatch(
             let pcx = plan_cx(c, t, &empty);
             let planned = plan::plan_query(q, &pcx)?;
             let text = if *analyze {
-                let (_, tree) = run_plan(c, x, planned.plan, progress).await?;
-                tree
+                run_plan(c, x, planned.plan, progress, false).await?.tree
             } else {
                 let pipeline = x
                     .contexts
@@ -1155,14 +1155,26 @@ fn txn_for_write<'a>(
     }
 }
 
+/// What [`run_plan`] gives back.
+struct PlanOutput {
+    /// The output batches (none when not kept).
+    batches: Vec<Batch>,
+    /// Their memory, still reserved.
+    mem: MemoryUse,
+    /// The EXPLAIN ANALYZE text.
+    tree: String,
+}
+
 /// Runs a plan in a Pipeline context under the query; returns the batches
-/// and the EXPLAIN ANALYZE text.
+/// (when `keep`; else they are dropped as they come), their memory still
+/// reserved, and the EXPLAIN ANALYZE text.
 async fn run_plan(
     c: &ConnInner,
     x: &mut ExecCtx,
     plan: plan::Plan,
     progress: &AtomicU64,
-) -> Result<(Vec<Batch>, String), QueryError> {
+    keep: bool,
+) -> Result<PlanOutput, QueryError> {
     let pipeline = x
         .contexts
         .query
@@ -1172,7 +1184,7 @@ async fn run_plan(
     let mut root = plan.build(&pipeline)?;
     x.state.set_phase(Phase::Executing);
     let mut out = Vec::new();
-    let mut held = Vec::new();
+    let mut mem = MemoryUse::default();
     let resources = x.resources.clone();
     let mut cx = OpCx {
         eval: &mut x.state.eval,
@@ -1185,8 +1197,10 @@ async fn run_plan(
         &mut cx,
         c.engine.config.yield_policy,
         |b| {
-            held.push(resources.reserve(b.heap_bytes() as u64)?);
-            out.push(b);
+            if keep {
+                mem.grow(&resources, b.heap_bytes() as u64)?;
+                out.push(b);
+            }
             Ok(())
         },
     )
@@ -1195,7 +1209,11 @@ async fn run_plan(
     drop(root);
     drop(pipeline);
     res.map_err(|e| primary_error(e, &x.contexts.query))?;
-    Ok((out, tree))
+    Ok(PlanOutput {
+        batches: out,
+        mem,
+        tree,
+    })
 }
 
 /// The primary error of a statement: a real error stays itself; a
@@ -1206,18 +1224,57 @@ fn primary_error(e: ExecError, query: &Context) -> QueryError {
             let cause = query.cause().unwrap_or_else(|| c.cause().clone());
             QueryError::cancelled(cause)
         }
-        other => other.into(),
+        other => {
+            // The budget error is the statement's cause: recorded on its
+            // context (if the pipeline has not yet) and in the error.
+            record_budget_error(query, &other);
+            let mut err = QueryError::from(other);
+            if let Some(cause) = query.cause() {
+                if matches!(cause.reason, Reason::MemoryBudgetExceeded { .. }) {
+                    err.cause = Some(cause);
+                }
+            }
+            err
+        }
     }
 }
 
-fn to_rows(batches: &[Batch]) -> Vec<Vec<Value>> {
-    let mut rows = Vec::with_capacity(batches.iter().map(|b| b.len).sum());
+/// The result rows of `out`, a batch at a time, each batch's rows reserved
+/// before they are made and the batch's own memory (but its strings, which
+/// the rows keep) given back after: result rows are inside the statement's
+/// budget, and the batches and rows are not held twice over.
+fn to_rows(out: PlanOutput, x: &ExecCtx) -> Result<Vec<Vec<Value>>, QueryError> {
+    let PlanOutput {
+        batches, mut mem, ..
+    } = out;
+    let res = &x.resources;
+    let budget_err = |e: ExecError| primary_error(e, &x.contexts.query);
+    let total: usize = batches.iter().map(|b| b.len).sum();
+    mem.grow(res, vec_bytes::<Vec<Value>>(total))
+        .map_err(budget_err)?;
+    let mut rows = Vec::with_capacity(total);
     for b in batches {
+        let width = b.columns.len();
+        mem.grow(res, (b.len * width * std::mem::size_of::<Value>()) as u64)
+            .map_err(budget_err)?;
         for i in 0..b.len {
             rows.push(b.row(i));
         }
+        let strings: usize = b
+            .columns
+            .iter()
+            .filter_map(|c| match &c.data {
+                ColumnData::Text(v) => Some(
+                    v.iter()
+                        .map(|s| crate::data::text_heap_bytes(s))
+                        .sum::<usize>(),
+                ),
+                _ => None,
+            })
+            .sum();
+        mem.shrink(b.heap_bytes().saturating_sub(strings) as u64);
     }
-    rows
+    Ok(rows)
 }
 
 /// Converts a column for storing in a column of type `ty` (MySQL strict
@@ -1423,15 +1480,19 @@ async fn exec_insert(
     if planned.types.len() != targets.len() {
         return Err(SqlError::ColumnCount(1).into());
     }
-    let (batches, _) = run_plan(c, x, planned.plan, progress).await?;
+    let PlanOutput {
+        batches, mut mem, ..
+    } = run_plan(c, x, planned.plan, progress, true).await?;
     let mut new_data: TableData = (*data).clone();
     let mut total = 0usize;
     let mut deleted = 0u64;
-    let _reservation = x
-        .resources
-        .reserve(batches.iter().map(|b| b.heap_bytes() as u64).sum())?;
-    for b in &batches {
+    for b in batches {
         x.contexts.query.check()?;
+        // Staging a batch copies it twice at most (converted, then into the
+        // table's chunks); the source batch is freed after.
+        let bytes = b.heap_bytes() as u64;
+        mem.grow(&x.resources, 2 * bytes)
+            .map_err(|e| primary_error(e, &x.contexts.query))?;
         let mut cols = Vec::with_capacity(schema.columns.len());
         for (k, def) in schema.columns.iter().enumerate() {
             let col = match targets.iter().position(|&t| t == k) {
@@ -1465,6 +1526,9 @@ async fn exec_insert(
             new_data = new_data.appended(&rows);
         }
         total += b.len;
+        // The converted copy and the source batch are gone; the staged
+        // chunk takes the source's place in `mem`.
+        mem.shrink(2 * bytes);
     }
     x.contexts.query.check()?;
     check_keys(&schema, &new_data)?;
@@ -1527,6 +1591,8 @@ async fn exec_update(
     let host = c.engine.config.host.clone();
     let mut chunks = Vec::with_capacity(data.chunks.len());
     let mut affected = 0u64;
+    // The rewritten chunks (unchanged ones are shared with the table).
+    let mut mem = MemoryUse::default();
     for chunk in &data.chunks {
         x.contexts.query.check()?;
         progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
@@ -1579,6 +1645,9 @@ async fn exec_update(
         }
         pay_sleep(x).await?;
         affected += changed.iter().filter(|c| **c).count() as u64;
+        let bytes: usize = sets.iter().map(|(i, _)| cols[*i].heap_bytes()).sum();
+        mem.grow(&x.resources, bytes as u64)
+            .map_err(|e| primary_error(e, &x.contexts.query))?;
         chunks.push(Arc::new(Batch::new(cols, chunk.len)));
         host.yield_now().await;
     }
@@ -1664,6 +1733,8 @@ async fn exec_delete(
     let host = c.engine.config.host.clone();
     let mut chunks = Vec::new();
     let mut affected = 0u64;
+    // The rewritten chunks (unchanged ones are shared with the table).
+    let mut mem = MemoryUse::default();
     for chunk in &data.chunks {
         x.contexts.query.check()?;
         progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
@@ -1681,7 +1752,10 @@ async fn exec_delete(
         if keep.len() == chunk.len {
             chunks.push(chunk.clone());
         } else if !keep.is_empty() {
-            chunks.push(Arc::new(chunk.gather(&keep)));
+            let kept = chunk.gather(&keep);
+            mem.grow(&x.resources, kept.heap_bytes() as u64)
+                .map_err(|e| primary_error(e, &x.contexts.query))?;
+            chunks.push(Arc::new(kept));
         }
         host.yield_now().await;
     }
