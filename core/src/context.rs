@@ -199,6 +199,7 @@ pub fn node_size_bytes() -> usize {
 }
 
 impl Node {
+    #[inline]
     fn lock(&self) -> MutexGuard<'_, Inner> {
         lock(&self.inner)
     }
@@ -303,8 +304,10 @@ fn unlink_from(node: &Arc<Node>, g: &mut Inner, p: &Arc<Node>, pg: &mut Inner) {
         }
     }
     node.parent_idx.store(0, Ordering::Relaxed);
-    if g.children.is_empty() {
+    if g.extra.is_some() {
         g.extra = None;
+    }
+    if g.children.is_empty() {
         return;
     }
     for c in g.children.drain(..) {
@@ -313,7 +316,6 @@ fn unlink_from(node: &Arc<Node>, g: &mut Inner, p: &Arc<Node>, pg: &mut Inner) {
         drop(cg);
         pg.children.push(c);
     }
-    g.extra = None;
 }
 
 /// Takes `node` out of the tree after its last handle was dropped; its
@@ -427,7 +429,10 @@ impl Clone for Context {
 impl Drop for Context {
     fn drop(&mut self) {
         if self.node.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.close_span(None);
+            // Most nodes have no span: no call at all then.
+            if self.node.span_id.is_some() || self.node.span.is_some() {
+                self.close_span(None);
+            }
             remove_node(&self.node);
         }
     }
