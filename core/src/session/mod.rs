@@ -326,7 +326,7 @@ impl Engine {
             identity: Arc::new(identity),
             manager,
             registration: Mutex::new(Some(registration)),
-            session: Mutex::new(Some(Session {
+            session: Mutex::new(Slot::Idle(Session {
                 autocommit: true,
                 max_execution_time_ms: 0,
                 memory_budget: self.inner.config.memory_budget,
@@ -382,7 +382,7 @@ struct ConnInner {
     identity: Arc<Identity>,
     manager: Arc<CancelManager>,
     registration: Mutex<Option<Registration>>,
-    session: Mutex<Option<Session>>,
+    session: Mutex<Slot>,
     /// The session's variables as `@@name` reads them.
     vars: Mutex<Vec<(&'static str, Value)>>,
     closed: AtomicBool,
@@ -412,13 +412,52 @@ impl ConnInner {
         ];
     }
 
-    /// Rolls back the open transaction on a cleanup context if the session
-    /// is idle (a running statement does it itself when it ends).
+    /// Rolls back the open transaction of a killed connection on a cleanup
+    /// context if the session is idle (a running statement does it itself
+    /// when it ends). The slot says [`Slot::Reaping`] meanwhile, so that a
+    /// request arriving then gets the kill error, as it would after.
     fn reap(&self) {
-        let taken = lock(&self.session).take();
+        // Only a killed connection is reaped: `Slot::Reaping` answers the
+        // kill error, which needs a cancelled Routine.
+        if !self.manager.routine().is_cancelled() {
+            return;
+        }
+        let taken = {
+            let mut slot = lock(&self.session);
+            match std::mem::replace(&mut *slot, Slot::Reaping) {
+                Slot::Idle(s) => Some(s),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
         if let Some(mut s) = taken {
+            #[cfg(test)]
+            tests::in_reap();
             self.rollback_on_cleanup(&mut s);
-            *lock(&self.session) = Some(s);
+            *lock(&self.session) = Slot::Idle(s);
+        }
+    }
+
+    /// Takes the session for a request, or says why it cannot.
+    fn check_out(&self) -> Result<Session, QueryError> {
+        let mut slot = lock(&self.session);
+        match std::mem::replace(&mut *slot, Slot::Running) {
+            Slot::Idle(s) => Ok(s),
+            other => {
+                let err = match &other {
+                    Slot::Running => QueryError::new(
+                        2014,
+                        "HY000",
+                        "Commands out of sync; a statement is already running on this connection",
+                    ),
+                    Slot::Reaping => kill_error(self.manager.routine().cause()),
+                    Slot::Idle(_) | Slot::Closed => closed_error(),
+                };
+                *slot = other;
+                Err(err)
+            }
         }
     }
 
@@ -480,6 +519,27 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Where a connection's session state is. Only a request's [`Checkout`]
+/// moves it out of `Idle` to `Running` and back; the other states say why
+/// the session is not there, so that a request arriving meanwhile gets the
+/// answer it would get a moment later, never a spurious 2014:
+///
+/// * `Running`: a request of this connection runs (2014: the caller sent a
+///   second request before the first one's answer).
+/// * `Reaping`: `KILL CONNECTION` or shutdown is rolling the transaction of
+///   the idle, killed connection back (the kill error).
+/// * `Closed`: [`Connection::close`] took it for good (2006).
+enum Slot {
+    Idle(Session),
+    Running,
+    Reaping,
+    Closed,
+}
+
+fn closed_error() -> QueryError {
+    QueryError::new(2006, "HY000", "The connection is closed")
+}
+
 /// Takes the session out for one request and puts it back on drop, also
 /// when the request's future is dropped half-way.
 struct Checkout<'a> {
@@ -493,7 +553,7 @@ impl Drop for Checkout<'_> {
             if self.conn.manager.routine().is_cancelled() {
                 self.conn.rollback_on_cleanup(&mut s);
             }
-            *lock(&self.conn.session) = Some(s);
+            *lock(&self.conn.session) = Slot::Idle(s);
         }
     }
 }
@@ -547,15 +607,9 @@ impl Connection {
     ) -> Result<QueryResult, QueryError> {
         let c = &*self.inner;
         if c.closed.load(Ordering::Acquire) {
-            return Err(QueryError::new(2006, "HY000", "The connection is closed"));
+            return Err(closed_error());
         }
-        let Some(session) = lock(&c.session).take() else {
-            return Err(QueryError::new(
-                2014,
-                "HY000",
-                "Commands out of sync; a statement is already running on this connection",
-            ));
-        };
+        let session = c.check_out()?;
         let mut co = Checkout {
             conn: c,
             session: Some(session),
@@ -622,7 +676,18 @@ impl Connection {
         // A statement still running: stop it and wait for the session.
         let mut waited = Duration::ZERO;
         loop {
-            let taken = lock(&c.session).take();
+            let taken = {
+                let mut slot = lock(&c.session);
+                match std::mem::replace(&mut *slot, Slot::Closed) {
+                    Slot::Idle(s) => Some(s),
+                    // Already closed (unreachable: `closed` guards it).
+                    Slot::Closed => break,
+                    other => {
+                        *slot = other;
+                        None
+                    }
+                }
+            };
             if let Some(mut s) = taken {
                 c.rollback_on_cleanup(&mut s);
                 break;
@@ -1673,4 +1738,81 @@ impl Engine {
 /// that map their own shutdown signals.
 pub fn shutdown_cause(level: Level, context_id: u64) -> Cause {
     Cause::canceled(Reason::Shutdown, level, context_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::ManualHost;
+    use futures::executor::block_on;
+    use futures::FutureExt;
+    use std::cell::RefCell;
+
+    type Hook = Box<dyn FnOnce()>;
+
+    thread_local! {
+        /// Runs inside `ConnInner::reap`, while the session is being rolled
+        /// back: the window a concurrent request could land in.
+        static IN_REAP: RefCell<Option<Hook>> = RefCell::new(None);
+    }
+
+    pub(super) fn in_reap() {
+        if let Some(hook) = IN_REAP.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
+    }
+
+    fn engine() -> Engine {
+        Engine::new(EngineConfig::new(1, Arc::new(ManualHost::new())))
+    }
+
+    fn alice(e: &Engine) -> Connection {
+        e.connect(Identity::new("acme", "alice", "member")).unwrap()
+    }
+
+    /// Sends `SELECT 1` on `victim` from inside the reap window and returns
+    /// what it answered (every early answer is ready at the first poll).
+    fn probe_during_reap(victim: &Connection) -> std::rc::Rc<RefCell<Option<QueryError>>> {
+        let seen = std::rc::Rc::new(RefCell::new(None));
+        let (v, s) = (victim.clone(), seen.clone());
+        IN_REAP.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                let r = v.execute("SELECT 1").now_or_never();
+                *s.borrow_mut() = Some(match r {
+                    Some(Err(e)) => e,
+                    Some(Ok(_)) => {
+                        QueryError::new(0, "00000", "a killed connection ran a statement")
+                    }
+                    None => QueryError::new(0, "00000", "the statement did not answer at once"),
+                });
+            }));
+        });
+        seen
+    }
+
+    #[test]
+    fn a_request_during_the_rollback_of_kill_connection_gets_the_kill_error() {
+        let e = engine();
+        let victim = alice(&e);
+        let killer = alice(&e);
+        block_on(victim.execute("BEGIN")).unwrap();
+        let seen = probe_during_reap(&victim);
+        block_on(killer.execute(&format!("KILL CONNECTION {}", victim.id()))).unwrap();
+        let err = seen.borrow_mut().take().expect("the reap ran the probe");
+        assert_eq!(err.code, 1927, "{err}");
+        // And after the rollback: the same answer, never 2014.
+        let err = block_on(victim.execute("SELECT 1")).unwrap_err();
+        assert_eq!(err.code, 1927, "{err}");
+    }
+
+    #[test]
+    fn a_request_during_the_shutdown_rollback_gets_the_shutdown_error() {
+        let e = engine();
+        let victim = alice(&e);
+        block_on(victim.execute("BEGIN")).unwrap();
+        let seen = probe_during_reap(&victim);
+        e.shutdown();
+        let err = seen.borrow_mut().take().expect("the reap ran the probe");
+        assert_eq!(err.code, 1053, "{err}");
+    }
 }
