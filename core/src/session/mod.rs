@@ -20,6 +20,7 @@
 //! or a disconnect rolls the open transaction back on a cleanup context.
 
 pub mod error;
+mod kill;
 
 pub use error::{ErrorKind, QueryError};
 
@@ -36,7 +37,9 @@ use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::host::Host;
 use crate::level::Level;
 use crate::pipeline::{drive, OpCx, Resources, YieldPolicy};
-use crate::registry::{CancelManager, KillScope, ProcessInfo, ProcessList, Registration};
+use crate::registry::{
+    CancelManager, KillOutcome, KillScope, ProcessInfo, ProcessList, Registration,
+};
 use crate::sql::error::{ExecError, SqlError};
 use crate::sql::expr::EvalCx;
 use crate::sql::plan::{self, PlanCx};
@@ -192,6 +195,13 @@ struct EngineInner {
 }
 
 const QUERY_HISTORY: usize = 4096;
+
+impl EngineInner {
+    /// A live connection by id.
+    fn connection(&self, id: u64) -> Option<Arc<ConnInner>> {
+        lock(&self.connections).get(&id).and_then(Weak::upgrade)
+    }
+}
 
 /// One node's engine: catalog, process list, trace recorder, root context.
 /// Cheap to clone.
@@ -617,6 +627,9 @@ impl Connection {
         if c.manager.routine().is_cancelled() {
             return Err(kill_error(c.manager.routine().cause()));
         }
+        if let Some(k) = kill::parse(sql).filter(|k| k.is_fast(c.id)) {
+            return kill::run_alone(c, k);
+        }
         let stmts = crate::sql::parse(sql)?;
         if stmts.is_empty() {
             return Err(QueryError::new(1065, "42000", "Query was empty"));
@@ -653,6 +666,45 @@ impl Connection {
         c.manager.set_request(None);
         result?;
         last.ok_or_else(|| QueryError::new(1065, "42000", "Query was empty"))
+    }
+
+    /// `KILL QUERY` of this connection's own running statement, sent from
+    /// outside its request (a Cancel button), as its own user: with
+    /// `Some(id)`, only if the statement running is `id` (a result's
+    /// `query_id`, a process-list row's `statement_id`); a statement that is
+    /// no longer running is left alone and the outcome says so
+    /// ([`KillOutcome::NotRunning`]), so a late cancel never hits the next
+    /// statement. Does not wait for the statement to end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cascade::{Engine, EngineConfig, Identity, KillOutcome, StdHost};
+    /// let engine = Engine::new(EngineConfig::new(1, StdHost::shared()));
+    /// let conn = engine.connect(Identity::new("acme", "alice", "member")).unwrap();
+    /// let done = futures::executor::block_on(conn.execute("SELECT 1")).unwrap();
+    /// // That statement has ended: cancelling it is a no-op that says so.
+    /// assert_eq!(
+    ///     conn.cancel(Some(done.query_id)),
+    ///     KillOutcome::NotRunning { connection: conn.id(), statement: done.query_id }
+    /// );
+    /// assert_eq!(conn.running_statement(), None);
+    /// ```
+    pub fn cancel(&self, statement: Option<u64>) -> KillOutcome {
+        let c = &*self.inner;
+        c.manager.kill(
+            KillScope::Query { statement },
+            Reason::KillQuery {
+                by_connection: c.id,
+                by_user: c.identity.user.clone(),
+            },
+        )
+    }
+
+    /// The id of the statement running on this connection now, if any (the
+    /// id [`Connection::cancel`] takes).
+    pub fn running_statement(&self) -> Option<u64> {
+        self.inner.manager.running_statement()
     }
 
     /// The client went away: cancels everything of the connection with
@@ -1169,16 +1221,11 @@ async fn dispatch(
                     return Err(QueryError::unsupported("KILL MUTATION"))
                 }
             };
-            e.processes.kill(&c.identity, c.id, *id, scope)?;
-            if scope == KillScope::Connection {
-                let target = lock(&e.connections).get(id).and_then(Weak::upgrade);
-                if let Some(t) = target {
-                    if t.id != c.id {
-                        t.reap();
-                    }
-                }
-            }
-            Ok(affected(stmt_id, 0))
+            let outcome = kill::apply(c, kill::Kill { target: *id, scope })?;
+            // A KILL of the caller's own connection or running statement
+            // ended this statement: it answers 1317, as in MySQL.
+            x.contexts.query.check()?;
+            Ok(kill::answer(stmt_id, outcome))
         }
         ast::Statement::ShowProcessList { .. } => {
             let rows = e
