@@ -1245,6 +1245,8 @@ async fn dispatch(
                         Value::Text(p.tenant.into()),
                         Value::Text(p.role.into()),
                         Value::Int(p.rows_examined as i64),
+                        p.statement_id
+                            .map_or(Value::Null, |id| Value::Int(id as i64)),
                     ]
                 })
                 .collect();
@@ -1263,6 +1265,8 @@ async fn dispatch(
                     col("Tenant", DataType::Text),
                     col("Role", DataType::Text),
                     col("Rows_examined", DataType::Int),
+                    // The id `KILL QUERY <Id> '<Statement_id>'` takes.
+                    col("Statement_id", DataType::Int),
                 ],
                 rows,
                 rows_affected: 0,
