@@ -50,6 +50,10 @@ const HEAVY: &[(&str, &str)] = &[
         "join",
         "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) JOIN generate_series(1, 300000) AS b(y) ON a.x = b.y",
     ),
+    (
+        "count distinct",
+        "SELECT count(DISTINCT x) FROM generate_series(1, 10000000000) AS t(x)",
+    ),
     ("sleep", "SELECT sleep(100)"),
 ];
 

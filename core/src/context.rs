@@ -63,6 +63,31 @@ use crate::sync::{
 use crate::trace::{AttrValue, Recorder, SpanId, SpanStatus};
 use crate::values::{Identity, ValueKey, Values};
 
+/// A `tracing` span with the fields every cascade span has: `level`, `ctx`
+/// (the context id), `span` (the recorder's span id, 0 if not recorded),
+/// `otel.name` (the recorder's name: `select`, `rollback`, `HashAggregate`),
+/// and, recorded when it closes ([`record_status`](crate::trace::record_status)),
+/// `status`, `cause`, `otel.status_code` and `otel.status_message` — the
+/// fields `tracing-opentelemetry` maps to an OpenTelemetry span's name and
+/// status.
+macro_rules! tracing_span {
+    ($callsite:literal, $parent:expr, $level:expr, $ctx:expr, $rec:expr, $name:expr) => {
+        tracing::info_span!(
+            target: "cascade",
+            parent: $parent,
+            $callsite,
+            level = $level,
+            ctx = $ctx,
+            span = $rec,
+            otel.name = $name,
+            status = tracing::field::Empty,
+            cause = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        )
+    };
+}
+
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Ids are handed to threads in blocks, so that deriving a context does not
@@ -567,19 +592,43 @@ impl Context {
     }
 
     fn close_span(&self, status: Option<SpanStatus>) {
-        let Some(s) = self.span_id() else {
+        let recorded = self.span_id();
+        if recorded.is_none() && self.node.span.is_none() {
             return;
-        };
+        }
         if self.node.span_closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Some(r) = self.recorder() {
-            let status = status.unwrap_or_else(|| match self.cause() {
-                Some(c) => SpanStatus::from_cause(&c),
-                None => SpanStatus::Ok,
-            });
+        let status = status.unwrap_or_else(|| match self.cause() {
+            Some(c) => SpanStatus::from_cause(&c),
+            None => SpanStatus::Ok,
+        });
+        if let Some(span) = &self.node.span {
+            crate::trace::record_status(span, &status);
+        }
+        if let (Some(r), Some(s)) = (self.recorder(), recorded) {
             r.close(s, status);
         }
+    }
+
+    /// A `tracing` span for work inside this context that has no context of
+    /// its own (a pipeline operator): a child of this context's span, with
+    /// the same fields as the contexts' spans (`rec` is its recorder span,
+    /// 0 if none). `None` when no subscriber records this context's span.
+    pub fn tracing_child(
+        &self,
+        name: &str,
+        level: Level,
+        rec: Option<SpanId>,
+    ) -> Option<tracing::Span> {
+        let parent = self.node.span.as_deref()?;
+        let id = self.node.id;
+        let rec = rec.map_or(0, |s| s.0);
+        let level_name = level.as_str();
+        let span = child_span(Some(parent), |p| {
+            tracing_span!("operator", p, level_name, id, rec, name)
+        });
+        recorded(span).map(|b| *b)
     }
 
     /// A cleanup context: same level and values, its span a child of this
@@ -603,6 +652,19 @@ impl Context {
     /// Like [`Context::cleanup`], with the span also linked to `cleans_up`
     /// (the request whose work it cleans up).
     pub fn cleanup_linked(&self, timeout: Duration, cleans_up: Option<&Context>) -> Context {
+        let name = format!("cleanup {}", self.level().as_str().to_lowercase());
+        self.cleanup_named(&name, timeout, cleans_up)
+    }
+
+    /// Like [`Context::cleanup_linked`], with the span named `name`: the
+    /// cleanup work itself (`commit`, `rollback`), a child of this
+    /// context's span in the recorder and in `tracing`.
+    pub fn cleanup_named(
+        &self,
+        name: &str,
+        timeout: Duration,
+        cleans_up: Option<&Context>,
+    ) -> Context {
         let id = next_id();
         let env = self.node.env.clone();
         let at = env.host.now().saturating_add(timeout);
@@ -610,7 +672,7 @@ impl Context {
         let span_id = env.recorder.as_ref().map(|r| {
             let s = r.open(
                 self.span_id(),
-                &format!("cleanup {}", self.level().as_str().to_lowercase()),
+                name,
                 self.level(),
                 [("cleanup".to_owned(), AttrValue::Bool(true))],
             );
@@ -620,10 +682,10 @@ impl Context {
             s
         });
         let level_name = self.level().as_str();
-        let span = recorded(child_span(
-            self.node.span.as_deref(),
-            |parent| tracing::info_span!(target: "cascade", parent: parent, "cleanup", level = level_name, ctx = id),
-        ));
+        let rec = span_id.map_or(0, |s| s.0);
+        let span = recorded(child_span(self.node.span.as_deref(), |parent| {
+            tracing_span!("cleanup", parent, level_name, id, rec, name)
+        }));
         let node = Arc::new_cyclic(|weak| Node {
             id,
             handles: AtomicUsize::new(1),
@@ -683,8 +745,12 @@ pub struct ContextInfo {
     pub cancelled: bool,
     /// The cause, when cancelled.
     pub cause: Option<std::sync::Arc<Cause>>,
+    /// Node id.
+    pub node_id: Option<u64>,
     /// Connection id.
     pub connection_id: Option<u64>,
+    /// Session id.
+    pub session_id: Option<u64>,
     /// Statement id.
     pub statement_id: Option<u64>,
     /// Transaction id.
@@ -707,7 +773,9 @@ fn snapshot_node(node: &Arc<Node>, now: Instant) -> ContextInfo {
         level: node.level,
         cancelled: node.cancelled.load(Ordering::Acquire),
         cause,
+        node_id: node.values.node_id(),
         connection_id: node.values.connection_id(),
+        session_id: node.values.session_id(),
         statement_id: node.values.statement_id(),
         txn_id: node.values.txn_id(),
         identity: node.values.identity.clone(),
@@ -969,7 +1037,7 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
     /// Builds the context: checks the level order and the mandatory values,
     /// attaches it to its parent (born cancelled if the parent is) and to its
     /// link, and opens its spans.
-    pub fn build(self) -> Result<K, ContextError> {
+    pub fn build(mut self) -> Result<K, ContextError> {
         if let Some(p) = self.parent {
             p.level().check_derive(self.level)?;
         }
@@ -986,6 +1054,31 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
                 return Err(ContextError::BadLink {
                     child: self.level,
                     target: t.level(),
+                });
+            }
+            // A Query's link is its second parent: it carries the Txn's id,
+            // and may not claim another. (Other links only cancel.)
+            if let (Level::Query, Some(txn_id)) = (self.level, t.values().txn_id()) {
+                let bit = key_bit(ValueKey::TxnId);
+                if self.set & bit != 0 && self.ids[ValueKey::TxnId as usize] != txn_id {
+                    return Err(ContextError::ValueOverride {
+                        level: self.level,
+                        key: ValueKey::TxnId,
+                    });
+                }
+                self.ids[ValueKey::TxnId as usize] = txn_id;
+                self.set |= bit;
+            }
+        }
+        if let Some(p) = self.parent {
+            if let Some(key) = p
+                .node
+                .values
+                .overridden(self.set, &self.ids, self.identity.as_ref())
+            {
+                return Err(ContextError::ValueOverride {
+                    level: self.level,
+                    key,
                 });
             }
         }
@@ -1024,10 +1117,11 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
             (None, Some(host), recorder) => Arc::new(Env { host, recorder }),
             (None, None, _) => unreachable!("a root builder always has a host"),
         };
+        let name = rare.as_mut().and_then(|r| r.name.take());
         let span_id = env.recorder.as_ref().map(|r| {
-            let (mut attrs, name) = match rare.as_mut() {
-                Some(rare) => (std::mem::take(&mut rare.attrs), rare.name.take()),
-                None => (Vec::new(), None),
+            let mut attrs = match rare.as_mut() {
+                Some(rare) => std::mem::take(&mut rare.attrs),
+                None => Vec::new(),
             };
             attrs.push(("ctx".into(), AttrValue::from(id)));
             if let Some(c) = values.connection_id() {
@@ -1039,15 +1133,17 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
             if let (Some(s), Level::Query | Level::Pipeline) = (values.statement_id(), level) {
                 attrs.push(("statement_id".into(), s.into()));
             }
-            let name = name.unwrap_or_else(|| Cow::Owned(level.as_str().to_lowercase()));
-            r.open(parent.and_then(Context::span_id), &name, level, attrs)
+            let name = name.as_deref().unwrap_or(span_name(level));
+            r.open(parent.and_then(Context::span_id), name, level, attrs)
         });
         // No subscriber that could want an INFO span (the usual case in
         // production without tracing): no span at all, and no cost.
         let span = if tracing::level_enabled!(tracing::Level::INFO) {
+            let name = name.as_deref().unwrap_or(span_name(level));
+            let rec = span_id.map_or(0, |s| s.0);
             recorded(child_span(
                 parent.and_then(|p| p.node.span.as_deref()),
-                |ps| make_tracing_span(level, id, ps),
+                |ps| make_tracing_span(level, id, rec, name, ps),
             ))
         } else {
             None
@@ -1175,20 +1271,34 @@ fn child_span(
     in_parent.unwrap_or_else(|| make(None))
 }
 
-fn make_tracing_span(level: Level, id: u64, parent: Option<tracing::Id>) -> tracing::Span {
+/// The default span name of a level (`"query"`).
+fn span_name(level: Level) -> &'static str {
     match level {
-        Level::Root => tracing::info_span!(target: "cascade", parent: parent, "root", ctx = id),
-        Level::Routine => {
-            tracing::info_span!(target: "cascade", parent: parent, "routine", ctx = id)
-        }
-        Level::Txn => tracing::info_span!(target: "cascade", parent: parent, "txn", ctx = id),
-        Level::Request => {
-            tracing::info_span!(target: "cascade", parent: parent, "request", ctx = id)
-        }
-        Level::Query => tracing::info_span!(target: "cascade", parent: parent, "query", ctx = id),
-        Level::Pipeline | Level::Operator => {
-            tracing::info_span!(target: "cascade", parent: parent, "pipeline", ctx = id)
-        }
+        Level::Root => "root",
+        Level::Routine => "routine",
+        Level::Txn => "txn",
+        Level::Request => "request",
+        Level::Query => "query",
+        Level::Pipeline => "pipeline",
+        Level::Operator => "operator",
+    }
+}
+
+fn make_tracing_span(
+    level: Level,
+    id: u64,
+    rec: u64,
+    name: &str,
+    parent: Option<tracing::Id>,
+) -> tracing::Span {
+    let l = level.as_str();
+    match level {
+        Level::Root => tracing_span!("root", parent, l, id, rec, name),
+        Level::Routine => tracing_span!("routine", parent, l, id, rec, name),
+        Level::Txn => tracing_span!("txn", parent, l, id, rec, name),
+        Level::Request => tracing_span!("request", parent, l, id, rec, name),
+        Level::Query => tracing_span!("query", parent, l, id, rec, name),
+        Level::Pipeline | Level::Operator => tracing_span!("pipeline", parent, l, id, rec, name),
     }
 }
 
@@ -2010,9 +2120,10 @@ mod tests {
         assert_eq!(v.get::<Budget>(), Some(&Budget(1 << 20)));
         assert_eq!(v.get::<Label>(), Some(&Label("q45")));
         assert_eq!(v.get::<Shadowed>(), Some(&Shadowed(2)));
-        // A Query takes its txn id from the link target only if given:
-        // values come from the primary parent.
-        assert_eq!(q.values().txn_id(), None);
+        // A Query carries the txn id of the Txn it is linked to, and so do
+        // its pipelines, at any depth.
+        assert_eq!(q.values().txn_id(), Some(44));
+        assert_eq!(v.txn_id(), Some(44));
         // Immutable once built: children's values do not leak upwards.
         assert_eq!(conn.values().get::<Shadowed>(), Some(&Shadowed(1)));
         assert_eq!(conn.values().get::<Label>(), None);
@@ -2020,6 +2131,85 @@ mod tests {
         assert_eq!(txn.values().txn_id(), Some(44));
         assert_eq!(root.values().connection_id(), None);
         assert_eq!(root.values().get::<Budget>(), None);
+    }
+
+    #[test]
+    fn values_set_above_cannot_be_overridden_below() {
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host).node_id(7).build().unwrap();
+        let conn = routine(&root, 42);
+        let txn = conn.child(Level::Txn).txn_id(44).build().unwrap();
+        let req = conn.child(Level::Request).build().unwrap();
+        let q = req
+            .child(Level::Query)
+            .statement_id(45)
+            .link(&txn)
+            .build()
+            .unwrap();
+        let before = root.subtree_len();
+        let over = |b: ContextBuilder<'_>, level: Level, key: ValueKey| {
+            let err = b.build().unwrap_err();
+            assert_eq!(err, ContextError::ValueOverride { level, key });
+            assert!(err.to_string().contains(&key.to_string()), "{err}");
+        };
+        // Another tenant, connection, session, node below the Routine.
+        over(
+            conn.child(Level::Request)
+                .identity(Identity::new("globex", "mallory", "admin")),
+            Level::Request,
+            ValueKey::Identity,
+        );
+        over(
+            conn.child(Level::Request).connection_id(43),
+            Level::Request,
+            ValueKey::ConnectionId,
+        );
+        over(
+            conn.child(Level::Txn).txn_id(1).session_id(1),
+            Level::Txn,
+            ValueKey::SessionId,
+        );
+        over(
+            q.child(Level::Pipeline).node_id(8),
+            Level::Pipeline,
+            ValueKey::NodeId,
+        );
+        // Another statement or transaction below the Query.
+        over(
+            q.child(Level::Pipeline).statement_id(46),
+            Level::Pipeline,
+            ValueKey::StatementId,
+        );
+        over(
+            q.child(Level::Pipeline).txn_id(3),
+            Level::Pipeline,
+            ValueKey::TxnId,
+        );
+        // A Query cannot claim another txn than the one it is linked to.
+        over(
+            req.child(Level::Query)
+                .statement_id(46)
+                .txn_id(3)
+                .link(&txn),
+            Level::Query,
+            ValueKey::TxnId,
+        );
+        assert_eq!(
+            root.subtree_len(),
+            before,
+            "a refused build attaches nothing"
+        );
+        // The same value again is not an override.
+        let p = q
+            .child(Level::Pipeline)
+            .statement_id(45)
+            .txn_id(44)
+            .connection_id(42)
+            .session_id(142)
+            .identity(Identity::new("acme", "alice", "member"))
+            .build()
+            .unwrap();
+        assert_eq!(p.values().tenant(), Some("acme"));
     }
 
     #[test]

@@ -63,7 +63,23 @@ pub enum Value {
     Text(Arc<str>),
 }
 
+/// Heap bytes of one shared string: its allocation holds two reference
+/// counts (16 bytes) and the text, rounded up to 8 bytes.
+#[inline]
+pub fn text_heap_bytes(s: &str) -> usize {
+    16 + s.len().next_multiple_of(8)
+}
+
 impl Value {
+    /// Heap bytes this value owns beyond its own size (a string's shared
+    /// allocation; see [`text_heap_bytes`]).
+    #[inline]
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Value::Text(s) => text_heap_bytes(s),
+            _ => 0,
+        }
+    }
     /// Whether this is `NULL`.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
@@ -155,7 +171,9 @@ pub fn parse_numeric_prefix(s: &str) -> f64 {
     let mut cand = &t[..end];
     while !cand.is_empty() {
         if let Ok(v) = cand.parse::<f64>() {
-            return v;
+            // '1e400' reads as DOUBLE's largest value, as in MySQL (which
+            // warns): no text ever becomes inf.
+            return v.clamp(f64::MIN, f64::MAX);
         }
         cand = &cand[..cand.len() - 1];
     }
@@ -167,7 +185,10 @@ impl PartialEq for Value {
         match (self, other) {
             (Value::Null, Value::Null) => true,
             (Value::Int(a), Value::Int(b)) => a == b,
-            (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
+            // 0.0 and -0.0 are one value for DISTINCT and GROUP BY, as in
+            // MySQL (the hash below agrees); NaN never exists (DOUBLE
+            // overflow is error 1690), the bit test only keeps Eq total.
+            (Value::Float(a), Value::Float(b)) => a == b || a.to_bits() == b.to_bits(),
             (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
                 (*a as f64) == *b
             }
@@ -393,14 +414,71 @@ impl Column {
             (None, None) => {}
         }
     }
-    /// Approximate heap bytes.
+    /// Heap bytes allocated for this column: the vectors' capacities (not
+    /// their lengths), and for text each string's shared allocation (its
+    /// two reference counts and its bytes, rounded up to the allocator's
+    /// 8-byte granule). A string shared with another column is counted in
+    /// both: an over-estimate, never an under-estimate.
     pub fn heap_bytes(&self) -> usize {
-        let n = self.len();
+        self.vec_bytes() + self.text_bytes()
+    }
+    /// Heap bytes of this column's vectors alone (capacities), without the
+    /// strings they point to.
+    pub fn vec_bytes(&self) -> usize {
         let data = match &self.data {
-            ColumnData::Int(_) | ColumnData::Float(_) => n * 8,
-            ColumnData::Text(v) => v.iter().map(|s| 16 + s.len()).sum(),
+            ColumnData::Int(v) => v.capacity() * 8,
+            ColumnData::Float(v) => v.capacity() * 8,
+            ColumnData::Text(v) => v.capacity() * std::mem::size_of::<Arc<str>>(),
         };
-        data + self.nulls.as_ref().map_or(0, |m| m.len())
+        data + self.nulls.as_ref().map_or(0, |m| m.capacity())
+    }
+    /// Heap bytes of the strings of a text column (0 for other types).
+    pub fn text_bytes(&self) -> usize {
+        match &self.data {
+            ColumnData::Text(v) => v.iter().map(|s| text_heap_bytes(s)).sum(),
+            _ => 0,
+        }
+    }
+    /// The bytes [`Column::reserve_rows`]`(n)` would allocate (0 when the
+    /// column has room): the vectors at their grown capacity.
+    pub fn grown_bytes(&self, n: usize) -> usize {
+        let len = self.len();
+        let cap = match &self.data {
+            ColumnData::Int(v) => v.capacity(),
+            ColumnData::Float(v) => v.capacity(),
+            ColumnData::Text(v) => v.capacity(),
+        };
+        if n <= cap - len {
+            return 0;
+        }
+        let to = len.saturating_add(n).max(cap.saturating_mul(2));
+        let per_row = match &self.data {
+            ColumnData::Text(_) => std::mem::size_of::<Arc<str>>(),
+            _ => 8,
+        };
+        // The null mask may be made (or grown) by an append too.
+        to * (per_row + 1)
+    }
+    /// Makes room for `n` more rows (doubling at least), so that appending
+    /// them does not reallocate the values (see [`Column::grown_bytes`]).
+    pub fn reserve_rows(&mut self, n: usize) {
+        fn more<T>(v: &mut Vec<T>, n: usize) {
+            if n > v.capacity() - v.len() {
+                let to = v
+                    .len()
+                    .saturating_add(n)
+                    .max(v.capacity().saturating_mul(2));
+                v.reserve_exact(to - v.len());
+            }
+        }
+        match &mut self.data {
+            ColumnData::Int(v) => more(v, n),
+            ColumnData::Float(v) => more(v, n),
+            ColumnData::Text(v) => more(v, n),
+        }
+        if let Some(m) = &mut self.nulls {
+            more(m, n);
+        }
     }
     /// An empty column of type `ty`.
     pub fn empty(ty: DataType) -> Column {
@@ -448,7 +526,7 @@ impl Batch {
             len,
         }
     }
-    /// Approximate heap bytes.
+    /// Heap bytes of the columns (see [`Column::heap_bytes`]).
     pub fn heap_bytes(&self) -> usize {
         self.columns.iter().map(|c| c.heap_bytes()).sum()
     }

@@ -22,6 +22,16 @@ pub enum ContextError {
         /// The missing key.
         key: ValueKey,
     },
+    /// A well-known value set on an ancestor was given again, different:
+    /// a descendant cannot claim another tenant, connection, transaction or
+    /// statement than its ancestors'.
+    #[error("a {level} context cannot override the value `{key}` set on an ancestor")]
+    ValueOverride {
+        /// The level being built.
+        level: Level,
+        /// The key whose value differs from the ancestor's.
+        key: ValueKey,
+    },
     /// A link target has the wrong level (a Query links to a Txn).
     #[error("a {child} context cannot be linked to a {target} context")]
     BadLink {

@@ -59,6 +59,7 @@ pub mod error;
 pub mod format;
 pub mod host;
 pub mod level;
+pub mod phase;
 pub mod pipeline;
 pub mod registry;
 pub mod session;
@@ -81,4 +82,6 @@ pub use session::{
     ColumnInfo, Connection, Engine, EngineConfig, ErrorKind, ExecOptions, QueryError, QueryResult,
 };
 pub use trace::{Recorder, SpanId, SpanStatus, Trace};
+
+pub use phase::Phase;
 pub use values::{Identity, ValueKey, Values};

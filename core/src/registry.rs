@@ -32,6 +32,7 @@ use crate::context::Context;
 use crate::error::KillError;
 use crate::host::Instant;
 use crate::level::Level;
+use crate::phase::{Phase, PhaseCell};
 use crate::sync::{lock, Mutex};
 use crate::values::Identity;
 
@@ -92,7 +93,8 @@ pub struct ProcessInfo {
     pub command: &'static str,
     /// Milliseconds in the current state.
     pub time_ms: u64,
-    /// `executing`, `starting` or empty.
+    /// The phase ([`Phase::as_str`]): `parsing`, `planning`, `executing`,
+    /// `committing`, `rolling back`, `cleaning up`; empty when idle.
     pub state: &'static str,
     /// The statement's text while one runs.
     pub info: Option<String>,
@@ -109,7 +111,7 @@ struct RunningQuery {
     statement_id: u64,
     sql: Arc<str>,
     since: Instant,
-    executing: bool,
+    phase: Arc<PhaseCell>,
     progress: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -118,6 +120,9 @@ struct SessionState {
     txn: Option<Context>,
     request: Option<Context>,
     query: Option<RunningQuery>,
+    /// The connection's phase while no statement is registered (parsing a
+    /// request, cleaning up after a kill).
+    phase: Option<Phase>,
     idle_since: Instant,
 }
 
@@ -187,6 +192,12 @@ impl CancelManager {
         lock(&self.state).txn.clone()
     }
 
+    /// Sets the connection's phase shown while no statement is registered
+    /// (`None`: idle).
+    pub fn set_phase(&self, phase: Option<Phase>) {
+        lock(&self.state).phase = phase;
+    }
+
     /// The request being served, if any.
     pub fn request(&self) -> Option<Context> {
         lock(&self.state).request.clone()
@@ -205,12 +216,13 @@ impl CancelManager {
         let statement_id = ctx.values().statement_id().unwrap_or(0);
         let since = self.routine.host().now();
         let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let phase = Arc::new(PhaseCell::new(Phase::Planning));
         let old = lock(&self.state).query.replace(RunningQuery {
             ctx: ctx.clone(),
             statement_id,
             sql: sql.into(),
             since,
-            executing: false,
+            phase: phase.clone(),
             progress: progress.clone(),
         });
         drop(old);
@@ -218,6 +230,7 @@ impl CancelManager {
             manager: self.clone(),
             ctx: ctx.clone(),
             progress,
+            phase,
         }
     }
 
@@ -273,7 +286,7 @@ impl CancelManager {
                 } else {
                     "Query"
                 },
-                if q.executing { "executing" } else { "starting" },
+                q.phase.get().as_str(),
                 q.since,
                 Some(q.sql.to_string()),
                 Some(q.statement_id),
@@ -284,7 +297,7 @@ impl CancelManager {
                 } else {
                     "Sleep"
                 },
-                "",
+                st.phase.map_or("", Phase::as_str),
                 st.idle_since,
                 None,
                 None,
@@ -313,9 +326,16 @@ pub struct QueryRegistration {
     manager: Arc<CancelManager>,
     ctx: Context,
     progress: Arc<std::sync::atomic::AtomicU64>,
+    phase: Arc<PhaseCell>,
 }
 
 impl QueryRegistration {
+    /// The statement's phase, shown in the process list; the statement
+    /// moves it as it goes.
+    pub fn phase(&self) -> &Arc<PhaseCell> {
+        &self.phase
+    }
+
     /// The counter of rows processed, shown in the process list.
     pub fn progress(&self) -> &std::sync::atomic::AtomicU64 {
         &self.progress
@@ -323,11 +343,7 @@ impl QueryRegistration {
 
     /// Marks the statement as executing (for the process list).
     pub fn start(&self) {
-        if let Some(q) = lock(&self.manager.state).query.as_mut() {
-            if q.ctx.same(&self.ctx) {
-                q.executing = true;
-            }
-        }
+        self.phase.set(Phase::Executing);
     }
 }
 

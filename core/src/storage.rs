@@ -66,6 +66,38 @@ pub struct ColumnDef {
     pub ty: DataType,
     /// Whether NULL is allowed.
     pub nullable: bool,
+    /// What the declared type allows beyond the storage type.
+    pub limit: ColumnLimit,
+    /// `DEFAULT` value for an INSERT that does not name the column (`None`:
+    /// NULL when nullable, else error 1364).
+    pub default: Option<crate::data::Value>,
+}
+
+/// What a column's declared type allows beyond its storage type: a
+/// `TINYINT` is stored as a BIGINT, a `VARCHAR(40)` as text, a
+/// `DECIMAL(10,2)` as a DOUBLE. Checked when a row is stored (MySQL strict
+/// mode: 1264 out of range, 1406 too long), so a value is never kept that
+/// MySQL would refuse, nor kept unrounded where MySQL rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ColumnLimit {
+    /// Nothing beyond the storage type.
+    #[default]
+    None,
+    /// An integer type narrower than BIGINT, or UNSIGNED: the inclusive
+    /// range.
+    IntRange(i64, i64),
+    /// `CHAR(n)` / `VARCHAR(n)`: at most `n` characters.
+    MaxChars(u64),
+    /// `TINYTEXT` / `TEXT` / `MEDIUMTEXT`: at most `n` bytes.
+    MaxBytes(u64),
+    /// `DECIMAL(precision, scale)`: rounded to `scale` digits, with at most
+    /// `precision - scale` digits before the point.
+    Decimal {
+        /// Total digits (1..=65).
+        precision: u8,
+        /// Digits after the point (0..=30, at most `precision`).
+        scale: u8,
+    },
 }
 
 /// A table's columns.
@@ -73,6 +105,19 @@ pub struct ColumnDef {
 pub struct Schema {
     /// Columns in order.
     pub columns: Vec<ColumnDef>,
+    /// `PRIMARY KEY` and `UNIQUE` keys, checked on every write.
+    pub keys: Vec<UniqueKey>,
+}
+
+/// A `PRIMARY KEY` or `UNIQUE` key: no two rows have equal values in its
+/// columns (a row with a NULL in them is not compared, as in MySQL; a
+/// primary key's columns are NOT NULL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UniqueKey {
+    /// `PRIMARY`, or the key's (or its first column's) name.
+    pub name: String,
+    /// Column indexes.
+    pub columns: Vec<usize>,
 }
 
 /// One immutable version of a table's rows.
@@ -83,6 +128,28 @@ pub struct TableData {
 }
 
 impl TableData {
+    /// The first values of `key` that two rows share, if any. A full pass
+    /// over the rows (cascade has no indexes yet): O(rows) per write to a
+    /// table with keys.
+    pub fn duplicate(&self, key: &UniqueKey) -> Option<Vec<crate::data::Value>> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        for chunk in &self.chunks {
+            for i in 0..chunk.len {
+                let vals: Vec<crate::data::Value> = key
+                    .columns
+                    .iter()
+                    .map(|&c| chunk.columns[c].value(i))
+                    .collect();
+                if vals.iter().any(crate::data::Value::is_null) {
+                    continue;
+                }
+                if let Some(dup) = seen.replace(vals) {
+                    return Some(dup);
+                }
+            }
+        }
+        None
+    }
     /// Total rows.
     pub fn rows(&self) -> usize {
         self.chunks.iter().map(|c| c.len).sum()
@@ -90,6 +157,84 @@ impl TableData {
     /// Approximate bytes.
     pub fn heap_bytes(&self) -> usize {
         self.chunks.iter().map(|c| c.heap_bytes()).sum()
+    }
+    /// `REPLACE`: this data with `batch`'s rows added in order, each first
+    /// deleting every row it shares a value of a unique key with (a row
+    /// with a NULL in a key conflicts with none on that key). Returns the
+    /// data and the number of rows deleted. Without keys, an append.
+    pub fn replaced(&self, batch: &Batch, schema: &Schema) -> (TableData, u64) {
+        if schema.keys.is_empty() {
+            return (self.appended(batch), 0);
+        }
+        use crate::data::Value;
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(self.rows() + batch.len);
+        for chunk in &self.chunks {
+            rows.extend((0..chunk.len).map(|i| chunk.row(i)));
+        }
+        let key_of = |row: &[Value], k: &UniqueKey| -> Option<Vec<Value>> {
+            let v: Vec<Value> = k.columns.iter().map(|&c| row[c].clone()).collect();
+            (!v.iter().any(Value::is_null)).then_some(v)
+        };
+        let mut alive = vec![true; rows.len()];
+        let mut maps: Vec<rustc_hash::FxHashMap<Vec<Value>, usize>> =
+            vec![rustc_hash::FxHashMap::default(); schema.keys.len()];
+        for (r, row) in rows.iter().enumerate() {
+            for (m, k) in maps.iter_mut().zip(&schema.keys) {
+                if let Some(v) = key_of(row, k) {
+                    m.insert(v, r);
+                }
+            }
+        }
+        let mut deleted = 0u64;
+        for i in 0..batch.len {
+            let row = batch.row(i);
+            let victims: Vec<usize> = maps
+                .iter()
+                .zip(&schema.keys)
+                .filter_map(|(m, k)| key_of(&row, k).and_then(|v| m.get(&v).copied()))
+                .collect();
+            for r in victims {
+                if !alive[r] {
+                    continue;
+                }
+                alive[r] = false;
+                deleted += 1;
+                for (m, k) in maps.iter_mut().zip(&schema.keys) {
+                    if let Some(v) = key_of(&rows[r], k) {
+                        if m.get(&v) == Some(&r) {
+                            m.remove(&v);
+                        }
+                    }
+                }
+            }
+            let r = rows.len();
+            for (m, k) in maps.iter_mut().zip(&schema.keys) {
+                if let Some(v) = key_of(&row, k) {
+                    m.insert(v, r);
+                }
+            }
+            rows.push(row);
+            alive.push(true);
+        }
+        let mut out = TableData::default();
+        let kept: Vec<&Vec<Value>> = rows
+            .iter()
+            .zip(&alive)
+            .filter_map(|(r, a)| a.then_some(r))
+            .collect();
+        for part in kept.chunks(CHUNK_ROWS) {
+            let columns = schema
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(c, def)| {
+                    let vals: Vec<Value> = part.iter().map(|r| r[c].clone()).collect();
+                    Arc::new(Column::from_values(def.ty, &vals))
+                })
+                .collect();
+            out = out.appended(&Batch::new(columns, part.len()));
+        }
+        (out, deleted)
     }
     /// This data with `batch` appended (the batch has the table's types).
     pub fn appended(&self, batch: &Batch) -> TableData {
@@ -305,7 +450,10 @@ mod tests {
                 name: "x".into(),
                 ty: DataType::Int,
                 nullable: true,
+                limit: ColumnLimit::None,
+                default: None,
             }],
+            keys: Vec::new(),
         }
     }
 

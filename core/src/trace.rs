@@ -137,6 +137,27 @@ impl SpanStatus {
     }
 }
 
+/// Records a closing span's status on its `tracing` span: `status` (the
+/// [`SpanStatus::code`]), `cause` (the cause or error in words), and
+/// `otel.status_code` / `otel.status_message` for OpenTelemetry. The span
+/// must have been made with these fields (every cascade span is).
+pub fn record_status(span: &tracing::Span, status: &SpanStatus) {
+    span.record("status", status.code());
+    match status {
+        SpanStatus::Open => {}
+        SpanStatus::Ok => {
+            span.record("otel.status_code", "OK");
+        }
+        SpanStatus::Error { message }
+        | SpanStatus::Canceled { message, .. }
+        | SpanStatus::DeadlineExceeded { message, .. } => {
+            span.record("cause", message.as_str());
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_message", message.as_str());
+        }
+    }
+}
+
 /// One recorded span.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SpanRecord {
@@ -296,6 +317,29 @@ impl Recorder {
                 None => break,
             }
         }
+    }
+
+    /// Whether span `id` is still held.
+    pub fn contains(&self, id: SpanId) -> bool {
+        lock(&self.inner).spans.contains_key(&id.0)
+    }
+
+    /// Removes the closed spans that ended before `cutoff` (a retention
+    /// window, on top of the capacity); open spans stay. Returns how many
+    /// were removed.
+    pub fn trim_closed_before(&self, cutoff: Instant) -> usize {
+        let mut inner = lock(&self.inner);
+        let Inner { spans, closed } = &mut *inner;
+        let before = spans.len();
+        closed.retain(|id| match spans.get(id) {
+            Some(s) if s.end.is_some_and(|end| end < cutoff) => {
+                spans.remove(id);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+        before - spans.len()
     }
 
     /// A copy of one span.
@@ -654,6 +698,22 @@ mod tests {
         }
         assert!(r.len() <= 3);
         assert!(r.get(open).is_some());
+    }
+
+    #[test]
+    fn trim_removes_only_closed_spans_older_than_the_cutoff() {
+        let (host, r) = rec();
+        let open = r.open(None, "open", Level::Routine, []);
+        let old = r.open(Some(open), "old", Level::Query, []);
+        r.close(old, SpanStatus::Ok);
+        host.advance(Duration::from_secs(10));
+        let recent = r.open(Some(open), "recent", Level::Query, []);
+        r.close(recent, SpanStatus::Ok);
+        assert_eq!(r.trim_closed_before(Instant(5_000_000_000)), 1);
+        assert!(!r.contains(old) && r.contains(recent) && r.contains(open));
+        assert_eq!(r.trim_closed_before(Instant(5_000_000_000)), 0);
+        // The capacity still evicts from what is left.
+        assert_eq!(r.len(), 2);
     }
 
     #[test]

@@ -146,7 +146,7 @@ impl Values {
 
     /// The values of a child: these, with the ids whose `ValueKey` bit is
     /// in `given` taken from `ids` (indexed by `ValueKey`), and `identity`
-    /// if given.
+    /// if given. [`Values::overridden`] has checked them first.
     #[inline]
     pub(crate) fn derive(
         &self,
@@ -170,6 +170,42 @@ impl Values {
             present,
             identity: identity.or_else(|| self.identity.clone()),
             ext: self.ext.clone(),
+        }
+    }
+
+    /// The first well-known value in `given` / `ids` / `identity` (as for
+    /// [`Values::derive`]) that these values already hold with another
+    /// value: a descendant may not change a value set on an ancestor, so
+    /// that it can never claim another tenant, connection or statement.
+    /// Giving the same value again is allowed.
+    ///
+    /// The usual derivation gives only keys its parent lacks: one mask test
+    /// against the parent's flat values, no loop.
+    #[inline]
+    pub(crate) fn overridden(
+        &self,
+        given: u64,
+        ids: &[u64; 6],
+        identity: Option<&Arc<Identity>>,
+    ) -> Option<ValueKey> {
+        // `ValueKey` bits to slot bits: NodeId stays bit 0, the ids after
+        // Identity move down one.
+        let slots = (given & 1) | ((given >> 1) & 0b1_1110);
+        if slots & u64::from(self.present) != 0 {
+            for (slot, key) in SLOT_KEYS.iter().enumerate() {
+                if slots & (1 << slot) != 0
+                    && self.present & (1 << slot) != 0
+                    && self.ids[slot] != ids[*key as usize]
+                {
+                    return Some(*key);
+                }
+            }
+        }
+        match (identity, &self.identity) {
+            (Some(new), Some(old)) if !Arc::ptr_eq(new, old) && **new != **old => {
+                Some(ValueKey::Identity)
+            }
+            _ => None,
         }
     }
 
@@ -326,6 +362,44 @@ mod tests {
         assert_eq!(v.get::<J>(), None);
         assert_eq!(parent.get::<B>(), Some(&B(2)), "a copy is not changed");
         assert_eq!(parent.get::<I>(), None);
+    }
+
+    #[test]
+    fn overridden_names_the_first_changed_key_and_allows_equal_values() {
+        let mut v = Values::default();
+        v.set_id(ValueKey::NodeId, 1);
+        v.set_id(ValueKey::ConnectionId, 2);
+        v.set_id(ValueKey::StatementId, 5);
+        v.identity = Some(Arc::new(Identity::new("t", "u", "r")));
+        let bit = |k: ValueKey| 1u64 << (k as u64);
+        let mut ids = [0u64; 6];
+        ids[ValueKey::NodeId as usize] = 1;
+        ids[ValueKey::ConnectionId as usize] = 2;
+        ids[ValueKey::StatementId as usize] = 5;
+        ids[ValueKey::TxnId as usize] = 9;
+        let all = bit(ValueKey::NodeId)
+            | bit(ValueKey::ConnectionId)
+            | bit(ValueKey::StatementId)
+            | bit(ValueKey::TxnId);
+        assert_eq!(v.overridden(all, &ids, None), None, "same values, new txn");
+        for key in [
+            ValueKey::NodeId,
+            ValueKey::ConnectionId,
+            ValueKey::StatementId,
+        ] {
+            let mut other = ids;
+            other[key as usize] += 1;
+            assert_eq!(v.overridden(all, &other, None), Some(key));
+            assert_eq!(v.overridden(all & !bit(key), &other, None), None);
+        }
+        let same = Arc::new(Identity::new("t", "u", "r"));
+        let other = Arc::new(Identity::new("t", "eve", "r"));
+        assert_eq!(v.overridden(0, &ids, Some(&same)), None);
+        assert_eq!(
+            v.overridden(0, &ids, Some(&other)),
+            Some(ValueKey::Identity)
+        );
+        assert_eq!(Values::default().overridden(all, &ids, Some(&other)), None);
     }
 
     #[test]

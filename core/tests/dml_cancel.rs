@@ -102,8 +102,8 @@ fn disconnect_mid_query_cancels_and_close_rolls_back() {
     let cleanup = trace
         .spans
         .iter()
-        .find(|s| s.name == "cleanup txn")
-        .expect("cleanup span");
+        .find(|s| s.name == "rollback" && s.attrs.contains_key("cleanup"))
+        .expect("the rollback's cleanup span");
     assert!(cleanup.links.contains(&req.id), "{cleanup:?}");
     futures::executor::block_on(a.close());
     assert_eq!(cell(&b, "SELECT count(*) FROM t"), "0");

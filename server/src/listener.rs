@@ -256,7 +256,15 @@ async fn serve(
         login: Mutex::new(Some(login_tx)),
         refuse,
     };
-    let reader = WireReader::new(stream.clone(), wire.clone(), state.config.max_packet_bytes);
+    let mut reader = WireReader::new(stream.clone(), wire.clone(), state.config.max_packet_bytes);
+    let reset_slot = slot.clone();
+    reader.on_reset(move || {
+        if let Some(conn) = slot_get(&reset_slot) {
+            if let Err(e) = conn.reset() {
+                tracing::warn!(connection = conn.id(), "COM_RESET_CONNECTION: {e}");
+            }
+        }
+    });
     let writer = WireWriter::new(stream.clone(), wire.clone());
     let mut run = tokio::spawn(async move {
         let opts = IntermediaryOptions::default();

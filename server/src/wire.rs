@@ -126,12 +126,74 @@ impl WireShared {
     }
 }
 
+/// The command byte of `COM_RESET_CONNECTION`.
+pub const COM_RESET_CONNECTION: u8 = 0x1f;
+
+/// Follows the packet framing of what a client sends, to spot
+/// `COM_RESET_CONNECTION`: `opensrv-mysql` 0.7 does not parse that command
+/// and answers it with OK without telling the shim, so the reader acts on it
+/// itself. A command is the first packet of a sequence (sequence id 0); the
+/// handshake and auth packets have higher ids, and so do the continuation
+/// packets of a long command, so a one-byte packet `0x1f` with id 0 is that
+/// command and nothing else.
+#[derive(Debug, Default)]
+struct Framing {
+    header: [u8; 4],
+    have: usize,
+    remaining: usize,
+    /// The payload starting now is a one-byte command.
+    watch: bool,
+}
+
+impl Framing {
+    /// Feeds bytes read from the client; returns how many
+    /// `COM_RESET_CONNECTION` commands they complete.
+    fn feed(&mut self, mut bytes: &[u8]) -> usize {
+        let mut resets = 0;
+        while let Some(&first) = bytes.first() {
+            if self.remaining == 0 {
+                let take = (4 - self.have).min(bytes.len());
+                self.header[self.have..self.have + take].copy_from_slice(&bytes[..take]);
+                self.have += take;
+                bytes = &bytes[take..];
+                if self.have == 4 {
+                    self.have = 0;
+                    let [a, b, c, seq] = self.header;
+                    self.remaining = usize::from(a) | usize::from(b) << 8 | usize::from(c) << 16;
+                    self.watch = seq == 0 && self.remaining == 1;
+                }
+            } else {
+                if std::mem::take(&mut self.watch) && first == COM_RESET_CONNECTION {
+                    resets += 1;
+                }
+                let take = self.remaining.min(bytes.len());
+                self.remaining -= take;
+                bytes = &bytes[take..];
+            }
+        }
+        resets
+    }
+}
+
+/// What the reader calls when the client sends `COM_RESET_CONNECTION`.
+pub type OnReset = Box<dyn Fn() + Send + Sync>;
+
 /// The read half (see the module docs).
-#[derive(Debug)]
 pub struct WireReader {
     stream: Arc<TcpStream>,
     shared: Arc<WireShared>,
     max_unanswered: usize,
+    framing: Framing,
+    on_reset: Option<OnReset>,
+}
+
+impl std::fmt::Debug for WireReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireReader")
+            .field("max_unanswered", &self.max_unanswered)
+            .field("framing", &self.framing)
+            .finish()
+    }
 }
 
 impl WireReader {
@@ -144,7 +206,18 @@ impl WireReader {
             // Room for the packet headers of a command split into 16 MiB
             // packets, and for a command pipelined behind it.
             max_unanswered: max_packet_bytes + max_packet_bytes / 4096 + 64 * 1024,
+            framing: Framing::default(),
+            on_reset: None,
         }
+    }
+
+    /// Calls `f` when the client sends `COM_RESET_CONNECTION`, as soon as
+    /// the command is read: the protocol is request/response, so no other
+    /// command of this client is running then, and the engine's reset
+    /// (rollback on a cleanup context, variables to defaults) is done
+    /// before `opensrv` answers OK.
+    pub fn on_reset(&mut self, f: impl Fn() + Send + Sync + 'static) {
+        self.on_reset = Some(Box::new(f));
     }
 }
 
@@ -164,6 +237,11 @@ impl AsyncRead for WireReader {
             let unfilled = buf.initialize_unfilled();
             match this.stream.try_read(unfilled) {
                 Ok(n) => {
+                    if this.framing.feed(&unfilled[..n]) > 0 {
+                        if let Some(f) = &this.on_reset {
+                            f();
+                        }
+                    }
                     buf.advance(n);
                     let total = this.shared.unanswered.fetch_add(n, Ordering::Relaxed) + n;
                     if total > this.max_unanswered {
@@ -316,6 +394,29 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let (client, server) = tokio::join!(TcpStream::connect(addr), l.accept());
         (Arc::new(server.unwrap().0), client.unwrap())
+    }
+
+    #[test]
+    fn framing_spots_com_reset_connection_only_as_a_command() {
+        let mut f = Framing::default();
+        let reset = packet(0, &[COM_RESET_CONNECTION]);
+        assert_eq!(f.feed(&reset), 1);
+        // Split across reads, byte by byte.
+        let mut n = 0;
+        for b in &reset {
+            n += f.feed(std::slice::from_ref(b));
+        }
+        assert_eq!(n, 1);
+        // Not a command: a handshake/auth packet (id 1), a longer payload
+        // starting with 0x1f, a query whose text is that byte, an empty
+        // packet before a real reset.
+        assert_eq!(f.feed(&packet(1, &[COM_RESET_CONNECTION])), 0);
+        assert_eq!(f.feed(&packet(0, &[COM_RESET_CONNECTION, 0])), 0);
+        assert_eq!(f.feed(&packet(0, &[0x03, COM_RESET_CONNECTION])), 0);
+        let mut stream = packet(0, &[]);
+        stream.extend(packet(0, b"\x03SELECT 1"));
+        stream.extend(&reset);
+        assert_eq!(f.feed(&stream), 1);
     }
 
     fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {

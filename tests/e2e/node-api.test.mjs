@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 
 const pkg = new URL("../../www/pkg/", import.meta.url);
-const { default: init, Engine } = await import(new URL("cascade_web.js", pkg));
+const { default: init, Engine, __debugTrap } = await import(new URL("cascade_web.js", pkg));
+const { isTrap, deadEngineError } = await import(new URL("../../www/src/protocol.js", import.meta.url));
 await init({ module_or_path: await readFile(new URL("cascade_web_bg.wasm", pkg)) });
 
 const HEAVY = "SELECT count(*) FROM generate_series(1, 100000000000) AS g(n)";
@@ -72,4 +73,29 @@ test("timeoutMs gives error 3024 with a statement_timeout cause", async () => {
     assert.equal(e.cause.limitMs, 50);
     return true;
   });
+});
+
+// Last: the trap poisons this module instance for good.
+test("a trap is told apart from the engine's errors, and ends in a dead-engine error", async () => {
+  const engine = new Engine();
+  const conn = engine.connect(identity("alice"));
+  const queryError = await conn.query("SELECT * FROM missing").then(() => null, (e) => e);
+  assert.equal(queryError?.code, 1146);
+  assert.equal(isTrap(queryError), false);
+  assert.throws(() => engine.connect(42), (e) => e instanceof TypeError && !isTrap(e));
+  assert.throws(() => __debugTrap("nope"), (e) => e instanceof TypeError && !isTrap(e));
+  let trap = null;
+  try {
+    __debugTrap("stack");
+  } catch (e) {
+    trap = e;
+  }
+  assert.ok(trap, "__debugTrap('stack') threw");
+  assert.ok(trap instanceof WebAssembly.RuntimeError || trap instanceof RangeError, `${trap?.name}: ${trap?.message}`);
+  assert.equal(isTrap(trap), true);
+  const lost = deadEngineError({ name: trap.name, message: trap.message }, true);
+  assert.equal(lost.name, "EngineDeadError");
+  assert.equal(lost.code, 2013);
+  assert.match(lost.message, /^Lost connection to the engine during query: the engine stopped \((RangeError|RuntimeError): /);
+  assert.equal(deadEngineError("gone", false).code, 2006);
 });

@@ -8,6 +8,8 @@
 //! * the JS API: `Engine`, `Connection`, results, errors with MySQL code,
 //!   SQLSTATE, kind and cause, traces (JSON and Chrome Trace Event), the
 //!   live context tree and the process list;
+//! * `__debugTrap(mode)`, fault injection that traps the instance for real,
+//!   for the page's dead-engine tests (never called by the API itself);
 //! * a switch (`setDevtoolsTimings`) that bridges `tracing` spans to the
 //!   DevTools Performance panel through `tracing-wasm`.
 //!
@@ -35,10 +37,12 @@
 
 mod api;
 mod convert;
+mod debug;
 mod devtools;
 pub mod host;
 
 pub use api::{Connection, Engine};
+pub use debug::debug_trap;
 pub use devtools::{devtools_timings, set_devtools_timings};
 pub use host::WebHost;
 

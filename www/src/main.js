@@ -1,7 +1,9 @@
 // The playground page: sessions as tabs, the editor, Run/Cancel, results,
 // errors, the live process list and context tree, and the trace inspector.
 // Every engine call goes to the Web Worker through EngineClient, so the main
-// thread only renders.
+// thread only renders. When the engine dies (its module trapped, its worker
+// failed or stopped answering) the page says what was lost, keeps the
+// editor text, tabs and history, and offers a fresh engine.
 
 import { EngineClient } from "./client.js";
 import { createEditor } from "./editor.js";
@@ -39,13 +41,24 @@ const ui = {
   history: $("history"),
   examples: $("examples"),
   devtools: $("devtools"),
+  engineDown: $("engine-down"),
+  engineDownTitle: $("engine-down-title"),
+  engineDownBody: $("engine-down-body"),
+  restart: $("restart-engine"),
 };
 
 const MAX_ROWS_SHOWN = 1000;
 const POLL_MS = 250;
 
+const WORKER_URL = new URL("./worker.js", import.meta.url);
+const DEMO_IDENTITY = { tenant: "acme", user: "alice", role: "member" };
+
 /** @type {EngineClient} */
 let client;
+/** Set when the engine could not start: the error. */
+let startError = null;
+/** Table names last read for completion (to say what a dead engine lost). */
+let knownTables = [];
 /** One tab: a connection with its identity, editor text and last outcome. */
 class Session {
   constructor(n, conn) {
@@ -59,6 +72,11 @@ class Session {
     this.error = null;
     this.unseen = false;
     this.dead = false;
+    /** The running query() (what Cancel names), its statement id and phase
+     * as last seen in the process list. */
+    this.pending = null;
+    this.statementId = null;
+    this.phase = null;
   }
   get label() {
     const { user, tenant, role } = this.identity;
@@ -132,12 +150,13 @@ function renderSession() {
   renderTabs();
   if (!s) return;
   ui.sessionInfo.textContent = `Session ${s.n} — ${s.identity.user}@${s.identity.tenant}, role ${s.identity.role}, connection ${s.conn.id}${s.dead ? " (connection killed)" : ""}`;
-  ui.run.disabled = s.dead;
+  ui.run.disabled = s.dead || engineDown();
   ui.run.textContent = s.running ? "Cancel" : "Run";
   ui.run.classList.toggle("cancel", s.running);
   ui.reconnect.hidden = !s.dead;
   renderAlert(ui.alert, s.error);
   renderResult(ui.results, ui.summary, s.error ? null : s.result);
+  if (s.cancelNote) ui.summary.append(h("div", { class: "muted" }, s.cancelNote));
   renderProgress();
   ui.procViewer.textContent = `as ${s.identity.user}@${s.identity.tenant} (${s.identity.role})`;
 }
@@ -150,7 +169,10 @@ function renderProgress() {
   }
   const rows = s.rowsExamined;
   const elapsed = performance.now() - s.startedAt;
-  ui.progress.textContent = `Running… ${ms(elapsed)}${rows != null ? ` · ${count(rows)} rows processed` : ""}`;
+  const stmt = s.statementId != null ? ` statement #${s.statementId}` : "…";
+  const phase = s.phase ? ` · ${s.phase}` : "";
+  ui.progress.textContent = `Running${stmt}${phase} · ${ms(elapsed)}${rows != null ? ` · ${count(rows)} rows processed` : ""}`;
+  ui.progress.dataset.phase = s.phase ?? "";
 }
 
 // ---------------------------------------------------------------- running
@@ -169,11 +191,15 @@ async function run(s, sql) {
   s.error = null;
   s.result = null;
   s.rowsExamined = null;
+  s.statementId = null;
+  s.phase = null;
+  s.cancelNote = null;
   if (s === active) renderSession();
   let status = "ok";
   let queryId = null;
   try {
-    const result = await s.conn.query(sql, { timeoutMs: timeoutMs(), maxRows: MAX_ROWS_SHOWN });
+    s.pending = s.conn.query(sql, { timeoutMs: timeoutMs(), maxRows: MAX_ROWS_SHOWN });
+    const result = await s.pending;
     s.result = result;
     queryId = result.queryId;
     if (/\b(create|drop|alter)\s+table\b/i.test(sql)) schemaFor = null;
@@ -184,6 +210,7 @@ async function run(s, sql) {
     if (e.cause?.what === "kill_connection" && e.cause?.level === "Routine") s.dead = true;
   } finally {
     s.running = false;
+    s.pending = null;
     if (s !== active) s.unseen = true;
   }
   renderHistory(addHistory({ sql: sql.trim(), at: Date.now(), status, detail: s.error ? `${s.error.code ?? ""} ${s.error.message}` : "" }));
@@ -198,9 +225,17 @@ async function run(s, sql) {
   refreshSchema();
 }
 
+/** Cancel names the query() it means: the worker kills the statement that
+ * query runs now, by statement id, or nothing if it has finished (a click
+ * that lands as the statement ends never kills the next one). */
 async function cancel(s) {
+  if (!s.pending) return;
   try {
-    await s.conn.cancel();
+    const r = await s.conn.cancel(s.pending);
+    if (!r.killed) {
+      s.cancelNote = `Cancel: ${r.message}`;
+      if (s === active) renderSession();
+    }
   } catch (e) {
     // The statement may have finished in between; show why else.
     if (s.running) {
@@ -210,14 +245,17 @@ async function cancel(s) {
   }
 }
 
-async function kill(targetId, scope) {
+/** Kill query / Kill connection from the process list; Kill query names the
+ * statement its row showed (`statementId`), so it never hits a later one. */
+async function kill(targetId, scope, statementId) {
   const s = active;
   if (!s) return;
   try {
-    const r = await s.conn.kill(targetId, scope);
+    const r = await s.conn.kill(targetId, scope, scope === "query" ? statementId : undefined);
     if (!s.running) {
       s.error = null;
-      s.result = r;
+      s.result = "killed" in r ? null : r;
+      s.cancelNote = "killed" in r ? r.message : null;
     }
   } catch (e) {
     s.error = e;
@@ -273,19 +311,24 @@ async function showTrace(queryId) {
 
 let polling = false;
 async function pollLive() {
-  if (polling || !active) return;
+  if (polling || !active || engineDown()) return;
   polling = true;
   try {
     const s = active;
     const list = await client.processes(s.identity);
     processView.update(list, new Map(sessions.map((x) => [x.conn.id, x.n])));
-    const mine = list.find((p) => p.id === s.conn.id);
-    if (s.running) s.rowsExamined = mine?.rowsExamined;
+    for (const x of sessions) {
+      if (!x.running) continue;
+      const row = list.find((p) => p.id === x.conn.id);
+      x.rowsExamined = row?.rowsExamined;
+      x.statementId = row?.statementId ?? x.statementId;
+      x.phase = row?.state || null;
+    }
     renderProgress();
     renderTabs();
     if (ui.contextsDetails.open) renderContexts(ui.contexts, await client.contexts());
   } catch (e) {
-    ui.status.textContent = `live view: ${e.message}`;
+    if (!engineDown()) ui.status.textContent = `live view: ${e.message}`;
   } finally {
     polling = false;
   }
@@ -298,7 +341,9 @@ async function refreshSchema() {
   if (schemaFor === key) return;
   schemaFor = key;
   try {
-    editor.setSchema(await client.schema(s.identity));
+    const schema = await client.schema(s.identity);
+    knownTables = Object.keys(schema);
+    editor.setSchema(schema);
   } catch {
     schemaFor = null;
   }
@@ -332,7 +377,7 @@ function renderHistory(list = loadHistory()) {
 
 // ---------------------------------------------------------------- wiring
 
-const processView = new ProcessView(ui.processes, (id, scope) => kill(id, scope));
+const processView = new ProcessView(ui.processes, (id, scope, statementId) => kill(id, scope, statementId));
 
 ui.run.addEventListener("click", () => {
   if (!active) return;
@@ -374,27 +419,194 @@ ui.examples.addEventListener("change", () => {
 });
 ui.contextsDetails.addEventListener("toggle", () => pollLive());
 
-async function boot() {
-  renderLegend(ui.legend);
-  renderHistory();
-  client = await EngineClient.start(new URL("./worker.js", import.meta.url));
-  const setup = await client.connect({ tenant: "acme", user: "alice", role: "member" });
+// ---------------------------------------------------------------- engine life
+
+/** Whether the engine cannot take requests now (dead, or never started). */
+function engineDown() {
+  return !client || client.state === "dead" || startError !== null;
+}
+
+/** Starts an engine: a new worker, the demo tables, and a connection for
+ * every tab (the first load opens one tab). */
+async function startEngine() {
+  const c = await EngineClient.start(WORKER_URL);
+  c.addEventListener("statechange", () => {
+    if (c === client) onEngineState();
+  });
+  client = c;
+  startError = null;
+  const setup = await c.connect(DEMO_IDENTITY);
   try {
     await setup.query(DEMO_SETUP);
   } finally {
     await setup.close();
   }
-  await openSession({ tenant: "acme", user: "alice", role: "member" });
-  ui.status.textContent = "engine ready";
-  setInterval(pollLive, POLL_MS);
-  setInterval(() => renderProgress(), 100);
-  document.body.dataset.readyMs = String(Math.round(performance.now()));
-  document.body.dataset.ready = "true";
-  window.cascadePlayground = { client, sessions, run, showTrace };
+  if (sessions.length === 0) {
+    await openSession(DEMO_IDENTITY);
+  } else {
+    // Each tab keeps its text and identity, with a new connection.
+    for (const s of sessions) {
+      s.conn = await c.connect(s.identity);
+      s.dead = false;
+      s.running = false;
+      s.pending = null;
+    }
+    recent.length = 0;
+    shownTrace = null;
+    renderTraceSelect();
+    ui.timeline.replaceChildren(h("p", { class: "muted" }, "Run a query to see its spans."));
+    ui.explain.textContent = "";
+    ui.traceText.textContent = "";
+    setDownload(ui.download, null);
+    for (const s of sessions) s.lastQueryId = null;
+    schemaFor = null;
+    // What was typed while the engine was down stays in the editor.
+    if (active) active.text = editor.text;
+    activate(active ?? sessions[0]);
+  }
+  document.body.dataset.engine = "alive";
 }
 
+function onEngineState() {
+  const state = client.state;
+  document.body.dataset.engine = state;
+  if (state === "dead") {
+    ui.status.textContent = "engine stopped";
+    processView.update([], new Map(), "No engine: it stopped.");
+    ui.contexts.replaceChildren();
+  } else if (state === "unresponsive") {
+    ui.status.textContent = "engine not responding";
+  } else {
+    ui.status.textContent = "engine ready";
+  }
+  renderEngineDown();
+  renderSession();
+}
+
+/** "session 1 (connection 3)" for a connection id of the page. */
+function sessionName(connectionId) {
+  const s = sessions.find((x) => x.conn.id === connectionId);
+  return s ? `session ${s.n} (connection ${connectionId})` : `connection ${connectionId}`;
+}
+
+/** The banner of a dead or silent engine: why, what was lost (its tables,
+ * its sessions, the statements that were running), what is kept, and the
+ * button that starts a fresh one. */
+function renderEngineDown() {
+  const state = startError ? "failed" : client?.state;
+  if (state !== "dead" && state !== "unresponsive" && state !== "failed") {
+    ui.engineDown.hidden = true;
+    return;
+  }
+  const p = (...parts) => h("p", {}, ...parts);
+  const code = (text) => h("code", {}, text);
+  // A statement as the banner quotes it: at most 300 characters.
+  const sqlText = (sql) => {
+    const t = sql.trim();
+    return t.length > 300 ? `${t.slice(0, 300)}… (${count(t.length)} characters)` : t;
+  };
+  const body = [];
+  const running = (state === "dead" ? client.death.lost : [...client.pending.values()].map(({ op, args }) => ({ op, connectionId: args[0], sql: args[1] })))
+    .filter((x) => x.op === "query");
+  const tables = knownTables.length ? `its tables (${knownTables.join(", ")}, and any other you created)` : "its tables";
+  const conns = sessions.map((s) => s.conn.id);
+  const sessionsText =
+    conns.length === 1
+      ? `its open session (connection ${conns[0]}) with its open transaction, settings and traces`
+      : `its ${conns.length} open sessions (connections ${conns.join(", ")}) with their open transactions, settings and traces`;
+  if (state === "failed") {
+    ui.engineDownTitle.textContent = "The engine failed to start";
+    body.push(p(`${startError.name ?? "Error"}: ${startError.message}`));
+    ui.restart.textContent = "Try again";
+  } else if (state === "dead") {
+    const { error } = client.death;
+    const trapped = error.name === "RuntimeError" || error.name === "RangeError" || /recursive use|borrowed/.test(error.message ?? "");
+    ui.engineDownTitle.textContent = "The engine stopped";
+    body.push(
+      trapped
+        ? p("Its WebAssembly module trapped: ", code(`${error.name}: ${error.message}`), ". A trapped module cannot run safely again, so the page stopped its worker.")
+        : p("Its worker ended: ", code(`${error.name}: ${error.message}`), "."),
+      p(`Lost with it: everything it held in memory — ${tables} and ${sessionsText}.`),
+      running.length
+        ? h("div", {}, p("Running when it stopped (not completed; not committed):"), h("ul", {}, running.map((r) => h("li", {}, `${sessionName(r.connectionId)}: `, code(sqlText(r.sql))))))
+        : p("No statement was running."),
+    );
+    ui.restart.textContent = "Start a fresh engine";
+  } else {
+    const secs = Math.round(client.silentForMs() / 1000);
+    ui.engineDownTitle.textContent = "The engine is not responding";
+    body.push(
+      p(`Its worker has not answered for ${secs} s. A statement may be stuck in work that never yields, or the browser stopped the worker (out of memory, for example). If it answers, this notice goes away.`),
+      p(`A fresh engine discards this one: ${tables} and ${sessionsText}.`),
+      running.length
+        ? h("div", {}, p("Running now:"), h("ul", {}, running.map((r) => h("li", {}, `${sessionName(r.connectionId)}: `, code(sqlText(r.sql))))))
+        : null,
+    );
+    ui.restart.textContent = "Start a fresh engine";
+  }
+  body.push(p("Kept: your editor text, the tabs (each reconnects as a new session) and the history."));
+  ui.engineDownBody.replaceChildren(...body.filter(Boolean));
+  ui.restart.disabled = false;
+  ui.engineDown.hidden = false;
+}
+
+async function restartEngine() {
+  ui.restart.disabled = true;
+  ui.status.textContent = "starting a fresh engine…";
+  if (client && client.state !== "dead") client.terminate("replaced by a fresh engine from the page");
+  try {
+    await startEngine();
+    ui.status.textContent = "engine ready (fresh)";
+    document.body.dataset.ready = "true";
+  } catch (e) {
+    startError = e;
+    ui.status.textContent = "engine failed to start";
+  }
+  renderEngineDown();
+  renderSession();
+  pollLive();
+}
+
+ui.restart.addEventListener("click", () => restartEngine());
+
+async function boot() {
+  renderLegend(ui.legend);
+  renderHistory();
+  setInterval(pollLive, POLL_MS);
+  let silentSecs = 0;
+  setInterval(() => {
+    renderProgress();
+    // The "not answered for N s" count, redrawn once a second.
+    const secs = client?.state === "unresponsive" ? Math.round(client.silentForMs() / 1000) : 0;
+    if (secs !== silentSecs) {
+      silentSecs = secs;
+      if (secs) renderEngineDown();
+    }
+  }, 100);
+  await startEngine();
+  ui.status.textContent = "engine ready";
+  document.body.dataset.readyMs = String(Math.round(performance.now()));
+  document.body.dataset.ready = "true";
+}
+
+window.cascadePlayground = {
+  get client() {
+    return client;
+  },
+  sessions,
+  run,
+  showTrace,
+  /** Test and debugging hooks (docs/web.md, "When the engine dies"). */
+  debug: {
+    /** "unreachable" or "stack" traps the engine's wasm module for real;
+     * "exit" stops its worker without a word. */
+    crashEngine: (mode) => client.debugCrash(mode),
+  },
+};
+
 boot().catch((e) => {
+  startError = e;
   ui.status.textContent = "engine failed to start";
-  renderAlert(ui.alert, e);
+  renderEngineDown();
   console.error(e);
 });

@@ -1,12 +1,17 @@
 // The live process list: what SHOW PROCESSLIST shows the active session,
 // refreshed several times a second, with Kill query / Kill connection.
+// The Command cell carries the statement's phase (State: parsing, planning,
+// executing, committing, rolling back, cleaning up); Kill query names the
+// statement the row shows, so a click that lands after it finished kills
+// nothing rather than the connection's next statement.
 // Rows are updated in place (keyed by connection id) so a button does not
 // move under the pointer between two refreshes.
 
 import { count, h, ms } from "./format.js";
 
 export class ProcessView {
-  /** @param {HTMLElement} el @param {(id:number, scope:string)=>void} onKill */
+  /** @param {HTMLElement} el
+   * @param {(id:number, scope:string, statementId:number|undefined)=>void} onKill */
   constructor(el, onKill) {
     this.el = el;
     this.onKill = onKill;
@@ -18,7 +23,7 @@ export class ProcessView {
       h("thead", {}, h("tr", {}, [
             ["Id", "c-id"],
             ["Who", "c-who"],
-            ["Command", "c-cmd"],
+            ["Command / State", "c-cmd"],
             ["Time", "c-num"],
             ["Rows", "c-num"],
             ["Info", "c-info"],
@@ -31,8 +36,9 @@ export class ProcessView {
   }
 
   /** @param {Array<object>} list rows of engine.processes(identity)
-   * @param {Map<number, number>} tabs connection id → session tab number */
-  update(list, tabs) {
+   * @param {Map<number, number>} tabs connection id → session tab number
+   * @param {string} emptyText what an empty list says */
+  update(list, tabs, emptyText = "No connections visible.") {
     const seen = new Set();
     list.sort((a, b) => a.id - b.id);
     for (const p of list) {
@@ -45,13 +51,18 @@ export class ProcessView {
       const cells = row.cells;
       cells.who.textContent = `${p.user}@${p.tenant}${tabs.has(p.id) ? ` · tab ${tabs.get(p.id)}` : ""}`;
       cells.who.title = `user ${p.user}, tenant ${p.tenant}, role ${p.role}`;
-      cells.command.textContent = p.command + (p.state ? ` · ${p.state}` : "");
+      row.command.textContent = p.command;
+      row.state.textContent = p.state ?? "";
+      row.tr.dataset.state = p.state ?? "";
+      row.tr.dataset.statementId = p.statementId ?? "";
+      row.statementId = p.statementId ?? undefined;
       cells.time.textContent = p.timeMs < 1000 ? `${Math.round(p.timeMs)} ms` : ms(p.timeMs);
       cells.rows.textContent = p.rowsExamined != null ? count(p.rowsExamined) : "";
       cells.info.textContent = p.info ?? "";
-      cells.info.title = p.info ?? "";
+      cells.info.title = p.info ? `statement ${p.statementId ?? "?"}: ${p.info}` : "";
       row.tr.classList.toggle("running", p.command === "Query");
       row.killQuery.disabled = p.command !== "Query";
+      row.killQuery.title = p.statementId != null ? `KILL QUERY ${p.id} (statement ${p.statementId} only)` : `KILL QUERY ${p.id}`;
       this.body.append(row.tr); // keeps order by id; a no-op move when unchanged
     }
     for (const [id, row] of this.rows) {
@@ -60,6 +71,7 @@ export class ProcessView {
         this.rows.delete(id);
       }
     }
+    this.empty.textContent = emptyText;
     if (list.length === 0 && !this.empty.isConnected) this.el.append(this.empty);
     if (list.length > 0) this.empty.remove();
   }
@@ -67,19 +79,20 @@ export class ProcessView {
   makeRow(id) {
     const cells = {};
     const td = (name, cls) => (cells[name] = h("td", { class: cls }));
-    const killQuery = h("button", { type: "button", title: `KILL QUERY ${id}`, onclick: () => this.onKill(id, "query") }, "Kill query");
+    const row = {};
+    const killQuery = h("button", { type: "button", title: `KILL QUERY ${id}`, onclick: () => this.onKill(id, "query", row.statementId) }, "Kill query");
     const killConn = h("button", { type: "button", title: `KILL CONNECTION ${id}`, onclick: () => this.onKill(id, "connection") }, "Kill connection");
     const tr = h(
       "tr",
       { "data-connection-id": id },
       h("td", {}, String(id)),
       td("who"),
-      td("command"),
+      h("td", {}, (row.command = h("span")), (row.state = h("span", { class: "state" }))),
       td("time", "num"),
       td("rows", "num"),
       td("info", "info"),
       h("td", { class: "actions" }, killQuery, " ", killConn),
     );
-    return { tr, cells, killQuery };
+    return Object.assign(row, { tr, cells, killQuery });
   }
 }

@@ -4,11 +4,19 @@
 //! Each step consumes one input batch: the group ids of its rows are found
 //! first (a fast path for one integer key), then every aggregate updates its
 //! column of states with a typed loop. Output is emitted a batch at a time.
+//!
+//! Memory: the groups' tables and the per-group state vectors are grown by
+//! this operator itself, before a batch, to hold the batch's possible new
+//! groups, after reserving their bytes from the budget (so a table never
+//! doubles behind the budget's back); `count(DISTINCT …)` sets reserve a
+//! set's grown table before the insert that grows it, and count the strings
+//! they keep. See [`super::memory`].
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
-use super::{Instrumented, OpCx, Operator, Reservation, Step, BATCH_ROWS};
+use super::memory::{hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse};
+use super::{Instrumented, OpCx, Operator, Resources, Step, BATCH_ROWS};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::sql::error::ExecError;
 use crate::sql::expr::{Datum, Expr};
@@ -66,7 +74,116 @@ enum State {
     SumFloat(Vec<f64>, Vec<bool>),
     Avg(Vec<f64>, Vec<i64>),
     MinMax(Vec<Value>, bool),
-    Distinct(Vec<FxHashSet<Value>>),
+    Distinct(Vec<DistinctSet>),
+}
+
+/// Rows consumed per step by an aggregate with `DISTINCT` sets.
+const DISTINCT_ROWS: usize = 1024;
+/// Values in a set past this many are split into [`PARTS`] tables.
+const SPLIT_AT: usize = 28_672;
+/// Tables of a split [`DistinctSet`].
+const PARTS: usize = 256;
+
+/// The distinct values of one group: one hash table, split by hash into
+/// [`PARTS`] tables once it holds [`SPLIT_AT`] values, so that growing the
+/// set (a rehash, which moves every value of a table at once) is bounded
+/// work: a kill waits for a 256th of the set at most, not all of it.
+#[derive(Default)]
+pub(crate) struct DistinctSet {
+    parts: Vec<FxHashSet<Value>>,
+    len: usize,
+}
+
+/// The part of a split set that `v` belongs to: the top bits of its hash
+/// mixed once more (a multiply by the golden ratio), so that they depend on
+/// every bit of the hash (the hash of an integer, taken of its `f64` bits,
+/// has runs of constant bits) and are not the bits the tables use.
+#[inline]
+fn part_of(v: &Value) -> usize {
+    use std::hash::BuildHasher;
+    let h = rustc_hash::FxBuildHasher.hash_one(v);
+    (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % PARTS
+}
+
+impl DistinctSet {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    fn iter(&self) -> impl Iterator<Item = &Value> {
+        self.parts.iter().flatten()
+    }
+    /// Heap bytes of the tables (not of the strings).
+    fn table_bytes(&self) -> u64 {
+        vec_bytes::<FxHashSet<Value>>(self.parts.capacity())
+            + self
+                .parts
+                .iter()
+                .map(|p| hash_table_bytes::<Value>(p.capacity()))
+                .sum::<u64>()
+    }
+
+    /// Adds `v` (not NULL); the heap bytes it keeps when new. The memory of
+    /// a growing table is reserved before it grows.
+    #[inline]
+    fn insert(
+        &mut self,
+        v: Value,
+        mem: &mut MemoryUse,
+        res: &Arc<Resources>,
+    ) -> Result<u64, ExecError> {
+        if self.parts.is_empty() {
+            mem.grow(res, vec_bytes::<FxHashSet<Value>>(1))?;
+            self.parts = vec![FxHashSet::default()];
+        }
+        let single = self.parts.len() == 1;
+        let set = &mut self.parts[if single { 0 } else { part_of(&v) }];
+        if set.len() == set.capacity() {
+            if single && set.len() >= SPLIT_AT {
+                self.split(mem, res)?;
+                return self.insert(v, mem, res);
+            }
+            // The insert may grow the table (it makes room first, even
+            // for a value it has).
+            grow_set(set, 1, mem, res)?;
+        }
+        let bytes = v.heap_bytes() as u64;
+        Ok(if set.insert(v) {
+            self.len += 1;
+            bytes
+        } else {
+            0
+        })
+    }
+
+    /// Splits the one table into [`PARTS`], reserving them first.
+    #[cold]
+    fn split(&mut self, mem: &mut MemoryUse, res: &Arc<Resources>) -> Result<(), ExecError> {
+        let before = self.table_bytes();
+        let per_part = hash_capacity_after(0, 0, 2 * self.len / PARTS);
+        let after = vec_bytes::<FxHashSet<Value>>(PARTS)
+            + PARTS as u64 * hash_table_bytes::<Value>(per_part);
+        mem.grow(res, after)?;
+        let mut parts: Vec<FxHashSet<Value>> = (0..PARTS)
+            .map(|_| {
+                let mut s = FxHashSet::default();
+                s.reserve(per_part);
+                s
+            })
+            .collect();
+        for v in std::mem::take(&mut self.parts).into_iter().flatten() {
+            parts[part_of(&v)].insert(v);
+        }
+        self.parts = parts;
+        let now = self.table_bytes();
+        if now > after {
+            mem.grow(res, now - after)?;
+        }
+        mem.shrink(before + after.saturating_sub(now));
+        Ok(())
+    }
 }
 
 impl State {
@@ -86,6 +203,74 @@ impl State {
         }
     }
 
+    /// Heap bytes of the per-group vectors (not of what they point to).
+    fn vec_bytes(&self) -> u64 {
+        match self {
+            State::Count(c) => vec_bytes::<i64>(c.capacity()),
+            State::SumInt(s, seen) => {
+                vec_bytes::<i128>(s.capacity()) + vec_bytes::<bool>(seen.capacity())
+            }
+            State::SumFloat(s, seen) => {
+                vec_bytes::<f64>(s.capacity()) + vec_bytes::<bool>(seen.capacity())
+            }
+            State::Avg(s, c) => vec_bytes::<f64>(s.capacity()) + vec_bytes::<i64>(c.capacity()),
+            State::MinMax(v, _) => vec_bytes::<Value>(v.capacity()),
+            State::Distinct(v) => vec_bytes::<DistinctSet>(v.capacity()),
+        }
+    }
+
+    /// The bytes [`State::reserve`] would add to [`State::vec_bytes`].
+    fn growth_bytes(&self, n: usize) -> u64 {
+        let grown = |len: usize, cap: usize, size: usize| -> u64 {
+            if n <= cap - len {
+                0
+            } else {
+                (grown_capacity(len, cap, n) * size) as u64
+            }
+        };
+        use std::mem::size_of;
+        match self {
+            State::Count(c) => grown(c.len(), c.capacity(), 8),
+            State::SumInt(s, seen) => {
+                grown(s.len(), s.capacity(), 16) + grown(seen.len(), seen.capacity(), 1)
+            }
+            State::SumFloat(s, seen) => {
+                grown(s.len(), s.capacity(), 8) + grown(seen.len(), seen.capacity(), 1)
+            }
+            State::Avg(s, c) => grown(s.len(), s.capacity(), 8) + grown(c.len(), c.capacity(), 8),
+            State::MinMax(v, _) => grown(v.len(), v.capacity(), size_of::<Value>()),
+            State::Distinct(v) => grown(v.len(), v.capacity(), size_of::<DistinctSet>()),
+        }
+    }
+
+    /// Makes room for `n` more groups (the capacity [`grown_capacity`]
+    /// says), so that [`State::resize`] does not reallocate.
+    fn reserve(&mut self, n: usize) {
+        fn more<T>(v: &mut Vec<T>, n: usize) {
+            if n > v.capacity() - v.len() {
+                let to = grown_capacity(v.len(), v.capacity(), n);
+                v.reserve_exact(to - v.len());
+            }
+        }
+        match self {
+            State::Count(c) => more(c, n),
+            State::SumInt(s, seen) => {
+                more(s, n);
+                more(seen, n)
+            }
+            State::SumFloat(s, seen) => {
+                more(s, n);
+                more(seen, n)
+            }
+            State::Avg(s, c) => {
+                more(s, n);
+                more(c, n)
+            }
+            State::MinMax(v, _) => more(v, n),
+            State::Distinct(v) => more(v, n),
+        }
+    }
+
     fn resize(&mut self, n: usize) {
         match self {
             State::Count(c) => c.resize(n, 0),
@@ -102,7 +287,7 @@ impl State {
                 c.resize(n, 0)
             }
             State::MinMax(v, _) => v.resize(n, Value::Null),
-            State::Distinct(v) => v.resize_with(n, FxHashSet::default),
+            State::Distinct(v) => v.resize_with(n, DistinctSet::default),
         }
     }
 
@@ -193,14 +378,9 @@ impl State {
                     }
                 }
             }
-            (State::Distinct(sets), Some(d)) => {
-                for i in 0..len {
-                    let v = d.value(i);
-                    if !v.is_null() {
-                        sets[g(i)].insert(v);
-                    }
-                }
-            }
+            // `count(DISTINCT …)` sets: `insert_distinct`, which reserves
+            // their memory.
+            (State::Distinct(_), _) => {}
             (state, Some(Datum::Scalar(v))) => {
                 // A constant argument: same as a column of it.
                 let col = Datum::Scalar(v.clone()).into_column(len);
@@ -210,19 +390,34 @@ impl State {
         }
     }
 
-    fn finish(&self, spec: &AggSpec, g: usize) -> Value {
-        match self {
+    /// The result of group `g`. An integer SUM is exact (summed in i128)
+    /// and error 1690 when BIGINT cannot hold it, never a rounded double
+    /// clamped into BIGINT; a DOUBLE sum past ±1.8e308 is 1690 too.
+    fn finish(&self, spec: &AggSpec, g: usize) -> Result<Value, ExecError> {
+        let int_sum = |s: i128| {
+            i64::try_from(s)
+                .map(Value::Int)
+                .map_err(|_| ExecError::overflow(spec.text.clone()))
+        };
+        let finite = |f: f64| {
+            if f.is_finite() {
+                Ok(Value::Float(f))
+            } else {
+                Err(ExecError::double_overflow(spec.text.clone()))
+            }
+        };
+        Ok(match self {
             State::Count(c) => Value::Int(c[g]),
             State::SumInt(s, seen) => {
                 if !seen[g] {
                     Value::Null
                 } else {
-                    i64::try_from(s[g]).map_or(Value::Float(s[g] as f64), Value::Int)
+                    int_sum(s[g])?
                 }
             }
             State::SumFloat(s, seen) => {
                 if seen[g] {
-                    Value::Float(s[g])
+                    finite(s[g])?
                 } else {
                     Value::Null
                 }
@@ -231,7 +426,7 @@ impl State {
                 if c[g] == 0 {
                     Value::Null
                 } else {
-                    Value::Float(s[g] / c[g] as f64)
+                    finite(s[g] / c[g] as f64)?
                 }
             }
             State::MinMax(m, _) => m[g].clone(),
@@ -246,12 +441,12 @@ impl State {
                             .filter_map(Value::as_i64)
                             .map(|x| x as i128)
                             .sum();
-                        i64::try_from(s).map_or(Value::Float(s as f64), Value::Int)
+                        int_sum(s)?
                     }
-                    AggFunc::Sum => Value::Float(set.iter().filter_map(Value::as_f64).sum()),
-                    AggFunc::Avg => Value::Float(
+                    AggFunc::Sum => finite(set.iter().filter_map(Value::as_f64).sum())?,
+                    AggFunc::Avg => finite(
                         set.iter().filter_map(Value::as_f64).sum::<f64>() / set.len() as f64,
-                    ),
+                    )?,
                     AggFunc::Min => set
                         .iter()
                         .min_by(|a, b| a.sort_cmp(b))
@@ -264,8 +459,62 @@ impl State {
                         .unwrap_or(Value::Null),
                 }
             }
-        }
+        })
     }
+}
+
+/// The capacity a vector of `len` entries and capacity `cap` is given to
+/// make room for `n` more: doubled at least, as `Vec` itself would.
+fn grown_capacity(len: usize, cap: usize, n: usize) -> usize {
+    len.saturating_add(n).max(cap.saturating_mul(2)).max(4)
+}
+
+/// Makes room in `set` for `n` more values, reserving the grown table
+/// first (while both tables exist, during the rehash, both are counted).
+fn grow_set(
+    set: &mut FxHashSet<Value>,
+    n: usize,
+    mem: &mut MemoryUse,
+    res: &Arc<Resources>,
+) -> Result<(), ExecError> {
+    if n <= set.capacity() - set.len() {
+        return Ok(());
+    }
+    let old = hash_table_bytes::<Value>(set.capacity());
+    let predicted = hash_table_bytes::<Value>(hash_capacity_after(set.len(), set.capacity(), n));
+    mem.grow(res, predicted)?;
+    set.reserve(n);
+    let now = hash_table_bytes::<Value>(set.capacity());
+    if now > predicted {
+        mem.grow(res, now - predicted)?;
+    }
+    mem.shrink(old + predicted.saturating_sub(now));
+    Ok(())
+}
+
+/// Adds the non-NULL values of `arg` to the `DISTINCT` sets of their groups
+/// (`gids`; `None`: all in group 0), accounting for the sets' tables and for
+/// the strings they keep.
+fn insert_distinct(
+    sets: &mut [DistinctSet],
+    gids: Option<&[u32]>,
+    arg: &Datum,
+    len: usize,
+    mem: &mut MemoryUse,
+    res: &Arc<Resources>,
+) -> Result<(), ExecError> {
+    let mut kept = 0u64;
+    for i in 0..len {
+        let v = arg.value(i);
+        if v.is_null() {
+            continue;
+        }
+        let g = gids.map_or(0, |g| g[i] as usize);
+        kept += sets[g].insert(v, mem, res)?;
+    }
+    // Strings are shared with the input batch until it is dropped: counted
+    // once kept.
+    mem.grow(res, kept)
 }
 
 /// Integer keys below this get their group id from an array.
@@ -326,7 +575,16 @@ pub struct HashAggregate {
     ngroups: usize,
     emitted: usize,
     input_done: bool,
-    reservation: Option<Reservation>,
+    /// The memory this operator holds: [`HashAggregate::structure_bytes`]
+    /// plus the heap of the keys and of the `DISTINCT` sets.
+    mem: MemoryUse,
+    /// The part of `mem` that is [`HashAggregate::structure_bytes`], as last
+    /// accounted.
+    structure: u64,
+    /// Whether an aggregate has `DISTINCT` sets.
+    has_distinct: bool,
+    /// An input batch being consumed a slice at a time, and where.
+    pending: Option<(Batch, usize)>,
     text: String,
 }
 
@@ -340,6 +598,7 @@ impl HashAggregate {
         text: String,
     ) -> Self {
         let states = aggs.iter().map(State::new).collect();
+        let has_distinct = aggs.iter().any(|a| a.distinct);
         let groups = match key_types.as_slice() {
             [] => Groups::None,
             [DataType::Int] => Groups::Int {
@@ -363,7 +622,10 @@ impl HashAggregate {
             ngroups: 0,
             emitted: 0,
             input_done: false,
-            reservation: None,
+            mem: MemoryUse::default(),
+            structure: 0,
+            has_distinct,
+            pending: None,
             text,
         };
         if matches!(agg.groups, Groups::None) {
@@ -373,7 +635,111 @@ impl HashAggregate {
         agg
     }
 
+    /// Heap bytes of the group tables and the per-group state vectors, from
+    /// their capacities.
+    fn structure_bytes(&self) -> u64 {
+        let groups = match &self.groups {
+            Groups::None => 0,
+            Groups::Int {
+                map, dense, keys, ..
+            } => {
+                hash_table_bytes::<(i64, u32)>(map.capacity())
+                    + vec_bytes::<u32>(dense.capacity())
+                    + vec_bytes::<Value>(keys.capacity())
+            }
+            Groups::Generic { map, keys } => {
+                hash_table_bytes::<(Vec<Value>, u32)>(map.capacity())
+                    + vec_bytes::<Vec<Value>>(keys.capacity())
+            }
+        };
+        groups + self.states.iter().map(State::vec_bytes).sum::<u64>()
+    }
+
+    /// Reserves the memory for up to `n` new groups and grows the tables
+    /// and state vectors to hold them, so that no table or vector grows
+    /// unaccounted while a batch is grouped.
+    fn make_room(&mut self, n: usize, res: &Arc<Resources>) -> Result<(), ExecError> {
+        let vec_growth = |len: usize, cap: usize, size: usize| -> u64 {
+            if n <= cap - len {
+                0
+            } else {
+                (grown_capacity(len, cap, n) * size) as u64
+            }
+        };
+        let groups = match &self.groups {
+            Groups::None => return Ok(()),
+            Groups::Int { map, keys, .. } => {
+                let m = if n <= map.capacity() - map.len() {
+                    0
+                } else {
+                    hash_table_bytes::<(i64, u32)>(hash_capacity_after(
+                        map.len(),
+                        map.capacity(),
+                        n,
+                    ))
+                };
+                m + vec_growth(keys.len(), keys.capacity(), std::mem::size_of::<Value>())
+            }
+            Groups::Generic { map, keys } => {
+                let m = if n <= map.capacity() - map.len() {
+                    0
+                } else {
+                    hash_table_bytes::<(Vec<Value>, u32)>(hash_capacity_after(
+                        map.len(),
+                        map.capacity(),
+                        n,
+                    ))
+                };
+                m + vec_growth(
+                    keys.len(),
+                    keys.capacity(),
+                    std::mem::size_of::<Vec<Value>>(),
+                )
+            }
+        };
+        let growth = groups + self.states.iter().map(|s| s.growth_bytes(n)).sum::<u64>();
+        if growth == 0 {
+            return Ok(());
+        }
+        // Old and new at once while they are copied.
+        self.mem.grow(res, growth)?;
+        match &mut self.groups {
+            Groups::None => {}
+            Groups::Int { map, keys, .. } => {
+                map.reserve(n);
+                if n > keys.capacity() - keys.len() {
+                    keys.reserve_exact(grown_capacity(keys.len(), keys.capacity(), n) - keys.len());
+                }
+            }
+            Groups::Generic { map, keys } => {
+                map.reserve(n);
+                if n > keys.capacity() - keys.len() {
+                    keys.reserve_exact(grown_capacity(keys.len(), keys.capacity(), n) - keys.len());
+                }
+            }
+        }
+        self.states.iter_mut().for_each(|s| s.reserve(n));
+        // The old tables are freed: the new ones take the place of the
+        // reservation made for them.
+        self.mem.shrink(growth);
+        self.settle(res)
+    }
+
+    /// Accounts for the structures' capacities as they are now.
+    fn settle(&mut self, res: &Arc<Resources>) -> Result<(), ExecError> {
+        let now = self.structure_bytes();
+        if now >= self.structure {
+            self.mem.grow(res, now - self.structure)?;
+        } else {
+            self.mem.shrink(self.structure - now);
+        }
+        self.structure = now;
+        Ok(())
+    }
+
     fn group_ids(&mut self, b: &Batch, cx: &mut OpCx<'_>) -> Result<Option<Vec<u32>>, ExecError> {
+        self.make_room(b.len, cx.resources)?;
+        let mut key_heap = 0u64;
         let mut key_cols = Vec::with_capacity(self.keys.len());
         for k in &self.keys {
             key_cols.push(k.eval(b, cx.eval)?.into_column(b.len));
@@ -444,6 +810,10 @@ impl HashAggregate {
                     let id = match map.get(&key) {
                         Some(id) => *id,
                         None => {
+                            // The key twice (map and list), its strings
+                            // once (shared).
+                            key_heap += 2 * vec_bytes::<Value>(key.capacity())
+                                + key.iter().map(|v| v.heap_bytes() as u64).sum::<u64>();
                             keys.push(key.clone());
                             map.insert(key, next);
                             next
@@ -457,13 +827,12 @@ impl HashAggregate {
         };
         if self.ngroups > before {
             let n = self.ngroups;
+            // Within the capacity `make_room` gave them.
             self.states.iter_mut().for_each(|s| s.resize(n));
-            let bytes =
-                ((self.ngroups - before) * (48 + 24 * (self.keys.len() + self.aggs.len()))) as u64;
-            match &mut self.reservation {
-                Some(r) => r.grow(bytes)?,
-                None => self.reservation = Some(cx.resources.reserve(bytes)?),
-            }
+            // The dense id array grows here (to 256 KiB at most), and the
+            // keys' heap: accounted after the fact, both bounded by a batch.
+            self.mem.grow(cx.resources, key_heap)?;
+            self.settle(cx.resources)?;
         }
         Ok(Some(gids))
     }
@@ -479,7 +848,7 @@ impl HashAggregate {
 
 impl Drop for HashAggregate {
     fn drop(&mut self) {
-        let bytes = self.ngroups * (48 + 24 * (self.keys.len() + self.aggs.len()));
+        let bytes = self.mem.bytes() as usize;
         super::reclaim::dispose(
             (
                 std::mem::take(&mut self.states),
@@ -493,7 +862,29 @@ impl Drop for HashAggregate {
 impl Operator for HashAggregate {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
         if !self.input_done {
-            return match self.input.next(cx)? {
+            // With a `DISTINCT` set, a batch is consumed a slice at a time:
+            // each row is a random access into a set that may be far larger
+            // than the caches, and a step must stay short for a kill to be
+            // seen soon.
+            let next = match self.pending.take() {
+                Some((b, off)) => {
+                    let n = (b.len - off).min(DISTINCT_ROWS);
+                    let part = b.slice(off, n);
+                    if off + n < b.len {
+                        self.pending = Some((b, off + n));
+                    }
+                    Step::Batch(part)
+                }
+                None => match self.input.next(cx)? {
+                    Step::Batch(b) if self.has_distinct && b.len > DISTINCT_ROWS => {
+                        let part = b.slice(0, DISTINCT_ROWS);
+                        self.pending = Some((b, DISTINCT_ROWS));
+                        Step::Batch(part)
+                    }
+                    other => other,
+                },
+            };
+            return match next {
                 Step::Batch(b) => {
                     let gids = self.group_ids(&b, cx)?;
                     for (spec, state) in self.aggs.iter().zip(self.states.iter_mut()) {
@@ -501,6 +892,17 @@ impl Operator for HashAggregate {
                             Some(e) => Some(e.eval(&b, cx.eval)?),
                             None => None,
                         };
+                        if let (State::Distinct(sets), Some(arg)) = (&mut *state, &arg) {
+                            insert_distinct(
+                                sets,
+                                gids.as_deref(),
+                                arg,
+                                b.len,
+                                &mut self.mem,
+                                cx.resources,
+                            )?;
+                            continue;
+                        }
                         state.update(gids.as_deref(), arg.as_ref(), b.len);
                     }
                     Ok(Step::Pending)
@@ -522,7 +924,9 @@ impl Operator for HashAggregate {
             cols.push(Arc::new(Column::from_values(*ty, &vals)));
         }
         for (spec, state) in self.aggs.iter().zip(&self.states) {
-            let vals: Vec<Value> = (self.emitted..end).map(|g| state.finish(spec, g)).collect();
+            let vals = (self.emitted..end)
+                .map(|g| state.finish(spec, g))
+                .collect::<Result<Vec<Value>, ExecError>>()?;
             cols.push(Arc::new(Column::from_values(spec.output_type(), &vals)));
         }
         let n = end - self.emitted;
@@ -537,5 +941,45 @@ impl Operator for HashAggregate {
     }
     fn children(&self) -> Vec<&Instrumented> {
         vec![&self.input]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn a_large_distinct_set_splits_keeps_its_values_and_accounts_its_tables() {
+        let res = Resources::new(1 << 30, Arc::new(AtomicU64::new(0)));
+        let mut mem = MemoryUse::default();
+        let mut set = DistinctSet::default();
+        let n = 3 * SPLIT_AT as i64;
+        for round in 0..2 {
+            for x in 0..n {
+                set.insert(Value::Int(x), &mut mem, &res).unwrap();
+            }
+            assert_eq!(
+                set.len(),
+                n as usize,
+                "round {round}: duplicates are not added"
+            );
+        }
+        assert_eq!(set.parts.len(), PARTS, "split");
+        let mut seen: Vec<i64> = set.iter().filter_map(Value::as_i64).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..n).collect::<Vec<_>>());
+        // Every table is reserved, and the parts are balanced: none holds
+        // more than a few times its share.
+        assert!(
+            mem.bytes() >= set.table_bytes(),
+            "{} < {}",
+            mem.bytes(),
+            set.table_bytes()
+        );
+        let largest = set.parts.iter().map(|p| p.len()).max().unwrap_or(0);
+        assert!(largest < 4 * n as usize / PARTS, "largest part {largest}");
+        drop(mem);
+        assert_eq!(res.used(), 0);
     }
 }

@@ -1,15 +1,37 @@
-//! Streaming operators: filter, project (with SLEEP), limit, union all.
+//! Streaming operators: filter, project, limit, union all.
+//!
+//! An expression that calls `SLEEP` is evaluated row by row (so a `SLEEP`
+//! in a branch not taken, `x > 5 AND SLEEP(1)`, is not slept, as in MySQL);
+//! the time it owes is waited by the driver ([`super::drive`]) before the
+//! batch moves on.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::{Instrumented, OpCx, Operator, Step};
 use crate::data::{Batch, Column, ColumnData, DataType};
 use crate::sql::error::ExecError;
-use crate::sql::expr::{Datum, Expr, Func};
+use crate::sql::expr::{Datum, Expr};
 
 /// The rows of `batch` where `pred` is true (not NULL, not 0).
 pub fn filter_batch(batch: &Batch, pred: &Expr, cx: &mut OpCx<'_>) -> Result<Batch, ExecError> {
+    filter_with(batch, pred, false, cx)
+}
+
+/// [`filter_batch`], row by row when `each_row` (a predicate with `SLEEP`).
+fn filter_with(
+    batch: &Batch,
+    pred: &Expr,
+    each_row: bool,
+    cx: &mut OpCx<'_>,
+) -> Result<Batch, ExecError> {
+    if each_row {
+        let d = pred.eval_each_row(batch, cx.eval)?.into_column(batch.len);
+        let sel: Vec<u32> = (0..batch.len)
+            .filter(|&i| d.value(i).truthy() == Some(true))
+            .map(|i| i as u32)
+            .collect();
+        return Ok(batch.gather(&sel));
+    }
     if let Some(sel) = pred.select_rows(batch) {
         return Ok(if sel.len() == batch.len {
             batch.clone()
@@ -50,6 +72,7 @@ pub fn filter_batch(batch: &Batch, pred: &Expr, cx: &mut OpCx<'_>) -> Result<Bat
 pub struct Filter {
     input: Box<Instrumented>,
     pred: Expr,
+    sleeps: bool,
     text: String,
 }
 
@@ -58,6 +81,7 @@ impl Filter {
     pub fn new(input: Instrumented, pred: Expr, text: String) -> Self {
         Filter {
             input: Box::new(input),
+            sleeps: pred.has_sleep(),
             pred,
             text,
         }
@@ -68,7 +92,7 @@ impl Operator for Filter {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
         match self.input.next(cx)? {
             Step::Batch(b) => {
-                let out = filter_batch(&b, &self.pred, cx)?;
+                let out = filter_with(&b, &self.pred, self.sleeps, cx)?;
                 Ok(if out.len == 0 {
                     Step::Pending
                 } else {
@@ -89,49 +113,37 @@ impl Operator for Filter {
     }
 }
 
-/// Computes the output columns. Runs `SLEEP(n)` by asking the driver to
-/// wait (cancellably) before it evaluates the batch.
+/// Computes the output columns.
 pub struct Project {
     input: Box<Instrumented>,
     exprs: Vec<Expr>,
+    /// Which expressions call `SLEEP` (evaluated row by row).
+    sleeps: Vec<bool>,
     types: Vec<DataType>,
     text: String,
-    sleeps: Vec<Expr>,
-    held: Option<Batch>,
 }
 
 impl Project {
     /// Projects `exprs`; their output types are `types`.
     pub fn new(input: Instrumented, exprs: Vec<Expr>, types: Vec<DataType>, text: String) -> Self {
-        let mut sleeps = Vec::new();
-        for e in &exprs {
-            e.visit(&mut |x| {
-                if let Expr::Func {
-                    f: Func::Sleep,
-                    args,
-                } = x
-                {
-                    if let Some(a) = args.first() {
-                        sleeps.push(a.clone());
-                    }
-                }
-            });
-        }
         Project {
             input: Box::new(input),
+            sleeps: exprs.iter().map(Expr::has_sleep).collect(),
             exprs,
             types,
             text,
-            sleeps,
-            held: None,
         }
     }
 
     fn project(&self, b: &Batch, cx: &mut OpCx<'_>) -> Result<Batch, ExecError> {
         let mut cols = Vec::with_capacity(self.exprs.len());
-        for (e, t) in self.exprs.iter().zip(&self.types) {
-            let c = e.eval(b, cx.eval)?.into_column(b.len);
-            cols.push(conform(c, *t));
+        for ((e, t), sleeps) in self.exprs.iter().zip(&self.types).zip(&self.sleeps) {
+            let d = if *sleeps {
+                e.eval_each_row(b, cx.eval)?
+            } else {
+                e.eval(b, cx.eval)?
+            };
+            cols.push(conform(d.into_column(b.len), *t));
         }
         Ok(Batch::new(cols, b.len))
     }
@@ -148,29 +160,8 @@ pub fn conform(c: Arc<Column>, ty: DataType) -> Arc<Column> {
 
 impl Operator for Project {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
-        if let Some(b) = self.held.take() {
-            return Ok(Step::Batch(self.project(&b, cx)?));
-        }
         match self.input.next(cx)? {
-            Step::Batch(b) => {
-                if !self.sleeps.is_empty() {
-                    let mut secs = 0.0f64;
-                    for s in &self.sleeps {
-                        let d = s.eval(&b, cx.eval)?.into_column(b.len);
-                        for i in 0..b.len {
-                            let s = d.value(i).as_f64().unwrap_or(0.0);
-                            if s.is_finite() && s > 0.0 {
-                                secs += s;
-                            }
-                        }
-                    }
-                    if secs.is_finite() && secs > 0.0 {
-                        self.held = Some(b);
-                        return Ok(Step::Sleep(Duration::from_secs_f64(secs.min(1e9))));
-                    }
-                }
-                Ok(Step::Batch(self.project(&b, cx)?))
-            }
+            Step::Batch(b) => Ok(Step::Batch(self.project(&b, cx)?)),
             other => Ok(other),
         }
     }

@@ -34,9 +34,33 @@ impl Buffered {
         }
     }
 
+    /// Whether concatenation has not started yet.
+    pub fn is_fresh(&self) -> bool {
+        self.next == 0 && self.out.is_empty()
+    }
+
     /// Rows kept.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Heap bytes the concatenated columns will take (their vectors; the
+    /// strings stay shared with the batches'): to be reserved before the
+    /// first [`Buffered::concat_some`].
+    pub fn concat_bytes(&self) -> usize {
+        let n = self.rows;
+        self.batches.first().map_or(0, |(cols, _)| {
+            cols.iter()
+                .map(|c| {
+                    let per_row = match &c.data {
+                        ColumnData::Text(_) => std::mem::size_of::<Arc<str>>(),
+                        _ => 8,
+                    };
+                    // And a null mask, if any batch has NULLs.
+                    n * (per_row + 1)
+                })
+                .sum()
+        })
     }
 
     /// Approximate heap bytes held (8 per value).

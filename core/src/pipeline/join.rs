@@ -5,12 +5,18 @@
 //! The right (build) side is consumed a batch per step into a chained hash
 //! table; then the left (probe) side streams through, producing at most
 //! about [`OUT_ROWS`] rows per step, so a many-to-many join also yields.
+//!
+//! Memory: the build side reserves its batches (and key columns that are
+//! not shared with them) as they come, the concatenated columns before they
+//! are made (giving the batches' share back after), and the hash table and
+//! chain, at their final size, before indexing.
 
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use super::buffer::Buffered;
-use super::{Instrumented, OpCx, Operator, Reservation, Step};
+use super::memory::{hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse};
+use super::{Instrumented, OpCx, Operator, Step};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::sql::error::ExecError;
 use crate::sql::expr::Expr;
@@ -108,7 +114,11 @@ pub struct HashJoin {
     indexed: usize,
     current: Option<(Batch, Vec<Arc<Column>>)>,
     cursor: usize,
-    reservation: Option<Reservation>,
+    /// The memory of the build side.
+    mem: MemoryUse,
+    /// Bytes of the buffered build batches (not their strings, which the
+    /// concatenated columns share), given back once concatenated.
+    buffered_bytes: u64,
     text: String,
 }
 
@@ -152,7 +162,8 @@ impl HashJoin {
             indexed: 0,
             current: None,
             cursor: 0,
-            reservation: None,
+            mem: MemoryUse::default(),
+            buffered_bytes: 0,
             text,
         }
     }
@@ -172,6 +183,20 @@ impl HashJoin {
         self.build_buf.push(b.columns.clone(), b.len);
         self.build_keys.push((b.len, keys));
         self.build_rows += b.len;
+    }
+
+    /// The bytes of the hash table and chain for the whole build side.
+    fn index_bytes(&self) -> u64 {
+        let n = self.build_rows;
+        let table = match &self.table {
+            Table::All => 0,
+            Table::Int(_) => hash_table_bytes::<(i64, u32)>(hash_capacity_after(0, 0, n)),
+            Table::Generic(_) => {
+                hash_table_bytes::<(Vec<Value>, u32)>(hash_capacity_after(0, 0, n))
+                    + n as u64 * vec_bytes::<Value>(self.right_keys.len())
+            }
+        };
+        table + vec_bytes::<u32>(n)
     }
 
     /// Indexes up to [`INDEX_ROWS`] more build rows; true when all are.
@@ -284,7 +309,7 @@ impl HashJoin {
 
 impl Drop for HashJoin {
     fn drop(&mut self) {
-        let bytes = self.build_rows * (8 * self.build.len() + 24) + self.build_buf.approx_bytes();
+        let bytes = self.mem.bytes() as usize;
         super::reclaim::dispose(
             (
                 std::mem::take(&mut self.build),
@@ -304,11 +329,16 @@ impl Operator for HashJoin {
             return match self.right.next(cx)? {
                 Step::Batch(b) => {
                     let keys = Self::eval_keys(&self.right_keys, &b, cx)?;
-                    let bytes = b.heap_bytes() as u64 + 24 * b.len as u64;
-                    match &mut self.reservation {
-                        Some(r) => r.grow(bytes)?,
-                        None => self.reservation = Some(cx.resources.reserve(bytes)?),
-                    }
+                    let data = b.heap_bytes() as u64;
+                    let strings: u64 = b.columns.iter().map(|c| c.text_bytes() as u64).sum();
+                    // Key columns computed here (not one of the batch's).
+                    let own_keys: u64 = keys
+                        .iter()
+                        .filter(|k| !b.columns.iter().any(|c| Arc::ptr_eq(c, k)))
+                        .map(|k| k.heap_bytes() as u64)
+                        .sum();
+                    self.mem.grow(cx.resources, data + own_keys)?;
+                    self.buffered_bytes += data - strings;
                     self.collect(&b, keys);
                     Ok(Step::Pending)
                 }
@@ -322,15 +352,26 @@ impl Operator for HashJoin {
         if self.build_buf.rows() > 0 || !self.build_keys.is_empty() {
             // Complete the build side a bounded amount per step: first its
             // columns, then the hash table.
-            if self.build.is_empty() && !self.build_buf.concat_some() {
-                return Ok(Step::Pending);
-            }
             if self.build.is_empty() {
+                if self.build_buf.is_fresh() {
+                    self.mem
+                        .grow(cx.resources, self.build_buf.concat_bytes() as u64)?;
+                }
+                if !self.build_buf.concat_some() {
+                    return Ok(Step::Pending);
+                }
                 self.build = self.build_buf.take_columns();
                 self.build_buf = Buffered::default();
+                // The batches are freed; their strings live on in `build`.
+                self.mem.shrink(std::mem::take(&mut self.buffered_bytes));
             }
-            if self.indexed < self.build_rows && !self.index_some() {
-                return Ok(Step::Pending);
+            if self.indexed < self.build_rows {
+                if self.indexed == 0 {
+                    self.mem.grow(cx.resources, self.index_bytes())?;
+                }
+                if !self.index_some() {
+                    return Ok(Step::Pending);
+                }
             }
         }
         if self.current.is_none() {

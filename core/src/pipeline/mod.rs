@@ -18,15 +18,17 @@ pub mod aggregate;
 pub mod basic;
 pub mod buffer;
 pub mod join;
+pub mod memory;
 pub mod reclaim;
 pub mod scan;
 pub mod sort;
 
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+pub use memory::{MemoryUse, Reservation, Resources};
+
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cause::{Cause, Reason};
 use crate::context::Context;
 use crate::data::Batch;
 use crate::host::Instant;
@@ -45,7 +47,9 @@ pub enum Step {
     Batch(Batch),
     /// Did a unit of work without output yet; call again.
     Pending,
-    /// Wants the driver to wait this long (SLEEP), then call again.
+    /// Wants the driver to wait this long, then call again. (`SLEEP` in an
+    /// expression does not use this: it leaves the time in
+    /// [`EvalCx::sleep_owed`], which the driver waits after every step.)
     Sleep(Duration),
     /// No more output.
     Done,
@@ -61,85 +65,6 @@ pub trait Operator: Send {
     fn name(&self) -> &'static str;
     /// Its inputs.
     fn children(&self) -> Vec<&Instrumented>;
-}
-
-/// The per-query execution resources: a memory budget with reservations
-/// released on drop, on every path.
-#[derive(Debug)]
-pub struct Resources {
-    budget: u64,
-    used: AtomicU64,
-    peak: AtomicU64,
-    node_total: Arc<AtomicU64>,
-}
-
-impl Resources {
-    /// A budget of `budget` bytes, also counted in `node_total`.
-    pub fn new(budget: u64, node_total: Arc<AtomicU64>) -> Arc<Self> {
-        Arc::new(Resources {
-            budget,
-            used: AtomicU64::new(0),
-            peak: AtomicU64::new(0),
-            node_total,
-        })
-    }
-    /// Reserves `bytes`, or fails with the budget error.
-    pub fn reserve(self: &Arc<Self>, bytes: u64) -> Result<Reservation, ExecError> {
-        let now = self.used.fetch_add(bytes, AtomicOrdering::AcqRel) + bytes;
-        if now > self.budget {
-            self.used.fetch_sub(bytes, AtomicOrdering::AcqRel);
-            return Err(ExecError::MemoryBudget {
-                budget: self.budget,
-                requested: now,
-            });
-        }
-        self.peak.fetch_max(now, AtomicOrdering::AcqRel);
-        self.node_total.fetch_add(bytes, AtomicOrdering::AcqRel);
-        Ok(Reservation {
-            res: self.clone(),
-            bytes,
-        })
-    }
-    /// Bytes reserved now.
-    pub fn used(&self) -> u64 {
-        self.used.load(AtomicOrdering::Acquire)
-    }
-    /// Highest reservation seen.
-    pub fn peak(&self) -> u64 {
-        self.peak.load(AtomicOrdering::Acquire)
-    }
-}
-
-/// Reserved bytes; given back on drop.
-#[derive(Debug)]
-pub struct Reservation {
-    res: Arc<Resources>,
-    bytes: u64,
-}
-
-impl Reservation {
-    /// Grows the reservation by `bytes`.
-    pub fn grow(&mut self, bytes: u64) -> Result<(), ExecError> {
-        let mut more = self.res.reserve(bytes)?;
-        self.bytes += more.bytes;
-        more.bytes = 0;
-        Ok(())
-    }
-    /// Bytes held.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if self.bytes > 0 {
-            self.res.used.fetch_sub(self.bytes, AtomicOrdering::AcqRel);
-            self.res
-                .node_total
-                .fetch_sub(self.bytes, AtomicOrdering::AcqRel);
-        }
-    }
 }
 
 /// What operators get when they run.
@@ -171,6 +96,10 @@ pub struct Instrumented {
     ctx: Context,
     metrics: Metrics,
     span: Option<SpanId>,
+    /// The operator's `tracing` span, a child of its pipeline's, when a
+    /// subscriber records the pipeline's.
+    tracing: Option<tracing::Span>,
+    opened: bool,
     done: bool,
 }
 
@@ -182,6 +111,8 @@ impl Instrumented {
             ctx,
             metrics: Metrics::default(),
             span: None,
+            tracing: None,
+            opened: false,
             done: false,
         }
     }
@@ -216,7 +147,8 @@ impl Instrumented {
         if due(&self.ctx, start) {
             self.ctx.check()?;
         }
-        if self.span.is_none() {
+        if !self.opened {
+            self.opened = true;
             if let Some(r) = self.ctx.recorder() {
                 self.span = Some(r.open_at(
                     self.ctx.span_id(),
@@ -226,6 +158,9 @@ impl Instrumented {
                     [("detail".to_owned(), self.op.describe().into())],
                 ));
             }
+            self.tracing = self
+                .ctx
+                .tracing_child(self.op.name(), Level::Operator, self.span);
         }
         let res = self.op.next(cx);
         let end = self.ctx.host().now();
@@ -255,6 +190,9 @@ impl Instrumented {
     }
 
     fn close_span(&mut self, end: Instant, status: SpanStatus) {
+        if let Some(t) = self.tracing.take() {
+            crate::trace::record_status(&t, &status);
+        }
         if let (Some(r), Some(s)) = (self.ctx.recorder(), self.span.take()) {
             r.set_attr(s, "rows", self.metrics.rows);
             r.set_attr(s, "batches", self.metrics.batches);
@@ -306,7 +244,7 @@ impl Instrumented {
 
 impl Drop for Instrumented {
     fn drop(&mut self) {
-        if self.span.is_some() {
+        if self.span.is_some() || self.tracing.is_some() {
             let end = self.ctx.host().now();
             let status = match self.ctx.cause() {
                 Some(c) => SpanStatus::from_cause(&c),
@@ -359,29 +297,25 @@ pub async fn drive(
         let step = match root.next(cx) {
             Ok(s) => s,
             Err(e) => {
-                if let ExecError::MemoryBudget { budget, requested } = &e {
-                    // Stop every part of the query, with the real cause.
-                    query.cancel_with(Cause::canceled(
-                        Reason::MemoryBudgetExceeded {
-                            budget: *budget,
-                            requested: *requested,
-                        },
-                        Level::Query,
-                        query.id(),
-                    ));
-                }
+                cx.eval.sleep_owed = 0.0;
+                // Stop every part of the query, with the real cause.
+                memory::record_budget_error(query, &e);
                 return Err(e);
             }
         };
+        // `SLEEP` evaluated during the step: wait it before the step's
+        // output moves on.
+        if let Some(d) = cx.eval.take_sleep() {
+            sleep(query, d).await?;
+            now = host.now();
+            last_yield = now;
+            steps = 0;
+        }
         match step {
             Step::Batch(b) => sink(b)?,
             Step::Pending => {}
             Step::Sleep(d) => {
-                let wake = host.now().saturating_add(d);
-                let timer = host.sleep_until(wake);
-                let cancelled = query.cancelled();
-                futures::future::select(timer, cancelled).await;
-                query.check()?;
+                sleep(query, d).await?;
                 now = host.now();
                 last_yield = now;
                 steps = 0;
@@ -398,6 +332,18 @@ pub async fn drive(
             steps = 0;
         }
     }
+}
+
+/// Waits `d` on the host timer, or until `query` is cancelled (a KILL, a
+/// deadline): then the cancellation's error, at once.
+pub async fn sleep(query: &Context, d: Duration) -> Result<(), ExecError> {
+    let host = query.host().clone();
+    let wake = host.now().saturating_add(d);
+    let timer = host.sleep_until(wake);
+    let cancelled = query.cancelled();
+    futures::future::select(timer, cancelled).await;
+    query.check()?;
+    Ok(())
 }
 
 /// Whether `ctx` is cancelled, or its deadline has passed at `now` (a clock

@@ -7,12 +7,21 @@
 //! or merges a bounded number of rows, so a kill is seen within one batch of
 //! work even in a sort of many millions of rows. NULLs sort first ascending
 //! and last descending, as in MySQL.
+//!
+//! Memory: without a limit, the input batches (and key columns that are
+//! not shared with them) are reserved as they come, the concatenated
+//! columns and the merge sort's index arrays before they are made, and the
+//! batches' share is given back once concatenated. With a limit, the
+//! buffer's vectors are grown by the operator itself after reserving their
+//! new size, and the reservation follows the buffer down when it is cut
+//! back to the best rows.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::buffer::Buffered;
-use super::{Instrumented, OpCx, Operator, Reservation, Step};
+use super::memory::{vec_bytes, MemoryUse};
+use super::{Instrumented, OpCx, Operator, Step};
 use crate::data::{Batch, Column, ColumnData};
 use crate::sql::error::ExecError;
 use crate::sql::expr::Expr;
@@ -169,7 +178,12 @@ pub struct Sort {
     /// enter the result if it sorts strictly before it.
     threshold: Option<usize>,
     phase: Phase,
-    reservation: Option<Reservation>,
+    /// The memory of the buffered rows and of the sort's index arrays.
+    mem: MemoryUse,
+    /// Without a limit: bytes of the buffered batches (not their strings,
+    /// which the concatenated columns share), given back once
+    /// concatenated. With a limit: bytes of the strings in the buffer.
+    buffered_bytes: u64,
     text: String,
 }
 
@@ -194,19 +208,23 @@ impl Sort {
             rows: 0,
             threshold: None,
             phase: Phase::Collect,
-            reservation: None,
+            mem: MemoryUse::default(),
+            buffered_bytes: 0,
             text,
         }
     }
 
-    fn account(&mut self, cx: &mut OpCx<'_>, bytes: u64) -> Result<(), ExecError> {
-        match &mut self.reservation {
-            Some(r) => r.grow(bytes),
-            None => {
-                self.reservation = Some(cx.resources.reserve(bytes)?);
-                Ok(())
-            }
-        }
+    /// With a limit: accounts for the buffer as it is now (its vectors'
+    /// capacities and its strings).
+    fn settle_buffer(&mut self, cx: &mut OpCx<'_>) -> Result<(), ExecError> {
+        let vecs: usize = self
+            .data
+            .iter()
+            .chain(&self.key_cols)
+            .map(Column::vec_bytes)
+            .sum();
+        self.mem
+            .set(cx.resources, vecs as u64 + self.buffered_bytes)
     }
 
     fn top(&self, k: usize) -> Vec<u32> {
@@ -224,6 +242,12 @@ impl Sort {
         let idx = self.top(k);
         self.data = self.data.iter().map(|c| c.gather(&idx)).collect();
         self.key_cols = self.key_cols.iter().map(|c| c.gather(&idx)).collect();
+        self.buffered_bytes = self
+            .data
+            .iter()
+            .chain(&self.key_cols)
+            .map(|c| c.text_bytes() as u64)
+            .sum();
         self.rows = idx.len();
         // `top` returns the rows in order, so the worst kept row is last.
         self.threshold = (k > 0 && self.rows == k).then(|| k - 1);
@@ -302,16 +326,7 @@ fn cmp_across(x: &Column, a: usize, y: &Column, b: usize) -> Ordering {
 
 impl Drop for Sort {
     fn drop(&mut self) {
-        let cols = self.data.len() + self.key_cols.len();
-        let order = match &self.phase {
-            Phase::Collect | Phase::Concat => 0,
-            Phase::Sorting(m) => m.src.len() + m.dst.len(),
-            Phase::Emit(o, _) => o.len(),
-        };
-        let bytes = self.rows * 8 * cols
-            + self.pending.approx_bytes()
-            + self.pending_keys.approx_bytes()
-            + 4 * order;
+        let bytes = self.mem.bytes() as usize;
         super::reclaim::dispose(
             (
                 std::mem::take(&mut self.data),
@@ -346,36 +361,70 @@ impl Operator for Sort {
                         }
                     }
                     if self.limit.is_none() {
-                        let bytes = b.heap_bytes() as u64
-                            + keys.iter().map(|c| c.heap_bytes() as u64).sum::<u64>()
-                            + 8 * b.len as u64;
-                        self.account(cx, bytes)?;
+                        let data = b.heap_bytes() as u64;
+                        let strings: u64 = b.columns.iter().map(|c| c.text_bytes() as u64).sum();
+                        // Key columns computed here (not one of the batch's).
+                        let own_keys: u64 = keys
+                            .iter()
+                            .filter(|k| !b.columns.iter().any(|c| Arc::ptr_eq(c, k)))
+                            .map(|k| k.heap_bytes() as u64)
+                            .sum();
+                        self.mem.grow(cx.resources, data + own_keys)?;
+                        self.buffered_bytes += data - strings;
                         self.rows += b.len;
                         self.pending.push(b.columns, b.len);
                         self.pending_keys.push(keys, b.len);
                         return Ok(Step::Pending);
                     }
+                    // Top-N: the buffer's vectors grow here, reserved first
+                    // (the old and the new vectors while they are copied).
+                    let strings: u64 = b
+                        .columns
+                        .iter()
+                        .chain(&keys)
+                        .map(|c| c.text_bytes() as u64)
+                        .sum();
                     if self.data.is_empty() {
+                        let bytes: usize =
+                            b.columns.iter().chain(&keys).map(|c| c.vec_bytes()).sum();
+                        self.mem.grow(cx.resources, bytes as u64 + strings)?;
                         self.data = b.columns.iter().map(|c| (**c).clone()).collect();
                         self.key_cols = keys.iter().map(|c| (**c).clone()).collect();
                     } else {
+                        let grown: usize = self
+                            .data
+                            .iter()
+                            .chain(&self.key_cols)
+                            .map(|c| c.grown_bytes(b.len))
+                            .sum();
+                        self.mem.grow(cx.resources, grown as u64 + strings)?;
                         for (d, c) in self.data.iter_mut().zip(&b.columns) {
+                            d.reserve_rows(b.len);
                             d.append(c);
                         }
                         for (d, c) in self.key_cols.iter_mut().zip(&keys) {
+                            d.reserve_rows(b.len);
                             d.append(c);
                         }
                     }
+                    self.buffered_bytes += strings;
                     self.rows += b.len;
-                    match self.limit {
-                        Some(k) if self.rows > k.saturating_mul(2).max(16_384) => self.compact(k),
-                        _ => {
-                            let bytes = b.heap_bytes() as u64
-                                + keys.iter().map(|c| c.heap_bytes() as u64).sum::<u64>()
-                                + 8 * b.len as u64;
-                            self.account(cx, bytes)?;
+                    if let Some(k) = self.limit {
+                        if self.rows > k.saturating_mul(2).max(16_384) {
+                            // The cut-back buffer is new: reserved at its
+                            // size (at most the current one) first.
+                            let now: usize = self
+                                .data
+                                .iter()
+                                .chain(&self.key_cols)
+                                .map(Column::heap_bytes)
+                                .sum();
+                            self.mem
+                                .grow(cx.resources, now.min(self.mem.bytes() as usize) as u64)?;
+                            self.compact(k);
                         }
                     }
+                    self.settle_buffer(cx)?;
                     Ok(Step::Pending)
                 }
                 Step::Done => {
@@ -388,11 +437,21 @@ impl Operator for Sort {
                 other => Ok(other),
             },
             Phase::Concat => {
+                if self.pending.is_fresh() {
+                    // The concatenated columns, and the merge sort's two
+                    // index arrays.
+                    let bytes = self.pending.concat_bytes()
+                        + self.pending_keys.concat_bytes()
+                        + 2 * vec_bytes::<u32>(self.rows) as usize;
+                    self.mem.grow(cx.resources, bytes as u64)?;
+                }
                 let data = self.pending.concat_some();
                 let keys = self.pending_keys.concat_some();
                 if data && keys {
                     self.data = self.pending.take_columns();
                     self.key_cols = self.pending_keys.take_columns();
+                    // The batches are freed; their strings live on.
+                    self.mem.shrink(std::mem::take(&mut self.buffered_bytes));
                     self.phase = Phase::Sorting(MergeSort::new(self.rows));
                 }
                 Ok(Step::Pending)

@@ -19,10 +19,18 @@
 //! a cancelled or timed-out DML statement never commits; `KILL CONNECTION`
 //! or a disconnect rolls the open transaction back on a cleanup context.
 
+mod background;
+mod exec_ctx;
+mod hooks;
+mod reset;
+
 pub mod error;
 mod kill;
 
+pub use background::{Background, MaintenanceReport};
 pub use error::{ErrorKind, QueryError};
+pub use exec_ctx::{ExecCtx, ExecState, StmtContexts};
+pub use hooks::TxnHooks;
 
 use serde::Serialize;
 use sqlparser::ast;
@@ -36,17 +44,22 @@ use crate::context::{Context, ContextInfo};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::host::Host;
 use crate::level::Level;
-use crate::pipeline::{drive, OpCx, Resources, YieldPolicy};
+use crate::pipeline::memory::{record_budget_error, vec_bytes};
+use crate::pipeline::{drive, MemoryUse, OpCx, Resources, YieldPolicy};
 use crate::registry::{
     CancelManager, KillOutcome, KillScope, ProcessInfo, ProcessList, Registration,
 };
 use crate::sql::error::{ExecError, SqlError};
 use crate::sql::expr::EvalCx;
 use crate::sql::plan::{self, PlanCx};
-use crate::storage::{Catalog, ColumnDef, Schema, Snapshot, StorageError, TableData, WriteSet};
+use crate::storage::{
+    Catalog, ColumnDef, ColumnLimit, Schema, Snapshot, StorageError, TableData, WriteSet,
+};
 use crate::sync::lock_std as lock;
 use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
 use crate::values::Identity;
+
+use crate::phase::Phase;
 
 /// How long a rollback on a cleanup context may take.
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,6 +77,8 @@ pub struct EngineConfig {
     pub memory_budget: u64,
     /// How often running statements yield to the host.
     pub yield_policy: YieldPolicy,
+    /// Storage work at the end of every transaction, on a cleanup context.
+    pub txn_hooks: Option<Arc<dyn TxnHooks>>,
 }
 
 impl EngineConfig {
@@ -75,6 +90,7 @@ impl EngineConfig {
             trace_capacity: 200_000,
             memory_budget: 1 << 30,
             yield_policy: YieldPolicy::default(),
+            txn_hooks: None,
         }
     }
 }
@@ -120,51 +136,6 @@ pub struct QueryResult {
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1e3)
-}
-
-/// The contexts of one statement.
-#[derive(Clone, Debug)]
-pub struct StmtContexts {
-    /// The request.
-    pub request: Context,
-    /// The transaction (explicit or implicit).
-    pub txn: Context,
-    /// The statement.
-    pub query: Context,
-}
-
-/// Phase of a statement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Planning.
-    Planning,
-    /// Running the pipeline.
-    Running,
-    /// Committing.
-    Committing,
-    /// Done.
-    Done,
-}
-
-/// The mutable execution state of one statement.
-#[derive(Debug)]
-pub struct ExecState {
-    /// Phase.
-    pub phase: Phase,
-    /// Rows affected.
-    pub rows_affected: u64,
-    /// Expression settings and warnings.
-    pub eval: EvalCx,
-}
-
-/// A statement's execution context, split by concern.
-pub struct ExecCtx {
-    /// Context handles.
-    pub contexts: StmtContexts,
-    /// Execution state.
-    pub state: ExecState,
-    /// Resources (memory budget).
-    pub resources: Arc<Resources>,
 }
 
 struct TxnState {
@@ -471,40 +442,27 @@ impl ConnInner {
         }
     }
 
+    /// Rolls the open transaction back on a cleanup context (after a kill,
+    /// a disconnect, a reset or shutdown), showing `cleaning up` in the
+    /// process list meanwhile.
     fn rollback_on_cleanup(&self, s: &mut Session) {
-        if let Some(t) = s.txn.take() {
-            let cause = self.manager.routine().cause();
+        let why = match self.manager.routine().cause() {
+            Some(c) => format!("connection cleanup after: {c}"),
+            None => "connection cleanup".to_owned(),
+        };
+        self.rollback_for(s, &why);
+    }
+
+    /// [`ConnInner::rollback_on_cleanup`] with the reason given.
+    fn rollback_for(&self, s: &mut Session, why: &str) {
+        if let Some(mut t) = s.txn.take() {
+            self.manager.set_phase(Some(Phase::CleaningUp));
             // The cleanup context links to the request whose work it cleans
             // up (the one that was running when the connection was killed).
             let request = self.manager.request();
-            let cleanup = t.ctx.cleanup_linked(CLEANUP_TIMEOUT, request.as_ref());
-            let r = &self.engine.recorder;
-            let span = r.open(
-                t.ctx.span_id(),
-                "rollback",
-                Level::Txn,
-                [("on_cleanup_context".to_owned(), true.into())],
-            );
-            r.add_link(span, cleanup.span_id().unwrap_or(span));
-            if let Some(c) = &cause {
-                r.set_attr(span, "after", c.to_string());
-            }
-            let writes = t.writes.len();
-            drop(t.writes);
-            r.set_attr(span, "discarded_tables", writes);
-            r.close(
-                span,
-                if cleanup.check().is_ok() {
-                    SpanStatus::Ok
-                } else {
-                    SpanStatus::Error {
-                        message: "cleanup timed out".into(),
-                    }
-                },
-            );
+            rollback_writes(self, &mut t, why, request.as_ref());
             self.manager.set_txn(None);
-            let txn_id = t.ctx.values().txn_id().unwrap_or(0);
-            t.ctx.cancel(Reason::TxnRolledBack { txn_id });
+            self.manager.set_phase(None);
         }
     }
 }
@@ -630,7 +588,10 @@ impl Connection {
         if let Some(k) = kill::parse(sql).filter(|k| k.is_fast(c.id)) {
             return kill::run_alone(c, k);
         }
-        let stmts = crate::sql::parse(sql)?;
+        c.manager.set_phase(Some(Phase::Parsing));
+        let stmts = crate::sql::parse(sql);
+        c.manager.set_phase(None);
+        let stmts = stmts?;
         if stmts.is_empty() {
             return Err(QueryError::new(1065, "42000", "Query was empty"));
         }
@@ -857,7 +818,10 @@ async fn run_statement(
             | ast::Statement::StartTransaction { .. }
     );
     if implicit_commit && s.txn.is_some() {
-        commit_txn(c, s)?;
+        c.manager.set_phase(Some(Phase::Committing));
+        let committed = commit_txn(c, s);
+        c.manager.set_phase(None);
+        committed?;
     }
     // The statement's transaction.
     let mut implicit = None;
@@ -904,19 +868,14 @@ async fn run_statement(
         }
     }
     let registration = c.manager.register_query(&query, &truncate(&text, 1000));
-    registration.start();
     let resources = Resources::new(s.memory_budget, e.memory.clone());
     let mut x = ExecCtx {
         contexts: StmtContexts {
             request: request.clone(),
-            txn: txn_ctx.clone().unwrap_or_else(|| request.clone()),
+            txn: txn_ctx,
             query: query.clone(),
         },
-        state: ExecState {
-            phase: Phase::Planning,
-            rows_affected: 0,
-            eval: EvalCx::default(),
-        },
+        state: ExecState::new(registration.phase().clone()),
         resources,
     };
     let res = dispatch(
@@ -934,23 +893,24 @@ async fn run_statement(
     let res = match (res, implicit) {
         (Ok(r), Some(mut t)) if !t.writes.is_empty() => match x.contexts.query.check() {
             Ok(()) => {
-                x.state.phase = Phase::Committing;
+                x.state.set_phase(Phase::Committing);
                 commit_writes(c, &mut t).map(|_| r)
             }
             Err(cancel) => {
-                rollback_span(c, &t, Some("statement cancelled before commit"));
+                x.state.set_phase(Phase::RollingBack);
+                rollback_writes(c, &mut t, "statement cancelled before commit", None);
                 Err(cancel.into())
             }
         },
-        (Err(err), Some(t)) => {
+        (Err(err), Some(mut t)) => {
             if !t.writes.is_empty() {
-                rollback_span(c, &t, Some(&err.message));
+                x.state.set_phase(Phase::RollingBack);
+                rollback_writes(c, &mut t, &err.message, None);
             }
             Err(err)
         }
         (r, _) => r,
     };
-    x.state.phase = Phase::Done;
     drop(registration);
     let elapsed = host.now().saturating_since(started);
     match res {
@@ -994,39 +954,73 @@ fn new_txn(c: &ConnInner, explicit: bool) -> Result<TxnState, QueryError> {
     })
 }
 
+/// The span status of a failed statement or transaction step.
+fn error_status(err: &QueryError) -> SpanStatus {
+    match &err.cause {
+        Some(cause) => SpanStatus::from_cause(cause),
+        None => SpanStatus::Error {
+            message: err.message.clone(),
+        },
+    }
+}
+
+/// Commits `t` on a cleanup context whose span, `commit`, is a child of the
+/// transaction's: the storage hook, then the catalog. A kill that lands
+/// meanwhile does not stop it half-way; the cleanup deadline does, before
+/// anything is published.
 fn commit_writes(c: &ConnInner, t: &mut TxnState) -> Result<(), QueryError> {
-    let r = &c.engine.recorder;
-    let span = r.open(
-        t.ctx.span_id(),
-        "commit",
-        Level::Txn,
-        [("tables".to_owned(), t.writes.len().into())],
-    );
-    match c.engine.catalog.commit(t.snapshot.ts, &t.writes) {
+    let cx = t.ctx.cleanup_named("commit", CLEANUP_TIMEOUT, None);
+    cx.set_attr("tables", t.writes.len());
+    let txn_id = t.ctx.values().txn_id().unwrap_or(0);
+    let hooked = match &c.engine.config.txn_hooks {
+        Some(h) => h.commit(&cx, txn_id),
+        None => Ok(()),
+    };
+    let res = hooked
+        .and_then(|()| cx.check())
+        .map_err(QueryError::from)
+        .and_then(|()| {
+            c.engine
+                .catalog
+                .commit(t.snapshot.ts, &t.writes)
+                .map_err(QueryError::from)
+        });
+    match res {
         Ok(ts) => {
-            r.set_attr(span, "commit_ts", ts);
-            r.close(span, SpanStatus::Ok);
+            cx.set_attr("commit_ts", ts);
+            cx.finish(SpanStatus::Ok);
             Ok(())
         }
         Err(err) => {
-            r.close(
-                span,
-                SpanStatus::Error {
-                    message: err.to_string(),
-                },
-            );
-            Err(err.into())
+            cx.finish(error_status(&err));
+            Err(err)
         }
     }
 }
 
-fn rollback_span(c: &ConnInner, t: &TxnState, why: Option<&str>) {
-    let r = &c.engine.recorder;
-    let span = r.open(t.ctx.span_id(), "rollback", Level::Txn, []);
-    if let Some(w) = why {
-        r.set_attr(span, "reason", w);
-    }
-    r.close(span, SpanStatus::Ok);
+/// Rolls `t` back on a cleanup context whose span, `rollback`, is a child
+/// of the transaction's and links to `cleans_up` (the request whose work
+/// it undoes): the storage hook, then the release of the writes, which
+/// happens whatever the hook returns. A cleanup deadline that passed is
+/// recorded as the span's status, with its cause. Ends the transaction's
+/// context with `TxnRolledBack`.
+fn rollback_writes(c: &ConnInner, t: &mut TxnState, why: &str, cleans_up: Option<&Context>) {
+    let cx = t.ctx.cleanup_named("rollback", CLEANUP_TIMEOUT, cleans_up);
+    cx.set_attr("reason", why);
+    cx.set_attr("on_cleanup_context", true);
+    let txn_id = t.ctx.values().txn_id().unwrap_or(0);
+    let hooked = match &c.engine.config.txn_hooks {
+        Some(h) => h.rollback(&cx, txn_id),
+        None => Ok(()),
+    };
+    let released = std::mem::take(&mut t.writes);
+    cx.set_attr("discarded_tables", released.len());
+    drop(released);
+    cx.finish(match hooked.and_then(|()| cx.check()) {
+        Ok(()) => SpanStatus::Ok,
+        Err(cancelled) => SpanStatus::from_cause(cancelled.cause()),
+    });
+    t.ctx.cancel(Reason::TxnRolledBack { txn_id });
 }
 
 fn commit_txn(c: &ConnInner, s: &mut Session) -> Result<(), QueryError> {
@@ -1034,9 +1028,7 @@ fn commit_txn(c: &ConnInner, s: &mut Session) -> Result<(), QueryError> {
         c.manager.set_txn(None);
         let res = commit_writes(c, &mut t);
         if res.is_err() {
-            rollback_span(c, &t, Some("write conflict"));
-            let id = t.ctx.values().txn_id().unwrap_or(0);
-            t.ctx.cancel(Reason::TxnRolledBack { txn_id: id });
+            rollback_writes(c, &mut t, "commit failed", None);
         } else {
             t.ctx.finish(SpanStatus::Ok);
         }
@@ -1046,12 +1038,10 @@ fn commit_txn(c: &ConnInner, s: &mut Session) -> Result<(), QueryError> {
 }
 
 fn rollback_txn(c: &ConnInner, s: &mut Session) {
-    if let Some(t) = s.txn.take() {
+    if let Some(mut t) = s.txn.take() {
         c.manager.set_txn(None);
-        rollback_span(c, &t, Some("ROLLBACK"));
+        rollback_writes(c, &mut t, "ROLLBACK", None);
         t.ctx.finish(SpanStatus::Ok);
-        let id = t.ctx.values().txn_id().unwrap_or(0);
-        t.ctx.cancel(Reason::TxnRolledBack { txn_id: id });
     }
 }
 
@@ -1072,8 +1062,8 @@ async fn dispatch(
             let empty = WriteSet::new();
             let pcx = plan_cx(c, t, &empty);
             let planned = plan::plan_query(q, &pcx)?;
-            let (batches, _) = run_plan(c, x, planned.plan, progress).await?;
-            let rows = to_rows(&batches);
+            let out = run_plan(c, x, planned.plan, progress, true).await?;
+            let rows = to_rows(out, x)?;
             let columns = planned
                 .names
                 .into_iter()
@@ -1103,8 +1093,7 @@ async fn dispatch(
             let pcx = plan_cx(c, t, &empty);
             let planned = plan::plan_query(q, &pcx)?;
             let text = if *analyze {
-                let (_, tree) = run_plan(c, x, planned.plan, progress).await?;
-                tree
+                run_plan(c, x, planned.plan, progress, false).await?.tree
             } else {
                 let pipeline = x
                     .contexts
@@ -1132,42 +1121,9 @@ async fn dispatch(
             Ok(affected(stmt_id, n))
         }
         ast::Statement::CreateTable(ct) => {
-            if ct.query.is_some() {
-                return Err(QueryError::unsupported("CREATE TABLE … AS SELECT"));
-            }
-            let mut cols = Vec::new();
-            for col in &ct.columns {
-                let nullable = !col.options.iter().any(|o| {
-                    matches!(
-                        o.option,
-                        ast::ColumnOption::NotNull | ast::ColumnOption::PrimaryKey(_)
-                    )
-                });
-                let name = col.name.value.to_lowercase();
-                if cols.iter().any(|c: &ColumnDef| c.name == name) {
-                    return Err(QueryError::new(
-                        1060,
-                        "42S21",
-                        format!("Duplicate column name '{name}'"),
-                    ));
-                }
-                cols.push(ColumnDef {
-                    name,
-                    ty: plan::sql_type(&col.data_type)?,
-                    nullable,
-                });
-            }
-            if cols.is_empty() {
-                return Err(QueryError::new(
-                    1113,
-                    "42000",
-                    "A table must have at least 1 column",
-                ));
-            }
+            let schema = crate::sql::ddl::table_schema(ct, c.id)?;
             let name = plan::object_name(&ct.name);
-            let created =
-                e.catalog
-                    .create_table(&name, Schema { columns: cols }, ct.if_not_exists)?;
+            let created = e.catalog.create_table(&name, schema, ct.if_not_exists)?;
             let mut r = affected(stmt_id, 0);
             if !created {
                 r.warnings = 1;
@@ -1202,6 +1158,7 @@ async fn dispatch(
             Ok(affected(stmt_id, 0))
         }
         ast::Statement::Commit { .. } => {
+            x.state.set_phase(Phase::Committing);
             commit_txn(c, s)?;
             Ok(affected(stmt_id, 0))
         }
@@ -1209,6 +1166,7 @@ async fn dispatch(
             if savepoint.is_some() {
                 return Err(QueryError::unsupported("savepoints"));
             }
+            x.state.set_phase(Phase::RollingBack);
             rollback_txn(c, s);
             Ok(affected(stmt_id, 0))
         }
@@ -1313,14 +1271,26 @@ fn txn_for_write<'a>(
     }
 }
 
+/// What [`run_plan`] gives back.
+struct PlanOutput {
+    /// The output batches (none when not kept).
+    batches: Vec<Batch>,
+    /// Their memory, still reserved.
+    mem: MemoryUse,
+    /// The EXPLAIN ANALYZE text.
+    tree: String,
+}
+
 /// Runs a plan in a Pipeline context under the query; returns the batches
-/// and the EXPLAIN ANALYZE text.
+/// (when `keep`; else they are dropped as they come), their memory still
+/// reserved, and the EXPLAIN ANALYZE text.
 async fn run_plan(
     c: &ConnInner,
     x: &mut ExecCtx,
     plan: plan::Plan,
     progress: &AtomicU64,
-) -> Result<(Vec<Batch>, String), QueryError> {
+    keep: bool,
+) -> Result<PlanOutput, QueryError> {
     let pipeline = x
         .contexts
         .query
@@ -1328,9 +1298,9 @@ async fn run_plan(
         .name("pipeline")
         .build()?;
     let mut root = plan.build(&pipeline)?;
-    x.state.phase = Phase::Running;
+    x.state.set_phase(Phase::Executing);
     let mut out = Vec::new();
-    let mut held = Vec::new();
+    let mut mem = MemoryUse::default();
     let resources = x.resources.clone();
     let mut cx = OpCx {
         eval: &mut x.state.eval,
@@ -1343,8 +1313,10 @@ async fn run_plan(
         &mut cx,
         c.engine.config.yield_policy,
         |b| {
-            held.push(resources.reserve(b.heap_bytes() as u64)?);
-            out.push(b);
+            if keep {
+                mem.grow(&resources, b.heap_bytes() as u64)?;
+                out.push(b);
+            }
             Ok(())
         },
     )
@@ -1353,7 +1325,11 @@ async fn run_plan(
     drop(root);
     drop(pipeline);
     res.map_err(|e| primary_error(e, &x.contexts.query))?;
-    Ok((out, tree))
+    Ok(PlanOutput {
+        batches: out,
+        mem,
+        tree,
+    })
 }
 
 /// The primary error of a statement: a real error stays itself; a
@@ -1364,18 +1340,57 @@ fn primary_error(e: ExecError, query: &Context) -> QueryError {
             let cause = query.cause().unwrap_or_else(|| c.cause().clone());
             QueryError::cancelled(cause)
         }
-        other => other.into(),
+        other => {
+            // The budget error is the statement's cause: recorded on its
+            // context (if the pipeline has not yet) and in the error.
+            record_budget_error(query, &other);
+            let mut err = QueryError::from(other);
+            if let Some(cause) = query.cause() {
+                if matches!(cause.reason, Reason::MemoryBudgetExceeded { .. }) {
+                    err.cause = Some(cause);
+                }
+            }
+            err
+        }
     }
 }
 
-fn to_rows(batches: &[Batch]) -> Vec<Vec<Value>> {
-    let mut rows = Vec::with_capacity(batches.iter().map(|b| b.len).sum());
+/// The result rows of `out`, a batch at a time, each batch's rows reserved
+/// before they are made and the batch's own memory (but its strings, which
+/// the rows keep) given back after: result rows are inside the statement's
+/// budget, and the batches and rows are not held twice over.
+fn to_rows(out: PlanOutput, x: &ExecCtx) -> Result<Vec<Vec<Value>>, QueryError> {
+    let PlanOutput {
+        batches, mut mem, ..
+    } = out;
+    let res = &x.resources;
+    let budget_err = |e: ExecError| primary_error(e, &x.contexts.query);
+    let total: usize = batches.iter().map(|b| b.len).sum();
+    mem.grow(res, vec_bytes::<Vec<Value>>(total))
+        .map_err(budget_err)?;
+    let mut rows = Vec::with_capacity(total);
     for b in batches {
+        let width = b.columns.len();
+        mem.grow(res, (b.len * width * std::mem::size_of::<Value>()) as u64)
+            .map_err(budget_err)?;
         for i in 0..b.len {
             rows.push(b.row(i));
         }
+        let strings: usize = b
+            .columns
+            .iter()
+            .filter_map(|c| match &c.data {
+                ColumnData::Text(v) => Some(
+                    v.iter()
+                        .map(|s| crate::data::text_heap_bytes(s))
+                        .sum::<usize>(),
+                ),
+                _ => None,
+            })
+            .sum();
+        mem.shrink(b.heap_bytes().saturating_sub(strings) as u64);
     }
-    rows
+    Ok(rows)
 }
 
 /// Converts a column for storing in a column of type `ty` (MySQL strict
@@ -1386,7 +1401,12 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
             if col.is_null(i) {
                 continue;
             }
-            if s.trim().parse::<f64>().is_err() {
+            // Rust also parses "inf" and "NaN"; MySQL does not (1366).
+            let t = s.trim();
+            if t.parse::<f64>().is_err()
+                || t.chars()
+                    .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+            {
                 return Err(QueryError::new(
                     1366,
                     "HY000",
@@ -1407,11 +1427,109 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
     if !def.nullable && col.nulls.as_ref().is_some_and(|n| n.iter().any(|x| *x)) {
         return Err(StorageError::NotNull(def.name.clone()).into());
     }
-    if col.data_type() == def.ty {
-        return Ok(col.clone());
+    // A number the column's type cannot hold is MySQL strict mode's 1264,
+    // never clamped to the type's limit.
+    let fits = |v: &Value| match (def.ty, v) {
+        (_, Value::Null) | (DataType::Int, Value::Int(_)) => true,
+        (DataType::Int, v) => crate::sql::expr::to_bigint(v).is_some(),
+        (DataType::Float, Value::Text(s)) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
+        (DataType::Float, Value::Float(f)) => f.is_finite(),
+        _ => true,
+    };
+    if col.data_type() != def.ty && matches!(def.ty, DataType::Int | DataType::Float) {
+        if let Some(i) = (0..col.len()).find(|&i| !fits(&col.value(i))) {
+            return Err(QueryError::new(
+                1264,
+                "22003",
+                format!(
+                    "Out of range value for column '{}' at row {}",
+                    def.name,
+                    row_base + i + 1
+                ),
+            ));
+        }
     }
-    let vals: Vec<Value> = (0..col.len()).map(|i| col.value(i)).collect();
-    Ok(Column::from_values(def.ty, &vals))
+    let out = if col.data_type() == def.ty {
+        col.clone()
+    } else {
+        let vals: Vec<Value> = (0..col.len()).map(|i| col.value(i)).collect();
+        Column::from_values(def.ty, &vals)
+    };
+    apply_limit(out, def, row_base)
+}
+
+/// Checks (and for `DECIMAL(p, s)`, rounds) a column for its declared type
+/// ([`ColumnLimit`]): 1264 out of range, 1406 too long, as MySQL's strict
+/// mode.
+fn apply_limit(col: Column, def: &ColumnDef, row_base: usize) -> Result<Column, QueryError> {
+    let out_of_range = |i: usize| {
+        QueryError::new(
+            1264,
+            "22003",
+            format!(
+                "Out of range value for column '{}' at row {}",
+                def.name,
+                row_base + i + 1
+            ),
+        )
+    };
+    let too_long = |i: usize| {
+        QueryError::new(
+            1406,
+            "22001",
+            format!(
+                "Data too long for column '{}' at row {}",
+                def.name,
+                row_base + i + 1
+            ),
+        )
+    };
+    let first_bad =
+        |bad: &dyn Fn(usize) -> bool| (0..col.len()).find(|&i| !col.is_null(i) && bad(i));
+    match (def.limit, &col.data) {
+        (ColumnLimit::IntRange(lo, hi), ColumnData::Int(v)) => {
+            if let Some(i) = first_bad(&|i| !(lo..=hi).contains(&v[i])) {
+                return Err(out_of_range(i));
+            }
+        }
+        (ColumnLimit::MaxChars(n), ColumnData::Text(v)) => {
+            if let Some(i) = first_bad(&|i| v[i].chars().count() as u64 > n) {
+                return Err(too_long(i));
+            }
+        }
+        (ColumnLimit::MaxBytes(n), ColumnData::Text(v)) => {
+            if let Some(i) = first_bad(&|i| v[i].len() as u64 > n) {
+                return Err(too_long(i));
+            }
+        }
+        (ColumnLimit::Decimal { precision, scale }, ColumnData::Float(v)) => {
+            let mut rounded = Vec::with_capacity(v.len());
+            for (i, x) in v.iter().enumerate() {
+                if col.is_null(i) {
+                    rounded.push(*x);
+                    continue;
+                }
+                let r = crate::sql::expr::call(
+                    crate::sql::expr::Func::CastDecimal,
+                    &[
+                        Value::Float(*x),
+                        Value::Int(i64::from(precision)),
+                        Value::Int(i64::from(scale)),
+                    ],
+                );
+                match r {
+                    Ok(Value::Float(r)) => rounded.push(r),
+                    _ => return Err(out_of_range(i)),
+                }
+            }
+            return Ok(Column {
+                data: ColumnData::Float(rounded),
+                nulls: col.nulls,
+            });
+        }
+        _ => {}
+    }
+    Ok(col)
 }
 
 async fn exec_insert(
@@ -1428,6 +1546,13 @@ async fn exec_insert(
     if ins.on.is_some() || ins.returning.is_some() {
         return Err(QueryError::unsupported(
             "INSERT … ON DUPLICATE KEY / RETURNING",
+        ));
+    }
+    // MySQL's INSERT IGNORE also stores clamped values in place of the
+    // errors it ignores: cascade never does that.
+    if ins.ignore {
+        return Err(QueryError::unsupported(
+            "INSERT IGNORE (it stores clamped values with warnings where INSERT fails)",
         ));
     }
     let Some(source) = &ins.source else {
@@ -1471,37 +1596,61 @@ async fn exec_insert(
     if planned.types.len() != targets.len() {
         return Err(SqlError::ColumnCount(1).into());
     }
-    let (batches, _) = run_plan(c, x, planned.plan, progress).await?;
+    let PlanOutput {
+        batches, mut mem, ..
+    } = run_plan(c, x, planned.plan, progress, true).await?;
     let mut new_data: TableData = (*data).clone();
     let mut total = 0usize;
-    let _reservation = x
-        .resources
-        .reserve(batches.iter().map(|b| b.heap_bytes() as u64).sum())?;
-    for b in &batches {
+    let mut deleted = 0u64;
+    for b in batches {
         x.contexts.query.check()?;
+        // Staging a batch copies it twice at most (converted, then into the
+        // table's chunks); the source batch is freed after.
+        let bytes = b.heap_bytes() as u64;
+        mem.grow(&x.resources, 2 * bytes)
+            .map_err(|e| primary_error(e, &x.contexts.query))?;
         let mut cols = Vec::with_capacity(schema.columns.len());
         for (k, def) in schema.columns.iter().enumerate() {
             let col = match targets.iter().position(|&t| t == k) {
                 Some(src) => coerce(&b.columns[src], def, total)?,
-                None => {
-                    if !def.nullable {
+                None => match &def.default {
+                    Some(v) => coerce(
+                        &Column::from_values(def.ty, &vec![v.clone(); b.len]),
+                        def,
+                        total,
+                    )?,
+                    None if !def.nullable => {
                         return Err(QueryError::new(
                             1364,
                             "HY000",
                             format!("Field '{}' doesn't have a default value", def.name),
                         ));
                     }
-                    Column::from_values(def.ty, &vec![Value::Null; b.len])
-                }
+                    None => Column::from_values(def.ty, &vec![Value::Null; b.len]),
+                },
             };
             cols.push(Arc::new(col));
         }
-        new_data = new_data.appended(&Batch::new(cols, b.len));
+        let rows = Batch::new(cols, b.len);
+        if ins.replace_into {
+            // REPLACE: each row first deletes the rows it conflicts with
+            // on a unique key.
+            let (d, n) = new_data.replaced(&rows, &schema);
+            new_data = d;
+            deleted += n;
+        } else {
+            new_data = new_data.appended(&rows);
+        }
         total += b.len;
+        // The converted copy and the source batch are gone; the staged
+        // chunk takes the source's place in `mem`.
+        mem.shrink(2 * bytes);
     }
     x.contexts.query.check()?;
+    check_keys(&schema, &new_data)?;
     t.writes.insert(name, (table, Arc::new(new_data)));
-    Ok(total as u64)
+    // MySQL counts a REPLACE's deleted rows as affected too.
+    Ok(total as u64 + deleted)
 }
 
 async fn exec_update(
@@ -1554,63 +1703,95 @@ async fn exec_update(
         ));
     }
     x.state.eval.strict = true;
-    x.state.phase = Phase::Running;
+    x.state.set_phase(Phase::Executing);
     let host = c.engine.config.host.clone();
     let mut chunks = Vec::with_capacity(data.chunks.len());
     let mut affected = 0u64;
+    // The rewritten chunks (unchanged ones are shared with the table).
+    let mut mem = MemoryUse::default();
     for chunk in &data.chunks {
         x.contexts.query.check()?;
         progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
         let mask = match &pred {
             Some(p) => {
-                let d = p
-                    .eval(chunk, &mut x.state.eval)
-                    .map_err(|e| primary_error(e, &x.contexts.query))?
-                    .into_column(chunk.len);
+                let d = eval_dml(p, chunk, x)?;
                 (0..chunk.len)
                     .map(|i| d.value(i).truthy() == Some(true))
                     .collect::<Vec<_>>()
             }
             None => vec![true; chunk.len],
         };
-        let hits = mask.iter().filter(|m| **m).count();
-        if hits == 0 {
+        let hits: Vec<u32> = (0..chunk.len as u32)
+            .filter(|&i| mask[i as usize])
+            .collect();
+        if hits.is_empty() {
+            pay_sleep(x).await?;
             chunks.push(chunk.clone());
             continue;
         }
+        // SET is evaluated on the matched rows only, as in MySQL: a row
+        // that is not updated raises no overflow and sleeps no SLEEP.
+        let matched = if hits.len() == chunk.len {
+            (**chunk).clone()
+        } else {
+            chunk.gather(&hits)
+        };
         // MySQL reports the rows whose values changed, not the rows matched.
         let mut changed = vec![false; chunk.len];
         let mut cols = chunk.columns.clone();
         for (i, e) in &sets {
-            let newv = e
-                .eval(chunk, &mut x.state.eval)
-                .map_err(|e| primary_error(e, &x.contexts.query))?
-                .into_column(chunk.len);
+            let newv = eval_dml(e, &matched, x)?;
             let def = &table.schema.columns[*i];
             let newv = coerce(&newv, def, 0)?;
             let old = &chunk.columns[*i];
+            let mut next = 0;
             let vals: Vec<Value> = (0..chunk.len)
                 .map(|r| {
                     let before = old.value(r);
                     if !mask[r] {
                         return before;
                     }
-                    let after = newv.value(r);
+                    let after = newv.value(next);
+                    next += 1;
                     changed[r] |= after != before;
                     after
                 })
                 .collect();
             cols[*i] = Arc::new(Column::from_values(def.ty, &vals));
         }
+        pay_sleep(x).await?;
         affected += changed.iter().filter(|c| **c).count() as u64;
+        let bytes: usize = sets.iter().map(|(i, _)| cols[*i].heap_bytes()).sum();
+        mem.grow(&x.resources, bytes as u64)
+            .map_err(|e| primary_error(e, &x.contexts.query))?;
         chunks.push(Arc::new(Batch::new(cols, chunk.len)));
         host.yield_now().await;
     }
     x.contexts.query.check()?;
-    t.writes
-        .insert(name, (table, Arc::new(TableData { chunks })));
+    let new_data = TableData { chunks };
+    check_keys(&table.schema, &new_data)?;
+    t.writes.insert(name, (table, Arc::new(new_data)));
     x.state.rows_affected = affected;
     Ok(affected)
+}
+
+/// Error 1062 when two rows of `data` share the values of a unique key.
+fn check_keys(schema: &Schema, data: &TableData) -> Result<(), QueryError> {
+    for key in &schema.keys {
+        if let Some(dup) = data.duplicate(key) {
+            let entry = dup
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("-");
+            return Err(QueryError::new(
+                1062,
+                "23000",
+                format!("Duplicate entry '{entry}' for key '{}'", key.name),
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn exec_delete(
@@ -1668,26 +1849,29 @@ async fn exec_delete(
     let host = c.engine.config.host.clone();
     let mut chunks = Vec::new();
     let mut affected = 0u64;
+    // The rewritten chunks (unchanged ones are shared with the table).
+    let mut mem = MemoryUse::default();
     for chunk in &data.chunks {
         x.contexts.query.check()?;
         progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
         let keep: Vec<u32> = match &pred {
             Some(p) => {
-                let m = p
-                    .eval(chunk, &mut x.state.eval)
-                    .map_err(|e| primary_error(e, &x.contexts.query))?
-                    .into_column(chunk.len);
+                let m = eval_dml(p, chunk, x)?;
                 (0..chunk.len as u32)
                     .filter(|&i| m.value(i as usize).truthy() != Some(true))
                     .collect()
             }
             None => vec![],
         };
+        pay_sleep(x).await?;
         affected += (chunk.len - keep.len()) as u64;
         if keep.len() == chunk.len {
             chunks.push(chunk.clone());
         } else if !keep.is_empty() {
-            chunks.push(Arc::new(chunk.gather(&keep)));
+            let kept = chunk.gather(&keep);
+            mem.grow(&x.resources, kept.heap_bytes() as u64)
+                .map_err(|e| primary_error(e, &x.contexts.query))?;
+            chunks.push(Arc::new(kept));
         }
         host.yield_now().await;
     }
@@ -1696,6 +1880,33 @@ async fn exec_delete(
         .insert(name, (table, Arc::new(TableData { chunks })));
     x.state.rows_affected = affected;
     Ok(affected)
+}
+
+/// Evaluates a DML expression (WHERE, SET) on a chunk: row by row when it
+/// calls `SLEEP`, so only the rows MySQL would evaluate it on sleep.
+fn eval_dml(
+    e: &crate::sql::expr::Expr,
+    b: &Batch,
+    x: &mut ExecCtx,
+) -> Result<Arc<Column>, QueryError> {
+    let d = if e.has_sleep() {
+        e.eval_each_row(b, &mut x.state.eval)
+    } else {
+        e.eval(b, &mut x.state.eval)
+    };
+    Ok(d.map_err(|err| primary_error(err, &x.contexts.query))?
+        .into_column(b.len))
+}
+
+/// Waits the `SLEEP` time the last evaluation owes, killably (a KILL
+/// answers at once).
+async fn pay_sleep(x: &mut ExecCtx) -> Result<(), QueryError> {
+    if let Some(d) = x.state.eval.take_sleep() {
+        crate::pipeline::sleep(&x.contexts.query, d)
+            .await
+            .map_err(|e| primary_error(e, &x.contexts.query))?;
+    }
+    Ok(())
 }
 
 fn exec_set(
@@ -1727,8 +1938,15 @@ fn exec_set(
         },
         e => {
             let expr = plan::compile_const(e, c.id)?;
-            expr.eval_row(&Batch::new(vec![], 1), 0, &mut EvalCx::default())
-                .map_err(QueryError::from)?
+            let mut cx = EvalCx::default();
+            let v = expr
+                .eval_row(&Batch::new(vec![], 1), 0, &mut cx)
+                .map_err(QueryError::from)?;
+            // Nothing waits here: refuse rather than not sleep.
+            if cx.sleep_owed > 0.0 {
+                return Err(QueryError::unsupported("SLEEP() in SET"));
+            }
+            v
         }
     };
     let int = |v: &Value| -> Result<u64, QueryError> {

@@ -48,6 +48,27 @@ pub enum SqlError {
     /// UNION branches of different widths.
     #[error("The used SELECT statements have a different number of columns")]
     UnionArity,
+    /// Two columns of one name in CREATE TABLE.
+    #[error("Duplicate column name '{0}'")]
+    DuplicateColumn(String),
+    /// CREATE TABLE without columns.
+    #[error("A table must have at least 1 column")]
+    NoColumns,
+    /// Two PRIMARY KEYs in CREATE TABLE.
+    #[error("Multiple primary key defined")]
+    MultiplePrimaryKey,
+    /// A key naming a column the table does not have.
+    #[error("Key column '{0}' doesn't exist in table")]
+    KeyColumn(String),
+    /// A DEFAULT its column cannot hold.
+    #[error("Invalid default value for '{0}'")]
+    InvalidDefault(String),
+    /// A numeric literal beyond DOUBLE's range (`1e309`).
+    #[error("Illegal double '{0}' value found during parsing")]
+    IllegalDouble(String),
+    /// `AS t(a, b)` naming another number of columns than the source has.
+    #[error("In definition of view, derived table or common table expression, SELECT list and column names list have different column counts")]
+    DerivedColumnCount,
 }
 
 impl SqlError {
@@ -65,6 +86,13 @@ impl SqlError {
             SqlError::InvalidGroupFunction => (1111, "HY000"),
             SqlError::InvalidValue(_) => (1231, "42000"),
             SqlError::UnionArity => (1222, "21000"),
+            SqlError::IllegalDouble(_) => (1367, "22007"),
+            SqlError::DuplicateColumn(_) => (1060, "42S21"),
+            SqlError::NoColumns => (1113, "42000"),
+            SqlError::MultiplePrimaryKey => (1068, "42000"),
+            SqlError::KeyColumn(_) => (1072, "42000"),
+            SqlError::InvalidDefault(_) => (1067, "42000"),
+            SqlError::DerivedColumnCount => (1353, "HY000"),
             SqlError::UnknownVariable(_) => (1193, "HY000"),
         }
     }
@@ -88,9 +116,16 @@ pub enum ExecError {
     /// Division by zero in strict (DML) mode.
     #[error("Division by 0")]
     DivisionByZero,
-    /// BIGINT overflow.
-    #[error("BIGINT value is out of range in '{0}'")]
-    Overflow(String),
+    /// A result that its type cannot hold (MySQL 1690): a BIGINT past
+    /// 64 bits, a DOUBLE past ±1.8e308, a negative UNSIGNED. Never clamped,
+    /// wrapped or turned into inf/NaN.
+    #[error("{ty} value is out of range in '{what}'")]
+    OutOfRange {
+        /// The SQL type: `BIGINT`, `DOUBLE` or `BIGINT UNSIGNED`.
+        ty: &'static str,
+        /// The expression, MySQL style: `(9223372036854775807 + 1)`.
+        what: String,
+    },
     /// The query's memory budget ran out.
     #[error("memory budget of {budget} bytes exceeded: the query asked for {requested} bytes in total (SET cascade_memory_budget to raise it)")]
     MemoryBudget {
@@ -111,9 +146,26 @@ pub enum ExecError {
 }
 
 impl ExecError {
-    /// An overflow in `what`.
+    /// A BIGINT overflow in `what`.
     pub fn overflow(what: impl Into<String>) -> Self {
-        ExecError::Overflow(what.into())
+        ExecError::OutOfRange {
+            ty: "BIGINT",
+            what: what.into(),
+        }
+    }
+    /// A DOUBLE overflow (a result that would be inf or NaN) in `what`.
+    pub fn double_overflow(what: impl Into<String>) -> Self {
+        ExecError::OutOfRange {
+            ty: "DOUBLE",
+            what: what.into(),
+        }
+    }
+    /// A negative (or too large) value where an UNSIGNED one is required.
+    pub fn unsigned_overflow(what: impl Into<String>) -> Self {
+        ExecError::OutOfRange {
+            ty: "BIGINT UNSIGNED",
+            what: what.into(),
+        }
     }
     /// Whether this is a cancellation.
     pub fn is_cancelled(&self) -> bool {
@@ -128,7 +180,7 @@ impl From<ExecError> for QueryError {
             ExecError::Sql(s) => s.into(),
             ExecError::Storage(s) => s.into(),
             ExecError::DivisionByZero => QueryError::new(1365, "22012", e.to_string()),
-            ExecError::Overflow(_) => QueryError::new(1690, "22003", e.to_string()),
+            ExecError::OutOfRange { .. } => QueryError::new(1690, "22003", e.to_string()),
             ExecError::MemoryBudget { .. } => QueryError::new(1041, "HY000", e.to_string()),
         }
     }

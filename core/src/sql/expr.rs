@@ -113,9 +113,19 @@ pub enum Func {
     Least,
     /// `IF(c, a, b)`
     If,
-    /// `SLEEP(seconds)`: evaluated by the Project operator, which waits on
-    /// the host timer; here it returns 0.
+    /// `SLEEP(seconds)`: returns 0 and adds the seconds to
+    /// [`EvalCx::sleep_owed`]; whoever drives the evaluation (the pipeline
+    /// driver, UPDATE / DELETE) then waits that long on the host timer,
+    /// killably, before it uses the result.
     Sleep,
+    /// `CAST(x AS UNSIGNED)`: cascade has no BIGINT UNSIGNED, so the value
+    /// is exact as a BIGINT when `0 <= x <= 2^63-1` and error 1690
+    /// otherwise (never MySQL's wrap of `-1` to `2^64-1`, never `-1`).
+    CastUnsigned,
+    /// `CAST(x AS DECIMAL(p, s))` (args: x, p, s): `x` rounded to `s`
+    /// digits, as a DOUBLE; error 1690 when it has more than `p - s`
+    /// integer digits (MySQL clamps to 99…9.99 with a warning).
+    CastDecimal,
 }
 
 /// A compiled expression.
@@ -244,6 +254,19 @@ pub struct EvalCx {
     pub strict: bool,
     /// Warnings raised (division by zero in SELECT, …).
     pub warnings: u32,
+    /// Seconds of `SLEEP` evaluated and not yet waited: the caller of the
+    /// evaluation waits them (killably) before it uses the result, then
+    /// sets this back to zero (see [`EvalCx::take_sleep`]).
+    pub sleep_owed: f64,
+}
+
+impl EvalCx {
+    /// The `SLEEP` time owed, reset to zero.
+    pub fn take_sleep(&mut self) -> Option<std::time::Duration> {
+        let s = std::mem::take(&mut self.sleep_owed);
+        // At most ~31 years: `Duration::from_secs_f64` panics past u64.
+        (s > 0.0).then(|| std::time::Duration::from_secs_f64(s.min(1e9)))
+    }
 }
 
 fn bool_val(b: bool) -> Value {
@@ -308,7 +331,11 @@ impl Expr {
                         Float | Text => Float,
                         t => t,
                     },
-                    Func::Length | Func::CharLength | Func::Sleep => Int,
+                    Func::Length | Func::CharLength | Func::Sleep | Func::CastUnsigned => Int,
+                    Func::CastDecimal => match arg(0) {
+                        Null => Null,
+                        _ => Float,
+                    },
                     Func::Upper | Func::Lower | Func::Concat | Func::Substring => Text,
                     Func::Coalesce | Func::IfNull | Func::Greatest | Func::Least => {
                         args.iter().fold(Null, |t, a| t.unify(a.data_type(input)))
@@ -385,22 +412,28 @@ impl Expr {
                 let (l, r) = (l.eval(b, cx)?, r.eval(b, cx)?);
                 binary(*op, l, r, b.len, cx)
             }
-            _ => {
-                // Row-at-a-time fallback, with scalar folding when every
-                // input is a scalar.
-                if b.len == 0 {
-                    return Ok(Datum::Col(Arc::new(Column::empty(DataType::Int))));
-                }
-                let mut out = Vec::with_capacity(b.len);
-                for i in 0..b.len {
-                    out.push(self.eval_row(b, i, cx)?);
-                }
-                let ty = out
-                    .iter()
-                    .fold(DataType::Null, |t, v| t.unify(v.data_type()));
-                Ok(Datum::Col(Arc::new(Column::from_values(ty, &out))))
-            }
+            _ => self.eval_each_row(b, cx),
         }
+    }
+
+    /// Evaluates on a batch one row at a time with [`Expr::eval_row`]:
+    /// `AND`, `OR`, `CASE`, `IF`, `IFNULL` and `COALESCE` evaluate only the
+    /// operands they need, as MySQL does, so a `SLEEP` in a branch not
+    /// taken is not slept. Operators use this for expressions that call
+    /// `SLEEP` ([`Expr::has_sleep`]); [`Expr::eval`] uses it as its
+    /// fallback.
+    pub fn eval_each_row(&self, b: &Batch, cx: &mut EvalCx) -> Result<Datum, ExecError> {
+        if b.len == 0 {
+            return Ok(Datum::Col(Arc::new(Column::empty(DataType::Int))));
+        }
+        let mut out = Vec::with_capacity(b.len);
+        for i in 0..b.len {
+            out.push(self.eval_row(b, i, cx)?);
+        }
+        let ty = out
+            .iter()
+            .fold(DataType::Null, |t, v| t.unify(v.data_type()));
+        Ok(Datum::Col(Arc::new(Column::from_values(ty, &out))))
     }
 
     /// Evaluates on one row of a batch.
@@ -509,6 +542,41 @@ impl Expr {
                 }
             }
             Expr::Cast { e, ty } => cast(e.eval_row(b, i, cx)?, *ty)?,
+            // Lazy functions: only the operands needed are evaluated.
+            Expr::Func { f: Func::If, args } => {
+                let c = match args.first() {
+                    Some(c) => c.eval_row(b, i, cx)?.truthy(),
+                    None => None,
+                };
+                let pick = if c == Some(true) { 1 } else { 2 };
+                match args.get(pick) {
+                    Some(x) => x.eval_row(b, i, cx)?,
+                    None => Value::Null,
+                }
+            }
+            Expr::Func {
+                f: Func::Coalesce | Func::IfNull,
+                args,
+            } => {
+                for a in args {
+                    let v = a.eval_row(b, i, cx)?;
+                    if !v.is_null() {
+                        return Ok(v);
+                    }
+                }
+                Value::Null
+            }
+            Expr::Func {
+                f: Func::Sleep,
+                args,
+            } => {
+                let v = match args.first() {
+                    Some(a) => a.eval_row(b, i, cx)?,
+                    None => Value::Null,
+                };
+                cx.sleep_owed += sleep_seconds(&v);
+                Value::Int(0)
+            }
             Expr::Func { f, args } => {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
@@ -568,6 +636,22 @@ impl Expr {
             ),
             Expr::Case { .. } => "CASE … END".into(),
             Expr::Cast { e, ty } => format!("CAST({} AS {ty})", e.display(names)),
+            Expr::Func {
+                f: Func::CastUnsigned,
+                args,
+            } => format!(
+                "CAST({} AS UNSIGNED)",
+                args.first().map_or(String::new(), |a| a.display(names))
+            ),
+            Expr::Func {
+                f: Func::CastDecimal,
+                args,
+            } => format!(
+                "CAST({} AS DECIMAL({}, {}))",
+                args.first().map_or(String::new(), |a| a.display(names)),
+                args.get(1).map_or(String::new(), |a| a.display(names)),
+                args.get(2).map_or(String::new(), |a| a.display(names)),
+            ),
             Expr::Func { f, args } => format!(
                 "{}({})",
                 format!("{f:?}").to_lowercase(),
@@ -629,14 +713,90 @@ pub fn like(s: &str, p: &str) -> bool {
     pi == p.len()
 }
 
-/// `CAST(v AS ty)`.
+/// `CAST(v AS ty)`. A number that BIGINT cannot hold (`CAST(1e20 AS
+/// SIGNED)`, `CAST('99999999999999999999' AS SIGNED)`) is error 1690, not
+/// clamped to 2^63-1 or wrapped.
 pub fn cast(v: Value, ty: DataType) -> Result<Value, ExecError> {
     Ok(match (v, ty) {
         (Value::Null, _) | (_, DataType::Null) => Value::Null,
-        (v, DataType::Int) => Value::Int(v.as_i64().unwrap_or(0)),
+        (Value::Int(i), DataType::Int) => Value::Int(i),
+        (v, DataType::Int) => Value::Int(
+            to_bigint(&v)
+                .ok_or_else(|| ExecError::overflow(format!("CAST({} AS SIGNED)", quoted(&v))))?,
+        ),
         (v, DataType::Float) => Value::Float(v.as_f64().unwrap_or(0.0)),
         (v, DataType::Text) => Value::Text(v.to_text().unwrap_or_else(|| "".into())),
     })
+}
+
+/// `CAST(v AS UNSIGNED)` (see [`Func::CastUnsigned`]).
+pub fn cast_unsigned(v: Value) -> Result<Value, ExecError> {
+    let what = || format!("CAST({} AS UNSIGNED)", quoted(&v));
+    match &v {
+        Value::Null => Ok(Value::Null),
+        Value::Int(i) if *i >= 0 => Ok(v),
+        Value::Int(_) => Err(ExecError::unsigned_overflow(what())),
+        other => match to_bigint(other) {
+            Some(i) if i >= 0 => Ok(Value::Int(i)),
+            // -0.4 rounds to 0, which is in range.
+            Some(_) => Err(ExecError::unsigned_overflow(what())),
+            None if other.as_f64().is_some_and(|f| f < 0.0) => {
+                Err(ExecError::unsigned_overflow(what()))
+            }
+            None => Err(ExecError::overflow(what())),
+        },
+    }
+}
+
+/// A value as MySQL prints it inside an error message: text quoted.
+fn quoted(v: &Value) -> String {
+    match v {
+        Value::Text(s) => format!("'{s}'"),
+        other => other.to_string(),
+    }
+}
+
+/// `v` as a BIGINT, MySQL style (floats and numeric text round half away
+/// from zero), or `None` when the rounded number is outside BIGINT's range.
+/// Integer text is read exactly, not through a double.
+pub fn to_bigint(v: &Value) -> Option<i64> {
+    match v {
+        Value::Null => Some(0),
+        Value::Int(i) => Some(*i),
+        Value::Text(s) => {
+            let t = s.trim();
+            if let Ok(i) = t.parse::<i64>() {
+                return Some(i);
+            }
+            f64_to_bigint(crate::data::parse_numeric_prefix(t))
+        }
+        Value::Float(f) => f64_to_bigint(*f),
+    }
+}
+
+/// The doubles whose integer part BIGINT holds: `-2^63 <= x < 2^63` (both
+/// bounds exact as doubles; NaN and infinities are outside).
+const BIGINT_AS_F64: std::ops::Range<f64> =
+    -9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0;
+
+/// `f` rounded half away from zero, if BIGINT holds it.
+pub fn f64_to_bigint(f: f64) -> Option<i64> {
+    let r = f.round();
+    // 2^63 is exact as a double; every double below it in magnitude that
+    // is an integer converts exactly.
+    if BIGINT_AS_F64.contains(&r) {
+        Some(r as i64)
+    } else {
+        None
+    }
+}
+
+/// Seconds for `SLEEP(v)`: NULL and negative numbers sleep 0 (as MariaDB).
+fn sleep_seconds(v: &Value) -> f64 {
+    match v.as_f64() {
+        Some(s) if s > 0.0 && s.is_finite() => s,
+        _ => 0.0,
+    }
 }
 
 /// One binary operation on two values.
@@ -723,22 +883,37 @@ fn int_op(op: BinOp, x: i64, y: i64, cx: &mut EvalCx) -> Result<Value, ExecError
     })
 }
 
+/// `x op y` on doubles. A result past DOUBLE's range (inf, or NaN) is
+/// error 1690, so no inf or NaN ever reaches a column, ORDER BY, GROUP BY
+/// or DISTINCT; `DIV` past BIGINT is 1690 too.
 fn float_op(op: BinOp, x: f64, y: f64, cx: &mut EvalCx) -> Result<Value, ExecError> {
+    let what = || format!("({} {} {})", Value::Float(x), op.symbol(), Value::Float(y));
+    let finite = |r: f64| {
+        if r.is_finite() {
+            Ok(Value::Float(r))
+        } else {
+            Err(ExecError::double_overflow(what()))
+        }
+    };
     Ok(match op {
-        BinOp::Add => Value::Float(x + y),
-        BinOp::Sub => Value::Float(x - y),
-        BinOp::Mul => Value::Float(x * y),
+        BinOp::Add => finite(x + y)?,
+        BinOp::Sub => finite(x - y)?,
+        BinOp::Mul => finite(x * y)?,
         BinOp::Div => {
             if y == 0.0 {
                 return div_zero(cx);
             }
-            Value::Float(x / y)
+            finite(x / y)?
         }
         BinOp::IntDiv => {
             if y == 0.0 {
                 return div_zero(cx);
             }
-            Value::Int((x / y).trunc() as i64)
+            let q = (x / y).trunc();
+            if !BIGINT_AS_F64.contains(&q) {
+                return Err(ExecError::overflow(what()));
+            }
+            Value::Int(q as i64)
         }
         BinOp::Mod => {
             if y == 0.0 {
@@ -774,11 +949,11 @@ fn int_kernel(op: BinOp, a: &[i64], b: IntSide<'_>) -> Option<Result<ColumnData,
     }
     macro_rules! checked {
         ($m:ident) => {{
-            let mut overflow = false;
+            let mut overflow = None;
             let mut f = |x: i64, y: i64| match x.$m(y) {
                 Some(v) => v,
                 None => {
-                    overflow = true;
+                    overflow.get_or_insert((x, y));
                     0
                 }
             };
@@ -787,8 +962,11 @@ fn int_kernel(op: BinOp, a: &[i64], b: IntSide<'_>) -> Option<Result<ColumnData,
                 IntSide::Scalar(y) => a.iter().map(|x| f(*x, y)).collect(),
                 IntSide::ScalarLeft(y) => a.iter().map(|x| f(y, *x)).collect(),
             };
-            if overflow {
-                Some(Err(ExecError::overflow("BIGINT arithmetic")))
+            if let Some((x, y)) = overflow {
+                Some(Err(ExecError::overflow(format!(
+                    "({x} {} {y})",
+                    op.symbol()
+                ))))
             } else {
                 Some(Ok(ColumnData::Int(v)))
             }
@@ -1026,15 +1204,22 @@ fn binary(op: BinOp, l: Datum, r: Datum, len: usize, cx: &mut EvalCx) -> Result<
     if let (Datum::Scalar(a), Datum::Scalar(b)) = (&l, &r) {
         return Ok(Datum::Scalar(scalar_binop(op, a, b, cx)?));
     }
-    // Typed fast paths.
+    // Typed fast paths. An overflow (or a non-finite double) in a kernel
+    // may come from the meaningless value under a NULL: then the generic
+    // path below decides, row by row, and raises the error only for a real
+    // row.
     match (&l, &r) {
         (Datum::Col(a), Datum::Col(b)) => {
             if let (ColumnData::Int(x), ColumnData::Int(y)) = (&a.data, &b.data) {
-                if let Some(res) = int_kernel(op, x, IntSide::Col(y)) {
-                    return Ok(Datum::Col(Arc::new(Column {
-                        data: res?,
-                        nulls: merge_nulls(&a.nulls, &b.nulls),
-                    })));
+                match int_kernel(op, x, IntSide::Col(y)) {
+                    Some(Ok(data)) => {
+                        return Ok(Datum::Col(Arc::new(Column {
+                            data,
+                            nulls: merge_nulls(&a.nulls, &b.nulls),
+                        })))
+                    }
+                    Some(Err(e)) if a.nulls.is_none() && b.nulls.is_none() => return Err(e),
+                    _ => {}
                 }
             }
             let numeric = |c: &Column| !matches!(c.data, ColumnData::Text(_));
@@ -1043,32 +1228,44 @@ fn binary(op: BinOp, l: Datum, r: Datum, len: usize, cx: &mut EvalCx) -> Result<
                 && !matches!((&a.data, &b.data), (ColumnData::Int(_), ColumnData::Int(_)))
             {
                 if let (Some(x), Some(y)) = (as_float_vec(a), as_float_vec(b)) {
-                    if let Some(data) = float_kernel(op, &x, &y) {
-                        return Ok(Datum::Col(Arc::new(Column {
-                            data,
-                            nulls: merge_nulls(&a.nulls, &b.nulls),
-                        })));
+                    match float_kernel(op, &x, &y) {
+                        Some(ColumnData::Float(v)) if !v.iter().all(|f| f.is_finite()) => {}
+                        Some(data) => {
+                            return Ok(Datum::Col(Arc::new(Column {
+                                data,
+                                nulls: merge_nulls(&a.nulls, &b.nulls),
+                            })));
+                        }
+                        None => {}
                     }
                 }
             }
         }
         (Datum::Col(a), Datum::Scalar(Value::Int(y))) => {
             if let ColumnData::Int(x) = &a.data {
-                if let Some(res) = int_kernel(op, x, IntSide::Scalar(*y)) {
-                    return Ok(Datum::Col(Arc::new(Column {
-                        data: res?,
-                        nulls: a.nulls.clone(),
-                    })));
+                match int_kernel(op, x, IntSide::Scalar(*y)) {
+                    Some(Ok(data)) => {
+                        return Ok(Datum::Col(Arc::new(Column {
+                            data,
+                            nulls: a.nulls.clone(),
+                        })))
+                    }
+                    Some(Err(e)) if a.nulls.is_none() => return Err(e),
+                    _ => {}
                 }
             }
         }
         (Datum::Scalar(Value::Int(y)), Datum::Col(a)) => {
             if let ColumnData::Int(x) = &a.data {
-                if let Some(res) = int_kernel(op, x, IntSide::ScalarLeft(*y)) {
-                    return Ok(Datum::Col(Arc::new(Column {
-                        data: res?,
-                        nulls: a.nulls.clone(),
-                    })));
+                match int_kernel(op, x, IntSide::ScalarLeft(*y)) {
+                    Some(Ok(data)) => {
+                        return Ok(Datum::Col(Arc::new(Column {
+                            data,
+                            nulls: a.nulls.clone(),
+                        })))
+                    }
+                    Some(Err(e)) if a.nulls.is_none() => return Err(e),
+                    _ => {}
                 }
             }
         }
@@ -1108,18 +1305,38 @@ pub fn call(f: Func, a: &[Value]) -> Result<Value, ExecError> {
             v => Float(v.as_f64().unwrap_or(0.0).abs()),
         },
         Func::Round => {
-            let d = a.get(1).and_then(Value::as_i64).unwrap_or(0);
+            let d = match a.get(1) {
+                None => 0,
+                Some(Null) => return Ok(Null),
+                Some(v) => to_bigint(v).unwrap_or(if v.as_f64().unwrap_or(0.0) < 0.0 {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                }),
+            };
             match first {
                 Null => Null,
                 Int(x) if d >= 0 => Int(x),
-                Int(x) => {
-                    let p = 10f64.powi(d.saturating_neg().min(18) as i32);
-                    Int(((x as f64 / p).round() * p) as i64)
-                }
+                Int(x) => Int(round_int(x, d)
+                    .ok_or_else(|| ExecError::overflow(format!("round({x}, {d})")))?),
                 v => {
                     let x = v.as_f64().unwrap_or(0.0);
-                    let p = 10f64.powi(d.clamp(-30, 30) as i32);
-                    Float((x * p).round() / p)
+                    // Past 308 digits either way the answer is `x` (or 0):
+                    // clamping the exponent changes nothing but keeps
+                    // 10^d finite.
+                    let p = 10f64.powi(d.clamp(-308, 308) as i32);
+                    let y = (x * p).round() / p;
+                    // x * p past DOUBLE's range (d > 0): x has no digits
+                    // there to round. Otherwise a non-finite result is the
+                    // rounding itself overflowing (round(1.7e308, -308)).
+                    let r = if !(x * p).is_finite() && d > 0 { x } else { y };
+                    if !r.is_finite() {
+                        return Err(ExecError::double_overflow(format!(
+                            "round({}, {d})",
+                            Value::Float(x)
+                        )));
+                    }
+                    Float(r)
                 }
             }
         }
@@ -1223,7 +1440,42 @@ pub fn call(f: Func, a: &[Value]) -> Result<Value, ExecError> {
             }
         }
         Func::Sleep => Int(0),
+        Func::CastUnsigned => cast_unsigned(first)?,
+        Func::CastDecimal => {
+            let (Some(Int(p)), Some(Int(sc))) = (a.get(1), a.get(2)) else {
+                return Ok(Null);
+            };
+            let Some(x) = first.as_f64() else {
+                return Ok(Null);
+            };
+            let Float(r) = call(Func::Round, &[Float(x), Int(*sc)])? else {
+                return Ok(Null);
+            };
+            if r.abs() >= 10f64.powi((*p - *sc) as i32) {
+                return Err(ExecError::OutOfRange {
+                    ty: "DECIMAL",
+                    what: format!("CAST({} AS DECIMAL({p},{sc}))", quoted(&first)),
+                });
+            }
+            Float(r)
+        }
     })
+}
+
+/// `ROUND(x, d)` for `d < 0` on integers, exactly (half away from zero);
+/// `None` past BIGINT.
+fn round_int(x: i64, d: i64) -> Option<i64> {
+    let Some(p) = u32::try_from(d.unsigned_abs())
+        .ok()
+        .and_then(|k| 10i128.checked_pow(k))
+    else {
+        return Some(0);
+    };
+    let (x, p) = (i128::from(x), p);
+    let q = x / p;
+    let r = x % p;
+    let q = if 2 * r.abs() >= p { q + x.signum() } else { q };
+    i64::try_from(q * p).ok()
 }
 
 #[cfg(test)]
@@ -1286,7 +1538,7 @@ mod tests {
         };
         assert!(matches!(
             add.eval(&big, &mut cx),
-            Err(ExecError::Overflow(_))
+            Err(ExecError::OutOfRange { ty: "BIGINT", .. })
         ));
     }
 
@@ -1410,7 +1662,7 @@ mod tests {
         assert_eq!(cx.warnings, 1);
         let mut strict = EvalCx {
             strict: true,
-            warnings: 0,
+            ..EvalCx::default()
         };
         assert!(scalar_binop(BinOp::Div, &Value::Int(1), &Value::Int(0), &mut strict).is_err());
         assert_eq!(

@@ -1,6 +1,8 @@
 //! Helpers shared by the behaviour tests.
 #![allow(dead_code)]
 
+pub mod spans;
+
 use cascade::{
     Connection, Engine, EngineConfig, Identity, QueryError, QueryResult, StdHost, Value,
 };

@@ -311,7 +311,7 @@ pub const EDGE_STATEMENTS: &[&str] = &[
     "SELECT * FROM generate_series(1, 5) AS g(x) LIMIT 2 OFFSET 9223372036854775807",
 ];
 
-const SETUP: &str = "CREATE TABLE t1 (a INT, b VARCHAR(20), c DOUBLE); \
+const SETUP: &str = "CREATE TABLE t1 (a BIGINT, b VARCHAR(20), c DOUBLE); \
     INSERT INTO t1 VALUES (1, 'x', 1.5), (2, NULL, -0.5), (NULL, 'yy', NULL), \
       (3, '', 2.0), (-4, 'Zz%_', 1e300), (9223372036854775807, '12', 0.0); \
     CREATE TABLE t2 (a BIGINT NOT NULL, d TEXT, e BOOLEAN); \
