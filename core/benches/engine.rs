@@ -416,6 +416,38 @@ fn kills(e: &Engine, a: &Args) -> Json {
     Json::Object(out)
 }
 
+/// The `KILL` statement alone, with no victim thread to wake: `KILL QUERY`
+/// of an idle connection (a lookup, a permission check, nothing to cancel)
+/// and of a stale statement id, `--kills` × 50 times each, on one thread.
+fn kill_statement(e: &Engine, a: &Args) -> Json {
+    let victim = connect(e);
+    let killer = connect(e);
+    let done = exec(&victim, "SELECT 1").query_id;
+    let n = a.kills * 50;
+    let mut out = serde_json::Map::new();
+    for (what, sql) in [
+        ("idle", format!("KILL QUERY {}", victim.id())),
+        ("stale_id", format!("KILL QUERY {} '{done}'", victim.id())),
+    ] {
+        let mut us = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let r = block_on(killer.execute(&sql));
+            us.push(t0.elapsed().as_secs_f64() * 1e6);
+            assert!(r.is_ok(), "{sql}: {r:?}");
+        }
+        let (med, p99) = (median(&us), percentile(&us, 0.99));
+        eprintln!("KILL statement ({what}): n={n} median {med:.2} µs, p99 {p99:.2} µs");
+        out.insert(
+            what.into(),
+            json!({ "sql": sql, "n": n, "median_us": med, "p99_us": p99 }),
+        );
+    }
+    block_on(victim.close());
+    block_on(killer.close());
+    Json::Object(out)
+}
+
 fn main() {
     let a = args();
     let engine = Engine::new(EngineConfig::new(1, StdHost::shared()));
@@ -440,6 +472,9 @@ fn main() {
     }
     if parts.contains(&"kills") {
         report.insert("kills".into(), kills(&engine, &a));
+    }
+    if parts.contains(&"kill_statement") {
+        report.insert("kill_statement".into(), kill_statement(&engine, &a));
     }
     let mut text = String::new();
     let _ = write!(

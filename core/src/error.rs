@@ -48,24 +48,17 @@ pub enum KillError {
     /// No connection has this id (MySQL 1094).
     #[error("Unknown thread id: {0}")]
     UnknownThread(u64),
-    /// The caller may not kill this connection (MySQL 1095).
+    /// The caller may not kill this connection of its own tenant (MySQL
+    /// 1095). Another tenant's connection is [`KillError::UnknownThread`].
     #[error("You are not owner of thread {0}")]
     NotOwner(u64),
-    /// `KILL QUERY id 'stmt'` named a statement that is not running there.
-    #[error("statement {statement} is not running on connection {connection}")]
-    StatementNotRunning {
-        /// Target connection.
-        connection: u64,
-        /// The statement id that was asked for.
-        statement: u64,
-    },
 }
 
 impl KillError {
     /// MySQL error code.
     pub fn mysql_code(&self) -> u16 {
         match self {
-            KillError::UnknownThread(_) | KillError::StatementNotRunning { .. } => 1094,
+            KillError::UnknownThread(_) => 1094,
             KillError::NotOwner(_) => 1095,
         }
     }

@@ -77,7 +77,7 @@ pub use error::{ContextError, KillError};
 pub use host::StdHost;
 pub use host::{Host, HostFuture, Instant, ManualHost};
 pub use level::{levels, Level};
-pub use registry::{CancelManager, KillScope, ProcessInfo, ProcessList};
+pub use registry::{CancelManager, KillOutcome, KillScope, ProcessInfo, ProcessList};
 pub use session::{
     ColumnInfo, Connection, Engine, EngineConfig, ErrorKind, ExecOptions, QueryError, QueryResult,
 };

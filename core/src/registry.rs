@@ -2,7 +2,9 @@
 //! connected, what each connection runs, and `KILL` with MySQL's rules.
 //!
 //! * `KILL QUERY <conn>` cancels the statement registered on that connection
-//!   *now*, and only it. A statement registers its Query context before it
+//!   *now*, and only it. `KILL QUERY <conn> '<statement id>'` cancels it
+//!   only if it is that statement; otherwise nothing is cancelled and the
+//!   outcome says so ([`KillOutcome::NotRunning`]). A statement registers its Query context before it
 //!   starts executing, so a kill that lands between registration and
 //!   execution is not lost: the statement starts already cancelled. A kill
 //!   that lands between statements finds nothing registered and does not
@@ -11,8 +13,10 @@
 //!   everything under it; the engine then rolls back on a cleanup context.
 //! * Permissions ([`Identity::may_act_on`]): a user may see and kill their own
 //!   connections, `admin` every connection of its tenant, `admin` of `sys`
-//!   every connection. An unknown id is error 1094; a connection the caller
-//!   may not act on is error 1095, and it is not listed in its process list.
+//!   every connection. Another tenant's connections are invisible: a `KILL`
+//!   of one is error 1094, exactly as for an id no connection has; a
+//!   connection of the caller's tenant that it may not act on is error 1095.
+//!   Neither is listed in the caller's process list.
 //!
 //! Invariants: the session state lock is never held while a context is
 //! cancelled (cancelling takes context locks and wakes tasks); the process
@@ -43,6 +47,34 @@ pub enum KillScope {
     },
     /// The whole connection.
     Connection,
+}
+
+/// What a `KILL` did when it was allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillOutcome {
+    /// Something was cancelled now.
+    Killed,
+    /// Nothing to cancel: no statement running, or already cancelled.
+    Nothing,
+    /// `KILL QUERY conn 'statement'` named a statement that is not running
+    /// on the connection (it ended, or never ran there): nothing was
+    /// cancelled, in particular not the statement running now.
+    NotRunning {
+        /// The target connection.
+        connection: u64,
+        /// The statement id asked for.
+        statement: u64,
+    },
+}
+
+impl KillOutcome {
+    fn from_cancel(cancelled: bool) -> Self {
+        if cancelled {
+            KillOutcome::Killed
+        } else {
+            KillOutcome::Nothing
+        }
+    }
 }
 
 /// One row of `SHOW PROCESSLIST`.
@@ -202,39 +234,41 @@ impl CancelManager {
         }
     }
 
-    /// Applies a kill. `Ok(true)` if something was cancelled now.
-    pub fn kill(&self, scope: KillScope, reason: Reason) -> Result<bool, KillError> {
+    /// Applies a kill (permissions are the caller's business).
+    pub fn kill(&self, scope: KillScope, reason: Reason) -> KillOutcome {
         match scope {
-            KillScope::Connection => Ok(self.routine.cancel_with(Cause::canceled(
-                reason,
-                Level::Routine,
-                self.routine.id(),
-            ))),
+            KillScope::Connection => {
+                KillOutcome::from_cancel(self.routine.cancel_with(Cause::canceled(
+                    reason,
+                    Level::Routine,
+                    self.routine.id(),
+                )))
+            }
             KillScope::Query { statement } => {
                 let target = {
                     let st = lock(&self.state);
                     match (&st.query, statement) {
-                        (Some(q), Some(s)) if q.statement_id != s => {
-                            return Err(KillError::StatementNotRunning {
+                        (Some(q), Some(s)) if q.statement_id == s => Some(q.ctx.clone()),
+                        (_, Some(s)) => {
+                            return KillOutcome::NotRunning {
                                 connection: self.connection_id,
                                 statement: s,
-                            })
+                            }
                         }
-                        (None, Some(s)) => {
-                            return Err(KillError::StatementNotRunning {
-                                connection: self.connection_id,
-                                statement: s,
-                            })
-                        }
-                        (q, _) => q.as_ref().map(|q| q.ctx.clone()),
+                        (q, None) => q.as_ref().map(|q| q.ctx.clone()),
                     }
                 };
-                Ok(match target {
+                KillOutcome::from_cancel(match target {
                     Some(q) => q.cancel_with(Cause::canceled(reason, Level::Query, q.id())),
                     None => false,
                 })
             }
         }
+    }
+
+    /// The id of the statement running now, if any.
+    pub fn running_statement(&self) -> Option<u64> {
+        lock(&self.state).query.as_ref().map(|q| q.statement_id)
     }
 
     /// The session as a process-list row.
@@ -384,19 +418,22 @@ impl ProcessList {
     }
 
     /// `KILL` as `caller` (on connection `caller_conn`) aimed at connection
-    /// `target`. `Ok(true)` if something was cancelled now, `Ok(false)` if
-    /// there was nothing to cancel (no statement running, or already
-    /// cancelled).
+    /// `target`: 1094 for an unknown id or another tenant's connection,
+    /// 1095 for one of the caller's tenant it may not act on.
     pub fn kill(
         &self,
         caller: &Identity,
         caller_conn: u64,
         target: u64,
         scope: KillScope,
-    ) -> Result<bool, KillError> {
+    ) -> Result<KillOutcome, KillError> {
         let session = self.get(target).ok_or(KillError::UnknownThread(target))?;
         if !caller.may_act_on(&session.identity) {
-            return Err(KillError::NotOwner(target));
+            return Err(if caller.tenant == session.identity.tenant {
+                KillError::NotOwner(target)
+            } else {
+                KillError::UnknownThread(target)
+            });
         }
         let by_user: Arc<str> = caller.user.clone();
         let reason = match scope {
@@ -409,7 +446,7 @@ impl ProcessList {
                 by_user,
             },
         };
-        session.kill(scope, reason)
+        Ok(session.kill(scope, reason))
     }
 
     /// The rows of `SHOW PROCESSLIST` that `caller` may see, by id.
@@ -483,7 +520,7 @@ mod tests {
         let reg = m.register_query(&q1, "select 1");
         assert_eq!(
             list.kill(&alice, 2, 1, KillScope::Query { statement: None }),
-            Ok(true)
+            Ok(KillOutcome::Killed)
         );
         assert!(q1.is_cancelled());
         let cause = q1.cause().unwrap();
@@ -494,7 +531,7 @@ mod tests {
         // Between statements: nothing to kill, and the next one is unaffected.
         assert_eq!(
             list.kill(&alice, 2, 1, KillScope::Query { statement: None }),
-            Ok(false)
+            Ok(KillOutcome::Nothing)
         );
         let (_req2, q2) = query(&m, 2);
         let _reg2 = m.register_query(&q2, "select 2");
@@ -524,14 +561,20 @@ mod tests {
         let (m, _r) = session(&root, &list, 1, &alice);
         let (_req, q) = query(&m, 7);
         let _reg = m.register_query(&q, "x");
-        let err = list
-            .kill(&alice, 1, 1, KillScope::Query { statement: Some(8) })
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            KillError::StatementNotRunning { statement: 8, .. }
-        ));
+        assert_eq!(
+            list.kill(&alice, 1, 1, KillScope::Query { statement: Some(8) }),
+            Ok(KillOutcome::NotRunning {
+                connection: 1,
+                statement: 8
+            })
+        );
         assert!(!q.is_cancelled());
+        assert_eq!(m.running_statement(), Some(7));
+        assert_eq!(
+            list.kill(&alice, 1, 1, KillScope::Query { statement: Some(7) }),
+            Ok(KillOutcome::Killed)
+        );
+        assert!(q.is_cancelled());
     }
 
     #[test]
@@ -550,11 +593,24 @@ mod tests {
                 .mysql_code(),
             1095
         );
+        // Another tenant's connection is invisible: as unknown as id 99,
+        // word for word.
         assert_eq!(
-            list.kill(&carol, 3, 1, KillScope::Connection)
-                .unwrap_err()
-                .mysql_code(),
-            1095
+            list.kill(&carol, 3, 1, KillScope::Connection),
+            Err(KillError::UnknownThread(1))
+        );
+        assert_eq!(
+            list.kill(
+                &Identity::new("sys", "ops", "member"),
+                4,
+                1,
+                KillScope::Connection
+            ),
+            Err(KillError::UnknownThread(1))
+        );
+        assert_eq!(
+            list.kill(&alice, 1, 3, KillScope::Query { statement: None }),
+            Err(KillError::UnknownThread(3))
         );
         assert_eq!(
             list.kill(&alice, 1, 99, KillScope::Connection)
@@ -580,7 +636,14 @@ mod tests {
             list.snapshot(&Identity::new("sys", "root", "admin")).len(),
             3
         );
-        assert_eq!(list.kill(&admin, 9, 2, KillScope::Connection), Ok(true));
+        assert_eq!(
+            list.kill(&admin, 9, 2, KillScope::Connection),
+            Ok(KillOutcome::Killed)
+        );
+        assert_eq!(
+            list.kill(&admin, 9, 2, KillScope::Connection),
+            Ok(KillOutcome::Nothing)
+        );
     }
 
     #[test]

@@ -145,8 +145,9 @@ fn cross_tenant_and_foreign_kills_are_refused() {
     let a = conn(&e, "acme", "alice", "member");
     let b = conn(&e, "acme", "bob", "member");
     let other = conn(&e, "globex", "root", "admin");
+    // Another tenant's connection is invisible: 1094, as for an unknown id.
     let err = run(&other, &format!("KILL QUERY {}", a.id())).unwrap_err();
-    assert_eq!(err.code, 1095, "{err}");
+    assert_eq!(err.code, 1094, "{err}");
     let err = run(&b, &format!("KILL {}", a.id())).unwrap_err();
     assert_eq!(err.code, 1095);
     let err = run(&b, "KILL 999999").unwrap_err();

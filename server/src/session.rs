@@ -108,12 +108,19 @@ impl Session {
         results: QueryResultWriter<'a, W>,
     ) -> io::Result<()> {
         if r.columns.is_empty() {
-            // The engine's message ("Query OK, 3 rows affected") is what
-            // clients print from the OK packet themselves; MySQL's info
-            // string is for extras ("Rows matched: …"), so it stays empty.
+            // The engine's usual message ("Query OK, 3 rows affected") is
+            // what clients print from the OK packet themselves; MySQL's info
+            // string is for extras ("Rows matched: …"), such as a KILL's
+            // "statement 12 is not running on connection 5: nothing was
+            // killed", so only those go there.
+            let generic = format!("Query OK, {} rows affected", r.rows_affected);
+            let info = r.message.filter(|m| *m != generic).unwrap_or_default();
             return results
                 .completed(OkResponse {
                     affected_rows: r.rows_affected,
+                    // (opensrv-mysql 0.7 writes 0 whatever this says.)
+                    warnings: u16::try_from(r.warnings).unwrap_or(u16::MAX),
+                    info,
                     ..Default::default()
                 })
                 .await;

@@ -200,6 +200,47 @@ impl Connection {
         })
     }
 
+    /// The id of the statement running on this connection now (the
+    /// `queryId` its result or error will carry), or `null` when idle: the
+    /// id to pass to `cancel`.
+    #[wasm_bindgen(getter, js_name = runningStatementId)]
+    pub fn running_statement_id(&self) -> JsValue {
+        self.inner
+            .running_statement()
+            .map_or(JsValue::NULL, |id| JsValue::from_f64(id as f64))
+    }
+
+    /// `conn.cancel(statementId?)`: `KILL QUERY` of this connection's
+    /// running statement, as its own user, without waiting for it to end
+    /// (its `query` promise rejects with 1317). With a `statementId` (from
+    /// `runningStatementId`, a process-list row's `statementId`, a result's
+    /// `queryId`), only that statement: if it is no longer running, nothing
+    /// is killed, in particular not the statement running now. Returns
+    /// `{ outcome, message }`, `outcome` being `"killed"`, `"nothing"` (no
+    /// statement running, or already cancelled) or `"notRunning"`.
+    pub fn cancel(&self, statement_id: JsValue) -> Result<JsValue, JsValue> {
+        let statement = if statement_id.is_undefined() || statement_id.is_null() {
+            None
+        } else {
+            Some(id_arg("cancel(statementId)", &statement_id)?)
+        };
+        let (outcome, message) = match self.inner.cancel(statement) {
+            cascade::KillOutcome::Killed => ("killed", "cancelled the running statement".to_owned()),
+            cascade::KillOutcome::Nothing => ("nothing", "no statement was running".to_owned()),
+            cascade::KillOutcome::NotRunning {
+                connection,
+                statement,
+            } => (
+                "notRunning",
+                format!("statement {statement} is not running on connection {connection}: nothing was killed"),
+            ),
+        };
+        let obj: JsValue = js_sys::Object::new().into();
+        js_sys::Reflect::set(&obj, &"outcome".into(), &outcome.into())?;
+        js_sys::Reflect::set(&obj, &"message".into(), &message.into())?;
+        Ok(obj)
+    }
+
     /// `await conn.close()`: rolls back an open transaction and leaves the
     /// process list. Idempotent.
     pub fn close(&self) -> Promise {

@@ -318,6 +318,33 @@ async fn traces_have_every_level_and_valid_chrome_json() {
 }
 
 #[wasm_bindgen_test]
+async fn cancel_by_statement_id_never_kills_the_next_statement() {
+    let e = engine();
+    let c = connect(&e, "acme", "alice", "member");
+    assert!(c.running_statement_id().is_null(), "idle");
+    let done = num(&query(&c, "SELECT 1").await, "queryId");
+    let running = JsFuture::from(c.query(HEAVY.into(), js(r#"{ "timeoutMs": 20000 }"#)));
+    sleep_ms(50.0).await;
+    let id = c.running_statement_id();
+    assert!(id.as_f64().is_some_and(|id| id > done), "{id:?}");
+    // A Cancel meant for the statement that already ended.
+    let stale = c.cancel(done.into()).unwrap();
+    assert_eq!(string(&stale, "outcome"), "notRunning");
+    assert!(string(&stale, "message").contains(&format!("statement {done} ")));
+    assert!(c.cancel("seven".into()).is_err(), "a bad id throws");
+    let killed = c.cancel(id.clone()).unwrap();
+    assert_eq!(string(&killed, "outcome"), "killed");
+    let error = running.await.expect_err("the cancelled query rejects");
+    assert_eq!(num(&error, "code"), 1317.0);
+    assert_eq!(get(&error, "queryId").as_f64(), id.as_f64());
+    // Without an id, on an idle connection: nothing to cancel.
+    assert_eq!(
+        string(&c.cancel(JsValue::UNDEFINED).unwrap(), "outcome"),
+        "nothing"
+    );
+}
+
+#[wasm_bindgen_test]
 async fn sql_kill_show_processlist_and_tenant_isolation() {
     let e = engine();
     let alice = connect(&e, "acme", "alice", "member");
@@ -333,7 +360,8 @@ async fn sql_kill_show_processlist_and_tenant_isolation() {
         JsValue::UNDEFINED,
     ))
     .await;
-    assert_eq!(num(&refused, "code"), 1095.0);
+    // Another tenant's connection is invisible: 1094, as for an unknown id.
+    assert_eq!(num(&refused, "code"), 1094.0);
     let unknown = err(eve.query("KILL 99999".into(), JsValue::UNDEFINED)).await;
     assert_eq!(num(&unknown, "code"), 1094.0);
     let id = query(&alice, "SELECT CONNECTION_ID()").await;

@@ -25,6 +25,7 @@ mod hooks;
 mod reset;
 
 pub mod error;
+mod kill;
 
 pub use background::{Background, MaintenanceReport};
 pub use error::{ErrorKind, QueryError};
@@ -45,7 +46,9 @@ use crate::host::Host;
 use crate::level::Level;
 use crate::pipeline::memory::{record_budget_error, vec_bytes};
 use crate::pipeline::{drive, MemoryUse, OpCx, Resources, YieldPolicy};
-use crate::registry::{CancelManager, KillScope, ProcessInfo, ProcessList, Registration};
+use crate::registry::{
+    CancelManager, KillOutcome, KillScope, ProcessInfo, ProcessList, Registration,
+};
 use crate::sql::error::{ExecError, SqlError};
 use crate::sql::expr::EvalCx;
 use crate::sql::plan::{self, PlanCx};
@@ -163,6 +166,13 @@ struct EngineInner {
 }
 
 const QUERY_HISTORY: usize = 4096;
+
+impl EngineInner {
+    /// A live connection by id.
+    fn connection(&self, id: u64) -> Option<Arc<ConnInner>> {
+        lock(&self.connections).get(&id).and_then(Weak::upgrade)
+    }
+}
 
 /// One node's engine: catalog, process list, trace recorder, root context.
 /// Cheap to clone.
@@ -297,7 +307,7 @@ impl Engine {
             identity: Arc::new(identity),
             manager,
             registration: Mutex::new(Some(registration)),
-            session: Mutex::new(Some(Session {
+            session: Mutex::new(Slot::Idle(Session {
                 autocommit: true,
                 max_execution_time_ms: 0,
                 memory_budget: self.inner.config.memory_budget,
@@ -353,7 +363,7 @@ struct ConnInner {
     identity: Arc<Identity>,
     manager: Arc<CancelManager>,
     registration: Mutex<Option<Registration>>,
-    session: Mutex<Option<Session>>,
+    session: Mutex<Slot>,
     /// The session's variables as `@@name` reads them.
     vars: Mutex<Vec<(&'static str, Value)>>,
     closed: AtomicBool,
@@ -383,13 +393,52 @@ impl ConnInner {
         ];
     }
 
-    /// Rolls back the open transaction on a cleanup context if the session
-    /// is idle (a running statement does it itself when it ends).
+    /// Rolls back the open transaction of a killed connection on a cleanup
+    /// context if the session is idle (a running statement does it itself
+    /// when it ends). The slot says [`Slot::Reaping`] meanwhile, so that a
+    /// request arriving then gets the kill error, as it would after.
     fn reap(&self) {
-        let taken = lock(&self.session).take();
+        // Only a killed connection is reaped: `Slot::Reaping` answers the
+        // kill error, which needs a cancelled Routine.
+        if !self.manager.routine().is_cancelled() {
+            return;
+        }
+        let taken = {
+            let mut slot = lock(&self.session);
+            match std::mem::replace(&mut *slot, Slot::Reaping) {
+                Slot::Idle(s) => Some(s),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
         if let Some(mut s) = taken {
+            #[cfg(test)]
+            tests::in_reap();
             self.rollback_on_cleanup(&mut s);
-            *lock(&self.session) = Some(s);
+            *lock(&self.session) = Slot::Idle(s);
+        }
+    }
+
+    /// Takes the session for a request, or says why it cannot.
+    fn check_out(&self) -> Result<Session, QueryError> {
+        let mut slot = lock(&self.session);
+        match std::mem::replace(&mut *slot, Slot::Running) {
+            Slot::Idle(s) => Ok(s),
+            other => {
+                let err = match &other {
+                    Slot::Running => QueryError::new(
+                        2014,
+                        "HY000",
+                        "Commands out of sync; a statement is already running on this connection",
+                    ),
+                    Slot::Reaping => kill_error(self.manager.routine().cause()),
+                    Slot::Idle(_) | Slot::Closed => closed_error(),
+                };
+                *slot = other;
+                Err(err)
+            }
         }
     }
 
@@ -438,6 +487,27 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Where a connection's session state is. Only a request's [`Checkout`]
+/// moves it out of `Idle` to `Running` and back; the other states say why
+/// the session is not there, so that a request arriving meanwhile gets the
+/// answer it would get a moment later, never a spurious 2014:
+///
+/// * `Running`: a request of this connection runs (2014: the caller sent a
+///   second request before the first one's answer).
+/// * `Reaping`: `KILL CONNECTION` or shutdown is rolling the transaction of
+///   the idle, killed connection back (the kill error).
+/// * `Closed`: [`Connection::close`] took it for good (2006).
+enum Slot {
+    Idle(Session),
+    Running,
+    Reaping,
+    Closed,
+}
+
+fn closed_error() -> QueryError {
+    QueryError::new(2006, "HY000", "The connection is closed")
+}
+
 /// Takes the session out for one request and puts it back on drop, also
 /// when the request's future is dropped half-way.
 struct Checkout<'a> {
@@ -451,7 +521,7 @@ impl Drop for Checkout<'_> {
             if self.conn.manager.routine().is_cancelled() {
                 self.conn.rollback_on_cleanup(&mut s);
             }
-            *lock(&self.conn.session) = Some(s);
+            *lock(&self.conn.session) = Slot::Idle(s);
         }
     }
 }
@@ -505,21 +575,18 @@ impl Connection {
     ) -> Result<QueryResult, QueryError> {
         let c = &*self.inner;
         if c.closed.load(Ordering::Acquire) {
-            return Err(QueryError::new(2006, "HY000", "The connection is closed"));
+            return Err(closed_error());
         }
-        let Some(session) = lock(&c.session).take() else {
-            return Err(QueryError::new(
-                2014,
-                "HY000",
-                "Commands out of sync; a statement is already running on this connection",
-            ));
-        };
+        let session = c.check_out()?;
         let mut co = Checkout {
             conn: c,
             session: Some(session),
         };
         if c.manager.routine().is_cancelled() {
             return Err(kill_error(c.manager.routine().cause()));
+        }
+        if let Some(k) = kill::parse(sql).filter(|k| k.is_fast(c.id)) {
+            return kill::run_alone(c, k);
         }
         c.manager.set_phase(Some(Phase::Parsing));
         let stmts = crate::sql::parse(sql);
@@ -562,6 +629,45 @@ impl Connection {
         last.ok_or_else(|| QueryError::new(1065, "42000", "Query was empty"))
     }
 
+    /// `KILL QUERY` of this connection's own running statement, sent from
+    /// outside its request (a Cancel button), as its own user: with
+    /// `Some(id)`, only if the statement running is `id` (a result's
+    /// `query_id`, a process-list row's `statement_id`); a statement that is
+    /// no longer running is left alone and the outcome says so
+    /// ([`KillOutcome::NotRunning`]), so a late cancel never hits the next
+    /// statement. Does not wait for the statement to end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cascade::{Engine, EngineConfig, Identity, KillOutcome, StdHost};
+    /// let engine = Engine::new(EngineConfig::new(1, StdHost::shared()));
+    /// let conn = engine.connect(Identity::new("acme", "alice", "member")).unwrap();
+    /// let done = futures::executor::block_on(conn.execute("SELECT 1")).unwrap();
+    /// // That statement has ended: cancelling it is a no-op that says so.
+    /// assert_eq!(
+    ///     conn.cancel(Some(done.query_id)),
+    ///     KillOutcome::NotRunning { connection: conn.id(), statement: done.query_id }
+    /// );
+    /// assert_eq!(conn.running_statement(), None);
+    /// ```
+    pub fn cancel(&self, statement: Option<u64>) -> KillOutcome {
+        let c = &*self.inner;
+        c.manager.kill(
+            KillScope::Query { statement },
+            Reason::KillQuery {
+                by_connection: c.id,
+                by_user: c.identity.user.clone(),
+            },
+        )
+    }
+
+    /// The id of the statement running on this connection now, if any (the
+    /// id [`Connection::cancel`] takes).
+    pub fn running_statement(&self) -> Option<u64> {
+        self.inner.manager.running_statement()
+    }
+
     /// The client went away: cancels everything of the connection with
     /// cause `ClientDisconnected`. Call [`Connection::close`] after.
     pub fn disconnect(&self) {
@@ -583,7 +689,18 @@ impl Connection {
         // A statement still running: stop it and wait for the session.
         let mut waited = Duration::ZERO;
         loop {
-            let taken = lock(&c.session).take();
+            let taken = {
+                let mut slot = lock(&c.session);
+                match std::mem::replace(&mut *slot, Slot::Closed) {
+                    Slot::Idle(s) => Some(s),
+                    // Already closed (unreachable: `closed` guards it).
+                    Slot::Closed => break,
+                    other => {
+                        *slot = other;
+                        None
+                    }
+                }
+            };
             if let Some(mut s) = taken {
                 c.rollback_on_cleanup(&mut s);
                 break;
@@ -1062,16 +1179,11 @@ async fn dispatch(
                     return Err(QueryError::unsupported("KILL MUTATION"))
                 }
             };
-            e.processes.kill(&c.identity, c.id, *id, scope)?;
-            if scope == KillScope::Connection {
-                let target = lock(&e.connections).get(id).and_then(Weak::upgrade);
-                if let Some(t) = target {
-                    if t.id != c.id {
-                        t.reap();
-                    }
-                }
-            }
-            Ok(affected(stmt_id, 0))
+            let outcome = kill::apply(c, kill::Kill { target: *id, scope })?;
+            // A KILL of the caller's own connection or running statement
+            // ended this statement: it answers 1317, as in MySQL.
+            x.contexts.query.check()?;
+            Ok(kill::answer(stmt_id, outcome))
         }
         ast::Statement::ShowProcessList { .. } => {
             let rows = e
@@ -1091,6 +1203,8 @@ async fn dispatch(
                         Value::Text(p.tenant.into()),
                         Value::Text(p.role.into()),
                         Value::Int(p.rows_examined as i64),
+                        p.statement_id
+                            .map_or(Value::Null, |id| Value::Int(id as i64)),
                     ]
                 })
                 .collect();
@@ -1109,6 +1223,8 @@ async fn dispatch(
                     col("Tenant", DataType::Text),
                     col("Role", DataType::Text),
                     col("Rows_examined", DataType::Int),
+                    // The id `KILL QUERY <Id> '<Statement_id>'` takes.
+                    col("Statement_id", DataType::Int),
                 ],
                 rows,
                 rows_affected: 0,
@@ -1891,4 +2007,81 @@ impl Engine {
 /// that map their own shutdown signals.
 pub fn shutdown_cause(level: Level, context_id: u64) -> Cause {
     Cause::canceled(Reason::Shutdown, level, context_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::ManualHost;
+    use futures::executor::block_on;
+    use futures::FutureExt;
+    use std::cell::RefCell;
+
+    type Hook = Box<dyn FnOnce()>;
+
+    thread_local! {
+        /// Runs inside `ConnInner::reap`, while the session is being rolled
+        /// back: the window a concurrent request could land in.
+        static IN_REAP: RefCell<Option<Hook>> = RefCell::new(None);
+    }
+
+    pub(super) fn in_reap() {
+        if let Some(hook) = IN_REAP.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
+    }
+
+    fn engine() -> Engine {
+        Engine::new(EngineConfig::new(1, Arc::new(ManualHost::new())))
+    }
+
+    fn alice(e: &Engine) -> Connection {
+        e.connect(Identity::new("acme", "alice", "member")).unwrap()
+    }
+
+    /// Sends `SELECT 1` on `victim` from inside the reap window and returns
+    /// what it answered (every early answer is ready at the first poll).
+    fn probe_during_reap(victim: &Connection) -> std::rc::Rc<RefCell<Option<QueryError>>> {
+        let seen = std::rc::Rc::new(RefCell::new(None));
+        let (v, s) = (victim.clone(), seen.clone());
+        IN_REAP.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                let r = v.execute("SELECT 1").now_or_never();
+                *s.borrow_mut() = Some(match r {
+                    Some(Err(e)) => e,
+                    Some(Ok(_)) => {
+                        QueryError::new(0, "00000", "a killed connection ran a statement")
+                    }
+                    None => QueryError::new(0, "00000", "the statement did not answer at once"),
+                });
+            }));
+        });
+        seen
+    }
+
+    #[test]
+    fn a_request_during_the_rollback_of_kill_connection_gets_the_kill_error() {
+        let e = engine();
+        let victim = alice(&e);
+        let killer = alice(&e);
+        block_on(victim.execute("BEGIN")).unwrap();
+        let seen = probe_during_reap(&victim);
+        block_on(killer.execute(&format!("KILL CONNECTION {}", victim.id()))).unwrap();
+        let err = seen.borrow_mut().take().expect("the reap ran the probe");
+        assert_eq!(err.code, 1927, "{err}");
+        // And after the rollback: the same answer, never 2014.
+        let err = block_on(victim.execute("SELECT 1")).unwrap_err();
+        assert_eq!(err.code, 1927, "{err}");
+    }
+
+    #[test]
+    fn a_request_during_the_shutdown_rollback_gets_the_shutdown_error() {
+        let e = engine();
+        let victim = alice(&e);
+        block_on(victim.execute("BEGIN")).unwrap();
+        let seen = probe_during_reap(&victim);
+        e.shutdown();
+        let err = seen.borrow_mut().take().expect("the reap ran the probe");
+        assert_eq!(err.code, 1053, "{err}");
+    }
 }

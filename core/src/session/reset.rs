@@ -6,7 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{kill_error, Connection, QueryError};
+use super::{closed_error, kill_error, Connection, QueryError, Slot};
 use crate::sync::lock_std as lock;
 
 impl Connection {
@@ -32,24 +32,18 @@ impl Connection {
     pub fn reset(&self) -> Result<(), QueryError> {
         let c = &*self.inner;
         if c.closed.load(Ordering::Acquire) {
-            return Err(QueryError::new(2006, "HY000", "The connection is closed"));
+            return Err(closed_error());
         }
         if c.manager.routine().is_cancelled() {
             return Err(kill_error(c.manager.routine().cause()));
         }
-        let Some(mut s) = lock(&c.session).take() else {
-            return Err(QueryError::new(
-                2014,
-                "HY000",
-                "Commands out of sync; a statement is running on this connection",
-            ));
-        };
+        let mut s = c.check_out()?;
         c.rollback_for(&mut s, "COM_RESET_CONNECTION");
         s.autocommit = true;
         s.max_execution_time_ms = 0;
         s.memory_budget = c.engine.config.memory_budget;
         c.publish_vars(&s);
-        *lock(&c.session) = Some(s);
+        *lock(&c.session) = Slot::Idle(s);
         Ok(())
     }
 }
