@@ -6,7 +6,9 @@
 //!   timeout — so `opensrv`'s command loop ends where it waits for the next
 //!   command, after the reply to the current one has gone out. It also caps
 //!   the bytes a client may send before the server answers
-//!   (`max_packet_bytes`): a bigger command closes that connection only.
+//!   (`max_packet_bytes`): a bigger command closes that connection only,
+//!   at once when a packet header announces more than the limit (also
+//!   before login, instead of waiting for the handshake timeout).
 //! * [`WireWriter`] buffers replies until `opensrv` flushes them, and
 //!   rewrites error packets: `opensrv-mysql` 0.7 sends only the codes of its
 //!   own `ErrorKind` table (which stops at 1885, so 3024 statement timeout
@@ -136,16 +138,33 @@ pub const COM_RESET_CONNECTION: u8 = 0x1f;
 /// handshake and auth packets have higher ids, and so do the continuation
 /// packets of a long command, so a one-byte packet `0x1f` with id 0 is that
 /// command and nothing else.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Framing {
     header: [u8; 4],
     have: usize,
     remaining: usize,
     /// The payload starting now is a one-byte command.
     watch: bool,
+    /// The largest payload a packet header may declare; a bigger one marks
+    /// the stream `oversized` as soon as its header is read, so a client
+    /// that announces more than it may send is closed at once instead of
+    /// being waited for (before login, until the handshake timeout).
+    max_payload: usize,
+    oversized: bool,
 }
 
 impl Framing {
+    fn new(max_payload: usize) -> Self {
+        Framing {
+            header: [0; 4],
+            have: 0,
+            remaining: 0,
+            watch: false,
+            max_payload,
+            oversized: false,
+        }
+    }
+
     /// Feeds bytes read from the client; returns how many
     /// `COM_RESET_CONNECTION` commands they complete.
     fn feed(&mut self, mut bytes: &[u8]) -> usize {
@@ -161,6 +180,7 @@ impl Framing {
                     let [a, b, c, seq] = self.header;
                     self.remaining = usize::from(a) | usize::from(b) << 8 | usize::from(c) << 16;
                     self.watch = seq == 0 && self.remaining == 1;
+                    self.oversized |= self.remaining > self.max_payload;
                 }
             } else {
                 if std::mem::take(&mut self.watch) && first == COM_RESET_CONNECTION {
@@ -206,7 +226,10 @@ impl WireReader {
             // Room for the packet headers of a command split into 16 MiB
             // packets, and for a command pipelined behind it.
             max_unanswered: max_packet_bytes + max_packet_bytes / 4096 + 64 * 1024,
-            framing: Framing::default(),
+            // A packet carries at most 2^24 - 1 bytes; a longer command is
+            // split into full packets, each within this bound when
+            // max_packet_bytes allows 16 MiB commands.
+            framing: Framing::new(max_packet_bytes),
             on_reset: None,
         }
     }
@@ -241,6 +264,15 @@ impl AsyncRead for WireReader {
                         if let Some(f) = &this.on_reset {
                             f();
                         }
+                    }
+                    if this.framing.oversized {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "client announced a packet over max_packet_bytes ({})",
+                                this.framing.max_payload
+                            ),
+                        )));
                     }
                     buf.advance(n);
                     let total = this.shared.unanswered.fetch_add(n, Ordering::Relaxed) + n;
@@ -398,7 +430,7 @@ mod tests {
 
     #[test]
     fn framing_spots_com_reset_connection_only_as_a_command() {
-        let mut f = Framing::default();
+        let mut f = Framing::new(1 << 20);
         let reset = packet(0, &[COM_RESET_CONNECTION]);
         assert_eq!(f.feed(&reset), 1);
         // Split across reads, byte by byte.
@@ -417,6 +449,23 @@ mod tests {
         stream.extend(packet(0, b"\x03SELECT 1"));
         stream.extend(&reset);
         assert_eq!(f.feed(&stream), 1);
+        assert!(!f.oversized);
+    }
+
+    #[test]
+    fn framing_flags_a_header_that_announces_more_than_the_limit() {
+        // A handshake response announcing 16 MiB under a 1 MiB limit is
+        // flagged from its header alone (found as a 5 s wait for the
+        // handshake timeout in test_protocol's bad_sequence case).
+        let mut f = Framing::new(1 << 20);
+        assert_eq!(f.feed(&[0xff, 0xff, 0xff, 0x01]), 0);
+        assert!(f.oversized);
+        // At the limit is fine, split across reads too.
+        let mut f = Framing::new(1 << 20);
+        let n = 1usize << 20;
+        f.feed(&[n as u8, (n >> 8) as u8]);
+        f.feed(&[(n >> 16) as u8, 0]);
+        assert!(!f.oversized);
     }
 
     fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
@@ -457,9 +506,9 @@ mod tests {
         let (server, mut client) = pair().await;
         let shared = Arc::new(WireShared::default());
         let mut r = WireReader::new(server.clone(), shared.clone(), 1024);
-        client.write_all(b"hello").await.unwrap();
+        client.write_all(&packet(0, b"\x03hi")).await.unwrap();
         let mut buf = [0u8; 16];
-        assert_eq!(r.read(&mut buf).await.unwrap(), 5);
+        assert_eq!(r.read(&mut buf).await.unwrap(), 7);
         let closer = shared.clone();
         let reading = tokio::spawn(async move { r.read(&mut [0u8; 16]).await.unwrap() });
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -468,7 +517,10 @@ mod tests {
 
         let shared = Arc::new(WireShared::default());
         let mut r = WireReader::new(server, shared, 1024);
-        client.write_all(&vec![7u8; 200_000]).await.unwrap();
+        // Well-formed packets, each within the limit: the cap on what a
+        // client may send without a reply ends it.
+        let stream: Vec<u8> = (0..200).flat_map(|_| packet(0, &[7u8; 1000])).collect();
+        client.write_all(&stream).await.unwrap();
         let mut sink = vec![0u8; 300_000];
         let mut err = None;
         for _ in 0..1000 {
