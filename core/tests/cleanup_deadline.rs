@@ -4,10 +4,12 @@
 //! the connection freed with nothing leaked. The hooks also see the phase
 //! the process list shows meanwhile.
 
+mod common;
+
 use cascade::session::{TxnHooks, CLEANUP_TIMEOUT};
 use cascade::trace::SpanStatus;
 use cascade::{
-    CancelKind, Cancelled, Connection, Context, Engine, EngineConfig, Identity, Level, ManualHost,
+    CancelKind, Cancelled, Connection, Context, Engine, EngineConfig, Identity, ManualHost,
     ProcessList, QueryError, QueryResult, Reason,
 };
 use futures::executor::block_on;
@@ -100,16 +102,7 @@ fn a_slow_rollback_after_kill_hits_the_cleanup_deadline_and_still_frees_everythi
     // Its span, a child of the Txn span, ended with the cleanup deadline
     // and its cause.
     let trace = e.trace(q).unwrap();
-    let txn = trace
-        .spans
-        .iter()
-        .find(|s| s.level == Level::Txn && s.name == "txn")
-        .unwrap();
-    let rb = trace
-        .spans
-        .iter()
-        .find(|s| s.name == "rollback" && s.parent == Some(txn.id))
-        .expect("rollback span under the txn span");
+    let rb = common::rollback_span_under_txn(&trace);
     let SpanStatus::DeadlineExceeded { cause, .. } = &rb.status else {
         panic!("the rollback's deadline fired: {:?}", rb.status);
     };

@@ -59,16 +59,7 @@ fn kill_connection_mid_transaction_rolls_back_on_a_cleanup_context() {
     // The rollback span is a child of the transaction's span, ran on a
     // cleanup context, and finished Ok although the connection was killed.
     let trace = e.trace(q).unwrap();
-    let txn = trace
-        .spans
-        .iter()
-        .find(|s| s.level == Level::Txn && s.name == "txn")
-        .unwrap();
-    let rb = trace
-        .spans
-        .iter()
-        .find(|s| s.name == "rollback" && s.parent == Some(txn.id))
-        .expect("rollback span under the txn span");
+    let rb = common::rollback_span_under_txn(&trace);
     assert_eq!(rb.status, SpanStatus::Ok);
     assert_eq!(
         rb.attrs.get("on_cleanup_context"),

@@ -6,7 +6,7 @@
 mod common;
 use common::spans::Collect;
 
-use cascade::{Connection, Engine, EngineConfig, Identity, Level, ManualHost};
+use cascade::{Connection, Engine, EngineConfig, Identity, ManualHost};
 use futures::executor::block_on;
 use std::future::Future;
 use std::sync::Arc;
@@ -44,16 +44,7 @@ fn reset_rolls_back_on_a_cleanup_context_and_resets_variables() {
         // On a cleanup context whose span is a child of the Txn span, in
         // the recorder and in tracing.
         let trace = e.trace(q).unwrap();
-        let txn = trace
-            .spans
-            .iter()
-            .find(|s| s.level == Level::Txn && s.name == "txn")
-            .unwrap();
-        let rb = trace
-            .spans
-            .iter()
-            .find(|s| s.name == "rollback" && s.parent == Some(txn.id))
-            .expect("a rollback span under the txn span");
+        let rb = common::rollback_span_under_txn(&trace);
         assert_eq!(
             rb.attrs.get("reason"),
             Some(&cascade::trace::AttrValue::Str(

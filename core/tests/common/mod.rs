@@ -8,6 +8,21 @@ use cascade::{
 };
 use futures::executor::block_on;
 
+/// The `rollback` span whose parent is the transaction's span: rollback
+/// runs on a cleanup context, and its span stays a child of the Txn span.
+pub fn rollback_span_under_txn(trace: &cascade::Trace) -> &cascade::trace::SpanRecord {
+    let txn = trace
+        .spans
+        .iter()
+        .find(|s| s.level == cascade::Level::Txn && s.name == "txn")
+        .expect("a txn span");
+    trace
+        .spans
+        .iter()
+        .find(|s| s.name == "rollback" && s.parent == Some(txn.id))
+        .expect("a rollback span under the txn span")
+}
+
 pub fn engine() -> Engine {
     Engine::new(EngineConfig::new(1, StdHost::shared()))
 }
