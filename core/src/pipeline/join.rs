@@ -15,7 +15,9 @@ use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use super::buffer::Buffered;
-use super::memory::{hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse};
+use super::memory::{
+    buffered_batch_bytes, hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse,
+};
 use super::{Instrumented, OpCx, Operator, Step};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::sql::error::ExecError;
@@ -329,16 +331,9 @@ impl Operator for HashJoin {
             return match self.right.next(cx)? {
                 Step::Batch(b) => {
                     let keys = Self::eval_keys(&self.right_keys, &b, cx)?;
-                    let data = b.heap_bytes() as u64;
-                    let strings: u64 = b.columns.iter().map(|c| c.text_bytes() as u64).sum();
-                    // Key columns computed here (not one of the batch's).
-                    let own_keys: u64 = keys
-                        .iter()
-                        .filter(|k| !b.columns.iter().any(|c| Arc::ptr_eq(c, k)))
-                        .map(|k| k.heap_bytes() as u64)
-                        .sum();
-                    self.mem.grow(cx.resources, data + own_keys)?;
-                    self.buffered_bytes += data - strings;
+                    let (reserve, buffered) = buffered_batch_bytes(&b, &keys);
+                    self.mem.grow(cx.resources, reserve)?;
+                    self.buffered_bytes += buffered;
                     self.collect(&b, keys);
                     Ok(Step::Pending)
                 }

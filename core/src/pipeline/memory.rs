@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use crate::cause::{Cause, Reason};
 use crate::context::Context;
+use crate::data::{Batch, Column};
 use crate::level::Level;
 use crate::sql::error::ExecError;
 
@@ -249,6 +250,21 @@ pub fn hash_capacity_after(len: usize, capacity: usize, additional: usize) -> us
 /// Heap bytes of a vector of `T` with capacity `capacity`.
 pub fn vec_bytes<T>(capacity: usize) -> u64 {
     (capacity * std::mem::size_of::<T>()) as u64
+}
+
+/// What buffering `batch` with its sort or join `keys` costs: the bytes to
+/// reserve (the batch's columns, and the key columns computed for it that
+/// are not among them) and the bytes it adds to the operator's buffered
+/// size (the batch without its shared strings).
+pub fn buffered_batch_bytes(batch: &Batch, keys: &[Arc<Column>]) -> (u64, u64) {
+    let data = batch.heap_bytes() as u64;
+    let strings: u64 = batch.columns.iter().map(|c| c.text_bytes() as u64).sum();
+    let own_keys: u64 = keys
+        .iter()
+        .filter(|k| !batch.columns.iter().any(|c| Arc::ptr_eq(c, k)))
+        .map(|k| k.heap_bytes() as u64)
+        .sum();
+    (data + own_keys, data - strings)
 }
 
 #[cfg(test)]

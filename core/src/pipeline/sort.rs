@@ -20,7 +20,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::buffer::Buffered;
-use super::memory::{vec_bytes, MemoryUse};
+use super::memory::{buffered_batch_bytes, vec_bytes, MemoryUse};
 use super::{Instrumented, OpCx, Operator, Step};
 use crate::data::{Batch, Column, ColumnData};
 use crate::sql::error::ExecError;
@@ -361,16 +361,9 @@ impl Operator for Sort {
                         }
                     }
                     if self.limit.is_none() {
-                        let data = b.heap_bytes() as u64;
-                        let strings: u64 = b.columns.iter().map(|c| c.text_bytes() as u64).sum();
-                        // Key columns computed here (not one of the batch's).
-                        let own_keys: u64 = keys
-                            .iter()
-                            .filter(|k| !b.columns.iter().any(|c| Arc::ptr_eq(c, k)))
-                            .map(|k| k.heap_bytes() as u64)
-                            .sum();
-                        self.mem.grow(cx.resources, data + own_keys)?;
-                        self.buffered_bytes += data - strings;
+                        let (reserve, buffered) = buffered_batch_bytes(&b, &keys);
+                        self.mem.grow(cx.resources, reserve)?;
+                        self.buffered_bytes += buffered;
                         self.rows += b.len;
                         self.pending.push(b.columns, b.len);
                         self.pending_keys.push(keys, b.len);
