@@ -99,6 +99,15 @@ impl QueryError {
         )
     }
 
+    /// 1264: a value the column cannot hold (strict mode), at 1-based `row`.
+    pub fn out_of_range_for_column(column: &str, row: usize) -> Self {
+        QueryError::new(
+            1264,
+            "22003",
+            format!("Out of range value for column '{column}' at row {row}"),
+        )
+    }
+
     /// Unsupported feature (1235).
     pub fn unsupported(what: impl fmt::Display) -> Self {
         Self::new(

@@ -1438,14 +1438,9 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
     };
     if col.data_type() != def.ty && matches!(def.ty, DataType::Int | DataType::Float) {
         if let Some(i) = (0..col.len()).find(|&i| !fits(&col.value(i))) {
-            return Err(QueryError::new(
-                1264,
-                "22003",
-                format!(
-                    "Out of range value for column '{}' at row {}",
-                    def.name,
-                    row_base + i + 1
-                ),
+            return Err(QueryError::out_of_range_for_column(
+                &def.name,
+                row_base + i + 1,
             ));
         }
     }
@@ -1462,17 +1457,7 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
 /// ([`ColumnLimit`]): 1264 out of range, 1406 too long, as MySQL's strict
 /// mode.
 fn apply_limit(col: Column, def: &ColumnDef, row_base: usize) -> Result<Column, QueryError> {
-    let out_of_range = |i: usize| {
-        QueryError::new(
-            1264,
-            "22003",
-            format!(
-                "Out of range value for column '{}' at row {}",
-                def.name,
-                row_base + i + 1
-            ),
-        )
-    };
+    let out_of_range = |i: usize| QueryError::out_of_range_for_column(&def.name, row_base + i + 1);
     let too_long = |i: usize| {
         QueryError::new(
             1406,
