@@ -4,23 +4,7 @@
 // the statement's phase shows in the process list and the progress line.
 // Faults are injected through the page's documented debug hook
 // (cascadePlayground.debug.crashEngine), which traps the module for real.
-import { test as base, expect } from "@playwright/test";
-
-/** CPU-bound for minutes unless stopped. */
-const HEAVY = "SELECT count(*), sum(n % 7) FROM generate_series(1, 100000000000) AS g(n)";
-
-// Every test fails on a console error or an uncaught exception in the page.
-const test = base.extend({
-  page: async ({ page }, use) => {
-    const errors = [];
-    page.on("console", (m) => {
-      if (m.type() === "error") errors.push(m.text());
-    });
-    page.on("pageerror", (e) => errors.push(String(e)));
-    await use(page);
-    expect(errors, "console errors").toEqual([]);
-  },
-});
+import { HEAVY, expect, test } from "./fixtures.mjs";
 
 async function openPlayground(page) {
   await page.goto("/");

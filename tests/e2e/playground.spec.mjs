@@ -1,23 +1,7 @@
 // End-to-end: the playground page in Debian's Chromium, driven as a person
 // would (roles and accessible names), engine in its Web Worker.
-import { test as base, expect } from "@playwright/test";
+import { HEAVY, expect, test } from "./fixtures.mjs";
 import { readFile } from "node:fs/promises";
-
-/** CPU-bound for minutes unless stopped. */
-const HEAVY = "SELECT count(*), sum(n % 7) FROM generate_series(1, 100000000000) AS g(n)";
-
-// Every test fails on a console error or an uncaught exception in the page.
-const test = base.extend({
-  page: async ({ page }, use) => {
-    const errors = [];
-    page.on("console", (m) => {
-      if (m.type() === "error") errors.push(m.text());
-    });
-    page.on("pageerror", (e) => errors.push(String(e)));
-    await use(page);
-    expect(errors, "console errors").toEqual([]);
-  },
-});
 
 async function openPlayground(page, hash = "") {
   await page.goto(`/${hash}`);
