@@ -11,11 +11,11 @@ use sqlparser::ast;
 use std::sync::Arc;
 
 use super::error::SqlError;
-use super::expr::{BinOp, EvalCx, Expr, Func};
 use super::shape;
 use crate::context::Context;
 use crate::data::{Batch, DataType, Value};
 use crate::error::ContextError;
+use crate::expr::{BinOp, EvalCx, Expr, Func};
 use crate::level::Level;
 use crate::pipeline::aggregate::{AggFunc, AggSpec, HashAggregate};
 use crate::pipeline::basic::{Filter, Limit, Project, UnionAll};
@@ -1173,7 +1173,7 @@ fn const_int(c: &Compiler<'_>, e: &ast::Expr, what: &'static str) -> Result<i64,
     let v = const_eval(&c.compile(e, &Scope::default(), what)?)?;
     match v {
         Value::Int(i) => Ok(i),
-        Value::Float(f) if f.fract() == 0.0 => match super::expr::f64_to_bigint(f) {
+        Value::Float(f) if f.fract() == 0.0 => match crate::expr::f64_to_bigint(f) {
             Some(i) => Ok(i),
             // `LIMIT 18446744073709551615` (MySQL's "all rows") means the
             // same as 2^63-1 rows: no table has more.
