@@ -171,6 +171,10 @@ impl From<crate::expr::ExecError> for QueryError {
         match e {
             crate::expr::ExecError::Cancelled(c) => QueryError::cancelled(c.0),
             crate::expr::ExecError::Storage(s) => s.into(),
+            crate::expr::ExecError::Assign(a) => {
+                let (code, state) = a.codes();
+                QueryError::new(code, state, a.to_string())
+            }
             crate::expr::ExecError::DivisionByZero => QueryError::new(1365, "22012", e.to_string()),
             crate::expr::ExecError::OutOfRange { .. } => {
                 QueryError::new(1690, "22003", e.to_string())

@@ -72,6 +72,9 @@ pub enum SqlError {
     /// A numeric literal beyond DOUBLE's range (`1e309`).
     #[error("Illegal double '{0}' value found during parsing")]
     IllegalDouble(String),
+    /// `DELETE u FROM t`: the table to delete from is not in FROM.
+    #[error("Unknown table '{0}' in MULTI DELETE")]
+    UnknownTableInDelete(String),
     /// `AS t(a, b)` naming another number of columns than the source has.
     #[error("In definition of view, derived table or common table expression, SELECT list and column names list have different column counts")]
     DerivedColumnCount,
@@ -99,6 +102,7 @@ impl SqlError {
             SqlError::KeyColumn(_) => (1072, "42000"),
             SqlError::InvalidDefault(_) => (1067, "42000"),
             SqlError::DerivedColumnCount => (1353, "HY000"),
+            SqlError::UnknownTableInDelete(_) => (1109, "42S02"),
             SqlError::UnknownVariable(_) => (1193, "HY000"),
             // MySQL's "thread stack overrun": what it answers when a
             // statement needs more stack than its thread has.
