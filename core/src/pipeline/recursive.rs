@@ -159,17 +159,18 @@ pub struct RecursiveUnion {
 }
 
 impl RecursiveUnion {
-    /// Runs `anchor`, then terms built by `build` (in pipeline `ctx`) over
-    /// `work` until one yields no row.
+    /// Runs `anchor`, then `term` over `work`, then terms built by `build`
+    /// (in pipeline `ctx`) until one yields no row. `term` is the first
+    /// iteration's (shown by EXPLAIN before anything runs).
     pub fn new(
         spec: RecursionSpec,
         anchor: Instrumented,
-        mut build: TermBuilder,
+        term: Instrumented,
+        build: TermBuilder,
         work: Arc<WorkTable>,
         ctx: Context,
-    ) -> Result<Self, ExecError> {
-        let term = build(&ctx)?;
-        Ok(RecursiveUnion {
+    ) -> Self {
+        RecursiveUnion {
             seen: spec.distinct.then(RowCounts::default),
             spec,
             anchor,
@@ -184,7 +185,7 @@ impl RecursiveUnion {
             work_mem: MemoryUse::default(),
             out: VecDeque::new(),
             out_mem: MemoryUse::default(),
-        })
+        }
     }
 
     /// Iterations started so far.
