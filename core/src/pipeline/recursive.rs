@@ -34,11 +34,19 @@ use std::sync::Arc;
 use super::basic::conform;
 use super::memory::{buffered_batch_bytes, MemoryUse};
 use super::setop::RowCounts;
-use super::{Instrumented, OpCx, Operator, Step};
+use super::{Instrumented, OpCx, Operator, Resources, Step, BATCH_ROWS};
 use crate::context::Context;
 use crate::data::{Batch, DataType};
 use crate::expr::ExecError;
 use crate::sync::{lock, Mutex};
+
+/// What a kept batch costs beyond its columns' heap: the batch, its column
+/// list and each column's shared allocation (a recursion of one row per
+/// iteration keeps many small batches).
+fn batch_bytes(b: &Batch) -> u64 {
+    let (data, _) = buffered_batch_bytes(b, &[]);
+    data + 64 + 96 * b.columns.len() as u64
+}
 
 /// Builds one instance of the recursive part's operators, in the given
 /// pipeline context, reading the working table through a [`WorkTableScan`].
@@ -86,11 +94,14 @@ impl WorkTableScan {
 }
 
 impl Operator for WorkTableScan {
-    fn next(&mut self, _cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+    fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
         let rows = self.rows.get_or_insert_with(|| self.table.get());
         match rows.get(self.pos) {
             Some(b) => {
                 self.pos += 1;
+                // Rows examined, as a table scan counts them.
+                cx.progress
+                    .fetch_add(b.len as u64, std::sync::atomic::Ordering::Relaxed);
                 Ok(Step::Batch(b.clone()))
             }
             None => Ok(Step::Done),
@@ -219,17 +230,35 @@ impl RecursiveUnion {
         if b.len == 0 {
             return Ok(None);
         }
-        let (bytes, _) = buffered_batch_bytes(&b, &[]);
+        self.next_mem.grow(cx.resources, batch_bytes(&b))?;
+        self.next_rows.push(b.clone());
         if self.spec.materialize {
-            self.out_mem.grow(cx.resources, bytes)?;
-            self.out.push_back(b.clone());
-            self.next_rows.push(b);
+            self.buffer(b, cx.resources)?;
             Ok(None)
         } else {
-            self.next_mem.grow(cx.resources, bytes)?;
-            self.next_rows.push(b.clone());
             Ok(Some(b))
         }
+    }
+
+    /// Adds `b` to the buffered result: to the last batch while it has
+    /// room (a recursion of one row per iteration would otherwise keep a
+    /// batch, and its allocations, per row).
+    fn buffer(&mut self, b: Batch, res: &Arc<Resources>) -> Result<(), ExecError> {
+        if let Some(last) = self.out.back_mut() {
+            if last.len + b.len <= BATCH_ROWS {
+                let before = last.heap_bytes() as u64;
+                for (c, o) in last.columns.iter_mut().zip(&b.columns) {
+                    Arc::make_mut(c).append(o);
+                }
+                last.len += b.len;
+                // Grown by less than a batch: accounted after the fact.
+                let after = last.heap_bytes() as u64;
+                return self.out_mem.grow(res, after.saturating_sub(before));
+            }
+        }
+        self.out_mem.grow(res, batch_bytes(&b))?;
+        self.out.push_back(b);
+        Ok(())
     }
 
     /// Starts the next iteration over the rows of the last one, or ends.
@@ -283,8 +312,7 @@ impl Operator for RecursiveUnion {
             Phase::Emit => {
                 return Ok(match self.out.pop_front() {
                     Some(b) => {
-                        let (bytes, _) = buffered_batch_bytes(&b, &[]);
-                        self.out_mem.shrink(bytes);
+                        self.out_mem.shrink(batch_bytes(&b));
                         Step::Batch(b)
                     }
                     None => {
