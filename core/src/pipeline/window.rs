@@ -46,8 +46,7 @@ use super::memory::{buffered_batch_bytes, vec_bytes, MemoryUse};
 use super::sort::{cmp_in_col, cmp_rows, MergeSort, SortKey};
 use super::{Instrumented, OpCx, Operator, Step};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
-use crate::sql::error::ExecError;
-use crate::sql::expr::Expr;
+use crate::expr::{ExecError, Expr};
 
 /// Sorted rows looked at per step by the bounds pass.
 const STEP_ROWS: usize = 2048;
@@ -330,6 +329,20 @@ impl Window {
             mem: MemoryUse::default(),
             buffered_bytes: 0,
             text,
+        }
+    }
+
+    /// The phase's name (for tests that stop it in each phase).
+    #[cfg(test)]
+    fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Collect => "collect",
+            Phase::Concat => "concat",
+            Phase::Sorting(_) => "sort",
+            Phase::Bounds(..) => "bounds",
+            Phase::Compute { .. } => "compute",
+            Phase::Emit { .. } => "emit",
+            Phase::Done => "done",
         }
     }
 
@@ -982,9 +995,9 @@ impl Operator for Window {
 mod tests {
     use super::*;
     use crate::context::Context;
+    use crate::expr::EvalCx;
     use crate::host::ManualHost;
     use crate::pipeline::Resources;
-    use crate::sql::expr::EvalCx;
     use std::sync::atomic::AtomicU64;
 
     /// Emits the given batches, one per step.
@@ -1658,5 +1671,100 @@ mod tests {
         assert!(calls >= 2 * n / 100, "{calls} calls");
         let total = (n * (n - 1) / 2) as i64;
         assert_eq!(run.out, Column::ints(vec![total; n]));
+    }
+
+    #[test]
+    fn a_kill_is_seen_in_every_phase_and_frees_everything() {
+        use crate::cause::{Cause, Reason};
+        use crate::level::Level;
+        let n = 40_000i64;
+        let data: Vec<Vec<Value>> = (0..n)
+            .map(|i| vec![Value::Int(i % 7), Value::Int((i * 7919) % 1000)])
+            .collect();
+        let input = || batches(&[DataType::Int, DataType::Int], &data, 4096);
+        let calls = || {
+            vec![call(
+                WindowFunc::Agg(AggFunc::Max),
+                vec![Expr::Column(1)],
+                Frame {
+                    units: FrameUnits::Range,
+                    start: FrameBound::Preceding(Value::Int(10)),
+                    end: FrameBound::Following(Value::Int(10)),
+                },
+                DataType::Int,
+            )]
+        };
+        // A dry run: the first step of each phase.
+        let c = ctx();
+        let src = Instrumented::new(Box::new(Source(input().into_iter())), c.clone());
+        let mut w = Window::new(
+            src,
+            vec![Expr::Column(0)],
+            vec![asc(1)],
+            calls(),
+            "t".into(),
+        );
+        let res = Resources::new(1 << 30, Arc::new(AtomicU64::new(0)));
+        let progress = AtomicU64::new(0);
+        let mut eval = EvalCx::default();
+        let mut cx = OpCx {
+            eval: &mut eval,
+            resources: &res,
+            progress: &progress,
+        };
+        let mut first: Vec<(&'static str, usize)> = Vec::new();
+        let mut steps = 0;
+        loop {
+            let name = w.phase_name();
+            if first.last().is_none_or(|(p, _)| *p != name) {
+                first.push((name, steps));
+            }
+            steps += 1;
+            if matches!(w.next(&mut cx), Ok(Step::Done)) {
+                break;
+            }
+        }
+        let names: Vec<&str> = first.iter().map(|(p, _)| *p).collect();
+        assert_eq!(
+            names,
+            ["collect", "concat", "sort", "bounds", "compute", "emit"]
+        );
+        drop(w);
+        // Killed one step into each phase: the next step is the kill's
+        // error, and everything reserved is given back.
+        for (phase, at) in &first {
+            let c = ctx();
+            let src = Instrumented::new(Box::new(Source(input().into_iter())), c.clone());
+            let w = Window::new(
+                src,
+                vec![Expr::Column(0)],
+                vec![asc(1)],
+                calls(),
+                "t".into(),
+            );
+            let mut op = Instrumented::new(Box::new(w), c.clone());
+            let res = Resources::new(1 << 30, Arc::new(AtomicU64::new(0)));
+            let mut eval = EvalCx::default();
+            let mut cx = OpCx {
+                eval: &mut eval,
+                resources: &res,
+                progress: &progress,
+            };
+            for _ in 0..=*at {
+                assert!(op.next(&mut cx).is_ok(), "{phase}");
+            }
+            c.cancel_with(Cause::canceled(
+                Reason::KillQuery {
+                    by_connection: 2,
+                    by_user: "root".into(),
+                },
+                Level::Query,
+                c.id(),
+            ));
+            let err = op.next(&mut cx).expect_err("killed");
+            assert!(err.is_cancelled(), "{phase}: {err}");
+            drop(op);
+            assert_eq!(res.used(), 0, "{phase}: memory given back");
+        }
     }
 }

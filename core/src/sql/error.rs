@@ -75,6 +75,9 @@ pub enum SqlError {
     /// `AS t(a, b)` naming another number of columns than the source has.
     #[error("In definition of view, derived table or common table expression, SELECT list and column names list have different column counts")]
     DerivedColumnCount,
+    /// A window function error (3579–3595, 1210).
+    #[error("{0}")]
+    Window(#[from] super::plan::WindowError),
 }
 
 impl SqlError {
@@ -104,6 +107,7 @@ impl SqlError {
             // statement needs more stack than its thread has.
             SqlError::TooDeep(_) => (1436, "HY000"),
             SqlError::TooManyTables(_) => (1116, "HY000"),
+            SqlError::Window(w) => w.codes(),
         }
     }
 }

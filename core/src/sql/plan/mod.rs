@@ -15,6 +15,7 @@
 //! - [`query`]: a whole query: set operations, ORDER BY, LIMIT;
 //! - [`select`]: one SELECT: FROM and joins, WHERE, GROUP BY, HAVING, the
 //!   select list;
+//! - [`window`]: window functions of a SELECT;
 //! - [`lower`]: a [`Plan`] to operators with their contexts.
 
 mod compile;
@@ -23,6 +24,7 @@ mod query;
 mod scope;
 mod select;
 mod types;
+mod window;
 
 use scope::ScopeCol;
 
@@ -30,6 +32,7 @@ pub use compile::{compile_const, compile_over_table, Compiler};
 pub use query::plan_query;
 pub use scope::Scope;
 pub use types::{column_limit, object_name, sql_type, MAX_JOIN_TABLES};
+pub use window::WindowError;
 
 use std::sync::Arc;
 
@@ -38,6 +41,7 @@ use crate::expr::Expr;
 use crate::pipeline::aggregate::AggSpec;
 use crate::pipeline::join::JoinKind;
 use crate::pipeline::sort::SortKey;
+use crate::pipeline::window::WindowCall;
 use crate::sql::error::SqlError;
 use crate::storage::{Catalog, Table, TableData, WriteSet};
 
@@ -137,6 +141,20 @@ pub enum Plan {
         kind: JoinKind,
         /// Right column types.
         right_types: Vec<DataType>,
+        /// EXPLAIN text.
+        text: String,
+    },
+    /// Window functions over one window: the input's columns, then one
+    /// column per call.
+    Window {
+        /// Input.
+        input: Box<Plan>,
+        /// PARTITION BY.
+        partition: Vec<Expr>,
+        /// ORDER BY.
+        order: Vec<SortKey>,
+        /// The calls.
+        calls: Vec<WindowCall>,
         /// EXPLAIN text.
         text: String,
     },

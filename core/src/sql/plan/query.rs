@@ -25,6 +25,7 @@ pub fn plan_query(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError> 
     let compiler = Compiler {
         connection_id: cx.connection_id,
         cx: Some(cx),
+        windows: None,
     };
     let (limit, offset) = match &q.limit_clause {
         None => (None, 0),
