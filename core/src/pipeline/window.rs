@@ -65,6 +65,12 @@ pub enum WindowFunc {
     Rank,
     /// `DENSE_RANK()`: 1 + the peer groups before the current row's.
     DenseRank,
+    /// `PERCENT_RANK()`: `(rank - 1) / (rows - 1)`, 0 in a partition of
+    /// one row.
+    PercentRank,
+    /// `CUME_DIST()`: the share of the partition's rows up to the current
+    /// row's last peer.
+    CumeDist,
     /// `NTILE(n)`, `n` ≥ 1: the bucket (1..=n) of the row.
     Ntile(u64),
     /// `LAG(x, offset [, default])`: `x` of the row `offset` rows before,
@@ -76,6 +82,9 @@ pub enum WindowFunc {
     FirstValue,
     /// `LAST_VALUE(x)`: `x` at the frame's last row (NULL when empty).
     LastValue,
+    /// `NTH_VALUE(x, n)`, `n` ≥ 1: `x` at the frame's `n`th row (NULL when
+    /// the frame is shorter).
+    NthValue(u64),
     /// An aggregate over the frame (argument 0; none for `count(*)`).
     Agg(AggFunc),
 }
@@ -85,7 +94,10 @@ impl WindowFunc {
     pub fn uses_frame(&self) -> bool {
         matches!(
             self,
-            WindowFunc::FirstValue | WindowFunc::LastValue | WindowFunc::Agg(_)
+            WindowFunc::FirstValue
+                | WindowFunc::LastValue
+                | WindowFunc::NthValue(_)
+                | WindowFunc::Agg(_)
         )
     }
 }
@@ -713,6 +725,12 @@ fn compute(
             WindowFunc::RowNumber => Value::Int((p - pl.ps + 1) as i64),
             WindowFunc::Rank => Value::Int((pl.gs - pl.ps + 1) as i64),
             WindowFunc::DenseRank => Value::Int(pl.dense as i64 + 1),
+            WindowFunc::PercentRank => Value::Float(if pl.pe - pl.ps > 1 {
+                (pl.gs - pl.ps) as f64 / (pl.pe - pl.ps - 1) as f64
+            } else {
+                0.0
+            }),
+            WindowFunc::CumeDist => Value::Float((pl.ge - pl.ps) as f64 / (pl.pe - pl.ps) as f64),
             WindowFunc::Ntile(n) => Value::Int(ntile(p - pl.ps, pl.pe - pl.ps, *n)),
             WindowFunc::Lag(k) | WindowFunc::Lead(k) => {
                 let k = usize::try_from(*k).unwrap_or(usize::MAX);
@@ -726,7 +744,10 @@ fn compute(
                     None => Value::Null,
                 }
             }
-            WindowFunc::FirstValue | WindowFunc::LastValue | WindowFunc::Agg(_) => {
+            WindowFunc::FirstValue
+            | WindowFunc::LastValue
+            | WindowFunc::NthValue(_)
+            | WindowFunc::Agg(_) => {
                 let Some((start, end)) = run.frame(s, &call.frame, p, &pl, budget) else {
                     break;
                 };
@@ -781,6 +802,16 @@ fn frame_value(
                 Some(a) if end > start => arg_value(s, a, end - 1),
                 _ => Value::Null,
             }))
+        }
+        WindowFunc::NthValue(n) => {
+            let at = usize::try_from(n - 1)
+                .ok()
+                .and_then(|k| start.checked_add(k))
+                .filter(|&q| q < end);
+            return Ok(Some(match (arg, at) {
+                (Some(a), Some(q)) => arg_value(s, a, q),
+                _ => Value::Null,
+            }));
         }
         _ => {}
     }
@@ -1484,6 +1515,7 @@ mod tests {
             (WindowFunc::Agg(AggFunc::Max), DataType::Int),
             (WindowFunc::FirstValue, DataType::Int),
             (WindowFunc::LastValue, DataType::Int),
+            (WindowFunc::NthValue(3), DataType::Int),
         ];
         for desc in [false, true] {
             let mut calls = Vec::new();
@@ -1523,6 +1555,7 @@ mod tests {
                         vals.iter().max().map(|&x| Value::Int(x)),
                         fr.first().map(|&q| out[q][2].clone()),
                         fr.last().map(|&q| out[q][2].clone()),
+                        fr.get(2).map(|&q| out[q][2].clone()),
                     ];
                     for e in expect {
                         let e = e.unwrap_or(Value::Null);

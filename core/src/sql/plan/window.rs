@@ -359,6 +359,22 @@ impl WindowCalls {
                         _ => WindowFunc::DenseRank,
                     }
                 }
+                "percent_rank" | "cume_dist" => {
+                    arity(0, 0)?;
+                    if name == "percent_rank" {
+                        WindowFunc::PercentRank
+                    } else {
+                        WindowFunc::CumeDist
+                    }
+                }
+                "nth_value" => {
+                    arity(2, 2)?;
+                    compiled.push(compile(args[0], "field list")?);
+                    match constant_arg(args[1], &name, compile)? {
+                        Some(n) if n >= 1 => WindowFunc::NthValue(n as u64),
+                        _ => return Err(WindowError::WrongArguments(name).into()),
+                    }
+                }
                 "ntile" => {
                     arity(1, 1)?;
                     let n = constant_arg(args[0], &name, compile)?;
@@ -612,11 +628,7 @@ impl CompiledWindows {
     /// Groups the calls into Window operators over rows of `types` (the
     /// columns before the windows, named `names` for EXPLAIN).
     /// Checks what needs the types (RANGE offsets need a numeric key).
-    pub fn plan(
-        self,
-        types: &[DataType],
-        names: &[String],
-    ) -> Result<PlannedWindows, SqlError> {
+    pub fn plan(self, types: &[DataType], names: &[String]) -> Result<PlannedWindows, SqlError> {
         let mut nodes: Vec<WindowNode> = Vec::new();
         let mut slot_of: Vec<(usize, usize)> = Vec::with_capacity(self.calls.len());
         for p in self.calls {
@@ -640,10 +652,11 @@ impl CompiledWindows {
                 | WindowFunc::Rank
                 | WindowFunc::DenseRank
                 | WindowFunc::Ntile(_) => DataType::Int,
+                WindowFunc::PercentRank | WindowFunc::CumeDist => DataType::Float,
                 WindowFunc::Lag(_) | WindowFunc::Lead(_) => {
                     arg_types.get(1).map_or(arg, |d| arg.unify(*d))
                 }
-                WindowFunc::FirstValue | WindowFunc::LastValue => arg,
+                WindowFunc::FirstValue | WindowFunc::LastValue | WindowFunc::NthValue(_) => arg,
                 WindowFunc::Agg(AggFunc::Count | AggFunc::CountStar) => DataType::Int,
                 WindowFunc::Agg(AggFunc::Avg) => DataType::Float,
                 WindowFunc::Agg(AggFunc::Sum) => match arg {
