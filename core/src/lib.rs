@@ -58,6 +58,7 @@ pub mod data;
 pub mod error;
 pub mod format;
 pub mod host;
+pub mod index;
 pub mod level;
 pub mod phase;
 pub mod pipeline;

@@ -23,6 +23,8 @@ mod background;
 mod exec_ctx;
 mod hooks;
 mod reset;
+mod schema_stmt;
+mod upsert;
 
 pub mod error;
 mod kill;
@@ -53,7 +55,7 @@ use crate::sql::error::{ExecError, SqlError};
 use crate::sql::expr::EvalCx;
 use crate::sql::plan::{self, PlanCx};
 use crate::storage::{
-    Catalog, ColumnDef, ColumnLimit, Schema, Snapshot, StorageError, TableData, WriteSet,
+    Catalog, ColumnDef, ColumnLimit, RowWriter, Snapshot, StorageError, TableData, WriteSet,
 };
 use crate::sync::lock_std as lock;
 use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
@@ -1121,15 +1123,59 @@ async fn dispatch(
             Ok(affected(stmt_id, n))
         }
         ast::Statement::CreateTable(ct) => {
-            let schema = crate::sql::ddl::table_schema(ct, c.id)?;
+            let (schema, indexes) = crate::sql::ddl::table_schema(ct, c.id)?;
             let name = plan::object_name(&ct.name);
-            let created = e.catalog.create_table(&name, schema, ct.if_not_exists)?;
+            let created = e
+                .catalog
+                .create_table(&name, schema, indexes, ct.if_not_exists)?;
             let mut r = affected(stmt_id, 0);
             if !created {
                 r.warnings = 1;
             }
             Ok(r)
         }
+        // Indexes and table descriptions (session/schema_stmt.rs).
+        ast::Statement::CreateIndex(ci) => {
+            schema_stmt::create_index(&e.catalog, ci)?;
+            Ok(affected(stmt_id, 0))
+        }
+        ast::Statement::Drop {
+            object_type: ast::ObjectType::Index,
+            names,
+            table,
+            ..
+        } => {
+            let Some(table) = table else {
+                return Err(QueryError::unsupported("DROP INDEX without ON <table>"));
+            };
+            for n in names {
+                schema_stmt::drop_index(
+                    &e.catalog,
+                    &plan::object_name(n),
+                    &plan::object_name(table),
+                )?;
+            }
+            Ok(affected(stmt_id, 0))
+        }
+        ast::Statement::AlterTable(at) => {
+            schema_stmt::alter_table(&e.catalog, &at.name, &at.operations)?;
+            Ok(affected(stmt_id, 0))
+        }
+        ast::Statement::ExplainTable { table_name, .. } => {
+            schema_stmt::describe(&e.catalog, &plan::object_name(table_name), stmt_id)
+        }
+        ast::Statement::ShowColumns {
+            extended,
+            full,
+            show_options,
+        } => {
+            let table = schema_stmt::show_columns_table(*full, *extended, show_options)?;
+            schema_stmt::describe(&e.catalog, &table, stmt_id)
+        }
+        ast::Statement::ShowCreate {
+            obj_type: ast::ShowCreateObject::Table,
+            obj_name,
+        } => schema_stmt::show_create(&e.catalog, &plan::object_name(obj_name), stmt_id),
         ast::Statement::Drop {
             object_type,
             if_exists,
@@ -1528,10 +1574,13 @@ async fn exec_insert(
         ast::TableObject::TableName(n) => plan::object_name(n),
         _ => return Err(QueryError::unsupported("INSERT INTO TABLE FUNCTION")),
     };
-    if ins.on.is_some() || ins.returning.is_some() {
-        return Err(QueryError::unsupported(
-            "INSERT … ON DUPLICATE KEY / RETURNING",
-        ));
+    let on_dup = match &ins.on {
+        None => None,
+        Some(ast::OnInsert::DuplicateKeyUpdate(a)) => Some(a),
+        Some(_) => return Err(QueryError::unsupported("INSERT … ON CONFLICT")),
+    };
+    if ins.returning.is_some() {
+        return Err(QueryError::unsupported("INSERT … RETURNING"));
     }
     // MySQL's INSERT IGNORE also stores clamped values in place of the
     // errors it ignores: cascade never does that.
@@ -1584,9 +1633,16 @@ async fn exec_insert(
     let PlanOutput {
         batches, mut mem, ..
     } = run_plan(c, x, planned.plan, progress, true).await?;
+    let on_dup = match on_dup {
+        Some(a) => Some(upsert::OnDuplicate::compile(a, &table, c.id)?),
+        None => None,
+    };
+    // REPLACE and ON DUPLICATE KEY UPDATE write row by row through the
+    // unique indexes; a plain INSERT appends each batch.
+    let mut writer = (ins.replace_into || on_dup.is_some()).then(|| RowWriter::new(&data, &schema));
     let mut new_data: TableData = (*data).clone();
     let mut total = 0usize;
-    let mut deleted = 0u64;
+    let mut keyed = 0u64;
     for b in batches {
         x.contexts.query.check()?;
         // Staging a batch copies it twice at most (converted, then into the
@@ -1617,14 +1673,15 @@ async fn exec_insert(
             cols.push(Arc::new(col));
         }
         let rows = Batch::new(cols, b.len);
-        if ins.replace_into {
-            // REPLACE: each row first deletes the rows it conflicts with
-            // on a unique key.
-            let (d, n) = new_data.replaced(&rows, &schema);
-            new_data = d;
-            deleted += n;
-        } else {
-            new_data = new_data.appended(&rows);
+        match &mut writer {
+            Some(w) => {
+                keyed += upsert::write_rows(w, &rows, &table, on_dup.as_ref(), &mut x.state.eval)?
+            }
+            None => {
+                new_data
+                    .push_rows(&rows)
+                    .map_err(|d| QueryError::from(d.into_error(&name)))?;
+            }
         }
         total += b.len;
         // The converted copy and the source batch are gone; the staged
@@ -1632,10 +1689,15 @@ async fn exec_insert(
         mem.shrink(2 * bytes);
     }
     x.contexts.query.check()?;
-    check_keys(&schema, &new_data)?;
+    let affected = match writer {
+        Some(w) => {
+            new_data = w.finish();
+            keyed
+        }
+        None => total as u64,
+    };
     t.writes.insert(name, (table, Arc::new(new_data)));
-    // MySQL counts a REPLACE's deleted rows as affected too.
-    Ok(total as u64 + deleted)
+    Ok(affected)
 }
 
 async fn exec_update(
@@ -1753,30 +1815,12 @@ async fn exec_update(
         host.yield_now().await;
     }
     x.contexts.query.check()?;
-    let new_data = TableData { chunks };
-    check_keys(&table.schema, &new_data)?;
+    let new_data = data
+        .with_chunks(chunks)
+        .map_err(|d| QueryError::from(d.into_error(&name)))?;
     t.writes.insert(name, (table, Arc::new(new_data)));
     x.state.rows_affected = affected;
     Ok(affected)
-}
-
-/// Error 1062 when two rows of `data` share the values of a unique key.
-fn check_keys(schema: &Schema, data: &TableData) -> Result<(), QueryError> {
-    for key in &schema.keys {
-        if let Some(dup) = data.duplicate(key) {
-            let entry = dup
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join("-");
-            return Err(QueryError::new(
-                1062,
-                "23000",
-                format!("Duplicate entry '{entry}' for key '{}'", key.name),
-            ));
-        }
-    }
-    Ok(())
 }
 
 async fn exec_delete(
@@ -1861,8 +1905,10 @@ async fn exec_delete(
         host.yield_now().await;
     }
     x.contexts.query.check()?;
-    t.writes
-        .insert(name, (table, Arc::new(TableData { chunks })));
+    let new_data = data
+        .with_chunks(chunks)
+        .map_err(|d| QueryError::from(d.into_error(&name)))?;
+    t.writes.insert(name, (table, Arc::new(new_data)));
     x.state.rows_affected = affected;
     Ok(affected)
 }

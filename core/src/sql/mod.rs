@@ -3,6 +3,7 @@
 pub mod ddl;
 pub mod error;
 pub mod expr;
+pub mod info_schema;
 pub mod plan;
 pub mod shape;
 
