@@ -423,6 +423,83 @@ impl KeyIndex {
     }
 }
 
+/// A range of an index's first key part: the rows whose value lies
+/// between `lo` and `hi`. A point (`a = 5`) is a range with both ends
+/// included and equal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyRange {
+    /// Low end (`Unbounded`: from the first non-NULL value).
+    pub lo: Bound<Value>,
+    /// High end.
+    pub hi: Bound<Value>,
+}
+
+impl KeyRange {
+    /// `= v`.
+    pub fn point(v: Value) -> Self {
+        Self {
+            lo: Bound::Included(v.clone()),
+            hi: Bound::Included(v),
+        }
+    }
+
+    /// The low end as a seek bound: an open low end starts after the
+    /// NULLs, which no comparison matches.
+    pub fn seek_from(&self) -> Bound<Vec<Value>> {
+        match &self.lo {
+            Bound::Included(v) => Bound::Included(vec![v.clone()]),
+            Bound::Excluded(v) => Bound::Excluded(vec![v.clone()]),
+            Bound::Unbounded => Bound::Excluded(vec![Value::Null]),
+        }
+    }
+
+    /// The high end as a bound on the first key part.
+    pub fn until(&self) -> Bound<Vec<Value>> {
+        match &self.hi {
+            Bound::Included(v) => Bound::Included(vec![v.clone()]),
+            Bound::Excluded(v) => Bound::Excluded(vec![v.clone()]),
+            Bound::Unbounded => Bound::Unbounded,
+        }
+    }
+
+    /// Whether the range holds no value (`lo` above `hi`).
+    pub fn is_empty(&self) -> bool {
+        use Bound::*;
+        match (&self.lo, &self.hi) {
+            (Included(a), Included(b)) => a.sort_cmp(b) == Ordering::Greater,
+            (Included(a) | Excluded(a), Included(b) | Excluded(b)) => {
+                a.sort_cmp(b) != Ordering::Less
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for KeyRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use Bound::*;
+        let lit = |v: &Value| match v {
+            Value::Text(s) => format!("'{s}'"),
+            other => other.to_string(),
+        };
+        match (&self.lo, &self.hi) {
+            (Included(a), Included(b)) if a == b => return write!(f, "= {}", lit(a)),
+            _ => {}
+        }
+        let lo = match &self.lo {
+            Included(v) => format!("[{}", lit(v)),
+            Excluded(v) => format!("({}", lit(v)),
+            Unbounded => "(-inf".into(),
+        };
+        let hi = match &self.hi {
+            Included(v) => format!("{}]", lit(v)),
+            Excluded(v) => format!("{})", lit(v)),
+            Unbounded => "+inf)".into(),
+        };
+        write!(f, "{lo}, {hi}")
+    }
+}
+
 /// A position in a [`KeyIndex`] (leaf, offset).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor {

@@ -296,3 +296,92 @@ fn describe_show_columns_and_show_create_table() {
     assert_eq!(table(&c, "DESCRIBE t"), want);
     code(&c, "DESCRIBE nope", 1146);
 }
+
+/// The storage layer alone: a transaction's index is its own copy, and a
+/// snapshot reads the index of its own version.
+mod storage_level {
+    use std::sync::Arc;
+
+    use cascade::data::{Batch, Column, DataType, Value};
+    use cascade::index::{IndexDef, IndexKind, KeyPart};
+    use cascade::storage::{Catalog, ColumnDef, ColumnLimit, Schema, WriteSet};
+
+    fn setup() -> (Arc<Catalog>, Arc<cascade::storage::Table>) {
+        let cat = Catalog::new();
+        let schema = Schema {
+            columns: vec![ColumnDef {
+                name: "id".into(),
+                ty: DataType::Int,
+                nullable: false,
+                limit: ColumnLimit::None,
+                default: None,
+            }],
+        };
+        let pk = IndexDef {
+            name: "PRIMARY".into(),
+            kind: IndexKind::Primary,
+            parts: vec![KeyPart {
+                column: 0,
+                prefix: None,
+                desc: false,
+            }],
+        };
+        cat.create_table("t", schema, vec![pk], false).unwrap();
+        let t = cat.table("t").unwrap();
+        (cat, t)
+    }
+
+    fn ints(v: Vec<i64>) -> Batch {
+        let n = v.len();
+        Batch::new(vec![Arc::new(Column::ints(v))], n)
+    }
+
+    #[test]
+    fn a_dropped_write_set_leaves_the_committed_index_unchanged() {
+        let (cat, t) = setup();
+        let s = cat.snapshot();
+        let mut w = WriteSet::new();
+        let written = t.read(s.ts).appended(&ints(vec![5])).unwrap();
+        assert_eq!(
+            written.indexes[0]
+                .lookup(&written.chunks, &[Value::Int(5)])
+                .len(),
+            1
+        );
+        w.insert("t".into(), (t.clone(), Arc::new(written)));
+        // A rollback drops the write set.
+        drop(w);
+        let now = t.read(u64::MAX);
+        assert!(now.indexes[0].is_empty());
+        assert!(now.indexes[0]
+            .lookup(&now.chunks, &[Value::Int(5)])
+            .is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_reads_the_index_of_its_version() {
+        let (cat, t) = setup();
+        let before = cat.snapshot();
+        let s = cat.snapshot();
+        let mut w = WriteSet::new();
+        let written = t.read(s.ts).appended(&ints(vec![1, 2, 3])).unwrap();
+        w.insert("t".into(), (t.clone(), Arc::new(written)));
+        cat.commit(s.ts, &w).unwrap();
+        let old = t.read(before.ts);
+        assert!(old.indexes[0]
+            .lookup(&old.chunks, &[Value::Int(2)])
+            .is_empty());
+        let new = t.read(u64::MAX);
+        assert_eq!(
+            new.indexes[0].lookup(&new.chunks, &[Value::Int(2)]).len(),
+            1
+        );
+        // A duplicate against the committed version is refused there.
+        let d = new.appended(&ints(vec![3])).unwrap_err();
+        assert_eq!(d.entry, "3");
+        assert_eq!(
+            d.into_error("t").to_string(),
+            "Duplicate entry '3' for key 't.PRIMARY'"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 pub mod ddl;
 pub mod error;
 pub mod expr;
+pub mod index_choice;
 pub mod info_schema;
 pub mod plan;
 pub mod shape;
