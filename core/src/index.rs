@@ -376,6 +376,25 @@ impl KeyIndex {
         c
     }
 
+    /// How many entries come before `c`: O(leaves).
+    pub fn rank(&self, c: Cursor) -> usize {
+        let before: usize = self.leaves.iter().take(c.leaf).map(|l| l.len()).sum();
+        before + c.pos
+    }
+
+    /// How many entries lie in `range` (of the first key part), counted
+    /// from two seeks without walking the entries.
+    pub fn count_in(&self, chunks: &[Arc<Batch>], range: &KeyRange) -> usize {
+        let from = range.seek_from();
+        let start = self.rank(self.seek(chunks, as_ref(&from)));
+        let end = match &range.hi {
+            Bound::Included(v) => self.rank(self.seek(chunks, Bound::Excluded(std::slice::from_ref(v)))),
+            Bound::Excluded(v) => self.rank(self.seek(chunks, Bound::Included(std::slice::from_ref(v)))),
+            Bound::Unbounded => self.len,
+        };
+        end.saturating_sub(start)
+    }
+
     /// The entry at `c` (`None` past the end).
     pub fn get(&self, c: Cursor) -> Option<RowId> {
         self.leaves.get(c.leaf).and_then(|l| l.get(c.pos)).copied()
@@ -500,6 +519,15 @@ impl std::fmt::Display for KeyRange {
     }
 }
 
+/// A bound on owned values as a bound on a slice.
+pub fn as_ref(b: &Bound<Vec<Value>>) -> Bound<&[Value]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
 /// A position in a [`KeyIndex`] (leaf, offset).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor {
@@ -612,6 +640,13 @@ mod tests {
         }
         let want: Vec<Value> = [6, 7, 8, 10, 11, 12].into_iter().map(Value::Int).collect();
         assert_eq!(got, want);
+        let range = KeyRange {
+            lo: Bound::Excluded(Value::Int(5)),
+            hi: Bound::Included(Value::Int(12)),
+        };
+        assert_eq!(ix.count_in(&chunks, &range), 6);
+        assert_eq!(ix.count_in(&chunks, &KeyRange::point(Value::Int(9))), 0);
+        assert_eq!(ix.count_in(&chunks, &KeyRange::point(Value::Int(10))), 1);
     }
 
     #[test]

@@ -10,14 +10,13 @@
 //! chose the ranges as a filter above the scan, so the scan only narrows
 //! what is read, never decides what matches.
 
-use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{Instrumented, OpCx, Operator, Step, BATCH_ROWS};
 use crate::data::{Batch, Column, DataType, Value};
-use crate::index::{Cursor, KeyRange, RowId};
-use crate::sql::error::ExecError;
+use crate::index::{as_ref, Cursor, KeyRange, RowId};
+use crate::expr::ExecError;
 use crate::storage::TableData;
 
 /// Reads the rows of `ranges` of one index of a table version.
@@ -25,7 +24,6 @@ pub struct IndexScan {
     table: String,
     data: Arc<TableData>,
     index: usize,
-    column: String,
     types: Vec<DataType>,
     ranges: Vec<KeyRange>,
     range: usize,
@@ -35,13 +33,11 @@ pub struct IndexScan {
 impl IndexScan {
     /// Scans index `index` of `data` (a snapshot of `table`, whose columns
     /// have `types`) over `ranges`, which must not overlap (each row comes
-    /// out once per range that holds it); `column` names the first key
-    /// part for EXPLAIN.
+    /// out once per range that holds it).
     pub fn new(
         table: String,
         data: Arc<TableData>,
         index: usize,
-        column: String,
         types: Vec<DataType>,
         ranges: Vec<KeyRange>,
     ) -> Self {
@@ -49,7 +45,6 @@ impl IndexScan {
             table,
             data,
             index,
-            column,
             types,
             ranges,
             range: 0,
@@ -70,12 +65,12 @@ impl IndexScan {
                 Some(c) => c,
                 None => {
                     let from = r.seek_from();
-                    ix.seek(chunks, bound_ref(&from))
+                    ix.seek(chunks, as_ref(&from))
                 }
             };
             let until = r.until();
             match ix.get(cur) {
-                Some(id) if !ix.past(chunks, id, bound_ref(&until)) => {
+                Some(id) if !ix.past(chunks, id, as_ref(&until)) => {
                     ids.push(id);
                     self.cursor = Some(ix.next(cur));
                 }
@@ -113,14 +108,6 @@ impl IndexScan {
     }
 }
 
-fn bound_ref(b: &Bound<Vec<Value>>) -> Bound<&[Value]> {
-    match b {
-        Bound::Included(v) => Bound::Included(v.as_slice()),
-        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
 impl Operator for IndexScan {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
         let ids = self.next_ids();
@@ -142,10 +129,14 @@ impl Operator for IndexScan {
             .map(|r| r.to_string())
             .collect::<Vec<_>>()
             .join(" or ");
+        let ranges = if ranges.is_empty() {
+            "no range".to_owned()
+        } else {
+            ranges
+        };
         format!(
-            "IndexScan {} using {name} ({} {ranges}) ({} rows)",
+            "IndexScan {} using {name} ({ranges}) ({} rows)",
             self.table,
-            self.column,
             self.data.rows()
         )
     }

@@ -12,9 +12,9 @@
 use sqlparser::ast;
 
 use super::error::SqlError;
-use super::expr::{cast, EvalCx};
 use super::plan;
 use crate::data::{Batch, DataType, Value};
+use crate::expr::{cast, EvalCx};
 use crate::index::{IndexDef, IndexKind, KeyPart};
 use crate::storage::{ColumnDef, Schema};
 

@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
+use super::error::SqlError;
 use crate::data::{Batch, Column, DataType, Value};
 use crate::index::{IndexDef, IndexKind};
-use crate::storage::{Catalog, ColumnDef, ColumnLimit, Schema, Table, TableData};
+use crate::storage::{ColumnDef, ColumnLimit, Schema, Table, TableData};
 
 /// The one database cascade has (`SHOW DATABASES`).
 pub const SCHEMA_NAME: &str = "cascade";
@@ -180,10 +181,11 @@ pub fn show_create(table: &Table, data: &TableData) -> String {
     format!("CREATE TABLE `{}` (\n{}\n)", table.name, lines.join(",\n"))
 }
 
-/// A column definition of a virtual table.
+/// A column definition of a virtual table (named in upper case, as
+/// MySQL names them; names resolve in any case).
 fn col(name: &str, ty: DataType) -> ColumnDef {
     ColumnDef {
-        name: name.into(),
+        name: name.to_uppercase(),
         ty,
         nullable: true,
         limit: ColumnLimit::None,
@@ -209,31 +211,44 @@ fn rows_data(schema: &Schema, rows: &[Vec<Value>]) -> TableData {
     data
 }
 
-/// Whether `name` (lower case, `schema.table`) is a virtual table.
-pub fn is_virtual(name: &str) -> bool {
-    matches!(
-        name,
-        "information_schema.tables" | "information_schema.columns"
-    )
+/// The virtual table a FROM item names (`information_schema.tables`,
+/// `information_schema.columns`, in any case), as the planning
+/// transaction sees the catalog (its own writes included); `Ok(None)` for
+/// a name outside `information_schema`, 1109 for a table it lacks.
+pub fn lookup(
+    name: &sqlparser::ast::ObjectName,
+    cx: &super::plan::PlanCx<'_>,
+) -> Result<Option<(Arc<Table>, Arc<TableData>)>, SqlError> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident().map(|i| i.value.to_lowercase()))
+        .collect();
+    let [schema, table] = parts.as_slice() else {
+        return Ok(None);
+    };
+    if schema != "information_schema" {
+        return Ok(None);
+    }
+    let tables: Vec<(Arc<Table>, Arc<TableData>)> = cx
+        .catalog
+        .table_names()
+        .iter()
+        .filter_map(|n| cx.table(n).ok())
+        .collect();
+    match virtual_table(&tables, &format!("{schema}.{table}")) {
+        Some(v) => Ok(Some(v)),
+        None => Err(SqlError::UnknownInformationSchemaTable(table.clone())),
+    }
 }
 
 /// The virtual table `name` (`information_schema.tables` or `.columns`,
-/// lower case) as the snapshot `snapshot_ts` sees the catalog; `None` for
-/// any other name.
+/// lower case) over `tables` (each with the version the statement sees);
+/// `None` for any other name.
 pub fn virtual_table(
-    catalog: &Catalog,
+    tables: &[(Arc<Table>, Arc<TableData>)],
     name: &str,
-    snapshot_ts: u64,
 ) -> Option<(Arc<Table>, Arc<TableData>)> {
-    let tables: Vec<(Arc<Table>, Arc<TableData>)> = catalog
-        .table_names()
-        .iter()
-        .filter_map(|n| catalog.table(n).ok())
-        .map(|t| {
-            let d = t.read(snapshot_ts);
-            (t, d)
-        })
-        .collect();
     let text = |s: &str| Value::Text(s.into());
     let (short, schema, rows) = match name {
         "information_schema.tables" => {
@@ -289,7 +304,7 @@ pub fn virtual_table(
                 ],
             };
             let mut rows = Vec::new();
-            for (t, d) in &tables {
+            for (t, d) in tables {
                 let defs = index_defs(d);
                 for (i, c) in t.schema.columns.iter().enumerate() {
                     let (chars, precision, scale) = match (c.ty, c.limit) {

@@ -1,7 +1,8 @@
 //! Which index, if any, serves a table's pushed-down conjuncts: point
 //! (`=`, `IN` list) and range (`<`, `<=`, `>`, `>=`, `BETWEEN`)
 //! predicates on the first column of an ordered index become the ranges
-//! of an [`crate::pipeline::index_scan::IndexScan`].
+//! of an [`IndexScan`]. The hook is at lowering ([`access`], called for a
+//! filter straight over a table scan, wherever the planner put it).
 //!
 //! Only a comparison of a column with a literal of the column's own type
 //! (or an integer literal with a DOUBLE column) is used: then the index
@@ -12,9 +13,14 @@
 use std::cmp::Ordering;
 use std::ops::Bound;
 
-use super::expr::{BinOp, Expr};
+use crate::expr::{BinOp, Expr};
+use std::sync::Arc;
+
 use crate::data::{DataType, Value};
 use crate::index::KeyRange;
+use crate::pipeline::index_scan::IndexScan;
+use crate::pipeline::scan::TableScan;
+use crate::pipeline::Operator;
 use crate::storage::TableData;
 
 /// The index scan chosen for a table.
@@ -201,7 +207,7 @@ fn min_hi(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
 
 /// The ranges of one column's constraints: the points of its first
 /// equality or IN list if it has one, else the intersection of its ranges.
-fn ranges(cs: Vec<Constraint>) -> Option<(bool, Vec<KeyRange>)> {
+fn ranges(cs: Vec<Constraint>) -> Option<Vec<KeyRange>> {
     let mut lo = Bound::Unbounded;
     let mut hi = Bound::Unbounded;
     let mut any_range = false;
@@ -210,7 +216,7 @@ fn ranges(cs: Vec<Constraint>) -> Option<(bool, Vec<KeyRange>)> {
             Constraint::Points(mut p) => {
                 p.sort_by(|a, b| a.sort_cmp(b));
                 p.dedup_by(|a, b| a.sort_cmp(b) == Ordering::Equal);
-                return Some((true, p.into_iter().map(KeyRange::point).collect()));
+                return Some(p.into_iter().map(KeyRange::point).collect());
             }
             Constraint::Range(l, h) => {
                 lo = max_lo(lo, l);
@@ -223,12 +229,12 @@ fn ranges(cs: Vec<Constraint>) -> Option<(bool, Vec<KeyRange>)> {
         return None;
     }
     let r = KeyRange { lo, hi };
-    Some((false, if r.is_empty() { Vec::new() } else { vec![r] }))
+    Some(if r.is_empty() { Vec::new() } else { vec![r] })
 }
 
 /// The index scan for a table version whose columns have `types`, given
-/// the predicate its rows must meet (`None`: no usable index). Prefers
-/// points to ranges and a unique index to a plain one.
+/// the predicate its rows must meet (`None`: no usable index, or one that
+/// would read too much of the table).
 pub fn choose(data: &TableData, types: &[DataType], predicate: &Expr) -> Option<IndexChoice> {
     let mut cs = Vec::new();
     conjuncts(predicate, &mut cs);
@@ -241,40 +247,39 @@ pub fn choose(data: &TableData, types: &[DataType], predicate: &Expr) -> Option<
             }
         }
     }
-    let mut best: Option<(u8, IndexChoice)> = None;
+    // The candidate that reads the fewest rows (counted in the index), a
+    // unique index first among equals; none if it would read more than a
+    // quarter of the table (a full scan is cheaper then).
+    let mut best: Option<(usize, bool, IndexChoice)> = None;
     for (column, cs) in by_column {
-        let Some(index) = data.indexes.iter().position(|ix| {
+        let serves = |ix: &crate::index::KeyIndex| {
             ix.def
                 .parts
                 .first()
                 .is_some_and(|p| p.column == column && p.prefix.is_none())
-        }) else {
+        };
+        let Some(plain) = data.indexes.iter().position(serves) else {
             continue;
         };
-        let unique = data.indexes.iter().any(|ix| {
-            ix.def.unique()
-                && ix.def.parts.len() == 1
-                && ix.def.parts[0].column == column
-                && ix.def.parts[0].prefix.is_none()
-        });
-        // A one-column unique index on the column serves best.
-        let index = data
+        let unique_at = data
             .indexes
             .iter()
-            .position(|ix| {
-                ix.def.unique()
-                    && ix.def.parts.len() == 1
-                    && ix.def.parts[0].column == column
-                    && ix.def.parts[0].prefix.is_none()
-            })
-            .unwrap_or(index);
-        let Some((points, ranges)) = ranges(cs) else {
+            .position(|ix| serves(ix) && ix.def.unique() && ix.def.parts.len() == 1);
+        let index = unique_at.unwrap_or(plain);
+        let Some(ranges) = ranges(cs) else {
             continue;
         };
-        let score = u8::from(points) * 2 + u8::from(unique);
-        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+        let ix = &data.indexes[index];
+        let rows: usize = ranges.iter().map(|r| ix.count_in(&data.chunks, r)).sum();
+        let unique = unique_at.is_some();
+        let better = match &best {
+            None => true,
+            Some((n, u, _)) => rows < *n || (rows == *n && unique && !u),
+        };
+        if better {
             best = Some((
-                score,
+                rows,
+                unique,
                 IndexChoice {
                     index,
                     column,
@@ -283,14 +288,33 @@ pub fn choose(data: &TableData, types: &[DataType], predicate: &Expr) -> Option<
             ));
         }
     }
-    best.map(|(_, c)| c)
+    let total = data.rows();
+    best.filter(|(n, _, _)| *n <= total / 4 || total < 64)
+        .map(|(_, _, c)| c)
+}
+
+/// The leaf that reads `data` (a snapshot of `table`) for a filter
+/// `pred` over its rows: an [`IndexScan`] when an index serves `pred`,
+/// else a full [`TableScan`].
+pub fn access(table: String, data: Arc<TableData>, pred: &Expr) -> Box<dyn Operator> {
+    let types: Vec<DataType> = match data.chunks.first() {
+        Some(c) => c.columns.iter().map(|c| c.data_type()).collect(),
+        None => return Box::new(TableScan::new(table, data)),
+    };
+    match choose(&data, &types, pred) {
+        Some(c) => Box::new(IndexScan::new(table, data, c.index, types, c.ranges)),
+        None => Box::new(TableScan::new(table, data)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::{Batch, Column};
     use crate::index::{IndexDef, IndexKind, KeyPart};
 
+    /// 100 rows: column 0 is 0..100 (primary key), column 1 is i % 10
+    /// (indexed), column 2 text (not indexed).
     fn data() -> TableData {
         let def = |name: &str, kind, column| IndexDef {
             name: name.into(),
@@ -301,10 +325,24 @@ mod tests {
                 desc: false,
             }],
         };
-        TableData::with_index_defs(vec![
+        let mut d = TableData::with_index_defs(vec![
             def("PRIMARY", IndexKind::Primary, 0),
             def("ib", IndexKind::Plain, 1),
-        ])
+        ]);
+        let n = 100;
+        let batch = Batch::new(
+            vec![
+                Arc::new(Column::ints((0..n).collect())),
+                Arc::new(Column::floats((0..n).map(|i| (i % 10) as f64).collect())),
+                Arc::new(Column::from_values(
+                    DataType::Text,
+                    &(0..n).map(|i| Value::Text(i.to_string().into())).collect::<Vec<_>>(),
+                )),
+            ],
+            n as usize,
+        );
+        d.push_rows(&batch).unwrap();
+        d
     }
 
     fn cmp(op: BinOp, c: usize, v: Value) -> Expr {
@@ -326,8 +364,9 @@ mod tests {
     const TYPES: [DataType; 3] = [DataType::Int, DataType::Float, DataType::Text];
 
     #[test]
-    fn points_beat_ranges_and_ranges_intersect() {
+    fn the_candidate_reading_fewest_rows_wins_and_ranges_intersect() {
         let d = data();
+        // id > 3 holds 96 rows, b = 2 holds 10.
         let p = and(
             cmp(BinOp::Gt, 0, Value::Int(3)),
             cmp(BinOp::Eq, 1, Value::Int(2)),
@@ -335,11 +374,16 @@ mod tests {
         let c = choose(&d, &TYPES, &p).unwrap();
         assert_eq!((c.index, c.column), (1, 1));
         assert_eq!(c.ranges, vec![KeyRange::point(Value::Float(2.0))]);
+        // id in (3, 9]: 6 rows, fewer than b = 2's 10.
         let p = and(
-            cmp(BinOp::Gt, 0, Value::Int(3)),
-            cmp(BinOp::LtEq, 0, Value::Int(9)),
+            and(
+                cmp(BinOp::Gt, 0, Value::Int(3)),
+                cmp(BinOp::LtEq, 0, Value::Int(9)),
+            ),
+            cmp(BinOp::Eq, 1, Value::Int(2)),
         );
         let c = choose(&d, &TYPES, &p).unwrap();
+        assert_eq!((c.index, c.column), (0, 0));
         assert_eq!(
             c.ranges,
             vec![KeyRange {
@@ -352,6 +396,8 @@ mod tests {
             cmp(BinOp::Lt, 0, Value::Int(3)),
         );
         assert!(choose(&d, &TYPES, &empty).unwrap().ranges.is_empty());
+        // Most of the table: a full scan is cheaper.
+        assert!(choose(&d, &TYPES, &cmp(BinOp::Gt, 0, Value::Int(3))).is_none());
     }
 
     #[test]
