@@ -388,8 +388,12 @@ impl KeyIndex {
         let from = range.seek_from();
         let start = self.rank(self.seek(chunks, as_ref(&from)));
         let end = match &range.hi {
-            Bound::Included(v) => self.rank(self.seek(chunks, Bound::Excluded(std::slice::from_ref(v)))),
-            Bound::Excluded(v) => self.rank(self.seek(chunks, Bound::Included(std::slice::from_ref(v)))),
+            Bound::Included(v) => {
+                self.rank(self.seek(chunks, Bound::Excluded(std::slice::from_ref(v))))
+            }
+            Bound::Excluded(v) => {
+                self.rank(self.seek(chunks, Bound::Included(std::slice::from_ref(v))))
+            }
             Bound::Unbounded => self.len,
         };
         end.saturating_sub(start)

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use super::{Instrumented, OpCx, Operator, Step, BATCH_ROWS};
 use crate::data::{Batch, Column, DataType, Value};
-use crate::index::{as_ref, Cursor, KeyRange, RowId};
 use crate::expr::ExecError;
+use crate::index::{as_ref, Cursor, KeyRange, RowId};
 use crate::storage::TableData;
 
 /// Reads the rows of `ranges` of one index of a table version.

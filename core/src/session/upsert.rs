@@ -11,8 +11,8 @@ use sqlparser::ast;
 
 use super::{coerce, QueryError};
 use crate::data::{Batch, Column, Value};
-use crate::sql::error::SqlError;
 use crate::expr::{EvalCx, Expr};
+use crate::sql::error::SqlError;
 use crate::sql::plan;
 use crate::storage::{ColumnDef, RowWriter, Schema, Table};
 

@@ -336,7 +336,9 @@ mod tests {
                 Arc::new(Column::floats((0..n).map(|i| (i % 10) as f64).collect())),
                 Arc::new(Column::from_values(
                     DataType::Text,
-                    &(0..n).map(|i| Value::Text(i.to_string().into())).collect::<Vec<_>>(),
+                    &(0..n)
+                        .map(|i| Value::Text(i.to_string().into()))
+                        .collect::<Vec<_>>(),
                 )),
             ],
             n as usize,

@@ -30,9 +30,10 @@ impl Plan {
                 let input = match *input {
                     // A filter straight over a table scan may read through
                     // an index (plan/index.rs); the filter stays above.
-                    Plan::Scan { table, data } => {
-                        Instrumented::new(super::index::access(table, data, &pred), pipeline.clone())
-                    }
+                    Plan::Scan { table, data } => Instrumented::new(
+                        super::index::access(table, data, &pred),
+                        pipeline.clone(),
+                    ),
                     other => other.build(pipeline)?,
                 };
                 Box::new(Filter::new(input, pred, text))
