@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::index::{Duplicate, IndexDef, KeyIndex, RowId};
-use crate::session::QueryError;
 use crate::sync::lock_std as lock;
 
 /// Rows per stored chunk.
@@ -59,8 +58,10 @@ pub enum StorageError {
     UnknownKey(String),
 }
 
-impl From<StorageError> for QueryError {
-    fn from(e: StorageError) -> Self {
+impl StorageError {
+    /// MySQL code and SQLSTATE.
+    pub fn codes(&self) -> (u16, &'static str) {
+        let e = self;
         let (code, state) = match e {
             StorageError::UnknownTable(_) => (1146, "42S02"),
             StorageError::TableExists(_) => (1050, "42S01"),
@@ -71,7 +72,7 @@ impl From<StorageError> for QueryError {
             StorageError::DuplicateKeyName(_) => (1061, "42000"),
             StorageError::UnknownKey(_) => (1091, "42000"),
         };
-        QueryError::new(code, state, e.to_string())
+        (code, state)
     }
 }
 

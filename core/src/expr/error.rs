@@ -31,6 +31,9 @@ pub enum ExecError {
     /// The context was cancelled.
     #[error("{0}")]
     Cancelled(#[from] Cancelled),
+    /// A value its column cannot hold (INSERT, UPDATE).
+    #[error("{0}")]
+    Assign(#[from] super::assign::AssignError),
     /// A storage error.
     #[error("{0}")]
     Storage(#[from] StorageError),

@@ -1,8 +1,6 @@
 //! Errors of planning (`SqlError`). Execution errors are
 //! [`crate::expr::ExecError`].
 
-use crate::session::QueryError;
-
 /// An error found while parsing or planning a statement.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SqlError {
@@ -81,6 +79,9 @@ pub enum SqlError {
     /// A numeric literal beyond DOUBLE's range (`1e309`).
     #[error("Illegal double '{0}' value found during parsing")]
     IllegalDouble(String),
+    /// `DELETE u FROM t`: the table to delete from is not in FROM.
+    #[error("Unknown table '{0}' in MULTI DELETE")]
+    UnknownTableInDelete(String),
     /// `AS t(a, b)` naming another number of columns than the source has.
     #[error("In definition of view, derived table or common table expression, SELECT list and column names list have different column counts")]
     DerivedColumnCount,
@@ -111,23 +112,12 @@ impl SqlError {
             SqlError::IncorrectPrefixKey => (1089, "HY000"),
             SqlError::InvalidDefault(_) => (1067, "42000"),
             SqlError::DerivedColumnCount => (1353, "HY000"),
+            SqlError::UnknownTableInDelete(_) => (1109, "42S02"),
             SqlError::UnknownVariable(_) => (1193, "HY000"),
             // MySQL's "thread stack overrun": what it answers when a
             // statement needs more stack than its thread has.
             SqlError::TooDeep(_) => (1436, "HY000"),
             SqlError::TooManyTables(_) => (1116, "HY000"),
         }
-    }
-}
-
-impl From<SqlError> for QueryError {
-    fn from(e: SqlError) -> Self {
-        let (code, state) = e.codes();
-        let message = match &e {
-            SqlError::Syntax(m) => format!("You have an error in your SQL syntax: {m}"),
-            SqlError::Unsupported(m) => format!("This version of cascade doesn't yet support {m}"),
-            other => other.to_string(),
-        };
-        QueryError::new(code, state, message)
     }
 }

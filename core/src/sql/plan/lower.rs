@@ -8,6 +8,7 @@ use crate::error::ContextError;
 use crate::level::Level;
 use crate::pipeline::aggregate::HashAggregate;
 use crate::pipeline::basic::{Filter, Limit, Project, UnionAll};
+use crate::pipeline::dml::{Delete, Update};
 use crate::pipeline::join::HashJoin;
 use crate::pipeline::scan::{SeriesScan, TableScan, ValuesScan};
 use crate::pipeline::sort::Sort;
@@ -98,6 +99,21 @@ impl Plan {
                     text,
                 ))
             }
+            Plan::Update {
+                table,
+                data,
+                pred,
+                sets,
+                affected,
+                text,
+            } => Box::new(Update::new(table, data, pred, sets, affected, text)),
+            Plan::Delete {
+                table,
+                data,
+                pred,
+                affected,
+                text,
+            } => Box::new(Delete::new(table, data, pred, affected, text)),
             Plan::Union { inputs, types } => {
                 let mut built = Vec::new();
                 for i in inputs {

@@ -15,9 +15,11 @@
 //! - [`query`]: a whole query: set operations, ORDER BY, LIMIT;
 //! - [`select`]: one SELECT: FROM and joins, WHERE, GROUP BY, HAVING, the
 //!   select list;
+//! - [`dml`]: UPDATE and DELETE;
 //! - [`lower`]: a [`Plan`] to operators with their contexts.
 
 mod compile;
+mod dml;
 pub mod index;
 mod lower;
 mod query;
@@ -28,6 +30,7 @@ mod types;
 use scope::ScopeCol;
 
 pub use compile::{compile_const, compile_over_table, Compiler};
+pub use dml::{plan_delete, plan_update, PlannedDml};
 pub use query::plan_query;
 pub use scope::Scope;
 pub use types::{column_limit, object_name, sql_type, MAX_JOIN_TABLES};
@@ -37,10 +40,11 @@ use std::sync::Arc;
 use crate::data::{DataType, Value};
 use crate::expr::Expr;
 use crate::pipeline::aggregate::AggSpec;
+use crate::pipeline::dml::Affected;
 use crate::pipeline::join::JoinKind;
 use crate::pipeline::sort::SortKey;
 use crate::sql::error::SqlError;
-use crate::storage::{Catalog, Table, TableData, WriteSet};
+use crate::storage::{Catalog, ColumnDef, Table, TableData, WriteSet};
 
 /// A plan node.
 pub enum Plan {
@@ -138,6 +142,34 @@ pub enum Plan {
         kind: JoinKind,
         /// Right column types.
         right_types: Vec<DataType>,
+        /// EXPLAIN text.
+        text: String,
+    },
+    /// `UPDATE`: the table's chunks rewritten ([`crate::pipeline::dml::Update`]).
+    Update {
+        /// Table name.
+        table: String,
+        /// The snapshot's data.
+        data: Arc<TableData>,
+        /// `WHERE`.
+        pred: Option<Expr>,
+        /// Column index, definition and new value.
+        sets: Vec<(usize, ColumnDef, Expr)>,
+        /// Rows affected.
+        affected: Affected,
+        /// EXPLAIN text.
+        text: String,
+    },
+    /// `DELETE`: the table's chunks without the deleted rows.
+    Delete {
+        /// Table name.
+        table: String,
+        /// The snapshot's data.
+        data: Arc<TableData>,
+        /// `WHERE` (none: every row).
+        pred: Option<Expr>,
+        /// Rows affected.
+        affected: Affected,
         /// EXPLAIN text.
         text: String,
     },
