@@ -11,6 +11,9 @@ use crate::data::{Batch, Column, DataType, Value};
 use crate::index::{IndexDef, IndexKind};
 use crate::storage::{ColumnDef, ColumnLimit, Schema, Table, TableData};
 
+/// A table and the version of its rows a statement reads.
+pub type TableVersion = (Arc<Table>, Arc<TableData>);
+
 /// The one database cascade has (`SHOW DATABASES`).
 pub const SCHEMA_NAME: &str = "cascade";
 
@@ -218,7 +221,7 @@ fn rows_data(schema: &Schema, rows: &[Vec<Value>]) -> TableData {
 pub fn lookup(
     name: &sqlparser::ast::ObjectName,
     cx: &super::plan::PlanCx<'_>,
-) -> Result<Option<(Arc<Table>, Arc<TableData>)>, SqlError> {
+) -> Result<Option<TableVersion>, SqlError> {
     let parts: Vec<String> = name
         .0
         .iter()
@@ -230,7 +233,7 @@ pub fn lookup(
     if schema != "information_schema" {
         return Ok(None);
     }
-    let tables: Vec<(Arc<Table>, Arc<TableData>)> = cx
+    let tables: Vec<TableVersion> = cx
         .catalog
         .table_names()
         .iter()
@@ -245,10 +248,7 @@ pub fn lookup(
 /// The virtual table `name` (`information_schema.tables` or `.columns`,
 /// lower case) over `tables` (each with the version the statement sees);
 /// `None` for any other name.
-pub fn virtual_table(
-    tables: &[(Arc<Table>, Arc<TableData>)],
-    name: &str,
-) -> Option<(Arc<Table>, Arc<TableData>)> {
+pub fn virtual_table(tables: &[TableVersion], name: &str) -> Option<TableVersion> {
     let text = |s: &str| Value::Text(s.into());
     let (short, schema, rows) = match name {
         "information_schema.tables" => {
