@@ -343,19 +343,15 @@ impl RowWriter {
     }
 
     /// Adds a row (values of the table's types); 1062 if it breaks a key.
-    pub fn insert(&mut self, row: &[Value]) -> Result<RowId, Duplicate> {
+    pub fn insert(&mut self, row: &[Value]) -> Result<(), Duplicate> {
         let cols = self
             .types
             .iter()
             .zip(row)
             .map(|(ty, v)| Arc::new(Column::from_values(*ty, std::slice::from_ref(v))))
             .collect();
-        let ids = self.data.push_rows(&Batch::new(cols, 1))?;
-        ids.first().copied().ok_or_else(|| Duplicate {
-            index: String::new(),
-            entry: String::new(),
-            existing: RowId { chunk: 0, row: 0 },
-        })
+        self.data.push_rows(&Batch::new(cols, 1))?;
+        Ok(())
     }
 
     /// Deletes row `r` (from the indexes now, from the chunks at the end).

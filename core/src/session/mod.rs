@@ -47,6 +47,7 @@ use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::expr::EvalCx;
 use crate::expr::ExecError;
 use crate::host::Host;
+use crate::index::RowId;
 use crate::level::Level;
 use crate::pipeline::memory::{record_budget_error, vec_bytes};
 use crate::pipeline::{drive, MemoryUse, OpCx, Resources, YieldPolicy};
@@ -1542,7 +1543,9 @@ async fn exec_insert(
     };
     // REPLACE and ON DUPLICATE KEY UPDATE write row by row through the
     // unique indexes; a plain INSERT appends each batch.
-    let mut writer = (ins.replace_into || on_dup.is_some()).then(|| RowWriter::new(&data, &schema));
+    let keyed_write =
+        (ins.replace_into || on_dup.is_some()) && data.indexes.iter().any(|ix| ix.def.unique());
+    let mut writer = keyed_write.then(|| RowWriter::new(&data, &schema));
     let mut new_data: TableData = (*data).clone();
     let mut total = 0usize;
     let mut keyed = 0u64;
@@ -1551,7 +1554,9 @@ async fn exec_insert(
         // Staging a batch copies it twice at most (converted, then into the
         // table's chunks); the source batch is freed after.
         let bytes = b.heap_bytes() as u64;
-        mem.grow(&x.resources, 2 * bytes)
+        // Each index grows by one row id per row, and stays grown.
+        let index_bytes = (b.len * data.indexes.len() * std::mem::size_of::<RowId>()) as u64;
+        mem.grow(&x.resources, 2 * bytes + index_bytes)
             .map_err(|e| primary_error(e, &x.contexts.query))?;
         let mut cols = Vec::with_capacity(schema.columns.len());
         for (k, def) in schema.columns.iter().enumerate() {
