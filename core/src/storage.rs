@@ -233,6 +233,15 @@ impl TableData {
     /// drops it). A large batch rebuilds an index in one sort instead of
     /// inserting row by row.
     pub fn push_rows(&mut self, batch: &Batch) -> Result<Vec<RowId>, Duplicate> {
+        let ids = self.append_unindexed(batch);
+        self.index_rows(&ids)?;
+        Ok(ids)
+    }
+
+    /// Appends `batch` to the chunks only; [`TableData::index_rows`] must
+    /// follow before the data is read or stored (a bulk INSERT indexes all
+    /// its rows at once).
+    pub fn append_unindexed(&mut self, batch: &Batch) -> Vec<RowId> {
         let mut ids = Vec::with_capacity(batch.len);
         let mut start = 0;
         while start < batch.len {
@@ -266,17 +275,24 @@ impl TableData {
                 start += take;
             }
         }
+        ids
+    }
+
+    /// Adds rows `ids` (appended by [`TableData::append_unindexed`]) to
+    /// every index; 1062 if one breaks a unique key. Many rows rebuild an
+    /// index in one sort instead of inserting them one by one.
+    pub fn index_rows(&mut self, ids: &[RowId]) -> Result<(), Duplicate> {
         let chunks = &self.chunks;
         for ix in &mut self.indexes {
             if ids.len() > 64 && ids.len() * 4 > ix.len() {
                 *ix = KeyIndex::build(ix.def.clone(), chunks)?;
             } else {
-                for &r in &ids {
+                for &r in ids {
                     ix.insert(chunks, r)?;
                 }
             }
         }
-        Ok(ids)
+        Ok(())
     }
 
     /// This data with `batch` appended and indexed (the batch has the

@@ -1549,6 +1549,7 @@ async fn exec_insert(
     let mut new_data: TableData = (*data).clone();
     let mut total = 0usize;
     let mut keyed = 0u64;
+    let mut appended = Vec::new();
     for b in batches {
         x.contexts.query.check()?;
         // Staging a batch copies it twice at most (converted, then into the
@@ -1585,11 +1586,8 @@ async fn exec_insert(
             Some(w) => {
                 keyed += upsert::write_rows(w, &rows, &table, on_dup.as_ref(), &mut x.state.eval)?
             }
-            None => {
-                new_data
-                    .push_rows(&rows)
-                    .map_err(|d| QueryError::from(d.into_error(&name)))?;
-            }
+            // Indexed once all rows are in (one sort for a bulk load).
+            None => appended.extend(new_data.append_unindexed(&rows)),
         }
         total += b.len;
         // The converted copy and the source batch are gone; the staged
@@ -1597,6 +1595,9 @@ async fn exec_insert(
         mem.shrink(2 * bytes);
     }
     x.contexts.query.check()?;
+    new_data
+        .index_rows(&appended)
+        .map_err(|d| QueryError::from(d.into_error(&name)))?;
     let affected = match writer {
         Some(w) => {
             new_data = w.finish();
