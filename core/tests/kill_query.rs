@@ -162,3 +162,77 @@ fn cross_tenant_and_foreign_kills_are_refused() {
     assert_eq!(ok(&sys, "SHOW PROCESSLIST").rows.len(), 4);
     assert_eq!(cell(&a, "SELECT 1"), "1", "a is untouched");
 }
+
+/// An index scan is a context citizen: a range read through an index
+/// (several batches) is stopped by KILL QUERY between two batches, with
+/// 1317, and its IndexScan operator span is cancelled. The pipeline yields
+/// after every step here, so the kill lands after the first batch on one
+/// thread, deterministically.
+#[test]
+fn kill_query_of_an_index_scan_returns_1317() {
+    let mut config = cascade::EngineConfig::new(1, cascade::StdHost::shared());
+    config.yield_policy = cascade::pipeline::YieldPolicy {
+        every_steps: 1,
+        every: std::time::Duration::from_secs(3600),
+    };
+    let e = cascade::Engine::new(config);
+    let victim = conn(&e, "acme", "alice", "member");
+    let killer = conn(&e, "acme", "alice", "member");
+    ok(&victim, "CREATE TABLE big (id INT PRIMARY KEY, v INT)");
+    ok(
+        &victim,
+        "INSERT INTO big SELECT x, x % 7 FROM generate_series(1, 40000) AS g(x)",
+    );
+    let sql = "SELECT count(*), sum(v) FROM big WHERE id BETWEEN 1 AND 10000";
+    let plan = rows(&ok(&victim, &format!("EXPLAIN {sql}")))
+        .concat()
+        .join("\n");
+    assert!(plan.contains("IndexScan big using PRIMARY"), "{plan}");
+    let vid = victim.id();
+    let mut pool = LocalPool::new();
+    let result = Rc::new(RefCell::new(None));
+    let r2 = result.clone();
+    let v2 = victim.clone();
+    pool.spawner()
+        .spawn_local(async move {
+            *r2.borrow_mut() = Some(v2.execute(sql).await);
+        })
+        .unwrap();
+    let e2 = e.clone();
+    pool.spawner()
+        .spawn_local(async move {
+            let me = cascade::Identity::new("acme", "alice", "member");
+            // Once the index scan has given its first batch.
+            while !e2
+                .processes(&me)
+                .iter()
+                .any(|p| p.id == vid && p.rows_examined > 0)
+            {
+                cascade::host::YieldNow::default().await;
+            }
+            killer.execute(&format!("KILL QUERY {vid}")).await.unwrap();
+        })
+        .unwrap();
+    pool.run();
+    let err = result
+        .borrow_mut()
+        .take()
+        .expect("the query finished")
+        .expect_err("a killed query is never a success");
+    assert_eq!(err.code, 1317, "{err}");
+    let trace = e.trace(err.query_id.unwrap()).unwrap();
+    let scan = trace
+        .spans
+        .iter()
+        .find(|s| s.level == Level::Operator && s.name == "IndexScan")
+        .expect("an IndexScan span");
+    assert_eq!(scan.status.code(), "canceled");
+    // The connection goes on: the same range answers in full.
+    assert_eq!(
+        cell(
+            &victim,
+            "SELECT count(*) FROM big WHERE id BETWEEN 1 AND 10000"
+        ),
+        "10000"
+    );
+}

@@ -18,6 +18,7 @@ pub mod aggregate;
 pub mod basic;
 pub mod buffer;
 pub mod dml;
+pub mod index_scan;
 pub mod join;
 pub mod memory;
 pub mod reclaim;

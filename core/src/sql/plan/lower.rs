@@ -31,7 +31,16 @@ impl Plan {
             Plan::Scan { table, data } => Box::new(TableScan::new(table, data)),
             Plan::Values { rows, types } => Box::new(ValuesScan::new(rows, types)),
             Plan::Filter { input, pred, text } => {
-                Box::new(Filter::new(input.build(pipeline)?, pred, text))
+                let input = match *input {
+                    // A filter straight over a table scan may read through
+                    // an index (plan/index.rs); the filter stays above.
+                    Plan::Scan { table, data } => Instrumented::new(
+                        super::index::access(table, data, &pred),
+                        pipeline.clone(),
+                    ),
+                    other => other.build(pipeline)?,
+                };
+                Box::new(Filter::new(input, pred, text))
             }
             Plan::Project {
                 input,

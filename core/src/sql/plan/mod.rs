@@ -25,6 +25,7 @@
 mod compile;
 pub mod cte;
 mod dml;
+pub mod index;
 mod lower;
 mod query;
 mod scope;

@@ -80,7 +80,10 @@ pub(super) fn plan_factor(
             if let Some(r) = super::view::resolve_view(&tname, alias.as_ref(), cx) {
                 return r;
             }
-            let (table, data) = cx.table(&tname)?;
+            let (table, data) = match crate::sql::info_schema::lookup(name, cx)? {
+                Some(virtual_table) => virtual_table,
+                None => cx.table(&tname)?,
+            };
             let qual = alias
                 .as_ref()
                 .map_or(tname.clone(), |a| a.name.value.clone());
