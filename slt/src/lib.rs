@@ -21,6 +21,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod engine_tests;
 pub mod record;
 pub mod render;
 pub mod report;
