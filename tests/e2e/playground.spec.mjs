@@ -182,6 +182,15 @@ test("history, share link and examples", async ({ page }) => {
   await expect(page.getByRole("table", { name: "Results" })).toBeVisible();
 });
 
+test("the recursive CTE example is stopped by its timeout, and the page says so", async ({ page }) => {
+  await openPlayground(page);
+  await page.getByLabel("Examples").selectOption({ label: "A runaway recursive CTE stopped by a timeout" });
+  await expect(page.getByLabel("SQL editor")).toContainText("WITH RECURSIVE");
+  await page.getByRole("button", { name: "Run", exact: true }).click();
+  await expect(page.getByRole("alert")).toContainText("3024");
+  await expect(page.getByRole("button", { name: "Run", exact: true })).toBeEnabled();
+});
+
 test("Kill connection ends the open transaction; its insert never becomes visible", async ({ page }) => {
   await openPlayground(page);
   await page.getByLabel("Examples").selectOption({ label: "A transaction killed mid-way" });
