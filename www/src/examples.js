@@ -70,6 +70,19 @@ WITH RECURSIVE r(n) AS (
 SELECT count(*) FROM r;`,
   },
   {
+    title: "Window functions (rank, running sum, lag)",
+    check: { rows: 8 },
+    sql: `SELECT c.name, c.country, t.total,
+  rank() OVER (ORDER BY t.total DESC) AS place,
+  rank() OVER (PARTITION BY c.country ORDER BY t.total DESC) AS place_in_country,
+  sum(t.total) OVER (ORDER BY t.total DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running_total,
+  t.total - lag(t.total) OVER (ORDER BY t.total DESC) AS behind_previous
+FROM customers c
+JOIN (SELECT customer_id, round(sum(amount), 2) AS total FROM orders GROUP BY customer_id) t
+  ON t.customer_id = c.id
+ORDER BY place;`,
+  },
+  {
     title: "Who is connected (SHOW PROCESSLIST)",
     sql: "SHOW PROCESSLIST;",
   },
