@@ -56,6 +56,7 @@ pub mod cause;
 pub mod context;
 pub mod data;
 pub mod error;
+pub mod expr;
 pub mod format;
 pub mod host;
 pub mod level;

@@ -17,6 +17,7 @@
 pub mod aggregate;
 pub mod basic;
 pub mod buffer;
+pub mod dml;
 pub mod join;
 pub mod memory;
 pub mod reclaim;
@@ -31,10 +32,10 @@ use std::time::Duration;
 
 use crate::context::Context;
 use crate::data::Batch;
+use crate::expr::EvalCx;
+use crate::expr::ExecError;
 use crate::host::Instant;
 use crate::level::Level;
-use crate::sql::error::ExecError;
-use crate::sql::expr::EvalCx;
 use crate::trace::{SpanId, SpanStatus};
 
 /// Rows per batch produced by scans.
