@@ -42,12 +42,15 @@
 
 use sqlparser::ast;
 
-use super::{chain, const_eval, contains_agg, ident_name, plan_factor, Compiler, Plan, PlanCx};
-use super::{Scope, MAX_JOIN_TABLES};
+use super::compile::{chain, const_eval, contains_agg, Compiler};
+use super::scope::Scope;
+use super::select::plan_factor;
+use super::types::{ident_name, MAX_JOIN_TABLES};
+use super::{Plan, PlanCx};
 use crate::data::{DataType, Value};
+use crate::expr::{BinOp, Expr, Func};
 use crate::pipeline::join::JoinKind;
 use crate::sql::error::SqlError;
-use crate::sql::expr::{BinOp, Expr, Func};
 
 /// No member owns this column (see [`Tables::owner`]).
 const NONE: usize = usize::MAX;
@@ -684,6 +687,8 @@ fn estimate(p: &Plan) -> f64 {
         }
         Plan::Join { left, right, .. } => estimate(left).max(estimate(right)),
         Plan::Union { inputs, .. } => inputs.iter().map(estimate).sum(),
+        // Not a FROM item (UPDATE, DELETE, …): a guess.
+        _ => 1000.0,
     }
 }
 
@@ -1040,16 +1045,20 @@ fn join_nodes(
         .map(|(a, b)| format!("{} = {}", a.display(&cx.names), b.display(&cx.names)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    if keys.is_empty() {
-        text.push_str("cross");
-    }
     if !residual.is_empty() {
         let r = residual
             .iter()
             .map(|e| e.display(&cx.names))
             .collect::<Vec<_>>()
             .join(" AND ");
-        text.push_str(&format!(" filter {r}"));
+        // A nested loop's condition reads as its ON.
+        text.push_str(&if keys.is_empty() {
+            format!("on {r}")
+        } else {
+            format!(" filter {r}")
+        });
+    } else if keys.is_empty() {
+        text.push_str("cross");
     }
     text.push_str(&format!(" (est. {} rows)", est.round().min(1e18) as u64));
     let int_keys = keys.len() == 1

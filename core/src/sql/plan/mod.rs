@@ -20,6 +20,7 @@
 
 mod compile;
 mod dml;
+mod joins;
 mod lower;
 mod query;
 mod scope;
