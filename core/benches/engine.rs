@@ -487,6 +487,10 @@ fn main() {
     if parts.contains(&"q1") {
         report.insert("throughput".into(), throughput(&engine, &a, &[("q1", Q1)]));
     }
+    if parts.contains(&"q4") {
+        setup_q4(&engine, a.smoke);
+        report.insert("throughput".into(), throughput(&engine, &a, &[("q4", Q4)]));
+    }
     if parts.contains(&"throughput") {
         setup_q4(&engine, a.smoke);
         let t = throughput(

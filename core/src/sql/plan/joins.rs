@@ -115,18 +115,40 @@ struct Cx {
 }
 
 fn internal(what: &str) -> SqlError {
-    SqlError::Unsupported(format!("a join plan ({what}: a planner bug, please report)"))
+    SqlError::Unsupported(format!(
+        "a join plan ({what}: a planner bug, please report)"
+    ))
 }
 
-/// Plans a SELECT's FROM clause with its WHERE (`selection`) applied: the
-/// plan outputs every FROM column in FROM order, as the returned scope has
-/// them.
-pub(super) fn plan_from(
+/// A SELECT's FROM clause and WHERE, read and compiled, not yet planned:
+/// the select list is compiled against [`FromClause::scope`] first, so that
+/// the plan carries only the columns something reads.
+pub(super) struct FromClause {
+    tables: Tables,
+    top: Group,
+}
+
+impl FromClause {
+    /// Every FROM column, in FROM order.
+    pub(super) fn scope(&self) -> &Scope {
+        &self.tables.scope
+    }
+    /// The plan: it outputs every FROM column in FROM order; a column that
+    /// `needed` (by position in [`FromClause::scope`]) says nothing above
+    /// reads is left out of the joins and is NULL in the output.
+    pub(super) fn plan(self, needed: Option<&[bool]>) -> Result<Plan, SqlError> {
+        finish(self.tables, self.top, needed)
+    }
+}
+
+/// Reads a SELECT's FROM clause and compiles its ON conditions and WHERE
+/// (`selection`) into conjuncts over the FROM columns.
+pub(super) fn read_from(
     from: &[ast::TableWithJoins],
     selection: Option<&ast::Expr>,
     cx: &PlanCx<'_>,
     c: &Compiler<'_>,
-) -> Result<(Plan, Scope), SqlError> {
+) -> Result<FromClause, SqlError> {
     // MySQL's limit, and a bound on the depth of the join tree (nested
     // joins are counted as they are read).
     let tables: usize = from.iter().map(|t| 1 + t.joins.len()).sum();
@@ -156,7 +178,7 @@ pub(super) fn plan_from(
         let pred = c.compile(w, &t.scope, "where clause")?;
         split_conjuncts(pred, &mut top.conds);
     }
-    finish(t, top)
+    Ok(FromClause { tables: t, top })
 }
 
 /// Plans a parenthesised join (`(a JOIN b ON …) AS x`) on its own.
@@ -167,12 +189,14 @@ pub(super) fn plan_nested(
 ) -> Result<(Plan, Scope), SqlError> {
     let mut t = Tables::default();
     let g = read_item(&mut t, item, cx, c)?;
-    finish(t, g)
+    let scope = t.scope.clone();
+    Ok((finish(t, g, None)?, scope))
 }
 
 /// Plans the top group and restores FROM order.
-fn finish(tables: Tables, top: Group) -> Result<(Plan, Scope), SqlError> {
-    let scope = tables.scope.clone();
+fn finish(tables: Tables, top: Group, needed: Option<&[bool]>) -> Result<Plan, SqlError> {
+    let scope = &tables.scope;
+    let n = scope.cols.len();
     let names = scope
         .cols
         .iter()
@@ -181,30 +205,43 @@ fn finish(tables: Tables, top: Group) -> Result<(Plan, Scope), SqlError> {
             None => col.name.clone(),
         })
         .collect();
+    let live = (0..n)
+        .map(|i| needed.is_none_or(|nd| nd.get(i).copied().unwrap_or(true)))
+        .collect::<Vec<_>>();
     let mut cx = Cx {
         types: scope.types(),
         tables,
         names,
     };
-    let node = plan_group(&mut cx, top)?;
-    let n = scope.cols.len();
-    if node.layout.len() != n {
-        return Err(internal("columns lost"));
-    }
+    let node = plan_group(&mut cx, top, &live)?;
     if node.layout.iter().copied().eq(0..n) {
-        return Ok((node.plan, scope));
+        return Ok(node.plan);
     }
-    let mut pos = vec![0; n];
+    let mut pos = vec![NONE; n];
     for (i, g) in node.layout.iter().enumerate() {
-        pos[*g] = i;
+        if let Some(p) = pos.get_mut(*g) {
+            *p = i;
+        }
     }
-    let plan = Plan::Project {
+    let mut exprs = Vec::with_capacity(n);
+    let mut shown = Vec::new();
+    for (g, p) in pos.into_iter().enumerate() {
+        if p != NONE {
+            exprs.push(Expr::Column(p));
+            shown.push(cx.names[g].clone());
+        } else if live[g] {
+            return Err(internal("a needed column lost"));
+        } else {
+            // Read by nothing above.
+            exprs.push(Expr::Literal(Value::Null));
+        }
+    }
+    Ok(Plan::Project {
         input: Box::new(node.plan),
-        exprs: pos.into_iter().map(Expr::Column).collect(),
+        exprs,
         types: cx.types.clone(),
-        text: format!("FROM order: {}", cx.names.join(", ")),
-    };
-    Ok((plan, scope))
+        text: format!("FROM order: {}", shown.join(", ")),
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -385,12 +422,7 @@ fn map_columns(e: &Expr, f: &dyn Fn(usize) -> Option<usize>) -> Option<Expr> {
             list: list.iter().map(m).collect::<Option<_>>()?,
             negated: *negated,
         },
-        Expr::Between {
-            e,
-            lo,
-            hi,
-            negated,
-        } => Expr::Between {
+        Expr::Between { e, lo, hi, negated } => Expr::Between {
             e: bm(e)?,
             lo: bm(lo)?,
             hi: bm(hi)?,
@@ -423,10 +455,7 @@ fn map_columns(e: &Expr, f: &dyn Fn(usize) -> Option<usize>) -> Option<Expr> {
                 None => None,
             },
         },
-        Expr::Cast { e, ty } => Expr::Cast {
-            e: bm(e)?,
-            ty: *ty,
-        },
+        Expr::Cast { e, ty } => Expr::Cast { e: bm(e)?, ty: *ty },
         Expr::Func { f: func, args } => Expr::Func {
             f: *func,
             args: args.iter().map(m).collect::<Option<_>>()?,
@@ -513,12 +542,7 @@ pub(super) fn fold(e: Expr) -> Expr {
             list: list.into_iter().map(fold).collect(),
             negated,
         },
-        Expr::Between {
-            e,
-            lo,
-            hi,
-            negated,
-        } => Expr::Between {
+        Expr::Between { e, lo, hi, negated } => Expr::Between {
             e: f(e),
             lo: f(lo),
             hi: f(hi),
@@ -757,14 +781,24 @@ fn hashable(a: DataType, b: DataType) -> bool {
     matches!((a, b), (Int | Float, Int | Float) | (Text, Text))
 }
 
-fn plan_group(cx: &mut Cx, g: Group) -> Result<Node, SqlError> {
+/// Plans a group; `live` says which global columns something above reads
+/// (a column no one reads is dropped right above its table's scan).
+fn plan_group(cx: &mut Cx, g: Group, live: &[bool]) -> Result<Node, SqlError> {
     let Group { mut members, conds } = g;
     // 1. Fold; a false conjunct empties the group.
     let mut folded = Vec::with_capacity(conds.len());
     for e in conds {
         match fold(e) {
             Expr::Literal(v) if v.truthy() == Some(true) => {}
-            Expr::Literal(_) => return Ok(empty_node(cx, &Group { members, conds: vec![] })),
+            Expr::Literal(_) => {
+                return Ok(empty_node(
+                    cx,
+                    &Group {
+                        members,
+                        conds: vec![],
+                    },
+                ))
+            }
             e => folded.push(e),
         }
     }
@@ -862,6 +896,15 @@ fn plan_group(cx: &mut Cx, g: Group) -> Result<Node, SqlError> {
             _ => multi.push((e, mask)),
         }
     }
+    // What the joins of this group and everything above read.
+    let mut live_here = live.to_vec();
+    for e in multi.iter().map(|(e, _)| e).chain(&last) {
+        for c in columns(e) {
+            if let Some(x) = live_here.get_mut(c) {
+                *x = true;
+            }
+        }
+    }
     // 4. Plan each member, with its conjuncts.
     let mut parts: Vec<(Node, u64)> = Vec::with_capacity(members.len());
     for (k, (m, p)) in members.into_iter().zip(pushed).enumerate() {
@@ -880,10 +923,11 @@ fn plan_group(cx: &mut Cx, g: Group) -> Result<Node, SqlError> {
                     layout: (first..first + w).collect(),
                     rows,
                 };
-                (filter(cx, node, p)?, rows)
+                let node = filter(cx, node, p)?;
+                (prune(cx, node, &live_here), rows)
             }
             Member::Outer(o) => {
-                let node = plan_outer(cx, *o, p)?;
+                let node = plan_outer(cx, *o, p, &live_here)?;
                 let rows = node.rows;
                 (node, rows)
             }
@@ -1028,6 +1072,32 @@ fn filter(cx: &Cx, node: Node, conds: Vec<Expr>) -> Result<Node, SqlError> {
     })
 }
 
+/// `node` without the columns `live` says nothing above reads (a
+/// projection, which shares the columns it keeps).
+fn prune(cx: &Cx, node: Node, live: &[bool]) -> Node {
+    let keep: Vec<usize> = (0..node.layout.len())
+        .filter(|k| live.get(node.layout[*k]).copied().unwrap_or(true))
+        .collect();
+    if keep.len() == node.layout.len() {
+        return node;
+    }
+    let layout: Vec<usize> = keep.iter().map(|k| node.layout[*k]).collect();
+    Node {
+        plan: Plan::Project {
+            input: Box::new(node.plan),
+            exprs: keep.iter().map(|k| Expr::Column(*k)).collect(),
+            types: layout.iter().map(|g| cx.types[*g]).collect(),
+            text: layout
+                .iter()
+                .map(|g| cx.names[*g].clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
+        layout,
+        rows: node.rows,
+    }
+}
+
 /// Joins `probe` (streamed, preserved by a left join) and `build` (hashed)
 /// on `keys` (global expressions over probe and build) with `residual`.
 fn join_nodes(
@@ -1099,7 +1169,7 @@ fn join_nodes(
 }
 
 /// Plans an outer join; `pushed` are the group's conjuncts over it alone.
-fn plan_outer(cx: &mut Cx, o: Outer, pushed: Vec<Expr>) -> Result<Node, SqlError> {
+fn plan_outer(cx: &mut Cx, o: Outer, pushed: Vec<Expr>, live: &[bool]) -> Result<Node, SqlError> {
     let Outer {
         mut preserved,
         mut nullable,
@@ -1166,12 +1236,26 @@ fn plan_outer(cx: &mut Cx, o: Outer, pushed: Vec<Expr>) -> Result<Node, SqlError
             }
         }
     }
-    let pres = plan_group(cx, preserved)?;
+    // The join and what is applied after it read these, besides `live`.
+    let mut live_here = live.to_vec();
+    for e in keys
+        .iter()
+        .flat_map(|(a, b)| [a, b])
+        .chain(&residual)
+        .chain(&post)
+    {
+        for c in columns(e) {
+            if let Some(x) = live_here.get_mut(c) {
+                *x = true;
+            }
+        }
+    }
+    let pres = plan_group(cx, preserved, &live_here)?;
     let null = if no_match {
         // `ON 1 = 0`: every preserved row once, NULL-extended.
         empty_node(cx, &nullable)
     } else {
-        plan_group(cx, nullable)?
+        plan_group(cx, nullable, &live_here)?
     };
     let est = if keys.is_empty() {
         pres.rows * null.rows.max(1.0)
@@ -1283,7 +1367,11 @@ mod tests {
     #[test]
     fn null_rejection() {
         let null = |c: usize| c == 1;
-        let eq = |l: Box<Expr>, r: Box<Expr>| Expr::Binary { op: BinOp::Eq, l, r };
+        let eq = |l: Box<Expr>, r: Box<Expr>| Expr::Binary {
+            op: BinOp::Eq,
+            l,
+            r,
+        };
         assert!(rejects_nulls(&eq(col(1), int(5)), &null));
         assert!(rejects_nulls(
             &eq(

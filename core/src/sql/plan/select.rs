@@ -156,7 +156,8 @@ pub(super) fn plan_select(
         return Err(SqlError::Unsupported("window functions (OVER …)".into()));
     }
     // FROM, its joins and WHERE, planned together (see joins.rs).
-    let (mut plan, scope) = super::joins::plan_from(&s.from, s.selection.as_ref(), cx, c)?;
+    let from = super::joins::read_from(&s.from, s.selection.as_ref(), cx, c)?;
+    let scope = from.scope().clone();
     // Select items as (ast, output name).
     let mut items: Vec<(ast::Expr, String)> = Vec::new();
     for it in &s.projection {
@@ -331,6 +332,28 @@ pub(super) fn plan_select(
             desc: is_desc(o),
         });
     }
+    // The FROM columns read above it, and the FROM plan carrying only those.
+    let mut needed = vec![false; scope.cols.len()];
+    let mut mark = |e: &Expr| {
+        e.visit(&mut |x| {
+            if let Expr::Column(i) = x {
+                if let Some(n) = needed.get_mut(*i) {
+                    *n = true;
+                }
+            }
+        })
+    };
+    match &agg_cx {
+        Some(a) => {
+            a.group_exprs.iter().for_each(&mut mark);
+            a.aggs
+                .iter()
+                .filter_map(|x| x.arg.as_ref())
+                .for_each(&mut mark);
+        }
+        None => exprs.iter().for_each(&mut mark),
+    }
+    let mut plan = from.plan(Some(&needed))?;
     // Assemble: aggregate, having, project, distinct, sort, limit, trim.
     let pre_scope_types;
     let pre_names;
