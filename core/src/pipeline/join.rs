@@ -382,20 +382,39 @@ impl Operator for HashJoin {
         let Some((left, keys)) = self.current.as_ref() else {
             return Ok(Step::Pending);
         };
-        let mut li = Vec::new();
-        let mut ri = Vec::new();
-        let mut starts = Vec::new();
         let mut i = self.cursor;
         let stop = (self.cursor + PROBE_ROWS).min(left.len);
-        while i < stop && li.len() < OUT_ROWS {
-            starts.push((i, li.len()));
-            let mut r = self.first_match(keys, i);
-            while r != NONE {
-                li.push(i as u32);
-                ri.push(r);
-                r = self.next_match(r);
+        let mut li = Vec::with_capacity(stop - i);
+        let mut ri = Vec::with_capacity(stop - i);
+        let mut starts = Vec::new();
+        match (&self.table, keys.first().map(|k| (&k.data, &k.nulls))) {
+            // An inner join on one integer key without NULLs in this batch
+            // (the common case: a foreign key): the loop without the
+            // per-row dispatch of `first_match`, and without `starts`,
+            // which only a left join reads.
+            (Table::Int(m), Some((ColumnData::Int(v), None))) if self.kind == JoinKind::Inner => {
+                while i < stop && li.len() < OUT_ROWS {
+                    let mut r = m.get(&v[i]).copied().unwrap_or(NONE);
+                    while r != NONE {
+                        li.push(i as u32);
+                        ri.push(r);
+                        r = self.chain[r as usize];
+                    }
+                    i += 1;
+                }
             }
-            i += 1;
+            _ => {
+                while i < stop && li.len() < OUT_ROWS {
+                    starts.push((i, li.len()));
+                    let mut r = self.first_match(keys, i);
+                    while r != NONE {
+                        li.push(i as u32);
+                        ri.push(r);
+                        r = self.next_match(r);
+                    }
+                    i += 1;
+                }
+            }
         }
         self.cursor = i;
         let left = left.clone();
