@@ -126,6 +126,12 @@ fn a_six_table_star_join_is_five_hash_joins_probing_the_fact_table() {
         }
     }
     assert_eq!(count(&plan, "Filter"), 2, "{}", show(&plan));
+    // Each join passes on only what is read after it: the last one, f.v.
+    let top = plan
+        .iter()
+        .find(|l| l.text.starts_with("HashJoin"))
+        .unwrap();
+    assert!(top.text.contains("keeps [f.v]"), "{}", show(&plan));
     // The answer, computed here.
     let (mut cnt, mut sum) = (0i64, 0i64);
     for x in 1..=n {

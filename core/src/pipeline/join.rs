@@ -122,9 +122,19 @@ pub struct HashJoin {
     /// concatenated columns share), given back once concatenated.
     buffered_bytes: u64,
     text: String,
+    /// The left and right columns the output has (all when `None`).
+    emit: Option<(Vec<usize>, Vec<usize>)>,
 }
 
 impl HashJoin {
+    /// Outputs only left columns `left` and right columns `right` (in
+    /// that order), so that columns nothing above reads are not gathered.
+    /// The residual condition is over this output.
+    pub fn emitting(mut self, left: Vec<usize>, right: Vec<usize>) -> Self {
+        self.emit = Some((left, right));
+        self
+    }
+
     /// Joins `left` to `right` on `left_keys[i] = right_keys[i]`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -167,6 +177,7 @@ impl HashJoin {
             mem: MemoryUse::default(),
             buffered_bytes: 0,
             text,
+            emit: None,
         }
     }
 
@@ -279,13 +290,23 @@ impl HashJoin {
     }
 
     fn joined(&self, left: &Batch, li: &[u32], ri: &[u32]) -> Batch {
-        let mut cols: Vec<Arc<Column>> = left
-            .columns
+        let (lsel, rsel): (Vec<usize>, Vec<usize>) = match &self.emit {
+            Some((l, r)) => (l.clone(), r.clone()),
+            None => (
+                (0..left.columns.len()).collect(),
+                (0..self.right_types.len()).collect(),
+            ),
+        };
+        let mut cols: Vec<Arc<Column>> = lsel
             .iter()
+            .filter_map(|&k| left.columns.get(k))
             .map(|c| Arc::new(c.gather(li)))
             .collect();
         let any_none = ri.contains(&NONE);
-        for (k, ty) in self.right_types.iter().enumerate() {
+        for k in rsel {
+            let Some(ty) = self.right_types.get(k) else {
+                continue;
+            };
             let col = match self.build.get(k) {
                 Some(c) if !any_none => c.gather(ri),
                 Some(c) => {

@@ -1030,7 +1030,13 @@ fn plan_group(cx: &mut Cx, g: Group, live: &[bool]) -> Result<Node, SqlError> {
             }
         }
         conds = rest;
-        let node = join_nodes(cx, probe, build, keys, residual, JoinKind::Inner, est)?;
+        // Read after this join: above the group, and by the conjuncts still
+        // to apply.
+        let mut out = live.to_vec();
+        for e in conds.iter().map(|c| &c.expr).chain(&last) {
+            mark(&mut out, e);
+        }
+        let node = join_nodes(cx, probe, build, keys, residual, JoinKind::Inner, est, &out)?;
         parts.push((node, mp | mbuild));
     }
     let (node, _) = parts.pop().ok_or_else(|| internal("an empty group"))?;
@@ -1098,8 +1104,19 @@ fn prune(cx: &Cx, node: Node, live: &[bool]) -> Node {
     }
 }
 
+/// Marks the global columns `e` reads in `set`.
+fn mark(set: &mut [bool], e: &Expr) {
+    for c in columns(e) {
+        if let Some(x) = set.get_mut(c) {
+            *x = true;
+        }
+    }
+}
+
 /// Joins `probe` (streamed, preserved by a left join) and `build` (hashed)
-/// on `keys` (global expressions over probe and build) with `residual`.
+/// on `keys` (global expressions over probe and build) with `residual`; the
+/// output keeps the columns `out` says are read after the join.
+#[allow(clippy::too_many_arguments)]
 fn join_nodes(
     cx: &Cx,
     probe: Node,
@@ -1108,6 +1125,7 @@ fn join_nodes(
     residual: Vec<Expr>,
     kind: JoinKind,
     est: f64,
+    out: &[bool],
 ) -> Result<Node, SqlError> {
     let width = cx.types.len();
     let mut text = keys
@@ -1130,7 +1148,6 @@ fn join_nodes(
     } else if keys.is_empty() {
         text.push_str("cross");
     }
-    text.push_str(&format!(" (est. {} rows)", est.round().min(1e18) as u64));
     let int_keys = keys.len() == 1
         && keys[0].0.data_type(&cx.types) == DataType::Int
         && keys[0].1.data_type(&cx.types) == DataType::Int;
@@ -1140,8 +1157,25 @@ fn join_nodes(
         left_keys.push(remap(a, &probe.layout, width)?);
         right_keys.push(remap(b, &build.layout, width)?);
     }
-    let mut layout = probe.layout;
-    layout.extend(build.layout.iter().copied());
+    // The columns the output keeps: read after the join, or by its residual.
+    let mut keep = out.to_vec();
+    residual.iter().for_each(|e| mark(&mut keep, e));
+    let kept = |layout: &[usize]| -> Vec<usize> {
+        (0..layout.len())
+            .filter(|k| keep.get(layout[*k]).copied().unwrap_or(true))
+            .collect()
+    };
+    let (kl, kr) = (kept(&probe.layout), kept(&build.layout));
+    let emit = (kl.len() < probe.layout.len() || kr.len() < build.layout.len())
+        .then(|| (kl.clone(), kr.clone()));
+    let right_types = build.layout.iter().map(|c| cx.types[*c]).collect();
+    let mut layout: Vec<usize> = kl.iter().map(|k| probe.layout[*k]).collect();
+    layout.extend(kr.iter().map(|k| build.layout[*k]));
+    if emit.is_some() {
+        let names: Vec<&str> = layout.iter().map(|g| cx.names[*g].as_str()).collect();
+        text.push_str(&format!(" keeps [{}]", names.join(", ")));
+    }
+    text.push_str(&format!(" (est. {} rows)", est.round().min(1e18) as u64));
     let mut res = Vec::with_capacity(residual.len());
     for e in &residual {
         res.push(remap(e, &layout, width)?);
@@ -1150,7 +1184,6 @@ fn join_nodes(
     let residual = res
         .next()
         .map(|first| chain(first, res.map(|x| (BinOp::And, x)).collect()));
-    let right_types = build.layout.iter().map(|c| cx.types[*c]).collect();
     Ok(Node {
         plan: Plan::Join {
             left: Box::new(probe.plan),
@@ -1162,6 +1195,7 @@ fn join_nodes(
             kind,
             right_types,
             text,
+            emit,
         },
         layout,
         rows: est.max(if est > 0.0 { 1.0 } else { 0.0 }),
@@ -1262,7 +1296,9 @@ fn plan_outer(cx: &mut Cx, o: Outer, pushed: Vec<Expr>, live: &[bool]) -> Result
     } else {
         pres.rows
     };
-    let node = join_nodes(cx, pres, null, keys, residual, JoinKind::Left, est)?;
+    let mut out = live.to_vec();
+    post.iter().for_each(|e| mark(&mut out, e));
+    let node = join_nodes(cx, pres, null, keys, residual, JoinKind::Left, est, &out)?;
     filter(cx, node, post)
 }
 

@@ -76,9 +76,10 @@ impl Plan {
                 kind,
                 right_types,
                 text,
+                emit,
             } => {
                 let p = nested(pipeline, "join build")?;
-                Box::new(HashJoin::new(
+                let join = HashJoin::new(
                     left.build(pipeline)?,
                     right.build(&p)?,
                     left_keys,
@@ -88,7 +89,11 @@ impl Plan {
                     kind,
                     right_types,
                     text,
-                ))
+                );
+                Box::new(match emit {
+                    Some((l, r)) => join.emitting(l, r),
+                    None => join,
+                })
             }
             Plan::Update {
                 table,
