@@ -21,8 +21,11 @@ pub mod dml;
 pub mod join;
 pub mod memory;
 pub mod reclaim;
+pub mod recursive;
 pub mod scan;
+pub mod setop;
 pub mod sort;
+pub mod window;
 
 pub use memory::{MemoryUse, Reservation, Resources};
 
