@@ -16,6 +16,8 @@ const HEAVY: &[(&str, &str)] = &[
     ("group by", "SELECT x % 1000 AS k, count(*), sum(x) FROM generate_series(1, 10000000000) AS t(x) GROUP BY k"),
     ("sort", "SELECT x FROM generate_series(1, 100000000) AS t(x) ORDER BY x DESC"),
     ("join", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) JOIN generate_series(1, 1000) AS b(y) ON a.x % 1000 = b.y"),
+    // Joins planned from WHERE (hash joins, a filter pushed to c's scan).
+    ("multi-join", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x), generate_series(1, 1000) AS b(y), generate_series(1, 1000) AS c(z) WHERE a.x % 1000 = b.y AND b.y = c.z AND c.z % 2 = 0"),
     ("distinct", "SELECT DISTINCT x % 100000 FROM generate_series(1, 10000000000) AS t(x)"),
     ("window", "SELECT x, sum(x) OVER (PARTITION BY x % 1000 ORDER BY x ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) FROM generate_series(1, 100000000) AS t(x)"),
     ("sleep", "SELECT sleep(100)"),

@@ -797,21 +797,6 @@ pub(super) fn const_int(
     }
 }
 
-pub(super) fn split_and(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
-    match e {
-        ast::Expr::BinaryOp {
-            left,
-            op: ast::BinaryOperator::And,
-            right,
-        } => {
-            split_and(left, out);
-            split_and(right, out);
-        }
-        ast::Expr::Nested(x) => split_and(x, out),
-        other => out.push(other.clone()),
-    }
-}
-
 pub(super) fn names_text(exprs: &[Expr], names: &[String]) -> String {
     exprs
         .iter()

@@ -98,9 +98,10 @@ impl Plan {
                 kind,
                 right_types,
                 text,
+                emit,
             } => {
                 let p = nested(pipeline, "join build")?;
-                Box::new(HashJoin::new(
+                let join = HashJoin::new(
                     left.build(pipeline)?,
                     right.build(&p)?,
                     left_keys,
@@ -110,7 +111,11 @@ impl Plan {
                     kind,
                     right_types,
                     text,
-                ))
+                );
+                Box::new(match emit {
+                    Some((l, r)) => join.emitting(l, r),
+                    None => join,
+                })
             }
             Plan::Update {
                 table,

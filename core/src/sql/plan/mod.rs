@@ -26,6 +26,7 @@ mod compile;
 pub mod cte;
 mod dml;
 pub mod index;
+mod joins;
 mod lower;
 mod query;
 mod scope;
@@ -157,6 +158,9 @@ pub enum Plan {
         right_types: Vec<DataType>,
         /// EXPLAIN text.
         text: String,
+        /// The left and right columns the output keeps (`None`: all); the
+        /// residual condition is over that output.
+        emit: Option<(Vec<usize>, Vec<usize>)>,
     },
     /// `UPDATE`: the table's chunks rewritten ([`crate::pipeline::dml::Update`]).
     Update {
