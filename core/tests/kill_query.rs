@@ -18,6 +18,10 @@ const HEAVY: &[(&str, &str)] = &[
     ("join", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) JOIN generate_series(1, 1000) AS b(y) ON a.x % 1000 = b.y"),
     ("distinct", "SELECT DISTINCT x % 100000 FROM generate_series(1, 10000000000) AS t(x)"),
     ("sleep", "SELECT sleep(100)"),
+    // One long run of an uncorrelated subquery: its steps yield too.
+    ("scalar subquery", "SELECT 1 + (SELECT count(*) FROM generate_series(1, 10000000000) AS b(y) WHERE y % 7 = 0)"),
+    // A correlated subquery: a short run per outer row, for many rows.
+    ("correlated subquery", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y = a.x)"),
 ];
 
 /// Runs `sql` on `victim` and kills it from `killer` once it is executing,

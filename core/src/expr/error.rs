@@ -2,6 +2,7 @@
 //! can fail with.
 
 use crate::cause::Cancelled;
+use crate::error::ContextError;
 use crate::storage::StorageError;
 
 /// An error while executing.
@@ -34,6 +35,12 @@ pub enum ExecError {
     /// A storage error.
     #[error("{0}")]
     Storage(#[from] StorageError),
+    /// A scalar subquery gave more than one row (MySQL 1242).
+    #[error("Subquery returns more than 1 row")]
+    SubqueryRows,
+    /// A context for a part of the statement could not be made.
+    #[error("{0}")]
+    Context(#[from] ContextError),
 }
 
 impl ExecError {

@@ -22,6 +22,7 @@ pub mod memory;
 pub mod reclaim;
 pub mod scan;
 pub mod sort;
+pub mod subquery;
 
 pub use memory::{MemoryUse, Reservation, Resources};
 

@@ -178,6 +178,8 @@ impl From<crate::expr::ExecError> for QueryError {
             crate::expr::ExecError::MemoryBudget { .. } => {
                 QueryError::new(1041, "HY000", e.to_string())
             }
+            crate::expr::ExecError::SubqueryRows => QueryError::new(1242, "21000", e.to_string()),
+            crate::expr::ExecError::Context(c) => c.into(),
         }
     }
 }

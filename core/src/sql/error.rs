@@ -75,6 +75,10 @@ pub enum SqlError {
     /// `AS t(a, b)` naming another number of columns than the source has.
     #[error("In definition of view, derived table or common table expression, SELECT list and column names list have different column counts")]
     DerivedColumnCount,
+    /// A subquery (or row) has another number of columns than its place
+    /// takes.
+    #[error("Operand should contain {0} column(s)")]
+    OperandColumns(usize),
 }
 
 impl SqlError {
@@ -99,6 +103,7 @@ impl SqlError {
             SqlError::KeyColumn(_) => (1072, "42000"),
             SqlError::InvalidDefault(_) => (1067, "42000"),
             SqlError::DerivedColumnCount => (1353, "HY000"),
+            SqlError::OperandColumns(_) => (1241, "21000"),
             SqlError::UnknownVariable(_) => (1193, "HY000"),
             // MySQL's "thread stack overrun": what it answers when a
             // statement needs more stack than its thread has.

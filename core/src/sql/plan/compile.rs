@@ -2,6 +2,7 @@
 //! aggregate calls collected for GROUP BY.
 
 use super::scope::{Scope, ScopeCol};
+use super::subquery::{self, Collected, Outer};
 use super::types::{is_unsigned, object_name, sql_type};
 use super::PlanCx;
 use sqlparser::ast;
@@ -166,8 +167,12 @@ pub(super) struct AggCx {
 pub struct Compiler<'a> {
     /// `CONNECTION_ID()`.
     pub connection_id: u64,
-    /// For subqueries in FROM.
+    /// For subqueries in FROM and in expressions.
     pub cx: Option<&'a PlanCx<'a>>,
+    /// The enclosing queries, when compiling a subquery.
+    pub outer: Option<&'a Outer<'a>>,
+    /// The subqueries of the clause being compiled.
+    pub subs: Collected,
 }
 
 pub(super) fn literal(v: &ast::Value) -> Result<Value, SqlError> {
@@ -259,7 +264,7 @@ impl Compiler<'_> {
                             Some(x) if x.to_string() != e.to_string() => {
                                 self.compile_in(&x, scope, clause, agg)
                             }
-                            _ => Err(err),
+                            _ => self.outer_ref(&parts, clause, err),
                         };
                     }
                 };
@@ -287,8 +292,14 @@ impl Compiler<'_> {
                 let name = p.last().map(|i| i.value.to_lowercase()).unwrap_or_default();
                 Expr::Literal(self.var(&name).ok_or(SqlError::UnknownVariable(name))?)
             }
-            A::Identifier(i) => Expr::Column(scope.resolve(std::slice::from_ref(i), clause)?),
-            A::CompoundIdentifier(p) => Expr::Column(scope.resolve(p, clause)?),
+            A::Identifier(i) => match scope.resolve(std::slice::from_ref(i), clause) {
+                Ok(c) => Expr::Column(c),
+                Err(err) => self.outer_ref(std::slice::from_ref(i), clause, err)?,
+            },
+            A::CompoundIdentifier(p) => match scope.resolve(p, clause) {
+                Ok(c) => Expr::Column(c),
+                Err(err) => self.outer_ref(p, clause, err)?,
+            },
             A::Value(v) => Expr::Literal(literal(&v.value)?),
             A::Nested(x) => self.compile_in(x, scope, clause, agg)?,
             A::BinaryOp { .. } => self.compile_run(e, scope, clause, agg)?,
@@ -496,11 +507,7 @@ impl Compiler<'_> {
                 }
             }
             A::Function(f) => self.compile_func(f, scope, clause, agg)?,
-            A::Subquery(_) | A::In { .. } | A::Exists { .. } => {
-                return Err(SqlError::Unsupported(
-                    "subqueries in expressions (use a subquery in FROM)".into(),
-                ))
-            }
+            e if subquery::is_subquery(e) => self.compile_subquery(e, scope, clause, agg)?,
             other => return Err(SqlError::Unsupported(format!("the expression {other}"))),
         })
     }
@@ -655,6 +662,7 @@ impl Compiler<'_> {
                 ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
             )
             || contains_agg(e)
+            || subquery::contains_subquery(e)
         {
             return None;
         }
@@ -675,6 +683,11 @@ impl Compiler<'_> {
                 if contains_agg(x) {
                     return Err(SqlError::InvalidGroupFunction);
                 }
+                if subquery::contains_subquery(x) {
+                    return Err(SqlError::Unsupported(
+                        "subqueries in aggregate arguments".into(),
+                    ));
+                }
                 let func = match n {
                     "count" => AggFunc::Count,
                     "sum" => AggFunc::Sum,
@@ -682,7 +695,9 @@ impl Compiler<'_> {
                     "min" => AggFunc::Min,
                     _ => AggFunc::Max,
                 };
-                (func, Some(self.compile(x, &input, "field list")?))
+                let arg = self.compile(x, &input, "field list")?;
+                subquery::check_agg_arg(&arg)?;
+                (func, Some(arg))
             }
             _ => return Err(SqlError::WrongArgs(name)),
         };
@@ -840,6 +855,8 @@ pub fn compile_over_table(
     let c = Compiler {
         connection_id,
         cx: None,
+        outer: None,
+        subs: Collected::default(),
     };
     if contains_agg(e) {
         return Err(SqlError::InvalidGroupFunction);
@@ -852,6 +869,8 @@ pub fn compile_const(e: &ast::Expr, connection_id: u64) -> Result<Expr, SqlError
     let c = Compiler {
         connection_id,
         cx: None,
+        outer: None,
+        subs: Collected::default(),
     };
     c.compile(e, &Scope::default(), "field list")
 }

@@ -11,6 +11,7 @@ use crate::pipeline::basic::{Filter, Limit, Project, UnionAll};
 use crate::pipeline::join::HashJoin;
 use crate::pipeline::scan::{SeriesScan, TableScan, ValuesScan};
 use crate::pipeline::sort::Sort;
+use crate::pipeline::subquery::Apply;
 use crate::pipeline::Instrumented;
 
 impl Plan {
@@ -95,6 +96,9 @@ impl Plan {
                     built.push(i.build(pipeline)?);
                 }
                 Box::new(UnionAll::new(built, types))
+            }
+            Plan::Apply { input, subs } => {
+                Box::new(Apply::new(input.build(pipeline)?, subs, pipeline.clone()))
             }
         };
         Ok(Instrumented::new(op, pipeline.clone()))

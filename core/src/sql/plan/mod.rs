@@ -22,6 +22,7 @@ mod lower;
 mod query;
 mod scope;
 mod select;
+mod subquery;
 mod types;
 
 use scope::ScopeCol;
@@ -42,6 +43,7 @@ use crate::sql::error::SqlError;
 use crate::storage::{Catalog, Table, TableData, WriteSet};
 
 /// A plan node.
+#[derive(Clone)]
 pub enum Plan {
     /// `generate_series`.
     Series {
@@ -146,6 +148,14 @@ pub enum Plan {
         inputs: Vec<Plan>,
         /// Output types.
         types: Vec<DataType>,
+    },
+    /// Subqueries in expressions: a column per subquery appended to the
+    /// input's rows (see [`crate::pipeline::subquery`]).
+    Apply {
+        /// Input.
+        input: Box<Plan>,
+        /// The subqueries.
+        subs: Vec<crate::pipeline::subquery::Subquery>,
     },
 }
 

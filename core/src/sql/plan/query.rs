@@ -3,6 +3,7 @@
 use super::compile::{const_int, names_text, Compiler};
 use super::scope::Scope;
 use super::select::plan_select;
+use super::subquery::Outer;
 use super::{Plan, PlanCx, Planned};
 use sqlparser::ast;
 
@@ -14,6 +15,16 @@ use crate::sql::shape;
 
 /// Plans a query.
 pub fn plan_query(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError> {
+    plan_query_in(q, cx, None)
+}
+
+/// Plans a query; a subquery in an expression plans inside `outer`, its
+/// enclosing queries.
+pub(super) fn plan_query_in(
+    q: &ast::Query,
+    cx: &PlanCx<'_>,
+    outer: Option<&Outer<'_>>,
+) -> Result<Planned, SqlError> {
     if q.with.is_some() {
         return Err(SqlError::Unsupported(
             "WITH (common table expressions)".into(),
@@ -25,6 +36,8 @@ pub fn plan_query(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError> 
     let compiler = Compiler {
         connection_id: cx.connection_id,
         cx: Some(cx),
+        outer,
+        subs: Default::default(),
     };
     let (limit, offset) = match &q.limit_clause {
         None => (None, 0),
@@ -166,7 +179,7 @@ pub(super) fn plan_set_expr(
             cx,
             c,
         ),
-        ast::SetExpr::Query(q) => plan_query(q, cx),
+        ast::SetExpr::Query(q) => plan_query_in(q, cx, c.outer),
         ast::SetExpr::SetOperation { .. } => plan_union(e, cx, c),
         ast::SetExpr::Values(v) => {
             let mut rows = Vec::new();

@@ -6,6 +6,7 @@ use super::compile::{
 };
 use super::query::{is_desc, plan_query, Shape};
 use super::scope::{Scope, ScopeCol};
+use super::subquery;
 use super::types::{ident_name, object_name, MAX_JOIN_TABLES};
 use super::{Plan, PlanCx, Planned};
 use sqlparser::ast;
@@ -315,16 +316,22 @@ pub(super) fn plan_select(
         return Err(SqlError::Unsupported("window functions (OVER …)".into()));
     }
     let (mut plan, scope) = plan_from(&s.from, cx, c)?;
+    // The types of the columns that WHERE's subqueries add after the scope's.
+    let mut where_types = Vec::new();
     if let Some(w) = &s.selection {
         if contains_agg(w) {
             return Err(SqlError::InvalidGroupFunction);
         }
-        let pred = c.compile(w, &scope, "where clause")?;
-        plan = Plan::Filter {
-            input: Box::new(plan),
-            text: pred.display(&scope.names()),
-            pred,
-        };
+        if subquery::contains_subquery(w) {
+            (plan, where_types) = subquery::plan_where(c, w, &scope, plan)?;
+        } else {
+            let pred = c.compile(w, &scope, "where clause")?;
+            plan = Plan::Filter {
+                input: Box::new(plan),
+                text: pred.display(&scope.names()),
+                pred,
+            };
+        }
     }
     // Select items as (ast, output name).
     let mut items: Vec<(ast::Expr, String)> = Vec::new();
@@ -445,11 +452,15 @@ pub(super) fn plan_select(
                 None => c.compile(e, &scope, clause),
             }
         };
+    // Subqueries of the select list, HAVING and ORDER BY run after the
+    // aggregation (or WHERE). (An error leaves the collector open: the
+    // statement is over then.)
+    c.subs.open();
     let mut exprs = Vec::new();
     for (e, _) in &items {
         exprs.push(compile_item(e, "field list", &mut agg_cx)?);
     }
-    let having = match &s.having {
+    let mut having = match &s.having {
         Some(h) => Some(compile_item(h, "having clause", &mut agg_cx)?),
         None => None,
     };
@@ -500,9 +511,10 @@ pub(super) fn plan_select(
             desc: is_desc(o),
         });
     }
+    let subs = c.subs.close();
     // Assemble: aggregate, having, project, distinct, sort, limit, trim.
-    let pre_scope_types;
-    let pre_names;
+    let mut pre_scope_types;
+    let mut pre_names;
     if let Some(a) = agg_cx {
         let mut key_types = a.group_types.clone();
         key_types.extend(a.aggs.iter().map(|x| x.output_type()));
@@ -530,6 +542,14 @@ pub(super) fn plan_select(
             text,
         };
         pre_scope_types = key_types;
+        let mut targets: Vec<&mut Expr> = exprs.iter_mut().chain(having.iter_mut()).collect();
+        plan = subquery::apply_clause(
+            plan,
+            &mut pre_scope_types,
+            &mut pre_names,
+            subs,
+            &mut targets,
+        );
         if let Some(h) = having {
             plan = Plan::Filter {
                 input: Box::new(plan),
@@ -545,6 +565,16 @@ pub(super) fn plan_select(
         }
         pre_scope_types = scope.types();
         pre_names = scope.names();
+        pre_names.extend((0..where_types.len()).map(|i| format!("#{}", pre_scope_types.len() + i)));
+        pre_scope_types.extend(where_types);
+        let mut targets: Vec<&mut Expr> = exprs.iter_mut().collect();
+        plan = subquery::apply_clause(
+            plan,
+            &mut pre_scope_types,
+            &mut pre_names,
+            subs,
+            &mut targets,
+        );
     }
     let types: Vec<DataType> = exprs
         .iter()

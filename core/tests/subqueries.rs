@@ -1,0 +1,122 @@
+//! Subqueries in expressions, beyond their answers (which are in
+//! `tests/slt/subquery.slt`): how often they run, the memory they hold,
+//! EXPLAIN ANALYZE, deep nesting. KILL of a subquery is in kill_query.rs.
+
+mod common;
+use common::*;
+
+/// The EXPLAIN ANALYZE line of the subquery operator.
+fn subqueries_line(c: &cascade::Connection, sql: &str) -> String {
+    let r = ok(c, &format!("EXPLAIN ANALYZE {sql}"));
+    rows(&r)
+        .into_iter()
+        .map(|r| r.join(""))
+        .find(|l| l.contains("Subqueries"))
+        .unwrap_or_else(|| panic!("no Subqueries operator in the plan of {sql}"))
+}
+
+#[test]
+fn an_uncorrelated_subquery_runs_once_and_a_correlated_one_once_per_value() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    let uncorrelated = "SELECT count(*) FROM generate_series(1, 10000) AS g(x) WHERE x IN (SELECT y * 2 FROM generate_series(1, 100) AS h(y))";
+    assert_eq!(cell(&c, uncorrelated), "100");
+    let line = subqueries_line(&c, uncorrelated);
+    assert!(line.contains("runs=1 cached=9999"), "{line}");
+    // Ten distinct outer values: ten runs, the other rows from the cache.
+    let correlated = "SELECT count(*) FROM generate_series(1, 10000) AS g(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 5) AS h(y) WHERE y = g.x % 10)";
+    assert_eq!(cell(&c, correlated), "5000");
+    let line = subqueries_line(&c, correlated);
+    assert!(line.contains("runs=10 cached=9990"), "{line}");
+    // The subquery's own operators are shown under it (its last run).
+    let plan: Vec<String> = rows(&ok(&c, &format!("EXPLAIN ANALYZE {correlated}")))
+        .into_iter()
+        .map(|r| r.join(""))
+        .collect();
+    let at = plan
+        .iter()
+        .position(|l| l.contains("Subqueries"))
+        .expect("Subqueries");
+    assert!(
+        plan[at + 1..]
+            .iter()
+            .any(|l| l.contains("GenerateSeries") && l.contains("rows=5")),
+        "{plan:?}"
+    );
+    assert_eq!(e.memory_in_use(), 0, "every reservation given back");
+}
+
+#[test]
+fn the_cache_of_a_correlated_subquery_stays_bounded() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    // 5,000 distinct outer values, more than the cache keeps (4,096): the answer
+    // is the same, and the cache starts over instead of growing.
+    let sql = "SELECT count(*) FROM generate_series(1, 5000) AS g(x) WHERE x > (SELECT count(*) FROM generate_series(1, 3) AS h(y) WHERE y < g.x) + 2";
+    assert_eq!(cell(&c, sql), "4995");
+    let line = subqueries_line(&c, sql);
+    assert!(line.contains("runs=5000 cached=0"), "{line}");
+    assert_eq!(e.memory_in_use(), 0);
+}
+
+#[test]
+fn a_huge_in_set_is_held_within_the_memory_budget() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    ok(&c, "SET cascade_memory_budget = 4000000");
+    let err = run(
+        &c,
+        "SELECT 1 IN (SELECT y FROM generate_series(1, 10000000) AS h(y))",
+    )
+    .unwrap_err();
+    assert_eq!(err.code, 1041, "{err}");
+    assert_eq!(e.memory_in_use(), 0, "memory still reserved");
+    // The same set fits a larger budget.
+    ok(&c, "SET cascade_memory_budget = 1000000000");
+    assert_eq!(
+        cell(
+            &c,
+            "SELECT 9999999 IN (SELECT y FROM generate_series(1, 10000000) AS h(y))"
+        ),
+        "1"
+    );
+    assert_eq!(e.memory_in_use(), 0);
+}
+
+#[test]
+fn nested_subqueries_resolve_names_outward() {
+    // 15 levels, each naming the outermost query's column.
+    let mut sql = String::from("SELECT g.x * 2 FROM generate_series(1, 1) AS h0(v)");
+    for i in 1..15 {
+        sql = format!("SELECT ({sql}) + h{i}.v FROM generate_series(1, 1) AS h{i}(v)");
+    }
+    let sql = format!("SELECT x, ({sql}) FROM generate_series(1, 3) AS g(x) ORDER BY x");
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    let r = rows(&ok(&c, &sql));
+    assert_eq!(
+        r,
+        vec![
+            vec!["1".to_string(), "16".to_string()],
+            vec!["2".to_string(), "18".to_string()],
+            vec!["3".to_string(), "20".to_string()],
+        ]
+    );
+}
+
+#[test]
+fn subqueries_where_they_are_not_supported_are_refused() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    ok(&c, "CREATE TABLE t (a INT)");
+    for sql in [
+        "SELECT a FROM t GROUP BY (SELECT 1)",
+        "SELECT sum((SELECT 1)) FROM t",
+        "SELECT * FROM t AS x JOIN t AS y ON x.a = (SELECT 1)",
+        "SELECT 1 LIMIT (SELECT 1)",
+        "SELECT (1, 2) IN (SELECT 1, 2)",
+    ] {
+        let err = run(&c, sql).unwrap_err();
+        assert!(err.code == 1235 || err.code == 1064, "{sql}: {err}");
+    }
+}
