@@ -24,7 +24,7 @@ fn an_uncorrelated_subquery_runs_once_and_a_correlated_one_once_per_value() {
     let line = subqueries_line(&c, uncorrelated);
     assert!(line.contains("runs=1 cached=9999"), "{line}");
     // Ten distinct outer values: ten runs, the other rows from the cache.
-    let correlated = "SELECT count(*) FROM generate_series(1, 10000) AS g(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 5) AS h(y) WHERE y = g.x % 10)";
+    let correlated = "SELECT count(*) FROM (SELECT x % 10 AS k FROM generate_series(1, 10000) AS g(x)) AS d WHERE EXISTS (SELECT 1 FROM generate_series(1, 5) AS h(y) WHERE y = d.k)";
     assert_eq!(cell(&c, correlated), "5000");
     let line = subqueries_line(&c, correlated);
     assert!(line.contains("runs=10 cached=9990"), "{line}");
@@ -66,7 +66,7 @@ fn a_huge_in_set_is_held_within_the_memory_budget() {
     ok(&c, "SET cascade_memory_budget = 4000000");
     let err = run(
         &c,
-        "SELECT 1 IN (SELECT y FROM generate_series(1, 10000000) AS h(y))",
+        "SELECT 1 IN (SELECT y FROM generate_series(1, 2000000) AS h(y))",
     )
     .unwrap_err();
     assert_eq!(err.code, 1041, "{err}");
@@ -76,7 +76,7 @@ fn a_huge_in_set_is_held_within_the_memory_budget() {
     assert_eq!(
         cell(
             &c,
-            "SELECT 9999999 IN (SELECT y FROM generate_series(1, 10000000) AS h(y))"
+            "SELECT 1999999 IN (SELECT y FROM generate_series(1, 2000000) AS h(y))"
         ),
         "1"
     );
@@ -115,6 +115,9 @@ fn subqueries_where_they_are_not_supported_are_refused() {
         "SELECT * FROM t AS x JOIN t AS y ON x.a = (SELECT 1)",
         "SELECT 1 LIMIT (SELECT 1)",
         "SELECT (1, 2) IN (SELECT 1, 2)",
+        // MySQL aggregates this in the outer query.
+        "SELECT (SELECT sum(t.a) FROM t AS u) FROM t",
+        "UPDATE t SET a = 1 WHERE a IN (SELECT 1)",
     ] {
         let err = run(&c, sql).unwrap_err();
         assert!(err.code == 1235 || err.code == 1064, "{sql}: {err}");
