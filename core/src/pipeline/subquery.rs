@@ -43,6 +43,10 @@ use crate::level::Level;
 /// Correlated results kept at most (then the cache starts over).
 const CACHE_ENTRIES: usize = 4096;
 
+/// A cache entry's share of its hash table: the entry, twice over for the
+/// table's spare capacity.
+const ENTRY_BYTES: u64 = 2 * std::mem::size_of::<(Vec<(DataType, Value)>, Outcome)>() as u64 + 1;
+
 /// A subquery's plan, built afresh for every run (the planner implements
 /// it; the pipeline does not know plans).
 pub trait SubqueryPlan: Send {
@@ -125,6 +129,9 @@ struct ValueSet {
     /// The values as a hash set, when they are all numbers or all text
     /// (then `=` agrees with [`Value`]'s equality).
     hashed: Option<HashSet<Value>>,
+    /// The least and greatest value, when they are all numbers or all text
+    /// (`x < ANY (S)` is `x < max(S)`, …).
+    bounds: Option<(Value, Value)>,
     /// Memory accounted for it.
     bytes: u64,
 }
@@ -174,6 +181,31 @@ impl ValueSet {
                 }
             }
         }
+        // Numbers are in one order with any probe (text is read as a
+        // number); text only with a text probe.
+        if let (Some((lo, hi)), Some(first)) = (&self.bounds, self.values.first()) {
+            if class(first) == 1 || class(probe) == 2 {
+                let some = match op {
+                    BinOp::Lt | BinOp::LtEq => probe.sql_cmp(hi).is_some_and(|o| holds(op, o)),
+                    BinOp::Gt | BinOp::GtEq => probe.sql_cmp(lo).is_some_and(|o| holds(op, o)),
+                    BinOp::NotEq => {
+                        lo.sql_cmp(hi) != Some(Ordering::Equal)
+                            || probe.sql_cmp(lo) != Some(Ordering::Equal)
+                    }
+                    _ => self
+                        .values
+                        .iter()
+                        .any(|v| probe.sql_cmp(v).is_some_and(|o| holds(op, o))),
+                };
+                return if some {
+                    Some(true)
+                } else if self.has_null {
+                    None
+                } else {
+                    Some(false)
+                };
+            }
+        }
         let mut unknown = self.has_null;
         for v in &self.values {
             match probe.sql_cmp(v) {
@@ -197,6 +229,16 @@ impl ValueSet {
         let c = class(first);
         if self.values.len() >= 8 && self.values.iter().all(|v| class(v) == c) {
             self.hashed = Some(self.values.iter().cloned().collect());
+            let (mut lo, mut hi) = (first, first);
+            for v in &self.values {
+                if v.sql_cmp(lo) == Some(Ordering::Less) {
+                    lo = v;
+                }
+                if v.sql_cmp(hi) == Some(Ordering::Greater) {
+                    hi = v;
+                }
+            }
+            self.bounds = Some((lo.clone(), hi.clone()));
         }
     }
 }
@@ -381,11 +423,12 @@ impl Apply {
         slot.last = Some(run.root);
         if slot.cache.len() >= CACHE_ENTRIES {
             let freed: u64 = slot.cache.values().map(Outcome::heap_bytes).sum::<u64>()
-                + slot.cache.keys().map(|k| key_bytes(k)).sum::<u64>();
+                + slot.cache.keys().map(|k| key_bytes(k)).sum::<u64>()
+                + ENTRY_BYTES * slot.cache.len() as u64;
             slot.cache.clear();
             self.mem.shrink(freed);
         }
-        let kb = key_bytes(&run.key);
+        let kb = key_bytes(&run.key) + ENTRY_BYTES;
         self.mem.grow(cx.resources, kb + outcome_extra(&outcome))?;
         slot.cache.insert(run.key, outcome);
         Ok(None)
