@@ -24,10 +24,11 @@ fn an_uncorrelated_subquery_runs_once_and_a_correlated_one_once_per_value() {
     let line = subqueries_line(&c, uncorrelated);
     assert!(line.contains("runs=1 cached=9999"), "{line}");
     // Ten distinct outer values: ten runs, the other rows from the cache.
-    let correlated = "SELECT count(*) FROM (SELECT x % 10 AS k FROM generate_series(1, 10000) AS g(x)) AS d WHERE EXISTS (SELECT 1 FROM generate_series(1, 5) AS h(y) WHERE y = d.k)";
-    assert_eq!(cell(&c, correlated), "5000");
+    let correlated = "SELECT count(*) FROM (SELECT x % 10 AS k FROM generate_series(1, 10000) AS g(x)) AS d WHERE EXISTS (SELECT 1 FROM generate_series(1, 5) AS h(y) WHERE y < d.k)";
+    assert_eq!(cell(&c, correlated), "8000");
     let line = subqueries_line(&c, correlated);
     assert!(line.contains("runs=10 cached=9990"), "{line}");
+    assert!(!line.contains("semi-join"), "{line}");
     // The subquery's own operators are shown under it (its last run).
     let plan: Vec<String> = rows(&ok(&c, &format!("EXPLAIN ANALYZE {correlated}")))
         .into_iter()
@@ -44,6 +45,36 @@ fn an_uncorrelated_subquery_runs_once_and_a_correlated_one_once_per_value() {
         "{plan:?}"
     );
     assert_eq!(e.memory_in_use(), 0, "every reservation given back");
+}
+
+#[test]
+fn a_subquery_correlated_by_equality_runs_once_as_a_semi_join() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    // 20,000 distinct outer values, one run: the subquery's rows are
+    // looked up by the outer value.
+    let keyed = "SELECT count(*) FROM generate_series(1, 20000) AS g(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 30000) AS h(y) WHERE h.y = g.x AND y % 3 = 0)";
+    assert_eq!(cell(&c, keyed), "6666");
+    let line = subqueries_line(&c, keyed);
+    assert!(line.contains("semi-join"), "{line}");
+    assert!(line.contains("runs=1 cached=19999"), "{line}");
+    // IN with a correlation: the values of each key, NULLs kept.
+    let r = rows(&ok(
+        &c,
+        "SELECT x, x * 10 IN (SELECT y * 10 FROM generate_series(1, 10) AS h(y) WHERE h.y = g.x), x NOT IN (SELECT CASE WHEN y = 2 THEN NULL ELSE 0 END FROM generate_series(1, 3) AS h(y) WHERE h.y = g.x) FROM generate_series(1, 4) AS g(x) ORDER BY x",
+    ));
+    assert_eq!(
+        r,
+        [
+            ["1", "1", "1"],
+            ["2", "1", "NULL"],
+            ["3", "1", "1"],
+            ["4", "1", "1"]
+        ]
+        .map(|r| r.map(String::from).to_vec())
+        .to_vec()
+    );
+    assert_eq!(e.memory_in_use(), 0);
 }
 
 #[test]

@@ -85,6 +85,12 @@ pub struct Subquery {
     pub probe: Option<Expr>,
     /// The type of the appended column.
     pub ty: DataType,
+    /// Decorrelated (`EXISTS` / `IN` whose only correlation is
+    /// `inner = outer` conjuncts): the plan runs once, uncorrelated, and
+    /// its first `keys` columns are the inner sides; `params` are then the
+    /// outer sides, looked up in the run's rows by equality (a semi-join).
+    /// 0: not decorrelated.
+    pub keys: usize,
     /// EXPLAIN text.
     pub text: String,
 }
@@ -97,6 +103,7 @@ impl Clone for Subquery {
             params: self.params.clone(),
             probe: self.probe.clone(),
             ty: self.ty,
+            keys: self.keys,
             text: self.text.clone(),
         }
     }
@@ -107,6 +114,9 @@ enum Outcome {
     Scalar(Value),
     Exists(bool),
     Set(ValueSet),
+    /// A decorrelated run: per key (no NULL in it), the values with that
+    /// key (for `EXISTS`, an empty set: the key is there).
+    Keyed(HashMap<Vec<Value>, ValueSet>),
 }
 
 impl Outcome {
@@ -115,6 +125,7 @@ impl Outcome {
             Outcome::Scalar(v) => v.heap_bytes() as u64,
             Outcome::Exists(_) => 0,
             Outcome::Set(s) => s.bytes,
+            Outcome::Keyed(m) => m.values().map(|s| s.bytes).sum(),
         }
     }
 }
@@ -258,6 +269,7 @@ struct Run {
     rows: u64,
     first: Option<Value>,
     set: ValueSet,
+    keyed: HashMap<Vec<Value>, ValueSet>,
 }
 
 /// The batch being completed.
@@ -358,6 +370,43 @@ impl Apply {
         };
         let mut finished = false;
         match step {
+            Step::Batch(b) if slot.spec.keys > 0 => {
+                run.rows += b.len as u64;
+                let n = slot.spec.keys;
+                for i in 0..b.len {
+                    let key: Vec<Value> = b.columns[..n.min(b.columns.len())]
+                        .iter()
+                        .map(|c| c.value(i))
+                        .collect();
+                    if key.iter().any(Value::is_null) {
+                        continue;
+                    }
+                    let value = match kind {
+                        SubqueryKind::Any { .. } => b.columns.get(n).map(|c| c.value(i)),
+                        _ => None,
+                    };
+                    let entry = match run.keyed.get_mut(&key) {
+                        Some(e) => e,
+                        None => {
+                            let bytes = ENTRY_BYTES
+                                + vec_bytes::<Value>(key.len())
+                                + key.iter().map(|v| v.heap_bytes() as u64).sum::<u64>();
+                            self.mem.grow(cx.resources, bytes)?;
+                            run.keyed.entry(key).or_default()
+                        }
+                    };
+                    match value {
+                        Some(Value::Null) => entry.has_null = true,
+                        Some(v) => {
+                            let bytes = v.heap_bytes() as u64 + vec_bytes::<Value>(1);
+                            self.mem.grow(cx.resources, bytes)?;
+                            entry.bytes += bytes;
+                            entry.values.push(v);
+                        }
+                        None => {}
+                    }
+                }
+            }
             Step::Batch(b) => {
                 run.rows += b.len as u64;
                 match kind {
@@ -405,6 +454,19 @@ impl Apply {
             return Ok(None);
         };
         let outcome = match kind {
+            _ if self.slots[cur.sub].spec.keys > 0 => {
+                let mut keyed = std::mem::take(&mut run.keyed);
+                for set in keyed.values_mut() {
+                    if set.values.len() >= 8 {
+                        let extra =
+                            crate::pipeline::memory::hash_table_bytes::<Value>(set.values.len());
+                        self.mem.grow(cx.resources, extra)?;
+                        set.bytes += extra;
+                    }
+                    set.finish();
+                }
+                Outcome::Keyed(keyed)
+            }
             SubqueryKind::Scalar => Outcome::Scalar(run.first.take().unwrap_or(Value::Null)),
             SubqueryKind::Exists => Outcome::Exists(run.rows > 0),
             SubqueryKind::Any { .. } => {
@@ -453,13 +515,19 @@ impl Apply {
             }
             let (row, k) = (cur.row, cur.sub);
             let slot = &mut self.slots[k];
-            let key: Vec<(DataType, Value)> = cur.params[k]
-                .iter()
-                .map(|d| {
-                    let v = d.value(row);
-                    (v.data_type(), v)
-                })
-                .collect();
+            // A decorrelated subquery runs once; its parameters are looked
+            // up in that run's rows.
+            let key: Vec<(DataType, Value)> = if slot.spec.keys > 0 {
+                Vec::new()
+            } else {
+                cur.params[k]
+                    .iter()
+                    .map(|d| {
+                        let v = d.value(row);
+                        (v.data_type(), v)
+                    })
+                    .collect()
+            };
             match slot.cache.get(&key) {
                 Some(outcome) => {
                     slot.hits += 1;
@@ -473,6 +541,25 @@ impl Apply {
                             bool3(if negated { r.map(|b| !b) } else { r })
                         }
                         (Outcome::Set(_), _) => Value::Null,
+                        (Outcome::Keyed(m), kind) => {
+                            let at: Vec<Value> =
+                                cur.params[k].iter().map(|d| d.value(row)).collect();
+                            let hit = if at.iter().any(Value::is_null) {
+                                None
+                            } else {
+                                m.get(&at)
+                            };
+                            match kind {
+                                SubqueryKind::Any { op, negated } => {
+                                    let probe = cur.probes[k]
+                                        .as_ref()
+                                        .map_or(Value::Null, |d| d.value(row));
+                                    let r = hit.map_or(Some(false), |s| s.any(&probe, op));
+                                    bool3(if negated { r.map(|b| !b) } else { r })
+                                }
+                                _ => Value::Int(hit.is_some() as i64),
+                            }
+                        }
                     };
                     cur.out[k].push(v);
                     cur.sub += 1;
@@ -497,6 +584,7 @@ impl Apply {
                         rows: 0,
                         first: None,
                         set: ValueSet::default(),
+                        keyed: HashMap::new(),
                     });
                     return Ok(None);
                 }

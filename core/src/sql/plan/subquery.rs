@@ -333,14 +333,25 @@ impl Compiler<'_> {
             Some(a) => agg_scope(a),
             None => scope.clone(),
         };
-        let outer = Outer::new(outer_scope, self.outer);
+        let outer = Outer::new(outer_scope.clone(), self.outer);
         let planned = plan_query_in(query, cx, Some(&outer))?;
         if kind != SubqueryKind::Exists && planned.types.len() != 1 {
             return Err(SqlError::OperandColumns(1));
         }
+        let mut params = outer.params.into_inner();
+        let mut keys = 0;
+        let mut planned = planned;
+        if !params.is_empty() && kind != SubqueryKind::Scalar {
+            if let Some((p, outer_keys)) = self.decorrelate(query, kind, &outer_scope, cx) {
+                keys = outer_keys.len();
+                params = outer_keys;
+                planned = p;
+            }
+        }
         // A scalar subquery needs to know whether there is a second row,
         // EXISTS whether there is a first.
         let limit = match kind {
+            _ if keys > 0 => None,
             SubqueryKind::Scalar => Some(2),
             SubqueryKind::Exists => Some(1),
             SubqueryKind::Any { .. } => None,
@@ -361,17 +372,155 @@ impl Compiler<'_> {
         if text.chars().count() > 80 {
             text = text.chars().take(79).chain(['…']).collect();
         }
+        if keys > 0 {
+            text.push_str(" [semi-join on the correlation]");
+        }
         let mut subs = self.subs.subs.borrow_mut();
         subs.push(Subquery {
             plan: Box::new(PlanOf(plan)),
             kind,
-            params: outer.params.into_inner(),
+            params,
             probe,
             ty,
+            keys,
             text,
         });
         let col = Expr::Column(PLACEHOLDER + subs.len() - 1);
         Ok(if not { Expr::Not(Box::new(col)) } else { col })
+    }
+}
+
+impl Compiler<'_> {
+    /// `EXISTS` / `IN` whose only correlation is `inner = outer` conjuncts
+    /// of its WHERE (`EXISTS (SELECT … FROM t WHERE t.k = o.a AND …)`), as
+    /// an uncorrelated query of the inner sides (and, for `IN`, its value):
+    /// run once, then looked up by the outer sides (a hash semi-join).
+    /// `None` when the subquery has another shape, names the enclosing
+    /// query elsewhere, or when the two sides of a key are not both numbers
+    /// or both text (then `=` is not the hash table's equality).
+    fn decorrelate(
+        &self,
+        q: &ast::Query,
+        kind: SubqueryKind,
+        outer_scope: &Scope,
+        cx: &PlanCx<'_>,
+    ) -> Option<(super::Planned, Vec<Expr>)> {
+        if q.with.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || !q.locks.is_empty()
+        {
+            return None;
+        }
+        let ast::SetExpr::Select(sel) = q.body.as_ref() else {
+            return None;
+        };
+        let grouped = !matches!(&sel.group_by, ast::GroupByExpr::Expressions(v, m) if v.is_empty() && m.is_empty());
+        if grouped || sel.having.is_some() || sel.selection.is_none() {
+            return None;
+        }
+        let item_expr = |it: &ast::SelectItem| match it {
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                Some(e.clone())
+            }
+            _ => None,
+        };
+        // An aggregate makes one row of any input: not a semi-join.
+        if sel
+            .projection
+            .iter()
+            .any(|it| item_expr(it).is_some_and(|e| super::compile::contains_agg(&e)))
+        {
+            return None;
+        }
+        let value = match kind {
+            SubqueryKind::Any { .. } => match sel.projection.as_slice() {
+                [one] => Some(item_expr(one)?),
+                _ => return None,
+            },
+            _ => None,
+        };
+        let probe = Compiler {
+            connection_id: self.connection_id,
+            cx: Some(cx),
+            outer: None,
+            subs: Collected::default(),
+        };
+        let (_, inner_scope) = super::select::plan_from(&sel.from, cx, &probe).ok()?;
+        // The enclosing query's column a side names, if it names one the
+        // subquery's FROM does not have.
+        let outer_col = |e: &ast::Expr| -> Option<usize> {
+            let parts = match e {
+                ast::Expr::Identifier(i) => std::slice::from_ref(i),
+                ast::Expr::CompoundIdentifier(p) => p.as_slice(),
+                _ => return None,
+            };
+            match inner_scope.resolve(parts, "where clause") {
+                Err(SqlError::UnknownColumn { .. }) => {
+                    outer_scope.resolve(parts, "where clause").ok()
+                }
+                _ => None,
+            }
+        };
+        let mut conjuncts = Vec::new();
+        split_and(sel.selection.as_ref()?, &mut conjuncts);
+        let (mut inner_keys, mut outer_keys, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+        for c in conjuncts {
+            if let ast::Expr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::Eq,
+                right,
+            } = &c
+            {
+                let pair = match (outer_col(left), outer_col(right)) {
+                    (None, Some(o)) => Some((left.as_ref().clone(), o)),
+                    (Some(o), None) => Some((right.as_ref().clone(), o)),
+                    _ => None,
+                };
+                if let Some((inner, o)) = pair {
+                    inner_keys.push(inner);
+                    outer_keys.push(o);
+                    continue;
+                }
+            }
+            rest.push(c);
+        }
+        if inner_keys.is_empty() {
+            return None;
+        }
+        let mut sel2 = sel.as_ref().clone();
+        sel2.projection = inner_keys
+            .into_iter()
+            .chain(value)
+            .map(ast::SelectItem::UnnamedExpr)
+            .collect();
+        sel2.selection = rest.into_iter().reduce(|a, b| ast::Expr::BinaryOp {
+            left: Box::new(a),
+            op: ast::BinaryOperator::And,
+            right: Box::new(b),
+        });
+        let mut q2 = q.clone();
+        *q2.body = ast::SetExpr::Select(Box::new(sel2));
+        q2.order_by = None;
+        // Still naming the enclosing query (elsewhere than in the keys):
+        // not decorrelated.
+        let check = Outer::new(outer_scope.clone(), self.outer);
+        let planned = plan_query_in(&q2, cx, Some(&check)).ok()?;
+        if !check.params.borrow().is_empty() {
+            return None;
+        }
+        let family = |t: DataType| match t {
+            DataType::Int | DataType::Float => Some(1),
+            DataType::Text => Some(2),
+            _ => None,
+        };
+        let mut params = Vec::with_capacity(outer_keys.len());
+        for (j, o) in outer_keys.into_iter().enumerate() {
+            let ot = outer_scope.cols.get(o)?.ty;
+            let it = *planned.types.get(j)?;
+            if family(ot)? != family(it)? {
+                return None;
+            }
+            params.push(Expr::Column(o));
+        }
+        Some((planned, params))
     }
 }
 
