@@ -17,14 +17,6 @@ fn setup() -> (Engine, Connection) {
     (e, c)
 }
 
-fn table(c: &Connection, sql: &str) -> String {
-    rows(&ok(c, sql))
-        .iter()
-        .map(|r| r.join("|"))
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
 #[test]
 fn a_literal_in_another_case_is_not_the_group_key() {
     let (_e, c) = setup();
@@ -33,7 +25,10 @@ fn a_literal_in_another_case_is_not_the_group_key() {
     assert_eq!(err.code, 1055, "{err}");
     // The key itself, in any identifier case, is.
     assert_eq!(
-        table(&c, "SELECT X = 'a', count(*) FROM t GROUP BY x = 'a' ORDER BY 1"),
+        table(
+            &c,
+            "SELECT X = 'a', count(*) FROM t GROUP BY x = 'a' ORDER BY 1"
+        ),
         "0|2;1|2"
     );
 }
@@ -59,7 +54,10 @@ fn qualified_and_plain_names_are_one_key() {
     );
     // A run prefix that is a key: `GROUP BY n + 1` covers `n + 1 + 10`.
     assert_eq!(
-        table(&c, "SELECT t.n + 1 + 10 FROM t GROUP BY n + 1 ORDER BY 1 LIMIT 1"),
+        table(
+            &c,
+            "SELECT t.n + 1 + 10 FROM t GROUP BY n + 1 ORDER BY 1 LIMIT 1"
+        ),
         "12"
     );
 }

@@ -71,6 +71,16 @@ pub(super) fn plan_factor(
                 };
                 return Ok((Plan::Series { start, stop, step }, scope));
             }
+            // A CTE in scope (an unqualified name), or a view, before a
+            // table (views and tables share a namespace).
+            if name.0.len() == 1 {
+                if let Some(r) = super::cte::resolve_cte(&tname, alias.as_ref(), cx) {
+                    return r;
+                }
+            }
+            if let Some(r) = super::view::resolve_view(&tname, alias.as_ref(), cx) {
+                return r;
+            }
             let (table, data) = cx.table(&tname)?;
             let qual = alias
                 .as_ref()
