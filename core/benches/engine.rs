@@ -55,6 +55,14 @@ const HEAVY: &[(&str, &str)] = &[
         "SELECT count(DISTINCT x) FROM generate_series(1, 10000000000) AS t(x)",
     ),
     ("sleep", "SELECT sleep(100)"),
+    (
+        "subquery run",
+        "SELECT 1 + (SELECT count(*) FROM generate_series(1, 10000000000) AS b(y) WHERE y % 7 = 0)",
+    ),
+    (
+        "correlated subquery",
+        "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y > a.x)",
+    ),
 ];
 
 struct Args {
