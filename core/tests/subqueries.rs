@@ -154,3 +154,65 @@ fn subqueries_where_they_are_not_supported_are_refused() {
         assert!(err.code == 1235 || err.code == 1064, "{sql}: {err}");
     }
 }
+
+/// An engine on a manual clock: `timed` runs a statement to the end,
+/// moving the clock whenever it waits, and returns the time it slept.
+struct Rig {
+    host: std::sync::Arc<cascade::ManualHost>,
+    engine: cascade::Engine,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let host = std::sync::Arc::new(cascade::ManualHost::new());
+        let engine = cascade::Engine::new(cascade::EngineConfig::new(1, host.clone()));
+        Rig { host, engine }
+    }
+    fn slept(&self, c: &cascade::Connection, sql: &str) -> std::time::Duration {
+        use cascade::Host;
+        use std::future::Future;
+        use std::task::{Context, Poll};
+        let start = self.host.now();
+        let mut fut = Box::pin(c.execute(sql));
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..1_000_000 {
+            if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+                if let Err(e) = r {
+                    panic!("{sql}: {e}");
+                }
+                return self.host.now().saturating_since(start);
+            }
+            if self.host.pending_timers() > 0 {
+                self.host.advance(std::time::Duration::from_millis(10));
+            }
+        }
+        panic!("{sql}: did not finish");
+    }
+}
+
+#[test]
+fn sleep_with_subqueries_sleeps_for_the_rows_evaluated() {
+    let rig = Rig::new();
+    let c = rig
+        .engine
+        .connect(cascade::Identity::new("acme", "alice", "member"))
+        .expect("connect");
+    // AND in its order: SLEEP only for the two rows EXISTS keeps.
+    assert_eq!(
+        rig.slept(
+            &c,
+            "SELECT count(*) FROM generate_series(1, 5) AS g(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 2) AS h(y) WHERE y = g.x) AND sleep(1) = 0"
+        ),
+        std::time::Duration::from_secs(2)
+    );
+    // SLEEP inside a correlated subquery: one run per row reaching it, and
+    // the statement waits what the runs owe.
+    assert_eq!(
+        rig.slept(
+            &c,
+            "SELECT x FROM generate_series(1, 5) AS g(x) WHERE x > 3 AND (SELECT sleep(1) FROM generate_series(1, 1) AS h(y) WHERE y < g.x) = 0"
+        ),
+        std::time::Duration::from_secs(2)
+    );
+}

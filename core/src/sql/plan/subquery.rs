@@ -566,8 +566,8 @@ pub(super) fn apply_clause(
 }
 
 /// `WHERE` with subqueries over `plan` (columns `scope`): the conjuncts
-/// without one filter first, then the subqueries run for the rows left
-/// and the other conjuncts filter. Returns the plan and the types of the
+/// without one filter first (unless one of them calls SLEEP), then the
+/// subqueries run for the rows left and the other conjuncts filter. Returns the plan and the types of the
 /// columns the subqueries added.
 pub(super) fn plan_where(
     c: &Compiler<'_>,
@@ -577,7 +577,7 @@ pub(super) fn plan_where(
 ) -> Result<(Plan, Vec<DataType>), SqlError> {
     let mut conjuncts = Vec::new();
     split_and(w, &mut conjuncts);
-    let (mut pre, mut post) = (Vec::new(), Vec::new());
+    let mut compiled = Vec::with_capacity(conjuncts.len());
     c.subs.open();
     for x in &conjuncts {
         let before = c.subs.len();
@@ -588,13 +588,20 @@ pub(super) fn plan_where(
                 return Err(err);
             }
         };
-        if c.subs.len() > before {
+        compiled.push((e, c.subs.len() > before));
+    }
+    let subs = c.subs.close();
+    // A conjunct that calls SLEEP keeps its place in the order of AND,
+    // which sleeps only for the rows it is evaluated for.
+    let keep_order = compiled.iter().any(|(e, sub)| !sub && e.has_sleep());
+    let (mut pre, mut post) = (Vec::new(), Vec::new());
+    for (e, sub) in compiled {
+        if sub || keep_order {
             post.push(e);
         } else {
             pre.push(e);
         }
     }
-    let subs = c.subs.close();
     let mut names = scope.names();
     if let Some(pred) = and_all(pre) {
         plan = Plan::Filter {
