@@ -28,8 +28,8 @@
 //!   NULL; else true if some comparison is true, NULL if none is but some
 //!   is NULL (a NULL `x`, a NULL in `S`), false otherwise.
 
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::memory::{vec_bytes, MemoryUse};
@@ -137,14 +137,20 @@ struct ValueSet {
     values: Vec<Value>,
     /// Whether a NULL was among them.
     has_null: bool,
-    /// The values as a hash set, when they are all numbers or all text
-    /// (then `=` agrees with [`Value`]'s equality).
-    hashed: Option<HashSet<Value>>,
-    /// The least and greatest value, when they are all numbers or all text
-    /// (`x < ANY (S)` is `x < max(S)`, …).
-    bounds: Option<(Value, Value)>,
+    /// When there are 8 values or more, all numbers or all text: the
+    /// values as a hash set (`=` then agrees with [`Value`]'s equality),
+    /// and the least and greatest value (`x < ANY (S)` is `x < max(S)`, …).
+    /// Boxed: a decorrelated subquery keeps a set per key.
+    index: Option<Box<SetIndex>>,
     /// Memory accounted for it.
     bytes: u64,
+}
+
+/// See [`ValueSet::index`].
+struct SetIndex {
+    hashed: HashSet<Value>,
+    lo: Value,
+    hi: Value,
 }
 
 /// Numbers compare with numbers and text with text by [`Value`]'s own
@@ -180,7 +186,8 @@ impl ValueSet {
             return None;
         }
         if op == BinOp::Eq {
-            if let (Some(h), Some(first)) = (&self.hashed, self.values.first()) {
+            if let (Some(x), Some(first)) = (&self.index, self.values.first()) {
+                let h = &x.hashed;
                 if class(first) == class(probe) {
                     return if h.contains(probe) {
                         Some(true)
@@ -194,7 +201,8 @@ impl ValueSet {
         }
         // Numbers are in one order with any probe (text is read as a
         // number); text only with a text probe.
-        if let (Some((lo, hi)), Some(first)) = (&self.bounds, self.values.first()) {
+        if let (Some(x), Some(first)) = (&self.index, self.values.first()) {
+            let (lo, hi) = (&x.lo, &x.hi);
             if class(first) == 1 || class(probe) == 2 {
                 let some = match op {
                     BinOp::Lt | BinOp::LtEq => probe.sql_cmp(hi).is_some_and(|o| holds(op, o)),
@@ -239,7 +247,7 @@ impl ValueSet {
         };
         let c = class(first);
         if self.values.len() >= 8 && self.values.iter().all(|v| class(v) == c) {
-            self.hashed = Some(self.values.iter().cloned().collect());
+            let hashed = self.values.iter().cloned().collect();
             let (mut lo, mut hi) = (first, first);
             for v in &self.values {
                 if v.sql_cmp(lo) == Some(Ordering::Less) {
@@ -249,7 +257,11 @@ impl ValueSet {
                     hi = v;
                 }
             }
-            self.bounds = Some((lo.clone(), hi.clone()));
+            self.index = Some(Box::new(SetIndex {
+                hashed,
+                lo: lo.clone(),
+                hi: hi.clone(),
+            }));
         }
     }
 }
@@ -306,6 +318,8 @@ pub struct Apply {
     cur: Option<Current>,
     run: Option<Run>,
     mem: MemoryUse,
+    /// The outer row's key of a decorrelated subquery (reused).
+    probe_key: Vec<Value>,
 }
 
 impl Apply {
@@ -318,7 +332,7 @@ impl Apply {
                 .into_iter()
                 .map(|spec| Slot {
                     spec,
-                    cache: HashMap::new(),
+                    cache: HashMap::default(),
                     runs: 0,
                     hits: 0,
                     last: None,
@@ -329,6 +343,7 @@ impl Apply {
             cur: None,
             run: None,
             mem: MemoryUse::default(),
+            probe_key: Vec::new(),
         }
     }
 
@@ -385,14 +400,15 @@ impl Apply {
                         SubqueryKind::Any { .. } => b.columns.get(n).map(|c| c.value(i)),
                         _ => None,
                     };
-                    let entry = match run.keyed.get_mut(&key) {
-                        Some(e) => e,
-                        None => {
+                    let entry = match run.keyed.entry(key) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            let key = e.key();
                             let bytes = ENTRY_BYTES
                                 + vec_bytes::<Value>(key.len())
                                 + key.iter().map(|v| v.heap_bytes() as u64).sum::<u64>();
                             self.mem.grow(cx.resources, bytes)?;
-                            run.keyed.entry(key).or_default()
+                            e.insert(ValueSet::default())
                         }
                     };
                     match value {
@@ -542,12 +558,13 @@ impl Apply {
                         }
                         (Outcome::Set(_), _) => Value::Null,
                         (Outcome::Keyed(m), kind) => {
-                            let at: Vec<Value> =
-                                cur.params[k].iter().map(|d| d.value(row)).collect();
+                            let at = &mut self.probe_key;
+                            at.clear();
+                            at.extend(cur.params[k].iter().map(|d| d.value(row)));
                             let hit = if at.iter().any(Value::is_null) {
                                 None
                             } else {
-                                m.get(&at)
+                                m.get(at.as_slice())
                             };
                             match kind {
                                 SubqueryKind::Any { op, negated } => {
@@ -584,7 +601,7 @@ impl Apply {
                         rows: 0,
                         first: None,
                         set: ValueSet::default(),
-                        keyed: HashMap::new(),
+                        keyed: HashMap::default(),
                     });
                     return Ok(None);
                 }

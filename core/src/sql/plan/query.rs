@@ -216,7 +216,7 @@ pub(super) fn plan_set_expr(
             c,
         ),
         ast::SetExpr::Query(q) => plan_query_in(q, cx, c.outer),
-        ast::SetExpr::SetOperation { .. } => plan_union(e, cx),
+        ast::SetExpr::SetOperation { .. } => plan_union(e, cx, c.outer),
         ast::SetExpr::Values(v) => {
             let mut rows = Vec::new();
             let mut width = None;
@@ -253,11 +253,15 @@ pub(super) fn plan_set_expr(
 /// A run of set operations of one precedence (see [`shape::set_run`]:
 /// `INTERSECT` binds tighter than `UNION` and `EXCEPT`, so an `INTERSECT`
 /// inside a run of those is one operand of it).
-pub(super) fn plan_union(e: &ast::SetExpr, cx: &PlanCx<'_>) -> Result<Planned, SqlError> {
+pub(super) fn plan_union(
+    e: &ast::SetExpr,
+    cx: &PlanCx<'_>,
+    outer: Option<&Outer<'_>>,
+) -> Result<Planned, SqlError> {
     let Some(run) = shape::set_run(e) else {
         return Err(SqlError::Unsupported(format!("the query form {e}")));
     };
-    plan_set_run(&run.operands, &run.ops, cx)
+    plan_set_run(&run.operands, &run.ops, cx, outer)
 }
 
 /// A run of set operations `operands[0] ops[0] operands[1] …`, left to right
@@ -269,11 +273,12 @@ pub(super) fn plan_set_run(
     operands: &[&ast::SetExpr],
     ops: &[(&ast::SetOperator, &ast::SetQuantifier)],
     cx: &PlanCx<'_>,
+    outer: Option<&Outer<'_>>,
 ) -> Result<Planned, SqlError> {
     let compiler = Compiler {
         connection_id: cx.connection_id,
         cx: Some(cx),
-        outer: None,
+        outer,
         subs: Default::default(),
     };
     let c = &compiler;
