@@ -44,6 +44,7 @@ pub(super) fn apply_limit(
         cx: Some(cx),
         outer: None,
         subs: Default::default(),
+        windows: None,
     };
     let shape = query_shape(q, &compiler)?;
     apply_shape(
@@ -69,6 +70,7 @@ fn plan_query_body(
         cx: Some(cx),
         outer,
         subs: Default::default(),
+        windows: None,
     };
     let shape = query_shape(q, &compiler)?;
     match q.body.as_ref() {
@@ -280,6 +282,7 @@ pub(super) fn plan_set_run(
         cx: Some(cx),
         outer,
         subs: Default::default(),
+        windows: None,
     };
     let c = &compiler;
     let Some(first) = operands.first() else {

@@ -442,6 +442,7 @@ impl Compiler<'_> {
             cx: Some(cx),
             outer: None,
             subs: Collected::default(),
+            windows: None,
         };
         let (_, inner_scope) = super::select::plan_from(&sel.from, cx, &probe).ok()?;
         // The enclosing query's column a side names, if it names one the
