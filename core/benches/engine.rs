@@ -75,6 +75,14 @@ const HEAVY: &[(&str, &str)] = &[
         "SELECT x, sum(x) OVER (PARTITION BY x % 1013 ORDER BY x ROWS BETWEEN 100 PRECEDING AND CURRENT ROW) FROM generate_series(1, 300000) AS t(x)",
     ),
     ("sleep", "SELECT sleep(100)"),
+    (
+        "subquery run",
+        "SELECT 1 + (SELECT count(*) FROM generate_series(1, 10000000000) AS b(y) WHERE y % 7 = 0)",
+    ),
+    (
+        "correlated subquery",
+        "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y > a.x)",
+    ),
 ];
 
 struct Args {

@@ -399,6 +399,8 @@ fn map_columns(e: &Expr, f: &dyn Fn(usize) -> Option<usize>) -> Option<Expr> {
     Some(match e {
         Expr::Column(i) => Expr::Column(f(*i)?),
         Expr::Literal(v) => Expr::Literal(v.clone()),
+        // A correlated subquery's parameter: not a FROM column.
+        Expr::Param { .. } => e.clone(),
         Expr::Binary { op, l, r } => Expr::Binary {
             op: *op,
             l: bm(l)?,
@@ -489,7 +491,7 @@ fn columns(e: &Expr) -> Vec<usize> {
 /// The operands of a node, for folding.
 fn operands(e: &Expr) -> Vec<&Expr> {
     match e {
-        Expr::Column(_) | Expr::Literal(_) => vec![],
+        Expr::Column(_) | Expr::Literal(_) | Expr::Param { .. } => vec![],
         Expr::Binary { l, r, .. } => vec![l, r],
         Expr::Chain { first, rest } => std::iter::once(&**first)
             .chain(rest.iter().map(|(_, x)| x))
@@ -524,7 +526,8 @@ fn operands(e: &Expr) -> Vec<&Expr> {
 pub(super) fn fold(e: Expr) -> Expr {
     let f = |x: Box<Expr>| Box::new(fold(*x));
     let e = match e {
-        Expr::Column(_) | Expr::Literal(_) => return e,
+        // A parameter varies per outer row: never a constant.
+        Expr::Column(_) | Expr::Literal(_) | Expr::Param { .. } => return e,
         Expr::Binary { op, l, r } => Expr::Binary {
             op,
             l: f(l),

@@ -14,6 +14,7 @@ use crate::pipeline::recursive::{RecursiveUnion, TermBuilder, WorkTableScan};
 use crate::pipeline::scan::{SeriesScan, TableScan, ValuesScan};
 use crate::pipeline::setop::SetOp;
 use crate::pipeline::sort::Sort;
+use crate::pipeline::subquery::Apply;
 use crate::pipeline::window::Window;
 use crate::pipeline::Instrumented;
 
@@ -138,6 +139,9 @@ impl Plan {
                     built.push(i.build(pipeline)?);
                 }
                 Box::new(UnionAll::new(built, types))
+            }
+            Plan::Apply { input, subs } => {
+                Box::new(Apply::new(input.build(pipeline)?, subs, pipeline.clone()))
             }
             Plan::SetOp {
                 inputs,

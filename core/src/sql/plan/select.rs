@@ -3,6 +3,7 @@
 use super::compile::{col_ast, const_int, contains_agg, names_text, AggCx, Compiler};
 use super::query::{is_desc, plan_query, Shape};
 use super::scope::{Scope, ScopeCol};
+use super::subquery;
 use super::types::object_name;
 use super::window::{first_window, rebase, WindowCalls, WindowError};
 use super::{Plan, PlanCx, Planned};
@@ -161,9 +162,29 @@ pub(super) fn plan_select(
             return Err(WindowError::InvalidUse(w).into());
         }
     }
-    // FROM, its joins and WHERE, planned together (see joins.rs).
-    let from = super::joins::read_from(&s.from, s.selection.as_ref(), cx, c)?;
+    // FROM, its joins and WHERE, planned together (see joins.rs). A WHERE
+    // with a subquery is applied whole after the joins instead
+    // (subquery::plan_where orders its conjuncts), and then, as with
+    // subqueries elsewhere, every FROM column is kept: a correlated
+    // subquery reads them as parameters, not as `Expr::Column`s.
+    let where_sub = s
+        .selection
+        .as_ref()
+        .filter(|w| subquery::contains_subquery(w));
+    if let Some(w) = where_sub {
+        if contains_agg(w) {
+            return Err(SqlError::InvalidGroupFunction);
+        }
+    }
+    let from = super::joins::read_from(
+        &s.from,
+        s.selection.as_ref().filter(|_| where_sub.is_none()),
+        cx,
+        c,
+    )?;
     let scope = from.scope().clone();
+    // The types of the columns that WHERE's subqueries add after the scope's.
+    let mut where_types = Vec::new();
     // Select items as (ast, output name).
     let mut items: Vec<(ast::Expr, String)> = Vec::new();
     for it in &s.projection {
@@ -219,6 +240,8 @@ pub(super) fn plan_select(
     let wc = Compiler {
         connection_id: c.connection_id,
         cx: c.cx,
+        outer: c.outer,
+        subs: Default::default(),
         windows: Some(&windows),
     };
     let c = &wc;
@@ -295,11 +318,15 @@ pub(super) fn plan_select(
                 None => c.compile(e, &scope, clause),
             }
         };
+    // Subqueries of the select list, HAVING and ORDER BY run after the
+    // aggregation (or WHERE). (An error leaves the collector open: the
+    // statement is over then.)
+    c.subs.open();
     let mut exprs = Vec::new();
     for (e, _) in &items {
         exprs.push(compile_item(e, "field list", &mut agg_cx)?);
     }
-    let having = match &s.having {
+    let mut having = match &s.having {
         Some(h) => Some(compile_item(h, "having clause", &mut agg_cx)?),
         None => None,
     };
@@ -350,6 +377,7 @@ pub(super) fn plan_select(
             desc: is_desc(o),
         });
     }
+    let subs = c.subs.close();
     // The windows' arguments, partitioning and ordering, in the select
     // list's scope (they may add aggregates).
     let compiled_windows = if windows.is_empty() {
@@ -379,7 +407,11 @@ pub(super) fn plan_select(
         None => exprs.iter().for_each(&mut mark),
     }
     // Window calls read FROM columns too: with them, every column is kept.
-    let mut plan = from.plan(compiled_windows.is_none().then_some(needed.as_slice()))?;
+    let prune = compiled_windows.is_none() && subs.is_empty() && where_sub.is_none();
+    let mut plan = from.plan(prune.then_some(needed.as_slice()))?;
+    if let Some(w) = where_sub {
+        (plan, where_types) = subquery::plan_where(c, w, &scope, plan)?;
+    }
     // Assemble: aggregate, having, windows, project, distinct, sort, limit,
     // trim.
     let mut pre_scope_types;
@@ -411,6 +443,14 @@ pub(super) fn plan_select(
             text,
         };
         pre_scope_types = key_types;
+        let mut targets: Vec<&mut Expr> = exprs.iter_mut().chain(having.iter_mut()).collect();
+        plan = subquery::apply_clause(
+            plan,
+            &mut pre_scope_types,
+            &mut pre_names,
+            subs,
+            &mut targets,
+        );
         if let Some(h) = having {
             plan = Plan::Filter {
                 input: Box::new(plan),
@@ -426,6 +466,16 @@ pub(super) fn plan_select(
         }
         pre_scope_types = scope.types();
         pre_names = scope.names();
+        pre_names.extend((0..where_types.len()).map(|i| format!("#{}", pre_scope_types.len() + i)));
+        pre_scope_types.extend(where_types);
+        let mut targets: Vec<&mut Expr> = exprs.iter_mut().collect();
+        plan = subquery::apply_clause(
+            plan,
+            &mut pre_scope_types,
+            &mut pre_names,
+            subs,
+            &mut targets,
+        );
     }
     if let Some(w) = compiled_windows {
         let planned = w.plan(&pre_scope_types, &pre_names)?;

@@ -759,7 +759,7 @@ pub fn rebase(e: &mut Expr, cols: &[usize]) {
                 *i = c;
             }
         }
-        Expr::Literal(_) => {}
+        Expr::Literal(_) | Expr::Param { .. } => {}
         Expr::Binary { l, r, .. } => {
             rebase(l, cols);
             rebase(r, cols);
