@@ -19,6 +19,8 @@ const HEAVY: &[(&str, &str)] = &[
     ("distinct", "SELECT DISTINCT x % 100000 FROM generate_series(1, 10000000000) AS t(x)"),
     ("window", "SELECT x, sum(x) OVER (PARTITION BY x % 1000 ORDER BY x ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) FROM generate_series(1, 100000000) AS t(x)"),
     ("sleep", "SELECT sleep(100)"),
+    ("recursive cte", "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM generate_series(1, 10000000000) AS g(x), r WHERE x = 10000000000 AND n < 3) SELECT count(*) FROM r"),
+    ("except", "SELECT x % 100000 FROM generate_series(1, 10000000000) AS t(x) EXCEPT SELECT 1"),
 ];
 
 /// Runs `sql` on `victim` and kills it from `killer` once it is executing,

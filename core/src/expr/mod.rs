@@ -16,8 +16,10 @@
 //! - [`kernels`]: binary operators, scalar and vectorized, and the fused
 //!   integer selections;
 //! - [`func`]: scalar functions, casts and `LIKE`;
+//! - [`assign`]: values converted and checked for a column (strict mode);
 //! - [`error`]: [`ExecError`], the errors of execution.
 
+pub mod assign;
 mod error;
 mod eval;
 mod func;
