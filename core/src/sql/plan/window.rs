@@ -29,7 +29,7 @@ use crate::sql::error::SqlError;
 
 /// Window calls compile to `Expr::Column(WINDOW_BASE + k)` until their
 /// columns are known ([`rebase`]); no real row is this wide.
-pub const WINDOW_BASE: usize = 1 << 40;
+pub const WINDOW_BASE: usize = usize::MAX / 2;
 
 /// What MySQL calls a window without a name in its errors.
 const UNNAMED: &str = "<unnamed window>";
