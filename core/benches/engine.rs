@@ -72,7 +72,7 @@ const HEAVY: &[(&str, &str)] = &[
     ),
     (
         "window",
-        "SELECT x, sum(x) OVER (PARTITION BY x % 1013 ORDER BY x ROWS BETWEEN 100 PRECEDING AND CURRENT ROW) FROM generate_series(1, 300000) AS t(x)",
+        "SELECT x, sum(x) OVER w, min(x) OVER w, max(x) OVER w, rank() OVER (PARTITION BY x % 1013 ORDER BY x DESC) FROM generate_series(1, 300000) AS t(x) WINDOW w AS (ORDER BY x ROWS BETWEEN 1000 PRECEDING AND 1000 FOLLOWING)",
     ),
     ("sleep", "SELECT sleep(100)"),
     (

@@ -52,7 +52,7 @@ use crate::expr::{ExecError, Expr};
 const STEP_ROWS: usize = 2048;
 /// Units of work per step of the compute pass: a row's result, or a row
 /// entering or leaving a frame, or a step of a RANGE bound's search.
-const COMPUTE_BUDGET: usize = 4 * STEP_ROWS;
+const COMPUTE_BUDGET: usize = 2048;
 /// Rows per output batch (each a random read in a large input, as in sort).
 const EMIT_ROWS: usize = 1024;
 

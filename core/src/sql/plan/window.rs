@@ -30,7 +30,7 @@ use crate::sql::error::SqlError;
 /// Window calls compile to `Expr::Column(WINDOW_BASE + k)` until their
 /// columns are known ([`rebase`]); no real row is this wide. A quarter of
 /// the address space, so it fits a 32-bit `usize` (wasm32: `1 << 40` did
-/// not compile there).
+/// not compile there), below the subqueries' placeholders (`usize::MAX / 2`).
 pub const WINDOW_BASE: usize = 1 << (usize::BITS - 2);
 
 /// What MySQL calls a window without a name in its errors.
