@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::data::{Batch, Column, DataType};
-use crate::session::QueryError;
 use crate::sync::lock_std as lock;
 
 /// Rows per stored chunk.
@@ -47,8 +46,10 @@ pub enum StorageError {
     NotNull(String),
 }
 
-impl From<StorageError> for QueryError {
-    fn from(e: StorageError) -> Self {
+impl StorageError {
+    /// MySQL code and SQLSTATE.
+    pub fn codes(&self) -> (u16, &'static str) {
+        let e = self;
         let (code, state) = match e {
             StorageError::UnknownTable(_) => (1146, "42S02"),
             StorageError::TableExists(_) => (1050, "42S01"),
@@ -57,7 +58,7 @@ impl From<StorageError> for QueryError {
             StorageError::WriteConflict(_) => (1213, "40001"),
             StorageError::NotNull(_) => (1048, "23000"),
         };
-        QueryError::new(code, state, e.to_string())
+        (code, state)
     }
 }
 

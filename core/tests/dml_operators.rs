@@ -8,11 +8,7 @@ use common::*;
 use cascade::Level;
 
 fn explain(c: &cascade::Connection, sql: &str) -> String {
-    rows(&ok(c, sql))
-        .iter()
-        .map(|r| r.join(" "))
-        .collect::<Vec<_>>()
-        .join("\n")
+    table(c, sql)
 }
 
 #[test]
@@ -35,10 +31,7 @@ fn explain_and_explain_analyze_of_update_and_delete() {
     assert_eq!(cell(&c, "SELECT count(*) FROM t"), "10000");
     assert_eq!(cell(&c, "SELECT sum(y) FROM t"), "0");
     // The statements themselves still count the rows MySQL counts.
-    assert_eq!(
-        ok(&c, "UPDATE t SET y = 1 WHERE x <= 10").rows_affected,
-        10
-    );
+    assert_eq!(ok(&c, "UPDATE t SET y = 1 WHERE x <= 10").rows_affected, 10);
     assert_eq!(
         ok(&c, "UPDATE t SET y = 1 WHERE x <= 20").rows_affected,
         10,
@@ -53,7 +46,10 @@ fn explain_and_explain_analyze_of_update_and_delete() {
 fn an_update_is_an_operator_span_under_a_pipeline() {
     let e = engine();
     let c = conn(&e, "acme", "alice", "member");
-    ok(&c, "CREATE TABLE t (x BIGINT); INSERT INTO t VALUES (1), (2)");
+    ok(
+        &c,
+        "CREATE TABLE t (x BIGINT); INSERT INTO t VALUES (1), (2)",
+    );
     let r = ok(&c, "UPDATE t SET x = x + 1");
     let trace = e.trace(r.query_id).expect("the statement's trace");
     let op = trace

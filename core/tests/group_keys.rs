@@ -17,14 +17,6 @@ fn setup() -> (Engine, Connection) {
     (e, c)
 }
 
-fn table(c: &Connection, sql: &str) -> String {
-    rows(&ok(c, sql))
-        .iter()
-        .map(|r| r.join("|"))
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
 #[test]
 fn a_literal_in_another_case_is_not_the_group_key() {
     let (_e, c) = setup();

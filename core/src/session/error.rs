@@ -189,3 +189,24 @@ impl From<crate::expr::ExecError> for QueryError {
         }
     }
 }
+
+impl From<crate::sql::SqlError> for QueryError {
+    fn from(e: crate::sql::SqlError) -> Self {
+        let (code, state) = e.codes();
+        let message = match &e {
+            crate::sql::SqlError::Syntax(m) => format!("You have an error in your SQL syntax: {m}"),
+            crate::sql::SqlError::Unsupported(m) => {
+                format!("This version of cascade doesn't yet support {m}")
+            }
+            other => other.to_string(),
+        };
+        QueryError::new(code, state, message)
+    }
+}
+
+impl From<crate::storage::StorageError> for QueryError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        let (code, state) = e.codes();
+        QueryError::new(code, state, e.to_string())
+    }
+}

@@ -1,8 +1,6 @@
 //! Errors of planning (`SqlError`). Execution errors are
 //! [`crate::expr::ExecError`].
 
-use crate::session::QueryError;
-
 /// An error found while parsing or planning a statement.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SqlError {
@@ -146,17 +144,5 @@ impl SqlError {
             SqlError::ViewRecursion(_) => (1462, "HY000"),
             SqlError::InvalidView(_) => (1356, "HY000"),
         }
-    }
-}
-
-impl From<SqlError> for QueryError {
-    fn from(e: SqlError) -> Self {
-        let (code, state) = e.codes();
-        let message = match &e {
-            SqlError::Syntax(m) => format!("You have an error in your SQL syntax: {m}"),
-            SqlError::Unsupported(m) => format!("This version of cascade doesn't yet support {m}"),
-            other => other.to_string(),
-        };
-        QueryError::new(code, state, message)
     }
 }

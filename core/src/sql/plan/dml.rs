@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::compile::compile_over_table;
 use super::types::object_name;
 use super::{Plan, PlanCx};
+use crate::expr::Expr;
 use crate::pipeline::dml::Affected;
 use crate::sql::error::SqlError;
 use crate::storage::Table;
@@ -22,6 +23,17 @@ pub struct PlannedDml {
     pub table: Arc<Table>,
     /// Rows affected, counted while the plan runs.
     pub affected: Affected,
+}
+
+/// The compiled `WHERE` of a single-table UPDATE or DELETE.
+fn where_clause(
+    w: &Option<ast::Expr>,
+    table: &Table,
+    cx: &PlanCx<'_>,
+) -> Result<Option<Expr>, SqlError> {
+    w.as_ref()
+        .map(|w| compile_over_table(w, table, cx.connection_id, "where clause"))
+        .transpose()
 }
 
 /// Plans `UPDATE t SET … [WHERE …]` (one table, no ORDER BY / LIMIT).
@@ -41,15 +53,7 @@ pub fn plan_update(u: &ast::Update, cx: &PlanCx<'_>) -> Result<PlannedDml, SqlEr
     };
     let name = object_name(name);
     let (table, data) = cx.table(&name)?;
-    let pred = match &u.selection {
-        Some(w) => Some(compile_over_table(
-            w,
-            &table,
-            cx.connection_id,
-            "where clause",
-        )?),
-        None => None,
-    };
+    let pred = where_clause(&u.selection, &table, cx)?;
     let mut sets = Vec::new();
     for a in &u.assignments {
         let ast::AssignmentTarget::ColumnName(col) = &a.target else {
@@ -137,15 +141,7 @@ pub fn plan_delete(d: &ast::Delete, cx: &PlanCx<'_>) -> Result<PlannedDml, SqlEr
         }
     }
     let (table, data) = cx.table(&name)?;
-    let pred = match &d.selection {
-        Some(w) => Some(compile_over_table(
-            w,
-            &table,
-            cx.connection_id,
-            "where clause",
-        )?),
-        None => None,
-    };
+    let pred = where_clause(&d.selection, &table, cx)?;
     let names: Vec<String> = table
         .schema
         .columns
