@@ -55,6 +55,14 @@ const HEAVY: &[(&str, &str)] = &[
         "SELECT count(DISTINCT x) FROM generate_series(1, 10000000000) AS t(x)",
     ),
     ("sleep", "SELECT sleep(100)"),
+    (
+        "recursive cte",
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+    ),
+    (
+        "except",
+        "SELECT x % 100000 FROM generate_series(1, 10000000000) AS t(x) EXCEPT SELECT 1",
+    ),
 ];
 
 struct Args {
@@ -307,6 +315,8 @@ fn kill_latencies(
     let victim = connect(e);
     let killer = connect(e);
     exec(&victim, "SET cascade_memory_budget = 8000000000");
+    // A runaway recursion runs until killed.
+    exec(&victim, "SET cte_max_recursion_depth = 4294967295");
     let vid = victim.id();
     let (to_victim, jobs) = mpsc::channel::<Option<String>>();
     let (done, outcomes) = mpsc::channel::<Outcome>();
