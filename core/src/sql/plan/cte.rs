@@ -454,8 +454,7 @@ fn plan_recursive(def: &Arc<CteDef>, cx: &PlanCx<'_>) -> Result<Planned, SqlErro
     if let Some(with) = &q.with {
         // A WITH inside the CTE's own query: its CTEs are in scope of the
         // blocks.
-        let with = with.clone();
-        return with_ctes(&with, cx, || plan_recursive_body(def, cx));
+        return with_ctes(with, cx, || plan_recursive_body(def, cx));
     }
     plan_recursive_body(def, cx)
 }
