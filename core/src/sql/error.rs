@@ -108,6 +108,9 @@ pub enum SqlError {
     /// A view whose tables or columns are gone.
     #[error("View 'cascade.{0}' references invalid table(s) or column(s) or function(s) or definer/invoker of view lack rights to use them")]
     InvalidView(String),
+    /// A window function error (3579–3595, 1210).
+    #[error("{0}")]
+    Window(#[from] super::plan::WindowError),
 }
 
 impl SqlError {
@@ -148,6 +151,7 @@ impl SqlError {
             SqlError::RecursiveJoinOrder(_) => (3576, "HY000"),
             SqlError::ViewRecursion(_) => (1462, "HY000"),
             SqlError::InvalidView(_) => (1356, "HY000"),
+            SqlError::Window(w) => w.codes(),
         }
     }
 }

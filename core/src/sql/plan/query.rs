@@ -31,6 +31,7 @@ pub(super) fn apply_limit(
     let compiler = Compiler {
         connection_id: cx.connection_id,
         cx: Some(cx),
+        windows: None,
     };
     let shape = query_shape(q, &compiler)?;
     apply_shape(
@@ -50,6 +51,7 @@ fn plan_query_body(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError>
     let compiler = Compiler {
         connection_id: cx.connection_id,
         cx: Some(cx),
+        windows: None,
     };
     let shape = query_shape(q, &compiler)?;
     match q.body.as_ref() {
@@ -254,6 +256,7 @@ pub(super) fn plan_set_run(
     let compiler = Compiler {
         connection_id: cx.connection_id,
         cx: Some(cx),
+        windows: None,
     };
     let c = &compiler;
     let Some(first) = operands.first() else {
