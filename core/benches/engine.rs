@@ -83,6 +83,14 @@ const HEAVY: &[(&str, &str)] = &[
         "correlated subquery",
         "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y > a.x)",
     ),
+    (
+        "recursive cte",
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+    ),
+    (
+        "except",
+        "SELECT x % 100000 FROM generate_series(1, 10000000000) AS t(x) EXCEPT SELECT 1",
+    ),
 ];
 
 struct Args {
@@ -344,6 +352,8 @@ fn kill_latencies(
     let victim = connect(e);
     let killer = connect(e);
     exec(&victim, "SET cascade_memory_budget = 8000000000");
+    // A runaway recursion runs until killed.
+    exec(&victim, "SET cte_max_recursion_depth = 4294967295");
     let vid = victim.id();
     let (to_victim, jobs) = mpsc::channel::<Option<String>>();
     let (done, outcomes) = mpsc::channel::<Outcome>();

@@ -243,3 +243,55 @@ fn more_than_61_joined_tables_is_1116() {
         assert_eq!(run(&c, &sql).unwrap_err().code, 1116);
     });
 }
+
+/// `WITH c0 AS (…), c1 AS (… FROM c0 …), …` with `n` CTEs, each reading
+/// the one before `reads` times; the query reads the last.
+fn cte_chain(n: usize, reads: usize) -> String {
+    let mut s = String::from("WITH c0 AS (SELECT 1 AS x)");
+    for i in 1..n {
+        let from: Vec<String> = (0..reads).map(|r| format!("c{} AS a{r}", i - 1)).collect();
+        let sum: Vec<String> = (0..reads).map(|r| format!("a{r}.x")).collect();
+        s.push_str(&format!(
+            ", c{i} AS (SELECT {} AS x FROM {})",
+            sum.join(" + "),
+            from.join(", ")
+        ));
+    }
+    s.push_str(&format!(" SELECT x FROM c{}", n - 1));
+    s
+}
+
+#[test]
+fn ctes_and_views_nested_deep_or_expanded_often_are_refused_cleanly() {
+    small_stack(|| {
+        let e = engine();
+        let c = conn(&e, "acme", "alice", "member");
+        // 32 levels of CTEs reading each other: planned (each reference
+        // plans its definition inside the one being planned).
+        assert_eq!(cell(&c, &cte_chain(32, 1)), "1");
+        // One more is too deep.
+        let err = run(&c, &cte_chain(33, 1)).unwrap_err();
+        assert_eq!(err.code, 1436, "{err}");
+        // Each reading the last twice: 2^n plans, refused past 4096
+        // expansions (the answer of 12 levels would be 2^11).
+        assert_eq!(cell(&c, &cte_chain(12, 2)), "2048");
+        let err = run(&c, &cte_chain(14, 2)).unwrap_err();
+        assert_eq!(err.code, 1235, "{err}");
+        // Views over views: the same depth bound.
+        ok(&c, "CREATE VIEW v0 AS SELECT 1 AS x");
+        for i in 1..40 {
+            let r = run(
+                &c,
+                &format!("CREATE VIEW v{i} AS SELECT x + 1 AS x FROM v{}", i - 1),
+            );
+            if i < 32 {
+                r.unwrap_or_else(|e| panic!("v{i}: {e}"));
+            } else {
+                assert_eq!(r.unwrap_err().code, 1436, "v{i}");
+                break;
+            }
+        }
+        assert_eq!(cell(&c, "SELECT x FROM v31"), "32");
+        assert_eq!(cell(&c, "SELECT 1"), "1");
+    });
+}

@@ -111,6 +111,10 @@ pub enum SqlError {
     /// A recursive query block that reads the CTE more than once.
     #[error("In recursive query block of Recursive Common Table Expression '{0}', the recursive table must be referenced only once, and not in any subquery")]
     RecursiveReferencedTwice(String),
+    /// The recursive table on the right of a LEFT JOIN in a recursive
+    /// query block.
+    #[error("In recursive query block of Recursive Common Table Expression '{0}', the recursive table must neither be in the right argument of a LEFT JOIN, nor be forced to be non-first with join order hints")]
+    RecursiveJoinOrder(String),
     /// A view that reaches itself.
     #[error("`cascade`.`{0}` contains view recursion")]
     ViewRecursion(String),
@@ -161,6 +165,7 @@ impl SqlError {
             SqlError::RecursiveAnchorsFirst(_) => (3574, "HY000"),
             SqlError::RecursiveAggregation(_) => (3575, "HY000"),
             SqlError::RecursiveReferencedTwice(_) => (3577, "HY000"),
+            SqlError::RecursiveJoinOrder(_) => (3576, "HY000"),
             SqlError::ViewRecursion(_) => (1462, "HY000"),
             SqlError::InvalidView(_) => (1356, "HY000"),
             SqlError::Window(w) => w.codes(),

@@ -332,8 +332,64 @@ fn max_recursion_depth(cx: &PlanCx<'_>) -> u64 {
         .unwrap_or(DEFAULT_MAX_RECURSION_DEPTH)
 }
 
-/// Checks a recursive query block against MySQL's rules.
-fn check_recursive_block(block: &ast::SetExpr, name: &str) -> Result<(), SqlError> {
+/// How many times `e` names the relation `name` (lower-cased).
+fn count_references<V: ast::Visit>(e: &V, name: &str) -> usize {
+    let mut n = 0;
+    let _ = ast::visit_relations(e, |r| {
+        if r.0.len() == 1 && super::object_name(r) == name {
+            n += 1;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    n
+}
+
+/// The references to `name` among the tables a FROM item joins directly
+/// (not inside a derived table), and whether one is the right side of a
+/// LEFT JOIN.
+fn direct_references(
+    t: &ast::TableWithJoins,
+    name: &str,
+    count: &mut usize,
+    left_right: &mut bool,
+) {
+    fn factor(tf: &ast::TableFactor, name: &str, count: &mut usize, left_right: &mut bool) -> bool {
+        match tf {
+            ast::TableFactor::Table {
+                name: n,
+                args: None,
+                ..
+            } if n.0.len() == 1 && super::object_name(n) == name => {
+                *count += 1;
+                true
+            }
+            ast::TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => {
+                let before = *count;
+                direct_references(table_with_joins, name, count, left_right);
+                *count > before
+            }
+            _ => false,
+        }
+    }
+    factor(&t.relation, name, count, left_right);
+    for j in &t.joins {
+        let here = factor(&j.relation, name, count, left_right);
+        if here
+            && matches!(
+                j.join_operator,
+                ast::JoinOperator::Left(_) | ast::JoinOperator::LeftOuter(_)
+            )
+        {
+            *left_right = true;
+        }
+    }
+}
+
+/// Checks a recursive query block against MySQL's rules; `name` is the
+/// CTE's name lower-cased, `display` as written.
+fn check_recursive_block(block: &ast::SetExpr, name: &str, display: &str) -> Result<(), SqlError> {
     let s = match block {
         ast::SetExpr::Select(s) => s,
         ast::SetExpr::Query(q) => {
@@ -342,10 +398,22 @@ fn check_recursive_block(block: &ast::SetExpr, name: &str) -> Result<(), SqlErro
                     "ORDER BY / LIMIT / SELECT DISTINCT in recursive query block of Common Table Expression".into(),
                 ));
             }
-            return check_recursive_block(&q.body, name);
+            return check_recursive_block(&q.body, name, display);
         }
-        _ => return Err(SqlError::RecursiveNeedsUnion(name.to_owned())),
+        _ => return Err(SqlError::RecursiveNeedsUnion(display.to_owned())),
     };
+    // One reference, in the block's own FROM (not in a subquery), and not
+    // on the right of a LEFT JOIN.
+    let (mut direct, mut left_right) = (0, false);
+    for t in &s.from {
+        direct_references(t, name, &mut direct, &mut left_right);
+    }
+    if direct != 1 || count_references(block, name) != 1 {
+        return Err(SqlError::RecursiveReferencedTwice(display.to_owned()));
+    }
+    if left_right {
+        return Err(SqlError::RecursiveJoinOrder(display.to_owned()));
+    }
     if matches!(s.distinct, Some(ast::Distinct::Distinct)) {
         return Err(SqlError::Unsupported(
             "ORDER BY / LIMIT / SELECT DISTINCT in recursive query block of Common Table Expression"
@@ -375,7 +443,7 @@ fn check_recursive_block(block: &ast::SetExpr, name: &str) -> Result<(), SqlErro
         }
     }
     if aggregated {
-        return Err(SqlError::RecursiveAggregation(name.to_owned()));
+        return Err(SqlError::RecursiveAggregation(display.to_owned()));
     }
     Ok(())
 }
@@ -386,8 +454,7 @@ fn plan_recursive(def: &Arc<CteDef>, cx: &PlanCx<'_>) -> Result<Planned, SqlErro
     if let Some(with) = &q.with {
         // A WITH inside the CTE's own query: its CTEs are in scope of the
         // blocks.
-        let with = with.clone();
-        return with_ctes(&with, cx, || plan_recursive_body(def, cx));
+        return with_ctes(with, cx, || plan_recursive_body(def, cx));
     }
     plan_recursive_body(def, cx)
 }
@@ -439,7 +506,7 @@ fn plan_recursive_body(def: &Arc<CteDef>, cx: &PlanCx<'_>) -> Result<Planned, Sq
         )),
     };
     for block in &run.operands[anchors..] {
-        check_recursive_block(block, name)?;
+        check_recursive_block(block, &def.name, name)?;
     }
     let anchor = name_columns(
         plan_set_run(&run.operands[..anchors], &run.ops[..anchors - 1], cx, None)?,
