@@ -158,6 +158,32 @@ fn sort_counts_its_concatenated_input() {
 }
 
 #[test]
+fn window_counts_its_buffered_input_and_results() {
+    let (e, c) = setup();
+    // 1M rows: 8 MB of batches (the argument and the order key are the
+    // batch's column), then 27 MB of concatenated value, key and argument
+    // columns and 8 MB of index arrays, then 9 MB of results.
+    assert_over_budget(
+        &e,
+        &c,
+        28_000_000,
+        "SELECT count(*) FROM (SELECT x, sum(x) OVER (ORDER BY x DESC ROWS 2 PRECEDING) AS s FROM generate_series(1, 1000000) AS g(x)) AS w",
+    );
+    // With room, the same statement answers and gives everything back.
+    ok(&c, "SET cascade_memory_budget = 200000000");
+    assert_eq!(
+        cell(
+            &c,
+            "SELECT sum(s) FROM (SELECT x, sum(x) OVER (ORDER BY x DESC ROWS 2 PRECEDING) AS s FROM generate_series(1, 1000000) AS g(x)) AS w"
+        ),
+        // x's frame is x, x + 1 and x + 2 (the rows before it, descending)
+        // as far as they exist: 3 × (1 + … + N) − 1 − (1 + 2).
+        (3 * (1_000_000i64 * 1_000_001 / 2) - 4).to_string()
+    );
+    assert_eq!(e.memory_in_use(), 0);
+}
+
+#[test]
 fn top_n_with_a_large_limit() {
     let (e, c) = setup();
     assert_over_budget(
@@ -261,4 +287,70 @@ fn a_killed_count_distinct_gives_its_memory_back() {
     assert_eq!(e.memory_in_use(), 0, "every reservation released");
     block_on(victim.close());
     block_on(killer.close());
+}
+
+#[test]
+fn recursive_cte_result_and_working_tables() {
+    let (e, c) = setup();
+    ok(&c, "SET cte_max_recursion_depth = 4294967295");
+    // One wide row per iteration: the buffered result grows.
+    assert_over_budget(
+        &e,
+        &c,
+        1_500_000,
+        &format!(
+            "WITH RECURSIVE r(n, s) AS (SELECT 1, '{}' UNION ALL SELECT n + 1, s FROM r WHERE n < 1000000) SELECT count(*) FROM r",
+            "x".repeat(100)
+        ),
+    );
+    // One iteration with a large working table.
+    assert_over_budget(
+        &e,
+        &c,
+        1_500_000,
+        "WITH RECURSIVE r(n) AS (SELECT x FROM generate_series(1, 1000000) AS g(x) UNION ALL SELECT n FROM r WHERE n < 0) SELECT count(*) FROM r",
+    );
+    ok(&c, "SET cascade_memory_budget = 64000000");
+    assert_eq!(
+        cell(
+            &c,
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 20000) SELECT sum(n) FROM r"
+        ),
+        "200010000"
+    );
+    assert_eq!(e.memory_in_use(), 0);
+}
+
+#[test]
+fn recursive_cte_union_distinct_rows() {
+    let (e, c) = setup();
+    ok(&c, "SET cte_max_recursion_depth = 4294967295");
+    assert_over_budget(
+        &e,
+        &c,
+        1_500_000,
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION SELECT n + 1 FROM r WHERE n < 1000000) SELECT count(*) FROM r",
+    );
+}
+
+#[test]
+fn set_operation_rows() {
+    let (e, c) = setup();
+    for sql in [
+        "SELECT x FROM generate_series(1, 1000000) AS g(x) EXCEPT SELECT 1",
+        "SELECT x FROM generate_series(1, 1000000) AS g(x) INTERSECT ALL SELECT x FROM generate_series(1, 10) AS h(x)",
+    ] {
+        assert_over_budget(&e, &c, 1_500_000, sql);
+    }
+    // The rows of an EXCEPT's or INTERSECT's right side are not kept: a
+    // large right side fits a small budget.
+    ok(&c, "SET cascade_memory_budget = 4000000");
+    assert_eq!(
+        cell(
+            &c,
+            "SELECT count(*) FROM (SELECT 1 AS x EXCEPT SELECT x FROM generate_series(2, 1000000) AS g(x)) AS d"
+        ),
+        "1"
+    );
+    assert_eq!(e.memory_in_use(), 0);
 }

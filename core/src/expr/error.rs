@@ -2,6 +2,7 @@
 //! can fail with.
 
 use crate::cause::Cancelled;
+use crate::error::ContextError;
 use crate::storage::StorageError;
 
 /// An error while executing.
@@ -37,6 +38,14 @@ pub enum ExecError {
     /// A storage error.
     #[error("{0}")]
     Storage(#[from] StorageError),
+    /// A recursive common table expression started more iterations than
+    /// `cte_max_recursion_depth` allows (MySQL 3636).
+    #[error("Recursive query aborted after {0} iterations. Try increasing @@cte_max_recursion_depth to a larger value.")]
+    RecursionDepth(u64),
+    /// Building the contexts of operators made while the query runs (the
+    /// iterations of a recursive CTE) failed.
+    #[error("{0}")]
+    Context(#[from] ContextError),
 }
 
 impl ExecError {

@@ -22,8 +22,11 @@ pub mod index_scan;
 pub mod join;
 pub mod memory;
 pub mod reclaim;
+pub mod recursive;
 pub mod scan;
+pub mod setop;
 pub mod sort;
+pub mod window;
 
 pub use memory::{MemoryUse, Reservation, Resources};
 

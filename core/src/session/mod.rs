@@ -150,6 +150,8 @@ struct Session {
     autocommit: bool,
     max_execution_time_ms: u64,
     memory_budget: u64,
+    /// Iterations a recursive CTE may start (MySQL's default is 1000).
+    cte_max_recursion_depth: u64,
     txn: Option<TxnState>,
 }
 
@@ -313,6 +315,7 @@ impl Engine {
                 autocommit: true,
                 max_execution_time_ms: 0,
                 memory_budget: self.inner.config.memory_budget,
+                cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
                 txn: None,
             })),
             vars: Mutex::new(Vec::new()),
@@ -322,6 +325,7 @@ impl Engine {
             autocommit: true,
             max_execution_time_ms: 0,
             memory_budget: self.inner.config.memory_budget,
+            cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
             txn: None,
         });
         lock(&self.inner.connections).insert(id, Arc::downgrade(&conn));
@@ -382,6 +386,10 @@ impl ConnInner {
                 Value::Int(s.max_execution_time_ms as i64),
             ),
             ("cascade_memory_budget", Value::Int(s.memory_budget as i64)),
+            (
+                "cte_max_recursion_depth",
+                Value::Int(s.cte_max_recursion_depth as i64),
+            ),
             ("connection_id", Value::Int(self.id as i64)),
             ("database", Value::Text("cascade".into())),
             ("user", Value::Text(user.into())),
@@ -738,6 +746,7 @@ fn stmt_kind(stmt: &ast::Statement) -> &'static str {
         ast::Statement::Update(_) => "update",
         ast::Statement::Delete(_) => "delete",
         ast::Statement::CreateTable(_) => "create table",
+        ast::Statement::CreateView(_) => "create view",
         ast::Statement::Drop { .. } => "drop table",
         ast::Statement::StartTransaction { .. } => "begin",
         ast::Statement::Commit { .. } => "commit",
@@ -816,6 +825,7 @@ async fn run_statement(
     let implicit_commit = matches!(
         stmt,
         ast::Statement::CreateTable(_)
+            | ast::Statement::CreateView(_)
             | ast::Statement::Drop { .. }
             | ast::Statement::StartTransaction { .. }
     );
@@ -1183,6 +1193,51 @@ async fn dispatch(
             obj_type: ast::ShowCreateObject::Table,
             obj_name,
         } => schema_stmt::show_create(&e.catalog, &plan::object_name(obj_name), stmt_id),
+        ast::Statement::CreateView(cv) => {
+            let t = implicit.map(|t| &*t).or(s.txn.as_ref());
+            let empty = WriteSet::new();
+            let pcx = plan_cx(c, t, &empty);
+            let view = plan::view::define_view(cv, &pcx)?;
+            let created = e
+                .catalog
+                .create_view(view, cv.or_replace, cv.if_not_exists)?;
+            let mut r = affected(stmt_id, 0);
+            if !created {
+                r.warnings = 1;
+            }
+            Ok(r)
+        }
+        ast::Statement::Drop {
+            object_type: ast::ObjectType::View,
+            if_exists,
+            names,
+            ..
+        } => {
+            // Every name is checked before any view is dropped (MySQL: an
+            // error names the missing views and changes nothing).
+            let names: Vec<String> = names.iter().map(plan::object_name).collect();
+            let missing: Vec<&str> = names
+                .iter()
+                .filter(|n| e.catalog.view(n).is_none())
+                .map(String::as_str)
+                .collect();
+            let mut warnings = 0;
+            if !missing.is_empty() {
+                if let Some(t) = missing.iter().find(|n| e.catalog.table(n).is_ok()) {
+                    return Err(StorageError::NotView((*t).to_owned()).into());
+                }
+                if !*if_exists {
+                    return Err(StorageError::BadTable(missing.join(",")).into());
+                }
+                warnings = missing.len() as u32;
+            }
+            for n in &names {
+                e.catalog.drop_view(n, true)?;
+            }
+            let mut r = affected(stmt_id, 0);
+            r.warnings = warnings;
+            Ok(r)
+        }
         ast::Statement::Drop {
             object_type,
             if_exists,
@@ -1289,11 +1344,13 @@ async fn dispatch(
         ast::Statement::ShowDatabases { .. } => {
             Ok(text_rows(stmt_id, "Database", ["cascade".to_owned()]))
         }
-        ast::Statement::ShowTables { .. } => Ok(text_rows(
-            stmt_id,
-            "Tables_in_cascade",
-            e.catalog.table_names(),
-        )),
+        ast::Statement::ShowTables { .. } => {
+            // Views are listed with the tables, as in MySQL.
+            let mut names = e.catalog.table_names();
+            names.extend(e.catalog.view_names());
+            names.sort();
+            Ok(text_rows(stmt_id, "Tables_in_cascade", names))
+        }
         other => Err(QueryError::unsupported(format!(
             "the statement `{}`",
             truncate(&other.to_string(), 60)
@@ -1308,6 +1365,7 @@ fn plan_cx<'a>(c: &'a ConnInner, t: Option<&'a TxnState>, empty: &'a WriteSet) -
         writes: t.map_or(empty, |t| &t.writes),
         connection_id: c.id,
         vars: lock(&c.vars).clone(),
+        names: Default::default(),
     }
 }
 
@@ -1725,6 +1783,8 @@ fn exec_set(
         }
         "max_execution_time" => s.max_execution_time_ms = int(&v)?,
         "cascade_memory_budget" => s.memory_budget = int(&v)?.max(1),
+        // MySQL's range: 0 to 4294967295.
+        "cte_max_recursion_depth" => s.cte_max_recursion_depth = int(&v)?.min(u64::from(u32::MAX)),
         "names"
         | "character_set_client"
         | "character_set_results"

@@ -15,10 +15,15 @@
 //! - [`query`]: a whole query: set operations, ORDER BY, LIMIT;
 //! - [`select`]: one SELECT: FROM and joins, WHERE, GROUP BY, HAVING, the
 //!   select list;
+//! - [`cte`]: common table expressions (`WITH [RECURSIVE]`), and the
+//!   bounds on expanding them and views;
+//! - [`view`]: views (`CREATE VIEW`, and their expansion);
 //! - [`dml`]: UPDATE and DELETE;
+//! - [`window`]: window functions of a SELECT;
 //! - [`lower`]: a [`Plan`] to operators with their contexts.
 
 mod compile;
+pub mod cte;
 mod dml;
 pub mod index;
 mod lower;
@@ -26,6 +31,8 @@ mod query;
 mod scope;
 mod select;
 mod types;
+pub mod view;
+mod window;
 
 use scope::ScopeCol;
 
@@ -34,6 +41,7 @@ pub use dml::{plan_delete, plan_update, PlannedDml};
 pub use query::plan_query;
 pub use scope::Scope;
 pub use types::{column_limit, object_name, sql_type, MAX_JOIN_TABLES};
+pub use window::WindowError;
 
 use std::sync::Arc;
 
@@ -42,11 +50,16 @@ use crate::expr::Expr;
 use crate::pipeline::aggregate::AggSpec;
 use crate::pipeline::dml::Affected;
 use crate::pipeline::join::JoinKind;
+use crate::pipeline::recursive::{RecursionSpec, WorkTable};
+use crate::pipeline::setop::SetStep;
 use crate::pipeline::sort::SortKey;
+use crate::pipeline::window::WindowCall;
 use crate::sql::error::SqlError;
 use crate::storage::{Catalog, ColumnDef, Table, TableData, WriteSet};
 
-/// A plan node.
+/// A plan node. Cloned to build a recursive CTE's recursive part anew
+/// for each iteration.
+#[derive(Clone)]
 pub enum Plan {
     /// `generate_series`.
     Series {
@@ -173,12 +186,55 @@ pub enum Plan {
         /// EXPLAIN text.
         text: String,
     },
+    /// Window functions over one window: the input's columns, then one
+    /// column per call.
+    Window {
+        /// Input.
+        input: Box<Plan>,
+        /// PARTITION BY.
+        partition: Vec<Expr>,
+        /// ORDER BY.
+        order: Vec<SortKey>,
+        /// The calls.
+        calls: Vec<WindowCall>,
+        /// EXPLAIN text.
+        text: String,
+    },
     /// Union all.
     Union {
         /// Inputs.
         inputs: Vec<Plan>,
         /// Output types.
         types: Vec<DataType>,
+    },
+    /// A run of set operations with `EXCEPT` or `INTERSECT`, by counting
+    /// rows ([`crate::pipeline::setop::SetOp`]).
+    SetOp {
+        /// Inputs, in order.
+        inputs: Vec<Plan>,
+        /// The operators between them.
+        steps: Vec<SetStep>,
+        /// Output types.
+        types: Vec<DataType>,
+    },
+    /// A recursive CTE: the anchor, then the recursive part until it
+    /// yields nothing ([`crate::pipeline::recursive::RecursiveUnion`]).
+    Recursive {
+        /// The non-recursive part.
+        anchor: Box<Plan>,
+        /// The recursive part (built anew for each iteration).
+        term: Box<Plan>,
+        /// The working table the recursive part reads.
+        table: Arc<WorkTable>,
+        /// How the recursion runs.
+        spec: RecursionSpec,
+    },
+    /// The working table of a recursive CTE, read by its recursive part.
+    WorkTable {
+        /// The CTE's name.
+        name: String,
+        /// The table.
+        table: Arc<WorkTable>,
     },
 }
 
@@ -224,6 +280,9 @@ pub struct PlanCx<'a> {
     /// System variables readable as `@@name` (and `version()`, `user()`,
     /// `database()`).
     pub vars: Vec<(&'static str, Value)>,
+    /// The CTEs in scope and the bounds on expanding CTEs and views
+    /// (empty when a statement's planning starts).
+    pub names: cte::Names,
 }
 
 impl PlanCx<'_> {
