@@ -824,7 +824,7 @@ mod tests {
     #[test]
     fn views_share_the_tables_namespace() {
         let cat = Catalog::new();
-        cat.create_table("t", schema(), false).unwrap();
+        cat.create_table("t", schema(), Vec::new(), false).unwrap();
         let view = |name: &str| View {
             name: name.into(),
             query: "SELECT 1".into(),
@@ -845,7 +845,7 @@ mod tests {
             Err(StorageError::TableExists("v".into()))
         );
         assert_eq!(
-            cat.create_table("V", schema(), false),
+            cat.create_table("V", schema(), Vec::new(), false),
             Err(StorageError::TableExists("V".into()))
         );
         let mut replaced = view("v");
