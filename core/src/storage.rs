@@ -668,17 +668,6 @@ impl Catalog {
     }
 }
 
-/// Adds version `data` committed at `ts` to `table`, pruning the versions
-/// no snapshot at or after `oldest` can read.
-fn install(table: &Table, ts: u64, data: Arc<TableData>, oldest: u64) {
-    let mut v = lock(&table.versions);
-    v.push((ts, data));
-    // Keep the newest version visible to the oldest snapshot, and
-    // everything after it.
-    let keep_from = v.iter().rposition(|(t, _)| *t <= oldest).unwrap_or(0);
-    v.drain(..keep_from);
-}
-
 // ---- Views -------------------------------------------------------------
 //
 // A view is its query's text, kept in the catalog under the tables'
@@ -760,6 +749,17 @@ impl Catalog {
             Err(StorageError::BadTable(name.to_owned()))
         }
     }
+}
+
+/// Adds version `data` committed at `ts` to `table`, pruning the versions
+/// no snapshot at or after `oldest` can read.
+fn install(table: &Table, ts: u64, data: Arc<TableData>, oldest: u64) {
+    let mut v = lock(&table.versions);
+    v.push((ts, data));
+    // Keep the newest version visible to the oldest snapshot, and
+    // everything after it.
+    let keep_from = v.iter().rposition(|(t, _)| *t <= oldest).unwrap_or(0);
+    v.drain(..keep_from);
 }
 
 #[cfg(test)]

@@ -16,9 +16,17 @@ const HEAVY: &[(&str, &str)] = &[
     ("group by", "SELECT x % 1000 AS k, count(*), sum(x) FROM generate_series(1, 10000000000) AS t(x) GROUP BY k"),
     ("sort", "SELECT x FROM generate_series(1, 100000000) AS t(x) ORDER BY x DESC"),
     ("join", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) JOIN generate_series(1, 1000) AS b(y) ON a.x % 1000 = b.y"),
+    // Joins planned from WHERE (hash joins, a filter pushed to c's scan).
+    ("multi-join", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x), generate_series(1, 1000) AS b(y), generate_series(1, 1000) AS c(z) WHERE a.x % 1000 = b.y AND b.y = c.z AND c.z % 2 = 0"),
     ("distinct", "SELECT DISTINCT x % 100000 FROM generate_series(1, 10000000000) AS t(x)"),
     ("window", "SELECT x, sum(x) OVER (PARTITION BY x % 1000 ORDER BY x ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) FROM generate_series(1, 100000000) AS t(x)"),
     ("sleep", "SELECT sleep(100)"),
+    // One long run of an uncorrelated subquery: its steps yield too.
+    ("scalar subquery", "SELECT 1 + (SELECT count(*) FROM generate_series(1, 10000000000) AS b(y) WHERE y % 7 = 0)"),
+    // A correlated subquery: a short run per outer row, for many rows.
+    ("correlated subquery", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y > a.x)"),
+    // Correlated by equality: one run, then a lookup per outer row.
+    ("semi-join subquery", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y = a.x)"),
     ("recursive cte", "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM generate_series(1, 10000000000) AS g(x), r WHERE x = 10000000000 AND n < 3) SELECT count(*) FROM r"),
     ("except", "SELECT x % 100000 FROM generate_series(1, 10000000000) AS t(x) EXCEPT SELECT 1"),
 ];

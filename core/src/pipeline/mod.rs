@@ -26,6 +26,7 @@ pub mod recursive;
 pub mod scan;
 pub mod setop;
 pub mod sort;
+pub mod subquery;
 pub mod window;
 
 pub use memory::{MemoryUse, Reservation, Resources};

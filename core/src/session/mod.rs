@@ -1151,48 +1151,6 @@ async fn dispatch(
             }
             Ok(r)
         }
-        // Indexes and table descriptions (session/schema_stmt.rs).
-        ast::Statement::CreateIndex(ci) => {
-            schema_stmt::create_index(&e.catalog, ci)?;
-            Ok(affected(stmt_id, 0))
-        }
-        ast::Statement::Drop {
-            object_type: ast::ObjectType::Index,
-            names,
-            table,
-            ..
-        } => {
-            let Some(table) = table else {
-                return Err(QueryError::unsupported("DROP INDEX without ON <table>"));
-            };
-            for n in names {
-                schema_stmt::drop_index(
-                    &e.catalog,
-                    &plan::object_name(n),
-                    &plan::object_name(table),
-                )?;
-            }
-            Ok(affected(stmt_id, 0))
-        }
-        ast::Statement::AlterTable(at) => {
-            schema_stmt::alter_table(&e.catalog, &at.name, &at.operations)?;
-            Ok(affected(stmt_id, 0))
-        }
-        ast::Statement::ExplainTable { table_name, .. } => {
-            schema_stmt::describe(&e.catalog, &plan::object_name(table_name), stmt_id)
-        }
-        ast::Statement::ShowColumns {
-            extended,
-            full,
-            show_options,
-        } => {
-            let table = schema_stmt::show_columns_table(*full, *extended, show_options)?;
-            schema_stmt::describe(&e.catalog, &table, stmt_id)
-        }
-        ast::Statement::ShowCreate {
-            obj_type: ast::ShowCreateObject::Table,
-            obj_name,
-        } => schema_stmt::show_create(&e.catalog, &plan::object_name(obj_name), stmt_id),
         ast::Statement::CreateView(cv) => {
             let t = implicit.map(|t| &*t).or(s.txn.as_ref());
             let empty = WriteSet::new();
@@ -1238,6 +1196,48 @@ async fn dispatch(
             r.warnings = warnings;
             Ok(r)
         }
+        // Indexes and table descriptions (session/schema_stmt.rs).
+        ast::Statement::CreateIndex(ci) => {
+            schema_stmt::create_index(&e.catalog, ci)?;
+            Ok(affected(stmt_id, 0))
+        }
+        ast::Statement::Drop {
+            object_type: ast::ObjectType::Index,
+            names,
+            table,
+            ..
+        } => {
+            let Some(table) = table else {
+                return Err(QueryError::unsupported("DROP INDEX without ON <table>"));
+            };
+            for n in names {
+                schema_stmt::drop_index(
+                    &e.catalog,
+                    &plan::object_name(n),
+                    &plan::object_name(table),
+                )?;
+            }
+            Ok(affected(stmt_id, 0))
+        }
+        ast::Statement::AlterTable(at) => {
+            schema_stmt::alter_table(&e.catalog, &at.name, &at.operations)?;
+            Ok(affected(stmt_id, 0))
+        }
+        ast::Statement::ExplainTable { table_name, .. } => {
+            schema_stmt::describe(&e.catalog, &plan::object_name(table_name), stmt_id)
+        }
+        ast::Statement::ShowColumns {
+            extended,
+            full,
+            show_options,
+        } => {
+            let table = schema_stmt::show_columns_table(*full, *extended, show_options)?;
+            schema_stmt::describe(&e.catalog, &table, stmt_id)
+        }
+        ast::Statement::ShowCreate {
+            obj_type: ast::ShowCreateObject::Table,
+            obj_name,
+        } => schema_stmt::show_create(&e.catalog, &plan::object_name(obj_name), stmt_id),
         ast::Statement::Drop {
             object_type,
             if_exists,

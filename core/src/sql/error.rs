@@ -85,6 +85,10 @@ pub enum SqlError {
     /// `AS t(a, b)` naming another number of columns than the source has.
     #[error("In definition of view, derived table or common table expression, SELECT list and column names list have different column counts")]
     DerivedColumnCount,
+    /// A subquery (or row) has another number of columns than its place
+    /// takes.
+    #[error("Operand should contain {0} column(s)")]
+    OperandColumns(usize),
     /// Two CTEs of one name in one `WITH`.
     #[error("Not unique table/alias: '{0}'")]
     NonUniqueTable(String),
@@ -143,6 +147,7 @@ impl SqlError {
             SqlError::IncorrectPrefixKey => (1089, "HY000"),
             SqlError::InvalidDefault(_) => (1067, "42000"),
             SqlError::DerivedColumnCount => (1353, "HY000"),
+            SqlError::OperandColumns(_) => (1241, "21000"),
             SqlError::UnknownTableInDelete(_) => (1109, "42S02"),
             SqlError::UnknownVariable(_) => (1193, "HY000"),
             // MySQL's "thread stack overrun": what it answers when a

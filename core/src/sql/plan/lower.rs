@@ -14,6 +14,7 @@ use crate::pipeline::recursive::{RecursiveUnion, TermBuilder, WorkTableScan};
 use crate::pipeline::scan::{SeriesScan, TableScan, ValuesScan};
 use crate::pipeline::setop::SetOp;
 use crate::pipeline::sort::Sort;
+use crate::pipeline::subquery::Apply;
 use crate::pipeline::window::Window;
 use crate::pipeline::Instrumented;
 
@@ -98,9 +99,10 @@ impl Plan {
                 kind,
                 right_types,
                 text,
+                emit,
             } => {
                 let p = nested(pipeline, "join build")?;
-                Box::new(HashJoin::new(
+                let join = HashJoin::new(
                     left.build(pipeline)?,
                     right.build(&p)?,
                     left_keys,
@@ -110,7 +112,11 @@ impl Plan {
                     kind,
                     right_types,
                     text,
-                ))
+                );
+                Box::new(match emit {
+                    Some((l, r)) => join.emitting(l, r),
+                    None => join,
+                })
             }
             Plan::Update {
                 table,
@@ -133,6 +139,9 @@ impl Plan {
                     built.push(i.build(pipeline)?);
                 }
                 Box::new(UnionAll::new(built, types))
+            }
+            Plan::Apply { input, subs } => {
+                Box::new(Apply::new(input.build(pipeline)?, subs, pipeline.clone()))
             }
             Plan::SetOp {
                 inputs,
