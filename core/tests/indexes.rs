@@ -458,3 +458,47 @@ fn index_scans_answer_as_full_scans() {
     // Most of them read through an index.
     assert!(used >= 20, "{used} predicates used an index");
 }
+
+#[test]
+fn information_schema_is_queried_like_a_table() {
+    let c = fresh();
+    ok(&c, "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))");
+    ok(&c, "CREATE TABLE u (a INT)");
+    ok(&c, "INSERT INTO u VALUES (1), (2)");
+    assert_eq!(
+        table(
+            &c,
+            "SELECT c.table_name, count(*) FROM information_schema.columns AS c \
+             JOIN information_schema.tables AS t ON c.table_name = t.table_name \
+             GROUP BY c.table_name ORDER BY 1"
+        ),
+        [["t", "2"], ["u", "1"]]
+    );
+    assert_eq!(
+        table(
+            &c,
+            "SELECT TABLE_NAME, TABLE_ROWS FROM INFORMATION_SCHEMA.TABLES WHERE table_rows > 0"
+        ),
+        [["u", "2"]]
+    );
+    let r = ok(
+        &c,
+        "SELECT * FROM information_schema.tables WHERE table_name = 't'",
+    );
+    assert_eq!(r.columns[2].name, "TABLE_NAME");
+    // The transaction's own writes are what it sees.
+    ok(&c, "BEGIN");
+    ok(&c, "INSERT INTO t VALUES (1, 'a')");
+    assert_eq!(
+        cell(
+            &c,
+            "SELECT table_rows FROM information_schema.tables WHERE table_name = 't'"
+        ),
+        "1"
+    );
+    ok(&c, "ROLLBACK");
+    code(&c, "SELECT * FROM information_schema.nope", 1109);
+    // A user table named like a virtual one is still the user's.
+    ok(&c, "CREATE TABLE tables (x INT)");
+    assert_eq!(cell(&c, "SELECT count(*) FROM tables"), "0");
+}

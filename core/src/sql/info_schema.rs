@@ -239,16 +239,22 @@ pub fn lookup(
         .iter()
         .filter_map(|n| cx.table(n).ok())
         .collect();
-    match virtual_table(&tables, &format!("{schema}.{table}")) {
+    let views = cx.catalog.view_names();
+    match virtual_table(&tables, &views, &format!("{schema}.{table}")) {
         Some(v) => Ok(Some(v)),
         None => Err(SqlError::UnknownInformationSchemaTable(table.clone())),
     }
 }
 
 /// The virtual table `name` (`information_schema.tables` or `.columns`,
-/// lower case) over `tables` (each with the version the statement sees);
-/// `None` for any other name.
-pub fn virtual_table(tables: &[TableVersion], name: &str) -> Option<TableVersion> {
+/// lower case) over `tables` (each with the version the statement sees)
+/// and `views` (listed in `tables` as MySQL lists them); `None` for any
+/// other name.
+pub fn virtual_table(
+    tables: &[TableVersion],
+    views: &[String],
+    name: &str,
+) -> Option<TableVersion> {
     let text = |s: &str| Value::Text(s.into());
     let (short, schema, rows) = match name {
         "information_schema.tables" => {
@@ -280,6 +286,19 @@ pub fn virtual_table(tables: &[TableVersion], name: &str) -> Option<TableVersion
                         text(""),
                     ]
                 })
+                .chain(views.iter().map(|v| {
+                    vec![
+                        text("def"),
+                        text(SCHEMA_NAME),
+                        text(v),
+                        text("VIEW"),
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                        text("VIEW"),
+                    ]
+                }))
                 .collect::<Vec<_>>();
             ("tables", schema, rows)
         }

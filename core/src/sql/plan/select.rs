@@ -68,6 +68,8 @@ pub(super) fn plan_factor(
                 };
                 return Ok((Plan::Series { start, stop, step }, scope));
             }
+            // `information_schema.tables` / `.columns` (sql/info_schema.rs).
+            let virtual_table = crate::sql::info_schema::lookup(name, cx)?;
             // A CTE in scope (an unqualified name), or a view, before a
             // table (views and tables share a namespace).
             if name.0.len() == 1 {
@@ -75,11 +77,13 @@ pub(super) fn plan_factor(
                     return r;
                 }
             }
-            if let Some(r) = super::view::resolve_view(&tname, alias.as_ref(), cx) {
-                return r;
+            if virtual_table.is_none() {
+                if let Some(r) = super::view::resolve_view(&tname, alias.as_ref(), cx) {
+                    return r;
+                }
             }
-            let (table, data) = match crate::sql::info_schema::lookup(name, cx)? {
-                Some(virtual_table) => virtual_table,
+            let (table, data) = match virtual_table {
+                Some(v) => v,
                 None => cx.table(&tname)?,
             };
             let qual = alias
