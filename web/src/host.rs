@@ -1,4 +1,4 @@
-//! The browser (and Node) host: `performance.now()` for the clock,
+//! The browser (and Node) host: `performance.now()` for the clock, `Date.now()` for the wall clock,
 //! `setTimeout` for timers, and a yield that reaches the **macrotask** queue.
 //!
 //! Why the yield matters: futures spawned with `wasm-bindgen-futures` run as
@@ -78,6 +78,12 @@ impl Host for WebHost {
     fn now(&self) -> Instant {
         // f64 → u64 saturates; the clock is non-negative by construction.
         Instant((self.now_ms() * 1e6) as u64)
+    }
+
+    fn unix_micros(&self) -> i64 {
+        // `Date.now()`: milliseconds since the Unix epoch (f64 → i64
+        // saturates; the value is integral).
+        (js_sys::Date::now() * 1e3) as i64
     }
 
     fn sleep_until(&self, deadline: Instant) -> HostFuture {
