@@ -56,6 +56,7 @@ pub mod cause;
 pub mod context;
 pub mod data;
 pub mod datetime;
+pub mod decimal;
 pub mod error;
 pub mod format;
 pub mod host;
