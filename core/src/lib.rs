@@ -58,6 +58,7 @@ pub mod data;
 pub mod datetime;
 pub mod decimal;
 pub mod error;
+pub mod expr;
 pub mod format;
 pub mod host;
 pub mod level;

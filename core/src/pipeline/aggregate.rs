@@ -18,8 +18,8 @@ use std::sync::Arc;
 use super::memory::{hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse};
 use super::{Instrumented, OpCx, Operator, Resources, Step, BATCH_ROWS};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
-use crate::sql::error::ExecError;
-use crate::sql::expr::{Datum, Expr};
+use crate::expr::ExecError;
+use crate::expr::{Datum, Expr};
 
 /// An aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use super::{Instrumented, OpCx, Operator, Step};
 use crate::data::{Batch, Column, ColumnData, DataType};
-use crate::sql::error::ExecError;
-use crate::sql::expr::{Datum, Expr};
+use crate::expr::ExecError;
+use crate::expr::{Datum, Expr};
 
 /// The rows of `batch` where `pred` is true (not NULL, not 0).
 pub fn filter_batch(batch: &Batch, pred: &Expr, cx: &mut OpCx<'_>) -> Result<Batch, ExecError> {

@@ -20,8 +20,8 @@ use super::memory::{
 };
 use super::{Instrumented, OpCx, Operator, Step};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
-use crate::sql::error::ExecError;
-use crate::sql::expr::Expr;
+use crate::expr::ExecError;
+use crate::expr::Expr;
 
 /// Output rows per step, roughly.
 pub const OUT_ROWS: usize = 8192;

@@ -30,8 +30,8 @@ use std::sync::Arc;
 use crate::cause::{Cause, Reason};
 use crate::context::Context;
 use crate::data::{Batch, Column};
+use crate::expr::ExecError;
 use crate::level::Level;
-use crate::sql::error::ExecError;
 
 /// Reservations grow by at least this much, so that small, frequent growth
 /// (one string, one group) does not touch the shared counters each time.

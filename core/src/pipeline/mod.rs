@@ -31,10 +31,10 @@ use std::time::Duration;
 
 use crate::context::Context;
 use crate::data::Batch;
+use crate::expr::EvalCx;
+use crate::expr::ExecError;
 use crate::host::Instant;
 use crate::level::Level;
-use crate::sql::error::ExecError;
-use crate::sql::expr::EvalCx;
 use crate::trace::{SpanId, SpanStatus};
 
 /// Rows per batch produced by scans.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::{Instrumented, OpCx, Operator, Step, BATCH_ROWS};
 use crate::data::{Batch, Column, DataType, Value};
-use crate::sql::error::ExecError;
-use crate::sql::expr::Expr;
+use crate::expr::ExecError;
+use crate::expr::Expr;
 use crate::storage::TableData;
 
 /// `generate_series(start, stop[, step])`: integers, both ends included.

@@ -23,8 +23,8 @@ use super::buffer::Buffered;
 use super::memory::{buffered_batch_bytes, vec_bytes, MemoryUse};
 use super::{Instrumented, OpCx, Operator, Step};
 use crate::data::{Batch, Column, ColumnData};
-use crate::sql::error::ExecError;
-use crate::sql::expr::Expr;
+use crate::expr::ExecError;
+use crate::expr::Expr;
 
 // Bounded work per step (a kill is seen between steps): sorting one run of
 // RUN rows, or MERGE_BUDGET merge moves, each takes well under 100 µs.

@@ -165,3 +165,19 @@ impl From<ContextError> for QueryError {
         QueryError::new(1105, "HY000", e.to_string())
     }
 }
+
+impl From<crate::expr::ExecError> for QueryError {
+    fn from(e: crate::expr::ExecError) -> Self {
+        match e {
+            crate::expr::ExecError::Cancelled(c) => QueryError::cancelled(c.0),
+            crate::expr::ExecError::Storage(s) => s.into(),
+            crate::expr::ExecError::DivisionByZero => QueryError::new(1365, "22012", e.to_string()),
+            crate::expr::ExecError::OutOfRange { .. } => {
+                QueryError::new(1690, "22003", e.to_string())
+            }
+            crate::expr::ExecError::MemoryBudget { .. } => {
+                QueryError::new(1041, "HY000", e.to_string())
+            }
+        }
+    }
+}

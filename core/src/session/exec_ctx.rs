@@ -8,9 +8,9 @@
 use std::sync::Arc;
 
 use crate::context::Context;
+use crate::expr::EvalCx;
 use crate::phase::{Phase, PhaseCell};
 use crate::pipeline::Resources;
-use crate::sql::expr::EvalCx;
 
 /// The contexts of one statement.
 #[derive(Clone, Debug)]

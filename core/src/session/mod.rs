@@ -42,6 +42,8 @@ use std::time::Duration;
 use crate::cause::{Cause, Reason};
 use crate::context::{Context, ContextInfo};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
+use crate::expr::EvalCx;
+use crate::expr::ExecError;
 use crate::host::Host;
 use crate::level::Level;
 use crate::pipeline::memory::{record_budget_error, vec_bytes};
@@ -49,8 +51,7 @@ use crate::pipeline::{drive, MemoryUse, OpCx, Resources, YieldPolicy};
 use crate::registry::{
     CancelManager, KillOutcome, KillScope, ProcessInfo, ProcessList, Registration,
 };
-use crate::sql::error::{ExecError, SqlError};
-use crate::sql::expr::EvalCx;
+use crate::sql::error::SqlError;
 use crate::sql::plan::{self, PlanCx};
 use crate::storage::{
     Catalog, ColumnDef, ColumnLimit, Schema, Snapshot, StorageError, TableData, WriteSet,
@@ -1431,7 +1432,7 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
     // never clamped to the type's limit.
     let fits = |v: &Value| match (def.ty, v) {
         (_, Value::Null) | (DataType::Int, Value::Int(_)) => true,
-        (DataType::Int, v) => crate::sql::expr::to_bigint(v).is_some(),
+        (DataType::Int, v) => crate::expr::to_bigint(v).is_some(),
         (DataType::Float, Value::Text(s)) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
         (DataType::Float, Value::Float(f)) => f.is_finite(),
         _ => true,
@@ -1494,8 +1495,8 @@ fn apply_limit(col: Column, def: &ColumnDef, row_base: usize) -> Result<Column, 
                     rounded.push(*x);
                     continue;
                 }
-                let r = crate::sql::expr::call(
-                    crate::sql::expr::Func::CastDecimal,
+                let r = crate::expr::call(
+                    crate::expr::Func::CastDecimal,
                     &[
                         Value::Float(*x),
                         Value::Int(i64::from(precision)),
@@ -1869,11 +1870,7 @@ async fn exec_delete(
 
 /// Evaluates a DML expression (WHERE, SET) on a chunk: row by row when it
 /// calls `SLEEP`, so only the rows MySQL would evaluate it on sleep.
-fn eval_dml(
-    e: &crate::sql::expr::Expr,
-    b: &Batch,
-    x: &mut ExecCtx,
-) -> Result<Arc<Column>, QueryError> {
+fn eval_dml(e: &crate::expr::Expr, b: &Batch, x: &mut ExecCtx) -> Result<Arc<Column>, QueryError> {
     let d = if e.has_sleep() {
         e.eval_each_row(b, &mut x.state.eval)
     } else {

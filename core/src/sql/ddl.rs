@@ -11,9 +11,9 @@
 use sqlparser::ast;
 
 use super::error::SqlError;
-use super::expr::{cast, EvalCx};
 use super::plan;
 use crate::data::{Batch, DataType, Value};
+use crate::expr::{cast, EvalCx};
 use crate::storage::{ColumnDef, Schema, UniqueKey};
 
 /// The schema `ct` declares.

@@ -1,8 +1,7 @@
-//! Errors of planning (`SqlError`) and execution (`ExecError`).
+//! Errors of planning (`SqlError`). Execution errors are
+//! [`crate::expr::ExecError`].
 
-use crate::cause::Cancelled;
 use crate::session::QueryError;
-use crate::storage::StorageError;
 
 /// An error found while parsing or planning a statement.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -118,81 +117,5 @@ impl From<SqlError> for QueryError {
             other => other.to_string(),
         };
         QueryError::new(code, state, message)
-    }
-}
-
-/// An error while executing.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum ExecError {
-    /// Division by zero in strict (DML) mode.
-    #[error("Division by 0")]
-    DivisionByZero,
-    /// A result that its type cannot hold (MySQL 1690): a BIGINT past
-    /// 64 bits, a DOUBLE past ±1.8e308, a negative UNSIGNED. Never clamped,
-    /// wrapped or turned into inf/NaN.
-    #[error("{ty} value is out of range in '{what}'")]
-    OutOfRange {
-        /// The SQL type: `BIGINT`, `DOUBLE` or `BIGINT UNSIGNED`.
-        ty: &'static str,
-        /// The expression, MySQL style: `(9223372036854775807 + 1)`.
-        what: String,
-    },
-    /// The query's memory budget ran out.
-    #[error("memory budget of {budget} bytes exceeded: the query asked for {requested} bytes in total (SET cascade_memory_budget to raise it)")]
-    MemoryBudget {
-        /// Budget in bytes.
-        budget: u64,
-        /// Bytes asked for in total.
-        requested: u64,
-    },
-    /// The context was cancelled.
-    #[error("{0}")]
-    Cancelled(#[from] Cancelled),
-    /// A storage error.
-    #[error("{0}")]
-    Storage(#[from] StorageError),
-    /// A planning error raised at run time.
-    #[error("{0}")]
-    Sql(#[from] SqlError),
-}
-
-impl ExecError {
-    /// A BIGINT overflow in `what`.
-    pub fn overflow(what: impl Into<String>) -> Self {
-        ExecError::OutOfRange {
-            ty: "BIGINT",
-            what: what.into(),
-        }
-    }
-    /// A DOUBLE overflow (a result that would be inf or NaN) in `what`.
-    pub fn double_overflow(what: impl Into<String>) -> Self {
-        ExecError::OutOfRange {
-            ty: "DOUBLE",
-            what: what.into(),
-        }
-    }
-    /// A negative (or too large) value where an UNSIGNED one is required.
-    pub fn unsigned_overflow(what: impl Into<String>) -> Self {
-        ExecError::OutOfRange {
-            ty: "BIGINT UNSIGNED",
-            what: what.into(),
-        }
-    }
-    /// Whether this is a cancellation.
-    pub fn is_cancelled(&self) -> bool {
-        matches!(self, ExecError::Cancelled(_))
-    }
-}
-
-impl From<ExecError> for QueryError {
-    fn from(e: ExecError) -> Self {
-        match e {
-            ExecError::Cancelled(c) => QueryError::cancelled(c.0),
-            ExecError::Sql(s) => s.into(),
-            ExecError::Storage(s) => s.into(),
-            ExecError::DivisionByZero => QueryError::new(1365, "22012", e.to_string()),
-            ExecError::OutOfRange { .. } => QueryError::new(1690, "22003", e.to_string()),
-            ExecError::MemoryBudget { .. } => QueryError::new(1041, "HY000", e.to_string()),
-        }
     }
 }

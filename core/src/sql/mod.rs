@@ -2,11 +2,12 @@
 
 pub mod ddl;
 pub mod error;
-pub mod expr;
+
 pub mod plan;
 pub mod shape;
 
-pub use error::{ExecError, SqlError};
+pub use crate::expr::ExecError;
+pub use error::SqlError;
 
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::keywords::Keyword;

@@ -1,0 +1,65 @@
+//! Errors of execution: what evaluating expressions and running operators
+//! can fail with.
+
+use crate::cause::Cancelled;
+use crate::storage::StorageError;
+
+/// An error while executing.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ExecError {
+    /// Division by zero in strict (DML) mode.
+    #[error("Division by 0")]
+    DivisionByZero,
+    /// A result that its type cannot hold (MySQL 1690): a BIGINT past
+    /// 64 bits, a DOUBLE past ±1.8e308, a negative UNSIGNED. Never clamped,
+    /// wrapped or turned into inf/NaN.
+    #[error("{ty} value is out of range in '{what}'")]
+    OutOfRange {
+        /// The SQL type: `BIGINT`, `DOUBLE` or `BIGINT UNSIGNED`.
+        ty: &'static str,
+        /// The expression, MySQL style: `(9223372036854775807 + 1)`.
+        what: String,
+    },
+    /// The query's memory budget ran out.
+    #[error("memory budget of {budget} bytes exceeded: the query asked for {requested} bytes in total (SET cascade_memory_budget to raise it)")]
+    MemoryBudget {
+        /// Budget in bytes.
+        budget: u64,
+        /// Bytes asked for in total.
+        requested: u64,
+    },
+    /// The context was cancelled.
+    #[error("{0}")]
+    Cancelled(#[from] Cancelled),
+    /// A storage error.
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+}
+
+impl ExecError {
+    /// A BIGINT overflow in `what`.
+    pub fn overflow(what: impl Into<String>) -> Self {
+        ExecError::OutOfRange {
+            ty: "BIGINT",
+            what: what.into(),
+        }
+    }
+    /// A DOUBLE overflow (a result that would be inf or NaN) in `what`.
+    pub fn double_overflow(what: impl Into<String>) -> Self {
+        ExecError::OutOfRange {
+            ty: "DOUBLE",
+            what: what.into(),
+        }
+    }
+    /// A negative (or too large) value where an UNSIGNED one is required.
+    pub fn unsigned_overflow(what: impl Into<String>) -> Self {
+        ExecError::OutOfRange {
+            ty: "BIGINT UNSIGNED",
+            what: what.into(),
+        }
+    }
+    /// Whether this is a cancellation.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, ExecError::Cancelled(_))
+    }
+}

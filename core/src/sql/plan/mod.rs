@@ -1,0 +1,210 @@
+//! The planner: sqlparser's AST to a [`Plan`] tree, then to instrumented
+//! operators with their pipeline contexts.
+//!
+//! Name resolution follows MySQL: `ORDER BY` looks at select-list aliases
+//! first, then input columns; `GROUP BY` and `HAVING` look at input columns
+//! first, then aliases; ordinals (`ORDER BY 2`) refer to select items. With
+//! `only_full_group_by`, a select item must be an aggregate, a group key, or
+//! built from them.
+//!
+//! - this file: the plan tree ([`Plan`]), a planned query ([`Planned`]) and
+//!   what the planner reads ([`PlanCx`]);
+//! - [`scope`]: the columns an expression can see and name resolution;
+//! - [`types`]: SQL types and names of the AST;
+//! - [`compile`]: AST expressions to [`Expr`]s (aggregates included);
+//! - [`query`]: a whole query: set operations, ORDER BY, LIMIT;
+//! - [`select`]: one SELECT: FROM and joins, WHERE, GROUP BY, HAVING, the
+//!   select list;
+//! - [`lower`]: a [`Plan`] to operators with their contexts.
+
+mod compile;
+mod lower;
+mod query;
+mod scope;
+mod select;
+mod types;
+
+use scope::ScopeCol;
+
+pub use compile::{compile_const, compile_over_table, Compiler};
+pub use query::plan_query;
+pub use scope::Scope;
+pub use types::{column_limit, object_name, sql_type, MAX_JOIN_TABLES};
+
+use std::sync::Arc;
+
+use crate::data::{DataType, Value};
+use crate::expr::Expr;
+use crate::pipeline::aggregate::AggSpec;
+use crate::pipeline::join::JoinKind;
+use crate::pipeline::sort::SortKey;
+use crate::sql::error::SqlError;
+use crate::storage::{Catalog, Table, TableData, WriteSet};
+
+/// A plan node.
+pub enum Plan {
+    /// `generate_series`.
+    Series {
+        /// First value.
+        start: i64,
+        /// Last value (inclusive).
+        stop: i64,
+        /// Step.
+        step: i64,
+    },
+    /// A table scan.
+    Scan {
+        /// Table name.
+        table: String,
+        /// The snapshot's data.
+        data: Arc<TableData>,
+    },
+    /// Literal rows.
+    Values {
+        /// Rows.
+        rows: Vec<Vec<Expr>>,
+        /// Column types.
+        types: Vec<DataType>,
+    },
+    /// Filter.
+    Filter {
+        /// Input.
+        input: Box<Plan>,
+        /// Predicate.
+        pred: Expr,
+        /// EXPLAIN text.
+        text: String,
+    },
+    /// Projection.
+    Project {
+        /// Input.
+        input: Box<Plan>,
+        /// Expressions.
+        exprs: Vec<Expr>,
+        /// Output types.
+        types: Vec<DataType>,
+        /// EXPLAIN text.
+        text: String,
+    },
+    /// Hash aggregate.
+    Aggregate {
+        /// Input.
+        input: Box<Plan>,
+        /// Keys.
+        keys: Vec<Expr>,
+        /// Key types.
+        key_types: Vec<DataType>,
+        /// Aggregates.
+        aggs: Vec<AggSpec>,
+        /// EXPLAIN text.
+        text: String,
+    },
+    /// Sort / top-N.
+    Sort {
+        /// Input.
+        input: Box<Plan>,
+        /// Keys.
+        keys: Vec<SortKey>,
+        /// Rows to keep.
+        limit: Option<usize>,
+        /// EXPLAIN text.
+        text: String,
+    },
+    /// Limit / offset.
+    Limit {
+        /// Input.
+        input: Box<Plan>,
+        /// Rows to skip.
+        offset: u64,
+        /// Rows to pass.
+        limit: Option<u64>,
+    },
+    /// Join.
+    Join {
+        /// Left (probe).
+        left: Box<Plan>,
+        /// Right (build).
+        right: Box<Plan>,
+        /// Left keys.
+        left_keys: Vec<Expr>,
+        /// Right keys.
+        right_keys: Vec<Expr>,
+        /// One integer key on both sides.
+        int_keys: bool,
+        /// Residual condition over left ++ right.
+        residual: Option<Expr>,
+        /// Kind.
+        kind: JoinKind,
+        /// Right column types.
+        right_types: Vec<DataType>,
+        /// EXPLAIN text.
+        text: String,
+    },
+    /// Union all.
+    Union {
+        /// Inputs.
+        inputs: Vec<Plan>,
+        /// Output types.
+        types: Vec<DataType>,
+    },
+}
+
+/// A planned query: the plan and its output columns.
+pub struct Planned {
+    /// The plan.
+    pub plan: Plan,
+    /// Output names.
+    pub names: Vec<String>,
+    /// Output types.
+    pub types: Vec<DataType>,
+}
+
+impl Planned {
+    /// The output columns as a scope (unqualified).
+    pub(super) fn scope(&self) -> Scope {
+        Scope {
+            cols: self
+                .names
+                .iter()
+                .zip(&self.types)
+                .map(|(n, t)| ScopeCol {
+                    qualifier: None,
+                    name: n.clone(),
+                    ty: *t,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What the planner reads: tables as of a snapshot, plus the transaction's
+/// own writes.
+pub struct PlanCx<'a> {
+    /// The catalog.
+    pub catalog: &'a Catalog,
+    /// Snapshot timestamp.
+    pub snapshot_ts: u64,
+    /// The transaction's uncommitted writes.
+    pub writes: &'a WriteSet,
+    /// `CONNECTION_ID()`.
+    pub connection_id: u64,
+    /// System variables readable as `@@name` (and `version()`, `user()`,
+    /// `database()`).
+    pub vars: Vec<(&'static str, Value)>,
+}
+
+impl PlanCx<'_> {
+    /// A table and the data this transaction sees.
+    pub fn table(&self, name: &str) -> Result<(Arc<Table>, Arc<TableData>), SqlError> {
+        let key = name.to_lowercase();
+        if let Some((t, d)) = self.writes.get(&key) {
+            return Ok((t.clone(), d.clone()));
+        }
+        let t = self
+            .catalog
+            .table(&key)
+            .map_err(|_| SqlError::UnknownTable(name.to_owned()))?;
+        let d = t.read(self.snapshot_ts);
+        Ok((t, d))
+    }
+}

@@ -1,0 +1,615 @@
+//! One SELECT: FROM and joins, WHERE, GROUP BY, HAVING, the select list.
+
+use super::compile::{
+    chain, col_ast, const_int, contains_agg, contains_window, names_text, split_and, AggCx,
+    Compiler,
+};
+use super::query::{is_desc, plan_query, Shape};
+use super::scope::{Scope, ScopeCol};
+use super::types::{ident_name, object_name, MAX_JOIN_TABLES};
+use super::{Plan, PlanCx, Planned};
+use sqlparser::ast;
+
+use crate::data::DataType;
+use crate::expr::{BinOp, Expr};
+use crate::pipeline::join::JoinKind;
+use crate::pipeline::sort::SortKey;
+use crate::sql::error::SqlError;
+
+pub(super) fn plan_factor(
+    tf: &ast::TableFactor,
+    cx: &PlanCx<'_>,
+    c: &Compiler<'_>,
+) -> Result<(Plan, Scope), SqlError> {
+    match tf {
+        ast::TableFactor::Table {
+            name, alias, args, ..
+        } => {
+            let tname = object_name(name);
+            if let Some(args) = args {
+                if tname != "generate_series" {
+                    return Err(SqlError::Unsupported(format!("the table function {tname}")));
+                }
+                let mut vals = Vec::new();
+                for a in &args.args {
+                    match a {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
+                            vals.push(const_int(c, e, "generate_series")?)
+                        }
+                        _ => return Err(SqlError::WrongArgs("generate_series".into())),
+                    }
+                }
+                let (start, stop, step) = match vals.as_slice() {
+                    [a, b] => (*a, *b, 1),
+                    [a, b, s] => (*a, *b, *s),
+                    _ => return Err(SqlError::WrongArgs("generate_series".into())),
+                };
+                if step == 0 {
+                    return Err(SqlError::InvalidValue(
+                        "generate_series step must not be 0".into(),
+                    ));
+                }
+                let (qual, col) = match alias {
+                    Some(a) => {
+                        if a.columns.len() > 1 {
+                            return Err(SqlError::DerivedColumnCount);
+                        }
+                        (
+                            a.name.value.clone(),
+                            a.columns.first().map(|c| c.name.value.clone()),
+                        )
+                    }
+                    None => ("generate_series".to_owned(), None),
+                };
+                let scope = Scope {
+                    cols: vec![ScopeCol {
+                        qualifier: Some(qual.to_lowercase()),
+                        name: col.unwrap_or_else(|| "generate_series".into()),
+                        ty: DataType::Int,
+                    }],
+                };
+                return Ok((Plan::Series { start, stop, step }, scope));
+            }
+            let (table, data) = cx.table(&tname)?;
+            let qual = alias
+                .as_ref()
+                .map_or(tname.clone(), |a| a.name.value.clone());
+            let mut scope = Scope::of_table(&table, &qual);
+            if let Some(a) = alias {
+                if !a.columns.is_empty() && a.columns.len() != scope.cols.len() {
+                    return Err(SqlError::DerivedColumnCount);
+                }
+                for (sc, ac) in scope.cols.iter_mut().zip(&a.columns) {
+                    sc.name = ac.name.value.clone();
+                }
+            }
+            Ok((Plan::Scan { table: tname, data }, scope))
+        }
+        ast::TableFactor::Derived {
+            subquery,
+            alias,
+            lateral,
+            ..
+        } => {
+            if *lateral {
+                return Err(SqlError::Unsupported("LATERAL".into()));
+            }
+            let p = plan_query(subquery, cx)?;
+            let mut scope = p.scope();
+            if let Some(a) = alias {
+                if !a.columns.is_empty() && a.columns.len() != scope.cols.len() {
+                    return Err(SqlError::DerivedColumnCount);
+                }
+                scope = scope.with_qualifier(&a.name.value);
+                for (sc, ac) in scope.cols.iter_mut().zip(&a.columns) {
+                    sc.name = ac.name.value.clone();
+                }
+            }
+            Ok((p.plan, scope))
+        }
+        ast::TableFactor::NestedJoin {
+            table_with_joins,
+            alias,
+        } => {
+            let (p, s) = plan_from_item(table_with_joins, cx, c)?;
+            Ok((
+                p,
+                match alias {
+                    Some(a) => s.with_qualifier(&a.name.value),
+                    None => s,
+                },
+            ))
+        }
+        other => Err(SqlError::Unsupported(format!("the FROM item {other}"))),
+    }
+}
+
+pub(super) fn join(
+    left: (Plan, Scope),
+    right: (Plan, Scope),
+    kind: JoinKind,
+    on: Option<&ast::Expr>,
+    using: &[String],
+    c: &Compiler<'_>,
+) -> Result<(Plan, Scope), SqlError> {
+    let (lp, ls) = left;
+    let (rp, rs) = right;
+    let both = ls.concat(&rs);
+    let mut conjuncts = Vec::new();
+    if let Some(on) = on {
+        split_and(on, &mut conjuncts);
+    }
+    let (mut lk, mut rk, mut residual) = (Vec::new(), Vec::new(), Vec::new());
+    for u in using {
+        let id = [ast::Ident::new(u)];
+        lk.push(Expr::Column(ls.resolve(&id, "from clause")?));
+        rk.push(Expr::Column(rs.resolve(&id, "from clause")?));
+    }
+    for conj in &conjuncts {
+        // Checks names (and ambiguity) against both sides first.
+        let whole = c.compile(conj, &both, "on clause")?;
+        if let ast::Expr::BinaryOp {
+            left: a,
+            op: ast::BinaryOperator::Eq,
+            right: b,
+        } = conj
+        {
+            let pair = match (
+                c.compile(a, &ls, "on clause"),
+                c.compile(b, &rs, "on clause"),
+            ) {
+                (Ok(x), Ok(y)) => Some((x, y)),
+                _ => match (
+                    c.compile(b, &ls, "on clause"),
+                    c.compile(a, &rs, "on clause"),
+                ) {
+                    (Ok(x), Ok(y)) => Some((x, y)),
+                    _ => None,
+                },
+            };
+            if let Some((x, y)) = pair {
+                lk.push(x);
+                rk.push(y);
+                continue;
+            }
+        }
+        residual.push(whole);
+    }
+    let mut residual = residual.into_iter();
+    let residual = residual
+        .next()
+        .map(|first| chain(first, residual.map(|x| (BinOp::And, x)).collect()));
+    let (lt, rt) = (ls.types(), rs.types());
+    let int_keys = lk.len() == 1
+        && lk[0].data_type(&lt) == DataType::Int
+        && rk[0].data_type(&rt) == DataType::Int;
+    let mut text = lk
+        .iter()
+        .zip(&rk)
+        .map(|(a, b)| format!("{} = {}", a.display(&ls.names()), b.display(&rs.names())))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    if let Some(r) = &residual {
+        text.push_str(&format!(" filter {}", r.display(&both.names())));
+    }
+    let mut out_scope = both;
+    if kind == JoinKind::Left {
+        // Right columns can be NULL now; types are unchanged.
+        out_scope = Scope {
+            cols: out_scope.cols,
+        };
+    }
+    Ok((
+        Plan::Join {
+            left: Box::new(lp),
+            right: Box::new(rp),
+            left_keys: lk,
+            right_keys: rk,
+            int_keys,
+            residual,
+            kind,
+            right_types: rt,
+            text,
+        },
+        out_scope,
+    ))
+}
+
+pub(super) fn plan_from_item(
+    t: &ast::TableWithJoins,
+    cx: &PlanCx<'_>,
+    c: &Compiler<'_>,
+) -> Result<(Plan, Scope), SqlError> {
+    let mut acc = plan_factor(&t.relation, cx, c)?;
+    for j in &t.joins {
+        let right = plan_factor(&j.relation, cx, c)?;
+        let (kind, constraint) = match &j.join_operator {
+            ast::JoinOperator::Join(k)
+            | ast::JoinOperator::Inner(k)
+            | ast::JoinOperator::StraightJoin(k) => (JoinKind::Inner, Some(k)),
+            ast::JoinOperator::Left(k) | ast::JoinOperator::LeftOuter(k) => {
+                (JoinKind::Left, Some(k))
+            }
+            ast::JoinOperator::CrossJoin(k) => (JoinKind::Inner, Some(k)),
+            other => {
+                return Err(SqlError::Unsupported(
+                    format!("the join {other:?}").chars().take(60).collect(),
+                ))
+            }
+        };
+        let (on, using): (Option<&ast::Expr>, Vec<String>) = match constraint {
+            Some(ast::JoinConstraint::On(e)) => (Some(e), vec![]),
+            Some(ast::JoinConstraint::Using(cols)) => (None, cols.iter().map(ident_name).collect()),
+            Some(ast::JoinConstraint::UsingAlias(..)) => {
+                return Err(SqlError::Unsupported("USING … AS".into()))
+            }
+            Some(ast::JoinConstraint::None) | None => (None, vec![]),
+            Some(ast::JoinConstraint::Natural) => {
+                return Err(SqlError::Unsupported("NATURAL JOIN".into()))
+            }
+        };
+        acc = join(acc, right, kind, on, &using, c)?;
+    }
+    Ok(acc)
+}
+
+pub(super) fn plan_from(
+    from: &[ast::TableWithJoins],
+    cx: &PlanCx<'_>,
+    c: &Compiler<'_>,
+) -> Result<(Plan, Scope), SqlError> {
+    // MySQL's limit, and a bound on the depth of the join tree.
+    let tables: usize = from.iter().map(|t| 1 + t.joins.len()).sum();
+    if tables > MAX_JOIN_TABLES {
+        return Err(SqlError::TooManyTables(MAX_JOIN_TABLES));
+    }
+    let mut it = from.iter();
+    let Some(first) = it.next() else {
+        return Ok((
+            Plan::Values {
+                rows: vec![vec![]],
+                types: vec![],
+            },
+            Scope::default(),
+        ));
+    };
+    let mut acc = plan_from_item(first, cx, c)?;
+    for t in it {
+        let right = plan_from_item(t, cx, c)?;
+        acc = join(acc, right, JoinKind::Inner, None, &[], c)?;
+    }
+    Ok(acc)
+}
+
+pub(super) fn plan_select(
+    s: &ast::Select,
+    shape: &Shape<'_>,
+    cx: &PlanCx<'_>,
+    c: &Compiler<'_>,
+) -> Result<Planned, SqlError> {
+    if s.into.is_some()
+        || !s.lateral_views.is_empty()
+        || s.qualify.is_some()
+        || !s.named_window.is_empty()
+        || s.top.is_some()
+    {
+        return Err(SqlError::Unsupported("this SELECT form".into()));
+    }
+    // `SELECT ALL` is the default, not `DISTINCT ON`.
+    let distinct = match &s.distinct {
+        None | Some(ast::Distinct::All) => false,
+        Some(ast::Distinct::Distinct) => true,
+        Some(ast::Distinct::On(_)) => return Err(SqlError::Unsupported("DISTINCT ON".into())),
+    };
+    // Before anything else, so that a window function is never answered as
+    // a grouping error (1055).
+    let windowed = s.projection.iter().any(|it| match it {
+        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+            contains_window(e)
+        }
+        _ => false,
+    }) || s.having.as_ref().is_some_and(contains_window)
+        || s.selection.as_ref().is_some_and(contains_window)
+        || shape.order.iter().any(|o| contains_window(&o.expr));
+    if windowed {
+        return Err(SqlError::Unsupported("window functions (OVER …)".into()));
+    }
+    let (mut plan, scope) = plan_from(&s.from, cx, c)?;
+    if let Some(w) = &s.selection {
+        if contains_agg(w) {
+            return Err(SqlError::InvalidGroupFunction);
+        }
+        let pred = c.compile(w, &scope, "where clause")?;
+        plan = Plan::Filter {
+            input: Box::new(plan),
+            text: pred.display(&scope.names()),
+            pred,
+        };
+    }
+    // Select items as (ast, output name).
+    let mut items: Vec<(ast::Expr, String)> = Vec::new();
+    for it in &s.projection {
+        match it {
+            ast::SelectItem::UnnamedExpr(e) => {
+                let name = match e {
+                    ast::Expr::Identifier(i) => i.value.clone(),
+                    ast::Expr::CompoundIdentifier(p) => {
+                        p.last().map(|i| i.value.clone()).unwrap_or_default()
+                    }
+                    other => other.to_string(),
+                };
+                items.push((e.clone(), name));
+            }
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                items.push((expr.clone(), alias.value.clone()))
+            }
+            ast::SelectItem::ExprWithAliases { .. } => {
+                return Err(SqlError::Unsupported("multiple aliases".into()))
+            }
+            ast::SelectItem::Wildcard(_) => {
+                for col in &scope.cols {
+                    items.push((col_ast(col), col.name.clone()));
+                }
+            }
+            ast::SelectItem::QualifiedWildcard(kind, _) => {
+                let q = kind.to_string().to_lowercase();
+                let q = q
+                    .trim_end_matches(".*")
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let before = items.len();
+                for col in scope
+                    .cols
+                    .iter()
+                    .filter(|col| col.qualifier.as_deref() == Some(q.as_str()))
+                {
+                    items.push((col_ast(col), col.name.clone()));
+                }
+                if items.len() == before {
+                    return Err(SqlError::UnknownTable(q));
+                }
+            }
+        }
+    }
+    let group_by: Vec<ast::Expr> = match &s.group_by {
+        ast::GroupByExpr::Expressions(v, mods) if mods.is_empty() => v.clone(),
+        ast::GroupByExpr::Expressions(..) | ast::GroupByExpr::All(_) => {
+            return Err(SqlError::Unsupported("GROUP BY modifiers".into()))
+        }
+    };
+    let aggregating = !group_by.is_empty()
+        || items.iter().any(|(e, _)| contains_agg(e))
+        || s.having.as_ref().is_some_and(contains_agg)
+        || shape.order.iter().any(|o| contains_agg(&o.expr));
+    let alias_of = |name: &str| {
+        items
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(e, _)| e.clone())
+    };
+
+    // The scope the select items are compiled in, and the aggregation.
+    let mut agg_cx: Option<AggCx> = None;
+    if aggregating {
+        let mut group_asts = Vec::new();
+        let mut group_exprs = Vec::new();
+        for g in &group_by {
+            let resolved = match g {
+                ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+                    let n = const_int(c, g, "GROUP BY")?;
+                    items
+                        .get((n as usize).wrapping_sub(1))
+                        .map(|(e, _)| e.clone())
+                        .ok_or(SqlError::UnknownColumn {
+                            name: n.to_string(),
+                            clause: "group statement",
+                        })?
+                }
+                ast::Expr::Identifier(i)
+                    if scope
+                        .resolve(std::slice::from_ref(i), "group statement")
+                        .is_err() =>
+                {
+                    alias_of(&i.value).unwrap_or_else(|| g.clone())
+                }
+                other => other.clone(),
+            };
+            if contains_agg(&resolved) {
+                return Err(SqlError::InvalidGroupFunction);
+            }
+            group_exprs.push(c.compile(&resolved, &scope, "group statement")?);
+            group_asts.push(resolved.to_string().to_lowercase());
+        }
+        let group_types = group_exprs
+            .iter()
+            .map(|e| e.data_type(&scope.types()))
+            .collect();
+        agg_cx = Some(AggCx {
+            group_asts,
+            group_exprs,
+            group_types,
+            aggs: Vec::new(),
+            agg_asts: Vec::new(),
+            input: scope.clone(),
+            aliases: items.iter().map(|(e, n)| (n.clone(), e.clone())).collect(),
+        });
+    }
+    let compile_item =
+        |e: &ast::Expr, clause: &'static str, agg: &mut Option<AggCx>| -> Result<Expr, SqlError> {
+            match agg {
+                Some(a) => {
+                    let mut r = Some(&mut *a);
+                    c.compile_in(e, &Scope::default(), clause, &mut r)
+                }
+                None => c.compile(e, &scope, clause),
+            }
+        };
+    let mut exprs = Vec::new();
+    for (e, _) in &items {
+        exprs.push(compile_item(e, "field list", &mut agg_cx)?);
+    }
+    let having = match &s.having {
+        Some(h) => Some(compile_item(h, "having clause", &mut agg_cx)?),
+        None => None,
+    };
+    // ORDER BY keys: a select column, or a hidden extra column.
+    let visible = exprs.len();
+    let names: Vec<String> = items.iter().map(|(_, n)| n.clone()).collect();
+    let mut sort_keys = Vec::new();
+    for o in &shape.order {
+        let col = match &o.expr {
+            ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+                let n = const_int(c, &o.expr, "ORDER BY")?;
+                if n < 1 || n as usize > visible {
+                    return Err(SqlError::UnknownColumn {
+                        name: n.to_string(),
+                        clause: "order clause",
+                    });
+                }
+                n as usize - 1
+            }
+            e => {
+                let text = e.to_string().to_lowercase();
+                let by_alias = match e {
+                    ast::Expr::Identifier(i) => {
+                        names.iter().position(|n| n.eq_ignore_ascii_case(&i.value))
+                    }
+                    _ => None,
+                };
+                match by_alias.or_else(|| {
+                    items
+                        .iter()
+                        .position(|(x, _)| x.to_string().to_lowercase() == text)
+                }) {
+                    Some(i) => i,
+                    None => {
+                        if distinct {
+                            return Err(SqlError::Unsupported("ORDER BY an expression not in the SELECT list of a SELECT DISTINCT".into()));
+                        }
+                        exprs.push(compile_item(e, "order clause", &mut agg_cx)?);
+                        exprs.len() - 1
+                    }
+                }
+            }
+        };
+        sort_keys.push(SortKey {
+            expr: Expr::Column(col),
+            desc: is_desc(o),
+        });
+    }
+    // Assemble: aggregate, having, project, distinct, sort, limit, trim.
+    let pre_scope_types;
+    let pre_names;
+    if let Some(a) = agg_cx {
+        let mut key_types = a.group_types.clone();
+        key_types.extend(a.aggs.iter().map(|x| x.output_type()));
+        let input_names = a.input.names();
+        let text = format!(
+            "group by [{}] aggregates [{}]",
+            names_text(&a.group_exprs, &input_names),
+            a.aggs
+                .iter()
+                .map(|x| x.text.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        pre_names = a
+            .group_asts
+            .iter()
+            .cloned()
+            .chain(a.aggs.iter().map(|x| x.text.clone()))
+            .collect::<Vec<_>>();
+        plan = Plan::Aggregate {
+            input: Box::new(plan),
+            keys: a.group_exprs,
+            key_types: a.group_types,
+            aggs: a.aggs,
+            text,
+        };
+        pre_scope_types = key_types;
+        if let Some(h) = having {
+            plan = Plan::Filter {
+                input: Box::new(plan),
+                text: h.display(&pre_names),
+                pred: h,
+            };
+        }
+    } else {
+        if having.is_some() {
+            return Err(SqlError::Unsupported(
+                "HAVING without GROUP BY or aggregates".into(),
+            ));
+        }
+        pre_scope_types = scope.types();
+        pre_names = scope.names();
+    }
+    let types: Vec<DataType> = exprs
+        .iter()
+        .map(|e| e.data_type(&pre_scope_types))
+        .collect();
+    let ptext = names_text(&exprs, &pre_names);
+    plan = Plan::Project {
+        input: Box::new(plan),
+        exprs,
+        types: types.clone(),
+        text: ptext,
+    };
+    if distinct {
+        let keys: Vec<Expr> = (0..visible).map(Expr::Column).collect();
+        plan = Plan::Aggregate {
+            input: Box::new(plan),
+            text: format!("distinct {}", names.join(", ")),
+            keys,
+            key_types: types[..visible].to_vec(),
+            aggs: vec![],
+        };
+    }
+    let mut all_names = names.clone();
+    while all_names.len() < types.len() {
+        all_names.push(format!("#{}", all_names.len()));
+    }
+    if !sort_keys.is_empty() {
+        let text = sort_keys
+            .iter()
+            .map(|k| {
+                format!(
+                    "{}{}",
+                    k.expr.display(&all_names),
+                    if k.desc { " DESC" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        plan = Plan::Sort {
+            input: Box::new(plan),
+            keys: sort_keys,
+            limit: shape
+                .limit
+                .map(|l| l.saturating_add(shape.offset).min(usize::MAX as u64) as usize),
+            text,
+        };
+    }
+    if shape.limit.is_some() || shape.offset > 0 {
+        plan = Plan::Limit {
+            input: Box::new(plan),
+            offset: shape.offset,
+            limit: shape.limit,
+        };
+    }
+    if types.len() > visible {
+        let keep: Vec<Expr> = (0..visible).map(Expr::Column).collect();
+        plan = Plan::Project {
+            input: Box::new(plan),
+            text: names.join(", "),
+            exprs: keep,
+            types: types[..visible].to_vec(),
+        };
+    }
+    Ok(Planned {
+        plan,
+        names,
+        types: types[..visible].to_vec(),
+    })
+}
