@@ -13,6 +13,9 @@
 //! - `a / b`: shown scale `sa + 4` (`div_precision_increment`), the value
 //!   kept to `9·(⌈sa/9⌉ + ⌈sb/9⌉ + 1)` digits (MySQL's whole 9-digit words),
 //!   truncated;
+//! - comparisons (and so `GROUP BY`, `DISTINCT`) are of the shown values:
+//!   `1/3 = 0.3333` is true, `1/3 > 0.3333` false (as MariaDB answers),
+//!   while arithmetic goes on with the kept digits (`FLOOR(1/3*3)` is 0);
 //! - `ROUND(x, d)`: half away from zero, scale `max(d, 0)`;
 //! - scales are capped at 28 (MySQL: 30).
 
@@ -27,8 +30,9 @@ pub const MAX_SCALE: u32 = 28;
 /// MySQL's `div_precision_increment` (fixed at its default).
 pub const DIV_PRECISION_INCREMENT: u32 = 4;
 
-/// An exact decimal and the scale it shows (see the module docs).
-#[derive(Clone, Copy, Debug)]
+/// An exact decimal and the scale it shows (see the module docs). The
+/// default is `0`.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Dec {
     v: Decimal,
     scale: u8,
@@ -41,6 +45,11 @@ impl Dec {
             scale: v.scale() as u8,
             v,
         }
+    }
+    /// `mantissa / 10^scale` (`from_scaled(15, 1)` is `1.5`); the scale
+    /// is capped at 28.
+    pub fn from_scaled(mantissa: i64, scale: u32) -> Dec {
+        Dec::new(Decimal::new(mantissa, scale.min(MAX_SCALE)))
     }
     /// An integer (scale 0).
     pub fn from_i64(i: i64) -> Dec {
@@ -186,10 +195,19 @@ impl Dec {
     pub fn ceil(self) -> Dec {
         Dec::with_scale(self.v.ceil(), 0)
     }
-    /// `TRUNCATE(a, d)` for `d >= 0`.
-    pub fn truncate(self, d: u32) -> Dec {
-        let d = d.min(MAX_SCALE);
-        Dec::with_scale(self.v.trunc_with_scale(d), d)
+    /// `TRUNCATE(a, d)`: cut toward zero to `d` decimals (to tens,
+    /// hundreds, … for a negative `d`); `None` on overflow.
+    pub fn truncate(self, d: i64) -> Option<Dec> {
+        if d >= 0 {
+            let d = u32::try_from(d).unwrap_or(u32::MAX).min(MAX_SCALE);
+            return Some(Dec::with_scale(self.v.trunc_with_scale(d), d));
+        }
+        let k = u32::try_from(d.unsigned_abs()).unwrap_or(u32::MAX);
+        if k > MAX_SCALE {
+            return Some(Dec::with_scale(Decimal::ZERO, 0));
+        }
+        let p = Decimal::from_i128_with_scale(10i128.pow(k), 0);
+        Some(Dec::with_scale(self.v.checked_div(p)?.trunc().checked_mul(p)?, 0))
     }
     /// The value as stored in (or cast to) `DECIMAL(precision, scale)`:
     /// rounded half away from zero to `scale` digits; `None` when more
@@ -211,16 +229,16 @@ impl Dec {
             }
         }
     }
-    /// Total order of the kept values.
+    /// Total order of the shown values (see the module docs).
     pub fn cmp_value(&self, other: &Dec) -> Ordering {
-        self.v.cmp(&other.v)
+        self.shown().cmp(&other.shown())
     }
 }
 
 impl PartialEq for Dec {
-    /// Equal values, whatever their scales (`1.5 = 1.50`).
+    /// Equal shown values, whatever their scales (`1.5 = 1.50`).
     fn eq(&self, other: &Dec) -> bool {
-        self.v == other.v
+        self.shown() == other.shown()
     }
 }
 impl Eq for Dec {}
@@ -229,7 +247,7 @@ impl Hash for Dec {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // rust_decimal's hash is of the normalized value: 1.5 and 1.50
         // hash alike.
-        self.v.hash(state)
+        self.shown().hash(state)
     }
 }
 
@@ -286,7 +304,10 @@ mod tests {
         assert_eq!(third.value().to_string(), "0.333333333");
         // 0.999999999 shown with 4 digits.
         assert_eq!(third.mul(Dec::from_i64(3)).unwrap().to_string(), "1.0000");
-        assert_ne!(third, d("0.3333"));
+        // Compared as shown, as MariaDB: `1/3 = 0.3333`, `NOT 1/3 > 0.3333`.
+        assert_eq!(third, d("0.3333"));
+        assert_eq!(third.cmp_value(&d("0.3333")), Ordering::Equal);
+        assert_ne!(third, d("0.333333333"));
         // Shown digits round half away from zero.
         let two_thirds = Dec::from_i64(2).div(Dec::from_i64(3)).unwrap();
         assert_eq!(two_thirds.to_string(), "0.6667");
@@ -304,7 +325,8 @@ mod tests {
         assert_eq!(d("155").round(-40).unwrap().to_string(), "0");
         assert_eq!(d("2.7").floor().to_string(), "2");
         assert_eq!(d("-2.2").ceil().to_string(), "-2");
-        assert_eq!(d("-2.29").truncate(1).to_string(), "-2.2");
+        assert_eq!(d("-2.29").truncate(1).unwrap().to_string(), "-2.2");
+        assert_eq!(d("-259.9").truncate(-2).unwrap().to_string(), "-200");
     }
 
     #[test]

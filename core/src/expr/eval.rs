@@ -175,6 +175,9 @@ impl Expr {
                     None => Value::Null,
                 }
             }
+            Expr::Cast { e, ty } if ty.is_temporal() => {
+                super::temporal::cast(e.eval_row(b, i, cx)?, *ty, cx)?
+            }
             Expr::Cast { e, ty } => cast(e.eval_row(b, i, cx)?, *ty)?,
             // Lazy functions: only the operands needed are evaluated.
             Expr::Func { f: Func::If, args } => {
@@ -216,7 +219,7 @@ impl Expr {
                 for a in args {
                     vals.push(a.eval_row(b, i, cx)?);
                 }
-                call(*f, &vals)?
+                call(*f, &vals, cx)?
             }
         })
     }

@@ -35,7 +35,7 @@ pub use hooks::TxnHooks;
 use serde::Serialize;
 use sqlparser::ast;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -316,6 +316,7 @@ impl Engine {
             })),
             vars: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            stmt_now: AtomicI64::new(0),
         });
         conn.publish_vars(&Session {
             autocommit: true,
@@ -368,9 +369,18 @@ struct ConnInner {
     /// The session's variables as `@@name` reads them.
     vars: Mutex<Vec<(&'static str, Value)>>,
     closed: AtomicBool,
+    /// The running statement's wall-clock time (microseconds since the
+    /// Unix epoch, read from the host once when it starts): what `NOW()`,
+    /// `CURDATE()` and `UNIX_TIMESTAMP()` answer throughout it.
+    stmt_now: AtomicI64,
 }
 
 impl ConnInner {
+    /// The running statement's wall-clock time (see `stmt_now`).
+    fn stmt_now(&self) -> i64 {
+        self.stmt_now.load(Ordering::Relaxed)
+    }
+
     /// Makes the session's settings readable as `@@name`.
     fn publish_vars(&self, s: &Session) {
         let user = format!("{}@{}", self.identity.user, self.identity.tenant);
@@ -870,6 +880,8 @@ async fn run_statement(
     }
     let registration = c.manager.register_query(&query, &truncate(&text, 1000));
     let resources = Resources::new(s.memory_budget, e.memory.clone());
+    c.stmt_now
+        .store(e.config.host.unix_micros(), Ordering::Relaxed);
     let mut x = ExecCtx {
         contexts: StmtContexts {
             request: request.clone(),
@@ -1256,6 +1268,7 @@ fn plan_cx<'a>(c: &'a ConnInner, t: Option<&'a TxnState>, empty: &'a WriteSet) -
         writes: t.map_or(empty, |t| &t.writes),
         connection_id: c.id,
         vars: lock(&c.vars).clone(),
+        now_micros: c.stmt_now(),
     }
 }
 
@@ -1397,7 +1410,9 @@ fn to_rows(out: PlanOutput, x: &ExecCtx) -> Result<Vec<Vec<Value>>, QueryError> 
 /// Converts a column for storing in a column of type `ty` (MySQL strict
 /// mode: text that is not a number cannot go into a number column).
 fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, QueryError> {
-    if let (ColumnData::Text(v), DataType::Int | DataType::Float) = (&col.data, def.ty) {
+    if let (ColumnData::Text(v), DataType::Int | DataType::Float | DataType::Decimal) =
+        (&col.data, def.ty)
+    {
         for (i, s) in v.iter().enumerate() {
             if col.is_null(i) {
                 continue;
@@ -1413,16 +1428,38 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
                     "HY000",
                     format!(
                         "Incorrect {} value: '{s}' for column '{}' at row {}",
-                        if def.ty == DataType::Int {
-                            "integer"
-                        } else {
-                            "double"
+                        match def.ty {
+                            DataType::Int => "integer",
+                            DataType::Decimal => "decimal",
+                            _ => "double",
                         },
                         def.name,
                         row_base + i + 1
                     ),
                 ));
             }
+        }
+    }
+    // A value that is no date (or time) cannot go into a DATE / DATETIME /
+    // TIME column: 1292, as MySQL's strict mode.
+    if def.ty.is_temporal() && col.data_type() != def.ty {
+        let ok = |v: &Value| match def.ty {
+            DataType::Date => v.to_date().is_some(),
+            DataType::DateTime => v.to_datetime().is_some(),
+            _ => v.to_time().is_some(),
+        };
+        if let Some(i) = (0..col.len()).find(|&i| !col.is_null(i) && !ok(&col.value(i))) {
+            return Err(QueryError::new(
+                1292,
+                "22007",
+                format!(
+                    "Incorrect {} value: '{}' for column '{}' at row {}",
+                    crate::expr::temporal_name(def.ty),
+                    col.value(i),
+                    def.name,
+                    row_base + i + 1
+                ),
+            ));
         }
     }
     if !def.nullable && col.nulls.as_ref().is_some_and(|n| n.iter().any(|x| *x)) {
@@ -1435,9 +1472,12 @@ fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, Quer
         (DataType::Int, v) => crate::expr::to_bigint(v).is_some(),
         (DataType::Float, Value::Text(s)) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
         (DataType::Float, Value::Float(f)) => f.is_finite(),
+        (DataType::Decimal, v) => v.to_dec().is_some(),
         _ => true,
     };
-    if col.data_type() != def.ty && matches!(def.ty, DataType::Int | DataType::Float) {
+    if col.data_type() != def.ty
+        && matches!(def.ty, DataType::Int | DataType::Float | DataType::Decimal)
+    {
         if let Some(i) = (0..col.len()).find(|&i| !fits(&col.value(i))) {
             return Err(QueryError::out_of_range_for_column(
                 &def.name,
@@ -1488,28 +1528,22 @@ fn apply_limit(col: Column, def: &ColumnDef, row_base: usize) -> Result<Column, 
                 return Err(too_long(i));
             }
         }
-        (ColumnLimit::Decimal { precision, scale }, ColumnData::Float(v)) => {
+        // Rounded to the scale (as MySQL, with a note), 1264 past the
+        // integer digits.
+        (ColumnLimit::Decimal { precision, scale }, ColumnData::Decimal(v)) => {
             let mut rounded = Vec::with_capacity(v.len());
             for (i, x) in v.iter().enumerate() {
                 if col.is_null(i) {
                     rounded.push(*x);
                     continue;
                 }
-                let r = crate::expr::call(
-                    crate::expr::Func::CastDecimal,
-                    &[
-                        Value::Float(*x),
-                        Value::Int(i64::from(precision)),
-                        Value::Int(i64::from(scale)),
-                    ],
-                );
-                match r {
-                    Ok(Value::Float(r)) => rounded.push(r),
-                    _ => return Err(out_of_range(i)),
+                match x.fit(u32::from(precision), u32::from(scale)) {
+                    Some(r) => rounded.push(r),
+                    None => return Err(out_of_range(i)),
                 }
             }
             return Ok(Column {
-                data: ColumnData::Float(rounded),
+                data: ColumnData::Decimal(rounded),
                 nulls: col.nulls,
             });
         }
@@ -1663,7 +1697,7 @@ async fn exec_update(
     let empty = WriteSet::new();
     let (table, data) = plan_cx(c, Some(t), &empty).table(&name)?;
     let pred = match &u.selection {
-        Some(w) => Some(plan::compile_over_table(w, &table, c.id, "where clause")?),
+        Some(w) => Some(plan::compile_over_table(w, &table, c.id, c.stmt_now(), "where clause")?),
         None => None,
     };
     let mut sets = Vec::new();
@@ -1685,7 +1719,7 @@ async fn exec_update(
             })?;
         sets.push((
             i,
-            plan::compile_over_table(&a.value, &table, c.id, "field list")?,
+            plan::compile_over_table(&a.value, &table, c.id, c.stmt_now(), "field list")?,
         ));
     }
     x.state.eval.strict = true;
@@ -1828,7 +1862,7 @@ async fn exec_delete(
     let empty = WriteSet::new();
     let (table, data) = plan_cx(c, Some(t), &empty).table(&name)?;
     let pred = match &d.selection {
-        Some(w) => Some(plan::compile_over_table(w, &table, c.id, "where clause")?),
+        Some(w) => Some(plan::compile_over_table(w, &table, c.id, c.stmt_now(), "where clause")?),
         None => None,
     };
     x.state.eval.strict = true;
@@ -1919,7 +1953,7 @@ fn exec_set(
             other => Value::Text(other.into()),
         },
         e => {
-            let expr = plan::compile_const(e, c.id)?;
+            let expr = plan::compile_const(e, c.id, Some(c.stmt_now()))?;
             let mut cx = EvalCx::default();
             let v = expr
                 .eval_row(&Batch::new(vec![], 1), 0, &mut cx)

@@ -72,6 +72,14 @@ pub enum SqlError {
     /// A numeric literal beyond DOUBLE's range (`1e309`).
     #[error("Illegal double '{0}' value found during parsing")]
     IllegalDouble(String),
+    /// A typed literal that is no such value (`DATE '2024-13-01'`).
+    #[error("Incorrect {ty} value: '{value}'")]
+    IncorrectValue {
+        /// `DATE`, `DATETIME` or `TIME`.
+        ty: &'static str,
+        /// The text given.
+        value: String,
+    },
     /// `AS t(a, b)` naming another number of columns than the source has.
     #[error("In definition of view, derived table or common table expression, SELECT list and column names list have different column counts")]
     DerivedColumnCount,
@@ -99,6 +107,7 @@ impl SqlError {
             SqlError::KeyColumn(_) => (1072, "42000"),
             SqlError::InvalidDefault(_) => (1067, "42000"),
             SqlError::DerivedColumnCount => (1353, "HY000"),
+            SqlError::IncorrectValue { .. } => (1525, "HY000"),
             SqlError::UnknownVariable(_) => (1193, "HY000"),
             // MySQL's "thread stack overrun": what it answers when a
             // statement needs more stack than its thread has.

@@ -17,6 +17,7 @@
 //!   select list;
 //! - [`lower`]: a [`Plan`] to operators with their contexts.
 
+mod calendar;
 mod compile;
 mod lower;
 mod query;
@@ -191,6 +192,10 @@ pub struct PlanCx<'a> {
     /// System variables readable as `@@name` (and `version()`, `user()`,
     /// `database()`).
     pub vars: Vec<(&'static str, Value)>,
+    /// The statement's wall-clock time, microseconds since the Unix epoch
+    /// (read from the host once per statement): `NOW()`, `CURDATE()`,
+    /// `UNIX_TIMESTAMP()`.
+    pub now_micros: i64,
 }
 
 impl PlanCx<'_> {

@@ -24,6 +24,7 @@ pub fn plan_query(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError> 
     }
     let compiler = Compiler {
         connection_id: cx.connection_id,
+        now_micros: Some(cx.now_micros),
         cx: Some(cx),
     };
     let (limit, offset) = match &q.limit_clause {

@@ -28,9 +28,12 @@ pub fn sql_type(t: &ast::DataType) -> Result<DataType, SqlError> {
     Ok(match base {
         "INT" | "INTEGER" | "BIGINT" | "SMALLINT" | "TINYINT" | "MEDIUMINT" | "BOOL"
         | "BOOLEAN" | "SIGNED" | "UNSIGNED" | "INT64" | "INT4" | "INT8" => DataType::Int,
-        "DOUBLE" | "FLOAT" | "REAL" | "DECIMAL" | "NUMERIC" | "DEC" | "FLOAT64" | "FLOAT8" => {
-            DataType::Float
-        }
+        "DOUBLE" | "FLOAT" | "REAL" | "FLOAT64" | "FLOAT8" => DataType::Float,
+        "DECIMAL" | "NUMERIC" | "DEC" | "FIXED" => DataType::Decimal,
+        "DATE" => DataType::Date,
+        // TIMESTAMP is kept as a DATETIME: cascade's time zone is UTC.
+        "DATETIME" | "TIMESTAMP" => DataType::DateTime,
+        "TIME" => DataType::Time,
         "VARCHAR" | "CHAR" | "TEXT" | "STRING" | "CHARACTER" | "NVARCHAR" | "TINYTEXT"
         | "MEDIUMTEXT" | "LONGTEXT" => DataType::Text,
         _ => return Err(SqlError::Unsupported(format!("the type {s}"))),
