@@ -192,7 +192,10 @@ pub fn call(f: Func, a: &[Value], cx: &mut EvalCx) -> Result<Value, ExecError> {
                     // clamping the exponent changes nothing but keeps
                     // 10^d finite.
                     let p = 10f64.powi(d.clamp(-308, 308) as i32);
-                    let y = (x * p).round() / p;
+                    // A DOUBLE rounds half to even, as MySQL and MariaDB
+                    // (`rint`): ROUND(2.5e0) is 2. An exact DECIMAL rounds
+                    // half away from zero (above).
+                    let y = (x * p).round_ties_even() / p;
                     // x * p past DOUBLE's range (d > 0): x has no digits
                     // there to round. Otherwise a non-finite result is the
                     // rounding itself overflowing (round(1.7e308, -308)).

@@ -827,10 +827,14 @@ mod tests {
             call(Func::Concat, &[t("a"), Value::Null], &mut EvalCx::default()).unwrap(),
             Value::Null
         );
-        assert_eq!(
-            call(Func::Round, &[Value::Float(2.5)], &mut EvalCx::default()).unwrap(),
-            Value::Float(3.0)
-        );
+        // A DOUBLE rounds half to even (MySQL's rint), a DECIMAL half away
+        // from zero.
+        let round = |v: Value| call(Func::Round, &[v], &mut EvalCx::default()).unwrap();
+        assert_eq!(round(Value::Float(2.5)), Value::Float(2.0));
+        assert_eq!(round(Value::Float(3.5)), Value::Float(4.0));
+        let dec = |s: &str| Value::Decimal(crate::decimal::Dec::parse(s).unwrap());
+        assert_eq!(round(dec("2.5")).to_string(), "3");
+        assert_eq!(round(dec("-2.5")).to_string(), "-3");
         assert_eq!(
             call(
                 Func::Greatest,
