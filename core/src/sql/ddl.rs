@@ -155,9 +155,16 @@ fn default_value(e: &ast::Expr, def: &ColumnDef, connection_id: u64) -> Result<V
         };
     }
     match (def.ty, &v) {
-        (DataType::Int | DataType::Float, Value::Text(s)) if s.trim().parse::<f64>().is_err() => {
+        (DataType::Int | DataType::Float | DataType::Decimal, Value::Text(s))
+            if s.trim().parse::<f64>().is_err() =>
+        {
             Err(invalid())
         }
+        // `cast` makes a value that is no date NULL: refuse it instead.
+        (t, v) if t.is_temporal() => match cast(v.clone(), t) {
+            Ok(x) if !x.is_null() => Ok(x),
+            _ => Err(invalid()),
+        },
         _ => cast(v, def.ty).map_err(|_| invalid()),
     }
 }

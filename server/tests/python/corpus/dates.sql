@@ -65,3 +65,9 @@ UPDATE logins SET at = at + INTERVAL 1 DAY WHERE who = 'bob';
 SELECT at FROM logins WHERE who = 'bob';
 DELETE FROM logins WHERE at < '2024-05-02';
 SELECT who FROM logins ORDER BY at;
+-- A DEFAULT must be a date of its column's type (1067).
+-- expect-error
+CREATE TABLE bad (d DATE DEFAULT 'soon');
+CREATE TABLE good (id INT, d DATE DEFAULT '2024-06-01', t TIME DEFAULT '12:00');
+INSERT INTO good (id) VALUES (1);
+SELECT id, d, t FROM good;
