@@ -459,7 +459,13 @@ pub fn parse_time(s: &str) -> Option<i64> {
         if m >= 60 || sec >= 60 || days > 34 {
             return None;
         }
-        let us = if parts.len() == 3 { us } else if frac.is_empty() { 0 } else { return None };
+        let us = if parts.len() == 3 {
+            us
+        } else if frac.is_empty() {
+            0
+        } else {
+            return None;
+        };
         (((days * 24 + h) * 60 + m) * 60 + sec) * MICROS_PER_SEC + us
     } else {
         return if neg {
@@ -580,7 +586,9 @@ impl Unit {
     }
     /// The unit of [`Unit::code`].
     pub fn from_code(c: i64) -> Option<Unit> {
-        usize::try_from(c).ok().and_then(|i| Unit::ALL.get(i).copied())
+        usize::try_from(c)
+            .ok()
+            .and_then(|i| Unit::ALL.get(i).copied())
     }
     const ALL: [Unit; 20] = {
         use Unit::*;
@@ -631,16 +639,12 @@ impl Interval {
     pub fn of(unit: Unit, n: i64) -> Option<Interval> {
         use Unit::*;
         let us = |k: i64| {
-            n.checked_mul(k).map(|micros| Interval {
-                months: 0,
-                micros,
-            })
+            n.checked_mul(k)
+                .map(|micros| Interval { months: 0, micros })
         };
         let mo = |k: i64| {
-            n.checked_mul(k).map(|months| Interval {
-                months,
-                micros: 0,
-            })
+            n.checked_mul(k)
+                .map(|months| Interval { months, micros: 0 })
         };
         match unit {
             Microsecond => us(1),
@@ -688,7 +692,12 @@ impl Interval {
             MinuteMicrosecond => (&[60 * MICROS_PER_SEC, MICROS_PER_SEC, 1], false),
             MinuteSecond => (&[60 * MICROS_PER_SEC, MICROS_PER_SEC], false),
             HourMicrosecond => (
-                &[3600 * MICROS_PER_SEC, 60 * MICROS_PER_SEC, MICROS_PER_SEC, 1],
+                &[
+                    3600 * MICROS_PER_SEC,
+                    60 * MICROS_PER_SEC,
+                    MICROS_PER_SEC,
+                    1,
+                ],
                 false,
             ),
             HourSecond => (
@@ -1049,7 +1058,10 @@ mod tests {
         assert_eq!(dt("2024-01-05T10:20:30"), m);
         assert_eq!(dt("20240105102030"), m);
         assert_eq!(dt("2024-01-05 10.20.30"), m);
-        assert_eq!(format_datetime(dt("2024-01-05 10:20")), "2024-01-05 10:20:00");
+        assert_eq!(
+            format_datetime(dt("2024-01-05 10:20")),
+            "2024-01-05 10:20:00"
+        );
         assert_eq!(
             format_datetime(dt("2024-01-05 10:20:30.5")),
             "2024-01-05 10:20:30.500000"
@@ -1058,8 +1070,15 @@ mod tests {
             format_datetime(dt("2024-01-05 10:20:30.1234567")),
             "2024-01-05 10:20:30.123457"
         );
-        assert_eq!(format_datetime(dt("1969-12-31 23:59:59")), "1969-12-31 23:59:59");
-        for bad in ["2024-01-05 24:00:00", "2024-01-05 10:60", "2024-01-05 10:20:30.x"] {
+        assert_eq!(
+            format_datetime(dt("1969-12-31 23:59:59")),
+            "1969-12-31 23:59:59"
+        );
+        for bad in [
+            "2024-01-05 24:00:00",
+            "2024-01-05 10:60",
+            "2024-01-05 10:20:30.x",
+        ] {
             assert_eq!(parse_datetime(bad), None, "{bad:?}");
         }
     }
@@ -1084,7 +1103,10 @@ mod tests {
     #[test]
     fn numbers_of_calendar_values() {
         assert_eq!(date_number(date("2024-01-05")), 20_240_105);
-        assert_eq!(datetime_number(dt("2024-01-05 10:20:30")), 20_240_105_102_030.0);
+        assert_eq!(
+            datetime_number(dt("2024-01-05 10:20:30")),
+            20_240_105_102_030.0
+        );
         assert_eq!(time_number(-parse_time("01:02:03").unwrap()), -10_203.0);
     }
 
@@ -1141,14 +1163,21 @@ mod tests {
             Some(1_500_000)
         );
         assert_eq!(p(Unit::Second, "1.5").map(|i| i.micros), Some(1_500_000));
-        assert_eq!(p(Unit::Day, "1.5").map(|i| i.micros), Some(2 * MICROS_PER_DAY));
+        assert_eq!(
+            p(Unit::Day, "1.5").map(|i| i.micros),
+            Some(2 * MICROS_PER_DAY)
+        );
         assert_eq!(p(Unit::HourMinute, "1:2:3"), None);
         assert_eq!(p(Unit::Day, "x"), None);
     }
 
     #[test]
     fn weekdays_weeks_and_formats() {
-        let f = Fields::of_datetime(parse_datetime("2024-01-05 14:07:09.000123").unwrap().micros());
+        let f = Fields::of_datetime(
+            parse_datetime("2024-01-05 14:07:09.000123")
+                .unwrap()
+                .micros(),
+        );
         assert_eq!(day_name(f.days()), "Friday");
         assert_eq!(weekday(f.days()), 4);
         assert_eq!(

@@ -207,7 +207,10 @@ impl Dec {
             return Some(Dec::with_scale(Decimal::ZERO, 0));
         }
         let p = Decimal::from_i128_with_scale(10i128.pow(k), 0);
-        Some(Dec::with_scale(self.v.checked_div(p)?.trunc().checked_mul(p)?, 0))
+        Some(Dec::with_scale(
+            self.v.checked_div(p)?.trunc().checked_mul(p)?,
+            0,
+        ))
     }
     /// The value as stored in (or cast to) `DECIMAL(precision, scale)`:
     /// rounded half away from zero to `scale` digits; `None` when more
@@ -219,7 +222,9 @@ impl Dec {
             .v
             .round_dp_with_strategy(scale, RoundingStrategy::MidpointAwayFromZero);
         let int_digits = precision.saturating_sub(scale);
-        let limit = 10i128.checked_pow(int_digits).map(|p| Decimal::from_i128_with_scale(p, 0));
+        let limit = 10i128
+            .checked_pow(int_digits)
+            .map(|p| Decimal::from_i128_with_scale(p, 0));
         match limit {
             Some(l) if r.abs() >= l => None,
             _ => {
@@ -350,7 +355,12 @@ mod tests {
         assert_eq!(d("1.5"), d("1.50"));
         assert_eq!(h(d("1.5")), h(d("1.50")));
         assert_eq!(d("1.5").cmp_value(&d("1.49")), Ordering::Greater);
-        assert!(Dec::from_i64(i64::MAX).mul(Dec::from_i64(i64::MAX)).is_none());
-        assert_eq!(Dec::from_f64(0.1).map(|x| x.to_string()).as_deref(), Some("0.1"));
+        assert!(Dec::from_i64(i64::MAX)
+            .mul(Dec::from_i64(i64::MAX))
+            .is_none());
+        assert_eq!(
+            Dec::from_f64(0.1).map(|x| x.to_string()).as_deref(),
+            Some("0.1")
+        );
     }
 }

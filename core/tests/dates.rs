@@ -97,7 +97,10 @@ fn now_in_dml_is_the_statements_time() {
     ok(&c, "INSERT INTO log VALUES (1, NOW(), CURDATE())");
     host.advance(Duration::from_secs(3600));
     ok(&c, "INSERT INTO log SELECT 2, NOW(), CURDATE()");
-    ok(&c, "UPDATE log SET d = d + INTERVAL 1 DAY WHERE at < NOW() - INTERVAL 30 MINUTE");
+    ok(
+        &c,
+        "UPDATE log SET d = d + INTERVAL 1 DAY WHERE at < NOW() - INTERVAL 30 MINUTE",
+    );
     assert_eq!(
         rows(&ok(&c, "SELECT id, at, d FROM log ORDER BY id")),
         vec![
@@ -134,7 +137,13 @@ fn dates_and_decimals_reach_the_api_typed() {
     assert!(matches!(row[3], Value::Decimal(_)), "{:?}", row[3]);
     assert_eq!(
         rows(&r)[0],
-        vec!["2024-01-05", "2024-01-05 10:00:00", "-01:30:00", "3.00", "3.5000"]
+        vec![
+            "2024-01-05",
+            "2024-01-05 10:00:00",
+            "-01:30:00",
+            "3.00",
+            "3.5000"
+        ]
     );
     let types: Vec<DataType> = r.columns.iter().map(|c| c.ty).collect();
     assert_eq!(

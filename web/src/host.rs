@@ -1,5 +1,6 @@
-//! The browser (and Node) host: `performance.now()` for the clock, `Date.now()` for the wall clock,
-//! `setTimeout` for timers, and a yield that reaches the **macrotask** queue.
+//! The browser (and Node) host: `performance.now()` for the clock,
+//! `Date.now()` for the wall clock, `setTimeout` for timers, and a yield
+//! that reaches the **macrotask** queue.
 //!
 //! Why the yield matters: futures spawned with `wasm-bindgen-futures` run as
 //! microtasks. A future that wakes itself and returns `Pending` is polled

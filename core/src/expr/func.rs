@@ -52,10 +52,9 @@ pub fn cast(v: Value, ty: DataType) -> Result<Value, ExecError> {
         ),
         (v, DataType::Float) => Value::Float(v.as_f64().unwrap_or(0.0)),
         (v, DataType::Text) => Value::Text(v.to_text().unwrap_or_else(|| "".into())),
-        (v, DataType::Decimal) => Value::Decimal(
-            v.to_dec()
-                .ok_or_else(|| ExecError::decimal_overflow(format!("CAST({} AS DECIMAL)", quoted(&v))))?,
-        ),
+        (v, DataType::Decimal) => Value::Decimal(v.to_dec().ok_or_else(|| {
+            ExecError::decimal_overflow(format!("CAST({} AS DECIMAL)", quoted(&v)))
+        })?),
         // Without an evaluation context (warnings, strictness) a value that
         // is no date becomes NULL; expressions cast through
         // `temporal::cast`, which warns or refuses.
@@ -165,7 +164,11 @@ pub fn call(f: Func, a: &[Value], cx: &mut EvalCx) -> Result<Value, ExecError> {
                     i64::MAX
                 }),
             };
-            let name = if f == Func::Round { "round" } else { "truncate" };
+            let name = if f == Func::Round {
+                "round"
+            } else {
+                "truncate"
+            };
             match first {
                 Null => Null,
                 Int(x) if d >= 0 => Int(x),
@@ -184,7 +187,13 @@ pub fn call(f: Func, a: &[Value], cx: &mut EvalCx) -> Result<Value, ExecError> {
                     let p = 10f64.powi(d.clamp(-308, 308) as i32);
                     let y = (x * p).trunc() / p;
                     // As for ROUND below: no digits to cut past DOUBLE's range.
-                    Float(if (x * p).is_finite() && y.is_finite() { y } else if d > 0 { x } else { 0.0 })
+                    Float(if (x * p).is_finite() && y.is_finite() {
+                        y
+                    } else if d > 0 {
+                        x
+                    } else {
+                        0.0
+                    })
                 }
                 v => {
                     let x = v.as_f64().unwrap_or(0.0);
@@ -215,9 +224,16 @@ pub fn call(f: Func, a: &[Value], cx: &mut EvalCx) -> Result<Value, ExecError> {
             Int(x) => Int(x),
             // A BIGINT, as MariaDB answers for a DECIMAL.
             Decimal(x) => {
-                let r = if f == Func::Floor { x.floor() } else { x.ceil() };
+                let r = if f == Func::Floor {
+                    x.floor()
+                } else {
+                    x.ceil()
+                };
                 Int(r.to_i64().ok_or_else(|| {
-                    ExecError::overflow(format!("{}({x})", if f == Func::Floor { "floor" } else { "ceiling" }))
+                    ExecError::overflow(format!(
+                        "{}({x})",
+                        if f == Func::Floor { "floor" } else { "ceiling" }
+                    ))
                 })?)
             }
             v if f == Func::Floor => Float(v.as_f64().unwrap_or(0.0).floor()),
@@ -325,8 +341,14 @@ pub fn call(f: Func, a: &[Value], cx: &mut EvalCx) -> Result<Value, ExecError> {
             let x = first
                 .to_dec()
                 .ok_or_else(|| ExecError::decimal_overflow(what()))?;
-            let (p, sc) = (u32::try_from(*p).unwrap_or(65), u32::try_from(*sc).unwrap_or(0));
-            Decimal(x.fit(p, sc).ok_or_else(|| ExecError::decimal_overflow(what()))?)
+            let (p, sc) = (
+                u32::try_from(*p).unwrap_or(65),
+                u32::try_from(*sc).unwrap_or(0),
+            );
+            Decimal(
+                x.fit(p, sc)
+                    .ok_or_else(|| ExecError::decimal_overflow(what()))?,
+            )
         }
         Func::Temporal(t) => super::temporal::call(t, a, cx)?,
     })

@@ -86,7 +86,10 @@ fn dec_op(op: BinOp, x: Dec, y: Dec, cx: &mut EvalCx) -> Result<Value, ExecError
         BinOp::Mod => x.rem(y),
         BinOp::IntDiv => {
             // The quotient cut toward zero, a BIGINT.
-            let q = x.value().checked_div(y.value()).ok_or_else(|| ExecError::overflow(format!("({x} DIV {y})")))?;
+            let q = x
+                .value()
+                .checked_div(y.value())
+                .ok_or_else(|| ExecError::overflow(format!("({x} DIV {y})")))?;
             return Dec::new(q.trunc())
                 .to_i64()
                 .map(Value::Int)

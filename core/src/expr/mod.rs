@@ -26,9 +26,9 @@ mod kernels;
 mod temporal;
 
 pub use error::ExecError;
-pub use temporal::{temporal_name, TemporalFn};
 pub use func::{call, cast, cast_unsigned, f64_to_bigint, like, to_bigint};
 pub use kernels::{scalar_binop, ModBy};
+pub use temporal::{temporal_name, TemporalFn};
 
 use std::sync::Arc;
 
@@ -408,9 +408,12 @@ impl Expr {
                         _ => Decimal,
                     },
                     Func::Temporal(t) => {
-                        let types: Vec<DataType> = args.iter().map(|a| a.data_type(input)).collect();
+                        let types: Vec<DataType> =
+                            args.iter().map(|a| a.data_type(input)).collect();
                         let unit = match args.get(2) {
-                            Some(Expr::Literal(Value::Int(c))) => crate::datetime::Unit::from_code(*c),
+                            Some(Expr::Literal(Value::Int(c))) => {
+                                crate::datetime::Unit::from_code(*c)
+                            }
                             _ => None,
                         };
                         t.data_type(&types, unit)
@@ -812,15 +815,30 @@ mod tests {
     fn functions() {
         let t = |s: &str| Value::Text(s.into());
         assert_eq!(
-            call(Func::Substring, &[t("hello"), Value::Int(2), Value::Int(3)], &mut EvalCx::default()).unwrap(),
+            call(
+                Func::Substring,
+                &[t("hello"), Value::Int(2), Value::Int(3)],
+                &mut EvalCx::default()
+            )
+            .unwrap(),
             t("ell")
         );
         assert_eq!(
-            call(Func::Substring, &[t("hello"), Value::Int(-3)], &mut EvalCx::default()).unwrap(),
+            call(
+                Func::Substring,
+                &[t("hello"), Value::Int(-3)],
+                &mut EvalCx::default()
+            )
+            .unwrap(),
             t("llo")
         );
         assert_eq!(
-            call(Func::Concat, &[t("a"), Value::Int(1)], &mut EvalCx::default()).unwrap(),
+            call(
+                Func::Concat,
+                &[t("a"), Value::Int(1)],
+                &mut EvalCx::default()
+            )
+            .unwrap(),
             t("a1")
         );
         assert_eq!(
@@ -845,7 +863,12 @@ mod tests {
             Value::Int(3)
         );
         assert_eq!(
-            call(Func::NullIf, &[Value::Int(1), Value::Int(1)], &mut EvalCx::default()).unwrap(),
+            call(
+                Func::NullIf,
+                &[Value::Int(1), Value::Int(1)],
+                &mut EvalCx::default()
+            )
+            .unwrap(),
             Value::Null
         );
     }

@@ -264,7 +264,11 @@ pub fn call(f: TemporalFn, a: &[Value], cx: &mut EvalCx) -> Result<Value, ExecEr
         }
         DateDiff => {
             let (Some(x), Some(y)) = (first.to_date(), arg(1).to_date()) else {
-                return Ok(if arg(1).is_null() { Value::Null } else { bad(cx) });
+                return Ok(if arg(1).is_null() {
+                    Value::Null
+                } else {
+                    bad(cx)
+                });
             };
             Value::Int(i64::from(x) - i64::from(y))
         }
@@ -306,15 +310,14 @@ pub fn call(f: TemporalFn, a: &[Value], cx: &mut EvalCx) -> Result<Value, ExecEr
                 let a = t.unsigned_abs() as i64;
                 let s = a / MICROS_PER_SEC;
                 let sign = if t < 0 { -1 } else { 1 };
-                return int(
-                    sign * match unit {
+                return int(sign
+                    * match unit {
                         Unit::Hour => s / 3600,
                         Unit::Minute => s / 60 % 60,
                         Unit::Second => s % 60,
                         Unit::Microsecond => a % MICROS_PER_SEC,
                         _ => 0,
-                    },
-                );
+                    });
             } else {
                 match fields(&d, cx) {
                     Some(f) => f,
@@ -507,7 +510,10 @@ mod tests {
             "2024-01-31 01:00:00"
         );
         assert_eq!(
-            text(DateSub, &[d.clone(), Value::Int(1), Value::Int(Unit::Month.code())]),
+            text(
+                DateSub,
+                &[d.clone(), Value::Int(1), Value::Int(Unit::Month.code())]
+            ),
             "2023-12-31"
         );
         // Text in, text out.
@@ -524,13 +530,17 @@ mod tests {
             (Value::Null, 1)
         );
         assert_eq!(
-            text(DateAdd, &[t("2024-01-01"), Value::Float(1.5), Value::Int(Unit::Second.code())]),
+            text(
+                DateAdd,
+                &[
+                    t("2024-01-01"),
+                    Value::Float(1.5),
+                    Value::Int(Unit::Second.code())
+                ]
+            ),
             "2024-01-01 00:00:01.500000"
         );
-        assert_eq!(
-            run(DateAdd, &[d, Value::Null, day]),
-            (Value::Null, 0)
-        );
+        assert_eq!(run(DateAdd, &[d, Value::Null, day]), (Value::Null, 0));
     }
 
     #[test]
@@ -541,21 +551,36 @@ mod tests {
             "2"
         );
         assert_eq!(
-            text(TimeDiff, &[t("2024-01-02 00:00:00"), t("2024-01-01 23:00:00")]),
+            text(
+                TimeDiff,
+                &[t("2024-01-02 00:00:00"), t("2024-01-01 23:00:00")]
+            ),
             "01:00:00"
         );
         assert_eq!(
-            text(Extract, &[Value::Int(Unit::YearMonth.code()), t("2024-03-05")]),
+            text(
+                Extract,
+                &[Value::Int(Unit::YearMonth.code()), t("2024-03-05")]
+            ),
             "202403"
         );
         assert_eq!(
             text(DateFormat, &[t("2024-03-05 14:07:09"), t("%W %D %M %Y %r")]),
             "Tuesday 5th March 2024 02:07:09 PM"
         );
-        assert_eq!(text(UnixTimestamp, &[t("2024-01-01 00:00:00")]), "1704067200");
-        assert_eq!(text(UnixTimestamp, &[t("2024-01-01 00:00:00.5")]), "1704067200.500000");
+        assert_eq!(
+            text(UnixTimestamp, &[t("2024-01-01 00:00:00")]),
+            "1704067200"
+        );
+        assert_eq!(
+            text(UnixTimestamp, &[t("2024-01-01 00:00:00.5")]),
+            "1704067200.500000"
+        );
         assert_eq!(text(UnixTimestamp, &[t("1969-12-31")]), "0");
-        assert_eq!(text(FromUnixtime, &[Value::Int(1_704_067_200)]), "2024-01-01 00:00:00");
+        assert_eq!(
+            text(FromUnixtime, &[Value::Int(1_704_067_200)]),
+            "2024-01-01 00:00:00"
+        );
         assert_eq!(
             text(FromUnixtime, &[Value::Int(1_704_067_200), t("%Y")]),
             "2024"
@@ -567,11 +592,15 @@ mod tests {
     fn casts_warn_or_fail_in_strict_mode() {
         let mut cx = EvalCx::default();
         assert_eq!(
-            cast(t("2024-01-05 10:00:00"), DataType::Date, &mut cx).unwrap().to_string(),
+            cast(t("2024-01-05 10:00:00"), DataType::Date, &mut cx)
+                .unwrap()
+                .to_string(),
             "2024-01-05"
         );
         assert_eq!(
-            cast(t("2024-01-05"), DataType::DateTime, &mut cx).unwrap().to_string(),
+            cast(t("2024-01-05"), DataType::DateTime, &mut cx)
+                .unwrap()
+                .to_string(),
             "2024-01-05 00:00:00"
         );
         assert_eq!(cast(t("x"), DataType::Date, &mut cx).unwrap(), Value::Null);

@@ -1697,7 +1697,13 @@ async fn exec_update(
     let empty = WriteSet::new();
     let (table, data) = plan_cx(c, Some(t), &empty).table(&name)?;
     let pred = match &u.selection {
-        Some(w) => Some(plan::compile_over_table(w, &table, c.id, c.stmt_now(), "where clause")?),
+        Some(w) => Some(plan::compile_over_table(
+            w,
+            &table,
+            c.id,
+            c.stmt_now(),
+            "where clause",
+        )?),
         None => None,
     };
     let mut sets = Vec::new();
@@ -1862,7 +1868,13 @@ async fn exec_delete(
     let empty = WriteSet::new();
     let (table, data) = plan_cx(c, Some(t), &empty).table(&name)?;
     let pred = match &d.selection {
-        Some(w) => Some(plan::compile_over_table(w, &table, c.id, c.stmt_now(), "where clause")?),
+        Some(w) => Some(plan::compile_over_table(
+            w,
+            &table,
+            c.id,
+            c.stmt_now(),
+            "where clause",
+        )?),
         None => None,
     };
     x.state.eval.strict = true;

@@ -117,9 +117,10 @@ impl Compiler<'_> {
                 "more than {MAX_INTERVALS} INTERVAL terms in one expression"
             )));
         }
-        let mut it = operands.iter().copied().zip(
-            std::iter::once(None).chain(ops.iter().map(|o| Some((*o).clone()))),
-        );
+        let mut it = operands
+            .iter()
+            .copied()
+            .zip(std::iter::once(None).chain(ops.iter().map(|o| Some((*o).clone()))));
         let Some((first, _)) = it.next() else {
             return Ok(None);
         };
@@ -209,7 +210,9 @@ impl Compiler<'_> {
         let wrong = || SqlError::WrongArgs(name.to_owned());
         let now = || {
             self.now_micros.ok_or_else(|| {
-                SqlError::Unsupported(format!("{name}() in a column DEFAULT (its value would be frozen)"))
+                SqlError::Unsupported(format!(
+                    "{name}() in a column DEFAULT (its value would be frozen)"
+                ))
             })
         };
         // `NOW(fsp)`: the precision must be a constant 0..=6.
