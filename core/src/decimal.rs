@@ -180,6 +180,7 @@ impl Dec {
         if k > MAX_SCALE {
             return Some(Dec::with_scale(Decimal::ZERO, 0));
         }
+        // k <= 28: 10^28 < 2^96 fits the mantissa, so this cannot panic.
         let p = Decimal::from_i128_with_scale(10i128.pow(k), 0);
         let q = self
             .v
@@ -206,6 +207,7 @@ impl Dec {
         if k > MAX_SCALE {
             return Some(Dec::with_scale(Decimal::ZERO, 0));
         }
+        // k <= 28: 10^28 < 2^96 fits the mantissa, so this cannot panic.
         let p = Decimal::from_i128_with_scale(10i128.pow(k), 0);
         Some(Dec::with_scale(
             self.v.checked_div(p)?.trunc().checked_mul(p)?,
@@ -222,9 +224,11 @@ impl Dec {
             .v
             .round_dp_with_strategy(scale, RoundingStrategy::MidpointAwayFromZero);
         let int_digits = precision.saturating_sub(scale);
+        // Past 28 digits no value reaches the limit (`try_…`: the plain
+        // constructor panics past the 96-bit mantissa).
         let limit = 10i128
             .checked_pow(int_digits)
-            .map(|p| Decimal::from_i128_with_scale(p, 0));
+            .and_then(|p| Decimal::try_from_i128_with_scale(p, 0).ok());
         match limit {
             Some(l) if r.abs() >= l => None,
             _ => {
@@ -341,6 +345,9 @@ mod tests {
         assert!(d("9999.995").fit(6, 2).is_none());
         assert_eq!(d("9999.994").fit(6, 2).unwrap().to_string(), "9999.99");
         assert!(d("1").fit(2, 2).is_none());
+        // DECIMAL(65, 0): a limit past what 96 bits hold.
+        assert_eq!(d("123").fit(65, 0).unwrap().to_string(), "123");
+        assert_eq!(d("1.5").fit(40, 2).unwrap().to_string(), "1.50");
         assert_eq!(d("0.5").fit(2, 2).unwrap().to_string(), "0.50");
     }
 

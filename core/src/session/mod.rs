@@ -1528,6 +1528,53 @@ fn apply_limit(col: Column, def: &ColumnDef, row_base: usize) -> Result<Column, 
                 return Err(too_long(i));
             }
         }
+        // Fractional seconds rounded to the column's precision, as MySQL 8
+        // (MariaDB cuts them); a DATETIME rounded past 9999-12-31 23:59:59
+        // is 1264.
+        (ColumnLimit::FractionalSeconds(fsp), ColumnData::DateTime(_) | ColumnData::Time(_)) => {
+            let unit = 10i64.pow(6 - u32::from(fsp.min(6)));
+            let round = |m: i64| {
+                let r = m.rem_euclid(unit);
+                let down = m - r;
+                if r * 2 >= unit {
+                    down.checked_add(unit)
+                } else {
+                    Some(down)
+                }
+            };
+            let mut data = col.data.clone();
+            match &mut data {
+                ColumnData::DateTime(v) => {
+                    for (i, m) in v.iter_mut().enumerate() {
+                        match round(*m).filter(|r| crate::datetime::datetime_in_range(*r)) {
+                            Some(r) => *m = r,
+                            None if col.is_null(i) => {}
+                            None => return Err(out_of_range(i)),
+                        }
+                    }
+                }
+                ColumnData::Time(v) => {
+                    for (i, t) in v.iter_mut().enumerate() {
+                        // A time rounds away from zero, as MySQL.
+                        let r = if *t < 0 {
+                            round(-*t).map(|x| -x)
+                        } else {
+                            round(*t)
+                        };
+                        match r.filter(|r| r.abs() <= crate::datetime::MAX_TIME) {
+                            Some(r) => *t = r,
+                            None if col.is_null(i) => {}
+                            None => return Err(out_of_range(i)),
+                        }
+                    }
+                }
+                _ => {}
+            }
+            return Ok(Column {
+                data,
+                nulls: col.nulls,
+            });
+        }
         // Rounded to the scale (as MySQL, with a note), 1264 past the
         // integer digits.
         (ColumnLimit::Decimal { precision, scale }, ColumnData::Decimal(v)) => {

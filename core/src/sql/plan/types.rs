@@ -101,6 +101,17 @@ pub fn column_limit(t: &ast::DataType) -> Result<ColumnLimit, SqlError> {
         "TINYTEXT" => ColumnLimit::MaxBytes(255),
         "TEXT" => ColumnLimit::MaxBytes(65_535),
         "MEDIUMTEXT" => ColumnLimit::MaxBytes(16_777_215),
+        // `DATETIME(3)`: fractional seconds kept to 3 digits (0 when not
+        // given, as MySQL); more than 6 is MySQL's 1426.
+        "DATETIME" | "TIMESTAMP" | "TIME" => {
+            let fsp = args.first().copied().unwrap_or(0);
+            if fsp > 6 {
+                return Err(SqlError::InvalidValue(format!(
+                    "Too-big precision {fsp} specified for '{base}'. Maximum is 6."
+                )));
+            }
+            ColumnLimit::FractionalSeconds(fsp as u8)
+        }
         _ => ColumnLimit::None,
     })
 }
