@@ -644,6 +644,8 @@ impl Column {
         }
     }
     /// The entries at `idx`, in that order.
+    // One body for every variant: text needs the clone, the rest are Copy.
+    #[allow(clippy::clone_on_copy)]
     pub fn gather(&self, idx: &[u32]) -> Column {
         let data = each_vec!(&self.data, v, wrap => {
             wrap(idx.iter().map(|&i| v[i as usize].clone()).collect())

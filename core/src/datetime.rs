@@ -792,7 +792,7 @@ impl Interval {
     }
 
     /// The interval negated (`DATE_SUB`); `None` on overflow.
-    pub fn neg(self) -> Option<Interval> {
+    pub fn checked_neg(self) -> Option<Interval> {
         Some(Interval {
             months: self.months.checked_neg()?,
             micros: self.micros.checked_neg()?,

@@ -114,28 +114,28 @@ impl Dec {
         }
     }
     /// `a + b` (`None`: past 28 digits).
-    pub fn add(self, b: Dec) -> Option<Dec> {
+    pub fn checked_add(self, b: Dec) -> Option<Dec> {
         Some(Dec::with_scale(
             self.v.checked_add(b.v)?,
             self.scale().max(b.scale()),
         ))
     }
     /// `a - b`.
-    pub fn sub(self, b: Dec) -> Option<Dec> {
+    pub fn checked_sub(self, b: Dec) -> Option<Dec> {
         Some(Dec::with_scale(
             self.v.checked_sub(b.v)?,
             self.scale().max(b.scale()),
         ))
     }
     /// `a * b`.
-    pub fn mul(self, b: Dec) -> Option<Dec> {
+    pub fn checked_mul(self, b: Dec) -> Option<Dec> {
         Some(Dec::with_scale(
             self.v.checked_mul(b.v)?,
             self.scale() + b.scale(),
         ))
     }
     /// `a / b` for `b ≠ 0` (the caller handles zero: NULL or error 1365).
-    pub fn div(self, b: Dec) -> Option<Dec> {
+    pub fn checked_div(self, b: Dec) -> Option<Dec> {
         let words = |s: u32| s.div_ceil(9);
         let kept = (9 * (words(self.scale()) + words(b.scale()) + 1)).min(MAX_SCALE);
         let q = self.v.checked_div(b.v)?;
@@ -145,18 +145,11 @@ impl Dec {
         ))
     }
     /// `a % b` for `b ≠ 0`: the sign of `a`, scale `max(sa, sb)`.
-    pub fn rem(self, b: Dec) -> Option<Dec> {
+    pub fn checked_rem(self, b: Dec) -> Option<Dec> {
         Some(Dec::with_scale(
             self.v.checked_rem(b.v)?,
             self.scale().max(b.scale()),
         ))
-    }
-    /// `-a`.
-    pub fn neg(self) -> Dec {
-        Dec {
-            v: -self.v,
-            scale: self.scale,
-        }
     }
     /// `ABS(a)`.
     pub fn abs(self) -> Dec {
@@ -244,6 +237,17 @@ impl Dec {
     }
 }
 
+impl std::ops::Neg for Dec {
+    type Output = Dec;
+    /// `-a` (same scale).
+    fn neg(self) -> Dec {
+        Dec {
+            v: -self.v,
+            scale: self.scale,
+        }
+    }
+}
+
 impl PartialEq for Dec {
     /// Equal shown values, whatever their scales (`1.5 = 1.50`).
     fn eq(&self, other: &Dec) -> bool {
@@ -295,32 +299,41 @@ mod tests {
 
     #[test]
     fn result_scales_follow_mysql() {
-        assert_eq!(d("1.5").add(d("2.25")).unwrap().to_string(), "3.75");
-        assert_eq!(d("1.50").sub(d("2")).unwrap().to_string(), "-0.50");
-        assert_eq!(d("1.5").mul(d("2.25")).unwrap().to_string(), "3.375");
-        assert_eq!(d("0.10").mul(d("3")).unwrap().to_string(), "0.30");
+        assert_eq!(d("1.5").checked_add(d("2.25")).unwrap().to_string(), "3.75");
+        assert_eq!(d("1.50").checked_sub(d("2")).unwrap().to_string(), "-0.50");
+        assert_eq!(
+            d("1.5").checked_mul(d("2.25")).unwrap().to_string(),
+            "3.375"
+        );
+        assert_eq!(d("0.10").checked_mul(d("3")).unwrap().to_string(), "0.30");
         let seven = Dec::from_i64(7);
-        assert_eq!(seven.div(Dec::from_i64(2)).unwrap().to_string(), "3.5000");
-        assert_eq!(d("1.5").div(d("3")).unwrap().to_string(), "0.50000");
-        assert_eq!(d("10").rem(d("3")).unwrap().to_string(), "1");
-        assert_eq!(d("-7.5").rem(d("2")).unwrap().to_string(), "-1.5");
+        assert_eq!(
+            seven.checked_div(Dec::from_i64(2)).unwrap().to_string(),
+            "3.5000"
+        );
+        assert_eq!(d("1.5").checked_div(d("3")).unwrap().to_string(), "0.50000");
+        assert_eq!(d("10").checked_rem(d("3")).unwrap().to_string(), "1");
+        assert_eq!(d("-7.5").checked_rem(d("2")).unwrap().to_string(), "-1.5");
     }
 
     #[test]
     fn division_keeps_hidden_digits_as_mysql() {
-        let third = Dec::from_i64(1).div(Dec::from_i64(3)).unwrap();
+        let third = Dec::from_i64(1).checked_div(Dec::from_i64(3)).unwrap();
         assert_eq!(third.to_string(), "0.3333");
         assert_eq!(third.value().to_string(), "0.333333333");
         // 0.999999999 shown with 4 digits.
-        assert_eq!(third.mul(Dec::from_i64(3)).unwrap().to_string(), "1.0000");
+        assert_eq!(
+            third.checked_mul(Dec::from_i64(3)).unwrap().to_string(),
+            "1.0000"
+        );
         // Compared as shown, as MariaDB: `1/3 = 0.3333`, `NOT 1/3 > 0.3333`.
         assert_eq!(third, d("0.3333"));
         assert_eq!(third.cmp_value(&d("0.3333")), Ordering::Equal);
         assert_ne!(third, d("0.333333333"));
         // Shown digits round half away from zero.
-        let two_thirds = Dec::from_i64(2).div(Dec::from_i64(3)).unwrap();
+        let two_thirds = Dec::from_i64(2).checked_div(Dec::from_i64(3)).unwrap();
         assert_eq!(two_thirds.to_string(), "0.6667");
-        assert_eq!(two_thirds.neg().to_string(), "-0.6667");
+        assert_eq!((-two_thirds).to_string(), "-0.6667");
     }
 
     #[test]
@@ -363,7 +376,7 @@ mod tests {
         assert_eq!(h(d("1.5")), h(d("1.50")));
         assert_eq!(d("1.5").cmp_value(&d("1.49")), Ordering::Greater);
         assert!(Dec::from_i64(i64::MAX)
-            .mul(Dec::from_i64(i64::MAX))
+            .checked_mul(Dec::from_i64(i64::MAX))
             .is_none());
         assert_eq!(
             Dec::from_f64(0.1).map(|x| x.to_string()).as_deref(),

@@ -100,7 +100,7 @@ impl Expr {
                     x.checked_neg()
                         .ok_or_else(|| ExecError::overflow(format!("-({x})")))?,
                 ),
-                Value::Decimal(d) => Value::Decimal(d.neg()),
+                Value::Decimal(d) => Value::Decimal(-d),
                 v => Value::Float(-v.as_f64().unwrap_or(0.0)),
             },
             Expr::Not(e) => match e.eval_row(b, i, cx)?.truthy() {

@@ -79,11 +79,11 @@ fn dec_op(op: BinOp, x: Dec, y: Dec, cx: &mut EvalCx) -> Result<Value, ExecError
         return div_zero(cx);
     }
     let r = match op {
-        BinOp::Add => x.add(y),
-        BinOp::Sub => x.sub(y),
-        BinOp::Mul => x.mul(y),
-        BinOp::Div => x.div(y),
-        BinOp::Mod => x.rem(y),
+        BinOp::Add => x.checked_add(y),
+        BinOp::Sub => x.checked_sub(y),
+        BinOp::Mul => x.checked_mul(y),
+        BinOp::Div => x.checked_div(y),
+        BinOp::Mod => x.checked_rem(y),
         BinOp::IntDiv => {
             // The quotient cut toward zero, a BIGINT.
             let q = x

@@ -217,7 +217,7 @@ fn add_dec(sum: &mut Dec, state: &mut DecSum, x: Option<Dec>) {
             *sum = x;
             *state = DecSum::Sum;
         }
-        (Some(x), DecSum::Sum) => match sum.add(x) {
+        (Some(x), DecSum::Sum) => match sum.checked_add(x) {
             Some(s) => *sum = s,
             None => *state = DecSum::Overflow,
         },
@@ -582,7 +582,7 @@ impl State {
 
 /// `sum / count` as MySQL's AVG of an exact type: the sum's scale + 4.
 fn avg_dec(sum: Dec, count: i64, spec: &AggSpec) -> Result<Value, ExecError> {
-    sum.div(Dec::from_i64(count.max(1)))
+    sum.checked_div(Dec::from_i64(count.max(1)))
         .map(Value::Decimal)
         .ok_or_else(|| ExecError::decimal_overflow(spec.text.clone()))
 }

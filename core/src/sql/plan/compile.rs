@@ -322,7 +322,7 @@ impl Compiler<'_> {
                             Expr::Literal(Value::Int(-i))
                         }
                         Expr::Literal(Value::Float(f)) => Expr::Literal(Value::Float(-f)),
-                        Expr::Literal(Value::Decimal(d)) => Expr::Literal(Value::Decimal(d.neg())),
+                        Expr::Literal(Value::Decimal(d)) => Expr::Literal(Value::Decimal(-d)),
                         x => Expr::Neg(b(x)),
                     },
                     ast::UnaryOperator::Plus => x,
