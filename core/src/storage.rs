@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::data::{Batch, Column, DataType};
-use crate::session::QueryError;
 use crate::sync::lock_std as lock;
 
 /// Rows per stored chunk.
@@ -36,6 +35,9 @@ pub enum StorageError {
     /// `DROP TABLE` of a missing table.
     #[error("Unknown table '{0}'")]
     BadTable(String),
+    /// `DROP VIEW` / `CREATE OR REPLACE VIEW` of a base table.
+    #[error("'{0}' is not VIEW")]
+    NotView(String),
     /// Another transaction committed the table first.
     #[error("Write conflict on table '{0}': another transaction committed it after this transaction started; this transaction was rolled back")]
     WriteConflict(String),
@@ -44,16 +46,19 @@ pub enum StorageError {
     NotNull(String),
 }
 
-impl From<StorageError> for QueryError {
-    fn from(e: StorageError) -> Self {
+impl StorageError {
+    /// MySQL code and SQLSTATE.
+    pub fn codes(&self) -> (u16, &'static str) {
+        let e = self;
         let (code, state) = match e {
             StorageError::UnknownTable(_) => (1146, "42S02"),
             StorageError::TableExists(_) => (1050, "42S01"),
             StorageError::BadTable(_) => (1051, "42S02"),
+            StorageError::NotView(_) => (1347, "HY000"),
             StorageError::WriteConflict(_) => (1213, "40001"),
             StorageError::NotNull(_) => (1048, "23000"),
         };
-        QueryError::new(code, state, e.to_string())
+        (code, state)
     }
 }
 
@@ -304,6 +309,8 @@ impl Table {
 #[derive(Debug, Default)]
 struct CatalogInner {
     tables: BTreeMap<String, Arc<Table>>,
+    /// Views, in the tables' namespace (see [`View`]).
+    views: BTreeMap<String, Arc<View>>,
     ts: u64,
     snapshots: BTreeMap<u64, usize>,
 }
@@ -378,7 +385,7 @@ impl Catalog {
     ) -> Result<bool, StorageError> {
         let mut c = lock(&self.inner);
         let key = name.to_lowercase();
-        if c.tables.contains_key(&key) {
+        if c.tables.contains_key(&key) || c.views.contains_key(&key) {
             return if if_not_exists {
                 Ok(false)
             } else {
@@ -442,6 +449,89 @@ impl Catalog {
     }
 }
 
+// ---- Views -------------------------------------------------------------
+//
+// A view is its query's text, kept in the catalog under the tables'
+// namespace (a name is a table or a view, never both) and expanded by the
+// planner wherever it is referenced. Like `CREATE TABLE` / `DROP TABLE`,
+// `CREATE VIEW` / `DROP VIEW` commit at once (they advance the catalog's
+// timestamp) and are seen by every statement planned after them; a view has
+// no rows of its own, so the snapshots of the tables it reads are what a
+// statement sees through it.
+
+/// A view: its defining query and the names of its columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct View {
+    /// Name (lower-cased).
+    pub name: String,
+    /// The defining query, as SQL text (parsed again at each use).
+    pub query: String,
+    /// The column names, fixed when the view was created (from the column
+    /// list or the query).
+    pub columns: Vec<String>,
+}
+
+impl Catalog {
+    /// A view by name (case-insensitive).
+    pub fn view(&self, name: &str) -> Option<Arc<View>> {
+        lock(&self.inner).views.get(&name.to_lowercase()).cloned()
+    }
+
+    /// View names.
+    pub fn view_names(&self) -> Vec<String> {
+        lock(&self.inner).views.keys().cloned().collect()
+    }
+
+    /// `CREATE [OR REPLACE] VIEW [IF NOT EXISTS]`. `Ok(false)` if it existed
+    /// and `if_not_exists` was given. A table of that name is 1050, or 1347
+    /// with `or_replace`.
+    pub fn create_view(
+        &self,
+        view: View,
+        or_replace: bool,
+        if_not_exists: bool,
+    ) -> Result<bool, StorageError> {
+        let mut c = lock(&self.inner);
+        let key = view.name.to_lowercase();
+        if c.tables.contains_key(&key) {
+            return Err(if or_replace {
+                StorageError::NotView(view.name)
+            } else {
+                StorageError::TableExists(view.name)
+            });
+        }
+        if c.views.contains_key(&key) && !or_replace {
+            return if if_not_exists {
+                Ok(false)
+            } else {
+                Err(StorageError::TableExists(view.name))
+            };
+        }
+        c.ts += 1;
+        c.views.insert(key, Arc::new(view));
+        Ok(true)
+    }
+
+    /// `DROP VIEW`. `Ok(false)` if missing and `if_exists` was given; a
+    /// table of that name is 1347.
+    pub fn drop_view(&self, name: &str, if_exists: bool) -> Result<bool, StorageError> {
+        let mut c = lock(&self.inner);
+        let key = name.to_lowercase();
+        if c.views.remove(&key).is_some() {
+            c.ts += 1;
+            return Ok(true);
+        }
+        if c.tables.contains_key(&key) {
+            return Err(StorageError::NotView(name.to_owned()));
+        }
+        if if_exists {
+            Ok(false)
+        } else {
+            Err(StorageError::BadTable(name.to_owned()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,6 +584,53 @@ mod tests {
             1,
             "the committed row survives the conflict"
         );
+    }
+
+    #[test]
+    fn views_share_the_tables_namespace() {
+        let cat = Catalog::new();
+        cat.create_table("t", schema(), false).unwrap();
+        let view = |name: &str| View {
+            name: name.into(),
+            query: "SELECT 1".into(),
+            columns: vec!["1".into()],
+        };
+        assert_eq!(
+            cat.create_view(view("T"), false, false),
+            Err(StorageError::TableExists("T".into()))
+        );
+        assert_eq!(
+            cat.create_view(view("t"), true, false),
+            Err(StorageError::NotView("t".into()))
+        );
+        assert_eq!(cat.create_view(view("v"), false, false), Ok(true));
+        assert_eq!(cat.create_view(view("V"), false, true), Ok(false));
+        assert_eq!(
+            cat.create_view(view("v"), false, false),
+            Err(StorageError::TableExists("v".into()))
+        );
+        assert_eq!(
+            cat.create_table("V", schema(), false),
+            Err(StorageError::TableExists("V".into()))
+        );
+        let mut replaced = view("v");
+        replaced.query = "SELECT 2".into();
+        assert_eq!(cat.create_view(replaced, true, false), Ok(true));
+        assert_eq!(
+            cat.view("V").map(|v| v.query.clone()),
+            Some("SELECT 2".into())
+        );
+        assert_eq!(
+            cat.drop_view("t", false),
+            Err(StorageError::NotView("t".into()))
+        );
+        assert_eq!(cat.drop_view("v", false), Ok(true));
+        assert_eq!(cat.drop_view("v", true), Ok(false));
+        assert_eq!(
+            cat.drop_view("v", false),
+            Err(StorageError::BadTable("v".into()))
+        );
+        assert!(cat.view_names().is_empty());
     }
 
     #[test]

@@ -262,3 +262,69 @@ fn a_killed_count_distinct_gives_its_memory_back() {
     block_on(victim.close());
     block_on(killer.close());
 }
+
+#[test]
+fn recursive_cte_result_and_working_tables() {
+    let (e, c) = setup();
+    ok(&c, "SET cte_max_recursion_depth = 4294967295");
+    // One wide row per iteration: the buffered result grows.
+    assert_over_budget(
+        &e,
+        &c,
+        1_500_000,
+        &format!(
+            "WITH RECURSIVE r(n, s) AS (SELECT 1, '{}' UNION ALL SELECT n + 1, s FROM r WHERE n < 1000000) SELECT count(*) FROM r",
+            "x".repeat(100)
+        ),
+    );
+    // One iteration with a large working table.
+    assert_over_budget(
+        &e,
+        &c,
+        1_500_000,
+        "WITH RECURSIVE r(n) AS (SELECT x FROM generate_series(1, 1000000) AS g(x) UNION ALL SELECT n FROM r WHERE n < 0) SELECT count(*) FROM r",
+    );
+    ok(&c, "SET cascade_memory_budget = 64000000");
+    assert_eq!(
+        cell(
+            &c,
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 20000) SELECT sum(n) FROM r"
+        ),
+        "200010000"
+    );
+    assert_eq!(e.memory_in_use(), 0);
+}
+
+#[test]
+fn recursive_cte_union_distinct_rows() {
+    let (e, c) = setup();
+    ok(&c, "SET cte_max_recursion_depth = 4294967295");
+    assert_over_budget(
+        &e,
+        &c,
+        1_500_000,
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION SELECT n + 1 FROM r WHERE n < 1000000) SELECT count(*) FROM r",
+    );
+}
+
+#[test]
+fn set_operation_rows() {
+    let (e, c) = setup();
+    for sql in [
+        "SELECT x FROM generate_series(1, 1000000) AS g(x) EXCEPT SELECT 1",
+        "SELECT x FROM generate_series(1, 1000000) AS g(x) INTERSECT ALL SELECT x FROM generate_series(1, 10) AS h(x)",
+    ] {
+        assert_over_budget(&e, &c, 1_500_000, sql);
+    }
+    // The rows of an EXCEPT's or INTERSECT's right side are not kept: a
+    // large right side fits a small budget.
+    ok(&c, "SET cascade_memory_budget = 4000000");
+    assert_eq!(
+        cell(
+            &c,
+            "SELECT count(*) FROM (SELECT 1 AS x EXCEPT SELECT x FROM generate_series(2, 1000000) AS g(x)) AS d"
+        ),
+        "1"
+    );
+    assert_eq!(e.memory_in_use(), 0);
+}

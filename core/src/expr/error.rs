@@ -2,6 +2,7 @@
 //! can fail with.
 
 use crate::cause::Cancelled;
+use crate::error::ContextError;
 use crate::storage::StorageError;
 
 /// An error while executing.
@@ -40,9 +41,20 @@ pub enum ExecError {
     /// The context was cancelled.
     #[error("{0}")]
     Cancelled(#[from] Cancelled),
+    /// A value its column cannot hold (INSERT, UPDATE).
+    #[error("{0}")]
+    Assign(#[from] super::assign::AssignError),
     /// A storage error.
     #[error("{0}")]
     Storage(#[from] StorageError),
+    /// A recursive common table expression started more iterations than
+    /// `cte_max_recursion_depth` allows (MySQL 3636).
+    #[error("Recursive query aborted after {0} iterations. Try increasing @@cte_max_recursion_depth to a larger value.")]
+    RecursionDepth(u64),
+    /// Building the contexts of operators made while the query runs (the
+    /// iterations of a recursive CTE) failed.
+    #[error("{0}")]
+    Context(#[from] ContextError),
 }
 
 impl ExecError {

@@ -17,8 +17,10 @@
 //!   integer selections;
 //! - [`func`]: scalar functions, casts and `LIKE`;
 //! - [`temporal`]: the date and time functions and casts;
+//! - [`assign`]: values converted and checked for a column (strict mode);
 //! - [`error`]: [`ExecError`], the errors of execution.
 
+pub mod assign;
 mod error;
 mod eval;
 mod func;

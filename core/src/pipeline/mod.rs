@@ -17,10 +17,13 @@
 pub mod aggregate;
 pub mod basic;
 pub mod buffer;
+pub mod dml;
 pub mod join;
 pub mod memory;
 pub mod reclaim;
+pub mod recursive;
 pub mod scan;
+pub mod setop;
 pub mod sort;
 
 pub use memory::{MemoryUse, Reservation, Resources};

@@ -171,6 +171,10 @@ impl From<crate::expr::ExecError> for QueryError {
         match e {
             crate::expr::ExecError::Cancelled(c) => QueryError::cancelled(c.0),
             crate::expr::ExecError::Storage(s) => s.into(),
+            crate::expr::ExecError::Assign(a) => {
+                let (code, state) = a.codes();
+                QueryError::new(code, state, a.to_string())
+            }
             crate::expr::ExecError::DivisionByZero => QueryError::new(1365, "22012", e.to_string()),
             crate::expr::ExecError::OutOfRange { .. } => {
                 QueryError::new(1690, "22003", e.to_string())
@@ -181,6 +185,31 @@ impl From<crate::expr::ExecError> for QueryError {
             crate::expr::ExecError::MemoryBudget { .. } => {
                 QueryError::new(1041, "HY000", e.to_string())
             }
+            crate::expr::ExecError::RecursionDepth(_) => {
+                QueryError::new(3636, "HY000", e.to_string())
+            }
+            crate::expr::ExecError::Context(c) => c.into(),
         }
+    }
+}
+
+impl From<crate::sql::SqlError> for QueryError {
+    fn from(e: crate::sql::SqlError) -> Self {
+        let (code, state) = e.codes();
+        let message = match &e {
+            crate::sql::SqlError::Syntax(m) => format!("You have an error in your SQL syntax: {m}"),
+            crate::sql::SqlError::Unsupported(m) => {
+                format!("This version of cascade doesn't yet support {m}")
+            }
+            other => other.to_string(),
+        };
+        QueryError::new(code, state, message)
+    }
+}
+
+impl From<crate::storage::StorageError> for QueryError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        let (code, state) = e.codes();
+        QueryError::new(code, state, e.to_string())
     }
 }

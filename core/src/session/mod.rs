@@ -53,9 +53,7 @@ use crate::registry::{
 };
 use crate::sql::error::SqlError;
 use crate::sql::plan::{self, PlanCx};
-use crate::storage::{
-    Catalog, ColumnDef, ColumnLimit, Schema, Snapshot, StorageError, TableData, WriteSet,
-};
+use crate::storage::{Catalog, ColumnDef, Schema, Snapshot, StorageError, TableData, WriteSet};
 use crate::sync::lock_std as lock;
 use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
 use crate::values::Identity;
@@ -149,6 +147,8 @@ struct Session {
     autocommit: bool,
     max_execution_time_ms: u64,
     memory_budget: u64,
+    /// Iterations a recursive CTE may start (MySQL's default is 1000).
+    cte_max_recursion_depth: u64,
     txn: Option<TxnState>,
 }
 
@@ -312,6 +312,7 @@ impl Engine {
                 autocommit: true,
                 max_execution_time_ms: 0,
                 memory_budget: self.inner.config.memory_budget,
+                cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
                 txn: None,
             })),
             vars: Mutex::new(Vec::new()),
@@ -322,6 +323,7 @@ impl Engine {
             autocommit: true,
             max_execution_time_ms: 0,
             memory_budget: self.inner.config.memory_budget,
+            cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
             txn: None,
         });
         lock(&self.inner.connections).insert(id, Arc::downgrade(&conn));
@@ -391,6 +393,10 @@ impl ConnInner {
                 Value::Int(s.max_execution_time_ms as i64),
             ),
             ("cascade_memory_budget", Value::Int(s.memory_budget as i64)),
+            (
+                "cte_max_recursion_depth",
+                Value::Int(s.cte_max_recursion_depth as i64),
+            ),
             ("connection_id", Value::Int(self.id as i64)),
             ("database", Value::Text("cascade".into())),
             ("user", Value::Text(user.into())),
@@ -747,6 +753,7 @@ fn stmt_kind(stmt: &ast::Statement) -> &'static str {
         ast::Statement::Update(_) => "update",
         ast::Statement::Delete(_) => "delete",
         ast::Statement::CreateTable(_) => "create table",
+        ast::Statement::CreateView(_) => "create view",
         ast::Statement::Drop { .. } => "drop table",
         ast::Statement::StartTransaction { .. } => "begin",
         ast::Statement::Commit { .. } => "commit",
@@ -825,6 +832,7 @@ async fn run_statement(
     let implicit_commit = matches!(
         stmt,
         ast::Statement::CreateTable(_)
+            | ast::Statement::CreateView(_)
             | ast::Statement::Drop { .. }
             | ast::Statement::StartTransaction { .. }
     );
@@ -1075,7 +1083,7 @@ async fn dispatch(
             let empty = WriteSet::new();
             let pcx = plan_cx(c, t, &empty);
             let planned = plan::plan_query(q, &pcx)?;
-            let out = run_plan(c, x, planned.plan, progress, true).await?;
+            let out = run_plan(c, x, planned.plan, progress, Collect::Reserved).await?;
             let rows = to_rows(out, x)?;
             let columns = planned
                 .names
@@ -1096,17 +1104,24 @@ async fn dispatch(
         ast::Statement::Explain {
             analyze, statement, ..
         } => {
-            let ast::Statement::Query(q) = statement.as_ref() else {
-                return Err(QueryError::unsupported(
-                    "EXPLAIN of statements other than SELECT",
-                ));
-            };
             let t = implicit.map(|t| &*t).or(s.txn.as_ref());
             let empty = WriteSet::new();
             let pcx = plan_cx(c, t, &empty);
-            let planned = plan::plan_query(q, &pcx)?;
+            // UPDATE and DELETE are operators too: EXPLAIN shows them, and
+            // EXPLAIN ANALYZE runs them and discards what they wrote.
+            let plan = match statement.as_ref() {
+                ast::Statement::Query(q) => plan::plan_query(q, &pcx)?.plan,
+                ast::Statement::Update(u) => plan::plan_update(u, &pcx)?.plan,
+                ast::Statement::Delete(d) => plan::plan_delete(d, &pcx)?.plan,
+                _ => {
+                    return Err(QueryError::unsupported(
+                        "EXPLAIN of statements other than SELECT, UPDATE and DELETE",
+                    ))
+                }
+            };
             let text = if *analyze {
-                run_plan(c, x, planned.plan, progress, false).await?.tree
+                x.state.eval.strict = !matches!(statement.as_ref(), ast::Statement::Query(_));
+                run_plan(c, x, plan, progress, Collect::Discard).await?.tree
             } else {
                 let pipeline = x
                     .contexts
@@ -1114,7 +1129,7 @@ async fn dispatch(
                     .child(Level::Pipeline)
                     .name("pipeline")
                     .build()?;
-                planned.plan.build(&pipeline)?.explain(false)
+                plan.build(&pipeline)?.explain(false)
             };
             Ok(text_rows(
                 stmt_id,
@@ -1141,6 +1156,51 @@ async fn dispatch(
             if !created {
                 r.warnings = 1;
             }
+            Ok(r)
+        }
+        ast::Statement::CreateView(cv) => {
+            let t = implicit.map(|t| &*t).or(s.txn.as_ref());
+            let empty = WriteSet::new();
+            let pcx = plan_cx(c, t, &empty);
+            let view = plan::view::define_view(cv, &pcx)?;
+            let created = e
+                .catalog
+                .create_view(view, cv.or_replace, cv.if_not_exists)?;
+            let mut r = affected(stmt_id, 0);
+            if !created {
+                r.warnings = 1;
+            }
+            Ok(r)
+        }
+        ast::Statement::Drop {
+            object_type: ast::ObjectType::View,
+            if_exists,
+            names,
+            ..
+        } => {
+            // Every name is checked before any view is dropped (MySQL: an
+            // error names the missing views and changes nothing).
+            let names: Vec<String> = names.iter().map(plan::object_name).collect();
+            let missing: Vec<&str> = names
+                .iter()
+                .filter(|n| e.catalog.view(n).is_none())
+                .map(String::as_str)
+                .collect();
+            let mut warnings = 0;
+            if !missing.is_empty() {
+                if let Some(t) = missing.iter().find(|n| e.catalog.table(n).is_ok()) {
+                    return Err(StorageError::NotView((*t).to_owned()).into());
+                }
+                if !*if_exists {
+                    return Err(StorageError::BadTable(missing.join(",")).into());
+                }
+                warnings = missing.len() as u32;
+            }
+            for n in &names {
+                e.catalog.drop_view(n, true)?;
+            }
+            let mut r = affected(stmt_id, 0);
+            r.warnings = warnings;
             Ok(r)
         }
         ast::Statement::Drop {
@@ -1249,11 +1309,13 @@ async fn dispatch(
         ast::Statement::ShowDatabases { .. } => {
             Ok(text_rows(stmt_id, "Database", ["cascade".to_owned()]))
         }
-        ast::Statement::ShowTables { .. } => Ok(text_rows(
-            stmt_id,
-            "Tables_in_cascade",
-            e.catalog.table_names(),
-        )),
+        ast::Statement::ShowTables { .. } => {
+            // Views are listed with the tables, as in MySQL.
+            let mut names = e.catalog.table_names();
+            names.extend(e.catalog.view_names());
+            names.sort();
+            Ok(text_rows(stmt_id, "Tables_in_cascade", names))
+        }
         other => Err(QueryError::unsupported(format!(
             "the statement `{}`",
             truncate(&other.to_string(), 60)
@@ -1269,6 +1331,7 @@ fn plan_cx<'a>(c: &'a ConnInner, t: Option<&'a TxnState>, empty: &'a WriteSet) -
         connection_id: c.id,
         vars: lock(&c.vars).clone(),
         now_micros: c.stmt_now(),
+        names: Default::default(),
     }
 }
 
@@ -1283,6 +1346,18 @@ fn txn_for_write<'a>(
             .as_mut()
             .ok_or_else(|| QueryError::new(1105, "HY000", "no transaction for a write")),
     }
+}
+
+/// What [`run_plan`] does with the output batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Collect {
+    /// Drops them (EXPLAIN ANALYZE).
+    Discard,
+    /// Keeps them, each reserved against the memory budget.
+    Reserved,
+    /// Keeps them unreserved: DML output, whose new chunks the operator
+    /// has reserved and whose other chunks are the snapshot's.
+    Unreserved,
 }
 
 /// What [`run_plan`] gives back.
@@ -1303,7 +1378,7 @@ async fn run_plan(
     x: &mut ExecCtx,
     plan: plan::Plan,
     progress: &AtomicU64,
-    keep: bool,
+    collect: Collect,
 ) -> Result<PlanOutput, QueryError> {
     let pipeline = x
         .contexts
@@ -1327,9 +1402,13 @@ async fn run_plan(
         &mut cx,
         c.engine.config.yield_policy,
         |b| {
-            if keep {
-                mem.grow(&resources, b.heap_bytes() as u64)?;
-                out.push(b);
+            match collect {
+                Collect::Discard => {}
+                Collect::Reserved => {
+                    mem.grow(&resources, b.heap_bytes() as u64)?;
+                    out.push(b);
+                }
+                Collect::Unreserved => out.push(b),
             }
             Ok(())
         },
@@ -1407,196 +1486,9 @@ fn to_rows(out: PlanOutput, x: &ExecCtx) -> Result<Vec<Vec<Value>>, QueryError> 
     Ok(rows)
 }
 
-/// Converts a column for storing in a column of type `ty` (MySQL strict
-/// mode: text that is not a number cannot go into a number column).
+/// [`crate::expr::assign::coerce`], as a statement's error.
 fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, QueryError> {
-    if let (ColumnData::Text(v), DataType::Int | DataType::Float | DataType::Decimal) =
-        (&col.data, def.ty)
-    {
-        for (i, s) in v.iter().enumerate() {
-            if col.is_null(i) {
-                continue;
-            }
-            // Rust also parses "inf" and "NaN"; MySQL does not (1366).
-            let t = s.trim();
-            if t.parse::<f64>().is_err()
-                || t.chars()
-                    .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-            {
-                return Err(QueryError::new(
-                    1366,
-                    "HY000",
-                    format!(
-                        "Incorrect {} value: '{s}' for column '{}' at row {}",
-                        match def.ty {
-                            DataType::Int => "integer",
-                            DataType::Decimal => "decimal",
-                            _ => "double",
-                        },
-                        def.name,
-                        row_base + i + 1
-                    ),
-                ));
-            }
-        }
-    }
-    // A value that is no date (or time) cannot go into a DATE / DATETIME /
-    // TIME column: 1292, as MySQL's strict mode.
-    if def.ty.is_temporal() && col.data_type() != def.ty {
-        let ok = |v: &Value| match def.ty {
-            DataType::Date => v.to_date().is_some(),
-            DataType::DateTime => v.to_datetime().is_some(),
-            _ => v.to_time().is_some(),
-        };
-        if let Some(i) = (0..col.len()).find(|&i| !col.is_null(i) && !ok(&col.value(i))) {
-            return Err(QueryError::new(
-                1292,
-                "22007",
-                format!(
-                    "Incorrect {} value: '{}' for column '{}' at row {}",
-                    crate::expr::temporal_name(def.ty),
-                    col.value(i),
-                    def.name,
-                    row_base + i + 1
-                ),
-            ));
-        }
-    }
-    if !def.nullable && col.nulls.as_ref().is_some_and(|n| n.iter().any(|x| *x)) {
-        return Err(StorageError::NotNull(def.name.clone()).into());
-    }
-    // A number the column's type cannot hold is MySQL strict mode's 1264,
-    // never clamped to the type's limit.
-    let fits = |v: &Value| match (def.ty, v) {
-        (_, Value::Null) | (DataType::Int, Value::Int(_)) => true,
-        (DataType::Int, v) => crate::expr::to_bigint(v).is_some(),
-        (DataType::Float, Value::Text(s)) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
-        (DataType::Float, Value::Float(f)) => f.is_finite(),
-        (DataType::Decimal, v) => v.to_dec().is_some(),
-        _ => true,
-    };
-    if col.data_type() != def.ty
-        && matches!(def.ty, DataType::Int | DataType::Float | DataType::Decimal)
-    {
-        if let Some(i) = (0..col.len()).find(|&i| !fits(&col.value(i))) {
-            return Err(QueryError::out_of_range_for_column(
-                &def.name,
-                row_base + i + 1,
-            ));
-        }
-    }
-    let out = if col.data_type() == def.ty {
-        col.clone()
-    } else {
-        let vals: Vec<Value> = (0..col.len()).map(|i| col.value(i)).collect();
-        Column::from_values(def.ty, &vals)
-    };
-    apply_limit(out, def, row_base)
-}
-
-/// Checks (and for `DECIMAL(p, s)`, rounds) a column for its declared type
-/// ([`ColumnLimit`]): 1264 out of range, 1406 too long, as MySQL's strict
-/// mode.
-fn apply_limit(col: Column, def: &ColumnDef, row_base: usize) -> Result<Column, QueryError> {
-    let out_of_range = |i: usize| QueryError::out_of_range_for_column(&def.name, row_base + i + 1);
-    let too_long = |i: usize| {
-        QueryError::new(
-            1406,
-            "22001",
-            format!(
-                "Data too long for column '{}' at row {}",
-                def.name,
-                row_base + i + 1
-            ),
-        )
-    };
-    let first_bad =
-        |bad: &dyn Fn(usize) -> bool| (0..col.len()).find(|&i| !col.is_null(i) && bad(i));
-    match (def.limit, &col.data) {
-        (ColumnLimit::IntRange(lo, hi), ColumnData::Int(v)) => {
-            if let Some(i) = first_bad(&|i| !(lo..=hi).contains(&v[i])) {
-                return Err(out_of_range(i));
-            }
-        }
-        (ColumnLimit::MaxChars(n), ColumnData::Text(v)) => {
-            if let Some(i) = first_bad(&|i| v[i].chars().count() as u64 > n) {
-                return Err(too_long(i));
-            }
-        }
-        (ColumnLimit::MaxBytes(n), ColumnData::Text(v)) => {
-            if let Some(i) = first_bad(&|i| v[i].len() as u64 > n) {
-                return Err(too_long(i));
-            }
-        }
-        // Fractional seconds rounded to the column's precision, as MySQL 8
-        // (MariaDB cuts them); a DATETIME rounded past 9999-12-31 23:59:59
-        // is 1264.
-        (ColumnLimit::FractionalSeconds(fsp), ColumnData::DateTime(_) | ColumnData::Time(_)) => {
-            let unit = 10i64.pow(6 - u32::from(fsp.min(6)));
-            let round = |m: i64| {
-                let r = m.rem_euclid(unit);
-                let down = m - r;
-                if r * 2 >= unit {
-                    down.checked_add(unit)
-                } else {
-                    Some(down)
-                }
-            };
-            let mut data = col.data.clone();
-            match &mut data {
-                ColumnData::DateTime(v) => {
-                    for (i, m) in v.iter_mut().enumerate() {
-                        match round(*m).filter(|r| crate::datetime::datetime_in_range(*r)) {
-                            Some(r) => *m = r,
-                            None if col.is_null(i) => {}
-                            None => return Err(out_of_range(i)),
-                        }
-                    }
-                }
-                ColumnData::Time(v) => {
-                    for (i, t) in v.iter_mut().enumerate() {
-                        // A time rounds away from zero, as MySQL.
-                        let r = if *t < 0 {
-                            round(-*t).map(|x| -x)
-                        } else {
-                            round(*t)
-                        };
-                        match r.filter(|r| r.abs() <= crate::datetime::MAX_TIME) {
-                            Some(r) => *t = r,
-                            None if col.is_null(i) => {}
-                            None => return Err(out_of_range(i)),
-                        }
-                    }
-                }
-                _ => {}
-            }
-            return Ok(Column {
-                data,
-                nulls: col.nulls,
-            });
-        }
-        // Rounded to the scale (as MySQL, with a note), 1264 past the
-        // integer digits.
-        (ColumnLimit::Decimal { precision, scale }, ColumnData::Decimal(v)) => {
-            let mut rounded = Vec::with_capacity(v.len());
-            for (i, x) in v.iter().enumerate() {
-                if col.is_null(i) {
-                    rounded.push(*x);
-                    continue;
-                }
-                match x.fit(u32::from(precision), u32::from(scale)) {
-                    Some(r) => rounded.push(r),
-                    None => return Err(out_of_range(i)),
-                }
-            }
-            return Ok(Column {
-                data: ColumnData::Decimal(rounded),
-                nulls: col.nulls,
-            });
-        }
-        _ => {}
-    }
-    Ok(col)
+    crate::expr::assign::coerce(col, def, row_base).map_err(|e| ExecError::from(e).into())
 }
 
 async fn exec_insert(
@@ -1665,7 +1557,7 @@ async fn exec_insert(
     }
     let PlanOutput {
         batches, mut mem, ..
-    } = run_plan(c, x, planned.plan, progress, true).await?;
+    } = run_plan(c, x, planned.plan, progress, Collect::Reserved).await?;
     let mut new_data: TableData = (*data).clone();
     let mut total = 0usize;
     let mut deleted = 0u64;
@@ -1727,125 +1619,38 @@ async fn exec_update(
     u: &ast::Update,
     progress: &AtomicU64,
 ) -> Result<u64, QueryError> {
-    if !u.table.joins.is_empty()
-        || u.from.is_some()
-        || u.returning.is_some()
-        || u.limit.is_some()
-        || !u.order_by.is_empty()
-    {
-        return Err(QueryError::unsupported(
-            "multi-table UPDATE, UPDATE … ORDER BY/LIMIT",
-        ));
-    }
-    let ast::TableFactor::Table { name, .. } = &u.table.relation else {
-        return Err(QueryError::unsupported("UPDATE of a derived table"));
-    };
-    let name = plan::object_name(name);
     let empty = WriteSet::new();
-    let (table, data) = plan_cx(c, Some(t), &empty).table(&name)?;
-    let pred = match &u.selection {
-        Some(w) => Some(plan::compile_over_table(
-            w,
-            &table,
-            c.id,
-            c.stmt_now(),
-            "where clause",
-        )?),
-        None => None,
-    };
-    let mut sets = Vec::new();
-    for a in &u.assignments {
-        let ast::AssignmentTarget::ColumnName(col) = &a.target else {
-            return Err(QueryError::unsupported("tuple assignment"));
-        };
-        let n = plan::object_name(col);
-        let i = table
-            .schema
-            .columns
-            .iter()
-            .position(|d| d.name == n)
-            .ok_or_else(|| {
-                QueryError::from(SqlError::UnknownColumn {
-                    name: n.clone(),
-                    clause: "field list",
-                })
-            })?;
-        sets.push((
-            i,
-            plan::compile_over_table(&a.value, &table, c.id, c.stmt_now(), "field list")?,
-        ));
-    }
+    let planned = plan::plan_update(u, &plan_cx(c, Some(t), &empty))?;
+    run_dml(c, x, t, planned, progress).await
+}
+
+/// Runs a planned UPDATE or DELETE: its operator's output is the table's
+/// new chunks, checked for unique keys and staged in the transaction.
+async fn run_dml(
+    c: &ConnInner,
+    x: &mut ExecCtx,
+    t: &mut TxnState,
+    planned: plan::PlannedDml,
+    progress: &AtomicU64,
+) -> Result<u64, QueryError> {
     x.state.eval.strict = true;
-    x.state.set_phase(Phase::Executing);
-    let host = c.engine.config.host.clone();
-    let mut chunks = Vec::with_capacity(data.chunks.len());
-    let mut affected = 0u64;
-    // The rewritten chunks (unchanged ones are shared with the table).
-    let mut mem = MemoryUse::default();
-    for chunk in &data.chunks {
-        x.contexts.query.check()?;
-        progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
-        let mask = match &pred {
-            Some(p) => {
-                let d = eval_dml(p, chunk, x)?;
-                (0..chunk.len)
-                    .map(|i| d.value(i).truthy() == Some(true))
-                    .collect::<Vec<_>>()
-            }
-            None => vec![true; chunk.len],
-        };
-        let hits: Vec<u32> = (0..chunk.len as u32)
-            .filter(|&i| mask[i as usize])
-            .collect();
-        if hits.is_empty() {
-            pay_sleep(x).await?;
-            chunks.push(chunk.clone());
-            continue;
-        }
-        // SET is evaluated on the matched rows only, as in MySQL: a row
-        // that is not updated raises no overflow and sleeps no SLEEP.
-        let matched = if hits.len() == chunk.len {
-            (**chunk).clone()
-        } else {
-            chunk.gather(&hits)
-        };
-        // MySQL reports the rows whose values changed, not the rows matched.
-        let mut changed = vec![false; chunk.len];
-        let mut cols = chunk.columns.clone();
-        for (i, e) in &sets {
-            let newv = eval_dml(e, &matched, x)?;
-            let def = &table.schema.columns[*i];
-            let newv = coerce(&newv, def, 0)?;
-            let old = &chunk.columns[*i];
-            let mut next = 0;
-            let vals: Vec<Value> = (0..chunk.len)
-                .map(|r| {
-                    let before = old.value(r);
-                    if !mask[r] {
-                        return before;
-                    }
-                    let after = newv.value(next);
-                    next += 1;
-                    changed[r] |= after != before;
-                    after
-                })
-                .collect();
-            cols[*i] = Arc::new(Column::from_values(def.ty, &vals));
-        }
-        pay_sleep(x).await?;
-        affected += changed.iter().filter(|c| **c).count() as u64;
-        let bytes: usize = sets.iter().map(|(i, _)| cols[*i].heap_bytes()).sum();
-        mem.grow(&x.resources, bytes as u64)
-            .map_err(|e| primary_error(e, &x.contexts.query))?;
-        chunks.push(Arc::new(Batch::new(cols, chunk.len)));
-        host.yield_now().await;
-    }
-    x.contexts.query.check()?;
-    let new_data = TableData { chunks };
+    let plan::PlannedDml {
+        plan,
+        name,
+        table,
+        affected,
+    } = planned;
+    // The operator reserves the chunks it rewrites; the chunks it passes
+    // on are the snapshot's own, so they are not reserved twice.
+    let out = run_plan(c, x, plan, progress, Collect::Unreserved).await?;
+    let new_data = TableData {
+        chunks: out.batches.into_iter().map(Arc::new).collect(),
+    };
     check_keys(&table.schema, &new_data)?;
     t.writes.insert(name, (table, Arc::new(new_data)));
-    x.state.rows_affected = affected;
-    Ok(affected)
+    let n = affected.get();
+    x.state.rows_affected = n;
+    Ok(n)
 }
 
 /// Error 1062 when two rows of `data` share the values of a unique key.
@@ -1874,114 +1679,9 @@ async fn exec_delete(
     d: &ast::Delete,
     progress: &AtomicU64,
 ) -> Result<u64, QueryError> {
-    if d.using.is_some()
-        || d.returning.is_some()
-        || d.limit.is_some()
-        || !d.order_by.is_empty()
-        || d.tables.len() > 1
-    {
-        return Err(QueryError::unsupported(
-            "multi-table DELETE, DELETE … ORDER BY/LIMIT",
-        ));
-    }
-    let from = match &d.from {
-        ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
-    };
-    let [twj] = from.as_slice() else {
-        return Err(QueryError::unsupported("multi-table DELETE"));
-    };
-    // `DELETE t FROM t JOIN u ON …` deletes only the joined rows: ignoring
-    // the join would delete every row of `t` (found by the fuzzer).
-    if !twj.joins.is_empty() {
-        return Err(QueryError::unsupported("multi-table DELETE"));
-    }
-    let ast::TableFactor::Table { name, alias, .. } = &twj.relation else {
-        return Err(QueryError::unsupported("DELETE from a derived table"));
-    };
-    let name = plan::object_name(name);
-    // `DELETE u FROM t` names a table that is not in FROM: deleting from
-    // `t` instead would be wrong.
-    if let [target] = d.tables.as_slice() {
-        let target = plan::object_name(target);
-        let alias = alias.as_ref().map(|a| a.name.value.to_lowercase());
-        if target != name && alias.as_deref() != Some(target.as_str()) {
-            return Err(QueryError::new(
-                1109,
-                "42S02",
-                format!("Unknown table '{target}' in MULTI DELETE"),
-            ));
-        }
-    }
     let empty = WriteSet::new();
-    let (table, data) = plan_cx(c, Some(t), &empty).table(&name)?;
-    let pred = match &d.selection {
-        Some(w) => Some(plan::compile_over_table(
-            w,
-            &table,
-            c.id,
-            c.stmt_now(),
-            "where clause",
-        )?),
-        None => None,
-    };
-    x.state.eval.strict = true;
-    let host = c.engine.config.host.clone();
-    let mut chunks = Vec::new();
-    let mut affected = 0u64;
-    // The rewritten chunks (unchanged ones are shared with the table).
-    let mut mem = MemoryUse::default();
-    for chunk in &data.chunks {
-        x.contexts.query.check()?;
-        progress.fetch_add(chunk.len as u64, Ordering::Relaxed);
-        let keep: Vec<u32> = match &pred {
-            Some(p) => {
-                let m = eval_dml(p, chunk, x)?;
-                (0..chunk.len as u32)
-                    .filter(|&i| m.value(i as usize).truthy() != Some(true))
-                    .collect()
-            }
-            None => vec![],
-        };
-        pay_sleep(x).await?;
-        affected += (chunk.len - keep.len()) as u64;
-        if keep.len() == chunk.len {
-            chunks.push(chunk.clone());
-        } else if !keep.is_empty() {
-            let kept = chunk.gather(&keep);
-            mem.grow(&x.resources, kept.heap_bytes() as u64)
-                .map_err(|e| primary_error(e, &x.contexts.query))?;
-            chunks.push(Arc::new(kept));
-        }
-        host.yield_now().await;
-    }
-    x.contexts.query.check()?;
-    t.writes
-        .insert(name, (table, Arc::new(TableData { chunks })));
-    x.state.rows_affected = affected;
-    Ok(affected)
-}
-
-/// Evaluates a DML expression (WHERE, SET) on a chunk: row by row when it
-/// calls `SLEEP`, so only the rows MySQL would evaluate it on sleep.
-fn eval_dml(e: &crate::expr::Expr, b: &Batch, x: &mut ExecCtx) -> Result<Arc<Column>, QueryError> {
-    let d = if e.has_sleep() {
-        e.eval_each_row(b, &mut x.state.eval)
-    } else {
-        e.eval(b, &mut x.state.eval)
-    };
-    Ok(d.map_err(|err| primary_error(err, &x.contexts.query))?
-        .into_column(b.len))
-}
-
-/// Waits the `SLEEP` time the last evaluation owes, killably (a KILL
-/// answers at once).
-async fn pay_sleep(x: &mut ExecCtx) -> Result<(), QueryError> {
-    if let Some(d) = x.state.eval.take_sleep() {
-        crate::pipeline::sleep(&x.contexts.query, d)
-            .await
-            .map_err(|e| primary_error(e, &x.contexts.query))?;
-    }
-    Ok(())
+    let planned = plan::plan_delete(d, &plan_cx(c, Some(t), &empty))?;
+    run_dml(c, x, t, planned, progress).await
 }
 
 fn exec_set(
@@ -2044,6 +1744,8 @@ fn exec_set(
         }
         "max_execution_time" => s.max_execution_time_ms = int(&v)?,
         "cascade_memory_budget" => s.memory_budget = int(&v)?.max(1),
+        // MySQL's range: 0 to 4294967295.
+        "cte_max_recursion_depth" => s.cte_max_recursion_depth = int(&v)?.min(u64::from(u32::MAX)),
         "names"
         | "character_set_client"
         | "character_set_results"

@@ -1,8 +1,6 @@
 //! Errors of planning (`SqlError`). Execution errors are
 //! [`crate::expr::ExecError`].
 
-use crate::session::QueryError;
-
 /// An error found while parsing or planning a statement.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SqlError {
@@ -80,9 +78,40 @@ pub enum SqlError {
         /// The text given.
         value: String,
     },
+    /// `DELETE u FROM t`: the table to delete from is not in FROM.
+    #[error("Unknown table '{0}' in MULTI DELETE")]
+    UnknownTableInDelete(String),
     /// `AS t(a, b)` naming another number of columns than the source has.
     #[error("In definition of view, derived table or common table expression, SELECT list and column names list have different column counts")]
     DerivedColumnCount,
+    /// Two CTEs of one name in one `WITH`.
+    #[error("Not unique table/alias: '{0}'")]
+    NonUniqueTable(String),
+    /// References to CTEs and views nested deeper than the planner allows
+    /// (see [`crate::sql::plan::cte`]).
+    #[error("The statement nests too deeply: at most {0} levels of common table expressions and views within each other are allowed")]
+    ExpansionTooDeep(usize),
+    /// More references to CTEs and views than one statement may expand.
+    #[error("more than {0} references to common table expressions and views in one statement")]
+    TooManyExpansions(usize),
+    /// A recursive CTE that is not a UNION.
+    #[error("Recursive Common Table Expression '{0}' should contain a UNION")]
+    RecursiveNeedsUnion(String),
+    /// A recursive CTE whose query blocks are not anchors first.
+    #[error("Recursive Common Table Expression '{0}' should have one or more non-recursive query blocks followed by one or more recursive ones")]
+    RecursiveAnchorsFirst(String),
+    /// Aggregation or a window function in a recursive query block.
+    #[error("Recursive Common Table Expression '{0}' can contain neither aggregation nor window functions in recursive query block")]
+    RecursiveAggregation(String),
+    /// A recursive query block that reads the CTE more than once.
+    #[error("In recursive query block of Recursive Common Table Expression '{0}', the recursive table must be referenced only once, and not in any subquery")]
+    RecursiveReferencedTwice(String),
+    /// A view that reaches itself.
+    #[error("`cascade`.`{0}` contains view recursion")]
+    ViewRecursion(String),
+    /// A view whose tables or columns are gone.
+    #[error("View 'cascade.{0}' references invalid table(s) or column(s) or function(s) or definer/invoker of view lack rights to use them")]
+    InvalidView(String),
 }
 
 impl SqlError {
@@ -108,23 +137,21 @@ impl SqlError {
             SqlError::InvalidDefault(_) => (1067, "42000"),
             SqlError::DerivedColumnCount => (1353, "HY000"),
             SqlError::IncorrectValue { .. } => (1525, "HY000"),
+            SqlError::UnknownTableInDelete(_) => (1109, "42S02"),
             SqlError::UnknownVariable(_) => (1193, "HY000"),
             // MySQL's "thread stack overrun": what it answers when a
             // statement needs more stack than its thread has.
             SqlError::TooDeep(_) => (1436, "HY000"),
             SqlError::TooManyTables(_) => (1116, "HY000"),
+            SqlError::NonUniqueTable(_) => (1066, "42000"),
+            SqlError::ExpansionTooDeep(_) => (1436, "HY000"),
+            SqlError::TooManyExpansions(_) => (1235, "42000"),
+            SqlError::RecursiveNeedsUnion(_) => (3573, "HY000"),
+            SqlError::RecursiveAnchorsFirst(_) => (3574, "HY000"),
+            SqlError::RecursiveAggregation(_) => (3575, "HY000"),
+            SqlError::RecursiveReferencedTwice(_) => (3577, "HY000"),
+            SqlError::ViewRecursion(_) => (1462, "HY000"),
+            SqlError::InvalidView(_) => (1356, "HY000"),
         }
-    }
-}
-
-impl From<SqlError> for QueryError {
-    fn from(e: SqlError) -> Self {
-        let (code, state) = e.codes();
-        let message = match &e {
-            SqlError::Syntax(m) => format!("You have an error in your SQL syntax: {m}"),
-            SqlError::Unsupported(m) => format!("This version of cascade doesn't yet support {m}"),
-            other => other.to_string(),
-        };
-        QueryError::new(code, state, message)
     }
 }

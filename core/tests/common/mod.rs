@@ -61,3 +61,12 @@ pub fn cell(c: &Connection, sql: &str) -> String {
     );
     r.rows[0][0].to_string()
 }
+
+/// A result as text: cells joined by `|`, rows by `;`.
+pub fn table(c: &Connection, sql: &str) -> String {
+    rows(&ok(c, sql))
+        .iter()
+        .map(|r| r.join("|"))
+        .collect::<Vec<_>>()
+        .join(";")
+}

@@ -148,12 +148,18 @@ pub(super) fn func_args(f: &ast::Function) -> Result<(Vec<&ast::Expr>, bool, boo
 }
 
 /// Aggregation context while compiling select items, HAVING and ORDER BY.
+///
+/// Group keys and aggregates are matched structurally: an expression is a
+/// group key when it compiles (over the input) to the same [`Expr`], so
+/// `T.X + 1` matches `GROUP BY x + 1` but `x = 'A'` does not match
+/// `GROUP BY x = 'a'`; aggregates are shared when their function, argument
+/// and `DISTINCT` are equal.
 pub(super) struct AggCx {
-    pub(super) group_asts: Vec<String>,
+    /// The group keys as written, for names (EXPLAIN, HAVING text).
+    pub(super) group_names: Vec<String>,
     pub(super) group_exprs: Vec<Expr>,
     pub(super) group_types: Vec<DataType>,
     pub(super) aggs: Vec<AggSpec>,
-    pub(super) agg_asts: Vec<String>,
     pub(super) input: Scope,
     pub(super) aliases: Vec<(String, ast::Expr)>,
 }
@@ -235,8 +241,7 @@ impl Compiler<'_> {
     ) -> Result<Expr, SqlError> {
         use ast::Expr as A;
         if let Some(a) = agg.as_deref_mut() {
-            let text = e.to_string().to_lowercase();
-            if let Some(i) = a.group_asts.iter().position(|g| *g == text) {
+            if let Some(i) = self.group_key(e, a, clause) {
                 return Ok(Expr::Column(i));
             }
             if is_agg_call(e) {
@@ -542,18 +547,29 @@ impl Compiler<'_> {
         if let Some(a) = agg.as_deref() {
             // In a grouped query the longest proper prefix of the run that
             // is a GROUP BY key is that key (`GROUP BY a + b` covers
-            // `a + b + 1`), as the left-deep tree had it for a node.
-            if !a.group_asts.is_empty() && run.operands.len() > 2 {
-                let lens: Vec<usize> = a.group_asts.iter().map(String::len).collect();
-                let mut text = run.operands[0].to_string().to_lowercase();
-                for k in 1..run.operands.len() - 1 {
-                    text.push_str(&format!(
-                        " {} {}",
-                        run.ops[k - 1].to_string().to_lowercase(),
-                        run.operands[k].to_string().to_lowercase()
-                    ));
-                    if lens.contains(&text.len()) {
-                        if let Some(i) = a.group_asts.iter().position(|g| *g == text) {
+            // `a + b + 1`), as the left-deep tree had it for a node. Only
+            // prefixes as long as some key's run are compiled.
+            let lens: Vec<usize> = a.group_exprs.iter().filter_map(run_len).collect();
+            if let Some(&longest) = lens.iter().filter(|&&n| n < run.operands.len()).max() {
+                let mut operands = Vec::with_capacity(longest);
+                let mut ops = Vec::with_capacity(longest);
+                for k in 0..longest {
+                    let Ok(x) = self.compile(run.operands[k], &a.input, clause) else {
+                        break;
+                    };
+                    operands.push(x);
+                    if k > 0 {
+                        ops.push(bin_op(run.ops[k - 1])?);
+                    }
+                    if lens.contains(&(k + 1)) {
+                        let prefix = chain(
+                            operands[0].clone(),
+                            ops.iter()
+                                .copied()
+                                .zip(operands[1..].iter().cloned())
+                                .collect(),
+                        );
+                        if let Some(i) = a.group_exprs.iter().position(|g| *g == prefix) {
                             start = k;
                             first = Some(Expr::Column(i));
                         }
@@ -650,14 +666,33 @@ impl Compiler<'_> {
         Ok(Expr::Func { f: func.0, args })
     }
 
+    /// The group key `e` is, matched structurally: `e` compiled over the
+    /// input equals the key's compiled expression. Plain columns are left
+    /// to the caller (it resolves them with aliases); expressions with
+    /// aggregates are never keys.
+    pub(super) fn group_key(
+        &self,
+        e: &ast::Expr,
+        a: &AggCx,
+        clause: &'static str,
+    ) -> Option<usize> {
+        if a.group_exprs.is_empty()
+            || matches!(
+                e,
+                ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
+            )
+            || contains_agg(e)
+        {
+            return None;
+        }
+        let x = self.compile(e, &a.input, clause).ok()?;
+        a.group_exprs.iter().position(|g| *g == x)
+    }
+
     pub(super) fn compile_agg_call(&self, e: &ast::Expr, a: &mut AggCx) -> Result<Expr, SqlError> {
         let ast::Expr::Function(f) = e else {
             return Err(SqlError::InvalidGroupFunction);
         };
-        let text = e.to_string().to_lowercase();
-        if let Some(j) = a.agg_asts.iter().position(|x| *x == text) {
-            return Ok(Expr::Column(a.group_exprs.len() + j));
-        }
         let name = func_name(f);
         let (args, distinct, star) = func_args(f)?;
         let input = a.input.clone();
@@ -681,6 +716,10 @@ impl Compiler<'_> {
         let arg_type = arg
             .as_ref()
             .map_or(DataType::Int, |x| x.data_type(&input.types()));
+        let same = |x: &AggSpec| x.func == func && x.arg == arg && x.distinct == distinct;
+        if let Some(j) = a.aggs.iter().position(same) {
+            return Ok(Expr::Column(a.group_exprs.len() + j));
+        }
         a.aggs.push(AggSpec {
             func,
             arg,
@@ -688,8 +727,17 @@ impl Compiler<'_> {
             arg_type,
             text: e.to_string(),
         });
-        a.agg_asts.push(text);
         Ok(Expr::Column(a.group_exprs.len() + a.aggs.len() - 1))
+    }
+}
+
+/// How many operands a compiled key has at its top level if it is a
+/// binary run (`a + b + c` has 3), for matching run prefixes.
+fn run_len(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Binary { .. } => Some(2),
+        Expr::Chain { rest, .. } => Some(rest.len() + 1),
+        _ => None,
     }
 }
 

@@ -8,8 +8,11 @@ use crate::error::ContextError;
 use crate::level::Level;
 use crate::pipeline::aggregate::HashAggregate;
 use crate::pipeline::basic::{Filter, Limit, Project, UnionAll};
+use crate::pipeline::dml::{Delete, Update};
 use crate::pipeline::join::HashJoin;
+use crate::pipeline::recursive::{RecursiveUnion, TermBuilder, WorkTableScan};
 use crate::pipeline::scan::{SeriesScan, TableScan, ValuesScan};
+use crate::pipeline::setop::SetOp;
 use crate::pipeline::sort::Sort;
 use crate::pipeline::Instrumented;
 
@@ -89,6 +92,21 @@ impl Plan {
                     text,
                 ))
             }
+            Plan::Update {
+                table,
+                data,
+                pred,
+                sets,
+                affected,
+                text,
+            } => Box::new(Update::new(table, data, pred, sets, affected, text)),
+            Plan::Delete {
+                table,
+                data,
+                pred,
+                affected,
+                text,
+            } => Box::new(Delete::new(table, data, pred, affected, text)),
             Plan::Union { inputs, types } => {
                 let mut built = Vec::new();
                 for i in inputs {
@@ -96,6 +114,34 @@ impl Plan {
                 }
                 Box::new(UnionAll::new(built, types))
             }
+            Plan::SetOp {
+                inputs,
+                steps,
+                types,
+            } => {
+                let p = nested(pipeline, "set operation")?;
+                let mut built = Vec::new();
+                for i in inputs {
+                    built.push(i.build(&p)?);
+                }
+                Box::new(SetOp::new(built, steps, types))
+            }
+            Plan::Recursive {
+                anchor,
+                term,
+                table,
+                spec,
+            } => {
+                // The anchor and every iteration's recursive part run in one
+                // nested pipeline: a kill or a deadline reaches them all.
+                let p = nested(pipeline, "recursive union")?;
+                let anchor = anchor.build(&p)?;
+                let first = (*term).clone().build(&p)?;
+                let builder: TermBuilder =
+                    Box::new(move |ctx: &Context| Ok((*term).clone().build(ctx)?));
+                Box::new(RecursiveUnion::new(spec, anchor, first, builder, table, p))
+            }
+            Plan::WorkTable { name, table } => Box::new(WorkTableScan::new(name, table)),
         };
         Ok(Instrumented::new(op, pipeline.clone()))
     }

@@ -15,19 +15,27 @@
 //! - [`query`]: a whole query: set operations, ORDER BY, LIMIT;
 //! - [`select`]: one SELECT: FROM and joins, WHERE, GROUP BY, HAVING, the
 //!   select list;
+//! - [`cte`]: common table expressions (`WITH [RECURSIVE]`), and the
+//!   bounds on expanding them and views;
+//! - [`view`]: views (`CREATE VIEW`, and their expansion);
+//! - [`dml`]: UPDATE and DELETE;
 //! - [`lower`]: a [`Plan`] to operators with their contexts.
 
 mod calendar;
 mod compile;
+pub mod cte;
+mod dml;
 mod lower;
 mod query;
 mod scope;
 mod select;
 mod types;
+pub mod view;
 
 use scope::ScopeCol;
 
 pub use compile::{compile_const, compile_over_table, Compiler};
+pub use dml::{plan_delete, plan_update, PlannedDml};
 pub use query::plan_query;
 pub use scope::Scope;
 pub use types::{column_limit, object_name, sql_type, MAX_JOIN_TABLES};
@@ -37,12 +45,17 @@ use std::sync::Arc;
 use crate::data::{DataType, Value};
 use crate::expr::Expr;
 use crate::pipeline::aggregate::AggSpec;
+use crate::pipeline::dml::Affected;
 use crate::pipeline::join::JoinKind;
+use crate::pipeline::recursive::{RecursionSpec, WorkTable};
+use crate::pipeline::setop::SetStep;
 use crate::pipeline::sort::SortKey;
 use crate::sql::error::SqlError;
-use crate::storage::{Catalog, Table, TableData, WriteSet};
+use crate::storage::{Catalog, ColumnDef, Table, TableData, WriteSet};
 
-/// A plan node.
+/// A plan node. Cloned to build a recursive CTE's recursive part anew
+/// for each iteration.
+#[derive(Clone)]
 pub enum Plan {
     /// `generate_series`.
     Series {
@@ -141,12 +154,69 @@ pub enum Plan {
         /// EXPLAIN text.
         text: String,
     },
+    /// `UPDATE`: the table's chunks rewritten ([`crate::pipeline::dml::Update`]).
+    Update {
+        /// Table name.
+        table: String,
+        /// The snapshot's data.
+        data: Arc<TableData>,
+        /// `WHERE`.
+        pred: Option<Expr>,
+        /// Column index, definition and new value.
+        sets: Vec<(usize, ColumnDef, Expr)>,
+        /// Rows affected.
+        affected: Affected,
+        /// EXPLAIN text.
+        text: String,
+    },
+    /// `DELETE`: the table's chunks without the deleted rows.
+    Delete {
+        /// Table name.
+        table: String,
+        /// The snapshot's data.
+        data: Arc<TableData>,
+        /// `WHERE` (none: every row).
+        pred: Option<Expr>,
+        /// Rows affected.
+        affected: Affected,
+        /// EXPLAIN text.
+        text: String,
+    },
     /// Union all.
     Union {
         /// Inputs.
         inputs: Vec<Plan>,
         /// Output types.
         types: Vec<DataType>,
+    },
+    /// A run of set operations with `EXCEPT` or `INTERSECT`, by counting
+    /// rows ([`crate::pipeline::setop::SetOp`]).
+    SetOp {
+        /// Inputs, in order.
+        inputs: Vec<Plan>,
+        /// The operators between them.
+        steps: Vec<SetStep>,
+        /// Output types.
+        types: Vec<DataType>,
+    },
+    /// A recursive CTE: the anchor, then the recursive part until it
+    /// yields nothing ([`crate::pipeline::recursive::RecursiveUnion`]).
+    Recursive {
+        /// The non-recursive part.
+        anchor: Box<Plan>,
+        /// The recursive part (built anew for each iteration).
+        term: Box<Plan>,
+        /// The working table the recursive part reads.
+        table: Arc<WorkTable>,
+        /// How the recursion runs.
+        spec: RecursionSpec,
+    },
+    /// The working table of a recursive CTE, read by its recursive part.
+    WorkTable {
+        /// The CTE's name.
+        name: String,
+        /// The table.
+        table: Arc<WorkTable>,
     },
 }
 
@@ -196,6 +266,9 @@ pub struct PlanCx<'a> {
     /// (read from the host once per statement): `NOW()`, `CURDATE()`,
     /// `UNIX_TIMESTAMP()`.
     pub now_micros: i64,
+    /// The CTEs in scope and the bounds on expanding CTEs and views
+    /// (empty when a statement's planning starts).
+    pub names: cte::Names,
 }
 
 impl PlanCx<'_> {

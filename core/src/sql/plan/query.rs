@@ -1,4 +1,5 @@
-//! A whole query: set operations (UNION), ORDER BY, LIMIT.
+//! A whole query: its CTEs, set operations (`UNION`, `EXCEPT`,
+//! `INTERSECT`), ORDER BY, LIMIT.
 
 use super::compile::{const_int, names_text, Compiler};
 use super::scope::Scope;
@@ -8,17 +9,42 @@ use sqlparser::ast;
 
 use crate::data::DataType;
 use crate::expr::Expr;
+use crate::pipeline::setop::{SetOpKind, SetStep};
 use crate::pipeline::sort::SortKey;
 use crate::sql::error::SqlError;
 use crate::sql::shape;
 
 /// Plans a query.
 pub fn plan_query(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError> {
-    if q.with.is_some() {
-        return Err(SqlError::Unsupported(
-            "WITH (common table expressions)".into(),
-        ));
+    match &q.with {
+        Some(with) => super::cte::with_ctes(with, cx, || plan_query_body(q, cx)),
+        None => plan_query_body(q, cx),
     }
+}
+
+/// `LIMIT` / `OFFSET` of `q` over `p` (a recursive CTE's own limit).
+pub(super) fn apply_limit(
+    p: Planned,
+    q: &ast::Query,
+    cx: &PlanCx<'_>,
+) -> Result<Planned, SqlError> {
+    let compiler = Compiler {
+        connection_id: cx.connection_id,
+        now_micros: Some(cx.now_micros),
+        cx: Some(cx),
+    };
+    let shape = query_shape(q, &compiler)?;
+    apply_shape(
+        p,
+        &Shape {
+            order: vec![],
+            ..shape
+        },
+        &compiler,
+    )
+}
+
+fn plan_query_body(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError> {
     if q.fetch.is_some() || !q.locks.is_empty() {
         return Err(SqlError::Unsupported("FETCH / FOR UPDATE".into()));
     }
@@ -27,6 +53,18 @@ pub fn plan_query(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError> 
         now_micros: Some(cx.now_micros),
         cx: Some(cx),
     };
+    let shape = query_shape(q, &compiler)?;
+    match q.body.as_ref() {
+        ast::SetExpr::Select(s) => plan_select(s, &shape, cx, &compiler),
+        other => {
+            let inner = plan_set_expr(other, cx, &compiler)?;
+            apply_shape(inner, &shape, &compiler)
+        }
+    }
+}
+
+/// `q`'s ORDER BY, LIMIT and OFFSET.
+fn query_shape<'a>(q: &'a ast::Query, compiler: &Compiler<'_>) -> Result<Shape<'a>, SqlError> {
     let (limit, offset) = match &q.limit_clause {
         None => (None, 0),
         Some(ast::LimitClause::LimitOffset {
@@ -38,18 +76,18 @@ pub fn plan_query(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError> 
                 return Err(SqlError::Unsupported("LIMIT BY".into()));
             }
             let l = match limit {
-                Some(e) => Some(const_int(&compiler, e, "LIMIT")?),
+                Some(e) => Some(const_int(compiler, e, "LIMIT")?),
                 None => None,
             };
             let o = match offset {
-                Some(o) => const_int(&compiler, &o.value, "OFFSET")?,
+                Some(o) => const_int(compiler, &o.value, "OFFSET")?,
                 None => 0,
             };
             (l, o)
         }
         Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => (
-            Some(const_int(&compiler, limit, "LIMIT")?),
-            const_int(&compiler, offset, "OFFSET")?,
+            Some(const_int(compiler, limit, "LIMIT")?),
+            const_int(compiler, offset, "OFFSET")?,
         ),
     };
     if limit.is_some_and(|l| l < 0) || offset < 0 {
@@ -64,18 +102,11 @@ pub fn plan_query(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError> 
             ast::OrderByKind::All(_) => return Err(SqlError::Unsupported("ORDER BY ALL".into())),
         },
     };
-    let shape = Shape {
+    Ok(Shape {
         order,
         limit: limit.map(|l| l as u64),
         offset: offset as u64,
-    };
-    match q.body.as_ref() {
-        ast::SetExpr::Select(s) => plan_select(s, &shape, cx, &compiler),
-        other => {
-            let inner = plan_set_expr(other, cx, &compiler)?;
-            apply_shape(inner, &shape, &compiler)
-        }
-    }
+    })
 }
 
 pub(super) struct Shape<'a> {
@@ -168,7 +199,7 @@ pub(super) fn plan_set_expr(
             c,
         ),
         ast::SetExpr::Query(q) => plan_query(q, cx),
-        ast::SetExpr::SetOperation { .. } => plan_union(e, cx, c),
+        ast::SetExpr::SetOperation { .. } => plan_union(e, cx),
         ast::SetExpr::Values(v) => {
             let mut rows = Vec::new();
             let mut width = None;
@@ -202,27 +233,95 @@ pub(super) fn plan_set_expr(
     }
 }
 
-/// A run of `UNION [ALL | DISTINCT]` (see [`shape::set_run`]), left to
-/// right, as one flat [`Plan::Union`]: a `UNION` (distinct) removes the
-/// duplicates of everything before it, so the plan is at most a union of
-/// one DISTINCT over a union and the branches after it, however long the
-/// run.
-pub(super) fn plan_union(
-    e: &ast::SetExpr,
-    cx: &PlanCx<'_>,
-    c: &Compiler<'_>,
-) -> Result<Planned, SqlError> {
+/// A run of set operations of one precedence (see [`shape::set_run`]:
+/// `INTERSECT` binds tighter than `UNION` and `EXCEPT`, so an `INTERSECT`
+/// inside a run of those is one operand of it).
+pub(super) fn plan_union(e: &ast::SetExpr, cx: &PlanCx<'_>) -> Result<Planned, SqlError> {
     let Some(run) = shape::set_run(e) else {
         return Err(SqlError::Unsupported(format!("the query form {e}")));
     };
-    if let Some((op, _)) = run
-        .ops
-        .iter()
-        .find(|(op, _)| **op != ast::SetOperator::Union)
-    {
-        return Err(SqlError::Unsupported(format!("the set operation {op}")));
+    plan_set_run(&run.operands, &run.ops, cx)
+}
+
+/// A run of set operations `operands[0] ops[0] operands[1] …`, left to right
+/// (one operand alone: that operand). A run of `UNION`s streams (see
+/// [`plan_unions`]); with `EXCEPT` or `INTERSECT` it is one [`Plan::SetOp`],
+/// which counts rows by hash. Output names are the first operand's, types
+/// the operands' unified.
+pub(super) fn plan_set_run(
+    operands: &[&ast::SetExpr],
+    ops: &[(&ast::SetOperator, &ast::SetQuantifier)],
+    cx: &PlanCx<'_>,
+) -> Result<Planned, SqlError> {
+    let compiler = Compiler {
+        connection_id: cx.connection_id,
+        now_micros: Some(cx.now_micros),
+        cx: Some(cx),
+    };
+    let c = &compiler;
+    let Some(first) = operands.first() else {
+        return Err(SqlError::Syntax("an empty set operation".into()));
+    };
+    if ops.iter().all(|(op, _)| **op == ast::SetOperator::Union) {
+        return plan_unions(operands, ops, cx, c);
     }
-    let first = plan_set_expr(run.operands[0], cx, c)?;
+    let mut steps = Vec::with_capacity(ops.len());
+    for (op, q) in ops {
+        let kind = match op {
+            ast::SetOperator::Union => SetOpKind::Union,
+            ast::SetOperator::Except => SetOpKind::Except,
+            ast::SetOperator::Intersect => SetOpKind::Intersect,
+            other => return Err(SqlError::Unsupported(format!("the set operation {other}"))),
+        };
+        let all = match q {
+            ast::SetQuantifier::All => true,
+            ast::SetQuantifier::Distinct | ast::SetQuantifier::None => false,
+            other => {
+                return Err(SqlError::Unsupported(format!(
+                    "the set operation {op} {other}"
+                )))
+            }
+        };
+        steps.push(SetStep { kind, all });
+    }
+    let first = plan_set_expr(first, cx, c)?;
+    let names = first.names;
+    let mut types = first.types;
+    let mut inputs = vec![first.plan];
+    for operand in &operands[1..] {
+        let r = plan_set_expr(operand, cx, c)?;
+        if r.types.len() != types.len() {
+            return Err(SqlError::UnionArity);
+        }
+        types = types
+            .iter()
+            .zip(&r.types)
+            .map(|(a, b)| a.unify(*b))
+            .collect();
+        inputs.push(r.plan);
+    }
+    Ok(Planned {
+        plan: Plan::SetOp {
+            inputs,
+            steps,
+            types: types.clone(),
+        },
+        names,
+        types,
+    })
+}
+
+/// A run of `UNION [ALL | DISTINCT]`, left to right, as one flat
+/// [`Plan::Union`]: a `UNION` (distinct) removes the duplicates of
+/// everything before it, so the plan is at most a union of one DISTINCT
+/// over a union and the branches after it, however long the run.
+fn plan_unions(
+    operands: &[&ast::SetExpr],
+    ops: &[(&ast::SetOperator, &ast::SetQuantifier)],
+    cx: &PlanCx<'_>,
+    c: &Compiler<'_>,
+) -> Result<Planned, SqlError> {
+    let first = plan_set_expr(operands[0], cx, c)?;
     let names = first.names;
     let mut types = first.types;
     // The branches a DISTINCT covers, and the branches after it.
@@ -233,7 +332,7 @@ pub(super) fn plan_union(
         other => into.push(other),
     };
     flat(&mut plain, first.plan);
-    for ((_, q), operand) in run.ops.iter().zip(&run.operands[1..]) {
+    for ((_, q), operand) in ops.iter().zip(&operands[1..]) {
         let r = plan_set_expr(operand, cx, c)?;
         if r.types.len() != types.len() {
             return Err(SqlError::UnionArity);

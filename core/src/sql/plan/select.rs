@@ -70,6 +70,16 @@ pub(super) fn plan_factor(
                 };
                 return Ok((Plan::Series { start, stop, step }, scope));
             }
+            // A CTE in scope (an unqualified name), or a view, before a
+            // table (views and tables share a namespace).
+            if name.0.len() == 1 {
+                if let Some(r) = super::cte::resolve_cte(&tname, alias.as_ref(), cx) {
+                    return r;
+                }
+            }
+            if let Some(r) = super::view::resolve_view(&tname, alias.as_ref(), cx) {
+                return r;
+            }
             let (table, data) = cx.table(&tname)?;
             let qual = alias
                 .as_ref()
@@ -393,7 +403,7 @@ pub(super) fn plan_select(
     // The scope the select items are compiled in, and the aggregation.
     let mut agg_cx: Option<AggCx> = None;
     if aggregating {
-        let mut group_asts = Vec::new();
+        let mut group_names = Vec::new();
         let mut group_exprs = Vec::new();
         for g in &group_by {
             let resolved = match g {
@@ -420,18 +430,17 @@ pub(super) fn plan_select(
                 return Err(SqlError::InvalidGroupFunction);
             }
             group_exprs.push(c.compile(&resolved, &scope, "group statement")?);
-            group_asts.push(resolved.to_string().to_lowercase());
+            group_names.push(resolved.to_string());
         }
         let group_types = group_exprs
             .iter()
             .map(|e| e.data_type(&scope.types()))
             .collect();
         agg_cx = Some(AggCx {
-            group_asts,
+            group_names,
             group_exprs,
             group_types,
             aggs: Vec::new(),
-            agg_asts: Vec::new(),
             input: scope.clone(),
             aliases: items.iter().map(|(e, n)| (n.clone(), e.clone())).collect(),
         });
@@ -471,25 +480,27 @@ pub(super) fn plan_select(
                 n as usize - 1
             }
             e => {
-                let text = e.to_string().to_lowercase();
                 let by_alias = match e {
                     ast::Expr::Identifier(i) => {
                         names.iter().position(|n| n.eq_ignore_ascii_case(&i.value))
                     }
                     _ => None,
                 };
-                match by_alias.or_else(|| {
-                    items
-                        .iter()
-                        .position(|(x, _)| x.to_string().to_lowercase() == text)
-                }) {
+                match by_alias {
                     Some(i) => i,
                     None => {
-                        if distinct {
-                            return Err(SqlError::Unsupported("ORDER BY an expression not in the SELECT list of a SELECT DISTINCT".into()));
+                        // A select item when it compiles to the same
+                        // expression (structurally: `x = 'A'` is not
+                        // `x = 'a'`), else a hidden extra column.
+                        let x = compile_item(e, "order clause", &mut agg_cx)?;
+                        match exprs[..visible].iter().position(|y| *y == x) {
+                            Some(i) => i,
+                            None if distinct => return Err(SqlError::Unsupported("ORDER BY an expression not in the SELECT list of a SELECT DISTINCT".into())),
+                            None => {
+                                exprs.push(x);
+                                exprs.len() - 1
+                            }
                         }
-                        exprs.push(compile_item(e, "order clause", &mut agg_cx)?);
-                        exprs.len() - 1
                     }
                 }
             }
@@ -516,7 +527,7 @@ pub(super) fn plan_select(
                 .join(", ")
         );
         pre_names = a
-            .group_asts
+            .group_names
             .iter()
             .cloned()
             .chain(a.aggs.iter().map(|x| x.text.clone()))
