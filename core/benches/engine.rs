@@ -54,6 +54,10 @@ const HEAVY: &[(&str, &str)] = &[
         "count distinct",
         "SELECT count(DISTINCT x) FROM generate_series(1, 10000000000) AS t(x)",
     ),
+    (
+        "window",
+        "SELECT x, sum(x) OVER (PARTITION BY x % 1013 ORDER BY x ROWS BETWEEN 100 PRECEDING AND CURRENT ROW) FROM generate_series(1, 300000) AS t(x)",
+    ),
     ("sleep", "SELECT sleep(100)"),
 ];
 

@@ -17,6 +17,7 @@ const HEAVY: &[(&str, &str)] = &[
     ("sort", "SELECT x FROM generate_series(1, 100000000) AS t(x) ORDER BY x DESC"),
     ("join", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) JOIN generate_series(1, 1000) AS b(y) ON a.x % 1000 = b.y"),
     ("distinct", "SELECT DISTINCT x % 100000 FROM generate_series(1, 10000000000) AS t(x)"),
+    ("window", "SELECT x, sum(x) OVER (PARTITION BY x % 1000 ORDER BY x ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) FROM generate_series(1, 100000000) AS t(x)"),
     ("sleep", "SELECT sleep(100)"),
     ("recursive cte", "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM generate_series(1, 10000000000) AS g(x), r WHERE x = 10000000000 AND n < 3) SELECT count(*) FROM r"),
     ("except", "SELECT x % 100000 FROM generate_series(1, 10000000000) AS t(x) EXCEPT SELECT 1"),

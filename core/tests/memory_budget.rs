@@ -158,6 +158,32 @@ fn sort_counts_its_concatenated_input() {
 }
 
 #[test]
+fn window_counts_its_buffered_input_and_results() {
+    let (e, c) = setup();
+    // 1M rows: 8 MB of batches (the argument and the order key are the
+    // batch's column), then 27 MB of concatenated value, key and argument
+    // columns and 8 MB of index arrays, then 9 MB of results.
+    assert_over_budget(
+        &e,
+        &c,
+        28_000_000,
+        "SELECT count(*) FROM (SELECT x, sum(x) OVER (ORDER BY x DESC ROWS 2 PRECEDING) AS s FROM generate_series(1, 1000000) AS g(x)) AS w",
+    );
+    // With room, the same statement answers and gives everything back.
+    ok(&c, "SET cascade_memory_budget = 200000000");
+    assert_eq!(
+        cell(
+            &c,
+            "SELECT sum(s) FROM (SELECT x, sum(x) OVER (ORDER BY x DESC ROWS 2 PRECEDING) AS s FROM generate_series(1, 1000000) AS g(x)) AS w"
+        ),
+        // x's frame is x, x + 1 and x + 2 (the rows before it, descending)
+        // as far as they exist: 3 × (1 + … + N) − 1 − (1 + 2).
+        (3 * (1_000_000i64 * 1_000_001 / 2) - 4).to_string()
+    );
+    assert_eq!(e.memory_in_use(), 0);
+}
+
+#[test]
 fn top_n_with_a_large_limit() {
     let (e, c) = setup();
     assert_over_budget(

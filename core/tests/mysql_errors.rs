@@ -311,18 +311,39 @@ fn column_alias_lists_must_match_the_column_count() {
 }
 
 #[test]
-fn window_functions_are_not_supported_not_a_grouping_error() {
+fn window_functions_answer_and_are_never_a_grouping_error() {
     let c = fresh();
-    for sql in [
-        "SELECT x, sum(x) OVER () FROM generate_series(1, 3) AS g(x)",
-        "SELECT x, count(*) OVER (ORDER BY x) FROM generate_series(1, 3) AS g(x)",
-        "SELECT x, row_number() OVER (ORDER BY x) FROM generate_series(1, 3) AS g(x)",
-        "SELECT x, sum(x) OVER (), count(*) FROM generate_series(1, 3) AS g(x)",
-        "SELECT x FROM generate_series(1, 3) AS g(x) ORDER BY sum(x) OVER ()",
+    for (sql, expect) in [
+        (
+            "SELECT x, sum(x) OVER () FROM generate_series(1, 3) AS g(x) ORDER BY x",
+            "1 6|2 6|3 6",
+        ),
+        (
+            "SELECT x, count(*) OVER (ORDER BY x) FROM generate_series(1, 3) AS g(x) ORDER BY x",
+            "1 1|2 2|3 3",
+        ),
+        (
+            "SELECT x, row_number() OVER (ORDER BY x DESC) FROM generate_series(1, 3) AS g(x) ORDER BY x",
+            "1 3|2 2|3 1",
+        ),
+        (
+            "SELECT x FROM generate_series(1, 3) AS g(x) ORDER BY row_number() OVER (ORDER BY x DESC)",
+            "3|2|1",
+        ),
     ] {
-        let e = code(&c, sql, 1235);
+        let r = ok(&c, sql);
+        let got: Vec<String> = rows(&r).iter().map(|r| r.join(" ")).collect();
+        assert_eq!(got.join("|"), expect, "{sql}");
+    }
+    // Where MySQL allows none: 3593, not a grouping error (1055).
+    for sql in [
+        "SELECT x FROM generate_series(1, 3) AS g(x) WHERE row_number() OVER () > 1",
+        "SELECT x FROM generate_series(1, 3) AS g(x) GROUP BY rank() OVER ()",
+        "SELECT x FROM generate_series(1, 3) AS g(x) GROUP BY x HAVING sum(x) OVER () > 1",
+    ] {
+        let e = code(&c, sql, 3593);
         assert!(
-            e.message.contains("window functions"),
+            e.message.contains("You cannot use the window function"),
             "{sql}: {}",
             e.message
         );

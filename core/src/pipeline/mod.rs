@@ -25,6 +25,7 @@ pub mod recursive;
 pub mod scan;
 pub mod setop;
 pub mod sort;
+pub mod window;
 
 pub use memory::{MemoryUse, Reservation, Resources};
 

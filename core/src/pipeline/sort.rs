@@ -41,7 +41,9 @@ pub struct SortKey {
     pub desc: bool,
 }
 
-fn cmp_in_col(c: &Column, a: usize, b: usize) -> Ordering {
+/// Compares rows `a` and `b` of `c`: NULL first, then by value (the sort's
+/// order of one ascending key).
+pub(super) fn cmp_in_col(c: &Column, a: usize, b: usize) -> Ordering {
     match (c.is_null(a), c.is_null(b)) {
         (true, true) => Ordering::Equal,
         (true, false) => Ordering::Less,
@@ -50,7 +52,8 @@ fn cmp_in_col(c: &Column, a: usize, b: usize) -> Ordering {
     }
 }
 
-fn cmp_rows(keys: &[Column], desc: &[bool], a: u32, b: u32) -> Ordering {
+/// Compares rows `a` and `b` by `keys` (descending where `desc` says).
+pub(super) fn cmp_rows(keys: &[Column], desc: &[bool], a: u32, b: u32) -> Ordering {
     for (k, d) in keys.iter().zip(desc) {
         let o = cmp_in_col(k, a as usize, b as usize);
         let o = if *d { o.reverse() } else { o };
@@ -61,9 +64,12 @@ fn cmp_rows(keys: &[Column], desc: &[bool], a: u32, b: u32) -> Ordering {
     Ordering::Equal
 }
 
-struct MergeSort {
+/// A bottom-up merge sort of row indexes, a bounded amount of work per
+/// [`MergeSort::step`] (stable: equal rows keep their input order).
+pub(super) struct MergeSort {
     n: usize,
-    src: Vec<u32>,
+    /// The sorted indexes, once `step` returned true.
+    pub(super) src: Vec<u32>,
     dst: Vec<u32>,
     runs_sorted: usize,
     width: usize,
@@ -75,7 +81,8 @@ struct MergeSort {
 }
 
 impl MergeSort {
-    fn new(n: usize) -> Self {
+    /// A sort of rows `0..n`.
+    pub(super) fn new(n: usize) -> Self {
         MergeSort {
             n,
             // Filled a run at a time (bounded steps); `dst` is zeroed lazily
@@ -93,7 +100,7 @@ impl MergeSort {
     }
 
     /// Does a bounded amount of work; true when `src` is sorted.
-    fn step(&mut self, keys: &[Column], desc: &[bool]) -> bool {
+    pub(super) fn step(&mut self, keys: &[Column], desc: &[bool]) -> bool {
         let n = self.n;
         if self.runs_sorted < n {
             let mut done = 0;

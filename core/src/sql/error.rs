@@ -112,6 +112,9 @@ pub enum SqlError {
     /// A view whose tables or columns are gone.
     #[error("View 'cascade.{0}' references invalid table(s) or column(s) or function(s) or definer/invoker of view lack rights to use them")]
     InvalidView(String),
+    /// A window function error (3579–3595, 1210).
+    #[error("{0}")]
+    Window(#[from] super::plan::WindowError),
 }
 
 impl SqlError {
@@ -152,6 +155,7 @@ impl SqlError {
             SqlError::RecursiveReferencedTwice(_) => (3577, "HY000"),
             SqlError::ViewRecursion(_) => (1462, "HY000"),
             SqlError::InvalidView(_) => (1356, "HY000"),
+            SqlError::Window(w) => w.codes(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::scope::{Scope, ScopeCol};
 use super::types::{is_unsigned, object_name, sql_type};
+use super::window::{WindowCalls, WindowError, WINDOW_BASE};
 use super::PlanCx;
 use sqlparser::ast;
 
@@ -22,17 +23,6 @@ pub(super) fn func_name(f: &ast::Function) -> String {
 /// An aggregate call (`sum(x) OVER (…)` is a window function, not one).
 pub(super) fn is_agg_call(e: &ast::Expr) -> bool {
     matches!(e, ast::Expr::Function(f) if f.over.is_none() && AGG_NAMES.contains(&func_name(f).as_str()))
-}
-
-/// Whether `e` calls a window function (`… OVER (…)`) anywhere.
-pub(super) fn contains_window(e: &ast::Expr) -> bool {
-    let mut found = false;
-    walk(e, &mut |x| {
-        if matches!(x, ast::Expr::Function(f) if f.over.is_some()) {
-            found = true;
-        }
-    });
-    found
 }
 
 /// Calls `f` on `e` and every expression inside it that cascade compiles.
@@ -174,6 +164,10 @@ pub struct Compiler<'a> {
     pub now_micros: Option<i64>,
     /// For subqueries in FROM.
     pub cx: Option<&'a PlanCx<'a>>,
+    /// The window calls of the SELECT being compiled: each compiles to its
+    /// placeholder column (see [`super::window`]); without them, or outside
+    /// the select list and ORDER BY, a window call is error 3593.
+    pub windows: Option<&'a WindowCalls>,
 }
 
 pub(super) fn literal(v: &ast::Value) -> Result<Value, SqlError> {
@@ -597,7 +591,12 @@ impl Compiler<'_> {
     ) -> Result<Expr, SqlError> {
         let name = func_name(f);
         if f.over.is_some() {
-            return Err(SqlError::Unsupported("window functions (OVER …)".into()));
+            return match self.windows.and_then(|w| w.slot(f)) {
+                Some(k) if matches!(clause, "field list" | "order clause") => {
+                    Ok(Expr::Column(WINDOW_BASE + k))
+                }
+                _ => Err(WindowError::InvalidUse(name).into()),
+            };
         }
         let (raw, _, _) = func_args(f)?;
         if let Some(x) = self.compile_calendar_func(&name, &raw, scope, clause, agg)? {
@@ -869,6 +868,7 @@ pub fn compile_over_table(
         connection_id,
         now_micros: Some(now_micros),
         cx: None,
+        windows: None,
     };
     if contains_agg(e) {
         return Err(SqlError::InvalidGroupFunction);
@@ -887,6 +887,7 @@ pub fn compile_const(
         connection_id,
         now_micros,
         cx: None,
+        windows: None,
     };
     c.compile(e, &Scope::default(), "field list")
 }

@@ -14,6 +14,7 @@ use crate::pipeline::recursive::{RecursiveUnion, TermBuilder, WorkTableScan};
 use crate::pipeline::scan::{SeriesScan, TableScan, ValuesScan};
 use crate::pipeline::setop::SetOp;
 use crate::pipeline::sort::Sort;
+use crate::pipeline::window::Window;
 use crate::pipeline::Instrumented;
 
 impl Plan {
@@ -68,6 +69,16 @@ impl Plan {
                 offset,
                 limit,
             } => Box::new(Limit::new(input.build(pipeline)?, offset, limit)),
+            Plan::Window {
+                input,
+                partition,
+                order,
+                calls,
+                text,
+            } => {
+                let p = nested(pipeline, "window")?;
+                Box::new(Window::new(input.build(&p)?, partition, order, calls, text))
+            }
             Plan::Join {
                 left,
                 right,

@@ -19,6 +19,7 @@
 //!   bounds on expanding them and views;
 //! - [`view`]: views (`CREATE VIEW`, and their expansion);
 //! - [`dml`]: UPDATE and DELETE;
+//! - [`window`]: window functions of a SELECT;
 //! - [`lower`]: a [`Plan`] to operators with their contexts.
 
 mod calendar;
@@ -31,6 +32,7 @@ mod scope;
 mod select;
 mod types;
 pub mod view;
+mod window;
 
 use scope::ScopeCol;
 
@@ -39,6 +41,7 @@ pub use dml::{plan_delete, plan_update, PlannedDml};
 pub use query::plan_query;
 pub use scope::Scope;
 pub use types::{column_limit, object_name, sql_type, MAX_JOIN_TABLES};
+pub use window::WindowError;
 
 use std::sync::Arc;
 
@@ -50,6 +53,7 @@ use crate::pipeline::join::JoinKind;
 use crate::pipeline::recursive::{RecursionSpec, WorkTable};
 use crate::pipeline::setop::SetStep;
 use crate::pipeline::sort::SortKey;
+use crate::pipeline::window::WindowCall;
 use crate::sql::error::SqlError;
 use crate::storage::{Catalog, ColumnDef, Table, TableData, WriteSet};
 
@@ -179,6 +183,20 @@ pub enum Plan {
         pred: Option<Expr>,
         /// Rows affected.
         affected: Affected,
+        /// EXPLAIN text.
+        text: String,
+    },
+    /// Window functions over one window: the input's columns, then one
+    /// column per call.
+    Window {
+        /// Input.
+        input: Box<Plan>,
+        /// PARTITION BY.
+        partition: Vec<Expr>,
+        /// ORDER BY.
+        order: Vec<SortKey>,
+        /// The calls.
+        calls: Vec<WindowCall>,
         /// EXPLAIN text.
         text: String,
     },

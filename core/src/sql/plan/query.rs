@@ -32,6 +32,7 @@ pub(super) fn apply_limit(
         connection_id: cx.connection_id,
         now_micros: Some(cx.now_micros),
         cx: Some(cx),
+        windows: None,
     };
     let shape = query_shape(q, &compiler)?;
     apply_shape(
@@ -52,6 +53,7 @@ fn plan_query_body(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError>
         connection_id: cx.connection_id,
         now_micros: Some(cx.now_micros),
         cx: Some(cx),
+        windows: None,
     };
     let shape = query_shape(q, &compiler)?;
     match q.body.as_ref() {
@@ -257,6 +259,7 @@ pub(super) fn plan_set_run(
         connection_id: cx.connection_id,
         now_micros: Some(cx.now_micros),
         cx: Some(cx),
+        windows: None,
     };
     let c = &compiler;
     let Some(first) = operands.first() else {

@@ -1,12 +1,12 @@
 //! One SELECT: FROM and joins, WHERE, GROUP BY, HAVING, the select list.
 
 use super::compile::{
-    chain, col_ast, const_int, contains_agg, contains_window, names_text, split_and, AggCx,
-    Compiler,
+    chain, col_ast, const_int, contains_agg, names_text, split_and, AggCx, Compiler,
 };
 use super::query::{is_desc, plan_query, Shape};
 use super::scope::{Scope, ScopeCol};
 use super::types::{ident_name, object_name, MAX_JOIN_TABLES};
+use super::window::{first_window, rebase, WindowCalls, WindowError};
 use super::{Plan, PlanCx, Planned};
 use sqlparser::ast;
 
@@ -297,12 +297,7 @@ pub(super) fn plan_select(
     cx: &PlanCx<'_>,
     c: &Compiler<'_>,
 ) -> Result<Planned, SqlError> {
-    if s.into.is_some()
-        || !s.lateral_views.is_empty()
-        || s.qualify.is_some()
-        || !s.named_window.is_empty()
-        || s.top.is_some()
-    {
+    if s.into.is_some() || !s.lateral_views.is_empty() || s.qualify.is_some() || s.top.is_some() {
         return Err(SqlError::Unsupported("this SELECT form".into()));
     }
     // `SELECT ALL` is the default, not `DISTINCT ON`.
@@ -311,18 +306,17 @@ pub(super) fn plan_select(
         Some(ast::Distinct::Distinct) => true,
         Some(ast::Distinct::On(_)) => return Err(SqlError::Unsupported("DISTINCT ON".into())),
     };
-    // Before anything else, so that a window function is never answered as
-    // a grouping error (1055).
-    let windowed = s.projection.iter().any(|it| match it {
-        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
-            contains_window(e)
+    // Window functions may only be in the select list and ORDER BY (3593),
+    // checked before anything else, so that one is never answered as a
+    // grouping error (1055).
+    let group_asts: &[ast::Expr] = match &s.group_by {
+        ast::GroupByExpr::Expressions(v, _) => v,
+        ast::GroupByExpr::All(_) => &[],
+    };
+    for e in s.selection.iter().chain(&s.having).chain(group_asts) {
+        if let Some(w) = first_window(e) {
+            return Err(WindowError::InvalidUse(w).into());
         }
-        _ => false,
-    }) || s.having.as_ref().is_some_and(contains_window)
-        || s.selection.as_ref().is_some_and(contains_window)
-        || shape.order.iter().any(|o| contains_window(&o.expr));
-    if windowed {
-        return Err(SqlError::Unsupported("window functions (OVER …)".into()));
     }
     let (mut plan, scope) = plan_from(&s.from, cx, c)?;
     if let Some(w) = &s.selection {
@@ -383,6 +377,17 @@ pub(super) fn plan_select(
             }
         }
     }
+    let windows = {
+        let mut exprs: Vec<&ast::Expr> = items.iter().map(|(e, _)| e).collect();
+        exprs.extend(shape.order.iter().map(|o| &o.expr));
+        WindowCalls::collect(&exprs, &s.named_window)?
+    };
+    let wc = Compiler {
+        connection_id: c.connection_id,
+        cx: c.cx,
+        windows: Some(&windows),
+    };
+    let c = &wc;
     let group_by: Vec<ast::Expr> = match &s.group_by {
         ast::GroupByExpr::Expressions(v, mods) if mods.is_empty() => v.clone(),
         ast::GroupByExpr::Expressions(..) | ast::GroupByExpr::All(_) => {
@@ -392,7 +397,8 @@ pub(super) fn plan_select(
     let aggregating = !group_by.is_empty()
         || items.iter().any(|(e, _)| contains_agg(e))
         || s.having.as_ref().is_some_and(contains_agg)
-        || shape.order.iter().any(|o| contains_agg(&o.expr));
+        || shape.order.iter().any(|o| contains_agg(&o.expr))
+        || windows.spec_exprs().any(contains_agg);
     let alias_of = |name: &str| {
         items
             .iter()
@@ -510,9 +516,17 @@ pub(super) fn plan_select(
             desc: is_desc(o),
         });
     }
-    // Assemble: aggregate, having, project, distinct, sort, limit, trim.
-    let pre_scope_types;
-    let pre_names;
+    // The windows' arguments, partitioning and ordering, in the select
+    // list's scope (they may add aggregates).
+    let compiled_windows = if windows.is_empty() {
+        None
+    } else {
+        Some(windows.compile(&mut |e, clause| compile_item(e, clause, &mut agg_cx))?)
+    };
+    // Assemble: aggregate, having, windows, project, distinct, sort, limit,
+    // trim.
+    let mut pre_scope_types;
+    let mut pre_names;
     if let Some(a) = agg_cx {
         let mut key_types = a.group_types.clone();
         key_types.extend(a.aggs.iter().map(|x| x.output_type()));
@@ -555,6 +569,23 @@ pub(super) fn plan_select(
         }
         pre_scope_types = scope.types();
         pre_names = scope.names();
+    }
+    if let Some(w) = compiled_windows {
+        let planned = w.plan(&pre_scope_types, &pre_names)?;
+        for n in planned.nodes {
+            pre_names.extend(n.calls.iter().map(|c| c.text.clone()));
+            plan = Plan::Window {
+                input: Box::new(plan),
+                partition: n.partition,
+                order: n.order,
+                calls: n.calls,
+                text: n.text,
+            };
+        }
+        pre_scope_types.extend(planned.types);
+        for e in &mut exprs {
+            rebase(e, &planned.cols);
+        }
     }
     let types: Vec<DataType> = exprs
         .iter()
