@@ -11,4 +11,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="${RUSTFLAGS:-} --cfg loom"
 export CARGO_TARGET_DIR="${LOOM_TARGET_DIR:-target/loom}"
-exec cargo test -p cascade --test loom_context --release "$@"
+exec cargo test -p cascade --test loom_context --profile native "$@"

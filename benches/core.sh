@@ -22,8 +22,8 @@ cd "$(dirname "$0")/.."
 cargo bench -p cascade --bench wake_latency
 cargo bench -p cascade --bench contexts
 if command -v valgrind >/dev/null; then
-    cargo build --release -p cascade --example derive_drop_count
-    bin="${CARGO_TARGET_DIR:-target}/release/examples/derive_drop_count"
+    cargo build --profile native -p cascade --example derive_drop_count
+    bin="${CARGO_TARGET_DIR:-target}/native/examples/derive_drop_count"
     count() {
         valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 |
             sed -n 's/.*Collected : \([0-9]*\).*/\1/p'

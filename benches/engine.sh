@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Engine benchmark: cascade vs DuckDB vs DataFusion, one thread each, the
-# same three queries; plus the cost of the per-batch context checks and the
+# same four queries (Q4 a star join); plus the cost of the per-batch context checks and the
 # KILL QUERY -> error latency of every heavy operator.
 #
 #   bash benches/engine.sh            # everything (≈ 5–10 min on 2 cores)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peers side of `benches/engine.sh`: runs the three reference queries on
+"""Peers side of `benches/engine.sh`: runs the four reference queries on
 DuckDB (SET threads=1) and DataFusion (target_partitions=1), checks that their
 results agree with cascade's, and prints one table with medians and ratios
 (peer time / cascade time: >= 1.0 means cascade is faster), plus the context
@@ -36,11 +36,36 @@ DATAFUSION = {
     "q2": f"SELECT value % 1000 AS k, count(*), sum(value) FROM generate_series(1, {N2}) AS t GROUP BY k",
     "q3": f"SELECT value AS x, value % 1013 AS y FROM generate_series(1, {N3}) AS t ORDER BY y DESC, x LIMIT 10",
 }
+# Q4's tables, the same in every engine (cascade: Q4_SETUP in core/benches/engine.rs).
+N4 = 2_000_000
+SETUP4 = {
+    "duckdb": [
+        f"CREATE TABLE sales AS SELECT x AS id, (x * 7) % 49999 + 1 AS c_id, (x * 13) % 1999 + 1 AS p_id, "
+        f"x % 199 + 1 AS s_id, x % 1000 AS amount FROM generate_series(1, {N4}) AS t(x)",
+        "CREATE TABLE customer AS SELECT x AS c_id, x % 5 AS region FROM generate_series(1, 50000) AS t(x)",
+        "CREATE TABLE product AS SELECT x AS p_id, x % 10 AS cat FROM generate_series(1, 2000) AS t(x)",
+        "CREATE TABLE store AS SELECT x AS s_id, x % 4 AS state FROM generate_series(1, 200) AS t(x)",
+    ],
+    "datafusion": [
+        f"CREATE TABLE sales AS SELECT value AS id, (value * 7) % 49999 + 1 AS c_id, (value * 13) % 1999 + 1 AS p_id, "
+        f"value % 199 + 1 AS s_id, value % 1000 AS amount FROM generate_series(1, {N4}) AS t",
+        "CREATE TABLE customer AS SELECT value AS c_id, value % 5 AS region FROM generate_series(1, 50000) AS t",
+        "CREATE TABLE product AS SELECT value AS p_id, value % 10 AS cat FROM generate_series(1, 2000) AS t",
+        "CREATE TABLE store AS SELECT value AS s_id, value % 4 AS state FROM generate_series(1, 200) AS t",
+    ],
+}
+Q4 = ("SELECT count(*), sum(amount) FROM sales, customer, product, store "
+      "WHERE sales.c_id = customer.c_id AND sales.p_id = product.p_id AND sales.s_id = store.s_id "
+      "AND customer.region = 1 AND product.cat < 5 AND store.state = 2")
+DUCKDB["q4"] = Q4
+DATAFUSION["q4"] = Q4
 LABELS = {
     "q1": "Q1 filter+aggregate, 100M rows",
     "q2": "Q2 GROUP BY 1000 keys, 20M rows",
     "q3": "Q3 ORDER BY … DESC LIMIT 10, 5M rows",
+    "q4": "Q4 star join, 2M-row fact × 3 dimensions, FROM a, b, c, d WHERE …",
 }
+QUERIES = ("q1", "q2", "q3", "q4")
 # Set-valued results are compared sorted (GROUP BY has no order).
 SORTED = {"q2"}
 
@@ -53,11 +78,15 @@ def norm(rows, key):
 def duckdb_runner():
     con = duckdb.connect()
     con.execute("SET threads=1")
+    for sql in SETUP4["duckdb"]:
+        con.execute(sql)
     return lambda q: con.execute(DUCKDB[q]).fetchall()
 
 
 def datafusion_runner():
     ctx = SessionContext(SessionConfig().with_target_partitions(1))
+    for sql in SETUP4["datafusion"]:
+        ctx.sql(sql).collect()
 
     def run(q):
         batches = ctx.sql(DATAFUSION[q]).collect()
@@ -78,7 +107,7 @@ def cascade_round(binary):
                        check=True, stderr=subprocess.DEVNULL)
         with open(out) as f:
             t = json.load(f)["throughput"]
-    return {q: (t[q]["times_ms"][0], t[q]["rows"]) for q in ("q1", "q2", "q3")}
+    return {q: (t[q]["times_ms"][0], t[q]["rows"]) for q in QUERIES}
 
 
 def interleaved(runs, cascade_bin):
@@ -151,7 +180,7 @@ def main():
     p("| query | cascade ms | DuckDB ms | DataFusion ms | DuckDB/cascade | DataFusion/cascade | results agree |")
     p("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     ok_all = True
-    for q in ("q1", "q2", "q3"):
+    for q in QUERIES:
         ct = cas["throughput"][q]["times_ms"]
         c, d, f = (statistics.median(ct), statistics.median(duck[q]["times_ms"]),
                    statistics.median(dfn[q]["times_ms"]))

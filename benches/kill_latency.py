@@ -16,7 +16,7 @@ this machine on 127.0.0.1, with the same client code (pymysql over TCP), in
 one run, so the client's own overhead is the same on both sides. Prints
 median and p99 per server and statement, and the ratios cascade / MariaDB.
 
-    cargo build --release -p cascade-server
+    cargo build --profile native -p cascade-server
     bash scripts/setup.d/50-server.sh          # mariadb-server, pymysql
     ~/.cache/cascade-server-venv/bin/python benches/kill_latency.py [-n 200]
 """
@@ -101,8 +101,8 @@ def pct(xs: list[float], p: float) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=200, help="kills per server and statement (default 200)")
-    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "cascade-server"),
-                    help="cascade-server binary (default target/release/cascade-server)")
+    ap.add_argument("--bin", default=str(ROOT / "target" / "native" / "cascade-server"),
+                    help="cascade-server binary (default target/native/cascade-server)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = random.Random(args.seed)

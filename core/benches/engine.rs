@@ -31,6 +31,22 @@ const Q2: &str =
     "SELECT x % 1000 AS k, count(*), sum(x) FROM generate_series(1, 20000000) AS t(x) GROUP BY k";
 const Q3: &str =
     "SELECT x, x % 1013 AS y FROM generate_series(1, 5000000) AS t(x) ORDER BY y DESC, x LIMIT 10";
+/// A star join written as `FROM a, b, c, d WHERE …` (the join planner's
+/// shape): a fact table of 2M rows and three dimensions, one filter each.
+const Q4: &str = "SELECT count(*), sum(amount) FROM sales, customer, product, store \
+     WHERE sales.c_id = customer.c_id AND sales.p_id = product.p_id AND sales.s_id = store.s_id \
+     AND customer.region = 1 AND product.cat < 5 AND store.state = 2";
+/// Q4's tables (the peers build the same ones, see `benches/engine_bench.py`).
+const Q4_SETUP: &[&str] = &[
+    "CREATE TABLE sales (id BIGINT, c_id BIGINT, p_id BIGINT, s_id BIGINT, amount BIGINT)",
+    "INSERT INTO sales SELECT x, (x * 7) % 49999 + 1, (x * 13) % 1999 + 1, x % 199 + 1, x % 1000 FROM generate_series(1, 2000000) AS t(x)",
+    "CREATE TABLE customer (c_id BIGINT, region BIGINT)",
+    "INSERT INTO customer SELECT x, x % 5 FROM generate_series(1, 50000) AS t(x)",
+    "CREATE TABLE product (p_id BIGINT, cat BIGINT)",
+    "INSERT INTO product SELECT x, x % 10 FROM generate_series(1, 2000) AS t(x)",
+    "CREATE TABLE store (s_id BIGINT, state BIGINT)",
+    "INSERT INTO store SELECT x, x % 4 FROM generate_series(1, 200) AS t(x)",
+];
 
 /// Long-running statements of every heavy kind, for the kill latency.
 const HEAVY: &[(&str, &str)] = &[
@@ -59,6 +75,14 @@ const HEAVY: &[(&str, &str)] = &[
         "SELECT x, sum(x) OVER (PARTITION BY x % 1013 ORDER BY x ROWS BETWEEN 100 PRECEDING AND CURRENT ROW) FROM generate_series(1, 300000) AS t(x)",
     ),
     ("sleep", "SELECT sleep(100)"),
+    (
+        "subquery run",
+        "SELECT 1 + (SELECT count(*) FROM generate_series(1, 10000000000) AS b(y) WHERE y % 7 = 0)",
+    ),
+    (
+        "correlated subquery",
+        "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y > a.x)",
+    ),
 ];
 
 struct Args {
@@ -147,6 +171,15 @@ fn scaled(sql: &str, smoke: bool) -> String {
         .replace("5000000", "20000")
         .replace("3000000", "20000")
         .replace("300000", "2000")
+        .replace("2000000", "20000")
+}
+
+/// Creates Q4's tables (once per engine).
+fn setup_q4(e: &Engine, smoke: bool) {
+    let c = connect(e);
+    for sql in Q4_SETUP {
+        exec(&c, &scaled(sql, smoke));
+    }
 }
 
 /// Runs `sql` once to warm up, then `runs` times; wall times in ms.
@@ -466,8 +499,17 @@ fn main() {
     if parts.contains(&"q1") {
         report.insert("throughput".into(), throughput(&engine, &a, &[("q1", Q1)]));
     }
+    if parts.contains(&"q4") {
+        setup_q4(&engine, a.smoke);
+        report.insert("throughput".into(), throughput(&engine, &a, &[("q4", Q4)]));
+    }
     if parts.contains(&"throughput") {
-        let t = throughput(&engine, &a, &[("q1", Q1), ("q2", Q2), ("q3", Q3)]);
+        setup_q4(&engine, a.smoke);
+        let t = throughput(
+            &engine,
+            &a,
+            &[("q1", Q1), ("q2", Q2), ("q3", Q3), ("q4", Q4)],
+        );
         if parts.contains(&"checks") {
             let q1 = t["q1"]["median_ms"].as_f64().unwrap_or(f64::NAN);
             report.insert("checks".into(), check_cost(&engine, &a, q1));

@@ -61,6 +61,7 @@ pub mod error;
 pub mod expr;
 pub mod format;
 pub mod host;
+pub mod index;
 pub mod level;
 pub mod phase;
 pub mod pipeline;

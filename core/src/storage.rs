@@ -17,7 +17,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::data::{Batch, Column, DataType};
+use crate::data::{Batch, Column, ColumnData, DataType, Value};
+use crate::index::{Duplicate, IndexDef, KeyIndex, RowId};
 use crate::sync::lock_std as lock;
 
 /// Rows per stored chunk.
@@ -44,6 +45,20 @@ pub enum StorageError {
     /// A NOT NULL column got a NULL.
     #[error("Column '{0}' cannot be null")]
     NotNull(String),
+    /// Two rows share a unique key (`key` is `table.index`).
+    #[error("Duplicate entry '{entry}' for key '{key}'")]
+    Duplicate {
+        /// The key's values.
+        entry: String,
+        /// `table.index`.
+        key: String,
+    },
+    /// `CREATE INDEX` of a name the table has.
+    #[error("Duplicate key name '{0}'")]
+    DuplicateKeyName(String),
+    /// `DROP INDEX` of a name the table lacks.
+    #[error("Can't DROP '{0}'; check that column/key exists")]
+    UnknownKey(String),
 }
 
 impl StorageError {
@@ -57,6 +72,9 @@ impl StorageError {
             StorageError::NotView(_) => (1347, "HY000"),
             StorageError::WriteConflict(_) => (1213, "40001"),
             StorageError::NotNull(_) => (1048, "23000"),
+            StorageError::Duplicate { .. } => (1062, "23000"),
+            StorageError::DuplicateKeyName(_) => (1061, "42000"),
+            StorageError::UnknownKey(_) => (1091, "42000"),
         };
         (code, state)
     }
@@ -113,51 +131,344 @@ pub enum ColumnLimit {
 pub struct Schema {
     /// Columns in order.
     pub columns: Vec<ColumnDef>,
-    /// `PRIMARY KEY` and `UNIQUE` keys, checked on every write.
-    pub keys: Vec<UniqueKey>,
 }
 
-/// A `PRIMARY KEY` or `UNIQUE` key: no two rows have equal values in its
-/// columns (a row with a NULL in them is not compared, as in MySQL; a
-/// primary key's columns are NOT NULL).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UniqueKey {
-    /// `PRIMARY`, or the key's (or its first column's) name.
-    pub name: String,
-    /// Column indexes.
-    pub columns: Vec<usize>,
-}
-
-/// One immutable version of a table's rows.
+/// One immutable version of a table's rows and of its indexes (an index is
+/// part of the version: a snapshot reads the index that matches its rows,
+/// and `CREATE INDEX` commits a new version).
 #[derive(Clone, Debug, Default)]
 pub struct TableData {
     /// Chunks of at most [`CHUNK_ROWS`] rows.
     pub chunks: Vec<Arc<Batch>>,
+    /// The `PRIMARY KEY`, `UNIQUE` and plain indexes, in declaration order
+    /// (see [`crate::index`]).
+    pub indexes: Vec<KeyIndex>,
+}
+
+// ---- Indexes and keyed writes (the `index` engineer's section) ----
+
+impl Duplicate {
+    /// Error 1062 for this duplicate in table `table`.
+    pub fn into_error(self, table: &str) -> StorageError {
+        StorageError::Duplicate {
+            entry: self.entry,
+            key: format!("{table}.{}", self.index),
+        }
+    }
+}
+
+/// Sets row `i` of `col` to `v` (of the column's type, or NULL).
+fn set_cell(col: &mut Column, i: usize, v: &Value) {
+    let null = v.is_null();
+    match (&mut col.data, v) {
+        (_, Value::Null) => {}
+        (ColumnData::Int(d), Value::Int(x)) => d[i] = *x,
+        (ColumnData::Float(d), Value::Float(x)) => d[i] = *x,
+        (ColumnData::Text(d), Value::Text(x)) => d[i] = x.clone(),
+        _ => {
+            // Another type: rebuild the column in its own type.
+            let ty = col.data_type();
+            let mut vals: Vec<Value> = (0..col.len()).map(|r| col.value(r)).collect();
+            vals[i] = v.clone();
+            *col = Column::from_values(ty, &vals);
+            return;
+        }
+    }
+    if null || col.nulls.is_some() {
+        let n = col.len();
+        let nulls = col.nulls.get_or_insert_with(|| vec![false; n]);
+        nulls[i] = null;
+    }
 }
 
 impl TableData {
-    /// The first values of `key` that two rows share, if any. A full pass
-    /// over the rows (cascade has no indexes yet): O(rows) per write to a
-    /// table with keys.
-    pub fn duplicate(&self, key: &UniqueKey) -> Option<Vec<crate::data::Value>> {
-        let mut seen = rustc_hash::FxHashSet::default();
-        for chunk in &self.chunks {
-            for i in 0..chunk.len {
-                let vals: Vec<crate::data::Value> = key
-                    .columns
-                    .iter()
-                    .map(|&c| chunk.columns[c].value(i))
-                    .collect();
-                if vals.iter().any(crate::data::Value::is_null) {
-                    continue;
+    /// No rows, with empty indexes of `defs`.
+    pub fn with_index_defs(defs: Vec<IndexDef>) -> Self {
+        Self {
+            chunks: Vec::new(),
+            indexes: defs.into_iter().map(KeyIndex::new).collect(),
+        }
+    }
+
+    /// These indexes over other rows (`chunks`, e.g. rewritten by an
+    /// UPDATE or DELETE): every index is rebuilt; 1062 if the new rows
+    /// break a unique key.
+    pub fn with_chunks(&self, chunks: Vec<Arc<Batch>>) -> Result<TableData, Duplicate> {
+        let indexes = self
+            .indexes
+            .iter()
+            .map(|ix| KeyIndex::build(ix.def.clone(), &chunks))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TableData { chunks, indexes })
+    }
+
+    /// This data with one more index (`CREATE INDEX`); 1062 if the rows
+    /// break it.
+    pub fn with_index(&self, def: IndexDef) -> Result<TableData, Duplicate> {
+        let ix = KeyIndex::build(Arc::new(def), &self.chunks)?;
+        let mut out = self.clone();
+        out.indexes.push(ix);
+        Ok(out)
+    }
+
+    /// This data without the index `name` (`DROP INDEX`); `None` if there
+    /// is no such index.
+    pub fn without_index(&self, name: &str) -> Option<TableData> {
+        let i = self
+            .indexes
+            .iter()
+            .position(|ix| ix.def.name.eq_ignore_ascii_case(name))?;
+        let mut out = self.clone();
+        out.indexes.remove(i);
+        Some(out)
+    }
+
+    /// The index named `name` (case-insensitive).
+    pub fn index(&self, name: &str) -> Option<&KeyIndex> {
+        self.indexes
+            .iter()
+            .find(|ix| ix.def.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Row `r`'s values.
+    pub fn row(&self, r: RowId) -> Vec<Value> {
+        self.chunks[r.chunk as usize].row(r.row as usize)
+    }
+
+    /// Appends `batch` (of the table's types) and indexes its rows; 1062 if
+    /// a row breaks a unique key (then `self` is half-written: the caller
+    /// drops it). A large batch rebuilds an index in one sort instead of
+    /// inserting row by row.
+    pub fn push_rows(&mut self, batch: &Batch) -> Result<Vec<RowId>, Duplicate> {
+        let ids = self.append_unindexed(batch);
+        self.index_rows(&ids)?;
+        Ok(ids)
+    }
+
+    /// Appends `batch` to the chunks only; [`TableData::index_rows`] must
+    /// follow before the data is read or stored (a bulk INSERT indexes all
+    /// its rows at once).
+    pub fn append_unindexed(&mut self, batch: &Batch) -> Vec<RowId> {
+        let mut ids = Vec::with_capacity(batch.len);
+        let mut start = 0;
+        while start < batch.len {
+            let room = match self.chunks.last() {
+                Some(last) if last.len < CHUNK_ROWS => CHUNK_ROWS - last.len,
+                _ => 0,
+            };
+            if room > 0 {
+                let take = room.min(batch.len - start);
+                let part = batch.slice(start, take);
+                let c = self.chunks.len() - 1;
+                let Some(last) = self.chunks.last_mut() else {
+                    break;
+                };
+                let last = Arc::make_mut(last);
+                let base = last.len;
+                for (col, p) in last.columns.iter_mut().zip(&part.columns) {
+                    Arc::make_mut(col).append(p);
                 }
-                if let Some(dup) = seen.replace(vals) {
-                    return Some(dup);
+                last.len += take;
+                ids.extend((base..base + take).map(|row| RowId {
+                    chunk: c as u32,
+                    row: row as u32,
+                }));
+                start += take;
+            } else {
+                let take = CHUNK_ROWS.min(batch.len - start);
+                let c = self.chunks.len() as u32;
+                self.chunks.push(Arc::new(batch.slice(start, take)));
+                ids.extend((0..take as u32).map(|row| RowId { chunk: c, row }));
+                start += take;
+            }
+        }
+        ids
+    }
+
+    /// Adds rows `ids` (appended by [`TableData::append_unindexed`]) to
+    /// every index; 1062 if one breaks a unique key. Many rows rebuild an
+    /// index in one sort instead of inserting them one by one.
+    pub fn index_rows(&mut self, ids: &[RowId]) -> Result<(), Duplicate> {
+        let chunks = &self.chunks;
+        for ix in &mut self.indexes {
+            if ids.len() > 64 && ids.len() * 4 > ix.len() {
+                *ix = KeyIndex::build(ix.def.clone(), chunks)?;
+            } else {
+                for &r in ids {
+                    ix.insert(chunks, r)?;
                 }
             }
         }
-        None
+        Ok(())
     }
+
+    /// This data with `batch` appended and indexed (the batch has the
+    /// table's types); 1062 if a row breaks a unique key.
+    pub fn appended(&self, batch: &Batch) -> Result<TableData, Duplicate> {
+        let mut out = self.clone();
+        out.push_rows(batch)?;
+        Ok(out)
+    }
+
+    /// The rows that share a unique key with `row` (a full row of the
+    /// table's values), in index order, each once. A key with a NULL
+    /// conflicts with nothing.
+    pub fn conflicts(&self, row: &[Value]) -> Vec<RowId> {
+        let mut out: Vec<RowId> = Vec::new();
+        for ix in self.indexes.iter().filter(|ix| ix.def.unique()) {
+            let probe: Vec<Value> = ix.def.columns().map(|c| row[c].clone()).collect();
+            if probe.iter().any(Value::is_null) {
+                continue;
+            }
+            for r in ix.lookup(&self.chunks, &probe) {
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Row-at-a-time writes on a private copy of a table version, through its
+/// indexes: `REPLACE` and `INSERT … ON DUPLICATE KEY UPDATE`. Deleted rows
+/// leave the indexes at once and the chunks at [`RowWriter::finish`].
+#[derive(Debug)]
+pub struct RowWriter {
+    data: TableData,
+    deleted: rustc_hash::FxHashSet<RowId>,
+    types: Vec<DataType>,
+}
+
+impl RowWriter {
+    /// A writer over a copy of `data` (whose columns have `schema`'s types).
+    pub fn new(data: &TableData, schema: &Schema) -> Self {
+        Self {
+            data: data.clone(),
+            deleted: Default::default(),
+            types: schema.columns.iter().map(|c| c.ty).collect(),
+        }
+    }
+
+    /// The data as written so far (deleted rows still in its chunks).
+    pub fn data(&self) -> &TableData {
+        &self.data
+    }
+
+    /// The live rows sharing a unique key with `row`.
+    pub fn conflicts(&self, row: &[Value]) -> Vec<RowId> {
+        self.data.conflicts(row)
+    }
+
+    /// Row `r`'s values.
+    pub fn row(&self, r: RowId) -> Vec<Value> {
+        self.data.row(r)
+    }
+
+    /// Adds a row (values of the table's types); 1062 if it breaks a key.
+    pub fn insert(&mut self, row: &[Value]) -> Result<(), Duplicate> {
+        let cols = self
+            .types
+            .iter()
+            .zip(row)
+            .map(|(ty, v)| Arc::new(Column::from_values(*ty, std::slice::from_ref(v))))
+            .collect();
+        self.data.push_rows(&Batch::new(cols, 1))?;
+        Ok(())
+    }
+
+    /// Deletes row `r` (from the indexes now, from the chunks at the end).
+    pub fn delete(&mut self, r: RowId) {
+        if self.deleted.insert(r) {
+            let chunks = &self.data.chunks;
+            for ix in &mut self.data.indexes {
+                ix.remove(chunks, r);
+            }
+        }
+    }
+
+    /// Replaces row `r`'s values with `row`; 1062 if the new values break
+    /// a key.
+    pub fn update(&mut self, r: RowId, row: &[Value]) -> Result<(), Duplicate> {
+        let old = self.data.row(r);
+        let touched: Vec<usize> = (0..self.data.indexes.len())
+            .filter(|&i| self.data.indexes[i].def.columns().any(|c| old[c] != row[c]))
+            .collect();
+        for &i in &touched {
+            let chunks = &self.data.chunks;
+            self.data.indexes[i].remove(chunks, r);
+        }
+        let chunk = Arc::make_mut(&mut self.data.chunks[r.chunk as usize]);
+        for (c, v) in row.iter().enumerate() {
+            if old[c] != *v || old[c].data_type() != v.data_type() {
+                set_cell(Arc::make_mut(&mut chunk.columns[c]), r.row as usize, v);
+            }
+        }
+        for &i in &touched {
+            let chunks = &self.data.chunks;
+            self.data.indexes[i].insert(chunks, r)?;
+        }
+        Ok(())
+    }
+
+    /// The written data: deleted rows gone, indexes moved to the rows'
+    /// new places (no re-sort).
+    pub fn finish(self) -> TableData {
+        if self.deleted.is_empty() {
+            return self.data;
+        }
+        let mut chunks = Vec::with_capacity(self.data.chunks.len());
+        // New place of every row of each old chunk (None: deleted).
+        let mut places: Vec<Vec<Option<RowId>>> = Vec::with_capacity(self.data.chunks.len());
+        for (c, chunk) in self.data.chunks.iter().enumerate() {
+            let keep: Vec<u32> = (0..chunk.len as u32)
+                .filter(|&row| {
+                    !self.deleted.contains(&RowId {
+                        chunk: c as u32,
+                        row,
+                    })
+                })
+                .collect();
+            let new_chunk = chunks.len() as u32;
+            let mut place = vec![None; chunk.len];
+            for (n, &row) in keep.iter().enumerate() {
+                place[row as usize] = Some(RowId {
+                    chunk: new_chunk,
+                    row: n as u32,
+                });
+            }
+            places.push(place);
+            if keep.len() == chunk.len {
+                chunks.push(chunk.clone());
+            } else if !keep.is_empty() {
+                chunks.push(Arc::new(chunk.gather(&keep)));
+            }
+        }
+        let indexes = self
+            .data
+            .indexes
+            .iter()
+            .map(|ix| ix.remapped(|r| places[r.chunk as usize][r.row as usize]))
+            .collect();
+        TableData { chunks, indexes }
+    }
+}
+
+impl Table {
+    /// A table outside any catalog, with no rows: a scope to compile
+    /// expressions over (`ON DUPLICATE KEY UPDATE`'s `VALUES(col)`).
+    pub fn detached(name: &str, schema: Schema) -> Table {
+        Table {
+            name: name.to_owned(),
+            schema: Arc::new(schema),
+            versions: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+// ---- end of the index section ----
+
+impl TableData {
     /// Total rows.
     pub fn rows(&self) -> usize {
         self.chunks.iter().map(|c| c.len).sum()
@@ -165,114 +476,6 @@ impl TableData {
     /// Approximate bytes.
     pub fn heap_bytes(&self) -> usize {
         self.chunks.iter().map(|c| c.heap_bytes()).sum()
-    }
-    /// `REPLACE`: this data with `batch`'s rows added in order, each first
-    /// deleting every row it shares a value of a unique key with (a row
-    /// with a NULL in a key conflicts with none on that key). Returns the
-    /// data and the number of rows deleted. Without keys, an append.
-    pub fn replaced(&self, batch: &Batch, schema: &Schema) -> (TableData, u64) {
-        if schema.keys.is_empty() {
-            return (self.appended(batch), 0);
-        }
-        use crate::data::Value;
-        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(self.rows() + batch.len);
-        for chunk in &self.chunks {
-            rows.extend((0..chunk.len).map(|i| chunk.row(i)));
-        }
-        let key_of = |row: &[Value], k: &UniqueKey| -> Option<Vec<Value>> {
-            let v: Vec<Value> = k.columns.iter().map(|&c| row[c].clone()).collect();
-            (!v.iter().any(Value::is_null)).then_some(v)
-        };
-        let mut alive = vec![true; rows.len()];
-        let mut maps: Vec<rustc_hash::FxHashMap<Vec<Value>, usize>> =
-            vec![rustc_hash::FxHashMap::default(); schema.keys.len()];
-        for (r, row) in rows.iter().enumerate() {
-            for (m, k) in maps.iter_mut().zip(&schema.keys) {
-                if let Some(v) = key_of(row, k) {
-                    m.insert(v, r);
-                }
-            }
-        }
-        let mut deleted = 0u64;
-        for i in 0..batch.len {
-            let row = batch.row(i);
-            let victims: Vec<usize> = maps
-                .iter()
-                .zip(&schema.keys)
-                .filter_map(|(m, k)| key_of(&row, k).and_then(|v| m.get(&v).copied()))
-                .collect();
-            for r in victims {
-                if !alive[r] {
-                    continue;
-                }
-                alive[r] = false;
-                deleted += 1;
-                for (m, k) in maps.iter_mut().zip(&schema.keys) {
-                    if let Some(v) = key_of(&rows[r], k) {
-                        if m.get(&v) == Some(&r) {
-                            m.remove(&v);
-                        }
-                    }
-                }
-            }
-            let r = rows.len();
-            for (m, k) in maps.iter_mut().zip(&schema.keys) {
-                if let Some(v) = key_of(&row, k) {
-                    m.insert(v, r);
-                }
-            }
-            rows.push(row);
-            alive.push(true);
-        }
-        let mut out = TableData::default();
-        let kept: Vec<&Vec<Value>> = rows
-            .iter()
-            .zip(&alive)
-            .filter_map(|(r, a)| a.then_some(r))
-            .collect();
-        for part in kept.chunks(CHUNK_ROWS) {
-            let columns = schema
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(c, def)| {
-                    let vals: Vec<Value> = part.iter().map(|r| r[c].clone()).collect();
-                    Arc::new(Column::from_values(def.ty, &vals))
-                })
-                .collect();
-            out = out.appended(&Batch::new(columns, part.len()));
-        }
-        (out, deleted)
-    }
-    /// This data with `batch` appended (the batch has the table's types).
-    pub fn appended(&self, batch: &Batch) -> TableData {
-        let mut chunks = self.chunks.clone();
-        let mut start = 0;
-        while start < batch.len {
-            let room = match chunks.last() {
-                Some(last) if last.len < CHUNK_ROWS => CHUNK_ROWS - last.len,
-                _ => 0,
-            };
-            if room > 0 {
-                let take = room.min(batch.len - start);
-                let part = batch.slice(start, take);
-                let Some(last) = chunks.pop() else { break };
-                let mut cols: Vec<Column> = last.columns.iter().map(|c| (**c).clone()).collect();
-                for (c, p) in cols.iter_mut().zip(&part.columns) {
-                    c.append(p);
-                }
-                chunks.push(Arc::new(Batch::new(
-                    cols.into_iter().map(Arc::new).collect(),
-                    last.len + take,
-                )));
-                start += take;
-            } else {
-                let take = CHUNK_ROWS.min(batch.len - start);
-                chunks.push(Arc::new(batch.slice(start, take)));
-                start += take;
-            }
-        }
-        TableData { chunks }
     }
 }
 
@@ -381,6 +584,7 @@ impl Catalog {
         &self,
         name: &str,
         schema: Schema,
+        indexes: Vec<IndexDef>,
         if_not_exists: bool,
     ) -> Result<bool, StorageError> {
         let mut c = lock(&self.inner);
@@ -394,7 +598,7 @@ impl Catalog {
         }
         c.ts += 1;
         let ts = c.ts;
-        let empty = TableData { chunks: Vec::new() };
+        let empty = TableData::with_index_defs(indexes);
         c.tables.insert(
             key.clone(),
             Arc::new(Table {
@@ -419,6 +623,29 @@ impl Catalog {
         }
     }
 
+    /// Commits at once a new version of table `name` made by `change` from
+    /// its newest one (`CREATE INDEX`, `DROP INDEX`: DDL commits at once).
+    /// A transaction that wrote the table since its snapshot then fails
+    /// its commit with a write conflict, as with any other commit.
+    pub fn alter_data<E: From<StorageError>>(
+        &self,
+        name: &str,
+        change: impl FnOnce(&Table, &TableData) -> Result<TableData, E>,
+    ) -> Result<(), E> {
+        let mut c = lock(&self.inner);
+        let table = c
+            .tables
+            .get(&name.to_lowercase())
+            .cloned()
+            .ok_or_else(|| StorageError::UnknownTable(name.to_owned()))?;
+        let data = change(&table, &table.read(u64::MAX))?;
+        c.ts += 1;
+        let ts = c.ts;
+        let oldest = c.snapshots.keys().next().copied().unwrap_or(ts);
+        install(&table, ts, Arc::new(data), oldest);
+        Ok(())
+    }
+
     /// Commits `writes` made on snapshot `snapshot_ts`, atomically.
     pub fn commit(&self, snapshot_ts: u64, writes: &WriteSet) -> Result<u64, StorageError> {
         let mut c = lock(&self.inner);
@@ -438,12 +665,7 @@ impl Catalog {
         let ts = c.ts;
         let oldest = c.snapshots.keys().next().copied().unwrap_or(ts);
         for (table, data) in writes.values() {
-            let mut v = lock(&table.versions);
-            v.push((ts, data.clone()));
-            // Keep the newest version visible to the oldest snapshot, and
-            // everything after it.
-            let keep_from = v.iter().rposition(|(t, _)| *t <= oldest).unwrap_or(0);
-            v.drain(..keep_from);
+            install(table, ts, data.clone(), oldest);
         }
         Ok(ts)
     }
@@ -532,6 +754,17 @@ impl Catalog {
     }
 }
 
+/// Adds version `data` committed at `ts` to `table`, pruning the versions
+/// no snapshot at or after `oldest` can read.
+fn install(table: &Table, ts: u64, data: Arc<TableData>, oldest: u64) {
+    let mut v = lock(&table.versions);
+    v.push((ts, data));
+    // Keep the newest version visible to the oldest snapshot, and
+    // everything after it.
+    let keep_from = v.iter().rposition(|(t, _)| *t <= oldest).unwrap_or(0);
+    v.drain(..keep_from);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,7 +779,6 @@ mod tests {
                 limit: ColumnLimit::None,
                 default: None,
             }],
-            keys: Vec::new(),
         }
     }
 
@@ -558,19 +790,25 @@ mod tests {
     #[test]
     fn snapshot_isolation_and_first_committer_wins() {
         let cat = Catalog::new();
-        cat.create_table("t", schema(), false).unwrap();
+        cat.create_table("t", schema(), Vec::new(), false).unwrap();
         let t = cat.table("T").unwrap();
         let s1 = cat.snapshot();
         let s2 = cat.snapshot();
         let mut w1 = WriteSet::new();
         w1.insert(
             "t".into(),
-            (t.clone(), Arc::new(t.read(s1.ts).appended(&batch(vec![1])))),
+            (
+                t.clone(),
+                Arc::new(t.read(s1.ts).appended(&batch(vec![1])).unwrap()),
+            ),
         );
         let mut w2 = WriteSet::new();
         w2.insert(
             "t".into(),
-            (t.clone(), Arc::new(t.read(s2.ts).appended(&batch(vec![2])))),
+            (
+                t.clone(),
+                Arc::new(t.read(s2.ts).appended(&batch(vec![2])).unwrap()),
+            ),
         );
         cat.commit(s1.ts, &w1).unwrap();
         assert_eq!(t.read(s2.ts).rows(), 0, "s2 does not see the later commit");
@@ -589,7 +827,7 @@ mod tests {
     #[test]
     fn views_share_the_tables_namespace() {
         let cat = Catalog::new();
-        cat.create_table("t", schema(), false).unwrap();
+        cat.create_table("t", schema(), Vec::new(), false).unwrap();
         let view = |name: &str| View {
             name: name.into(),
             query: "SELECT 1".into(),
@@ -610,7 +848,7 @@ mod tests {
             Err(StorageError::TableExists("v".into()))
         );
         assert_eq!(
-            cat.create_table("V", schema(), false),
+            cat.create_table("V", schema(), Vec::new(), false),
             Err(StorageError::TableExists("V".into()))
         );
         let mut replaced = view("v");
@@ -635,9 +873,11 @@ mod tests {
 
     #[test]
     fn append_fills_chunks() {
-        let d = TableData::default().appended(&batch((0..(CHUNK_ROWS as i64 + 10)).collect()));
+        let d = TableData::default()
+            .appended(&batch((0..(CHUNK_ROWS as i64 + 10)).collect()))
+            .unwrap();
         assert_eq!(d.chunks.len(), 2);
-        let d2 = d.appended(&batch(vec![1, 2, 3]));
+        let d2 = d.appended(&batch(vec![1, 2, 3])).unwrap();
         assert_eq!(d2.chunks.len(), 2);
         assert_eq!(d2.rows(), CHUNK_ROWS + 13);
         assert_eq!(d.rows(), CHUNK_ROWS + 10, "the old version is unchanged");
@@ -646,14 +886,17 @@ mod tests {
     #[test]
     fn old_versions_are_pruned() {
         let cat = Catalog::new();
-        cat.create_table("t", schema(), false).unwrap();
+        cat.create_table("t", schema(), Vec::new(), false).unwrap();
         let t = cat.table("t").unwrap();
         for i in 0..10 {
             let s = cat.snapshot();
             let mut w = WriteSet::new();
             w.insert(
                 "t".into(),
-                (t.clone(), Arc::new(t.read(s.ts).appended(&batch(vec![i])))),
+                (
+                    t.clone(),
+                    Arc::new(t.read(s.ts).appended(&batch(vec![i])).unwrap()),
+                ),
             );
             let ts = s.ts;
             drop(s);

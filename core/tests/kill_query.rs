@@ -16,9 +16,17 @@ const HEAVY: &[(&str, &str)] = &[
     ("group by", "SELECT x % 1000 AS k, count(*), sum(x) FROM generate_series(1, 10000000000) AS t(x) GROUP BY k"),
     ("sort", "SELECT x FROM generate_series(1, 100000000) AS t(x) ORDER BY x DESC"),
     ("join", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) JOIN generate_series(1, 1000) AS b(y) ON a.x % 1000 = b.y"),
+    // Joins planned from WHERE (hash joins, a filter pushed to c's scan).
+    ("multi-join", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x), generate_series(1, 1000) AS b(y), generate_series(1, 1000) AS c(z) WHERE a.x % 1000 = b.y AND b.y = c.z AND c.z % 2 = 0"),
     ("distinct", "SELECT DISTINCT x % 100000 FROM generate_series(1, 10000000000) AS t(x)"),
     ("window", "SELECT x, sum(x) OVER (PARTITION BY x % 1000 ORDER BY x ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) FROM generate_series(1, 100000000) AS t(x)"),
     ("sleep", "SELECT sleep(100)"),
+    // One long run of an uncorrelated subquery: its steps yield too.
+    ("scalar subquery", "SELECT 1 + (SELECT count(*) FROM generate_series(1, 10000000000) AS b(y) WHERE y % 7 = 0)"),
+    // A correlated subquery: a short run per outer row, for many rows.
+    ("correlated subquery", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y > a.x)"),
+    // Correlated by equality: one run, then a lookup per outer row.
+    ("semi-join subquery", "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y = a.x)"),
     ("recursive cte", "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM generate_series(1, 10000000000) AS g(x), r WHERE x = 10000000000 AND n < 3) SELECT count(*) FROM r"),
     ("except", "SELECT x % 100000 FROM generate_series(1, 10000000000) AS t(x) EXCEPT SELECT 1"),
 ];
@@ -161,4 +169,78 @@ fn cross_tenant_and_foreign_kills_are_refused() {
     let sys = conn(&e, "sys", "root", "admin");
     assert_eq!(ok(&sys, "SHOW PROCESSLIST").rows.len(), 4);
     assert_eq!(cell(&a, "SELECT 1"), "1", "a is untouched");
+}
+
+/// An index scan is a context citizen: a range read through an index
+/// (several batches) is stopped by KILL QUERY between two batches, with
+/// 1317, and its IndexScan operator span is cancelled. The pipeline yields
+/// after every step here, so the kill lands after the first batch on one
+/// thread, deterministically.
+#[test]
+fn kill_query_of_an_index_scan_returns_1317() {
+    let mut config = cascade::EngineConfig::new(1, cascade::StdHost::shared());
+    config.yield_policy = cascade::pipeline::YieldPolicy {
+        every_steps: 1,
+        every: std::time::Duration::from_secs(3600),
+    };
+    let e = cascade::Engine::new(config);
+    let victim = conn(&e, "acme", "alice", "member");
+    let killer = conn(&e, "acme", "alice", "member");
+    ok(&victim, "CREATE TABLE big (id INT PRIMARY KEY, v INT)");
+    ok(
+        &victim,
+        "INSERT INTO big SELECT x, x % 7 FROM generate_series(1, 40000) AS g(x)",
+    );
+    let sql = "SELECT count(*), sum(v) FROM big WHERE id BETWEEN 1 AND 10000";
+    let plan = rows(&ok(&victim, &format!("EXPLAIN {sql}")))
+        .concat()
+        .join("\n");
+    assert!(plan.contains("IndexScan big using PRIMARY"), "{plan}");
+    let vid = victim.id();
+    let mut pool = LocalPool::new();
+    let result = Rc::new(RefCell::new(None));
+    let r2 = result.clone();
+    let v2 = victim.clone();
+    pool.spawner()
+        .spawn_local(async move {
+            *r2.borrow_mut() = Some(v2.execute(sql).await);
+        })
+        .unwrap();
+    let e2 = e.clone();
+    pool.spawner()
+        .spawn_local(async move {
+            let me = cascade::Identity::new("acme", "alice", "member");
+            // Once the index scan has given its first batch.
+            while !e2
+                .processes(&me)
+                .iter()
+                .any(|p| p.id == vid && p.rows_examined > 0)
+            {
+                cascade::host::YieldNow::default().await;
+            }
+            killer.execute(&format!("KILL QUERY {vid}")).await.unwrap();
+        })
+        .unwrap();
+    pool.run();
+    let err = result
+        .borrow_mut()
+        .take()
+        .expect("the query finished")
+        .expect_err("a killed query is never a success");
+    assert_eq!(err.code, 1317, "{err}");
+    let trace = e.trace(err.query_id.unwrap()).unwrap();
+    let scan = trace
+        .spans
+        .iter()
+        .find(|s| s.level == Level::Operator && s.name == "IndexScan")
+        .expect("an IndexScan span");
+    assert_eq!(scan.status.code(), "canceled");
+    // The connection goes on: the same range answers in full.
+    assert_eq!(
+        cell(
+            &victim,
+            "SELECT count(*) FROM big WHERE id BETWEEN 1 AND 10000"
+        ),
+        "10000"
+    );
 }

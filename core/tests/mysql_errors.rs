@@ -154,9 +154,9 @@ fn keys_defaults_and_constraints_mean_what_they_say() {
     );
     ok(&c, "INSERT INTO k (id, v) VALUES (1, 'a')");
     let e = code(&c, "INSERT INTO k (id, v) VALUES (1, 'b')", 1062);
-    assert_eq!(e.message, "Duplicate entry '1' for key 'PRIMARY'");
+    assert_eq!(e.message, "Duplicate entry '1' for key 'k.PRIMARY'");
     let e = code(&c, "INSERT INTO k (id, v) VALUES (2, 'a')", 1062);
-    assert_eq!(e.message, "Duplicate entry 'a' for key 'v'");
+    assert_eq!(e.message, "Duplicate entry 'a' for key 'k.v'");
     // NULLs are not equal to each other in a UNIQUE key.
     ok(&c, "INSERT INTO k (id, v) VALUES (2, NULL), (3, NULL)");
     code(&c, "INSERT INTO k (v) VALUES ('q')", 1364);
@@ -171,7 +171,7 @@ fn keys_defaults_and_constraints_mean_what_they_say() {
     );
     ok(&c, "CREATE TABLE k2 (a INT, b INT, PRIMARY KEY (a, b))");
     let e = code(&c, "INSERT INTO k2 VALUES (1, 2), (1, 2)", 1062);
-    assert_eq!(e.message, "Duplicate entry '1-2' for key 'PRIMARY'");
+    assert_eq!(e.message, "Duplicate entry '1-2' for key 'k2.PRIMARY'");
     code(&c, "INSERT INTO k2 VALUES (1, NULL)", 1048);
     // Options cascade would ignore are refused, not accepted.
     for sql in [

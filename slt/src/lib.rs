@@ -21,6 +21,8 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod different;
+pub mod engine_tests;
 pub mod record;
 pub mod render;
 pub mod report;

@@ -1,9 +1,13 @@
 //! `cascade-slt [--timeout-ms N] [--threads N] [--top N] [--show-wrong N]
-//! [--check] [FILE|DIR ...]`: runs the sqllogictest corpus (default: the
-//! whole corpus folder, see `cascade_slt::corpus_dir`) through the cascade
-//! engine and prints the report. With `--check`, exits 1 when a record is
-//! wrong or crashed or the pass count is below `slt/pass-floor.txt` (only
-//! meaningful on the whole corpus).
+//! [--check] [--list-refused CODE] [FILE|DIR ...]`: runs the sqllogictest
+//! corpus (default: the whole corpus folder, see `cascade_slt::corpus_dir`)
+//! through the cascade engine and prints the report, records of
+//! `slt/different.txt` counted as deliberately different. With `--check`,
+//! exits 1 when a record is wrong or crashed, a listed record is stale or
+//! the pass count is below `slt/pass-floor.txt` (only meaningful on the
+//! whole corpus). `--list-refused CODE` (0: every code) prints every
+//! refused record with that code as `<file>:<line> <code> <sql>`, the
+//! shape of a `slt/different.txt` line.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,8 +32,12 @@ fn number(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<u64, St
 }
 
 fn run() -> Result<ExitCode, String> {
-    let mut opts = runner::Options::default();
+    let mut opts = runner::Options {
+        different: std::sync::Arc::new(cascade_slt::different::Different::load()?),
+        ..runner::Options::default()
+    };
     let (mut top, mut show_wrong, mut check) = (25, 50, false);
+    let mut list_refused: Option<u16> = None;
     let mut paths = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -39,9 +47,10 @@ fn run() -> Result<ExitCode, String> {
             "--top" => top = number(&mut args, &a)? as usize,
             "--show-wrong" => show_wrong = number(&mut args, &a)? as usize,
             "--check" => check = true,
+            "--list-refused" => list_refused = Some(number(&mut args, &a)? as u16),
             "-h" | "--help" => {
                 println!(
-                    "usage: cascade-slt [--timeout-ms N] [--threads N] [--top N] [--show-wrong N] [--check] [FILE|DIR ...]"
+                    "usage: cascade-slt [--timeout-ms N] [--threads N] [--top N] [--show-wrong N] [--check] [--list-refused CODE] [FILE|DIR ...]"
                 );
                 return Ok(ExitCode::SUCCESS);
             }
@@ -72,13 +81,26 @@ fn run() -> Result<ExitCode, String> {
         "{}",
         report::render(&canon, root.as_deref(), top, show_wrong)
     );
+    if let Some(code) = list_refused {
+        for r in &canon {
+            let file = root
+                .as_deref()
+                .and_then(|root| r.path.strip_prefix(root).ok())
+                .unwrap_or(&r.path);
+            for x in r.refused.iter().filter(|x| code == 0 || x.code == code) {
+                let sql = x.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+                println!("{}:{} {} {sql}", file.display(), x.line, x.code);
+            }
+        }
+    }
     if check {
         let t = report::total(&canon);
+        let stale: usize = canon.iter().map(|r| r.stale.len()).sum();
         let floor = pass_floor()?;
         let load_errors = canon.iter().filter(|r| r.load_error.is_some()).count();
-        if t.wrong > 0 || t.crashed > 0 || load_errors > 0 || t.passed < floor {
+        if t.wrong > 0 || t.crashed > 0 || load_errors > 0 || stale > 0 || t.passed < floor {
             eprintln!(
-                "cascade-slt: FAILED: {} wrong, {} crashed, {load_errors} unreadable files, {} passed (floor {floor})",
+                "cascade-slt: FAILED: {} wrong, {} crashed, {load_errors} unreadable files, {stale} stale entries of slt/different.txt, {} passed (floor {floor})",
                 t.wrong, t.crashed, t.passed
             );
             return Ok(ExitCode::FAILURE);

@@ -46,12 +46,13 @@ fn name<'a>(p: &'a Path, root: Option<&Path>) -> std::borrow::Cow<'a, str> {
 fn row(out: &mut String, name: &str, t: &Tally, secs: f64) {
     let _ = writeln!(
         out,
-        "{name:<34} {:>7} {:>7} {:>7} {:>7} {:>6.1}% {:>7} {:>7} {:>5} {:>5} {:>5} {:>7.1}s",
+        "{name:<34} {:>7} {:>7} {:>7} {:>7} {:>6.1}% {:>5} {:>7} {:>7} {:>5} {:>5} {:>5} {:>7.1}s",
         t.records,
         t.skipped,
         t.run(),
         t.passed,
         t.pass_percent(),
+        t.different,
         t.refused,
         t.timed_out,
         t.wrong,
@@ -67,13 +68,14 @@ pub fn render(runs: &[FileRun], root: Option<&Path>, top: usize, show_wrong: usi
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>5} {:>5} {:>8}",
+        "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>7} {:>7} {:>5} {:>5} {:>5} {:>8}",
         "file",
         "records",
         "skipped",
         "run",
         "passed",
         "pass",
+        "diff",
         "refused",
         "timeout",
         "wrong",
@@ -97,6 +99,36 @@ pub fn render(runs: &[FileRun], root: Option<&Path>, top: usize, show_wrong: usi
             r.slowest.1,
             r.slowest.0.as_millis()
         );
+    }
+
+    let mut different: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in runs {
+        for (reason, n) in &r.different {
+            *different.entry(reason).or_default() += n;
+        }
+    }
+    if !different.is_empty() {
+        let _ = writeln!(
+            out,
+            "\ndeliberately different ({} records, slt/different.txt):",
+            t.different
+        );
+        for (reason, n) in &different {
+            let _ = writeln!(out, "{n:>7}  {reason}");
+        }
+    }
+    for r in runs {
+        for s in &r.stale {
+            let _ = writeln!(
+                out,
+                "\nSTALE {}:{}: listed as {} ({}) in slt/different.txt, got {}",
+                name(&r.path, root),
+                s.entry.line,
+                s.entry.code,
+                s.entry.reason,
+                one_line(&s.got, 200)
+            );
+        }
     }
 
     let refusals = top_refusals(runs);
@@ -166,8 +198,9 @@ pub fn render(runs: &[FileRun], root: Option<&Path>, top: usize, show_wrong: usi
     }
     let _ = writeln!(
         out,
-        "\nslt: {} passed, {} refused, {} timed out, {} wrong, {} crashed, {} skipped of {} records ({:.1}% of {} run)",
+        "\nslt: {} passed, {} deliberately different, {} refused, {} timed out, {} wrong, {} crashed, {} skipped of {} records ({:.1}% of {} run)",
         t.passed,
+        t.different,
         t.refused,
         t.timed_out,
         t.wrong,

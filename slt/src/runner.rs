@@ -7,9 +7,11 @@
 //! time). A panic is caught per record; the engine may be left inconsistent
 //! by it, so the rest of that file is abandoned (and counted as such).
 //!
-//! Outcomes: passed; skipped (by the `skipif` / `onlyif` rules); refused
-//! (cascade answered a clean error to a `statement ok` or `query`); timed
-//! out (error 3024); wrong (a result that differs from the expected one, or
+//! Outcomes: passed; skipped (by the `skipif` / `onlyif` rules); different
+//! (a record of the "deliberately different" list, `slt/different.txt`,
+//! answered with the error its entry gives; see [`crate::different`]);
+//! refused (cascade answered a clean error to a `statement ok` or `query`);
+//! timed out (error 3024); wrong (a result that differs from the expected one, or
 //! a `statement error` that succeeded); crashed (a panic).
 //!
 //! A failed `statement ok` is counted as refused, by its error code, like a
@@ -27,6 +29,7 @@ use std::time::{Duration, Instant};
 use cascade::{Engine, EngineConfig, ExecOptions, Identity, QueryError, StdHost};
 use futures::executor::block_on;
 
+use crate::different::{Different, Entry};
 use crate::record::{parse, Expect, Item, Record};
 use crate::render;
 
@@ -44,6 +47,9 @@ pub struct Options {
     pub memory_budget: u64,
     /// Files run at once (each on its own engine and thread).
     pub threads: usize,
+    /// Records cascade answers differently on purpose (none by default;
+    /// the corpus gate and the command load `slt/different.txt`).
+    pub different: Arc<Different>,
 }
 
 impl Default for Options {
@@ -54,6 +60,7 @@ impl Default for Options {
             timeout: Duration::from_secs(2),
             memory_budget: 256 << 20,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            different: Arc::default(),
         }
     }
 }
@@ -67,6 +74,9 @@ pub struct Tally {
     pub skipped: usize,
     /// Passed.
     pub passed: usize,
+    /// Deliberately different: listed in `slt/different.txt` and answered
+    /// with the listed error.
+    pub different: usize,
     /// Refused with a clean error.
     pub refused: usize,
     /// Timed out.
@@ -96,6 +106,7 @@ impl Tally {
         self.records += o.records;
         self.skipped += o.skipped;
         self.passed += o.passed;
+        self.different += o.different;
         self.refused += o.refused;
         self.timed_out += o.timed_out;
         self.wrong += o.wrong;
@@ -153,6 +164,27 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// A listed record that was not answered as its entry says (it passed, or
+/// failed otherwise): the entry must be removed or corrected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stale {
+    /// The entry.
+    pub entry: Entry,
+    /// What cascade did instead (`passed`, `wrong`, `ERROR 1146 …`).
+    pub got: String,
+}
+
+/// A refused record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// Its line.
+    pub line: usize,
+    /// The error code.
+    pub code: u16,
+    /// Its SQL.
+    pub sql: String,
+}
+
 /// The outcome of one file.
 #[derive(Clone, Debug)]
 pub struct FileRun {
@@ -162,6 +194,12 @@ pub struct FileRun {
     pub tally: Tally,
     /// Refusals by kind (`"<code> <first words>"`).
     pub refusals: BTreeMap<String, Refusal>,
+    /// Every refused record, in file order.
+    pub refused: Vec<Refused>,
+    /// Deliberately different records by reason key.
+    pub different: BTreeMap<String, usize>,
+    /// Listed records that were not answered as listed.
+    pub stale: Vec<Stale>,
     /// Wrong records.
     pub wrong: Vec<Wrong>,
     /// Panics.
@@ -215,6 +253,9 @@ fn empty(path: &Path) -> FileRun {
         path: path.to_path_buf(),
         tally: Tally::default(),
         refusals: BTreeMap::new(),
+        refused: Vec::new(),
+        different: BTreeMap::new(),
+        stale: Vec::new(),
         wrong: Vec::new(),
         crashes: Vec::new(),
         load_error: None,
@@ -296,6 +337,24 @@ pub fn run_source(path: &Path, text: &str, opts: &Options) -> FileRun {
                 continue;
             }
         };
+        let listed = opts.different.lookup(path, r.line);
+        if let Some(entry) = listed {
+            match &result {
+                Err(e) if e.code == entry.code && r.expect != Expect::StatementError => {
+                    t.different += 1;
+                    *out.different.entry(entry.reason.clone()).or_default() += 1;
+                    continue;
+                }
+                Err(e) => out.stale.push(Stale {
+                    entry: entry.clone(),
+                    got: e.to_string(),
+                }),
+                Ok(_) => out.stale.push(Stale {
+                    entry: entry.clone(),
+                    got: "an answer".to_string(),
+                }),
+            }
+        }
         match (&r.expect, result) {
             (Expect::StatementError, Err(_)) => t.passed += 1,
             (Expect::StatementError, Ok(_)) => {
@@ -309,6 +368,11 @@ pub fn run_source(path: &Path, text: &str, opts: &Options) -> FileRun {
             (_, Err(e)) if e.code == TIMEOUT_CODE => t.timed_out += 1,
             (_, Err(e)) => {
                 t.refused += 1;
+                out.refused.push(Refused {
+                    line: r.line,
+                    code: e.code,
+                    sql: r.sql.clone(),
+                });
                 out.refusals
                     .entry(refusal_kind(&e))
                     .and_modify(|x| x.count += 1)
@@ -499,6 +563,7 @@ SELECT SLEEP(5)
                 records: 11,
                 skipped: 2,
                 passed: 5,
+                different: 0,
                 refused: 1,
                 timed_out: 1,
                 wrong: 2,
@@ -521,6 +586,32 @@ SELECT SLEEP(5)
                 (47, &WrongKind::ErrorExpected),
             ]
         );
+    }
+
+    #[test]
+    fn listed_records_are_different_and_a_wrongly_listed_one_is_stale() {
+        let text = "statement ok\nCREATE TABLE t(a INTEGER, b INTEGER)\n\n\
+            query I nosort\nSELECT b FROM t GROUP BY a\n----\n\n\
+            query I nosort\nSELECT a FROM t GROUP BY b\n----\n\n\
+            query I nosort\nSELECT count(*) FROM t\n----\n0\n\n\
+            query I nosort\nSELECT a FROM nowhere\n----\n";
+        let different = Different::parse(
+            "reason r on purpose\nx/g.test:4 1055 r\nx/g.test:8 1055 r\n\
+             x/g.test:12 1055 r\nx/g.test:17 1055 r\nother/g.test:8 1055 r\n",
+        )
+        .unwrap();
+        let opts = Options {
+            different: Arc::new(different),
+            ..Options::default()
+        };
+        let run = run_source(Path::new("/c/x/g.test"), text, &opts);
+        assert_eq!((run.tally.different, run.tally.passed), (2, 2));
+        assert_eq!((run.tally.refused, run.tally.wrong), (1, 0));
+        assert_eq!(run.different.get("r"), Some(&2));
+        let stale: Vec<_> = run.stale.iter().map(|s| s.entry.line).collect();
+        assert_eq!(stale, [12, 17], "{:?}", run.stale);
+        assert!(run.stale[1].got.starts_with("ERROR 1146"));
+        assert_eq!(run.refused[0].code, 1146);
     }
 
     #[test]

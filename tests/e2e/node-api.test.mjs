@@ -76,6 +76,32 @@ test("timeoutMs gives error 3024 with a statement_timeout cause", async () => {
 });
 
 // Last: the trap poisons this module instance for good.
+// Before the trap test: a trap leaves this module instance unusable.
+test("the playground's examples with a check answer as they say", async () => {
+  const { EXAMPLES, DEMO_SETUP } = await import(new URL("../../www/src/examples.js", import.meta.url));
+  const checked = EXAMPLES.filter((ex) => ex.check);
+  assert.ok(checked.length > 0);
+  for (const ex of checked) {
+    const engine = new Engine({ nodeId: 1 });
+    const conn = engine.connect(identity("alice"));
+    await conn.query(DEMO_SETUP);
+    const run = conn.query(ex.sql, { timeoutMs: 20_000 });
+    if (ex.check.code !== undefined) {
+      await assert.rejects(run, (e) => {
+        assert.equal(e.code, ex.check.code, `${ex.title}: ${e.message}`);
+        return true;
+      });
+    } else {
+      const r = await run;
+      const what = `${ex.title}: ${JSON.stringify(r.rows)}`;
+      if (ex.check.rows !== undefined) assert.equal(r.rows.length, ex.check.rows, what);
+      if (ex.check.minRows !== undefined) assert.ok(r.rows.length >= ex.check.minRows, what);
+    }
+    await conn.close();
+    engine.shutdown();
+  }
+});
+
 test("a trap is told apart from the engine's errors, and ends in a dead-engine error", async () => {
   const engine = new Engine();
   const conn = engine.connect(identity("alice"));

@@ -182,6 +182,15 @@ test("history, share link and examples", async ({ page }) => {
   await expect(page.getByRole("table", { name: "Results" })).toBeVisible();
 });
 
+test("the recursive CTE example is stopped by its timeout, and the page says so", async ({ page }) => {
+  await openPlayground(page);
+  await page.getByLabel("Examples").selectOption({ label: "A runaway recursive CTE stopped by a timeout" });
+  await expect(page.getByLabel("SQL editor")).toContainText("WITH RECURSIVE");
+  await page.getByRole("button", { name: "Run", exact: true }).click();
+  await expect(page.getByRole("alert")).toContainText("3024");
+  await expect(page.getByRole("button", { name: "Run", exact: true })).toBeEnabled();
+});
+
 test("Kill connection ends the open transaction; its insert never becomes visible", async ({ page }) => {
   await openPlayground(page);
   await page.getByLabel("Examples").selectOption({ label: "A transaction killed mid-way" });
@@ -239,6 +248,35 @@ test("the editor completes table and column names", async ({ page }) => {
   await page.keyboard.press("ControlOrMeta+a");
   await page.keyboard.type("SELECT customers.co");
   await expect(page.locator(".cm-tooltip-autocomplete li").first()).toHaveText("country");
+});
+
+test("the editor completes the new keywords and functions", async ({ page }) => {
+  await openPlayground(page);
+  await page.getByLabel("SQL editor").click();
+  await page.keyboard.press("ControlOrMeta+a");
+  // Clicking an option accepts it (Enter right after the list opens is a
+  // newline: CodeMirror ignores it for 75 ms).
+  const first = page.locator(".cm-tooltip-autocomplete li").first();
+  // A window function (not in the MySQL dialect's word list) and OVER.
+  await page.keyboard.type("SELECT dense_ra");
+  await expect(first).toContainText("dense_rank");
+  await first.click();
+  await page.keyboard.type(") OVE");
+  await expect(first).toContainText("OVER");
+  await first.click();
+  await page.keyboard.type(" (PARTITION");
+  await expect(page.locator(".cm-tooltip-autocomplete")).toContainText("PARTITION BY");
+  await page.keyboard.press("Escape");
+  await expect(page.getByLabel("SQL editor")).toContainText("SELECT dense_rank() OVER (PARTITION");
+  // A date function; no function after a table name and a dot.
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.type("SELECT date_form");
+  await expect(first).toContainText("date_format");
+  await page.keyboard.press("Escape");
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.type("SELECT orders.am");
+  await expect(first).toHaveText("amount");
+  await expect(page.locator(".cm-tooltip-autocomplete .cm-completionIcon-function")).toHaveCount(0);
 });
 
 test("Ctrl-Enter runs the statement under the cursor", async ({ page }) => {

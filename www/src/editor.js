@@ -1,14 +1,29 @@
 // The SQL editor: CodeMirror 6 with MySQL highlighting, completion of table
-// and column names, Mod-Enter to run, and colours from CSS variables so the
+// and column names and of cascade's keywords and functions, Mod-Enter to run, and colours from CSS variables so the
 // theme follows prefers-color-scheme.
 
 import { EditorView, keymap } from "@codemirror/view";
 import { Compartment, Prec } from "@codemirror/state";
 import { basicSetup } from "codemirror";
 import { sql, MySQL } from "@codemirror/lang-sql";
-import { HighlightStyle, syntaxHighlighting } from "@codemirror/language";
+import { HighlightStyle, syntaxHighlighting, syntaxTree } from "@codemirror/language";
 import { tags as t } from "@lezer/highlight";
 import { statementAt } from "./statement.js";
+import { completionOptions } from "./sql-words.js";
+
+// cascade's keywords and functions (sql-words.js), offered beside the
+// dialect's keywords and the schema's names while a word is typed, except
+// after a `.` (a column of a table), in strings, quoted names and comments.
+const WORD_OPTIONS = completionOptions();
+const NOT_CODE = new Set(["String", "QuotedIdentifier", "LineComment", "BlockComment"]);
+function cascadeWords(context) {
+  if (NOT_CODE.has(syntaxTree(context.state).resolveInner(context.pos, -1).name)) return null;
+  const word = context.matchBefore(/\w+/);
+  if (!word && !context.explicit) return null;
+  const from = word ? word.from : context.pos;
+  if (from > 0 && context.state.sliceDoc(from - 1, from) === ".") return null;
+  return { from, options: WORD_OPTIONS, validFor: /^\w*$/ };
+}
 
 const highlight = HighlightStyle.define([
   { tag: t.keyword, color: "var(--hl-keyword)", fontWeight: "600" },
@@ -39,7 +54,10 @@ const theme = EditorView.theme({
  */
 export function createEditor(parent, { doc, onRun }) {
   const language = new Compartment();
-  const languageFor = (schema) => sql({ dialect: MySQL, schema, upperCaseKeywords: true });
+  const languageFor = (schema) => {
+    const support = sql({ dialect: MySQL, schema, upperCaseKeywords: true });
+    return [support, support.language.data.of({ autocomplete: cascadeWords })];
+  };
   const view = new EditorView({
     parent,
     doc,

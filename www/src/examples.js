@@ -1,4 +1,7 @@
-// The examples menu, and the demo tables every page load starts with.
+// The examples menu, and the demo tables every page load starts with. An
+// example with `check` is run by tests/e2e/node-api.test.mjs on the demo
+// tables: `{ code }` must fail with that MySQL code, `{ rows }` must answer
+// that many rows, `{ minRows }` at least that many.
 
 /** Tables the page creates at start (tenant acme). */
 export const DEMO_SETUP = `
@@ -49,6 +52,35 @@ SELECT country, count(*) AS n, avg(amount) AS avg_amount
 FROM customers c JOIN orders o ON o.customer_id = c.id
 WHERE amount > 10
 GROUP BY country ORDER BY n DESC;`,
+  },
+  {
+    title: "A runaway recursive CTE stopped by a timeout",
+    timeoutMs: 0,
+    check: { code: 3024 },
+    sql: `-- Counts to 10^12 one row per iteration: cte_max_recursion_depth is
+-- raised out of the way, so max_execution_time stops it (error 3024).
+-- Remove the SET and it is stopped by the depth limit instead (3636).
+SET max_execution_time = 500;
+SET cte_max_recursion_depth = 4294967295;
+WITH RECURSIVE r(n) AS (
+  SELECT 1
+  UNION ALL
+  SELECT n + 1 FROM r WHERE n < 1000000000000
+)
+SELECT count(*) FROM r;`,
+  },
+  {
+    title: "Window functions (rank, running sum, lag)",
+    check: { rows: 8 },
+    sql: `SELECT c.name, c.country, t.total,
+  rank() OVER (ORDER BY t.total DESC) AS place,
+  rank() OVER (PARTITION BY c.country ORDER BY t.total DESC) AS place_in_country,
+  sum(t.total) OVER (ORDER BY t.total DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running_total,
+  t.total - lag(t.total) OVER (ORDER BY t.total DESC) AS behind_previous
+FROM customers c
+JOIN (SELECT customer_id, round(sum(amount), 2) AS total FROM orders GROUP BY customer_id) t
+  ON t.customer_id = c.id
+ORDER BY place;`,
   },
   {
     title: "Who is connected (SHOW PROCESSLIST)",

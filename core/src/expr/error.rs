@@ -47,6 +47,9 @@ pub enum ExecError {
     /// A storage error.
     #[error("{0}")]
     Storage(#[from] StorageError),
+    /// A scalar subquery gave more than one row (MySQL 1242).
+    #[error("Subquery returns more than 1 row")]
+    SubqueryRows,
     /// A recursive common table expression started more iterations than
     /// `cte_max_recursion_depth` allows (MySQL 3636).
     #[error("Recursive query aborted after {0} iterations. Try increasing @@cte_max_recursion_depth to a larger value.")]

@@ -15,6 +15,7 @@ impl Expr {
         match self {
             Expr::Column(i) => Ok(Datum::Col(b.columns[*i].clone())),
             Expr::Literal(v) => Ok(Datum::Scalar(v.clone())),
+            Expr::Param { index, .. } => Ok(Datum::Scalar(param(cx, *index))),
             Expr::Binary { op, l, r } => {
                 let (l, r) = (l.eval(b, cx)?, r.eval(b, cx)?);
                 binary(*op, l, r, b.len, cx)
@@ -56,6 +57,7 @@ impl Expr {
         Ok(match self {
             Expr::Column(c) => b.columns[*c].value(i),
             Expr::Literal(v) => v.clone(),
+            Expr::Param { index, .. } => param(cx, *index),
             Expr::Binary { op, l, r } => {
                 if *op == BinOp::And {
                     let a = l.eval_row(b, i, cx)?.truthy();
@@ -224,4 +226,10 @@ impl Expr {
             }
         })
     }
+}
+
+/// Parameter `index` of the running subquery (the planner numbers the
+/// parameters it supplies; NULL if there were none).
+fn param(cx: &EvalCx, index: usize) -> Value {
+    cx.params.get(index).cloned().unwrap_or(Value::Null)
 }

@@ -164,6 +164,14 @@ pub enum Expr {
     Column(usize),
     /// A constant.
     Literal(Value),
+    /// A parameter of a subquery: a value of its enclosing query's current
+    /// row (a correlated reference), read from [`EvalCx::params`].
+    Param {
+        /// Index in [`EvalCx::params`].
+        index: usize,
+        /// Its type.
+        ty: DataType,
+    },
     /// `l op r`
     Binary {
         /// Operator.
@@ -313,6 +321,9 @@ pub struct EvalCx {
     /// evaluation waits them (killably) before it uses the result, then
     /// sets this back to zero (see [`EvalCx::take_sleep`]).
     pub sleep_owed: f64,
+    /// The values of the [`Expr::Param`]s: those of the enclosing row,
+    /// during a run of a correlated subquery.
+    pub params: Vec<Value>,
 }
 
 impl EvalCx {
@@ -355,6 +366,7 @@ impl Expr {
         match self {
             Expr::Column(i) => input.get(*i).copied().unwrap_or(Null),
             Expr::Literal(v) => v.data_type(),
+            Expr::Param { ty, .. } => *ty,
             Expr::Binary { op, l, r } => binary_type(*op, l.data_type(input), r.data_type(input)),
             Expr::Chain { first, rest } => {
                 let mut t = first.data_type(input);
@@ -446,7 +458,7 @@ impl Expr {
     pub fn visit(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);
         match self {
-            Expr::Column(_) | Expr::Literal(_) => {}
+            Expr::Column(_) | Expr::Literal(_) | Expr::Param { .. } => {}
             Expr::Binary { l, r, .. } => {
                 l.visit(f);
                 r.visit(f);
@@ -490,6 +502,56 @@ impl Expr {
             Expr::Func { args, .. } => args.iter().for_each(|a| a.visit(f)),
         }
     }
+
+    /// Calls `f` on every node, a parent before its children, letting it
+    /// change them (the planner renumbers columns with it).
+    pub fn visit_mut(&mut self, f: &mut dyn FnMut(&mut Expr)) {
+        f(self);
+        match self {
+            Expr::Column(_) | Expr::Literal(_) | Expr::Param { .. } => {}
+            Expr::Binary { l, r, .. } => {
+                l.visit_mut(f);
+                r.visit_mut(f);
+            }
+            Expr::Chain { first, rest } => {
+                first.visit_mut(f);
+                rest.iter_mut().for_each(|(_, x)| x.visit_mut(f));
+            }
+            Expr::Neg(e) | Expr::Not(e) | Expr::IsNull { e, .. } | Expr::Cast { e, .. } => {
+                e.visit_mut(f)
+            }
+            Expr::InList { e, list, .. } => {
+                e.visit_mut(f);
+                list.iter_mut().for_each(|x| x.visit_mut(f));
+            }
+            Expr::Between { e, lo, hi, .. } => {
+                e.visit_mut(f);
+                lo.visit_mut(f);
+                hi.visit_mut(f);
+            }
+            Expr::Like { e, pattern, .. } => {
+                e.visit_mut(f);
+                pattern.visit_mut(f);
+            }
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                if let Some(o) = operand {
+                    o.visit_mut(f);
+                }
+                for (w, t) in whens {
+                    w.visit_mut(f);
+                    t.visit_mut(f);
+                }
+                if let Some(o) = otherwise {
+                    o.visit_mut(f);
+                }
+            }
+            Expr::Func { args, .. } => args.iter_mut().for_each(|a| a.visit_mut(f)),
+        }
+    }
 }
 
 impl Expr {
@@ -502,6 +564,7 @@ impl Expr {
             Expr::Literal(v @ Value::DateTime(_)) => format!("TIMESTAMP '{v}'"),
             Expr::Literal(v @ Value::Time(_)) => format!("TIME '{v}'"),
             Expr::Literal(v) => v.to_string(),
+            Expr::Param { index, .. } => format!("outer#{index}"),
             Expr::Binary { op, l, r } => {
                 format!(
                     "({} {} {})",

@@ -122,9 +122,19 @@ pub struct HashJoin {
     /// concatenated columns share), given back once concatenated.
     buffered_bytes: u64,
     text: String,
+    /// The left and right columns the output has (all when `None`).
+    emit: Option<(Vec<usize>, Vec<usize>)>,
 }
 
 impl HashJoin {
+    /// Outputs only left columns `left` and right columns `right` (in
+    /// that order), so that columns nothing above reads are not gathered.
+    /// The residual condition is over this output.
+    pub fn emitting(mut self, left: Vec<usize>, right: Vec<usize>) -> Self {
+        self.emit = Some((left, right));
+        self
+    }
+
     /// Joins `left` to `right` on `left_keys[i] = right_keys[i]`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -167,6 +177,7 @@ impl HashJoin {
             mem: MemoryUse::default(),
             buffered_bytes: 0,
             text,
+            emit: None,
         }
     }
 
@@ -279,13 +290,23 @@ impl HashJoin {
     }
 
     fn joined(&self, left: &Batch, li: &[u32], ri: &[u32]) -> Batch {
-        let mut cols: Vec<Arc<Column>> = left
-            .columns
+        let (lsel, rsel): (Vec<usize>, Vec<usize>) = match &self.emit {
+            Some((l, r)) => (l.clone(), r.clone()),
+            None => (
+                (0..left.columns.len()).collect(),
+                (0..self.right_types.len()).collect(),
+            ),
+        };
+        let mut cols: Vec<Arc<Column>> = lsel
             .iter()
+            .filter_map(|&k| left.columns.get(k))
             .map(|c| Arc::new(c.gather(li)))
             .collect();
         let any_none = ri.contains(&NONE);
-        for (k, ty) in self.right_types.iter().enumerate() {
+        for k in rsel {
+            let Some(ty) = self.right_types.get(k) else {
+                continue;
+            };
             let col = match self.build.get(k) {
                 Some(c) if !any_none => c.gather(ri),
                 Some(c) => {
@@ -382,20 +403,39 @@ impl Operator for HashJoin {
         let Some((left, keys)) = self.current.as_ref() else {
             return Ok(Step::Pending);
         };
-        let mut li = Vec::new();
-        let mut ri = Vec::new();
-        let mut starts = Vec::new();
         let mut i = self.cursor;
         let stop = (self.cursor + PROBE_ROWS).min(left.len);
-        while i < stop && li.len() < OUT_ROWS {
-            starts.push((i, li.len()));
-            let mut r = self.first_match(keys, i);
-            while r != NONE {
-                li.push(i as u32);
-                ri.push(r);
-                r = self.next_match(r);
+        let mut li = Vec::with_capacity(stop - i);
+        let mut ri = Vec::with_capacity(stop - i);
+        let mut starts = Vec::new();
+        match (&self.table, keys.first().map(|k| (&k.data, &k.nulls))) {
+            // An inner join on one integer key without NULLs in this batch
+            // (the common case: a foreign key): the loop without the
+            // per-row dispatch of `first_match`, and without `starts`,
+            // which only a left join reads.
+            (Table::Int(m), Some((ColumnData::Int(v), None))) if self.kind == JoinKind::Inner => {
+                while i < stop && li.len() < OUT_ROWS {
+                    let mut r = m.get(&v[i]).copied().unwrap_or(NONE);
+                    while r != NONE {
+                        li.push(i as u32);
+                        ri.push(r);
+                        r = self.chain[r as usize];
+                    }
+                    i += 1;
+                }
             }
-            i += 1;
+            _ => {
+                while i < stop && li.len() < OUT_ROWS {
+                    starts.push((i, li.len()));
+                    let mut r = self.first_match(keys, i);
+                    while r != NONE {
+                        li.push(i as u32);
+                        ri.push(r);
+                        r = self.next_match(r);
+                    }
+                    i += 1;
+                }
+            }
         }
         self.cursor = i;
         let left = left.clone();

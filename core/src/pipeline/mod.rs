@@ -18,6 +18,7 @@ pub mod aggregate;
 pub mod basic;
 pub mod buffer;
 pub mod dml;
+pub mod index_scan;
 pub mod join;
 pub mod memory;
 pub mod reclaim;
@@ -25,6 +26,7 @@ pub mod recursive;
 pub mod scan;
 pub mod setop;
 pub mod sort;
+pub mod subquery;
 pub mod window;
 
 pub use memory::{MemoryUse, Reservation, Resources};

@@ -185,6 +185,7 @@ impl From<crate::expr::ExecError> for QueryError {
             crate::expr::ExecError::MemoryBudget { .. } => {
                 QueryError::new(1041, "HY000", e.to_string())
             }
+            crate::expr::ExecError::SubqueryRows => QueryError::new(1242, "21000", e.to_string()),
             crate::expr::ExecError::RecursionDepth(_) => {
                 QueryError::new(3636, "HY000", e.to_string())
             }

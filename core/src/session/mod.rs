@@ -23,6 +23,8 @@ mod background;
 mod exec_ctx;
 mod hooks;
 mod reset;
+mod schema_stmt;
+mod upsert;
 
 pub mod error;
 mod kill;
@@ -45,6 +47,7 @@ use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::expr::EvalCx;
 use crate::expr::ExecError;
 use crate::host::Host;
+use crate::index::RowId;
 use crate::level::Level;
 use crate::pipeline::memory::{record_budget_error, vec_bytes};
 use crate::pipeline::{drive, MemoryUse, OpCx, Resources, YieldPolicy};
@@ -53,7 +56,7 @@ use crate::registry::{
 };
 use crate::sql::error::SqlError;
 use crate::sql::plan::{self, PlanCx};
-use crate::storage::{Catalog, ColumnDef, Schema, Snapshot, StorageError, TableData, WriteSet};
+use crate::storage::{Catalog, ColumnDef, RowWriter, Snapshot, StorageError, TableData, WriteSet};
 use crate::sync::lock_std as lock;
 use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
 use crate::values::Identity;
@@ -1149,9 +1152,11 @@ async fn dispatch(
             Ok(affected(stmt_id, n))
         }
         ast::Statement::CreateTable(ct) => {
-            let schema = crate::sql::ddl::table_schema(ct, c.id)?;
+            let (schema, indexes) = crate::sql::ddl::table_schema(ct, c.id)?;
             let name = plan::object_name(&ct.name);
-            let created = e.catalog.create_table(&name, schema, ct.if_not_exists)?;
+            let created = e
+                .catalog
+                .create_table(&name, schema, indexes, ct.if_not_exists)?;
             let mut r = affected(stmt_id, 0);
             if !created {
                 r.warnings = 1;
@@ -1203,6 +1208,48 @@ async fn dispatch(
             r.warnings = warnings;
             Ok(r)
         }
+        // Indexes and table descriptions (session/schema_stmt.rs).
+        ast::Statement::CreateIndex(ci) => {
+            schema_stmt::create_index(&e.catalog, ci)?;
+            Ok(affected(stmt_id, 0))
+        }
+        ast::Statement::Drop {
+            object_type: ast::ObjectType::Index,
+            names,
+            table,
+            ..
+        } => {
+            let Some(table) = table else {
+                return Err(QueryError::unsupported("DROP INDEX without ON <table>"));
+            };
+            for n in names {
+                schema_stmt::drop_index(
+                    &e.catalog,
+                    &plan::object_name(n),
+                    &plan::object_name(table),
+                )?;
+            }
+            Ok(affected(stmt_id, 0))
+        }
+        ast::Statement::AlterTable(at) => {
+            schema_stmt::alter_table(&e.catalog, &at.name, &at.operations)?;
+            Ok(affected(stmt_id, 0))
+        }
+        ast::Statement::ExplainTable { table_name, .. } => {
+            schema_stmt::describe(&e.catalog, &plan::object_name(table_name), stmt_id)
+        }
+        ast::Statement::ShowColumns {
+            extended,
+            full,
+            show_options,
+        } => {
+            let table = schema_stmt::show_columns_table(*full, *extended, show_options)?;
+            schema_stmt::describe(&e.catalog, &table, stmt_id)
+        }
+        ast::Statement::ShowCreate {
+            obj_type: ast::ShowCreateObject::Table,
+            obj_name,
+        } => schema_stmt::show_create(&e.catalog, &plan::object_name(obj_name), stmt_id),
         ast::Statement::Drop {
             object_type,
             if_exists,
@@ -1502,10 +1549,13 @@ async fn exec_insert(
         ast::TableObject::TableName(n) => plan::object_name(n),
         _ => return Err(QueryError::unsupported("INSERT INTO TABLE FUNCTION")),
     };
-    if ins.on.is_some() || ins.returning.is_some() {
-        return Err(QueryError::unsupported(
-            "INSERT … ON DUPLICATE KEY / RETURNING",
-        ));
+    let on_dup = match &ins.on {
+        None => None,
+        Some(ast::OnInsert::DuplicateKeyUpdate(a)) => Some(a),
+        Some(_) => return Err(QueryError::unsupported("INSERT … ON CONFLICT")),
+    };
+    if ins.returning.is_some() {
+        return Err(QueryError::unsupported("INSERT … RETURNING"));
     }
     // MySQL's INSERT IGNORE also stores clamped values in place of the
     // errors it ignores: cascade never does that.
@@ -1558,15 +1608,27 @@ async fn exec_insert(
     let PlanOutput {
         batches, mut mem, ..
     } = run_plan(c, x, planned.plan, progress, Collect::Reserved).await?;
+    let on_dup = match on_dup {
+        Some(a) => Some(upsert::OnDuplicate::compile(a, &table, c.id, c.stmt_now())?),
+        None => None,
+    };
+    // REPLACE and ON DUPLICATE KEY UPDATE write row by row through the
+    // unique indexes; a plain INSERT appends each batch.
+    let keyed_write =
+        (ins.replace_into || on_dup.is_some()) && data.indexes.iter().any(|ix| ix.def.unique());
+    let mut writer = keyed_write.then(|| RowWriter::new(&data, &schema));
     let mut new_data: TableData = (*data).clone();
     let mut total = 0usize;
-    let mut deleted = 0u64;
+    let mut keyed = 0u64;
+    let mut appended = Vec::new();
     for b in batches {
         x.contexts.query.check()?;
         // Staging a batch copies it twice at most (converted, then into the
         // table's chunks); the source batch is freed after.
         let bytes = b.heap_bytes() as u64;
-        mem.grow(&x.resources, 2 * bytes)
+        // Each index grows by one row id per row, and stays grown.
+        let index_bytes = (b.len * data.indexes.len() * std::mem::size_of::<RowId>()) as u64;
+        mem.grow(&x.resources, 2 * bytes + index_bytes)
             .map_err(|e| primary_error(e, &x.contexts.query))?;
         let mut cols = Vec::with_capacity(schema.columns.len());
         for (k, def) in schema.columns.iter().enumerate() {
@@ -1591,14 +1653,12 @@ async fn exec_insert(
             cols.push(Arc::new(col));
         }
         let rows = Batch::new(cols, b.len);
-        if ins.replace_into {
-            // REPLACE: each row first deletes the rows it conflicts with
-            // on a unique key.
-            let (d, n) = new_data.replaced(&rows, &schema);
-            new_data = d;
-            deleted += n;
-        } else {
-            new_data = new_data.appended(&rows);
+        match &mut writer {
+            Some(w) => {
+                keyed += upsert::write_rows(w, &rows, &table, on_dup.as_ref(), &mut x.state.eval)?
+            }
+            // Indexed once all rows are in (one sort for a bulk load).
+            None => appended.extend(new_data.append_unindexed(&rows)),
         }
         total += b.len;
         // The converted copy and the source batch are gone; the staged
@@ -1606,10 +1666,18 @@ async fn exec_insert(
         mem.shrink(2 * bytes);
     }
     x.contexts.query.check()?;
-    check_keys(&schema, &new_data)?;
+    new_data
+        .index_rows(&appended)
+        .map_err(|d| QueryError::from(d.into_error(&name)))?;
+    let affected = match writer {
+        Some(w) => {
+            new_data = w.finish();
+            keyed
+        }
+        None => total as u64,
+    };
     t.writes.insert(name, (table, Arc::new(new_data)));
-    // MySQL counts a REPLACE's deleted rows as affected too.
-    Ok(total as u64 + deleted)
+    Ok(affected)
 }
 
 async fn exec_update(
@@ -1643,33 +1711,17 @@ async fn run_dml(
     // The operator reserves the chunks it rewrites; the chunks it passes
     // on are the snapshot's own, so they are not reserved twice.
     let out = run_plan(c, x, plan, progress, Collect::Unreserved).await?;
-    let new_data = TableData {
-        chunks: out.batches.into_iter().map(Arc::new).collect(),
-    };
-    check_keys(&table.schema, &new_data)?;
+    // The indexes of the version the statement read, rebuilt over the new
+    // rows: 1062 if they break a unique key.
+    let empty = WriteSet::new();
+    let (_, base) = plan_cx(c, Some(t), &empty).table(&name)?;
+    let new_data = base
+        .with_chunks(out.batches.into_iter().map(Arc::new).collect())
+        .map_err(|d| QueryError::from(d.into_error(&name)))?;
     t.writes.insert(name, (table, Arc::new(new_data)));
     let n = affected.get();
     x.state.rows_affected = n;
     Ok(n)
-}
-
-/// Error 1062 when two rows of `data` share the values of a unique key.
-fn check_keys(schema: &Schema, data: &TableData) -> Result<(), QueryError> {
-    for key in &schema.keys {
-        if let Some(dup) = data.duplicate(key) {
-            let entry = dup
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join("-");
-            return Err(QueryError::new(
-                1062,
-                "23000",
-                format!("Duplicate entry '{entry}' for key '{}'", key.name),
-            ));
-        }
-    }
-    Ok(())
 }
 
 async fn exec_delete(

@@ -5,7 +5,8 @@
 //! 1235: none is accepted and then ignored (a `CHECK` that is not checked,
 //! a `FOREIGN KEY` that is not enforced, an `AUTO_INCREMENT` that does not
 //! count would each answer differently from MySQL without saying so).
-//! Plain indexes (`INDEX`, `KEY`, `FULLTEXT`) change no answer and are
+//! Keys (`PRIMARY KEY`, `UNIQUE`, `INDEX`, `KEY`) become ordered indexes
+//! ([`crate::index`]); `FULLTEXT` / `SPATIAL` change no answer and are
 //! accepted.
 
 use sqlparser::ast;
@@ -14,16 +15,25 @@ use super::error::SqlError;
 use super::plan;
 use crate::data::{Batch, DataType, Value};
 use crate::expr::{cast, EvalCx};
-use crate::storage::{ColumnDef, Schema, UniqueKey};
+use crate::index::{IndexDef, IndexKind, KeyPart};
+use crate::storage::{ColumnDef, Schema};
 
-/// The schema `ct` declares.
-pub fn table_schema(ct: &ast::CreateTable, connection_id: u64) -> Result<Schema, SqlError> {
+/// The schema `ct` declares, and its indexes (primary key first, then
+/// unique keys, then plain indexes, as MySQL lists them).
+pub fn table_schema(
+    ct: &ast::CreateTable,
+    connection_id: u64,
+) -> Result<(Schema, Vec<IndexDef>), SqlError> {
     if ct.query.is_some() {
         return Err(SqlError::Unsupported("CREATE TABLE … AS SELECT".into()));
     }
     let mut cols: Vec<ColumnDef> = Vec::new();
-    let mut keys: Vec<UniqueKey> = Vec::new();
-    let mut primary = false;
+    let mut keys: Vec<IndexDef> = Vec::new();
+    let part = |column| KeyPart {
+        column,
+        prefix: None,
+        desc: false,
+    };
     for col in &ct.columns {
         let name = col.name.value.to_lowercase();
         if cols.iter().any(|c| c.name == name) {
@@ -42,21 +52,16 @@ pub fn table_schema(ct: &ast::CreateTable, connection_id: u64) -> Result<Schema,
             match &o.option {
                 ast::ColumnOption::Null => {}
                 ast::ColumnOption::NotNull => def.nullable = false,
-                ast::ColumnOption::PrimaryKey(_) => {
-                    if primary {
-                        return Err(SqlError::MultiplePrimaryKey);
-                    }
-                    primary = true;
-                    def.nullable = false;
-                    keys.push(UniqueKey {
-                        name: "PRIMARY".into(),
-                        columns: vec![index],
-                    });
+                ast::ColumnOption::PrimaryKey(_) => add_key(
+                    &mut keys,
+                    None,
+                    IndexKind::Primary,
+                    vec![part(index)],
+                    &name,
+                )?,
+                ast::ColumnOption::Unique(_) => {
+                    add_key(&mut keys, None, IndexKind::Unique, vec![part(index)], &name)?
                 }
-                ast::ColumnOption::Unique(_) => keys.push(UniqueKey {
-                    name: name.clone(),
-                    columns: vec![index],
-                }),
                 ast::ColumnOption::Default(e) => default = Some(e),
                 ast::ColumnOption::Comment(_) | ast::ColumnOption::CharacterSet(_) => {}
                 ast::ColumnOption::Collation(c) if is_binary_collation(c) => {}
@@ -75,62 +80,173 @@ pub fn table_schema(ct: &ast::CreateTable, connection_id: u64) -> Result<Schema,
     if cols.is_empty() {
         return Err(SqlError::NoColumns);
     }
-    let position = |c: &ast::IndexColumn| -> Result<usize, SqlError> {
-        let n = c.column.expr.to_string().trim_matches('`').to_lowercase();
-        cols.iter()
-            .position(|d| d.name == n)
-            .ok_or(SqlError::KeyColumn(n))
-    };
     for t in &ct.constraints {
-        match t {
-            ast::TableConstraint::PrimaryKey(pk) => {
-                if primary {
-                    return Err(SqlError::MultiplePrimaryKey);
-                }
-                primary = true;
-                let columns = pk
-                    .columns
-                    .iter()
-                    .map(position)
-                    .collect::<Result<Vec<_>, _>>()?;
-                keys.push(UniqueKey {
-                    name: "PRIMARY".into(),
-                    columns,
-                });
-            }
-            ast::TableConstraint::Unique(u) => {
-                let columns = u
-                    .columns
-                    .iter()
-                    .map(position)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let name = u
-                    .name
-                    .as_ref()
-                    .or(u.index_name.as_ref())
-                    .map(|n| n.value.clone())
-                    .or_else(|| columns.first().map(|&i| cols[i].name.clone()))
-                    .unwrap_or_default();
-                keys.push(UniqueKey { name, columns });
-            }
-            ast::TableConstraint::Index(_) | ast::TableConstraint::FulltextOrSpatial(_) => {}
+        let (name, kind, columns) = match t {
+            ast::TableConstraint::PrimaryKey(pk) => (None, IndexKind::Primary, &pk.columns),
+            ast::TableConstraint::Unique(u) => (
+                u.name.as_ref().or(u.index_name.as_ref()),
+                IndexKind::Unique,
+                &u.columns,
+            ),
+            ast::TableConstraint::Index(i) => (i.name.as_ref(), IndexKind::Plain, &i.columns),
+            // FULLTEXT / SPATIAL indexes change no answer.
+            ast::TableConstraint::FulltextOrSpatial(_) => continue,
             other => {
                 return Err(SqlError::Unsupported(format!(
                     "the constraint {other} (it would be ignored)"
                 )))
             }
-        }
+        };
+        let parts = key_parts(columns, &cols)?;
+        let first = cols[parts[0].column].name.clone();
+        add_key(
+            &mut keys,
+            name.map(|n| n.value.clone()),
+            kind,
+            parts,
+            &first,
+        )?;
     }
     // A primary key's columns are NOT NULL (MySQL makes them so).
-    for k in keys.iter().filter(|k| k.name == "PRIMARY") {
-        for &i in &k.columns {
-            cols[i].nullable = false;
+    for k in keys.iter().filter(|k| k.kind == IndexKind::Primary) {
+        for p in &k.parts {
+            cols[p.column].nullable = false;
         }
     }
-    Ok(Schema {
-        columns: cols,
-        keys,
-    })
+    keys.sort_by_key(|k| match k.kind {
+        IndexKind::Primary => 0,
+        IndexKind::Unique => 1,
+        IndexKind::Plain => 2,
+    });
+    Ok((Schema { columns: cols }, keys))
+}
+
+/// Adds a key to `keys` (see [`key_def`]).
+fn add_key(
+    keys: &mut Vec<IndexDef>,
+    name: Option<String>,
+    kind: IndexKind,
+    parts: Vec<KeyPart>,
+    first_column: &str,
+) -> Result<(), SqlError> {
+    let def = key_def(keys, name, kind, parts, first_column)?;
+    keys.push(def);
+    Ok(())
+}
+
+/// A new key beside `keys`: 1068 for a second primary key, 1061 for a
+/// name taken; an unnamed key is named after its first column (`a`,
+/// `a_2`, …), as MySQL names it.
+pub fn key_def(
+    keys: &[IndexDef],
+    name: Option<String>,
+    kind: IndexKind,
+    parts: Vec<KeyPart>,
+    first_column: &str,
+) -> Result<IndexDef, SqlError> {
+    let taken = |n: &str| keys.iter().any(|k| k.name.eq_ignore_ascii_case(n));
+    let name = if kind == IndexKind::Primary {
+        if keys.iter().any(|k| k.kind == IndexKind::Primary) {
+            return Err(SqlError::MultiplePrimaryKey);
+        }
+        "PRIMARY".to_owned()
+    } else if let Some(n) = name {
+        if taken(&n) || n.eq_ignore_ascii_case("PRIMARY") {
+            return Err(SqlError::DuplicateKeyName(n));
+        }
+        n
+    } else {
+        let mut n = first_column.to_owned();
+        let mut i = 2;
+        while taken(&n) {
+            n = format!("{first_column}_{i}");
+            i += 1;
+        }
+        n
+    };
+    Ok(IndexDef { name, kind, parts })
+}
+
+/// The key parts of an index's column list: a column, a column with a
+/// prefix length (`a(10)`, compared on its first characters, as MySQL),
+/// `ASC` / `DESC`. 1072 for a column the table lacks.
+pub fn key_parts(
+    columns: &[ast::IndexColumn],
+    cols: &[ColumnDef],
+) -> Result<Vec<KeyPart>, SqlError> {
+    let mut parts = Vec::with_capacity(columns.len());
+    for c in columns {
+        let (name, prefix) = match &c.column.expr {
+            ast::Expr::Identifier(i) => (i.value.to_lowercase(), None),
+            ast::Expr::Function(f) => {
+                let n = plan::object_name(&f.name);
+                let len = match &f.args {
+                    ast::FunctionArguments::List(l) => match l.args.as_slice() {
+                        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+                            ast::Expr::Value(v),
+                        ))] => match &v.value {
+                            ast::Value::Number(n, _) => n.parse::<u32>().ok().filter(|n| *n > 0),
+                            _ => None,
+                        },
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                match len {
+                    Some(len) => (n, Some(len)),
+                    None => return Err(SqlError::KeyColumn(c.column.expr.to_string())),
+                }
+            }
+            other => return Err(SqlError::KeyColumn(other.to_string())),
+        };
+        let column = cols
+            .iter()
+            .position(|d| d.name == name)
+            .ok_or(SqlError::KeyColumn(name))?;
+        // MySQL 1089: a prefix on a column that is not text.
+        if prefix.is_some() && cols[column].ty != DataType::Text {
+            return Err(SqlError::IncorrectPrefixKey);
+        }
+        if parts.iter().any(|p: &KeyPart| p.column == column) {
+            return Err(SqlError::DuplicateColumn(cols[column].name.clone()));
+        }
+        parts.push(KeyPart {
+            column,
+            prefix,
+            desc: matches!(c.column.options.sort, Some(ast::OrderBySort::Desc)),
+        });
+    }
+    if parts.is_empty() {
+        return Err(SqlError::Syntax(
+            "an index needs at least one column".into(),
+        ));
+    }
+    Ok(parts)
+}
+
+/// The index `CREATE [UNIQUE] INDEX` adds to a table with columns `cols`
+/// and indexes `existing` (1061 if the name is taken).
+pub fn create_index_def(
+    ci: &ast::CreateIndex,
+    cols: &[ColumnDef],
+    existing: &[IndexDef],
+) -> Result<IndexDef, SqlError> {
+    if ci.predicate.is_some() || !ci.include.is_empty() || !ci.with.is_empty() {
+        return Err(SqlError::Unsupported(
+            "partial or covering indexes (WHERE / INCLUDE / WITH)".into(),
+        ));
+    }
+    let parts = key_parts(&ci.columns, cols)?;
+    let name = match &ci.name {
+        Some(n) => plan::object_name(n),
+        None => return Err(SqlError::Syntax("CREATE INDEX needs a name".into())),
+    };
+    let kind = if ci.unique {
+        IndexKind::Unique
+    } else {
+        IndexKind::Plain
+    };
+    key_def(existing, Some(name), kind, parts, "")
 }
 
 fn is_binary_collation(c: &ast::ObjectName) -> bool {

@@ -64,6 +64,15 @@ pub enum SqlError {
     /// A key naming a column the table does not have.
     #[error("Key column '{0}' doesn't exist in table")]
     KeyColumn(String),
+    /// `information_schema.<name>` of a table it does not have.
+    #[error("Unknown table '{0}' in information_schema")]
+    UnknownInformationSchemaTable(String),
+    /// Two keys of one name.
+    #[error("Duplicate key name '{0}'")]
+    DuplicateKeyName(String),
+    /// A prefix length on a column that is not text.
+    #[error("Incorrect prefix key; the used key part isn't a string, the used length is longer than the key part, or the storage engine doesn't support unique prefix keys")]
+    IncorrectPrefixKey,
     /// A DEFAULT its column cannot hold.
     #[error("Invalid default value for '{0}'")]
     InvalidDefault(String),
@@ -84,6 +93,10 @@ pub enum SqlError {
     /// `AS t(a, b)` naming another number of columns than the source has.
     #[error("In definition of view, derived table or common table expression, SELECT list and column names list have different column counts")]
     DerivedColumnCount,
+    /// A subquery (or row) has another number of columns than its place
+    /// takes.
+    #[error("Operand should contain {0} column(s)")]
+    OperandColumns(usize),
     /// Two CTEs of one name in one `WITH`.
     #[error("Not unique table/alias: '{0}'")]
     NonUniqueTable(String),
@@ -137,9 +150,13 @@ impl SqlError {
             SqlError::NoColumns => (1113, "42000"),
             SqlError::MultiplePrimaryKey => (1068, "42000"),
             SqlError::KeyColumn(_) => (1072, "42000"),
+            SqlError::DuplicateKeyName(_) => (1061, "42000"),
+            SqlError::UnknownInformationSchemaTable(_) => (1109, "42S02"),
+            SqlError::IncorrectPrefixKey => (1089, "HY000"),
             SqlError::InvalidDefault(_) => (1067, "42000"),
             SqlError::DerivedColumnCount => (1353, "HY000"),
             SqlError::IncorrectValue { .. } => (1525, "HY000"),
+            SqlError::OperandColumns(_) => (1241, "21000"),
             SqlError::UnknownTableInDelete(_) => (1109, "42S02"),
             SqlError::UnknownVariable(_) => (1193, "HY000"),
             // MySQL's "thread stack overrun": what it answers when a

@@ -2,7 +2,7 @@
 
 pub mod ddl;
 pub mod error;
-
+pub mod info_schema;
 pub mod plan;
 pub mod shape;
 

@@ -2,6 +2,7 @@
 //! aggregate calls collected for GROUP BY.
 
 use super::scope::{Scope, ScopeCol};
+use super::subquery::{self, Collected, Outer};
 use super::types::{is_unsigned, object_name, sql_type};
 use super::window::{WindowCalls, WindowError, WINDOW_BASE};
 use super::PlanCx;
@@ -162,8 +163,12 @@ pub struct Compiler<'a> {
     /// epoch) that `NOW()` and its kin answer; `None` where they cannot be
     /// (a column's DEFAULT).
     pub now_micros: Option<i64>,
-    /// For subqueries in FROM.
+    /// For subqueries in FROM and in expressions.
     pub cx: Option<&'a PlanCx<'a>>,
+    /// The enclosing queries, when compiling a subquery.
+    pub outer: Option<&'a Outer<'a>>,
+    /// The subqueries of the clause being compiled.
+    pub subs: Collected,
     /// The window calls of the SELECT being compiled: each compiles to its
     /// placeholder column (see [`super::window`]); without them, or outside
     /// the select list and ORDER BY, a window call is error 3593.
@@ -263,7 +268,7 @@ impl Compiler<'_> {
                             Some(x) if x.to_string() != e.to_string() => {
                                 self.compile_in(&x, scope, clause, agg)
                             }
-                            _ => Err(err),
+                            _ => self.outer_ref(&parts, clause, err),
                         };
                     }
                 };
@@ -291,8 +296,14 @@ impl Compiler<'_> {
                 let name = p.last().map(|i| i.value.to_lowercase()).unwrap_or_default();
                 Expr::Literal(self.var(&name).ok_or(SqlError::UnknownVariable(name))?)
             }
-            A::Identifier(i) => Expr::Column(scope.resolve(std::slice::from_ref(i), clause)?),
-            A::CompoundIdentifier(p) => Expr::Column(scope.resolve(p, clause)?),
+            A::Identifier(i) => match scope.resolve(std::slice::from_ref(i), clause) {
+                Ok(c) => Expr::Column(c),
+                Err(err) => self.outer_ref(std::slice::from_ref(i), clause, err)?,
+            },
+            A::CompoundIdentifier(p) => match scope.resolve(p, clause) {
+                Ok(c) => Expr::Column(c),
+                Err(err) => self.outer_ref(p, clause, err)?,
+            },
             A::Value(v) => Expr::Literal(literal(&v.value)?),
             A::TypedString(t) => Expr::Literal(super::calendar::typed_string(t)?),
             A::Extract { field, expr, .. } => {
@@ -510,11 +521,7 @@ impl Compiler<'_> {
                 }
             }
             A::Function(f) => self.compile_func(f, scope, clause, agg)?,
-            A::Subquery(_) | A::In { .. } | A::Exists { .. } => {
-                return Err(SqlError::Unsupported(
-                    "subqueries in expressions (use a subquery in FROM)".into(),
-                ))
-            }
+            e if subquery::is_subquery(e) => self.compile_subquery(e, scope, clause, agg)?,
             other => return Err(SqlError::Unsupported(format!("the expression {other}"))),
         })
     }
@@ -681,6 +688,7 @@ impl Compiler<'_> {
                 ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
             )
             || contains_agg(e)
+            || subquery::contains_subquery(e)
         {
             return None;
         }
@@ -701,6 +709,11 @@ impl Compiler<'_> {
                 if contains_agg(x) {
                     return Err(SqlError::InvalidGroupFunction);
                 }
+                if subquery::contains_subquery(x) {
+                    return Err(SqlError::Unsupported(
+                        "subqueries in aggregate arguments".into(),
+                    ));
+                }
                 let func = match n {
                     "count" => AggFunc::Count,
                     "sum" => AggFunc::Sum,
@@ -708,7 +721,9 @@ impl Compiler<'_> {
                     "min" => AggFunc::Min,
                     _ => AggFunc::Max,
                 };
-                (func, Some(self.compile(x, &input, "field list")?))
+                let arg = self.compile(x, &input, "field list")?;
+                subquery::check_agg_arg(&arg)?;
+                (func, Some(arg))
             }
             _ => return Err(SqlError::WrongArgs(name)),
         };
@@ -824,21 +839,6 @@ pub(super) fn const_int(
     }
 }
 
-pub(super) fn split_and(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
-    match e {
-        ast::Expr::BinaryOp {
-            left,
-            op: ast::BinaryOperator::And,
-            right,
-        } => {
-            split_and(left, out);
-            split_and(right, out);
-        }
-        ast::Expr::Nested(x) => split_and(x, out),
-        other => out.push(other.clone()),
-    }
-}
-
 pub(super) fn names_text(exprs: &[Expr], names: &[String]) -> String {
     exprs
         .iter()
@@ -868,6 +868,8 @@ pub fn compile_over_table(
         connection_id,
         now_micros: Some(now_micros),
         cx: None,
+        outer: None,
+        subs: Collected::default(),
         windows: None,
     };
     if contains_agg(e) {
@@ -887,7 +889,27 @@ pub fn compile_const(
         connection_id,
         now_micros,
         cx: None,
+        outer: None,
+        subs: Collected::default(),
         windows: None,
     };
     c.compile(e, &Scope::default(), "field list")
+}
+
+/// The conjuncts of `e` (`a AND b AND c`), in written order. (Recursion over
+/// a run of ANDs: balanced by [`crate::sql::shape`], so its depth is
+/// logarithmic in the run's length.)
+pub(super) fn split_and(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
+    match e {
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        ast::Expr::Nested(x) => split_and(x, out),
+        other => out.push(other.clone()),
+    }
 }

@@ -442,7 +442,7 @@ fn plan_recursive_body(def: &Arc<CteDef>, cx: &PlanCx<'_>) -> Result<Planned, Sq
         check_recursive_block(block, name)?;
     }
     let anchor = name_columns(
-        plan_set_run(&run.operands[..anchors], &run.ops[..anchors - 1], cx)?,
+        plan_set_run(&run.operands[..anchors], &run.ops[..anchors - 1], cx, None)?,
         &def.columns,
     )?;
     let table = WorkTable::new();
@@ -466,7 +466,7 @@ fn plan_recursive_body(def: &Arc<CteDef>, cx: &PlanCx<'_>) -> Result<Planned, Sq
         work.uses.store(0, Ordering::Relaxed);
         let visible = cx.names.ctes_mut().len();
         let p = cx.names.scoped(visible, Some(me.clone()), || {
-            plan_set_run(&[*block], &[], cx)
+            plan_set_run(&[*block], &[], cx, None)
         })?;
         if p.types.len() != anchor.types.len() {
             return Err(SqlError::UnionArity);

@@ -14,6 +14,7 @@ use crate::pipeline::recursive::{RecursiveUnion, TermBuilder, WorkTableScan};
 use crate::pipeline::scan::{SeriesScan, TableScan, ValuesScan};
 use crate::pipeline::setop::SetOp;
 use crate::pipeline::sort::Sort;
+use crate::pipeline::subquery::Apply;
 use crate::pipeline::window::Window;
 use crate::pipeline::Instrumented;
 
@@ -31,7 +32,16 @@ impl Plan {
             Plan::Scan { table, data } => Box::new(TableScan::new(table, data)),
             Plan::Values { rows, types } => Box::new(ValuesScan::new(rows, types)),
             Plan::Filter { input, pred, text } => {
-                Box::new(Filter::new(input.build(pipeline)?, pred, text))
+                let input = match *input {
+                    // A filter straight over a table scan may read through
+                    // an index (plan/index.rs); the filter stays above.
+                    Plan::Scan { table, data } => Instrumented::new(
+                        super::index::access(table, data, &pred),
+                        pipeline.clone(),
+                    ),
+                    other => other.build(pipeline)?,
+                };
+                Box::new(Filter::new(input, pred, text))
             }
             Plan::Project {
                 input,
@@ -89,9 +99,10 @@ impl Plan {
                 kind,
                 right_types,
                 text,
+                emit,
             } => {
                 let p = nested(pipeline, "join build")?;
-                Box::new(HashJoin::new(
+                let join = HashJoin::new(
                     left.build(pipeline)?,
                     right.build(&p)?,
                     left_keys,
@@ -101,7 +112,11 @@ impl Plan {
                     kind,
                     right_types,
                     text,
-                ))
+                );
+                Box::new(match emit {
+                    Some((l, r)) => join.emitting(l, r),
+                    None => join,
+                })
             }
             Plan::Update {
                 table,
@@ -124,6 +139,9 @@ impl Plan {
                     built.push(i.build(pipeline)?);
                 }
                 Box::new(UnionAll::new(built, types))
+            }
+            Plan::Apply { input, subs } => {
+                Box::new(Apply::new(input.build(pipeline)?, subs, pipeline.clone()))
             }
             Plan::SetOp {
                 inputs,

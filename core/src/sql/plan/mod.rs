@@ -26,10 +26,13 @@ mod calendar;
 mod compile;
 pub mod cte;
 mod dml;
+pub mod index;
+mod joins;
 mod lower;
 mod query;
 mod scope;
 mod select;
+mod subquery;
 mod types;
 pub mod view;
 mod window;
@@ -58,7 +61,7 @@ use crate::sql::error::SqlError;
 use crate::storage::{Catalog, ColumnDef, Table, TableData, WriteSet};
 
 /// A plan node. Cloned to build a recursive CTE's recursive part anew
-/// for each iteration.
+/// for each iteration, and a correlated subquery's plan for each run.
 #[derive(Clone)]
 pub enum Plan {
     /// `generate_series`.
@@ -157,6 +160,9 @@ pub enum Plan {
         right_types: Vec<DataType>,
         /// EXPLAIN text.
         text: String,
+        /// The left and right columns the output keeps (`None`: all); the
+        /// residual condition is over that output.
+        emit: Option<(Vec<usize>, Vec<usize>)>,
     },
     /// `UPDATE`: the table's chunks rewritten ([`crate::pipeline::dml::Update`]).
     Update {
@@ -206,6 +212,14 @@ pub enum Plan {
         inputs: Vec<Plan>,
         /// Output types.
         types: Vec<DataType>,
+    },
+    /// Subqueries in expressions: a column per subquery appended to the
+    /// input's rows (see [`crate::pipeline::subquery`]).
+    Apply {
+        /// Input.
+        input: Box<Plan>,
+        /// The subqueries.
+        subs: Vec<crate::pipeline::subquery::Subquery>,
     },
     /// A run of set operations with `EXCEPT` or `INTERSECT`, by counting
     /// rows ([`crate::pipeline::setop::SetOp`]).

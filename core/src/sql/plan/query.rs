@@ -4,6 +4,7 @@
 use super::compile::{const_int, names_text, Compiler};
 use super::scope::Scope;
 use super::select::plan_select;
+use super::subquery::Outer;
 use super::{Plan, PlanCx, Planned};
 use sqlparser::ast;
 
@@ -16,9 +17,19 @@ use crate::sql::shape;
 
 /// Plans a query.
 pub fn plan_query(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError> {
+    plan_query_in(q, cx, None)
+}
+
+/// Plans a query; a subquery in an expression plans inside `outer`, its
+/// enclosing queries.
+pub(super) fn plan_query_in(
+    q: &ast::Query,
+    cx: &PlanCx<'_>,
+    outer: Option<&Outer<'_>>,
+) -> Result<Planned, SqlError> {
     match &q.with {
-        Some(with) => super::cte::with_ctes(with, cx, || plan_query_body(q, cx)),
-        None => plan_query_body(q, cx),
+        Some(with) => super::cte::with_ctes(with, cx, || plan_query_body(q, cx, outer)),
+        None => plan_query_body(q, cx, outer),
     }
 }
 
@@ -32,6 +43,8 @@ pub(super) fn apply_limit(
         connection_id: cx.connection_id,
         now_micros: Some(cx.now_micros),
         cx: Some(cx),
+        outer: None,
+        subs: Default::default(),
         windows: None,
     };
     let shape = query_shape(q, &compiler)?;
@@ -45,7 +58,11 @@ pub(super) fn apply_limit(
     )
 }
 
-fn plan_query_body(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError> {
+fn plan_query_body(
+    q: &ast::Query,
+    cx: &PlanCx<'_>,
+    outer: Option<&Outer<'_>>,
+) -> Result<Planned, SqlError> {
     if q.fetch.is_some() || !q.locks.is_empty() {
         return Err(SqlError::Unsupported("FETCH / FOR UPDATE".into()));
     }
@@ -53,6 +70,8 @@ fn plan_query_body(q: &ast::Query, cx: &PlanCx<'_>) -> Result<Planned, SqlError>
         connection_id: cx.connection_id,
         now_micros: Some(cx.now_micros),
         cx: Some(cx),
+        outer,
+        subs: Default::default(),
         windows: None,
     };
     let shape = query_shape(q, &compiler)?;
@@ -200,8 +219,8 @@ pub(super) fn plan_set_expr(
             cx,
             c,
         ),
-        ast::SetExpr::Query(q) => plan_query(q, cx),
-        ast::SetExpr::SetOperation { .. } => plan_union(e, cx),
+        ast::SetExpr::Query(q) => plan_query_in(q, cx, c.outer),
+        ast::SetExpr::SetOperation { .. } => plan_union(e, cx, c.outer),
         ast::SetExpr::Values(v) => {
             let mut rows = Vec::new();
             let mut width = None;
@@ -238,11 +257,15 @@ pub(super) fn plan_set_expr(
 /// A run of set operations of one precedence (see [`shape::set_run`]:
 /// `INTERSECT` binds tighter than `UNION` and `EXCEPT`, so an `INTERSECT`
 /// inside a run of those is one operand of it).
-pub(super) fn plan_union(e: &ast::SetExpr, cx: &PlanCx<'_>) -> Result<Planned, SqlError> {
+pub(super) fn plan_union(
+    e: &ast::SetExpr,
+    cx: &PlanCx<'_>,
+    outer: Option<&Outer<'_>>,
+) -> Result<Planned, SqlError> {
     let Some(run) = shape::set_run(e) else {
         return Err(SqlError::Unsupported(format!("the query form {e}")));
     };
-    plan_set_run(&run.operands, &run.ops, cx)
+    plan_set_run(&run.operands, &run.ops, cx, outer)
 }
 
 /// A run of set operations `operands[0] ops[0] operands[1] …`, left to right
@@ -254,11 +277,14 @@ pub(super) fn plan_set_run(
     operands: &[&ast::SetExpr],
     ops: &[(&ast::SetOperator, &ast::SetQuantifier)],
     cx: &PlanCx<'_>,
+    outer: Option<&Outer<'_>>,
 ) -> Result<Planned, SqlError> {
     let compiler = Compiler {
         connection_id: cx.connection_id,
         now_micros: Some(cx.now_micros),
         cx: Some(cx),
+        outer,
+        subs: Default::default(),
         windows: None,
     };
     let c = &compiler;

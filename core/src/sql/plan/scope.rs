@@ -32,11 +32,6 @@ impl Scope {
         }
         self
     }
-    pub(super) fn concat(&self, other: &Scope) -> Scope {
-        let mut cols = self.cols.clone();
-        cols.extend(other.cols.iter().cloned());
-        Scope { cols }
-    }
     /// Scope over a table's columns.
     pub fn of_table(table: &Table, qualifier: &str) -> Scope {
         Scope {

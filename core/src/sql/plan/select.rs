@@ -1,18 +1,16 @@
 //! One SELECT: FROM and joins, WHERE, GROUP BY, HAVING, the select list.
 
-use super::compile::{
-    chain, col_ast, const_int, contains_agg, names_text, split_and, AggCx, Compiler,
-};
+use super::compile::{col_ast, const_int, contains_agg, names_text, AggCx, Compiler};
 use super::query::{is_desc, plan_query, Shape};
 use super::scope::{Scope, ScopeCol};
-use super::types::{ident_name, object_name, MAX_JOIN_TABLES};
+use super::subquery;
+use super::types::object_name;
 use super::window::{first_window, rebase, WindowCalls, WindowError};
 use super::{Plan, PlanCx, Planned};
 use sqlparser::ast;
 
 use crate::data::DataType;
-use crate::expr::{BinOp, Expr};
-use crate::pipeline::join::JoinKind;
+use crate::expr::Expr;
 use crate::pipeline::sort::SortKey;
 use crate::sql::error::SqlError;
 
@@ -80,7 +78,10 @@ pub(super) fn plan_factor(
             if let Some(r) = super::view::resolve_view(&tname, alias.as_ref(), cx) {
                 return r;
             }
-            let (table, data) = cx.table(&tname)?;
+            let (table, data) = match crate::sql::info_schema::lookup(name, cx)? {
+                Some(virtual_table) => virtual_table,
+                None => cx.table(&tname)?,
+            };
             let qual = alias
                 .as_ref()
                 .map_or(tname.clone(), |a| a.name.value.clone());
@@ -121,7 +122,7 @@ pub(super) fn plan_factor(
             table_with_joins,
             alias,
         } => {
-            let (p, s) = plan_from_item(table_with_joins, cx, c)?;
+            let (p, s) = super::joins::plan_nested(table_with_joins, cx, c)?;
             Ok((
                 p,
                 match alias {
@@ -132,163 +133,6 @@ pub(super) fn plan_factor(
         }
         other => Err(SqlError::Unsupported(format!("the FROM item {other}"))),
     }
-}
-
-pub(super) fn join(
-    left: (Plan, Scope),
-    right: (Plan, Scope),
-    kind: JoinKind,
-    on: Option<&ast::Expr>,
-    using: &[String],
-    c: &Compiler<'_>,
-) -> Result<(Plan, Scope), SqlError> {
-    let (lp, ls) = left;
-    let (rp, rs) = right;
-    let both = ls.concat(&rs);
-    let mut conjuncts = Vec::new();
-    if let Some(on) = on {
-        split_and(on, &mut conjuncts);
-    }
-    let (mut lk, mut rk, mut residual) = (Vec::new(), Vec::new(), Vec::new());
-    for u in using {
-        let id = [ast::Ident::new(u)];
-        lk.push(Expr::Column(ls.resolve(&id, "from clause")?));
-        rk.push(Expr::Column(rs.resolve(&id, "from clause")?));
-    }
-    for conj in &conjuncts {
-        // Checks names (and ambiguity) against both sides first.
-        let whole = c.compile(conj, &both, "on clause")?;
-        if let ast::Expr::BinaryOp {
-            left: a,
-            op: ast::BinaryOperator::Eq,
-            right: b,
-        } = conj
-        {
-            let pair = match (
-                c.compile(a, &ls, "on clause"),
-                c.compile(b, &rs, "on clause"),
-            ) {
-                (Ok(x), Ok(y)) => Some((x, y)),
-                _ => match (
-                    c.compile(b, &ls, "on clause"),
-                    c.compile(a, &rs, "on clause"),
-                ) {
-                    (Ok(x), Ok(y)) => Some((x, y)),
-                    _ => None,
-                },
-            };
-            if let Some((x, y)) = pair {
-                lk.push(x);
-                rk.push(y);
-                continue;
-            }
-        }
-        residual.push(whole);
-    }
-    let mut residual = residual.into_iter();
-    let residual = residual
-        .next()
-        .map(|first| chain(first, residual.map(|x| (BinOp::And, x)).collect()));
-    let (lt, rt) = (ls.types(), rs.types());
-    let int_keys = lk.len() == 1
-        && lk[0].data_type(&lt) == DataType::Int
-        && rk[0].data_type(&rt) == DataType::Int;
-    let mut text = lk
-        .iter()
-        .zip(&rk)
-        .map(|(a, b)| format!("{} = {}", a.display(&ls.names()), b.display(&rs.names())))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    if let Some(r) = &residual {
-        text.push_str(&format!(" filter {}", r.display(&both.names())));
-    }
-    let mut out_scope = both;
-    if kind == JoinKind::Left {
-        // Right columns can be NULL now; types are unchanged.
-        out_scope = Scope {
-            cols: out_scope.cols,
-        };
-    }
-    Ok((
-        Plan::Join {
-            left: Box::new(lp),
-            right: Box::new(rp),
-            left_keys: lk,
-            right_keys: rk,
-            int_keys,
-            residual,
-            kind,
-            right_types: rt,
-            text,
-        },
-        out_scope,
-    ))
-}
-
-pub(super) fn plan_from_item(
-    t: &ast::TableWithJoins,
-    cx: &PlanCx<'_>,
-    c: &Compiler<'_>,
-) -> Result<(Plan, Scope), SqlError> {
-    let mut acc = plan_factor(&t.relation, cx, c)?;
-    for j in &t.joins {
-        let right = plan_factor(&j.relation, cx, c)?;
-        let (kind, constraint) = match &j.join_operator {
-            ast::JoinOperator::Join(k)
-            | ast::JoinOperator::Inner(k)
-            | ast::JoinOperator::StraightJoin(k) => (JoinKind::Inner, Some(k)),
-            ast::JoinOperator::Left(k) | ast::JoinOperator::LeftOuter(k) => {
-                (JoinKind::Left, Some(k))
-            }
-            ast::JoinOperator::CrossJoin(k) => (JoinKind::Inner, Some(k)),
-            other => {
-                return Err(SqlError::Unsupported(
-                    format!("the join {other:?}").chars().take(60).collect(),
-                ))
-            }
-        };
-        let (on, using): (Option<&ast::Expr>, Vec<String>) = match constraint {
-            Some(ast::JoinConstraint::On(e)) => (Some(e), vec![]),
-            Some(ast::JoinConstraint::Using(cols)) => (None, cols.iter().map(ident_name).collect()),
-            Some(ast::JoinConstraint::UsingAlias(..)) => {
-                return Err(SqlError::Unsupported("USING … AS".into()))
-            }
-            Some(ast::JoinConstraint::None) | None => (None, vec![]),
-            Some(ast::JoinConstraint::Natural) => {
-                return Err(SqlError::Unsupported("NATURAL JOIN".into()))
-            }
-        };
-        acc = join(acc, right, kind, on, &using, c)?;
-    }
-    Ok(acc)
-}
-
-pub(super) fn plan_from(
-    from: &[ast::TableWithJoins],
-    cx: &PlanCx<'_>,
-    c: &Compiler<'_>,
-) -> Result<(Plan, Scope), SqlError> {
-    // MySQL's limit, and a bound on the depth of the join tree.
-    let tables: usize = from.iter().map(|t| 1 + t.joins.len()).sum();
-    if tables > MAX_JOIN_TABLES {
-        return Err(SqlError::TooManyTables(MAX_JOIN_TABLES));
-    }
-    let mut it = from.iter();
-    let Some(first) = it.next() else {
-        return Ok((
-            Plan::Values {
-                rows: vec![vec![]],
-                types: vec![],
-            },
-            Scope::default(),
-        ));
-    };
-    let mut acc = plan_from_item(first, cx, c)?;
-    for t in it {
-        let right = plan_from_item(t, cx, c)?;
-        acc = join(acc, right, JoinKind::Inner, None, &[], c)?;
-    }
-    Ok(acc)
 }
 
 pub(super) fn plan_select(
@@ -318,18 +162,29 @@ pub(super) fn plan_select(
             return Err(WindowError::InvalidUse(w).into());
         }
     }
-    let (mut plan, scope) = plan_from(&s.from, cx, c)?;
-    if let Some(w) = &s.selection {
+    // FROM, its joins and WHERE, planned together (see joins.rs). A WHERE
+    // with a subquery is applied whole after the joins instead
+    // (subquery::plan_where orders its conjuncts), and then, as with
+    // subqueries elsewhere, every FROM column is kept: a correlated
+    // subquery reads them as parameters, not as `Expr::Column`s.
+    let where_sub = s
+        .selection
+        .as_ref()
+        .filter(|w| subquery::contains_subquery(w));
+    if let Some(w) = where_sub {
         if contains_agg(w) {
             return Err(SqlError::InvalidGroupFunction);
         }
-        let pred = c.compile(w, &scope, "where clause")?;
-        plan = Plan::Filter {
-            input: Box::new(plan),
-            text: pred.display(&scope.names()),
-            pred,
-        };
     }
+    let from = super::joins::read_from(
+        &s.from,
+        s.selection.as_ref().filter(|_| where_sub.is_none()),
+        cx,
+        c,
+    )?;
+    let scope = from.scope().clone();
+    // The types of the columns that WHERE's subqueries add after the scope's.
+    let mut where_types = Vec::new();
     // Select items as (ast, output name).
     let mut items: Vec<(ast::Expr, String)> = Vec::new();
     for it in &s.projection {
@@ -386,6 +241,8 @@ pub(super) fn plan_select(
         connection_id: c.connection_id,
         now_micros: c.now_micros,
         cx: c.cx,
+        outer: c.outer,
+        subs: Default::default(),
         windows: Some(&windows),
     };
     let c = &wc;
@@ -462,11 +319,15 @@ pub(super) fn plan_select(
                 None => c.compile(e, &scope, clause),
             }
         };
+    // Subqueries of the select list, HAVING and ORDER BY run after the
+    // aggregation (or WHERE). (An error leaves the collector open: the
+    // statement is over then.)
+    c.subs.open();
     let mut exprs = Vec::new();
     for (e, _) in &items {
         exprs.push(compile_item(e, "field list", &mut agg_cx)?);
     }
-    let having = match &s.having {
+    let mut having = match &s.having {
         Some(h) => Some(compile_item(h, "having clause", &mut agg_cx)?),
         None => None,
     };
@@ -517,6 +378,7 @@ pub(super) fn plan_select(
             desc: is_desc(o),
         });
     }
+    let subs = c.subs.close();
     // The windows' arguments, partitioning and ordering, in the select
     // list's scope (they may add aggregates).
     let compiled_windows = if windows.is_empty() {
@@ -524,6 +386,33 @@ pub(super) fn plan_select(
     } else {
         Some(windows.compile(&mut |e, clause| compile_item(e, clause, &mut agg_cx))?)
     };
+    // The FROM columns read above it, and the FROM plan carrying only those.
+    let mut needed = vec![false; scope.cols.len()];
+    let mut mark = |e: &Expr| {
+        e.visit(&mut |x| {
+            if let Expr::Column(i) = x {
+                if let Some(n) = needed.get_mut(*i) {
+                    *n = true;
+                }
+            }
+        })
+    };
+    match &agg_cx {
+        Some(a) => {
+            a.group_exprs.iter().for_each(&mut mark);
+            a.aggs
+                .iter()
+                .filter_map(|x| x.arg.as_ref())
+                .for_each(&mut mark);
+        }
+        None => exprs.iter().for_each(&mut mark),
+    }
+    // Window calls read FROM columns too: with them, every column is kept.
+    let prune = compiled_windows.is_none() && subs.is_empty() && where_sub.is_none();
+    let mut plan = from.plan(prune.then_some(needed.as_slice()))?;
+    if let Some(w) = where_sub {
+        (plan, where_types) = subquery::plan_where(c, w, &scope, plan)?;
+    }
     // Assemble: aggregate, having, windows, project, distinct, sort, limit,
     // trim.
     let mut pre_scope_types;
@@ -555,6 +444,14 @@ pub(super) fn plan_select(
             text,
         };
         pre_scope_types = key_types;
+        let mut targets: Vec<&mut Expr> = exprs.iter_mut().chain(having.iter_mut()).collect();
+        plan = subquery::apply_clause(
+            plan,
+            &mut pre_scope_types,
+            &mut pre_names,
+            subs,
+            &mut targets,
+        );
         if let Some(h) = having {
             plan = Plan::Filter {
                 input: Box::new(plan),
@@ -570,6 +467,16 @@ pub(super) fn plan_select(
         }
         pre_scope_types = scope.types();
         pre_names = scope.names();
+        pre_names.extend((0..where_types.len()).map(|i| format!("#{}", pre_scope_types.len() + i)));
+        pre_scope_types.extend(where_types);
+        let mut targets: Vec<&mut Expr> = exprs.iter_mut().collect();
+        plan = subquery::apply_clause(
+            plan,
+            &mut pre_scope_types,
+            &mut pre_names,
+            subs,
+            &mut targets,
+        );
     }
     if let Some(w) = compiled_windows {
         let planned = w.plan(&pre_scope_types, &pre_names)?;

@@ -28,8 +28,10 @@ use crate::pipeline::window::{Frame, FrameBound, FrameUnits, WindowCall, WindowF
 use crate::sql::error::SqlError;
 
 /// Window calls compile to `Expr::Column(WINDOW_BASE + k)` until their
-/// columns are known ([`rebase`]); no real row is this wide.
-pub const WINDOW_BASE: usize = 1 << 40;
+/// columns are known ([`rebase`]); no real row is this wide. A quarter of
+/// the address space, so it fits a 32-bit `usize` (wasm32: `1 << 40` did
+/// not compile there).
+pub const WINDOW_BASE: usize = 1 << (usize::BITS - 2);
 
 /// What MySQL calls a window without a name in its errors.
 const UNNAMED: &str = "<unnamed window>";
@@ -760,7 +762,7 @@ pub fn rebase(e: &mut Expr, cols: &[usize]) {
                 *i = c;
             }
         }
-        Expr::Literal(_) => {}
+        Expr::Literal(_) | Expr::Param { .. } => {}
         Expr::Binary { l, r, .. } => {
             rebase(l, cols);
             rebase(r, cols);
