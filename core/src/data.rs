@@ -1,8 +1,12 @@
 //! Columnar data: SQL types, scalar values, columns and batches.
 //!
 //! Types follow MySQL: booleans are integers (`TRUE` is 1), comparisons
-//! return 0/1, and `NULL` has its own type until it meets another.
+//! return 0/1, and `NULL` has its own type until it meets another. Dates,
+//! datetimes and times are compact integers (see [`crate::datetime`]);
+//! decimals are exact ([`crate::decimal`]).
 
+use crate::datetime::{self, Parsed};
+use crate::decimal::Dec;
 use serde::{Serialize, Serializer};
 use std::cmp::Ordering;
 use std::fmt;
@@ -18,6 +22,15 @@ pub enum DataType {
     Float,
     /// UTF-8 text (`VARCHAR`, `TEXT`).
     Text,
+    /// `DATE`: days since 1970-01-01.
+    Date,
+    /// `DATETIME` (and `TIMESTAMP`, kept in UTC): microseconds since
+    /// 1970-01-01 00:00:00.
+    DateTime,
+    /// `TIME`: signed microseconds.
+    Time,
+    /// Exact `DECIMAL`.
+    Decimal,
     /// The type of a bare `NULL`.
     Null,
 }
@@ -29,8 +42,20 @@ impl DataType {
             DataType::Int => "BIGINT",
             DataType::Float => "DOUBLE",
             DataType::Text => "VARCHAR",
+            DataType::Date => "DATE",
+            DataType::DateTime => "DATETIME",
+            DataType::Time => "TIME",
+            DataType::Decimal => "DECIMAL",
             DataType::Null => "NULL",
         }
+    }
+    /// Whether a number type (`BIGINT`, `DOUBLE`, `DECIMAL`).
+    pub fn is_numeric(self) -> bool {
+        matches!(self, DataType::Int | DataType::Float | DataType::Decimal)
+    }
+    /// Whether a calendar type (`DATE`, `DATETIME`, `TIME`).
+    pub fn is_temporal(self) -> bool {
+        matches!(self, DataType::Date | DataType::DateTime | DataType::Time)
     }
     /// The common type of two operands (for CASE, UNION, COALESCE, …).
     pub fn unify(self, other: DataType) -> DataType {
@@ -38,7 +63,9 @@ impl DataType {
         match (self, other) {
             (Null, x) | (x, Null) => x,
             (a, b) if a == b => a,
-            (Int, Float) | (Float, Int) => Float,
+            (Int, Float) | (Float, Int) | (Decimal, Float) | (Float, Decimal) => Float,
+            (Int, Decimal) | (Decimal, Int) => Decimal,
+            (Date, DateTime) | (DateTime, Date) => DateTime,
             _ => Text,
         }
     }
@@ -61,6 +88,14 @@ pub enum Value {
     Float(f64),
     /// Text.
     Text(Arc<str>),
+    /// A date: days since 1970-01-01.
+    Date(i32),
+    /// A datetime: microseconds since 1970-01-01 00:00:00.
+    DateTime(i64),
+    /// A time: signed microseconds.
+    Time(i64),
+    /// An exact decimal.
+    Decimal(Dec),
 }
 
 /// Heap bytes of one shared string: its allocation holds two reference
@@ -91,24 +126,35 @@ impl Value {
             Value::Int(_) => DataType::Int,
             Value::Float(_) => DataType::Float,
             Value::Text(_) => DataType::Text,
+            Value::Date(_) => DataType::Date,
+            Value::DateTime(_) => DataType::DateTime,
+            Value::Time(_) => DataType::Time,
+            Value::Decimal(_) => DataType::Decimal,
         }
     }
-    /// As a float, MySQL style (text parses its numeric prefix, else 0).
+    /// As a float, MySQL style (text parses its numeric prefix, else 0; a
+    /// date is `YYYYMMDD`, a datetime `YYYYMMDDhhmmss`, a time `hhmmss`).
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Value::Null => None,
             Value::Int(i) => Some(*i as f64),
             Value::Float(f) => Some(*f),
             Value::Text(s) => Some(parse_numeric_prefix(s)),
+            Value::Date(d) => Some(datetime::date_number(*d) as f64),
+            Value::DateTime(m) => Some(datetime::datetime_number(*m)),
+            Value::Time(t) => Some(datetime::time_number(*t)),
+            Value::Decimal(d) => Some(d.to_f64()),
         }
     }
-    /// As an integer, MySQL style (floats round half away from zero).
+    /// As an integer, MySQL style (floats and decimals round half away
+    /// from zero).
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Null => None,
             Value::Int(i) => Some(*i),
-            Value::Float(f) => Some(f.round() as i64),
-            Value::Text(s) => Some(parse_numeric_prefix(s).round() as i64),
+            Value::Date(d) => Some(datetime::date_number(*d)),
+            Value::Decimal(d) => Some(d.to_i64().unwrap_or_else(|| d.to_f64().round() as i64)),
+            other => other.as_f64().map(|f| f.round() as i64),
         }
     }
     /// SQL truthiness: `None` for NULL, else non-zero.
@@ -116,8 +162,64 @@ impl Value {
         match self {
             Value::Null => None,
             Value::Int(i) => Some(*i != 0),
-            Value::Float(f) => Some(*f != 0.0),
-            Value::Text(s) => Some(parse_numeric_prefix(s) != 0.0),
+            Value::Decimal(d) => Some(!d.is_zero()),
+            other => other.as_f64().map(|f| f != 0.0),
+        }
+    }
+    /// As an exact decimal, MySQL style (text reads its numeric prefix);
+    /// `None` for NULL, or a number past 28 digits.
+    pub fn to_dec(&self) -> Option<Dec> {
+        match self {
+            Value::Null => None,
+            Value::Int(i) => Some(Dec::from_i64(*i)),
+            Value::Decimal(d) => Some(*d),
+            Value::Date(d) => Some(Dec::from_i64(datetime::date_number(*d))),
+            Value::Text(s) => Dec::parse(s).or_else(|| Dec::from_f64(parse_numeric_prefix(s))),
+            other => Dec::from_f64(other.as_f64()?),
+        }
+    }
+    /// As a date (days), MySQL style: a datetime's date, text parsed
+    /// (`'2024-01-05'`, `'20240105'`, a datetime string), a number read as
+    /// `YYYYMMDD[hhmmss]`. `None` for NULL or an invalid date.
+    pub fn to_date(&self) -> Option<i32> {
+        match self {
+            Value::Date(d) => Some(*d),
+            other => other.to_parsed().map(Parsed::days),
+        }
+    }
+    /// As a datetime (microseconds): a date at midnight, text parsed, a
+    /// number read as `YYYYMMDD[hhmmss]`. `None` for NULL or invalid.
+    pub fn to_datetime(&self) -> Option<i64> {
+        match self {
+            Value::DateTime(m) => Some(*m),
+            other => other.to_parsed().map(Parsed::micros),
+        }
+    }
+    /// As a date or datetime, keeping which it was (text `'2024-01-05'` is
+    /// a date, `'2024-01-05 10:00'` a datetime).
+    pub fn to_parsed(&self) -> Option<Parsed> {
+        match self {
+            Value::Null | Value::Time(_) => None,
+            Value::Date(d) => Some(Parsed::Date(*d)),
+            Value::DateTime(m) => Some(Parsed::DateTime(*m)),
+            Value::Text(s) => datetime::parse_datetime(s),
+            Value::Int(i) => datetime::parse_datetime(&i.to_string()),
+            Value::Float(_) | Value::Decimal(_) => {
+                let t = self.to_text()?;
+                datetime::parse_datetime(&t)
+            }
+        }
+    }
+    /// As a time (microseconds): a datetime's time of day, a date's
+    /// midnight, text parsed (`'10:20:30'`), a number read as `hhmmss`.
+    pub fn to_time(&self) -> Option<i64> {
+        match self {
+            Value::Null => None,
+            Value::Time(t) => Some(*t),
+            Value::Date(_) => Some(0),
+            Value::DateTime(m) => Some(m.rem_euclid(datetime::MICROS_PER_DAY)),
+            Value::Text(s) => datetime::parse_time(s),
+            other => datetime::parse_time(&other.to_text()?),
         }
     }
     /// The value as text (MySQL's rendering).
@@ -130,11 +232,37 @@ impl Value {
     }
     /// SQL comparison (`None` if either is NULL). Numbers compare
     /// numerically; text with a number compares numerically, as MySQL does.
+    ///
+    /// Decimals compare exactly with integers and decimals. A date or
+    /// datetime compares with a date, a datetime or text as a datetime (the
+    /// text converted, as MySQL converts the constant in `d = '2024-01-05'`;
+    /// text that is no date compares as text), a time with a time or text
+    /// as a time, and with a number numerically (`YYYYMMDD`).
     pub fn sql_cmp(&self, other: &Value) -> Option<Ordering> {
+        use Value::*;
         match (self, other) {
-            (Value::Null, _) | (_, Value::Null) => None,
-            (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
-            (Value::Text(a), Value::Text(b)) => Some(a.cmp(b)),
+            (Null, _) | (_, Null) => None,
+            (Int(a), Int(b)) => Some(a.cmp(b)),
+            (Text(a), Text(b)) => Some(a.cmp(b)),
+            (Decimal(a), Decimal(b)) => Some(a.cmp_value(b)),
+            (Decimal(a), Int(b)) => Some(a.cmp_value(&Dec::from_i64(*b))),
+            (Int(a), Decimal(b)) => Some(Dec::from_i64(*a).cmp_value(b)),
+            (Date(a), Date(b)) => Some(a.cmp(b)),
+            (DateTime(a), DateTime(b)) | (Time(a), Time(b)) => Some(a.cmp(b)),
+            (Date(_) | DateTime(_), Date(_) | DateTime(_)) => {
+                Some(self.to_datetime()?.cmp(&other.to_datetime()?))
+            }
+            (Date(_) | DateTime(_), Text(t)) => match datetime::parse_datetime(t) {
+                Some(p) => Some(self.to_datetime()?.cmp(&p.micros())),
+                None => Some(self.to_text()?.as_ref().cmp(t.as_ref())),
+            },
+            (Text(_), Date(_) | DateTime(_) | Time(_)) => {
+                other.sql_cmp(self).map(Ordering::reverse)
+            }
+            (Time(a), Text(t)) => match datetime::parse_time(t) {
+                Some(b) => Some(a.cmp(&b)),
+                None => Some(self.to_text()?.as_ref().cmp(t.as_ref())),
+            },
             (a, b) => a.as_f64()?.partial_cmp(&b.as_f64()?),
         }
     }
@@ -193,6 +321,17 @@ impl PartialEq for Value {
                 (*a as f64) == *b
             }
             (Value::Text(a), Value::Text(b)) => a == b,
+            (Value::Date(a), Value::Date(b)) => a == b,
+            (Value::DateTime(a), Value::DateTime(b)) | (Value::Time(a), Value::Time(b)) => a == b,
+            (Value::Decimal(a), Value::Decimal(b)) => a == b,
+            // As with Int and Float: equal numbers are one value (the hash
+            // below is of the double for all three).
+            (Value::Decimal(a), Value::Int(b)) | (Value::Int(b), Value::Decimal(a)) => {
+                *a == Dec::from_i64(*b)
+            }
+            (Value::Decimal(a), Value::Float(b)) | (Value::Float(b), Value::Decimal(a)) => {
+                rust_decimal::prelude::ToPrimitive::to_f64(&a.shown()) == Some(*b)
+            }
             _ => false,
         }
     }
@@ -216,6 +355,25 @@ impl Hash for Value {
                 2u8.hash(state);
                 s.hash(state)
             }
+            Value::Decimal(d) => {
+                1u8.hash(state);
+                // The shown value, as equality compares it.
+                let f = rust_decimal::prelude::ToPrimitive::to_f64(&d.shown()).unwrap_or(0.0);
+                let f = if f == 0.0 { 0.0 } else { f };
+                f.to_bits().hash(state)
+            }
+            Value::Date(d) => {
+                3u8.hash(state);
+                d.hash(state)
+            }
+            Value::DateTime(m) => {
+                4u8.hash(state);
+                m.hash(state)
+            }
+            Value::Time(t) => {
+                5u8.hash(state);
+                t.hash(state)
+            }
         }
     }
 }
@@ -233,6 +391,10 @@ impl fmt::Display for Value {
                 }
             }
             Value::Text(s) => f.write_str(s),
+            Value::Date(d) => f.write_str(&datetime::format_date(*d)),
+            Value::DateTime(m) => f.write_str(&datetime::format_datetime(*m)),
+            Value::Time(t) => f.write_str(&datetime::format_time(*t)),
+            Value::Decimal(d) => write!(f, "{d}"),
         }
     }
 }
@@ -244,6 +406,9 @@ impl Serialize for Value {
             Value::Int(i) => s.serialize_i64(*i),
             Value::Float(f) => s.serialize_f64(*f),
             Value::Text(t) => s.serialize_str(t),
+            // As MySQL's text protocol and JS drivers give them: strings
+            // (a decimal keeps every digit).
+            other => s.serialize_str(&other.to_string()),
         }
     }
 }
@@ -257,6 +422,92 @@ pub enum ColumnData {
     Float(Vec<f64>),
     /// Text.
     Text(Vec<Arc<str>>),
+    /// Dates (days since 1970-01-01).
+    Date(Vec<i32>),
+    /// Datetimes (microseconds since 1970-01-01 00:00:00).
+    DateTime(Vec<i64>),
+    /// Times (microseconds).
+    Time(Vec<i64>),
+    /// Exact decimals.
+    Decimal(Vec<Dec>),
+}
+
+/// `$body` with `$v` bound to the vector of any [`ColumnData`] variant, and
+/// `$wrap` the variant's constructor (for bodies that build a new one).
+macro_rules! each_vec {
+    ($data:expr, $v:ident => $body:expr) => {
+        match $data {
+            ColumnData::Int($v) => $body,
+            ColumnData::Float($v) => $body,
+            ColumnData::Text($v) => $body,
+            ColumnData::Date($v) => $body,
+            ColumnData::DateTime($v) => $body,
+            ColumnData::Time($v) => $body,
+            ColumnData::Decimal($v) => $body,
+        }
+    };
+    ($data:expr, $v:ident, $wrap:ident => $body:expr) => {
+        match $data {
+            ColumnData::Int($v) => {
+                let $wrap = ColumnData::Int;
+                $body
+            }
+            ColumnData::Float($v) => {
+                let $wrap = ColumnData::Float;
+                $body
+            }
+            ColumnData::Text($v) => {
+                let $wrap = ColumnData::Text;
+                $body
+            }
+            ColumnData::Date($v) => {
+                let $wrap = ColumnData::Date;
+                $body
+            }
+            ColumnData::DateTime($v) => {
+                let $wrap = ColumnData::DateTime;
+                $body
+            }
+            ColumnData::Time($v) => {
+                let $wrap = ColumnData::Time;
+                $body
+            }
+            ColumnData::Decimal($v) => {
+                let $wrap = ColumnData::Decimal;
+                $body
+            }
+        }
+    };
+}
+
+impl ColumnData {
+    /// An empty vector of the same variant, with room for `n` entries.
+    pub fn empty_like(&self, n: usize) -> ColumnData {
+        each_vec!(self, _v, wrap => wrap(Vec::with_capacity(n)))
+    }
+    /// Compares entries `a` and `b` (NULLs are the caller's business):
+    /// numbers numerically (floats by `total_cmp`), text by bytes, dates
+    /// and times in time order, decimals exactly.
+    pub fn cmp_entries(&self, a: usize, b: usize) -> Ordering {
+        match self {
+            ColumnData::Int(v) | ColumnData::DateTime(v) | ColumnData::Time(v) => v[a].cmp(&v[b]),
+            ColumnData::Float(v) => v[a].total_cmp(&v[b]),
+            ColumnData::Text(v) => v[a].cmp(&v[b]),
+            ColumnData::Date(v) => v[a].cmp(&v[b]),
+            ColumnData::Decimal(v) => v[a].cmp_value(&v[b]),
+        }
+    }
+    /// Bytes of one entry (the element size of its vector).
+    pub fn entry_bytes(&self) -> usize {
+        use std::mem::size_of;
+        match self {
+            ColumnData::Int(_) | ColumnData::DateTime(_) | ColumnData::Time(_) => 8,
+            ColumnData::Float(_) => size_of::<f64>(),
+            ColumnData::Text(_) => size_of::<Arc<str>>(),
+            ColumnData::Date(_) => size_of::<i32>(),
+            ColumnData::Decimal(_) => size_of::<Dec>(),
+        }
+    }
 }
 
 /// A column: typed values plus a null mask (`true` = NULL). A `NULL`-typed
@@ -308,19 +559,53 @@ impl Column {
                     .map(|v| v.to_text().unwrap_or_else(|| Arc::from("")))
                     .collect(),
             ),
+            // A value that is no date (or a decimal past 28 digits) becomes
+            // NULL; the callers that must refuse it (a column's type check,
+            // CAST in strict DML) check first.
+            DataType::Date => {
+                return Column::converted(values, ColumnData::Date, Value::to_date, nulls)
+            }
+            DataType::DateTime => {
+                return Column::converted(values, ColumnData::DateTime, Value::to_datetime, nulls)
+            }
+            DataType::Time => {
+                return Column::converted(values, ColumnData::Time, Value::to_time, nulls)
+            }
+            DataType::Decimal => {
+                return Column::converted(values, ColumnData::Decimal, Value::to_dec, nulls)
+            }
         };
         Column {
             data,
             nulls: any_null.then_some(nulls),
         }
     }
+    /// A column of values converted by `conv`, NULL where it gives `None`.
+    fn converted<T: Copy + Default>(
+        values: &[Value],
+        wrap: fn(Vec<T>) -> ColumnData,
+        conv: fn(&Value) -> Option<T>,
+        mut nulls: Vec<bool>,
+    ) -> Column {
+        let mut out = Vec::with_capacity(values.len());
+        for (v, null) in values.iter().zip(nulls.iter_mut()) {
+            match conv(v) {
+                Some(x) => out.push(x),
+                None => {
+                    *null = true;
+                    out.push(T::default());
+                }
+            }
+        }
+        let any_null = nulls.iter().any(|&b| b);
+        Column {
+            data: wrap(out),
+            nulls: any_null.then_some(nulls),
+        }
+    }
     /// Number of entries.
     pub fn len(&self) -> usize {
-        match &self.data {
-            ColumnData::Int(v) => v.len(),
-            ColumnData::Float(v) => v.len(),
-            ColumnData::Text(v) => v.len(),
-        }
+        each_vec!(&self.data, v => v.len())
     }
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
@@ -332,6 +617,10 @@ impl Column {
             ColumnData::Int(_) => DataType::Int,
             ColumnData::Float(_) => DataType::Float,
             ColumnData::Text(_) => DataType::Text,
+            ColumnData::Date(_) => DataType::Date,
+            ColumnData::DateTime(_) => DataType::DateTime,
+            ColumnData::Time(_) => DataType::Time,
+            ColumnData::Decimal(_) => DataType::Decimal,
         }
     }
     /// Whether entry `i` is NULL.
@@ -348,17 +637,19 @@ impl Column {
             ColumnData::Int(v) => Value::Int(v[i]),
             ColumnData::Float(v) => Value::Float(v[i]),
             ColumnData::Text(v) => Value::Text(v[i].clone()),
+            ColumnData::Date(v) => Value::Date(v[i]),
+            ColumnData::DateTime(v) => Value::DateTime(v[i]),
+            ColumnData::Time(v) => Value::Time(v[i]),
+            ColumnData::Decimal(v) => Value::Decimal(v[i]),
         }
     }
     /// The entries at `idx`, in that order.
+    // One body for every variant: text needs the clone, the rest are Copy.
+    #[allow(clippy::clone_on_copy)]
     pub fn gather(&self, idx: &[u32]) -> Column {
-        let data = match &self.data {
-            ColumnData::Int(v) => ColumnData::Int(idx.iter().map(|&i| v[i as usize]).collect()),
-            ColumnData::Float(v) => ColumnData::Float(idx.iter().map(|&i| v[i as usize]).collect()),
-            ColumnData::Text(v) => {
-                ColumnData::Text(idx.iter().map(|&i| v[i as usize].clone()).collect())
-            }
-        };
+        let data = each_vec!(&self.data, v, wrap => {
+            wrap(idx.iter().map(|&i| v[i as usize].clone()).collect())
+        });
         let nulls = self
             .nulls
             .as_ref()
@@ -368,11 +659,7 @@ impl Column {
     /// Rows `start..start+len`.
     pub fn slice(&self, start: usize, len: usize) -> Column {
         let r = start..start + len;
-        let data = match &self.data {
-            ColumnData::Int(v) => ColumnData::Int(v[r.clone()].to_vec()),
-            ColumnData::Float(v) => ColumnData::Float(v[r.clone()].to_vec()),
-            ColumnData::Text(v) => ColumnData::Text(v[r.clone()].to_vec()),
-        };
+        let data = each_vec!(&self.data, v, wrap => wrap(v[r.clone()].to_vec()));
         Column {
             data,
             nulls: self.nulls.as_ref().map(|n| n[r].to_vec()),
@@ -385,6 +672,10 @@ impl Column {
             (ColumnData::Int(a), ColumnData::Int(b)) => a.extend_from_slice(b),
             (ColumnData::Float(a), ColumnData::Float(b)) => a.extend_from_slice(b),
             (ColumnData::Text(a), ColumnData::Text(b)) => a.extend_from_slice(b),
+            (ColumnData::Date(a), ColumnData::Date(b)) => a.extend_from_slice(b),
+            (ColumnData::DateTime(a), ColumnData::DateTime(b))
+            | (ColumnData::Time(a), ColumnData::Time(b)) => a.extend_from_slice(b),
+            (ColumnData::Decimal(a), ColumnData::Decimal(b)) => a.extend_from_slice(b),
             _ => {
                 let ty = self.data_type();
                 let vals: Vec<Value> = (0..other.len()).map(|i| other.value(i)).collect();
@@ -425,11 +716,7 @@ impl Column {
     /// Heap bytes of this column's vectors alone (capacities), without the
     /// strings they point to.
     pub fn vec_bytes(&self) -> usize {
-        let data = match &self.data {
-            ColumnData::Int(v) => v.capacity() * 8,
-            ColumnData::Float(v) => v.capacity() * 8,
-            ColumnData::Text(v) => v.capacity() * std::mem::size_of::<Arc<str>>(),
-        };
+        let data = each_vec!(&self.data, v => v.capacity()) * self.data.entry_bytes();
         data + self.nulls.as_ref().map_or(0, |m| m.capacity())
     }
     /// Heap bytes of the strings of a text column (0 for other types).
@@ -443,19 +730,12 @@ impl Column {
     /// column has room): the vectors at their grown capacity.
     pub fn grown_bytes(&self, n: usize) -> usize {
         let len = self.len();
-        let cap = match &self.data {
-            ColumnData::Int(v) => v.capacity(),
-            ColumnData::Float(v) => v.capacity(),
-            ColumnData::Text(v) => v.capacity(),
-        };
+        let cap = each_vec!(&self.data, v => v.capacity());
         if n <= cap - len {
             return 0;
         }
         let to = len.saturating_add(n).max(cap.saturating_mul(2));
-        let per_row = match &self.data {
-            ColumnData::Text(_) => std::mem::size_of::<Arc<str>>(),
-            _ => 8,
-        };
+        let per_row = self.data.entry_bytes();
         // The null mask may be made (or grown) by an append too.
         to * (per_row + 1)
     }
@@ -471,11 +751,7 @@ impl Column {
                 v.reserve_exact(to - v.len());
             }
         }
-        match &mut self.data {
-            ColumnData::Int(v) => more(v, n),
-            ColumnData::Float(v) => more(v, n),
-            ColumnData::Text(v) => more(v, n),
-        }
+        each_vec!(&mut self.data, v => more(v, n));
         if let Some(m) = &mut self.nulls {
             more(m, n);
         }

@@ -1,10 +1,10 @@
-//! The host: a monotonic clock, a timer future and a yield.
+//! The host: a monotonic clock, a wall clock, a timer future and a yield.
 //!
 //! Core never picks a runtime. The embedder supplies a [`Host`]:
 //! natively [`StdHost`] (`std::time` + `futures-timer`), in the browser the
-//! `cascade-web` host (`performance.now()`, `setTimeout`, a `MessageChannel`
-//! yield), and in tests [`ManualHost`], whose clock only moves when told, so
-//! timeouts are deterministic.
+//! `cascade-web` host (`performance.now()`, `Date.now()`, `setTimeout`, a
+//! `MessageChannel` yield), and in tests [`ManualHost`], whose clocks only
+//! move when told, so timeouts and `NOW()` are deterministic.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -50,6 +50,10 @@ pub type HostFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 pub trait Host: Send + Sync + 'static {
     /// The monotonic clock.
     fn now(&self) -> Instant;
+    /// The wall clock: microseconds since 1970-01-01 00:00:00 UTC (what
+    /// SQL's `NOW()`, `CURDATE()` and `UNIX_TIMESTAMP()` read, once per
+    /// statement). It may jump; never use it to time anything.
+    fn unix_micros(&self) -> i64;
     /// A future that completes at or after `deadline`.
     fn sleep_until(&self, deadline: Instant) -> HostFuture;
     /// A future that gives other work (timers, messages, other tasks) a chance
@@ -111,6 +115,9 @@ impl Host for StdHost {
     fn now(&self) -> Instant {
         Instant(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
+    fn unix_micros(&self) -> i64 {
+        system_unix_micros()
+    }
     fn sleep_until(&self, deadline: Instant) -> HostFuture {
         let wait = deadline.saturating_since(self.now());
         Box::pin(futures_timer::Delay::new(wait))
@@ -120,15 +127,29 @@ impl Host for StdHost {
     }
 }
 
-/// A host whose clock moves only when [`ManualHost::advance`] is called.
-/// Timers complete when the clock passes them.
+/// `std::time::SystemTime` as microseconds since the Unix epoch (negative
+/// before it), for native hosts.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn system_unix_micros() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_micros()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+/// A host whose clocks move only when [`ManualHost::advance`] is called.
+/// Timers complete when the clock passes them. The wall clock starts at
+/// 1970-01-01 00:00:00 UTC (or where [`ManualHost::set_unix_micros`] puts
+/// it) and moves with the monotonic one.
 ///
 /// ```
 /// use cascade::host::{Host, Instant, ManualHost};
 /// use std::time::Duration;
 /// let host = ManualHost::new();
+/// host.set_unix_micros(1_704_067_200_000_000); // 2024-01-01 00:00:00
 /// host.advance(Duration::from_millis(5));
 /// assert_eq!(host.now(), Instant(5_000_000));
+/// assert_eq!(host.unix_micros(), 1_704_067_200_005_000);
 /// ```
 #[derive(Debug, Default)]
 pub struct ManualHost {
@@ -138,6 +159,8 @@ pub struct ManualHost {
 #[derive(Debug, Default)]
 struct ManualState {
     now: u64,
+    /// The wall clock when `now` was 0, in microseconds.
+    unix_base: i64,
     timers: Vec<(u64, Waker)>,
 }
 
@@ -159,6 +182,12 @@ impl ManualHost {
             due.into_iter().map(|(_, w)| w).collect()
         };
         due.into_iter().for_each(Waker::wake);
+    }
+    /// Sets the wall clock ([`Host::unix_micros`]) to `at` microseconds
+    /// since the Unix epoch; it then moves with [`ManualHost::advance`].
+    pub fn set_unix_micros(&self, at: i64) {
+        let mut s = lock(&self.state);
+        s.unix_base = at.saturating_sub(i64::try_from(s.now / 1_000).unwrap_or(i64::MAX));
     }
     /// Number of timers waiting.
     pub fn pending_timers(&self) -> usize {
@@ -187,6 +216,11 @@ impl Future for ManualSleep {
 impl Host for ManualHost {
     fn now(&self) -> Instant {
         Instant(lock(&self.state).now)
+    }
+    fn unix_micros(&self) -> i64 {
+        let s = lock(&self.state);
+        s.unix_base
+            .saturating_add(i64::try_from(s.now / 1_000).unwrap_or(i64::MAX))
     }
     fn sleep_until(&self, deadline: Instant) -> HostFuture {
         Box::pin(ManualSleep {
@@ -220,6 +254,22 @@ mod tests {
         let mut y = YieldNow::default();
         assert!((&mut y).now_or_never().is_none());
         assert!((&mut y).now_or_never().is_some());
+    }
+
+    #[test]
+    fn manual_wall_clock_is_set_and_moves_with_advance() {
+        let host = ManualHost::new();
+        assert_eq!(host.unix_micros(), 0);
+        host.advance(Duration::from_secs(1));
+        host.set_unix_micros(1_000);
+        assert_eq!(host.unix_micros(), 1_000);
+        host.advance(Duration::from_micros(7));
+        assert_eq!(host.unix_micros(), 1_007);
+    }
+
+    #[test]
+    fn std_host_wall_clock_is_after_2024() {
+        assert!(StdHost::new().unix_micros() > 1_704_067_200_000_000);
     }
 
     #[test]

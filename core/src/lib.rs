@@ -55,6 +55,8 @@
 pub mod cause;
 pub mod context;
 pub mod data;
+pub mod datetime;
+pub mod decimal;
 pub mod error;
 pub mod expr;
 pub mod format;

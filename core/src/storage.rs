@@ -113,6 +113,9 @@ pub enum ColumnLimit {
     MaxChars(u64),
     /// `TINYTEXT` / `TEXT` / `MEDIUMTEXT`: at most `n` bytes.
     MaxBytes(u64),
+    /// `DATETIME(n)` / `TIMESTAMP(n)` / `TIME(n)`: fractional seconds
+    /// rounded to `n` digits (0..=6), as MySQL rounds them.
+    FractionalSeconds(u8),
     /// `DECIMAL(precision, scale)`: rounded to `scale` digits, with at most
     /// `precision - scale` digits before the point.
     Decimal {

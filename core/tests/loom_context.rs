@@ -26,6 +26,9 @@ impl Host for StillHost {
     fn now(&self) -> Instant {
         Instant(1_000_000_000)
     }
+    fn unix_micros(&self) -> i64 {
+        0
+    }
     fn sleep_until(&self, _deadline: Instant) -> HostFuture {
         Box::pin(futures::future::pending())
     }

@@ -19,7 +19,8 @@ INSERT INTO dept VALUES ('eng', 3), ('ops', 1), ('hr', 2);
 /// (query, expected rows; cells joined by '|', rows by ';')
 const CASES: &[(&str, &str)] = &[
     // Expressions and MySQL arithmetic
-    ("SELECT 1 + 2 * 3, 7 / 2, 7 DIV 2, -7 % 3, 2.5 * 2", "7|3.5|3|-1|5"),
+    // `7 / 2` and `2.5 * 2` are DECIMALs, as in MySQL.
+    ("SELECT 1 + 2 * 3, 7 / 2, 7 DIV 2, -7 % 3, 2.5 * 2", "7|3.5000|3|-1|5.0"),
     ("SELECT 1 / 0, 5 % 0, NULL + 1", "NULL|NULL|NULL"),
     ("SELECT 1 = 1, 1 < 2, 'a' < 'b', 2 <> 2, 1 <=> NULL, NULL <=> NULL", "1|1|1|0|0|1"),
     ("SELECT NULL = NULL, NULL AND 0, NULL AND 1, NULL OR 1, NULL OR 0, NOT NULL", "NULL|0|NULL|1|NULL|NULL"),

@@ -39,6 +39,10 @@ impl Host for TokioHost {
         Instant(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
+    fn unix_micros(&self) -> i64 {
+        cascade::host::system_unix_micros()
+    }
+
     fn sleep_until(&self, deadline: Instant) -> HostFuture {
         let wait = deadline.saturating_since(self.now());
         Box::pin(tokio::time::sleep(wait))

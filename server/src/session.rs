@@ -67,13 +67,19 @@ pub fn column_type(ty: DataType) -> ColumnType {
         DataType::Int => ColumnType::MYSQL_TYPE_LONGLONG,
         DataType::Float => ColumnType::MYSQL_TYPE_DOUBLE,
         DataType::Text => ColumnType::MYSQL_TYPE_VAR_STRING,
+        DataType::Date => ColumnType::MYSQL_TYPE_DATE,
+        DataType::DateTime => ColumnType::MYSQL_TYPE_DATETIME,
+        DataType::Time => ColumnType::MYSQL_TYPE_TIME,
+        DataType::Decimal => ColumnType::MYSQL_TYPE_NEWDECIMAL,
         DataType::Null => ColumnType::MYSQL_TYPE_NULL,
     }
 }
 
 fn column(c: &ColumnInfo) -> Column {
     let colflags = match c.ty {
-        DataType::Int | DataType::Float => ColumnFlags::NUM_FLAG,
+        DataType::Int | DataType::Float | DataType::Decimal => ColumnFlags::NUM_FLAG,
+        // As MySQL flags its temporal columns.
+        DataType::Date | DataType::DateTime | DataType::Time => ColumnFlags::BINARY_FLAG,
         DataType::Text | DataType::Null => ColumnFlags::empty(),
     };
     Column {

@@ -20,6 +20,16 @@ pub fn value(v: &Value, ty: ColumnType) -> String {
     if v.is_null() {
         return "NULL".to_string();
     }
+    // A DECIMAL reaches a MySQL client as its shown digits (`1/3*3` is
+    // `1.0000`, though 0.999999999 is kept inside): read it from there.
+    let shown;
+    let v = match v {
+        Value::Decimal(_) => {
+            shown = Value::Text(v.to_string().into());
+            &shown
+        }
+        other => other,
+    };
     match ty {
         ColumnType::Integer => match v {
             Value::Int(i) => i.to_string(),
@@ -139,6 +149,22 @@ mod tests {
         assert_eq!(value(&text("a\tbé"), Text), "a@b@@");
         assert_eq!(value(&Value::Int(5), Text), "5");
         assert_eq!(value(&Value::Null, Text), "NULL");
+    }
+
+    #[test]
+    fn decimals_render_their_shown_digits() {
+        let third = cascade::decimal::Dec::from_i64(1)
+            .checked_div(cascade::decimal::Dec::from_i64(3))
+            .expect("1/3");
+        // 1/3*3 keeps 0.999999999 inside and shows 1.0000, as MySQL sends.
+        let v = Value::Decimal(
+            third
+                .checked_mul(cascade::decimal::Dec::from_i64(3))
+                .expect("*3"),
+        );
+        assert_eq!(value(&v, Integer), "1");
+        assert_eq!(value(&v, Real), "1.000");
+        assert_eq!(value(&v, Text), "1.0000");
     }
 
     #[test]

@@ -130,6 +130,10 @@ fn value_to_js(value: &Value) -> JsValue {
         Value::Int(i) => js_sys::BigInt::from(*i).into(),
         Value::Float(f) => JsValue::from_f64(*f),
         Value::Text(s) => JsValue::from_str(s),
+        // Dates, times and exact decimals as MySQL's text shows them
+        // (`'2024-01-01'`, `'3.50'`): a JS number would lose a decimal's
+        // digits, a `Date` would add a time zone.
+        other => JsValue::from_str(&other.to_string()),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The browser (and Node) host: `performance.now()` for the clock,
-//! `setTimeout` for timers, and a yield that reaches the **macrotask** queue.
+//! `Date.now()` for the wall clock, `setTimeout` for timers, and a yield
+//! that reaches the **macrotask** queue.
 //!
 //! Why the yield matters: futures spawned with `wasm-bindgen-futures` run as
 //! microtasks. A future that wakes itself and returns `Pending` is polled
@@ -78,6 +79,12 @@ impl Host for WebHost {
     fn now(&self) -> Instant {
         // f64 → u64 saturates; the clock is non-negative by construction.
         Instant((self.now_ms() * 1e6) as u64)
+    }
+
+    fn unix_micros(&self) -> i64 {
+        // `Date.now()`: milliseconds since the Unix epoch (f64 → i64
+        // saturates; the value is integral).
+        (js_sys::Date::now() * 1e3) as i64
     }
 
     fn sleep_until(&self, deadline: Instant) -> HostFuture {

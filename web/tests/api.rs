@@ -121,6 +121,38 @@ async fn results_carry_columns_rows_and_timing() {
 }
 
 #[wasm_bindgen_test]
+async fn dates_and_decimals_arrive_as_mysql_text() {
+    let e = engine();
+    let c = connect(&e, "acme", "alice", "member");
+    let r = query(
+        &c,
+        "SELECT DATE '2024-01-05' + INTERVAL 1 MONTH, TIMESTAMP '2024-01-05 10:20:30', TIME '-01:30:00', 1.50 * 2, 7 / 2, YEAR(NOW()) > 2000",
+    )
+    .await;
+    let cols = Array::from(&get(&r, "columns"));
+    let types: Vec<String> = cols.iter().map(|c| string(&c, "type")).collect();
+    assert_eq!(
+        types,
+        ["DATE", "DATETIME", "TIME", "DECIMAL", "DECIMAL", "BIGINT"]
+    );
+    let got = rows(&r);
+    let text: Vec<Option<String>> = got[0][..5].iter().map(JsValue::as_string).collect();
+    assert_eq!(
+        text,
+        [
+            Some("2024-02-05".to_string()),
+            Some("2024-01-05 10:20:30".to_string()),
+            Some("-01:30:00".to_string()),
+            Some("3.00".to_string()),
+            Some("3.5000".to_string()),
+        ]
+    );
+    // NOW() reads the page's wall clock (Date.now()).
+    assert_eq!(got[0][5].as_f64(), Some(1.0));
+    ok(c.close()).await;
+}
+
+#[wasm_bindgen_test]
 async fn errors_have_code_sqlstate_kind_and_query_id() {
     let e = engine();
     let c = connect(&e, "acme", "alice", "member");

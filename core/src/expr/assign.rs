@@ -20,6 +20,19 @@ pub enum AssignError {
         /// 1-based row of the statement.
         row: usize,
     },
+    /// A value that is no date (or time) for a DATE / DATETIME / TIME
+    /// column (1292).
+    #[error("Incorrect {ty} value: '{value}' for column '{column}' at row {row}")]
+    WrongDate {
+        /// `date`, `datetime` or `time`.
+        ty: &'static str,
+        /// The value as given.
+        value: String,
+        /// Column name.
+        column: String,
+        /// 1-based row of the statement.
+        row: usize,
+    },
     /// NULL for a NOT NULL column (1048).
     #[error("Column '{0}' cannot be null")]
     NotNull(String),
@@ -46,6 +59,7 @@ impl AssignError {
     pub fn codes(&self) -> (u16, &'static str) {
         match self {
             AssignError::Incorrect { .. } => (1366, "HY000"),
+            AssignError::WrongDate { .. } => (1292, "22007"),
             AssignError::NotNull(_) => (1048, "23000"),
             AssignError::OutOfRange { .. } => (1264, "22003"),
             AssignError::TooLong { .. } => (1406, "22001"),
@@ -55,7 +69,9 @@ impl AssignError {
 /// Converts a column for storing in a column of type `ty` (MySQL strict
 /// mode: text that is not a number cannot go into a number column).
 pub fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, AssignError> {
-    if let (ColumnData::Text(v), DataType::Int | DataType::Float) = (&col.data, def.ty) {
+    if let (ColumnData::Text(v), DataType::Int | DataType::Float | DataType::Decimal) =
+        (&col.data, def.ty)
+    {
         for (i, s) in v.iter().enumerate() {
             if col.is_null(i) {
                 continue;
@@ -67,16 +83,33 @@ pub fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, 
                     .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
             {
                 return Err(AssignError::Incorrect {
-                    ty: if def.ty == DataType::Int {
-                        "integer"
-                    } else {
-                        "double"
+                    ty: match def.ty {
+                        DataType::Int => "integer",
+                        DataType::Decimal => "decimal",
+                        _ => "double",
                     },
                     value: s.to_string(),
                     column: def.name.clone(),
                     row: row_base + i + 1,
                 });
             }
+        }
+    }
+    // A value that is no date (or time) cannot go into a DATE / DATETIME /
+    // TIME column: 1292, as MySQL's strict mode.
+    if def.ty.is_temporal() && col.data_type() != def.ty {
+        let ok = |v: &Value| match def.ty {
+            DataType::Date => v.to_date().is_some(),
+            DataType::DateTime => v.to_datetime().is_some(),
+            _ => v.to_time().is_some(),
+        };
+        if let Some(i) = (0..col.len()).find(|&i| !col.is_null(i) && !ok(&col.value(i))) {
+            return Err(AssignError::WrongDate {
+                ty: super::temporal_name(def.ty),
+                value: col.value(i).to_string(),
+                column: def.name.clone(),
+                row: row_base + i + 1,
+            });
         }
     }
     if !def.nullable && col.nulls.as_ref().is_some_and(|n| n.iter().any(|x| *x)) {
@@ -89,9 +122,12 @@ pub fn coerce(col: &Column, def: &ColumnDef, row_base: usize) -> Result<Column, 
         (DataType::Int, v) => super::to_bigint(v).is_some(),
         (DataType::Float, Value::Text(s)) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
         (DataType::Float, Value::Float(f)) => f.is_finite(),
+        (DataType::Decimal, v) => v.to_dec().is_some(),
         _ => true,
     };
-    if col.data_type() != def.ty && matches!(def.ty, DataType::Int | DataType::Float) {
+    if col.data_type() != def.ty
+        && matches!(def.ty, DataType::Int | DataType::Float | DataType::Decimal)
+    {
         if let Some(i) = (0..col.len()).find(|&i| !fits(&col.value(i))) {
             return Err(AssignError::OutOfRange {
                 column: def.name.clone(),
@@ -138,28 +174,69 @@ fn apply_limit(col: Column, def: &ColumnDef, row_base: usize) -> Result<Column, 
                 return Err(too_long(i));
             }
         }
-        (ColumnLimit::Decimal { precision, scale }, ColumnData::Float(v)) => {
+        // Fractional seconds rounded to the column's precision, as MySQL 8
+        // (MariaDB cuts them); a DATETIME rounded past 9999-12-31 23:59:59
+        // is 1264.
+        (ColumnLimit::FractionalSeconds(fsp), ColumnData::DateTime(_) | ColumnData::Time(_)) => {
+            let unit = 10i64.pow(6 - u32::from(fsp.min(6)));
+            let round = |m: i64| {
+                let r = m.rem_euclid(unit);
+                let down = m - r;
+                if r * 2 >= unit {
+                    down.checked_add(unit)
+                } else {
+                    Some(down)
+                }
+            };
+            let mut data = col.data.clone();
+            match &mut data {
+                ColumnData::DateTime(v) => {
+                    for (i, m) in v.iter_mut().enumerate() {
+                        match round(*m).filter(|r| crate::datetime::datetime_in_range(*r)) {
+                            Some(r) => *m = r,
+                            None if col.is_null(i) => {}
+                            None => return Err(out_of_range(i)),
+                        }
+                    }
+                }
+                ColumnData::Time(v) => {
+                    for (i, t) in v.iter_mut().enumerate() {
+                        // A time rounds away from zero, as MySQL.
+                        let r = if *t < 0 {
+                            round(-*t).map(|x| -x)
+                        } else {
+                            round(*t)
+                        };
+                        match r.filter(|r| r.abs() <= crate::datetime::MAX_TIME) {
+                            Some(r) => *t = r,
+                            None if col.is_null(i) => {}
+                            None => return Err(out_of_range(i)),
+                        }
+                    }
+                }
+                _ => {}
+            }
+            return Ok(Column {
+                data,
+                nulls: col.nulls,
+            });
+        }
+        // Rounded to the scale (as MySQL, with a note), 1264 past the
+        // integer digits.
+        (ColumnLimit::Decimal { precision, scale }, ColumnData::Decimal(v)) => {
             let mut rounded = Vec::with_capacity(v.len());
             for (i, x) in v.iter().enumerate() {
                 if col.is_null(i) {
                     rounded.push(*x);
                     continue;
                 }
-                let r = super::call(
-                    super::Func::CastDecimal,
-                    &[
-                        Value::Float(*x),
-                        Value::Int(i64::from(precision)),
-                        Value::Int(i64::from(scale)),
-                    ],
-                );
-                match r {
-                    Ok(Value::Float(r)) => rounded.push(r),
-                    _ => return Err(out_of_range(i)),
+                match x.fit(u32::from(precision), u32::from(scale)) {
+                    Some(r) => rounded.push(r),
+                    None => return Err(out_of_range(i)),
                 }
             }
             return Ok(Column {
-                data: ColumnData::Float(rounded),
+                data: ColumnData::Decimal(rounded),
                 nulls: col.nulls,
             });
         }

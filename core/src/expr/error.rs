@@ -29,6 +29,15 @@ pub enum ExecError {
         /// Bytes asked for in total.
         requested: u64,
     },
+    /// A value that is no valid date, datetime or time where one must be
+    /// (MySQL 1292): `CAST('x' AS DATE)` in strict DML.
+    #[error("Incorrect {ty} value: '{value}'")]
+    WrongValue {
+        /// `date`, `datetime` or `time`.
+        ty: &'static str,
+        /// The value as given.
+        value: String,
+    },
     /// The context was cancelled.
     #[error("{0}")]
     Cancelled(#[from] Cancelled),
@@ -63,6 +72,13 @@ impl ExecError {
     pub fn double_overflow(what: impl Into<String>) -> Self {
         ExecError::OutOfRange {
             ty: "DOUBLE",
+            what: what.into(),
+        }
+    }
+    /// A DECIMAL result past the digits cascade keeps (28) in `what`.
+    pub fn decimal_overflow(what: impl Into<String>) -> Self {
+        ExecError::OutOfRange {
+            ty: "DECIMAL",
             what: what.into(),
         }
     }

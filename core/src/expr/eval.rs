@@ -102,6 +102,7 @@ impl Expr {
                     x.checked_neg()
                         .ok_or_else(|| ExecError::overflow(format!("-({x})")))?,
                 ),
+                Value::Decimal(d) => Value::Decimal(-d),
                 v => Value::Float(-v.as_f64().unwrap_or(0.0)),
             },
             Expr::Not(e) => match e.eval_row(b, i, cx)?.truthy() {
@@ -177,6 +178,9 @@ impl Expr {
                     None => Value::Null,
                 }
             }
+            Expr::Cast { e, ty } if ty.is_temporal() => {
+                super::temporal::cast(e.eval_row(b, i, cx)?, *ty, cx)?
+            }
             Expr::Cast { e, ty } => cast(e.eval_row(b, i, cx)?, *ty)?,
             // Lazy functions: only the operands needed are evaluated.
             Expr::Func { f: Func::If, args } => {
@@ -218,7 +222,7 @@ impl Expr {
                 for a in args {
                     vals.push(a.eval_row(b, i, cx)?);
                 }
-                call(*f, &vals)?
+                call(*f, &vals, cx)?
             }
         })
     }

@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use super::{ExecError, Func};
+use super::{EvalCx, ExecError, Func};
 use crate::data::{DataType, Value};
 
 /// `LIKE` with `%` and `_` (and `\` escapes); case-sensitive.
@@ -52,6 +52,15 @@ pub fn cast(v: Value, ty: DataType) -> Result<Value, ExecError> {
         ),
         (v, DataType::Float) => Value::Float(v.as_f64().unwrap_or(0.0)),
         (v, DataType::Text) => Value::Text(v.to_text().unwrap_or_else(|| "".into())),
+        (v, DataType::Decimal) => Value::Decimal(v.to_dec().ok_or_else(|| {
+            ExecError::decimal_overflow(format!("CAST({} AS DECIMAL)", quoted(&v)))
+        })?),
+        // Without an evaluation context (warnings, strictness) a value that
+        // is no date becomes NULL; expressions cast through
+        // `temporal::cast`, which warns or refuses.
+        (v, DataType::Date) => v.to_date().map_or(Value::Null, Value::Date),
+        (v, DataType::DateTime) => v.to_datetime().map_or(Value::Null, Value::DateTime),
+        (v, DataType::Time) => v.to_time().map_or(Value::Null, Value::Time),
     })
 }
 
@@ -97,6 +106,8 @@ pub fn to_bigint(v: &Value) -> Option<i64> {
             f64_to_bigint(crate::data::parse_numeric_prefix(t))
         }
         Value::Float(f) => f64_to_bigint(*f),
+        Value::Decimal(d) => d.to_i64(),
+        Value::Date(_) | Value::DateTime(_) | Value::Time(_) => f64_to_bigint(v.as_f64()?),
     }
 }
 
@@ -129,8 +140,9 @@ fn text_arg(v: &Value) -> Option<Arc<str>> {
     v.to_text()
 }
 
-/// Calls a scalar function on values.
-pub fn call(f: Func, a: &[Value]) -> Result<Value, ExecError> {
+/// Calls a scalar function on values (`cx` counts warnings and says
+/// whether invalid dates are errors).
+pub fn call(f: Func, a: &[Value], cx: &mut EvalCx) -> Result<Value, ExecError> {
     use Value::*;
     let first = a.first().cloned().unwrap_or(Null);
     Ok(match f {
@@ -139,9 +151,10 @@ pub fn call(f: Func, a: &[Value]) -> Result<Value, ExecError> {
                 .checked_abs()
                 .ok_or_else(|| ExecError::overflow(format!("abs({x})")))?),
             Null => Null,
+            Decimal(d) => Decimal(d.abs()),
             v => Float(v.as_f64().unwrap_or(0.0).abs()),
         },
-        Func::Round => {
+        Func::Round | Func::Truncate => {
             let d = match a.get(1) {
                 None => 0,
                 Some(Null) => return Ok(Null),
@@ -151,18 +164,47 @@ pub fn call(f: Func, a: &[Value]) -> Result<Value, ExecError> {
                     i64::MAX
                 }),
             };
+            let name = if f == Func::Round {
+                "round"
+            } else {
+                "truncate"
+            };
             match first {
                 Null => Null,
                 Int(x) if d >= 0 => Int(x),
-                Int(x) => Int(round_int(x, d)
-                    .ok_or_else(|| ExecError::overflow(format!("round({x}, {d})")))?),
+                Int(x) => Int(round_int(x, d, f == Func::Round)
+                    .ok_or_else(|| ExecError::overflow(format!("{name}({x}, {d})")))?),
+                Decimal(x) => Decimal(
+                    if f == Func::Round {
+                        x.round(d)
+                    } else {
+                        x.truncate(d)
+                    }
+                    .ok_or_else(|| ExecError::decimal_overflow(format!("{name}({x}, {d})")))?,
+                ),
+                v if f == Func::Truncate => {
+                    let x = v.as_f64().unwrap_or(0.0);
+                    let p = 10f64.powi(d.clamp(-308, 308) as i32);
+                    let y = (x * p).trunc() / p;
+                    // As for ROUND below: no digits to cut past DOUBLE's range.
+                    Float(if (x * p).is_finite() && y.is_finite() {
+                        y
+                    } else if d > 0 {
+                        x
+                    } else {
+                        0.0
+                    })
+                }
                 v => {
                     let x = v.as_f64().unwrap_or(0.0);
                     // Past 308 digits either way the answer is `x` (or 0):
                     // clamping the exponent changes nothing but keeps
                     // 10^d finite.
                     let p = 10f64.powi(d.clamp(-308, 308) as i32);
-                    let y = (x * p).round() / p;
+                    // A DOUBLE rounds half to even, as MySQL and MariaDB
+                    // (`rint`): ROUND(2.5e0) is 2. An exact DECIMAL rounds
+                    // half away from zero (above).
+                    let y = (x * p).round_ties_even() / p;
                     // x * p past DOUBLE's range (d > 0): x has no digits
                     // there to round. Otherwise a non-finite result is the
                     // rounding itself overflowing (round(1.7e308, -308)).
@@ -177,14 +219,24 @@ pub fn call(f: Func, a: &[Value]) -> Result<Value, ExecError> {
                 }
             }
         }
-        Func::Floor => match first {
+        Func::Floor | Func::Ceil => match first {
             Null => Null,
             Int(x) => Int(x),
-            v => Float(v.as_f64().unwrap_or(0.0).floor()),
-        },
-        Func::Ceil => match first {
-            Null => Null,
-            Int(x) => Int(x),
+            // A BIGINT, as MariaDB answers for a DECIMAL.
+            Decimal(x) => {
+                let r = if f == Func::Floor {
+                    x.floor()
+                } else {
+                    x.ceil()
+                };
+                Int(r.to_i64().ok_or_else(|| {
+                    ExecError::overflow(format!(
+                        "{}({x})",
+                        if f == Func::Floor { "floor" } else { "ceiling" }
+                    ))
+                })?)
+            }
+            v if f == Func::Floor => Float(v.as_f64().unwrap_or(0.0).floor()),
             v => Float(v.as_f64().unwrap_or(0.0).ceil()),
         },
         Func::Length => text_arg(&first).map_or(Null, |s| Int(s.len() as i64)),
@@ -282,26 +334,29 @@ pub fn call(f: Func, a: &[Value]) -> Result<Value, ExecError> {
             let (Some(Int(p)), Some(Int(sc))) = (a.get(1), a.get(2)) else {
                 return Ok(Null);
             };
-            let Some(x) = first.as_f64() else {
+            if first.is_null() {
                 return Ok(Null);
-            };
-            let Float(r) = call(Func::Round, &[Float(x), Int(*sc)])? else {
-                return Ok(Null);
-            };
-            if r.abs() >= 10f64.powi((*p - *sc) as i32) {
-                return Err(ExecError::OutOfRange {
-                    ty: "DECIMAL",
-                    what: format!("CAST({} AS DECIMAL({p},{sc}))", quoted(&first)),
-                });
             }
-            Float(r)
+            let what = || format!("CAST({} AS DECIMAL({p},{sc}))", quoted(&first));
+            let x = first
+                .to_dec()
+                .ok_or_else(|| ExecError::decimal_overflow(what()))?;
+            let (p, sc) = (
+                u32::try_from(*p).unwrap_or(65),
+                u32::try_from(*sc).unwrap_or(0),
+            );
+            Decimal(
+                x.fit(p, sc)
+                    .ok_or_else(|| ExecError::decimal_overflow(what()))?,
+            )
         }
+        Func::Temporal(t) => super::temporal::call(t, a, cx)?,
     })
 }
 
-/// `ROUND(x, d)` for `d < 0` on integers, exactly (half away from zero);
-/// `None` past BIGINT.
-fn round_int(x: i64, d: i64) -> Option<i64> {
+/// `ROUND(x, d)` (or, not `round`, `TRUNCATE(x, d)`) for `d < 0` on
+/// integers, exactly (half away from zero); `None` past BIGINT.
+fn round_int(x: i64, d: i64, round: bool) -> Option<i64> {
     let Some(p) = u32::try_from(d.unsigned_abs())
         .ok()
         .and_then(|k| 10i128.checked_pow(k))
@@ -311,6 +366,10 @@ fn round_int(x: i64, d: i64) -> Option<i64> {
     let (x, p) = (i128::from(x), p);
     let q = x / p;
     let r = x % p;
-    let q = if 2 * r.abs() >= p { q + x.signum() } else { q };
+    let q = if round && 2 * r.abs() >= p {
+        q + x.signum()
+    } else {
+        q
+    };
     i64::try_from(q * p).ok()
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::func::BIGINT_AS_F64;
 use super::{bool_val, BinOp, Datum, EvalCx, ExecError, Expr};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
+use crate::decimal::Dec;
 
 /// One binary operation on two values.
 pub fn scalar_binop(op: BinOp, a: &Value, b: &Value, cx: &mut EvalCx) -> Result<Value, ExecError> {
@@ -48,7 +49,12 @@ pub fn scalar_binop(op: BinOp, a: &Value, b: &Value, cx: &mut EvalCx) -> Result<
         });
     }
     match (a, b) {
-        (Int(x), Int(y)) => int_op(op, *x, *y, cx),
+        // `7 / 2` is the DECIMAL 3.5000, as MySQL.
+        (Int(x), Int(y)) if op != BinOp::Div => int_op(op, *x, *y, cx),
+        (Int(_) | Decimal(_), Int(_) | Decimal(_)) => match (a.to_dec(), b.to_dec()) {
+            (Some(x), Some(y)) => dec_op(op, x, y, cx),
+            _ => Ok(Null),
+        },
         _ => {
             let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
             float_op(op, x, y, cx)
@@ -63,6 +69,35 @@ fn div_zero(cx: &mut EvalCx) -> Result<Value, ExecError> {
         cx.warnings += 1;
         Ok(Value::Null)
     }
+}
+
+/// `x op y` on exact decimals (MySQL's result scales: see
+/// [`crate::decimal`]); past 28 digits is error 1690.
+fn dec_op(op: BinOp, x: Dec, y: Dec, cx: &mut EvalCx) -> Result<Value, ExecError> {
+    let ov = || ExecError::decimal_overflow(format!("({x} {} {y})", op.symbol()));
+    if y.is_zero() && matches!(op, BinOp::Div | BinOp::IntDiv | BinOp::Mod) {
+        return div_zero(cx);
+    }
+    let r = match op {
+        BinOp::Add => x.checked_add(y),
+        BinOp::Sub => x.checked_sub(y),
+        BinOp::Mul => x.checked_mul(y),
+        BinOp::Div => x.checked_div(y),
+        BinOp::Mod => x.checked_rem(y),
+        BinOp::IntDiv => {
+            // The quotient cut toward zero, a BIGINT.
+            let q = x
+                .value()
+                .checked_div(y.value())
+                .ok_or_else(|| ExecError::overflow(format!("({x} DIV {y})")))?;
+            return Dec::new(q.trunc())
+                .to_i64()
+                .map(Value::Int)
+                .ok_or_else(|| ExecError::overflow(format!("({x} DIV {y})")));
+        }
+        _ => return Ok(Value::Null),
+    };
+    r.map(Value::Decimal).ok_or_else(ov)
 }
 
 fn int_op(op: BinOp, x: i64, y: i64, cx: &mut EvalCx) -> Result<Value, ExecError> {
@@ -406,7 +441,9 @@ fn as_float_vec(c: &Column) -> Option<Vec<f64>> {
     match &c.data {
         ColumnData::Int(v) => Some(v.iter().map(|x| *x as f64).collect()),
         ColumnData::Float(v) => Some(v.clone()),
-        ColumnData::Text(_) => None,
+        // Text, dates and decimals take the generic path (exact decimals,
+        // MySQL's date comparisons).
+        _ => None,
     }
 }
 
@@ -438,7 +475,7 @@ pub(super) fn binary(
                     _ => {}
                 }
             }
-            let numeric = |c: &Column| !matches!(c.data, ColumnData::Text(_));
+            let numeric = |c: &Column| matches!(c.data, ColumnData::Int(_) | ColumnData::Float(_));
             if numeric(a)
                 && numeric(b)
                 && !matches!((&a.data, &b.data), (ColumnData::Int(_), ColumnData::Int(_)))

@@ -16,6 +16,7 @@
 //! - [`kernels`]: binary operators, scalar and vectorized, and the fused
 //!   integer selections;
 //! - [`func`]: scalar functions, casts and `LIKE`;
+//! - [`temporal`]: the date and time functions and casts;
 //! - [`assign`]: values converted and checked for a column (strict mode);
 //! - [`error`]: [`ExecError`], the errors of execution.
 
@@ -24,10 +25,12 @@ mod error;
 mod eval;
 mod func;
 mod kernels;
+mod temporal;
 
 pub use error::ExecError;
 pub use func::{call, cast, cast_unsigned, f64_to_bigint, like, to_bigint};
 pub use kernels::{scalar_binop, ModBy};
+pub use temporal::{temporal_name, TemporalFn};
 
 use std::sync::Arc;
 
@@ -42,7 +45,8 @@ pub enum BinOp {
     Sub,
     /// `*`
     Mul,
-    /// `/` (always a float, as MySQL's decimal division; `x/0` is NULL)
+    /// `/`: a DECIMAL for integers and decimals (scale + 4, as MySQL), a
+    /// DOUBLE otherwise; `x/0` is NULL
     Div,
     /// `DIV` (integer division)
     IntDiv,
@@ -144,9 +148,13 @@ pub enum Func {
     /// otherwise (never MySQL's wrap of `-1` to `2^64-1`, never `-1`).
     CastUnsigned,
     /// `CAST(x AS DECIMAL(p, s))` (args: x, p, s): `x` rounded to `s`
-    /// digits, as a DOUBLE; error 1690 when it has more than `p - s`
+    /// digits, an exact DECIMAL; error 1690 when it has more than `p - s`
     /// integer digits (MySQL clamps to 99…9.99 with a warning).
     CastDecimal,
+    /// `TRUNCATE(x, d)`: `x` cut (toward zero) to `d` decimals.
+    Truncate,
+    /// A date or time function.
+    Temporal(TemporalFn),
 }
 
 /// A compiled expression.
@@ -279,6 +287,22 @@ impl Datum {
                         data: ColumnData::Text(vec![s.clone(); len]),
                         nulls: None,
                     },
+                    Value::Date(d) => Column {
+                        data: ColumnData::Date(vec![*d; len]),
+                        nulls: None,
+                    },
+                    Value::DateTime(m) => Column {
+                        data: ColumnData::DateTime(vec![*m; len]),
+                        nulls: None,
+                    },
+                    Value::Time(t) => Column {
+                        data: ColumnData::Time(vec![*t; len]),
+                        nulls: None,
+                    },
+                    Value::Decimal(d) => Column {
+                        data: ColumnData::Decimal(vec![*d; len]),
+                        nulls: None,
+                    },
                 };
                 Arc::new(col)
             }
@@ -314,12 +338,17 @@ impl EvalCx {
 /// The type of `a op b`.
 fn binary_type(op: BinOp, a: DataType, b: DataType) -> DataType {
     use DataType::*;
+    // Integers and decimals stay exact; anything else (a DOUBLE, text, a
+    // date in a number context) is a DOUBLE.
+    let exact = |t: DataType| matches!(t, Int | Decimal | Null);
     match op {
         BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Mod => match (a, b) {
             (Int, Int) | (Int, Null) | (Null, Int) => Int,
             (Null, Null) => Null,
+            (a, b) if exact(a) && exact(b) => Decimal,
             _ => Float,
         },
+        BinOp::Div if exact(a) && exact(b) => Decimal,
         BinOp::Div => Float,
         BinOp::IntDiv => Int,
         _ => Int,
@@ -347,7 +376,7 @@ impl Expr {
                 t
             }
             Expr::Neg(e) => match e.data_type(input) {
-                Text => Float,
+                Text | Date | DateTime | Time => Float,
                 t => t,
             },
             Expr::Not(_)
@@ -372,23 +401,37 @@ impl Expr {
                 let arg = |i: usize| args.get(i).map_or(Null, |a| a.data_type(input));
                 match f {
                     Func::Abs => match arg(0) {
-                        Text => Float,
+                        Text | Date | DateTime | Time => Float,
                         t => t,
                     },
-                    Func::Round => match arg(0) {
+                    Func::Round | Func::Truncate => match arg(0) {
                         Int => Int,
                         Null => Null,
+                        Decimal => Decimal,
                         _ => Float,
                     },
+                    // FLOOR / CEIL of a DECIMAL is a BIGINT, as MariaDB.
                     Func::Floor | Func::Ceil => match arg(0) {
-                        Float | Text => Float,
+                        Float | Text | Date | DateTime | Time => Float,
+                        Decimal => Int,
                         t => t,
                     },
                     Func::Length | Func::CharLength | Func::Sleep | Func::CastUnsigned => Int,
                     Func::CastDecimal => match arg(0) {
                         Null => Null,
-                        _ => Float,
+                        _ => Decimal,
                     },
+                    Func::Temporal(t) => {
+                        let types: Vec<DataType> =
+                            args.iter().map(|a| a.data_type(input)).collect();
+                        let unit = match args.get(2) {
+                            Some(Expr::Literal(Value::Int(c))) => {
+                                crate::datetime::Unit::from_code(*c)
+                            }
+                            _ => None,
+                        };
+                        t.data_type(&types, unit)
+                    }
                     Func::Upper | Func::Lower | Func::Concat | Func::Substring => Text,
                     Func::Coalesce | Func::IfNull | Func::Greatest | Func::Least => {
                         args.iter().fold(Null, |t, a| t.unify(a.data_type(input)))
@@ -517,6 +560,9 @@ impl Expr {
         match self {
             Expr::Column(i) => names.get(*i).cloned().unwrap_or_else(|| format!("#{i}")),
             Expr::Literal(Value::Text(s)) => format!("'{s}'"),
+            Expr::Literal(v @ Value::Date(_)) => format!("DATE '{v}'"),
+            Expr::Literal(v @ Value::DateTime(_)) => format!("TIMESTAMP '{v}'"),
+            Expr::Literal(v @ Value::Time(_)) => format!("TIME '{v}'"),
             Expr::Literal(v) => v.to_string(),
             Expr::Param { index, .. } => format!("outer#{index}"),
             Expr::Binary { op, l, r } => {
@@ -591,9 +637,42 @@ impl Expr {
                 args.get(1).map_or(String::new(), |a| a.display(names)),
                 args.get(2).map_or(String::new(), |a| a.display(names)),
             ),
+            Expr::Func {
+                f: Func::Temporal(t @ (TemporalFn::DateAdd | TemporalFn::DateSub)),
+                args,
+            } => {
+                let unit = match args.get(2) {
+                    Some(Expr::Literal(Value::Int(c))) => crate::datetime::Unit::from_code(*c),
+                    _ => None,
+                };
+                format!(
+                    "{}({}, INTERVAL {} {})",
+                    t.name(),
+                    args.first().map_or(String::new(), |a| a.display(names)),
+                    args.get(1).map_or(String::new(), |a| a.display(names)),
+                    unit.map_or("?", crate::datetime::Unit::name)
+                )
+            }
+            Expr::Func {
+                f: Func::Temporal(TemporalFn::Extract),
+                args,
+            } => {
+                let unit = match args.first() {
+                    Some(Expr::Literal(Value::Int(c))) => crate::datetime::Unit::from_code(*c),
+                    _ => None,
+                };
+                format!(
+                    "extract({} FROM {})",
+                    unit.map_or("?", crate::datetime::Unit::name),
+                    args.get(1).map_or(String::new(), |a| a.display(names)),
+                )
+            }
             Expr::Func { f, args } => format!(
                 "{}({})",
-                format!("{f:?}").to_lowercase(),
+                match f {
+                    Func::Temporal(t) => t.name().to_string(),
+                    f => format!("{f:?}").to_lowercase(),
+                },
                 args.iter()
                     .map(|x| x.display(names))
                     .collect::<Vec<_>>()
@@ -801,35 +880,60 @@ mod tests {
     fn functions() {
         let t = |s: &str| Value::Text(s.into());
         assert_eq!(
-            call(Func::Substring, &[t("hello"), Value::Int(2), Value::Int(3)]).unwrap(),
+            call(
+                Func::Substring,
+                &[t("hello"), Value::Int(2), Value::Int(3)],
+                &mut EvalCx::default()
+            )
+            .unwrap(),
             t("ell")
         );
         assert_eq!(
-            call(Func::Substring, &[t("hello"), Value::Int(-3)]).unwrap(),
+            call(
+                Func::Substring,
+                &[t("hello"), Value::Int(-3)],
+                &mut EvalCx::default()
+            )
+            .unwrap(),
             t("llo")
         );
         assert_eq!(
-            call(Func::Concat, &[t("a"), Value::Int(1)]).unwrap(),
+            call(
+                Func::Concat,
+                &[t("a"), Value::Int(1)],
+                &mut EvalCx::default()
+            )
+            .unwrap(),
             t("a1")
         );
         assert_eq!(
-            call(Func::Concat, &[t("a"), Value::Null]).unwrap(),
+            call(Func::Concat, &[t("a"), Value::Null], &mut EvalCx::default()).unwrap(),
             Value::Null
         );
-        assert_eq!(
-            call(Func::Round, &[Value::Float(2.5)]).unwrap(),
-            Value::Float(3.0)
-        );
+        // A DOUBLE rounds half to even (MySQL's rint), a DECIMAL half away
+        // from zero.
+        let round = |v: Value| call(Func::Round, &[v], &mut EvalCx::default()).unwrap();
+        assert_eq!(round(Value::Float(2.5)), Value::Float(2.0));
+        assert_eq!(round(Value::Float(3.5)), Value::Float(4.0));
+        let dec = |s: &str| Value::Decimal(crate::decimal::Dec::parse(s).unwrap());
+        assert_eq!(round(dec("2.5")).to_string(), "3");
+        assert_eq!(round(dec("-2.5")).to_string(), "-3");
         assert_eq!(
             call(
                 Func::Greatest,
-                &[Value::Int(1), Value::Int(3), Value::Int(2)]
+                &[Value::Int(1), Value::Int(3), Value::Int(2)],
+                &mut EvalCx::default()
             )
             .unwrap(),
             Value::Int(3)
         );
         assert_eq!(
-            call(Func::NullIf, &[Value::Int(1), Value::Int(1)]).unwrap(),
+            call(
+                Func::NullIf,
+                &[Value::Int(1), Value::Int(1)],
+                &mut EvalCx::default()
+            )
+            .unwrap(),
             Value::Null
         );
     }

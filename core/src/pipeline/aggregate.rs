@@ -18,6 +18,7 @@ use std::sync::Arc;
 use super::memory::{hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse};
 use super::{Instrumented, OpCx, Operator, Resources, Step, BATCH_ROWS};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
+use crate::decimal::Dec;
 use crate::expr::ExecError;
 use crate::expr::{Datum, Expr};
 
@@ -58,9 +59,15 @@ impl AggSpec {
     pub fn output_type(&self) -> DataType {
         match self.func {
             AggFunc::CountStar | AggFunc::Count => DataType::Int,
-            AggFunc::Avg => DataType::Float,
+            // Exact for integers and decimals, as MySQL: AVG of integers
+            // is a DECIMAL with 4 decimals, of a DECIMAL its scale + 4.
+            AggFunc::Avg => match self.arg_type {
+                DataType::Int | DataType::Decimal | DataType::Null => DataType::Decimal,
+                _ => DataType::Float,
+            },
             AggFunc::Sum => match self.arg_type {
                 DataType::Int | DataType::Null => DataType::Int,
+                DataType::Decimal => DataType::Decimal,
                 _ => DataType::Float,
             },
             AggFunc::Min | AggFunc::Max => self.arg_type,
@@ -72,7 +79,12 @@ enum State {
     Count(Vec<i64>),
     SumInt(Vec<i128>, Vec<bool>),
     SumFloat(Vec<f64>, Vec<bool>),
+    /// Exact sums of decimals (and integers, for AVG), with each group's
+    /// [`DecSum`] state.
+    SumDec(Vec<Dec>, Vec<DecSum>),
     Avg(Vec<f64>, Vec<i64>),
+    /// AVG of integers or decimals: the exact sum and the count.
+    AvgDec(Vec<Dec>, Vec<i64>, Vec<DecSum>),
     MinMax(Vec<Value>, bool),
     Distinct(Vec<DistinctSet>),
 }
@@ -186,6 +198,32 @@ impl DistinctSet {
     }
 }
 
+/// A group's exact sum: nothing added yet, a sum, or past the 28 digits a
+/// DECIMAL holds here (error 1690 when the group is finished).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum DecSum {
+    #[default]
+    Empty,
+    Sum,
+    Overflow,
+}
+
+/// Adds `x` to a group's exact sum.
+fn add_dec(sum: &mut Dec, state: &mut DecSum, x: Option<Dec>) {
+    match (x, *state) {
+        (_, DecSum::Overflow) => {}
+        (None, _) => *state = DecSum::Overflow,
+        (Some(x), DecSum::Empty) => {
+            *sum = x;
+            *state = DecSum::Sum;
+        }
+        (Some(x), DecSum::Sum) => match sum.checked_add(x) {
+            Some(s) => *sum = s,
+            None => *state = DecSum::Overflow,
+        },
+    }
+}
+
 impl State {
     fn new(spec: &AggSpec) -> State {
         if spec.distinct {
@@ -196,7 +234,13 @@ impl State {
             AggFunc::Sum if matches!(spec.arg_type, DataType::Int | DataType::Null) => {
                 State::SumInt(Vec::new(), Vec::new())
             }
+            AggFunc::Sum if spec.arg_type == DataType::Decimal => {
+                State::SumDec(Vec::new(), Vec::new())
+            }
             AggFunc::Sum => State::SumFloat(Vec::new(), Vec::new()),
+            AggFunc::Avg if spec.output_type() == DataType::Decimal => {
+                State::AvgDec(Vec::new(), Vec::new(), Vec::new())
+            }
             AggFunc::Avg => State::Avg(Vec::new(), Vec::new()),
             AggFunc::Min => State::MinMax(Vec::new(), true),
             AggFunc::Max => State::MinMax(Vec::new(), false),
@@ -214,6 +258,14 @@ impl State {
                 vec_bytes::<f64>(s.capacity()) + vec_bytes::<bool>(seen.capacity())
             }
             State::Avg(s, c) => vec_bytes::<f64>(s.capacity()) + vec_bytes::<i64>(c.capacity()),
+            State::SumDec(s, st) => {
+                vec_bytes::<Dec>(s.capacity()) + vec_bytes::<DecSum>(st.capacity())
+            }
+            State::AvgDec(s, c, st) => {
+                vec_bytes::<Dec>(s.capacity())
+                    + vec_bytes::<i64>(c.capacity())
+                    + vec_bytes::<DecSum>(st.capacity())
+            }
             State::MinMax(v, _) => vec_bytes::<Value>(v.capacity()),
             State::Distinct(v) => vec_bytes::<DistinctSet>(v.capacity()),
         }
@@ -238,6 +290,15 @@ impl State {
                 grown(s.len(), s.capacity(), 8) + grown(seen.len(), seen.capacity(), 1)
             }
             State::Avg(s, c) => grown(s.len(), s.capacity(), 8) + grown(c.len(), c.capacity(), 8),
+            State::SumDec(s, st) => {
+                grown(s.len(), s.capacity(), size_of::<Dec>())
+                    + grown(st.len(), st.capacity(), size_of::<DecSum>())
+            }
+            State::AvgDec(s, c, st) => {
+                grown(s.len(), s.capacity(), size_of::<Dec>())
+                    + grown(c.len(), c.capacity(), 8)
+                    + grown(st.len(), st.capacity(), size_of::<DecSum>())
+            }
             State::MinMax(v, _) => grown(v.len(), v.capacity(), size_of::<Value>()),
             State::Distinct(v) => grown(v.len(), v.capacity(), size_of::<DistinctSet>()),
         }
@@ -266,6 +327,15 @@ impl State {
                 more(s, n);
                 more(c, n)
             }
+            State::SumDec(s, st) => {
+                more(s, n);
+                more(st, n)
+            }
+            State::AvgDec(s, c, st) => {
+                more(s, n);
+                more(c, n);
+                more(st, n)
+            }
             State::MinMax(v, _) => more(v, n),
             State::Distinct(v) => more(v, n),
         }
@@ -285,6 +355,15 @@ impl State {
             State::Avg(s, c) => {
                 s.resize(n, 0.0);
                 c.resize(n, 0)
+            }
+            State::SumDec(s, st) => {
+                s.resize(n, Dec::default());
+                st.resize(n, DecSum::Empty)
+            }
+            State::AvgDec(s, c, st) => {
+                s.resize(n, Dec::default());
+                c.resize(n, 0);
+                st.resize(n, DecSum::Empty)
             }
             State::MinMax(v, _) => v.resize(n, Value::Null),
             State::Distinct(v) => v.resize_with(n, DistinctSet::default),
@@ -361,6 +440,21 @@ impl State {
                     }
                 }
             },
+            (State::SumDec(s, st), Some(Datum::Col(col))) => {
+                for i in 0..len {
+                    if !col.is_null(i) {
+                        add_dec(&mut s[g(i)], &mut st[g(i)], col.value(i).to_dec());
+                    }
+                }
+            }
+            (State::AvgDec(s, c, st), Some(Datum::Col(col))) => {
+                for i in 0..len {
+                    if !col.is_null(i) {
+                        add_dec(&mut s[g(i)], &mut st[g(i)], col.value(i).to_dec());
+                        c[g(i)] += 1;
+                    }
+                }
+            }
             (State::MinMax(m, is_min), Some(Datum::Col(col))) => {
                 let want = if *is_min {
                     std::cmp::Ordering::Less
@@ -429,6 +523,16 @@ impl State {
                     finite(s[g] / c[g] as f64)?
                 }
             }
+            State::SumDec(s, st) => match st[g] {
+                DecSum::Empty => Value::Null,
+                DecSum::Sum => Value::Decimal(s[g]),
+                DecSum::Overflow => return Err(ExecError::decimal_overflow(spec.text.clone())),
+            },
+            State::AvgDec(s, c, st) => match st[g] {
+                DecSum::Empty => Value::Null,
+                DecSum::Sum => avg_dec(s[g], c[g], spec)?,
+                DecSum::Overflow => return Err(ExecError::decimal_overflow(spec.text.clone())),
+            },
             State::MinMax(m, _) => m[g].clone(),
             State::Distinct(sets) => {
                 let set = &sets[g];
@@ -442,6 +546,19 @@ impl State {
                             .map(|x| x as i128)
                             .sum();
                         int_sum(s)?
+                    }
+                    AggFunc::Sum | AggFunc::Avg if spec.output_type() == DataType::Decimal => {
+                        let (mut sum, mut st) = (Dec::default(), DecSum::Empty);
+                        for v in set.iter() {
+                            add_dec(&mut sum, &mut st, v.to_dec());
+                        }
+                        match st {
+                            DecSum::Overflow => {
+                                return Err(ExecError::decimal_overflow(spec.text.clone()))
+                            }
+                            _ if spec.func == AggFunc::Sum => Value::Decimal(sum),
+                            _ => avg_dec(sum, set.len() as i64, spec)?,
+                        }
                     }
                     AggFunc::Sum => finite(set.iter().filter_map(Value::as_f64).sum())?,
                     AggFunc::Avg => finite(
@@ -461,6 +578,13 @@ impl State {
             }
         })
     }
+}
+
+/// `sum / count` as MySQL's AVG of an exact type: the sum's scale + 4.
+fn avg_dec(sum: Dec, count: i64, spec: &AggSpec) -> Result<Value, ExecError> {
+    sum.checked_div(Dec::from_i64(count.max(1)))
+        .map(Value::Decimal)
+        .ok_or_else(|| ExecError::decimal_overflow(spec.text.clone()))
 }
 
 /// The capacity a vector of `len` entries and capacity `cap` is given to

@@ -79,11 +79,7 @@ impl Buffered {
                 self.out = first
                     .iter()
                     .map(|c| Column {
-                        data: match &c.data {
-                            ColumnData::Int(_) => ColumnData::Int(Vec::with_capacity(n)),
-                            ColumnData::Float(_) => ColumnData::Float(Vec::with_capacity(n)),
-                            ColumnData::Text(_) => ColumnData::Text(Vec::with_capacity(n)),
-                        },
+                        data: c.data.empty_like(n),
                         nulls: None,
                     })
                     .collect();

@@ -48,11 +48,7 @@ pub(super) fn cmp_in_col(c: &Column, a: usize, b: usize) -> Ordering {
         (true, true) => Ordering::Equal,
         (true, false) => Ordering::Less,
         (false, true) => Ordering::Greater,
-        _ => match &c.data {
-            ColumnData::Int(v) => v[a].cmp(&v[b]),
-            ColumnData::Float(v) => v[a].total_cmp(&v[b]),
-            ColumnData::Text(v) => v[a].cmp(&v[b]),
-        },
+        _ => c.data.cmp_entries(a, b),
     }
 }
 

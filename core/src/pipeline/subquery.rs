@@ -160,6 +160,9 @@ fn class(v: &Value) -> u8 {
         Value::Null => 0,
         Value::Int(_) | Value::Float(_) => 1,
         Value::Text(_) => 2,
+        // Decimals and dates compare by `sql_cmp` with anything else.
+        Value::Decimal(_) => 3,
+        Value::Date(_) | Value::DateTime(_) | Value::Time(_) => 4,
     }
 }
 

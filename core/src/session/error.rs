@@ -179,6 +179,9 @@ impl From<crate::expr::ExecError> for QueryError {
             crate::expr::ExecError::OutOfRange { .. } => {
                 QueryError::new(1690, "22003", e.to_string())
             }
+            crate::expr::ExecError::WrongValue { .. } => {
+                QueryError::new(1292, "22007", e.to_string())
+            }
             crate::expr::ExecError::MemoryBudget { .. } => {
                 QueryError::new(1041, "HY000", e.to_string())
             }

@@ -37,7 +37,7 @@ pub use hooks::TxnHooks;
 use serde::Serialize;
 use sqlparser::ast;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -320,6 +320,7 @@ impl Engine {
             })),
             vars: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            stmt_now: AtomicI64::new(0),
         });
         conn.publish_vars(&Session {
             autocommit: true,
@@ -373,9 +374,18 @@ struct ConnInner {
     /// The session's variables as `@@name` reads them.
     vars: Mutex<Vec<(&'static str, Value)>>,
     closed: AtomicBool,
+    /// The running statement's wall-clock time (microseconds since the
+    /// Unix epoch, read from the host once when it starts): what `NOW()`,
+    /// `CURDATE()` and `UNIX_TIMESTAMP()` answer throughout it.
+    stmt_now: AtomicI64,
 }
 
 impl ConnInner {
+    /// The running statement's wall-clock time (see `stmt_now`).
+    fn stmt_now(&self) -> i64 {
+        self.stmt_now.load(Ordering::Relaxed)
+    }
+
     /// Makes the session's settings readable as `@@name`.
     fn publish_vars(&self, s: &Session) {
         let user = format!("{}@{}", self.identity.user, self.identity.tenant);
@@ -881,6 +891,8 @@ async fn run_statement(
     }
     let registration = c.manager.register_query(&query, &truncate(&text, 1000));
     let resources = Resources::new(s.memory_budget, e.memory.clone());
+    c.stmt_now
+        .store(e.config.host.unix_micros(), Ordering::Relaxed);
     let mut x = ExecCtx {
         contexts: StmtContexts {
             request: request.clone(),
@@ -1365,6 +1377,7 @@ fn plan_cx<'a>(c: &'a ConnInner, t: Option<&'a TxnState>, empty: &'a WriteSet) -
         writes: t.map_or(empty, |t| &t.writes),
         connection_id: c.id,
         vars: lock(&c.vars).clone(),
+        now_micros: c.stmt_now(),
         names: Default::default(),
     }
 }
@@ -1596,7 +1609,7 @@ async fn exec_insert(
         batches, mut mem, ..
     } = run_plan(c, x, planned.plan, progress, Collect::Reserved).await?;
     let on_dup = match on_dup {
-        Some(a) => Some(upsert::OnDuplicate::compile(a, &table, c.id)?),
+        Some(a) => Some(upsert::OnDuplicate::compile(a, &table, c.id, c.stmt_now())?),
         None => None,
     };
     // REPLACE and ON DUPLICATE KEY UPDATE write row by row through the
@@ -1751,7 +1764,7 @@ fn exec_set(
             other => Value::Text(other.into()),
         },
         e => {
-            let expr = plan::compile_const(e, c.id)?;
+            let expr = plan::compile_const(e, c.id, Some(c.stmt_now()))?;
             let mut cx = EvalCx::default();
             let v = expr
                 .eval_row(&Batch::new(vec![], 1), 0, &mut cx)

@@ -34,6 +34,7 @@ impl OnDuplicate {
         assignments: &[ast::Assignment],
         table: &Table,
         connection_id: u64,
+        now_micros: i64,
     ) -> Result<Self, QueryError> {
         let schema = &table.schema;
         let mut columns = schema.columns.clone();
@@ -77,7 +78,7 @@ impl OnDuplicate {
             }
             sets.push((
                 i,
-                plan::compile_over_table(&value, &wide, connection_id, "field list")?,
+                plan::compile_over_table(&value, &wide, connection_id, now_micros, "field list")?,
             ));
         }
         Ok(Self { sets })

@@ -257,7 +257,9 @@ fn is_binary_collation(c: &ast::ObjectName) -> bool {
 /// A `DEFAULT` expression's value, converted to the column's type.
 fn default_value(e: &ast::Expr, def: &ColumnDef, connection_id: u64) -> Result<Value, SqlError> {
     let invalid = || SqlError::InvalidDefault(def.name.clone());
-    let expr = plan::compile_const(e, connection_id)?;
+    // A DEFAULT is fixed at CREATE TABLE: `DEFAULT NOW()` (re-read at
+    // every INSERT in MySQL) is refused rather than frozen.
+    let expr = plan::compile_const(e, connection_id, None)?;
     let v = expr
         .eval_row(&Batch::new(Vec::new(), 1), 0, &mut EvalCx::default())
         .map_err(|_| invalid())?;
@@ -269,9 +271,16 @@ fn default_value(e: &ast::Expr, def: &ColumnDef, connection_id: u64) -> Result<V
         };
     }
     match (def.ty, &v) {
-        (DataType::Int | DataType::Float, Value::Text(s)) if s.trim().parse::<f64>().is_err() => {
+        (DataType::Int | DataType::Float | DataType::Decimal, Value::Text(s))
+            if s.trim().parse::<f64>().is_err() =>
+        {
             Err(invalid())
         }
+        // `cast` makes a value that is no date NULL: refuse it instead.
+        (t, v) if t.is_temporal() => match cast(v.clone(), t) {
+            Ok(x) if !x.is_null() => Ok(x),
+            _ => Err(invalid()),
+        },
         _ => cast(v, def.ty).map_err(|_| invalid()),
     }
 }

@@ -79,6 +79,14 @@ pub enum SqlError {
     /// A numeric literal beyond DOUBLE's range (`1e309`).
     #[error("Illegal double '{0}' value found during parsing")]
     IllegalDouble(String),
+    /// A typed literal that is no such value (`DATE '2024-13-01'`).
+    #[error("Incorrect {ty} value: '{value}'")]
+    IncorrectValue {
+        /// `DATE`, `DATETIME` or `TIME`.
+        ty: &'static str,
+        /// The text given.
+        value: String,
+    },
     /// `DELETE u FROM t`: the table to delete from is not in FROM.
     #[error("Unknown table '{0}' in MULTI DELETE")]
     UnknownTableInDelete(String),
@@ -151,6 +159,7 @@ impl SqlError {
             SqlError::IncorrectPrefixKey => (1089, "HY000"),
             SqlError::InvalidDefault(_) => (1067, "42000"),
             SqlError::DerivedColumnCount => (1353, "HY000"),
+            SqlError::IncorrectValue { .. } => (1525, "HY000"),
             SqlError::OperandColumns(_) => (1241, "21000"),
             SqlError::UnknownTableInDelete(_) => (1109, "42S02"),
             SqlError::UnknownVariable(_) => (1193, "HY000"),

@@ -38,6 +38,13 @@ pub fn column_type(def: &ColumnDef) -> String {
             format!("decimal({precision},{scale})")
         }
         (DataType::Float, _) => "double".into(),
+        (DataType::Decimal, ColumnLimit::Decimal { precision, scale }) => {
+            format!("decimal({precision},{scale})")
+        }
+        (DataType::Decimal, _) => "decimal(10,0)".into(),
+        (DataType::Date, _) => "date".into(),
+        (DataType::DateTime, _) => "datetime".into(),
+        (DataType::Time, _) => "time".into(),
         (DataType::Text, ColumnLimit::MaxChars(n)) => format!("varchar({n})"),
         (DataType::Text, ColumnLimit::MaxBytes(255)) => "tinytext".into(),
         (DataType::Text, ColumnLimit::MaxBytes(65_535)) => "text".into(),

@@ -43,7 +43,9 @@ pub(super) fn walk(e: &ast::Expr, f: &mut dyn FnMut(&ast::Expr)) {
         | A::IsFalse(expr)
         | A::Cast { expr, .. }
         | A::Ceil { expr, .. }
-        | A::Floor { expr, .. } => walk(expr, f),
+        | A::Floor { expr, .. }
+        | A::Extract { expr, .. } => walk(expr, f),
+        A::Interval(iv) => walk(&iv.value, f),
         A::In { expr, target, .. } => {
             walk(expr, f);
             if let ast::InTarget::List(l) = target {
@@ -157,6 +159,10 @@ pub(super) struct AggCx {
 pub struct Compiler<'a> {
     /// `CONNECTION_ID()`.
     pub connection_id: u64,
+    /// The statement's wall-clock time (microseconds since the Unix
+    /// epoch) that `NOW()` and its kin answer; `None` where they cannot be
+    /// (a column's DEFAULT).
+    pub now_micros: Option<i64>,
     /// For subqueries in FROM and in expressions.
     pub cx: Option<&'a PlanCx<'a>>,
     /// The enclosing queries, when compiling a subquery.
@@ -174,6 +180,10 @@ pub(super) fn literal(v: &ast::Value) -> Result<Value, SqlError> {
         ast::Value::Number(n, _) => {
             if let Ok(i) = n.parse::<i64>() {
                 Value::Int(i)
+            } else if let Some(d) = crate::decimal::Dec::parse(n) {
+                // `1.5` (and an integer past BIGINT) is a DECIMAL, as in
+                // MySQL; only a number with an exponent is a DOUBLE.
+                Value::Decimal(d)
             } else {
                 let f = n
                     .parse::<f64>()
@@ -295,6 +305,15 @@ impl Compiler<'_> {
                 Err(err) => self.outer_ref(p, clause, err)?,
             },
             A::Value(v) => Expr::Literal(literal(&v.value)?),
+            A::TypedString(t) => Expr::Literal(super::calendar::typed_string(t)?),
+            A::Extract { field, expr, .. } => {
+                self.compile_extract(field, expr, scope, clause, agg)?
+            }
+            A::Interval(_) => {
+                return Err(SqlError::Syntax(
+                    "an INTERVAL can only be added to or subtracted from a date".into(),
+                ))
+            }
             A::Nested(x) => self.compile_in(x, scope, clause, agg)?,
             A::BinaryOp { .. } => self.compile_run(e, scope, clause, agg)?,
             // `-9223372036854775808` is BIGINT's minimum, though its digits
@@ -313,6 +332,7 @@ impl Compiler<'_> {
                             Expr::Literal(Value::Int(-i))
                         }
                         Expr::Literal(Value::Float(f)) => Expr::Literal(Value::Float(-f)),
+                        Expr::Literal(Value::Decimal(d)) => Expr::Literal(Value::Decimal(-d)),
                         x => Expr::Neg(b(x)),
                     },
                     ast::UnaryOperator::Plus => x,
@@ -520,6 +540,9 @@ impl Compiler<'_> {
         let Some(run) = shape::binary_run(e) else {
             return Err(SqlError::Unsupported(format!("the expression {e}")));
         };
+        if let Some(x) = self.compile_interval_run(&run.operands, &run.ops, scope, clause, agg)? {
+            return Ok(x);
+        }
         let mut start = 0;
         let mut first = None;
         if let Some(a) = agg.as_deref() {
@@ -583,6 +606,9 @@ impl Compiler<'_> {
             };
         }
         let (raw, _, _) = func_args(f)?;
+        if let Some(x) = self.compile_calendar_func(&name, &raw, scope, clause, agg)? {
+            return Ok(x);
+        }
         let mut args = Vec::with_capacity(raw.len());
         for a in &raw {
             args.push(self.compile_in(a, scope, clause, agg)?);
@@ -624,6 +650,7 @@ impl Compiler<'_> {
             }
             "abs" => (Func::Abs, 1, 1),
             "round" => (Func::Round, 1, 2),
+            "truncate" => (Func::Truncate, 2, 2),
             "floor" => (Func::Floor, 1, 1),
             "ceil" | "ceiling" => (Func::Ceil, 1, 1),
             "length" | "octet_length" => (Func::Length, 1, 1),
@@ -834,10 +861,12 @@ pub fn compile_over_table(
     e: &ast::Expr,
     table: &Table,
     connection_id: u64,
+    now_micros: i64,
     clause: &'static str,
 ) -> Result<Expr, SqlError> {
     let c = Compiler {
         connection_id,
+        now_micros: Some(now_micros),
         cx: None,
         outer: None,
         subs: Collected::default(),
@@ -849,10 +878,16 @@ pub fn compile_over_table(
     c.compile(e, &Scope::of_table(table, &table.name), clause)
 }
 
-/// Compiles a constant expression (INSERT … VALUES, SET).
-pub fn compile_const(e: &ast::Expr, connection_id: u64) -> Result<Expr, SqlError> {
+/// Compiles a constant expression (INSERT … VALUES, SET, DEFAULT);
+/// `now_micros` as in [`Compiler::now_micros`].
+pub fn compile_const(
+    e: &ast::Expr,
+    connection_id: u64,
+    now_micros: Option<i64>,
+) -> Result<Expr, SqlError> {
     let c = Compiler {
         connection_id,
+        now_micros,
         cx: None,
         outer: None,
         subs: Collected::default(),

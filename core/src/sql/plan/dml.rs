@@ -32,7 +32,7 @@ fn where_clause(
     cx: &PlanCx<'_>,
 ) -> Result<Option<Expr>, SqlError> {
     w.as_ref()
-        .map(|w| compile_over_table(w, table, cx.connection_id, "where clause"))
+        .map(|w| compile_over_table(w, table, cx.connection_id, cx.now_micros, "where clause"))
         .transpose()
 }
 
@@ -69,7 +69,13 @@ pub fn plan_update(u: &ast::Update, cx: &PlanCx<'_>) -> Result<PlannedDml, SqlEr
                 name: n.clone(),
                 clause: "field list",
             })?;
-        let e = compile_over_table(&a.value, &table, cx.connection_id, "field list")?;
+        let e = compile_over_table(
+            &a.value,
+            &table,
+            cx.connection_id,
+            cx.now_micros,
+            "field list",
+        )?;
         sets.push((i, table.schema.columns[i].clone(), e));
     }
     let names: Vec<String> = table

@@ -22,6 +22,7 @@
 //! - [`window`]: window functions of a SELECT;
 //! - [`lower`]: a [`Plan`] to operators with their contexts.
 
+mod calendar;
 mod compile;
 pub mod cte;
 mod dml;
@@ -293,6 +294,10 @@ pub struct PlanCx<'a> {
     /// System variables readable as `@@name` (and `version()`, `user()`,
     /// `database()`).
     pub vars: Vec<(&'static str, Value)>,
+    /// The statement's wall-clock time, microseconds since the Unix epoch
+    /// (read from the host once per statement): `NOW()`, `CURDATE()`,
+    /// `UNIX_TIMESTAMP()`.
+    pub now_micros: i64,
     /// The CTEs in scope and the bounds on expanding CTEs and views
     /// (empty when a statement's planning starts).
     pub names: cte::Names,

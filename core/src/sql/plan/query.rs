@@ -41,6 +41,7 @@ pub(super) fn apply_limit(
 ) -> Result<Planned, SqlError> {
     let compiler = Compiler {
         connection_id: cx.connection_id,
+        now_micros: Some(cx.now_micros),
         cx: Some(cx),
         outer: None,
         subs: Default::default(),
@@ -67,6 +68,7 @@ fn plan_query_body(
     }
     let compiler = Compiler {
         connection_id: cx.connection_id,
+        now_micros: Some(cx.now_micros),
         cx: Some(cx),
         outer,
         subs: Default::default(),
@@ -279,6 +281,7 @@ pub(super) fn plan_set_run(
 ) -> Result<Planned, SqlError> {
     let compiler = Compiler {
         connection_id: cx.connection_id,
+        now_micros: Some(cx.now_micros),
         cx: Some(cx),
         outer,
         subs: Default::default(),

@@ -243,6 +243,7 @@ pub(super) fn plan_select(
     };
     let wc = Compiler {
         connection_id: c.connection_id,
+        now_micros: c.now_micros,
         cx: c.cx,
         outer: c.outer,
         subs: Default::default(),

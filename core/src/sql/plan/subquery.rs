@@ -439,6 +439,7 @@ impl Compiler<'_> {
         };
         let probe = Compiler {
             connection_id: self.connection_id,
+            now_micros: self.now_micros,
             cx: Some(cx),
             outer: None,
             subs: Collected::default(),

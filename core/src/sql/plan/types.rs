@@ -28,9 +28,12 @@ pub fn sql_type(t: &ast::DataType) -> Result<DataType, SqlError> {
     Ok(match base {
         "INT" | "INTEGER" | "BIGINT" | "SMALLINT" | "TINYINT" | "MEDIUMINT" | "BOOL"
         | "BOOLEAN" | "SIGNED" | "UNSIGNED" | "INT64" | "INT4" | "INT8" => DataType::Int,
-        "DOUBLE" | "FLOAT" | "REAL" | "DECIMAL" | "NUMERIC" | "DEC" | "FLOAT64" | "FLOAT8" => {
-            DataType::Float
-        }
+        "DOUBLE" | "FLOAT" | "REAL" | "FLOAT64" | "FLOAT8" => DataType::Float,
+        "DECIMAL" | "NUMERIC" | "DEC" | "FIXED" => DataType::Decimal,
+        "DATE" => DataType::Date,
+        // TIMESTAMP is kept as a DATETIME: cascade's time zone is UTC.
+        "DATETIME" | "TIMESTAMP" => DataType::DateTime,
+        "TIME" => DataType::Time,
         "VARCHAR" | "CHAR" | "TEXT" | "STRING" | "CHARACTER" | "NVARCHAR" | "TINYTEXT"
         | "MEDIUMTEXT" | "LONGTEXT" => DataType::Text,
         _ => return Err(SqlError::Unsupported(format!("the type {s}"))),
@@ -98,6 +101,17 @@ pub fn column_limit(t: &ast::DataType) -> Result<ColumnLimit, SqlError> {
         "TINYTEXT" => ColumnLimit::MaxBytes(255),
         "TEXT" => ColumnLimit::MaxBytes(65_535),
         "MEDIUMTEXT" => ColumnLimit::MaxBytes(16_777_215),
+        // `DATETIME(3)`: fractional seconds kept to 3 digits (0 when not
+        // given, as MySQL); more than 6 is MySQL's 1426.
+        "DATETIME" | "TIMESTAMP" | "TIME" => {
+            let fsp = args.first().copied().unwrap_or(0);
+            if fsp > 6 {
+                return Err(SqlError::InvalidValue(format!(
+                    "Too-big precision {fsp} specified for '{base}'. Maximum is 6."
+                )));
+            }
+            ColumnLimit::FractionalSeconds(fsp as u8)
+        }
         _ => ColumnLimit::None,
     })
 }

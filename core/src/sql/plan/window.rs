@@ -523,6 +523,7 @@ fn constant_arg(
         None => Err(WindowError::WrongArguments(name.to_owned()).into()),
         Some(Value::Int(i)) => Ok(Some(i)),
         Some(Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 => Ok(Some(f as i64)),
+        Some(Value::Decimal(d)) if d.value().fract().is_zero() => Ok(d.to_i64()),
         Some(_) => Ok(None),
     }
 }
@@ -551,6 +552,8 @@ fn frame(
                 let ok = match (&v, units) {
                     (Value::Int(i), _) => *i >= 0,
                     (Value::Float(f), FrameUnits::Range) => *f >= 0.0,
+                    // `1.5` is a DECIMAL literal (issue 9).
+                    (Value::Decimal(d), FrameUnits::Range) => d.to_f64() >= 0.0,
                     _ => false,
                 };
                 if !ok {

@@ -29,7 +29,7 @@ SELECT t FROM s WHERE t LIKE 'F%';
 SELECT k1, CASE WHEN v IS NULL THEN 'null' WHEN v < 0 THEN 'neg' WHEN v = 0 THEN 'zero' ELSE 'pos' END FROM s;
 SELECT k2 * 2 + 1, k2 / 2, k2 DIV 2, k2 % 2, -k2 FROM s;
 SELECT v * 2, v + k2, v - k2, FLOOR(v), CEIL(v), ABS(v) FROM s;
--- known-difference: ROUND of a DOUBLE rounds half to even in MySQL/MariaDB (ROUND(2.5e0) = 2), half away from zero in cascade
+-- ROUND of a DOUBLE rounds half to even, as MySQL / MariaDB (ROUND(2.5e0) = 2).
 SELECT ROUND(v), ROUND(v, 1) FROM s;
 SELECT GREATEST(k2, 2), LEAST(k2, 2) FROM s WHERE k2 IS NOT NULL;
 SELECT IF(v > 2, 'big', 'small'), NULLIF(k2, 1) FROM s;

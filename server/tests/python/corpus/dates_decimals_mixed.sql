@@ -1,0 +1,35 @@
+-- Issue 9: dates and decimals mixed with joins, UNION, GROUP BY, CASE,
+-- COALESCE, UPDATE / DELETE, against MariaDB (format: see basic.sql).
+
+CREATE TABLE a (id INT, d DATE, v DECIMAL(8,3));
+CREATE TABLE b (id INT, d DATE, w DOUBLE);
+INSERT INTO a VALUES (1, '2024-01-01', 1.5), (2, '2024-01-02', -2.25), (3, NULL, NULL), (4, '2024-01-02', 0.001);
+INSERT INTO b VALUES (1, '2024-01-02', 1.5), (2, '2024-01-01', 2.0);
+SELECT a.id, b.id FROM a JOIN b ON a.d = b.d ORDER BY a.id, b.id;
+SELECT a.id FROM a JOIN b ON a.v = b.w ORDER BY a.id;
+SELECT d, sum(v), avg(v), count(*) FROM a GROUP BY d ORDER BY d;
+SELECT v, v * 2, v / 3, -v, abs(v), round(v, 1), v + 0.0005 FROM a ORDER BY v;
+SELECT DISTINCT d FROM a ORDER BY d;
+SELECT d FROM a UNION SELECT d FROM b ORDER BY 1;
+SELECT v FROM a UNION ALL SELECT w FROM b ORDER BY 1;
+SELECT max(d) + INTERVAL 1 DAY, min(v) * 2 FROM a;
+SELECT id FROM a WHERE d IN ('2024-01-02', '2024-01-05') ORDER BY id;
+SELECT id FROM a WHERE v IN (1.5, 0.001) ORDER BY id;
+SELECT id FROM a WHERE v > 0 AND d >= DATE '2024-01-01' ORDER BY id;
+SELECT CASE WHEN v > 0 THEN v ELSE 0 END FROM a ORDER BY id;
+SELECT COALESCE(v, 0), IFNULL(d, '1970-01-01') FROM a ORDER BY id;
+SELECT sum(id / 2), avg(id), sum(id) / count(id) FROM a;
+SELECT 10 / 3 * 3, 10 DIV 3, 10 MOD 3, 10.5 DIV 2, 2 / 4 + 1 / 4;
+SELECT CAST(d AS CHAR), CAST(v AS CHAR), CAST(v AS DOUBLE), CAST('1.25' AS DECIMAL(4,1)) FROM a WHERE id = 1;
+UPDATE a SET v = v * 2 WHERE id = 1;
+SELECT v FROM a WHERE id = 1;
+UPDATE a SET d = d - INTERVAL 1 MONTH WHERE id = 2;
+SELECT d FROM a WHERE id = 2;
+DELETE FROM a WHERE d < '2024-01-01';
+SELECT count(*) FROM a;
+SELECT YEAR('2024-05-06'), MONTH(20240506), DAYNAME('2024-05-06'), DATE_FORMAT('2024-05-06', '%d/%m/%Y');
+SELECT DATEDIFF('2024-12-25', '2024-01-01'), DATE_ADD('2024-02-29', INTERVAL 1 YEAR), DATE_SUB('2024-03-01', INTERVAL 1 DAY);
+SELECT '2024-01-01' < '2024-1-2', DATE '2024-01-01' < '2024-1-2';
+SELECT 0.1 * 3 = 0.3, 1e0 * 0.1 * 3 = 0.3;
+SELECT 123.456 * 1000, 5 / 2.0, 100.00 / 3;
+SELECT round(123.456, -1), round(-0.5), round(0.5), truncate(1.999, 2), floor(-1.5), ceil(-1.5);
