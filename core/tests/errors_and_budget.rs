@@ -49,7 +49,8 @@ fn errors_carry_mysql_codes() {
         ("SELECT 1 UNION ALL SELECT 1, 2", 1222),
         ("SET nope = 1", 1193),
         ("", 1065),
-        ("SELECT * FROM t WHERE a IN (SELECT 1)", 1235),
+        ("SELECT * FROM t WHERE a IN (SELECT 1, 2)", 1241),
+        ("SELECT a FROM t GROUP BY (SELECT 1)", 1235),
     ] {
         let err = run(&c, sql).unwrap_err();
         assert_eq!(err.code, code, "{sql}: {err}");

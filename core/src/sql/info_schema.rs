@@ -340,7 +340,10 @@ pub fn virtual_table(
                         (DataType::Text, _) => {
                             (Value::Int(4_294_967_295), Value::Null, Value::Null)
                         }
-                        (DataType::Float, ColumnLimit::Decimal { precision, scale }) => (
+                        (
+                            DataType::Float | DataType::Decimal,
+                            ColumnLimit::Decimal { precision, scale },
+                        ) => (
                             Value::Null,
                             Value::Int(i64::from(precision)),
                             Value::Int(i64::from(scale)),
