@@ -83,6 +83,20 @@ JOIN (SELECT customer_id, round(sum(amount), 2) AS total FROM orders GROUP BY cu
 ORDER BY place;`,
   },
   {
+    title: "A correlated subquery, with its EXPLAIN ANALYZE",
+    check: { minRows: 3 },
+    sql: `-- Each customer's largest order, for the customers with an order above
+-- 99.5. The EXISTS is correlated by an equality, so it runs once as a hash
+-- semi-join; the scalar subquery runs once per distinct customer id.
+-- EXPLAIN ANALYZE shows each subquery's runs and the rows it cached.
+EXPLAIN ANALYZE
+SELECT c.name, c.country,
+  (SELECT max(o.amount) FROM orders o WHERE o.customer_id = c.id) AS largest
+FROM customers c
+WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.amount > 99.5)
+ORDER BY c.name;`,
+  },
+  {
     title: "Who is connected (SHOW PROCESSLIST)",
     sql: "SHOW PROCESSLIST;",
   },
