@@ -3,6 +3,8 @@ SQLSTATEs (pymysql and the `mariadb` CLI), client disconnects, connection
 limits, bad packets and graceful shutdown."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 import signal
 import socket
 import struct
@@ -80,10 +82,11 @@ def test_column_types_and_values(server):
         cur.execute("SELECT 42, -7 * 3, 1.5, 0.1 + 0.2, 'héllo', NULL, CONCAT('a', 1), 2 > 1")
         row = cur.fetchone()
         types = [d[1] for d in cur.description]
-    LONGLONG, DOUBLE, VAR_STRING, NULL = 8, 5, 253, 6
-    assert types == [LONGLONG, LONGLONG, DOUBLE, DOUBLE, VAR_STRING, NULL, VAR_STRING, LONGLONG]
-    assert row == (42, -21, 1.5, 0.30000000000000004, "héllo", None, "a1", 1)
-    assert all(type(v) is t for v, t in zip(row, [int, int, float, float, str, type(None), str, int]))
+    # Decimal literals are exact DECIMALs, as in MySQL: 0.1 + 0.2 is 0.3.
+    LONGLONG, NEWDECIMAL, VAR_STRING, NULL = 8, 246, 253, 6
+    assert types == [LONGLONG, LONGLONG, NEWDECIMAL, NEWDECIMAL, VAR_STRING, NULL, VAR_STRING, LONGLONG]
+    assert row == (42, -21, Decimal("1.5"), Decimal("0.3"), "héllo", None, "a1", 1)
+    assert all(type(v) is t for v, t in zip(row, [int, int, Decimal, Decimal, str, type(None), str, int]))
     c.close()
 
 
