@@ -19,7 +19,7 @@
 
 use sqlparser::ast;
 
-use super::compile::walk;
+use super::compile::{func_args, walk, AGG_NAMES};
 use crate::data::{Batch, DataType, Value};
 use crate::expr::{EvalCx, Expr};
 use crate::pipeline::aggregate::AggFunc;
@@ -330,7 +330,7 @@ impl WindowCalls {
         let mut calls = Vec::with_capacity(self.found.len());
         for f in &self.found {
             let name = func_name(&f.call);
-            let (args, distinct, star) = args_of(&f.call)?;
+            let (args, distinct, star) = func_args(&f.call)?;
             if distinct {
                 return Err(SqlError::Unsupported(format!(
                     "'{name}(DISTINCT ..)' as a window function"
@@ -461,35 +461,7 @@ impl WindowCalls {
 
 /// Whether `f` is an aggregate call (which may not hold a window function).
 fn is_aggregate(f: &ast::Function) -> bool {
-    matches!(
-        func_name(f).as_str(),
-        "count" | "sum" | "avg" | "min" | "max"
-    )
-}
-
-fn args_of(f: &ast::Function) -> Result<(Vec<&ast::Expr>, bool, bool), SqlError> {
-    match &f.args {
-        ast::FunctionArguments::None => Ok((vec![], false, false)),
-        ast::FunctionArguments::Subquery(_) => Err(SqlError::Unsupported(
-            "subqueries as function arguments".into(),
-        )),
-        ast::FunctionArguments::List(l) => {
-            let distinct = matches!(
-                l.duplicate_treatment,
-                Some(ast::DuplicateTreatment::Distinct)
-            );
-            let mut out = Vec::new();
-            let mut star = false;
-            for a in &l.args {
-                match a {
-                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => out.push(e),
-                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
-                    _ => return Err(SqlError::Unsupported(format!("the argument form in {f}"))),
-                }
-            }
-            Ok((out, distinct, star))
-        }
-    }
+    AGG_NAMES.contains(&func_name(f).as_str())
 }
 
 /// The value of a constant expression; `None` when it reads a column.
