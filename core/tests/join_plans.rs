@@ -308,3 +308,129 @@ fn constant_conditions_are_folded() {
         1690
     );
 }
+
+/// The fact table of the key-filter tests: more rows than a stored chunk
+/// (65,536), NULL keys, keys that no dimension has, and keys spread so
+/// widely that `d3`'s filter is hashed rather than a bitmap.
+fn filtered_star(c: &cascade::Connection, n: i64) -> Vec<(Option<i64>, Option<i64>, i64, i64)> {
+    ok(c, "CREATE TABLE f (k1 INT, k2 INT, k3 BIGINT, v INT)");
+    ok(
+        c,
+        &format!(
+            "INSERT INTO f SELECT CASE WHEN x % 13 = 0 THEN NULL ELSE x % 1000 END, \
+             CASE WHEN x % 11 = 0 THEN NULL ELSE x % 300 END, (x % 37) * 1000000007, x % 100 \
+             FROM generate_series(1, {n}) AS g(x)"
+        ),
+    );
+    ok(c, "CREATE TABLE d1 (id INT, grp INT)");
+    ok(
+        c,
+        "INSERT INTO d1 SELECT x, x % 3 FROM generate_series(0, 599) AS g(x)",
+    );
+    ok(c, "CREATE TABLE d2 (id INT, grp INT)");
+    ok(
+        c,
+        "INSERT INTO d2 SELECT x, x % 2 FROM generate_series(0, 199) AS g(x)",
+    );
+    ok(c, "CREATE TABLE d3 (id BIGINT)");
+    ok(
+        c,
+        "INSERT INTO d3 SELECT x * 2 * 1000000007 FROM generate_series(0, 18) AS g(x)",
+    );
+    (1..=n)
+        .map(|x| {
+            let k1 = (x % 13 != 0).then_some(x % 1000);
+            let k2 = (x % 11 != 0).then_some(x % 300);
+            (k1, k2, (x % 37) * 1_000_000_007, x % 100)
+        })
+        .collect()
+}
+
+/// The EXPLAIN ANALYZE line of the deepest hash join (the one probing the
+/// fact table).
+fn deepest_join(plan: &[Line]) -> &Line {
+    plan.iter()
+        .filter(|l| l.text.starts_with("HashJoin"))
+        .max_by_key(|l| l.depth)
+        .expect("a hash join")
+}
+
+#[test]
+fn star_join_key_filters_drop_fact_rows_at_the_lowest_join() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    let f = filtered_star(&c, 150_000);
+    let sql = "SELECT count(*), sum(f.v) FROM d1, d2, d3, f \
+               WHERE f.k1 = d1.id AND f.k2 = d2.id AND f.k3 = d3.id AND d1.grp = 0 AND d2.grp = 1";
+    let expect = |d2_min: i64| {
+        let hit = |r: &&(Option<i64>, Option<i64>, i64, i64)| {
+            r.0.is_some_and(|k| k < 600 && k % 3 == 0)
+                && r.1.is_some_and(|k| k < 200 && k >= d2_min && k % 2 == 1)
+                && r.2 % (2 * 1_000_000_007) == 0
+                && r.2 / 1_000_000_007 <= 36
+        };
+        let n = f.iter().filter(hit).count();
+        let s: i64 = f.iter().filter(hit).map(|r| r.3).sum();
+        vec![vec![n.to_string(), s.to_string()]]
+    };
+    assert_eq!(rows(&ok(&c, sql)), expect(0));
+    // The fact table is probed by one join, which applies the filters of
+    // the two joins above it to its input.
+    let plan = explain(&c, sql);
+    let low = deepest_join(&plan);
+    assert!(
+        low.text.contains("probe filtered by the keys of 2 joins above"),
+        "{}",
+        show(&plan)
+    );
+    // Run, that join outputs only the rows that pass every join: the
+    // final count, not the (much larger) matches of its own key.
+    let analyzed = explain(&c, &format!("ANALYZE {sql}"));
+    let want = format!("rows={}", expect(0)[0][0]);
+    let low = deepest_join(&analyzed);
+    assert!(low.text.contains(&want), "{want}:\n{}", show(&analyzed));
+    // Each execution fills filters of its own: after a change of a
+    // dimension, the same statement sees the new keys.
+    ok(&c, "DELETE FROM d2 WHERE id < 100");
+    assert_eq!(rows(&ok(&c, sql)), expect(100));
+    assert_eq!(rows(&ok(&c, sql)), expect(100));
+    assert_eq!(e.memory_in_use(), 0, "every reservation released");
+}
+
+#[test]
+fn a_key_filter_passes_through_a_left_join_below_it() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    let f = filtered_star(&c, 70_000);
+    // The inner join with d2 probes the left join's output: its filter
+    // drops fact rows before the left join (they would be dropped above
+    // it anyway), and the left join still NULL-extends the others.
+    let sql = "SELECT count(*), sum(f.v), count(d1.id) FROM f LEFT JOIN d1 ON f.k1 = d1.id AND d1.grp = 0 \
+               JOIN d2 ON f.k2 = d2.id WHERE d2.grp = 1";
+    let plan = explain(&c, sql);
+    let low = deepest_join(&plan);
+    assert!(low.text.starts_with("HashJoin Left"), "{}", show(&plan));
+    assert!(
+        low.text.contains("probe filtered by the keys of 1 join above"),
+        "{}",
+        show(&plan)
+    );
+    let hit: Vec<_> = f
+        .iter()
+        .filter(|r| r.1.is_some_and(|k| k < 200 && k % 2 == 1))
+        .collect();
+    let matched = hit
+        .iter()
+        .filter(|r| r.0.is_some_and(|k| k < 600 && k % 3 == 0))
+        .count();
+    let sum: i64 = hit.iter().map(|r| r.3).sum();
+    assert_eq!(
+        rows(&ok(&c, sql)),
+        vec![vec![
+            hit.len().to_string(),
+            sum.to_string(),
+            matched.to_string()
+        ]]
+    );
+    assert_eq!(e.memory_in_use(), 0, "every reservation released");
+}

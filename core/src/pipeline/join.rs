@@ -9,10 +9,22 @@
 //! Memory: the build side reserves its batches (and key columns that are
 //! not shared with them) as they come, the concatenated columns before they
 //! are made (giving the batches' share back after), and the hash table and
-//! chain, at their final size, before indexing.
+//! chain (and the key filter), at their final size, before indexing.
+//!
+//! **Key filters** (sideways information passing, as DuckDB's and
+//! DataFusion's dynamic join filters): an inner join on one integer key
+//! records which keys its build side holds in a [`KeyFilter`] (a bitmap
+//! over `min..=max` when that range is small, else min/max and a hashed
+//! bitset). The join drops probe rows the filter rejects before looking
+//! them up, and publishes the filter in a [`FilterSlot`]; a join further
+//! down the probe side (given the slot with [`HashJoin::filtering_probe`])
+//! drops the rows of its own probe input that the join above would reject
+//! anyway, before it gathers anything. In a star join every dimension's
+//! filter is thus applied to the fact table's batches as they are read, and
+//! only rows that survive all of them are joined.
 
 use rustc_hash::FxHashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::buffer::Buffered;
 use super::memory::{
@@ -25,8 +37,11 @@ use crate::expr::Expr;
 
 /// Output rows per step, roughly.
 pub const OUT_ROWS: usize = 8192;
-/// Probe rows per step (bounded work between two context checks).
+/// Probe rows looked up per step (bounded work between two context checks).
 const PROBE_ROWS: usize = 2048;
+/// Probe rows tested against the key filters per step, at most (a probe
+/// batch may be a whole stored chunk; most rows may fail the filters).
+const FILTER_ROWS: usize = 16 * PROBE_ROWS;
 /// Build rows indexed per step (each may touch a new page of the table).
 const INDEX_ROWS: usize = 2048;
 const NONE: u32 = u32::MAX;
@@ -38,6 +53,169 @@ pub enum JoinKind {
     Inner,
     /// `LEFT [OUTER] JOIN`
     Left,
+}
+
+/// Which integer keys a build side holds. Never rejects a key the build
+/// side has; exact (a bitmap over `min..=max`) when that range is at most
+/// [`EXACT_BITS_PER_ROW`] bits per build row (plus 64 Ki bits), else it may
+/// pass keys within `min..=max` the build side lacks (a hashed bitset of
+/// 16 bits per build row, about 6 % false positives).
+#[derive(Debug)]
+pub struct KeyFilter {
+    min: i64,
+    max: i64,
+    bits: Vec<u64>,
+    /// `None`: exact (bit `k - min`); `Some(s)`: hashed (bit `h(k) >> s`).
+    shift: Option<u32>,
+}
+
+/// Bits per build row up to which a key filter is an exact bitmap.
+const EXACT_BITS_PER_ROW: u128 = 64;
+/// Multiplier of the hashed filter (Fibonacci hashing).
+const FILTER_HASH: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Where a join publishes its [`KeyFilter`] once its build side is indexed,
+/// for a join lower in its probe side to apply. Made fresh for each
+/// execution of a plan (see `sql/plan/lower.rs`).
+pub type FilterSlot = Arc<OnceLock<Arc<KeyFilter>>>;
+
+impl KeyFilter {
+    /// The shape of a filter for `rows` keys within `min..=max`: the number
+    /// of 64-bit words and the hash shift (`None`: exact).
+    fn shape(min: i64, max: i64, rows: usize) -> (usize, Option<u32>) {
+        if rows == 0 || min > max {
+            return (0, None);
+        }
+        let range = (max as i128 - min as i128 + 1) as u128;
+        if range <= rows as u128 * EXACT_BITS_PER_ROW + 65_536 {
+            return (range.div_ceil(64) as usize, None);
+        }
+        let bits = (rows.saturating_mul(16)).next_power_of_two().max(64);
+        (bits / 64, Some(64 - bits.trailing_zeros()))
+    }
+
+    /// Heap bytes of the filter [`KeyFilter::empty_for`] makes.
+    fn bytes(min: i64, max: i64, rows: usize) -> u64 {
+        vec_bytes::<u64>(Self::shape(min, max, rows).0)
+    }
+
+    /// A filter with no key yet, for `rows` keys within `min..=max`.
+    fn empty_for(min: i64, max: i64, rows: usize) -> Self {
+        let (words, shift) = Self::shape(min, max, rows);
+        if words == 0 {
+            // Rejects everything (no `k` has `1 <= k <= 0`).
+            return KeyFilter {
+                min: 1,
+                max: 0,
+                bits: Vec::new(),
+                shift: None,
+            };
+        }
+        KeyFilter {
+            min,
+            max,
+            bits: vec![0; words],
+            shift,
+        }
+    }
+
+    #[inline]
+    fn bit(&self, k: i64) -> usize {
+        match self.shift {
+            None => k.wrapping_sub(self.min) as u64 as usize,
+            Some(s) => ((k as u64).wrapping_mul(FILTER_HASH) >> s) as usize,
+        }
+    }
+
+    fn insert(&mut self, k: i64) {
+        let b = self.bit(k);
+        if let Some(w) = self.bits.get_mut(b / 64) {
+            *w |= 1 << (b % 64);
+        }
+    }
+
+    /// Whether `k` may be a key of the build side (false: it is not).
+    #[inline]
+    pub fn may_contain(&self, k: i64) -> bool {
+        if k < self.min || k > self.max {
+            return false;
+        }
+        let b = self.bit(k);
+        self.bits.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0)
+    }
+
+    /// Narrows `sel` (rows `rows` when `None`) to the rows whose key may
+    /// be in the build side and is not NULL.
+    fn select(
+        &self,
+        v: &[i64],
+        nulls: Option<&[bool]>,
+        rows: std::ops::Range<usize>,
+        sel: &mut Option<Vec<u32>>,
+    ) {
+        if self.min > self.max {
+            *sel = Some(Vec::new());
+            return;
+        }
+        // One unsigned compare for `min <= k <= max`, then the bit; the
+        // two kinds of filter get loops of their own.
+        let (min, span, bits) = (self.min, self.max.wrapping_sub(self.min) as u64, &self.bits);
+        let bit = |b: u64| bits.get((b >> 6) as usize).is_some_and(|w| (w >> (b & 63)) & 1 != 0);
+        match self.shift {
+            None => select_with(v, nulls, rows, sel, |k| {
+                let off = k.wrapping_sub(min) as u64;
+                off <= span && bit(off)
+            }),
+            Some(s) => select_with(v, nulls, rows, sel, |k| {
+                k.wrapping_sub(min) as u64 <= span && bit((k as u64).wrapping_mul(FILTER_HASH) >> s)
+            }),
+        }
+    }
+}
+
+/// [`KeyFilter::select`] with the test `pass`.
+fn select_with(
+    v: &[i64],
+    nulls: Option<&[bool]>,
+    rows: std::ops::Range<usize>,
+    sel: &mut Option<Vec<u32>>,
+    pass: impl Fn(i64) -> bool,
+) {
+    let null = |i: usize| nulls.is_some_and(|n| n.get(i).copied().unwrap_or(true));
+    match sel {
+        None => {
+            let Some(keys) = v.get(rows.clone()) else {
+                *sel = Some(Vec::new());
+                return;
+            };
+            // Branch-free compaction: every row is written, the length
+            // advances only for kept ones.
+            let mut out = vec![0u32; keys.len()];
+            let mut n = 0;
+            if nulls.is_none() {
+                for (i, &k) in rows.zip(keys) {
+                    out[n] = i as u32;
+                    n += pass(k) as usize;
+                }
+            } else {
+                for (i, &k) in rows.zip(keys) {
+                    out[n] = i as u32;
+                    n += (pass(k) && !null(i)) as usize;
+                }
+            }
+            out.truncate(n);
+            *sel = Some(out);
+        }
+        Some(s) => {
+            let mut n = 0;
+            for x in 0..s.len() {
+                let i = s[x] as usize;
+                s[n] = i as u32;
+                n += (v.get(i).is_some_and(|&k| pass(k)) && !null(i)) as usize;
+            }
+            s.truncate(n);
+        }
+    }
 }
 
 enum Table {
@@ -52,6 +230,7 @@ enum Table {
 fn insert(
     table: &mut Table,
     chain: &mut Vec<u32>,
+    mut filter: Option<&mut KeyFilter>,
     keys: &[Arc<Column>],
     rows: std::ops::Range<usize>,
     first: u32,
@@ -70,10 +249,10 @@ fn insert(
                     chain.push(NONE);
                     continue;
                 }
-                let key = match &k.data {
-                    ColumnData::Int(v) => v[i],
-                    _ => k.value(i).as_i64().unwrap_or(0),
-                };
+                let key = int_key(k, i);
+                if let Some(f) = filter.as_deref_mut() {
+                    f.insert(key);
+                }
                 m.insert(key, row)
             }
             Table::Generic(m) => {
@@ -86,6 +265,14 @@ fn insert(
             }
         };
         chain.push(head.unwrap_or(NONE));
+    }
+}
+
+/// Build key `i` of an integer key column (not NULL).
+fn int_key(k: &Column, i: usize) -> i64 {
+    match &k.data {
+        ColumnData::Int(v) => v[i],
+        _ => k.value(i).as_i64().unwrap_or(0),
     }
 }
 
@@ -110,12 +297,31 @@ pub struct HashJoin {
     table: Table,
     chain: Vec<u32>,
     build_done: bool,
+    /// The smallest and largest integer build key (not NULL) so far, for
+    /// the key filter.
+    key_range: Option<(i64, i64)>,
+    /// The key filter being filled while indexing (inner joins on one
+    /// integer key), then `own_filter`.
+    filter: Option<KeyFilter>,
+    /// The complete key filter: probe rows it rejects are not looked up.
+    own_filter: Option<Arc<KeyFilter>>,
+    /// Where to publish `own_filter` for a join below in the probe side.
+    publish: Option<FilterSlot>,
+    /// Filters of joins above: probe input column, slot. Rows whose
+    /// column the published filter rejects are dropped before the probe.
+    probe_filters: Vec<(usize, FilterSlot)>,
     /// Build rows indexed so far: the hash table is filled after the build
     /// side is complete (sized once, never rehashed), a bounded number of
     /// rows per step.
     indexed: usize,
+    /// The probe batch and its key columns.
     current: Option<(Batch, Vec<Arc<Column>>)>,
+    /// The first row of `current` not yet in a window.
     cursor: usize,
+    /// The rows of the current window (up to [`PROBE_ROWS`] rows of
+    /// `current`) that the key filters pass, and how many are probed.
+    window: Vec<u32>,
+    window_pos: usize,
     /// The memory of the build side.
     mem: MemoryUse,
     /// Bytes of the buffered build batches (not their strings, which the
@@ -133,6 +339,28 @@ impl HashJoin {
     pub fn emitting(mut self, left: Vec<usize>, right: Vec<usize>) -> Self {
         self.emit = Some((left, right));
         self
+    }
+
+    /// Publishes this join's key filter in `slot` once its build side is
+    /// indexed (inner joins on one integer key; otherwise nothing is
+    /// published and the consumers pass every row).
+    pub fn publishing_filter(mut self, slot: FilterSlot) -> Self {
+        self.publish = Some(slot);
+        self
+    }
+
+    /// Drops probe rows whose column `col` (of the probe input) a join above
+    /// rejects: the filter published in each slot, once it is there. Only
+    /// for filters of inner joins whose key is that column passed through
+    /// unchanged (the planner's `sql/plan/lower.rs` checks).
+    pub fn filtering_probe(mut self, filters: Vec<(usize, FilterSlot)>) -> Self {
+        self.probe_filters = filters;
+        self
+    }
+
+    /// Whether this join builds a key filter.
+    fn wants_filter(&self) -> bool {
+        self.kind == JoinKind::Inner && matches!(self.table, Table::Int(_))
     }
 
     /// Joins `left` to `right` on `left_keys[i] = right_keys[i]`.
@@ -171,9 +399,16 @@ impl HashJoin {
             table,
             chain: Vec::new(),
             build_done: false,
+            key_range: None,
+            filter: None,
+            own_filter: None,
+            publish: None,
+            probe_filters: Vec::new(),
             indexed: 0,
             current: None,
             cursor: 0,
+            window: Vec::new(),
+            window_pos: 0,
             mem: MemoryUse::default(),
             buffered_bytes: 0,
             text,
@@ -193,6 +428,18 @@ impl HashJoin {
 
     /// Buffers a build batch and its keys.
     fn collect(&mut self, b: &Batch, keys: Vec<Arc<Column>>) {
+        if self.wants_filter() {
+            if let Some(k) = keys.first() {
+                let mut range = self.key_range;
+                for i in 0..b.len {
+                    if !k.is_null(i) {
+                        let x = int_key(k, i);
+                        range = Some(range.map_or((x, x), |(lo, hi)| (lo.min(x), hi.max(x))));
+                    }
+                }
+                self.key_range = range;
+            }
+        }
         self.build_buf.push(b.columns.clone(), b.len);
         self.build_keys.push((b.len, keys));
         self.build_rows += b.len;
@@ -209,7 +456,11 @@ impl HashJoin {
                     + n as u64 * vec_bytes::<Value>(self.right_keys.len())
             }
         };
-        table + vec_bytes::<u32>(n)
+        let filter = match (self.wants_filter(), self.key_range) {
+            (true, Some((lo, hi))) => KeyFilter::bytes(lo, hi, n),
+            _ => 0,
+        };
+        table + vec_bytes::<u32>(n) + filter
     }
 
     /// Indexes up to [`INDEX_ROWS`] more build rows; true when all are.
@@ -220,6 +471,11 @@ impl HashJoin {
                 Table::All => {}
                 Table::Int(m) => m.reserve(self.build_rows),
                 Table::Generic(m) => m.reserve(self.build_rows),
+            }
+            if self.wants_filter() {
+                if let Some((lo, hi)) = self.key_range {
+                    self.filter = Some(KeyFilter::empty_for(lo, hi, self.build_rows));
+                }
             }
         }
         let mut budget = INDEX_ROWS;
@@ -232,6 +488,7 @@ impl HashJoin {
             insert(
                 &mut self.table,
                 &mut self.chain,
+                self.filter.as_mut(),
                 keys,
                 off..off + take,
                 self.indexed as u32,
@@ -280,6 +537,35 @@ impl HashJoin {
                 m.get(&key).copied().unwrap_or(NONE)
             }
         }
+    }
+
+    /// The rows `rows` of probe batch `b` (with key columns `keys`) that
+    /// the key filters pass: this join's own (inner joins), then those
+    /// published by joins above.
+    fn probe_selection(
+        &self,
+        b: &Batch,
+        keys: &[Arc<Column>],
+        rows: std::ops::Range<usize>,
+    ) -> Vec<u32> {
+        let mut sel = None;
+        if let (Some(f), Some(k)) = (&self.own_filter, keys.first()) {
+            if let ColumnData::Int(v) = &k.data {
+                f.select(v, k.nulls.as_deref(), rows.clone(), &mut sel);
+            }
+        }
+        for (col, slot) in &self.probe_filters {
+            if sel.as_ref().is_some_and(Vec::is_empty) {
+                break;
+            }
+            let (Some(f), Some(c)) = (slot.get(), b.columns.get(*col)) else {
+                continue;
+            };
+            if let ColumnData::Int(v) = &c.data {
+                f.select(v, c.nulls.as_deref(), rows.clone(), &mut sel);
+            }
+        }
+        sel.unwrap_or_else(|| rows.map(|i| i as u32).collect())
     }
 
     fn next_match(&self, row: u32) -> u32 {
@@ -340,6 +626,8 @@ impl Drop for HashJoin {
                 std::mem::take(&mut self.build_keys),
                 std::mem::replace(&mut self.table, Table::All),
                 std::mem::take(&mut self.chain),
+                self.filter.take(),
+                self.own_filter.take(),
             ),
             bytes,
         );
@@ -390,12 +678,27 @@ impl Operator for HashJoin {
                 }
             }
         }
+        if self.wants_filter() && self.own_filter.is_none() {
+            // The build side is indexed (or empty): its filter is complete.
+            let f = Arc::new(
+                self.filter
+                    .take()
+                    .unwrap_or_else(|| KeyFilter::empty_for(1, 0, 0)),
+            );
+            if let Some(slot) = &self.publish {
+                // A slot is filled once; a second value cannot differ.
+                let _ = slot.set(f.clone());
+            }
+            self.own_filter = Some(f);
+        }
         if self.current.is_none() {
             match self.left.next(cx)? {
                 Step::Batch(b) => {
                     let keys = Self::eval_keys(&self.left_keys, &b, cx)?;
                     self.current = Some((b, keys));
                     self.cursor = 0;
+                    self.window.clear();
+                    self.window_pos = 0;
                 }
                 other => return Ok(other),
             }
@@ -403,44 +706,65 @@ impl Operator for HashJoin {
         let Some((left, keys)) = self.current.as_ref() else {
             return Ok(Step::Pending);
         };
-        let mut i = self.cursor;
-        let stop = (self.cursor + PROBE_ROWS).min(left.len);
-        let mut li = Vec::with_capacity(stop - i);
-        let mut ri = Vec::with_capacity(stop - i);
-        let mut starts = Vec::new();
-        match (&self.table, keys.first().map(|k| (&k.data, &k.nulls))) {
-            // An inner join on one integer key without NULLs in this batch
-            // (the common case: a foreign key): the loop without the
-            // per-row dispatch of `first_match`, and without `starts`,
-            // which only a left join reads.
-            (Table::Int(m), Some((ColumnData::Int(v), None))) if self.kind == JoinKind::Inner => {
-                while i < stop && li.len() < OUT_ROWS {
-                    let mut r = m.get(&v[i]).copied().unwrap_or(NONE);
-                    while r != NONE {
-                        li.push(i as u32);
-                        ri.push(r);
-                        r = self.chain[r as usize];
-                    }
-                    i += 1;
+        // An inner join on one integer key without NULLs in this batch (the
+        // common case: a foreign key) probes without the per-row dispatch
+        // of `first_match`, and without `starts`, which only a left join
+        // reads.
+        let fast = match (&self.table, keys.first()) {
+            (Table::Int(m), Some(k)) if self.kind == JoinKind::Inner && k.nulls.is_none() => {
+                match &k.data {
+                    ColumnData::Int(v) => Some((m, v)),
+                    _ => None,
                 }
             }
-            _ => {
-                while i < stop && li.len() < OUT_ROWS {
-                    starts.push((i, li.len()));
-                    let mut r = self.first_match(keys, i);
-                    while r != NONE {
-                        li.push(i as u32);
-                        ri.push(r);
-                        r = self.next_match(r);
-                    }
-                    i += 1;
+            _ => None,
+        };
+        let mut li = Vec::with_capacity(PROBE_ROWS);
+        let mut ri = Vec::with_capacity(PROBE_ROWS);
+        let mut starts = Vec::new();
+        let (mut tested, mut probed) = (0, 0);
+        loop {
+            if self.window_pos >= self.window.len() {
+                if self.cursor >= left.len || tested >= FILTER_ROWS {
+                    break;
+                }
+                let end = (self.cursor + PROBE_ROWS).min(left.len);
+                self.window = self.probe_selection(left, keys, self.cursor..end);
+                self.window_pos = 0;
+                tested += end - self.cursor;
+                self.cursor = end;
+                continue;
+            }
+            if probed >= PROBE_ROWS || li.len() >= OUT_ROWS {
+                break;
+            }
+            let i = self.window[self.window_pos] as usize;
+            self.window_pos += 1;
+            probed += 1;
+            if let Some((m, v)) = fast {
+                let mut r = v.get(i).and_then(|k| m.get(k)).copied().unwrap_or(NONE);
+                while r != NONE {
+                    li.push(i as u32);
+                    ri.push(r);
+                    r = self.chain[r as usize];
+                }
+            } else {
+                starts.push((i, li.len()));
+                let mut r = self.first_match(keys, i);
+                while r != NONE {
+                    li.push(i as u32);
+                    ri.push(r);
+                    r = self.next_match(r);
                 }
             }
         }
-        self.cursor = i;
+        let done = self.window_pos >= self.window.len() && self.cursor >= left.len;
         let left = left.clone();
-        if self.cursor >= left.len {
+        if done {
             self.current = None;
+        }
+        if li.is_empty() && starts.is_empty() {
+            return Ok(Step::Pending);
         }
         let mut out = self.joined(&left, &li, &ri);
         let mut keep: Option<Vec<bool>> = None;
@@ -497,11 +821,17 @@ impl Operator for HashJoin {
             JoinKind::Inner => "Inner",
             JoinKind::Left => "Left",
         };
-        if matches!(self.table, Table::All) {
+        let mut d = if matches!(self.table, Table::All) {
             format!("NestedLoopJoin {kind} {}", self.text)
         } else {
             format!("HashJoin {kind} on {}", self.text)
+        };
+        if !self.probe_filters.is_empty() {
+            let n = self.probe_filters.len();
+            let s = if n == 1 { "" } else { "s" };
+            d.push_str(&format!(", probe filtered by the keys of {n} join{s} above"));
         }
+        d
     }
     fn name(&self) -> &'static str {
         if matches!(self.table, Table::All) {
@@ -512,5 +842,89 @@ impl Operator for HashJoin {
     }
     fn children(&self) -> Vec<&Instrumented> {
         vec![&self.left, &self.right]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(keys: &[i64]) -> KeyFilter {
+        let (lo, hi) = (keys.iter().min().copied(), keys.iter().max().copied());
+        let mut f = KeyFilter::empty_for(lo.unwrap_or(1), hi.unwrap_or(0), keys.len());
+        for &k in keys {
+            f.insert(k);
+        }
+        f
+    }
+
+    #[test]
+    fn an_exact_filter_passes_its_keys_and_nothing_else() {
+        let keys: Vec<i64> = (0..500).map(|x| x * 3 - 700).collect();
+        let f = filter(&keys);
+        assert_eq!(f.shift, None, "a small range is a bitmap");
+        for k in -1000..1000 {
+            assert_eq!(f.may_contain(k), keys.contains(&k), "key {k}");
+        }
+        assert!(!f.may_contain(i64::MIN) && !f.may_contain(i64::MAX));
+    }
+
+    #[test]
+    fn a_hashed_filter_never_rejects_a_key_and_rejects_most_others() {
+        // Keys spread over the whole range: no bitmap.
+        let keys: Vec<i64> = (0..1000)
+            .map(|x: i64| x.wrapping_mul(0x5851_F42D_4C95_7F2D))
+            .chain([i64::MIN, i64::MAX, 0, -1])
+            .collect();
+        let f = filter(&keys);
+        assert!(f.shift.is_some(), "a sparse range is hashed");
+        assert!(keys.iter().all(|&k| f.may_contain(k)));
+        let passed = (0..100_000i64)
+            .map(|x| x.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1)
+            .filter(|&k| !keys.contains(&k) && f.may_contain(k))
+            .count();
+        assert!(passed < 15_000, "{passed} of 100000 other keys passed");
+    }
+
+    #[test]
+    fn an_empty_build_side_rejects_everything() {
+        let f = filter(&[]);
+        assert!(![i64::MIN, -1, 0, 1, i64::MAX].iter().any(|&k| f.may_contain(k)));
+    }
+
+    #[test]
+    fn select_agrees_with_may_contain_for_both_kinds_of_filter() {
+        let dense: Vec<i64> = (0..300).map(|x| x * 7 % 1000 - 50).collect();
+        let sparse: Vec<i64> = (0..300).map(|x: i64| x.wrapping_mul(0x5851_F42D_4C95_7F2D)).collect();
+        for keys in [dense, sparse] {
+            let f = filter(&keys);
+            let v: Vec<i64> = keys
+                .iter()
+                .flat_map(|&k| [k, k.wrapping_add(1), k.wrapping_sub(3)])
+                .collect();
+            let mut sel = None;
+            f.select(&v, None, 0..v.len(), &mut sel);
+            let want: Vec<u32> = (0..v.len() as u32)
+                .filter(|&i| f.may_contain(v[i as usize]))
+                .collect();
+            assert_eq!(sel, Some(want));
+        }
+    }
+
+    #[test]
+    fn select_keeps_passing_rows_without_nulls_in_order() {
+        let f = filter(&[2, 4, 6]);
+        let v = [1, 2, 3, 4, 5, 6, 7, 4];
+        let nulls = [false, false, false, true, false, false, false, false];
+        let mut sel = None;
+        f.select(&v, Some(&nulls), 1..8, &mut sel);
+        assert_eq!(sel.as_deref(), Some(&[1, 5, 7][..]));
+        // Narrowing an existing selection with a second filter.
+        let g = filter(&[4, 5, 6]);
+        g.select(&v, None, 0..8, &mut sel);
+        assert_eq!(sel.as_deref(), Some(&[5, 7][..]));
+        let mut all = None;
+        f.select(&v, None, 0..8, &mut all);
+        assert_eq!(all.as_deref(), Some(&[1, 3, 5, 7][..]));
     }
 }

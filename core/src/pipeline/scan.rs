@@ -75,6 +75,8 @@ pub struct TableScan {
     data: Arc<TableData>,
     chunk: usize,
     offset: usize,
+    /// Whole stored chunks as batches (shared, not copied).
+    whole: bool,
 }
 
 impl TableScan {
@@ -85,7 +87,17 @@ impl TableScan {
             data,
             chunk: 0,
             offset: 0,
+            whole: false,
         }
+    }
+
+    /// Returns each stored chunk (up to `storage::CHUNK_ROWS` rows) as one
+    /// batch, shared with the table instead of copied in
+    /// [`BATCH_ROWS`]-row slices. Only for a consumer that works through
+    /// a big batch in bounded steps (a hash join's probe side).
+    pub fn whole_chunks(mut self) -> Self {
+        self.whole = true;
+        self
     }
 }
 
@@ -100,7 +112,11 @@ impl Operator for TableScan {
                 self.offset = 0;
                 continue;
             }
-            let n = BATCH_ROWS.min(c.len - self.offset);
+            let n = if self.whole {
+                c.len - self.offset
+            } else {
+                BATCH_ROWS.min(c.len - self.offset)
+            };
             let b = if self.offset == 0 && n == c.len {
                 (**c).clone()
             } else {

@@ -49,7 +49,7 @@ use super::types::{ident_name, MAX_JOIN_TABLES};
 use super::{Plan, PlanCx};
 use crate::data::{DataType, Value};
 use crate::expr::{BinOp, Expr, Func};
-use crate::pipeline::join::JoinKind;
+use crate::pipeline::join::{FilterSlot, JoinKind};
 use crate::sql::error::SqlError;
 
 /// No member owns this column (see [`Tables::owner`]).
@@ -720,6 +720,105 @@ fn estimate(p: &Plan) -> f64 {
 }
 
 // ---------------------------------------------------------------------------
+// Key filters (applied while lowering).
+
+/// Output columns of a plan, where cheaply known (joins, projections,
+/// filters, series); `None` otherwise.
+fn width(p: &Plan) -> Option<usize> {
+    let mut extra = 0;
+    let mut node = p;
+    loop {
+        match node {
+            Plan::Join {
+                emit: Some((l, r)),
+                ..
+            } => return Some(extra + l.len() + r.len()),
+            Plan::Join {
+                emit: None,
+                left,
+                right_types,
+                ..
+            } => {
+                extra += right_types.len();
+                node = left;
+            }
+            Plan::Project { exprs, .. } => return Some(extra + exprs.len()),
+            Plan::Filter { input, .. } => node = input,
+            Plan::Series { .. } => return Some(extra + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// Where the key filter of a join (probe side `probe`, left keys `keys`)
+/// is applied besides the join itself: for an inner join on one integer key
+/// that is a column of its probe input, the deepest join down the probe
+/// side (through the probe inputs of joins, filters and plain column
+/// projections) whose probe input still holds that column unchanged.
+/// Gives that join the filter's slot and returns the slot, for the join to
+/// publish its filter in; `None` when there is no such join.
+///
+/// Dropping rows there is safe: each of them reaches this join with the
+/// same key, which its build side lacks, and an inner join drops it (joins
+/// in between are inner or left joins, whose rows keep the probe side's
+/// columns; filters and projections are row by row).
+pub(super) fn push_key_filter(
+    probe: &mut Plan,
+    keys: &[Expr],
+    int_keys: bool,
+    kind: JoinKind,
+) -> Option<FilterSlot> {
+    let ([Expr::Column(key)], true, JoinKind::Inner) = (keys, int_keys, kind) else {
+        return None;
+    };
+    // Walk down (a loop: join trees may be deep), remembering the deepest
+    // join reached: its depth in steps and the column in its probe input.
+    let mut col = *key;
+    let mut node: &Plan = probe;
+    let mut depth = 0;
+    let mut found = None;
+    loop {
+        match node {
+            Plan::Join { left, emit, .. } => {
+                let in_left = match emit {
+                    Some((l, _)) => l.get(col).copied(),
+                    None => width(left).filter(|w| col < *w).map(|_| col),
+                };
+                let Some(c) = in_left else { break };
+                found = Some((depth, c));
+                col = c;
+                node = left;
+            }
+            Plan::Filter { input, .. } => node = input,
+            Plan::Project { input, exprs, .. } => match exprs.get(col) {
+                Some(Expr::Column(c)) => {
+                    col = *c;
+                    node = input;
+                }
+                _ => break,
+            },
+            _ => break,
+        }
+        depth += 1;
+    }
+    let (target, c) = found?;
+    let mut node: &mut Plan = probe;
+    for _ in 0..target {
+        node = match node {
+            Plan::Join { left, .. } => left,
+            Plan::Filter { input, .. } | Plan::Project { input, .. } => input,
+            _ => return None,
+        };
+    }
+    let Plan::Join { filters, .. } = node else {
+        return None;
+    };
+    let slot = FilterSlot::default();
+    filters.push((c, slot.clone()));
+    Some(slot)
+}
+
+// ---------------------------------------------------------------------------
 // Planning a group.
 
 /// The global columns of a group's members.
@@ -1199,6 +1298,7 @@ fn join_nodes(
             right_types,
             text,
             emit,
+            filters: Vec::new(),
         },
         layout,
         rows: est.max(if est > 0.0 { 1.0 } else { 0.0 }),

@@ -90,7 +90,7 @@ impl Plan {
                 Box::new(Window::new(input.build(&p)?, partition, order, calls, text))
             }
             Plan::Join {
-                left,
+                mut left,
                 right,
                 left_keys,
                 right_keys,
@@ -100,10 +100,13 @@ impl Plan {
                 right_types,
                 text,
                 emit,
+                filters,
             } => {
+                // This join's key filter, for a join below on its probe side.
+                let publish = super::joins::push_key_filter(&mut left, &left_keys, int_keys, kind);
                 let p = nested(pipeline, "join build")?;
-                let join = HashJoin::new(
-                    left.build(pipeline)?,
+                let mut join = HashJoin::new(
+                    probe_side(*left, pipeline)?,
                     right.build(&p)?,
                     left_keys,
                     right_keys,
@@ -112,7 +115,11 @@ impl Plan {
                     kind,
                     right_types,
                     text,
-                );
+                )
+                .filtering_probe(filters);
+                if let Some(slot) = publish {
+                    join = join.publishing_filter(slot);
+                }
                 Box::new(match emit {
                     Some((l, r)) => join.emitting(l, r),
                     None => join,
@@ -173,5 +180,36 @@ impl Plan {
             Plan::WorkTable { name, table } => Box::new(WorkTableScan::new(name, table)),
         };
         Ok(Instrumented::new(op, pipeline.clone()))
+    }
+}
+
+/// Builds a hash join's probe side. A table scan there (or a projection of
+/// its columns) returns whole stored chunks, shared rather than copied: the
+/// join works through a batch in bounded steps and gathers only the rows
+/// that match.
+fn probe_side(plan: Plan, pipeline: &Context) -> Result<Instrumented, ContextError> {
+    let columns_only = |exprs: &[crate::expr::Expr]| {
+        exprs
+            .iter()
+            .all(|e| matches!(e, crate::expr::Expr::Column(_)))
+    };
+    match plan {
+        Plan::Scan { table, data } => Ok(Instrumented::new(
+            Box::new(TableScan::new(table, data).whole_chunks()),
+            pipeline.clone(),
+        )),
+        Plan::Project {
+            input,
+            exprs,
+            types,
+            text,
+        } if matches!(*input, Plan::Scan { .. }) && columns_only(&exprs) => {
+            let input = probe_side(*input, pipeline)?;
+            Ok(Instrumented::new(
+                Box::new(Project::new(input, exprs, types, text)),
+                pipeline.clone(),
+            ))
+        }
+        other => other.build(pipeline),
     }
 }

@@ -52,7 +52,7 @@ use crate::data::{DataType, Value};
 use crate::expr::Expr;
 use crate::pipeline::aggregate::AggSpec;
 use crate::pipeline::dml::Affected;
-use crate::pipeline::join::JoinKind;
+use crate::pipeline::join::{FilterSlot, JoinKind};
 use crate::pipeline::recursive::{RecursionSpec, WorkTable};
 use crate::pipeline::setop::SetStep;
 use crate::pipeline::sort::SortKey;
@@ -163,6 +163,11 @@ pub enum Plan {
         /// The left and right columns the output keeps (`None`: all); the
         /// residual condition is over that output.
         emit: Option<(Vec<usize>, Vec<usize>)>,
+        /// Key filters of joins above, applied to the left (probe) input:
+        /// its column, the slot the join above publishes in. Empty as
+        /// planned; filled while lowering ([`joins::push_key_filter`]), so
+        /// that each execution of a cloned plan has slots of its own.
+        filters: Vec<(usize, FilterSlot)>,
     },
     /// `UPDATE`: the table's chunks rewritten ([`crate::pipeline::dml::Update`]).
     Update {
