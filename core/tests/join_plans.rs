@@ -379,7 +379,8 @@ fn star_join_key_filters_drop_fact_rows_at_the_lowest_join() {
     let plan = explain(&c, sql);
     let low = deepest_join(&plan);
     assert!(
-        low.text.contains("probe filtered by the keys of 2 joins above"),
+        low.text
+            .contains("probe filtered by the keys of 2 joins above"),
         "{}",
         show(&plan)
     );
@@ -411,7 +412,8 @@ fn a_key_filter_passes_through_a_left_join_below_it() {
     let low = deepest_join(&plan);
     assert!(low.text.starts_with("HashJoin Left"), "{}", show(&plan));
     assert!(
-        low.text.contains("probe filtered by the keys of 1 join above"),
+        low.text
+            .contains("probe filtered by the keys of 1 join above"),
         "{}",
         show(&plan)
     );

@@ -141,7 +141,9 @@ impl KeyFilter {
             return false;
         }
         let b = self.bit(k);
-        self.bits.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0)
+        self.bits
+            .get(b / 64)
+            .is_some_and(|w| w & (1 << (b % 64)) != 0)
     }
 
     /// Narrows `sel` (rows `rows` when `None`) to the rows whose key may
@@ -160,7 +162,10 @@ impl KeyFilter {
         // One unsigned compare for `min <= k <= max`, then the bit; the
         // two kinds of filter get loops of their own.
         let (min, span, bits) = (self.min, self.max.wrapping_sub(self.min) as u64, &self.bits);
-        let bit = |b: u64| bits.get((b >> 6) as usize).is_some_and(|w| (w >> (b & 63)) & 1 != 0);
+        let bit = |b: u64| {
+            bits.get((b >> 6) as usize)
+                .is_some_and(|w| (w >> (b & 63)) & 1 != 0)
+        };
         match self.shift {
             None => select_with(v, nulls, rows, sel, |k| {
                 let off = k.wrapping_sub(min) as u64;
@@ -829,7 +834,9 @@ impl Operator for HashJoin {
         if !self.probe_filters.is_empty() {
             let n = self.probe_filters.len();
             let s = if n == 1 { "" } else { "s" };
-            d.push_str(&format!(", probe filtered by the keys of {n} join{s} above"));
+            d.push_str(&format!(
+                ", probe filtered by the keys of {n} join{s} above"
+            ));
         }
         d
     }
@@ -889,13 +896,17 @@ mod tests {
     #[test]
     fn an_empty_build_side_rejects_everything() {
         let f = filter(&[]);
-        assert!(![i64::MIN, -1, 0, 1, i64::MAX].iter().any(|&k| f.may_contain(k)));
+        assert!(![i64::MIN, -1, 0, 1, i64::MAX]
+            .iter()
+            .any(|&k| f.may_contain(k)));
     }
 
     #[test]
     fn select_agrees_with_may_contain_for_both_kinds_of_filter() {
         let dense: Vec<i64> = (0..300).map(|x| x * 7 % 1000 - 50).collect();
-        let sparse: Vec<i64> = (0..300).map(|x: i64| x.wrapping_mul(0x5851_F42D_4C95_7F2D)).collect();
+        let sparse: Vec<i64> = (0..300)
+            .map(|x: i64| x.wrapping_mul(0x5851_F42D_4C95_7F2D))
+            .collect();
         for keys in [dense, sparse] {
             let f = filter(&keys);
             let v: Vec<i64> = keys

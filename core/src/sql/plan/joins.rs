@@ -730,8 +730,7 @@ fn width(p: &Plan) -> Option<usize> {
     loop {
         match node {
             Plan::Join {
-                emit: Some((l, r)),
-                ..
+                emit: Some((l, r)), ..
             } => return Some(extra + l.len() + r.len()),
             Plan::Join {
                 emit: None,
