@@ -320,7 +320,10 @@ mod tests {
         assert!(h.verify(&s, &sha2_answer("secret", &s)));
         assert!(!h.verify(&s, &sha2_answer("Secret", &s)));
         assert!(!h.verify(&scramble(), &sha2_answer("secret", &s)));
-        assert!(!h.verify(&s, &answer("secret", &s)), "a native answer is not a sha2 one");
+        assert!(
+            !h.verify(&s, &answer("secret", &s)),
+            "a native answer is not a sha2 one"
+        );
         assert!(!h.verify(&s, &[]));
         assert!(Sha2Hash::from_plain("").verify(&s, &[]));
         // pymysql's answer for "secret" to the scramble "abcdefghijklmnopqrst"

@@ -243,8 +243,8 @@ impl ServerConfig {
             Some("mysql_native_password") => crate::session::MYSQL_NATIVE_PASSWORD,
             Some(other) => {
                 return Err(ConfigError::Invalid(format!(
-                    "default_auth_plugin {other:?}: use caching_sha2_password or mysql_native_password"
-                )))
+                "default_auth_plugin {other:?}: use caching_sha2_password or mysql_native_password"
+            )))
             }
         };
         if file.server.require_secure_transport && tls.is_none() {
@@ -395,7 +395,11 @@ mod tests {
         let file = dir.join("server.toml");
         std::fs::write(&file, "[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap();
         let e = ServerConfig::from_file(&file).unwrap_err();
-        assert!(e.to_string().contains(&*dir.join("c.pem").to_string_lossy()), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&*dir.join("c.pem").to_string_lossy()),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         let c = ServerConfig::default_local();
         assert!(c.tls.is_none() && !c.require_secure_transport);

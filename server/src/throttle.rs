@@ -57,8 +57,10 @@ impl LoginThrottle {
         }
         let peers = self.lock();
         let f = peers.get(&peer)?;
-        (self.live(f, now) && f.count >= self.max_failures)
-            .then(|| self.window.saturating_sub(now.saturating_duration_since(f.since)))
+        (self.live(f, now) && f.count >= self.max_failures).then(|| {
+            self.window
+                .saturating_sub(now.saturating_duration_since(f.since))
+        })
     }
 
     /// Counts a failed login of `peer`; returns its failures in the current
@@ -124,7 +126,10 @@ mod tests {
             Some(Duration::from_secs(1))
         );
         // Another peer is not.
-        assert_eq!(t.blocked(ip("127.0.0.2"), t0 + Duration::from_secs(20)), None);
+        assert_eq!(
+            t.blocked(ip("127.0.0.2"), t0 + Duration::from_secs(20)),
+            None
+        );
         // The window passed: free again, and counting starts over.
         assert_eq!(t.blocked(a, t0 + Duration::from_secs(60)), None);
         assert_eq!(t.failed(a, t0 + Duration::from_secs(61)), 1);
@@ -155,7 +160,10 @@ mod tests {
         let t = LoginThrottle::new(1, Duration::from_secs(60));
         let t0 = Instant::now();
         for i in 0..(MAX_PEERS as u32 + 10) {
-            t.failed(IpAddr::from(i.to_be_bytes()), t0 + Duration::from_millis(u64::from(i)));
+            t.failed(
+                IpAddr::from(i.to_be_bytes()),
+                t0 + Duration::from_millis(u64::from(i)),
+            );
         }
         assert!(t.lock().len() <= MAX_PEERS);
         // The newest peer is still remembered (and blocked).

@@ -219,7 +219,7 @@ enum Upgrade {
     /// `SSLRequest` the client's TLS `ClientHello` follows at once).
     FirstPacket(Vec<u8>),
     /// The client asked for TLS: the handshake is running on the socket.
-    Accepting(tokio_rustls::Accept<SharedTcp>),
+    Accepting(Box<tokio_rustls::Accept<SharedTcp>>),
     /// Reading the handshake response that follows the TLS handshake.
     SecondPacket(Vec<u8>),
     /// A packet read ahead, being handed to `opensrv`.
@@ -382,9 +382,9 @@ impl WireReader {
                         && p.len() >= 6
                         && u32::from(u16::from_le_bytes([p[4], p[5]])) & CLIENT_SSL != 0;
                     self.upgrade = match (&self.tls, asks_tls) {
-                        (Some(acceptor), true) => Upgrade::Accepting(
+                        (Some(acceptor), true) => Upgrade::Accepting(Box::new(
                             acceptor.accept(SharedTcp(self.transport.tcp().clone())),
-                        ),
+                        )),
                         _ => {
                             let mut p = p;
                             prepare_handshake_response(&mut p, self.announced_plugin);
@@ -393,7 +393,7 @@ impl WireReader {
                     };
                 }
                 Upgrade::Accepting(accept) => {
-                    let tls = std::task::ready!(Pin::new(accept).poll(cx))?;
+                    let tls = std::task::ready!(Pin::new(&mut **accept).poll(cx))?;
                     self.transport.upgrade(tls);
                     self.upgrade = Upgrade::SecondPacket(Vec::with_capacity(256));
                 }
@@ -445,12 +445,23 @@ fn plugin_field(p: &[u8]) -> Option<(std::ops::Range<usize>, bool)> {
         let first = *body.get(at)?;
         let (len, size) = match first {
             0..=0xfa => (u64::from(first), 1),
-            0xfc => (u64::from(u16::from_le_bytes(body.get(at + 1..at + 3)?.try_into().ok()?)), 3),
+            0xfc => (
+                u64::from(u16::from_le_bytes(
+                    body.get(at + 1..at + 3)?.try_into().ok()?,
+                )),
+                3,
+            ),
             0xfd => {
                 let b = body.get(at + 1..at + 4)?;
-                (u64::from(b[0]) | u64::from(b[1]) << 8 | u64::from(b[2]) << 16, 4)
+                (
+                    u64::from(b[0]) | u64::from(b[1]) << 8 | u64::from(b[2]) << 16,
+                    4,
+                )
             }
-            0xfe => (u64::from_le_bytes(body.get(at + 1..at + 9)?.try_into().ok()?), 9),
+            0xfe => (
+                u64::from_le_bytes(body.get(at + 1..at + 9)?.try_into().ok()?),
+                9,
+            ),
             _ => return None,
         };
         at += size;
@@ -814,6 +825,44 @@ mod tests {
         assert_eq!(err.unwrap().kind(), io::ErrorKind::InvalidData);
     }
 
+    #[tokio::test]
+    async fn the_writer_advertises_tls_and_puts_fast_auth_success_before_the_ok() {
+        let (server, mut client) = pair().await;
+        let shared = Arc::new(WireShared::default());
+        let mut w =
+            WireWriter::new(Arc::new(Transport::new(server)), shared.clone()).advertise_tls();
+        // A greeting: protocol 10, version, id, scramble part 1, filler,
+        // capabilities (low bytes 0xff 0xf7: CLIENT_SSL clear), the rest.
+        let mut greeting = vec![10];
+        greeting.extend(b"8.0.36\0");
+        greeting.extend([1, 0, 0, 0]);
+        greeting.extend([b'a'; 8]);
+        greeting.push(0);
+        greeting.extend([0xff, 0xf7]);
+        greeting.extend([33, 2, 0, 0xff, 0x81]);
+        let g = packet(0, &greeting);
+        w.write_all(&g).await.unwrap();
+        // opensrv flushes the greeting and reads the client's answer before
+        // the login check queues "fast auth success".
+        w.flush().await.unwrap();
+        shared.queue_fast_auth_ok();
+        let ok = packet(4, &[0, 0, 0, 2, 0, 0, 0]);
+        w.write_all(&ok).await.unwrap();
+        // Only once: the next packet passes as it is.
+        let next = packet(1, &[0, 0, 0, 2, 0, 0, 0]);
+        w.write_all(&next).await.unwrap();
+        w.flush().await.unwrap();
+        let mut expect = g.clone();
+        // The second capability byte (index 22) gains CLIENT_SSL (0x0800).
+        expect[4 + 22] = 0xf7 | 0x08;
+        expect.extend(packet(4, &[0x01, 0x03]));
+        expect.extend(packet(5, &[0, 0, 0, 2, 0, 0, 0]));
+        expect.extend(&next);
+        let mut got = vec![0; expect.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expect);
+    }
+
     /// A `HandshakeResponse41` as clients send it.
     fn handshake_response(answer: &[u8], db: Option<&str>, plugin: &str) -> Vec<u8> {
         let mut caps = CLIENT_PROTOCOL_41
@@ -853,18 +902,24 @@ mod tests {
             assert_eq!(&p[name], b"!ysql_native_password");
         }
         // A real answer, or an empty one for the announced plugin: untouched.
-        for (answer, plugin) in [(&[7u8; 20][..], "mysql_native_password"), (&[][..], announced)] {
+        for (answer, plugin) in [
+            (&[7u8; 20][..], "mysql_native_password"),
+            (&[][..], announced),
+        ] {
             let p0 = handshake_response(answer, None, plugin);
             let mut p = p0.clone();
             prepare_handshake_response(&mut p, announced);
             assert_eq!(p, p0);
         }
-        // Truncated or odd packets are left alone, never a panic.
+        // Packets cut before the plugin name's end are left alone, never a
+        // panic; the attributes after it do not matter.
         let full = handshake_response(&[], Some("db"), "mysql_native_password");
+        let name_end = plugin_field(&full).unwrap().0.end;
         for cut in 0..full.len() {
             let mut p = full[..cut].to_vec();
             prepare_handshake_response(&mut p, announced);
-            assert_eq!(p, full[..cut]);
+            assert_eq!(p.len(), cut);
+            assert_eq!(p == full[..cut], cut <= name_end, "cut at {cut}");
         }
     }
 
