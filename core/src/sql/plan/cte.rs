@@ -154,13 +154,15 @@ impl Names {
     /// already.
     pub(super) fn in_view<T>(
         &self,
+        db: &str,
         name: &str,
         f: impl FnOnce() -> Result<T, SqlError>,
     ) -> Result<T, SqlError> {
-        if lock(&self.views).iter().any(|v| v == name) {
-            return Err(SqlError::ViewRecursion(name.to_owned()));
+        let full = format!("{db}.{name}");
+        if lock(&self.views).iter().any(|v| *v == full) {
+            return Err(SqlError::ViewRecursion(db.to_owned(), name.to_owned()));
         }
-        lock(&self.views).push(name.to_owned());
+        lock(&self.views).push(full);
         let r = self.scoped(0, None, f);
         lock(&self.views).pop();
         r
