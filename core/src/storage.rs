@@ -959,7 +959,7 @@ mod tests {
     }
 
     fn catalog() -> Arc<Catalog> {
-        let cat = catalog();
+        let cat = Catalog::new();
         cat.create_database(&db(), false).unwrap();
         cat
     }
@@ -1034,7 +1034,7 @@ mod tests {
         );
         assert_eq!(
             cat.create_table(&key("V"), schema(), Vec::new(), false),
-            Err(StorageError::TableExists("V".into()))
+            Err(StorageError::TableExists("v".into()))
         );
         let mut replaced = view("v");
         replaced.query = "SELECT 2".into();

@@ -45,6 +45,14 @@ fn a_connection_starts_in_its_tenants_default_database() {
     assert_eq!(cell(&a, "SELECT count(*) FROM t"), "1");
     assert_eq!(list(&a, "SHOW TABLES"), ["t"]);
     assert_eq!(ok(&a, "SHOW TABLES").columns[0].name, "Tables_in_cascade");
+    // SHOW PROCESSLIST's `db` column.
+    ok(&a, "CREATE DATABASE shop");
+    ok(&a, "USE shop");
+    let me = rows(&ok(&a, "SHOW PROCESSLIST"))
+        .into_iter()
+        .find(|r| r[0] == a.id().to_string())
+        .expect("own row");
+    assert_eq!(me[3], "shop");
 }
 
 #[test]
@@ -108,6 +116,9 @@ fn create_use_drop_database() {
         ),
         ["cascade", "information_schema", "other", "shop"]
     );
+    ok(&a, "USE information_schema");
+    assert_eq!(cell(&a, "SELECT count(*) FROM schemata"), "4");
+    ok(&a, "USE shop");
     // A view's query resolves its unqualified names in the database that
     // was current when it was created, whoever reads it from where.
     ok(&a, "CREATE VIEW cascade.v AS SELECT x FROM t");

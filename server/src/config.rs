@@ -69,6 +69,10 @@ pub struct ServerConfig {
     /// Closed trace spans older than this are trimmed by the background
     /// session.
     pub trace_retention: Duration,
+    /// Whether `sys`'s `admin` may read every tenant's data (naming a
+    /// database `` `tenant:db` ``); off: it administers (process list,
+    /// KILL) but sees only `sys`'s databases.
+    pub admin_reads_all_tenants: bool,
     users: HashMap<(String, String), User>,
 }
 
@@ -100,6 +104,8 @@ struct FileServer {
     background_every_secs: u64,
     #[serde(default = "default_trace_retention")]
     trace_retention_secs: u64,
+    #[serde(default)]
+    admin_reads_all_tenants: bool,
 }
 
 impl Default for FileServer {
@@ -113,6 +119,7 @@ impl Default for FileServer {
             trace_spans: default_trace_spans(),
             background_every_secs: default_background_every(),
             trace_retention_secs: default_trace_retention(),
+            admin_reads_all_tenants: false,
         }
     }
 }
@@ -235,6 +242,7 @@ impl ServerConfig {
             background_every: (file.server.background_every_secs > 0)
                 .then(|| Duration::from_secs(file.server.background_every_secs)),
             trace_retention: Duration::from_secs(file.server.trace_retention_secs),
+            admin_reads_all_tenants: file.server.admin_reads_all_tenants,
             users,
         })
     }
@@ -267,6 +275,9 @@ mod tests {
         assert_eq!(c.trace_retention, Duration::from_secs(600));
         let off = ServerConfig::from_toml("[server]\nbackground_every_secs = 0").unwrap();
         assert_eq!(off.background_every, None);
+        assert!(!c.admin_reads_all_tenants);
+        let all = ServerConfig::from_toml("[server]\nadmin_reads_all_tenants = true").unwrap();
+        assert!(all.admin_reads_all_tenants);
     }
 
     #[test]

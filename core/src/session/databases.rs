@@ -12,6 +12,7 @@ use sqlparser::ast;
 
 use super::{lock, text_rows, ConnInner, QueryError, QueryResult, Session};
 use crate::cause::Reason;
+use crate::registry::KillScope;
 use crate::sql::info_schema::INFORMATION_SCHEMA;
 use crate::storage::{DbKey, StorageError};
 
@@ -129,12 +130,20 @@ pub(super) fn drop_database(
         if !lock(&o.touched).contains(&name) {
             continue;
         }
-        let txn = lock(&o.txn_use).clone();
-        if let Some(ctx) = txn {
-            ctx.cancel(Reason::DatabaseDropped {
-                database: database.clone(),
-                by_connection: c.id,
-            });
+        let reason = Reason::DatabaseDropped {
+            database: database.clone(),
+            by_connection: c.id,
+        };
+        // An explicit transaction: cancelling it cancels its running
+        // statement (linked to it) and rolls it back. An implicit one ends
+        // with its statement.
+        match o.manager.txn() {
+            Some(txn) => {
+                txn.cancel(reason);
+            }
+            None => {
+                o.manager.kill(KillScope::Query { statement: None }, reason);
+            }
         }
     }
     Ok(super::affected(stmt_id, tables as u64))

@@ -273,6 +273,22 @@ impl Engine {
         self.connect_with_id(identity, self.reserve_connection_id())
     }
 
+    /// Opens a connection for `identity` whose current database is
+    /// `database` (a login that names one; `None`: the tenant's default,
+    /// `cascade`). 1049 `Unknown database` if the tenant has none of that
+    /// name.
+    pub fn connect_to(
+        &self,
+        identity: Identity,
+        database: Option<&str>,
+    ) -> Result<Connection, QueryError> {
+        let conn = self.connect(identity)?;
+        if let Some(db) = database {
+            conn.inner.set_database(db)?;
+        }
+        Ok(conn)
+    }
+
     /// Reserves a connection id for [`Engine::connect_with_id`]: a wire
     /// protocol announces the id in its handshake, before the login.
     pub fn reserve_connection_id(&self) -> u64 {
@@ -331,7 +347,6 @@ impl Engine {
             closed: AtomicBool::new(false),
             stmt_now: AtomicI64::new(0),
             database: Mutex::new(Some(crate::sql::info_schema::SCHEMA_NAME.to_owned())),
-            txn_use: Mutex::new(None),
             touched: Mutex::new(BTreeSet::new()),
         });
         // Every tenant has its default database, made on first use.
@@ -398,9 +413,8 @@ struct ConnInner {
     /// The current database (`USE`, `DATABASE()`), of the connection's
     /// tenant; `None` when none is selected (or it was dropped).
     database: Mutex<Option<String>>,
-    /// The open transaction (implicit or explicit): its context and the
-    /// databases its statements named, for `DROP DATABASE`.
-    txn_use: Mutex<Option<Context>>,
+    /// The databases the open transaction's statements named (implicit
+    /// or explicit; cleared when one starts), for `DROP DATABASE`.
     touched: Mutex<BTreeSet<String>>,
 }
 
@@ -421,6 +435,23 @@ impl ConnInner {
         self.engine.config.admin_reads_all_tenants
             && &*self.identity.tenant == Identity::SYS_TENANT
             && &*self.identity.role == Identity::ADMIN_ROLE
+    }
+
+    /// Makes `name` the current database of an idle connection (a login
+    /// that names one); 1049 if the tenant has none of that name.
+    fn set_database(&self, name: &str) -> Result<(), QueryError> {
+        let name = name.to_lowercase();
+        let ns = namespace(self);
+        if name != crate::sql::info_schema::INFORMATION_SCHEMA
+            && !self.engine.catalog.has_database(&ns.db_key(&name))
+        {
+            return Err(StorageError::UnknownDatabase(name).into());
+        }
+        *lock(&self.database) = Some(name);
+        if let Slot::Idle(s) = &*lock(&self.session) {
+            self.publish_vars(s);
+        }
+        Ok(())
     }
 
     /// The running statement's wall-clock time (see `stmt_now`).
@@ -1067,7 +1098,6 @@ fn new_txn(c: &ConnInner, explicit: bool) -> Result<TxnState, QueryError> {
         .attr("explicit", explicit)
         .build()?;
     lock(&c.touched).clear();
-    *lock(&c.txn_use) = Some(ctx.clone());
     Ok(TxnState {
         ctx,
         snapshot: e.catalog.snapshot(),
@@ -1423,11 +1453,16 @@ async fn dispatch(
                 .snapshot(&c.identity)
                 .into_iter()
                 .map(|p| {
+                    // The connection's current database, as MySQL shows it.
+                    let db = e
+                        .connection(p.id)
+                        .and_then(|o| lock(&o.database).clone())
+                        .map_or(Value::Null, |d| Value::Text(d.into()));
                     vec![
                         Value::Int(p.id as i64),
                         Value::Text(p.user.into()),
                         Value::Text("localhost".into()),
-                        Value::Null,
+                        db,
                         Value::Text(p.command.into()),
                         Value::Int((p.time_ms / 1000) as i64),
                         Value::Text(p.state.into()),

@@ -123,12 +123,13 @@ pub enum SqlError {
     /// query block.
     #[error("In recursive query block of Recursive Common Table Expression '{0}', the recursive table must neither be in the right argument of a LEFT JOIN, nor be forced to be non-first with join order hints")]
     RecursiveJoinOrder(String),
-    /// A view that reaches itself (database, view).
-    #[error("`{0}`.`{1}` contains view recursion")]
-    ViewRecursion(String, String),
-    /// A view whose tables or columns are gone (database, view).
-    #[error("View '{0}.{1}' references invalid table(s) or column(s) or function(s) or definer/invoker of view lack rights to use them")]
-    InvalidView(String, String),
+    /// A view that reaches itself (named `` `db`.`view` ``; one String
+    /// keeps the error, which every planner frame holds, small).
+    #[error("{0} contains view recursion")]
+    ViewRecursion(String),
+    /// A view whose tables or columns are gone (named `db.view`).
+    #[error("View '{0}' references invalid table(s) or column(s) or function(s) or definer/invoker of view lack rights to use them")]
+    InvalidView(String),
     /// An unqualified table name with no current database.
     #[error("No database selected")]
     NoDatabase,
@@ -178,8 +179,8 @@ impl SqlError {
             SqlError::RecursiveAggregation(_) => (3575, "HY000"),
             SqlError::RecursiveReferencedTwice(_) => (3577, "HY000"),
             SqlError::RecursiveJoinOrder(_) => (3576, "HY000"),
-            SqlError::ViewRecursion(..) => (1462, "HY000"),
-            SqlError::InvalidView(..) => (1356, "HY000"),
+            SqlError::ViewRecursion(_) => (1462, "HY000"),
+            SqlError::InvalidView(_) => (1356, "HY000"),
             SqlError::NoDatabase => (1046, "3D000"),
             SqlError::Window(w) => w.codes(),
         }

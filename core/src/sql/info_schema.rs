@@ -242,12 +242,13 @@ pub fn lookup(
         .iter()
         .filter_map(|p| p.as_ident().map(|i| i.value.to_lowercase()))
         .collect();
-    let [schema, table] = parts.as_slice() else {
-        return Ok(None);
+    // `information_schema.t`, or `t` after `USE information_schema`.
+    let table = match parts.as_slice() {
+        [schema, table] if schema == INFORMATION_SCHEMA => table,
+        [table] if cx.ns.current().as_deref() == Some(INFORMATION_SCHEMA) => table,
+        _ => return Ok(None),
     };
-    if schema != INFORMATION_SCHEMA {
-        return Ok(None);
-    }
+    let schema = INFORMATION_SCHEMA;
     let dbs = cx.catalog.databases(&cx.ns.tenant);
     let mut tables: Vec<SchemaTable> = Vec::new();
     let mut views: Vec<(String, String)> = Vec::new();

@@ -386,12 +386,10 @@ impl Namespace<'_> {
         }
     }
 
-    /// Runs `f` with `database` as the current database (a view's query).
-    pub fn with_database<T>(&self, database: Option<String>, f: impl FnOnce() -> T) -> T {
-        let old = std::mem::replace(&mut *lock(&self.database), database);
-        let r = f();
-        *lock(&self.database) = old;
-        r
+    /// Makes `database` the current database (a view's query runs in its
+    /// own) and returns the one it replaces, to be put back after.
+    pub fn set_database(&self, database: Option<String>) -> Option<String> {
+        std::mem::replace(&mut *lock(&self.database), database)
     }
 }
 

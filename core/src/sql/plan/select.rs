@@ -78,7 +78,7 @@ pub(super) fn plan_factor(
                 }
             }
             if virtual_table.is_none() {
-                if let Some(r) = super::view::resolve_view(name, alias.as_ref(), cx)? {
+                if let Some(r) = super::view::resolve_view(name, alias.as_ref(), cx) {
                     return r;
                 }
             }

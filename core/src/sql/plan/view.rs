@@ -34,7 +34,7 @@ pub fn define_view(cv: &ast::CreateView, cx: &PlanCx<'_>) -> Result<(TableKey, V
     let columns: Vec<String> = cv.columns.iter().map(|c| c.name.value.clone()).collect();
     let planned = cx
         .names
-        .in_view(&key.db.name, &key.name, || plan_query(&cv.query, cx))?;
+        .in_view(&key.db.name, &key.name, None, || plan_query(&cv.query, cx))?;
     let planned = name_columns(planned, &columns)?;
     Ok((
         key.clone(),
@@ -54,12 +54,13 @@ pub(super) fn resolve_view(
     name: &ast::ObjectName,
     alias: Option<&ast::TableAlias>,
     cx: &PlanCx<'_>,
-) -> Result<Option<Result<(Plan, Scope), SqlError>>, SqlError> {
-    let key = cx.ns.resolve(name)?;
-    let Some(view) = cx.catalog.view(&key) else {
-        return Ok(None);
+) -> Option<Result<(Plan, Scope), SqlError>> {
+    let key = match cx.ns.resolve(name) {
+        Ok(k) => k,
+        Err(e) => return Some(Err(e)),
     };
-    Ok(Some(expand(&key, &view, alias, cx)))
+    let view = cx.catalog.view(&key)?;
+    Some(expand(&key, &view, alias, cx))
 }
 
 fn expand(
@@ -68,19 +69,21 @@ fn expand(
     alias: Option<&ast::TableAlias>,
     cx: &PlanCx<'_>,
 ) -> Result<(Plan, Scope), SqlError> {
-    let invalid = || SqlError::InvalidView(key.db.name.clone(), view.name.clone());
+    let invalid = || SqlError::InvalidView(format!("{}.{}", key.db.name, view.name));
     let mut stmts = crate::sql::parse(&view.query).map_err(|_| invalid())?;
     let (Some(ast::Statement::Query(q)), None) = (stmts.pop(), stmts.pop()) else {
         return Err(invalid());
     };
     // The view's query reads its own database's tables, whatever the
-    // reader's current database.
+    // reader's current database (in_view swaps it in and back).
     let planned = cx
-        .ns
-        .with_database(view.default_db.clone(), || {
-            cx.names
-                .in_view(&key.db.name, &view.name, || plan_query(&q, cx))
-        })
+        .names
+        .in_view(
+            &key.db.name,
+            &view.name,
+            Some((&cx.ns, view.default_db.clone())),
+            || plan_query(&q, cx),
+        )
         .map_err(|e| match e {
             // What the view reads is gone or changed.
             SqlError::UnknownTable(_)
