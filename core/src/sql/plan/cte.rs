@@ -163,7 +163,7 @@ impl Names {
         f: impl FnOnce() -> Result<T, SqlError>,
     ) -> Result<T, SqlError> {
         let full = format!("{db}.{name}");
-        if lock(&self.views).iter().any(|v| *v == full) {
+        if lock(&self.views).contains(&full) {
             return Err(SqlError::ViewRecursion(format!("`{db}`.`{name}`")));
         }
         lock(&self.views).push(full);
