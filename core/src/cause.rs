@@ -84,6 +84,13 @@ pub enum Reason {
     },
     /// The node is shutting down.
     Shutdown,
+    /// `DROP DATABASE` of a database the transaction's statements use.
+    DatabaseDropped {
+        /// The database's name.
+        database: Arc<str>,
+        /// Connection that sent the `DROP DATABASE`.
+        by_connection: u64,
+    },
     /// Anything else, in words.
     Other {
         /// Description.
@@ -140,6 +147,13 @@ impl fmt::Display for Reason {
                 "memory budget of {budget} bytes exceeded ({requested} bytes requested)"
             ),
             Reason::Shutdown => write!(f, "the server is shutting down"),
+            Reason::DatabaseDropped {
+                database,
+                by_connection,
+            } => write!(
+                f,
+                "database dropped: `{database}` was dropped by connection {by_connection}"
+            ),
             Reason::Other { message } => f.write_str(message),
         }
     }

@@ -59,6 +59,16 @@ pub enum StorageError {
     /// `DROP INDEX` of a name the table lacks.
     #[error("Can't DROP '{0}'; check that column/key exists")]
     UnknownKey(String),
+    /// A database the caller's tenant does not have (`USE`, `CREATE TABLE
+    /// db.t`, `SHOW TABLES FROM db`).
+    #[error("Unknown database '{0}'")]
+    UnknownDatabase(String),
+    /// `CREATE DATABASE` of an existing database.
+    #[error("Can't create database '{0}'; database exists")]
+    DatabaseExists(String),
+    /// `DROP DATABASE` of a missing database.
+    #[error("Can't drop database '{0}'; database doesn't exist")]
+    DropMissingDatabase(String),
 }
 
 impl StorageError {
@@ -75,6 +85,9 @@ impl StorageError {
             StorageError::Duplicate { .. } => (1062, "23000"),
             StorageError::DuplicateKeyName(_) => (1061, "42000"),
             StorageError::UnknownKey(_) => (1091, "42000"),
+            StorageError::UnknownDatabase(_) => (1049, "42000"),
+            StorageError::DatabaseExists(_) => (1007, "HY000"),
+            StorageError::DropMissingDatabase(_) => (1008, "HY000"),
         };
         (code, state)
     }
@@ -509,16 +522,86 @@ impl Table {
     }
 }
 
+/// A database's key: the tenant that owns it and its name (lower-cased).
+/// Every database belongs to exactly one tenant; a connection reaches only
+/// its own tenant's (the tenant comes from its context values, never from
+/// the SQL text).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DbKey {
+    /// The owning tenant.
+    pub tenant: Arc<str>,
+    /// The database's name, lower-cased.
+    pub name: String,
+}
+
+impl DbKey {
+    /// The key of `tenant`'s database `name` (lower-cased here).
+    pub fn new(tenant: &Arc<str>, name: &str) -> Self {
+        DbKey {
+            tenant: tenant.clone(),
+            name: name.to_lowercase(),
+        }
+    }
+}
+
+/// A table's or view's full name: its database and its name (lower-cased).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableKey {
+    /// The database.
+    pub db: DbKey,
+    /// The table's name, lower-cased.
+    pub name: String,
+}
+
+impl TableKey {
+    /// The key of `name` (lower-cased here) in `db`.
+    pub fn new(db: DbKey, name: &str) -> Self {
+        TableKey {
+            db,
+            name: name.to_lowercase(),
+        }
+    }
+
+    /// `db.table`, as MySQL names a table in its errors (the tenant is
+    /// never shown).
+    pub fn display(&self) -> String {
+        format!("{}.{}", self.db.name, self.name)
+    }
+}
+
+/// One database's tables and views.
 #[derive(Debug, Default)]
-struct CatalogInner {
+struct Database {
     tables: BTreeMap<String, Arc<Table>>,
     /// Views, in the tables' namespace (see [`View`]).
     views: BTreeMap<String, Arc<View>>,
+}
+
+#[derive(Debug, Default)]
+struct CatalogInner {
+    /// Every tenant's databases, keyed by (tenant, database).
+    dbs: BTreeMap<DbKey, Database>,
     ts: u64,
     snapshots: BTreeMap<u64, usize>,
 }
 
-/// All tables of a node.
+impl CatalogInner {
+    fn db(&self, key: &DbKey) -> Option<&Database> {
+        self.dbs.get(key)
+    }
+    fn db_mut(&mut self, key: &DbKey) -> Result<&mut Database, StorageError> {
+        self.dbs
+            .get_mut(key)
+            .ok_or_else(|| StorageError::UnknownDatabase(key.name.clone()))
+    }
+    fn table(&self, key: &TableKey) -> Option<&Arc<Table>> {
+        self.db(&key.db).and_then(|d| d.tables.get(&key.name))
+    }
+}
+
+/// All tables of a node, by tenant and database. One timestamp and one
+/// lock cover every database, so a snapshot and a commit span databases
+/// (of one tenant: a transaction reaches no other's).
 #[derive(Debug, Default)]
 pub struct Catalog {
     inner: Mutex<CatalogInner>,
@@ -544,8 +627,8 @@ impl Drop for Snapshot {
     }
 }
 
-/// A transaction's private writes: table name → (table, new data).
-pub type WriteSet = HashMap<String, (Arc<Table>, Arc<TableData>)>;
+/// A transaction's private writes: table → (table, new data).
+pub type WriteSet = HashMap<TableKey, (Arc<Table>, Arc<TableData>)>;
 
 impl Catalog {
     /// An empty catalog.
@@ -564,45 +647,111 @@ impl Catalog {
         }
     }
 
-    /// A table by name (case-insensitive).
-    pub fn table(&self, name: &str) -> Result<Arc<Table>, StorageError> {
-        lock(&self.inner)
-            .tables
-            .get(&name.to_lowercase())
-            .cloned()
-            .ok_or_else(|| StorageError::UnknownTable(name.to_owned()))
+    /// Whether the database exists.
+    pub fn has_database(&self, db: &DbKey) -> bool {
+        lock(&self.inner).dbs.contains_key(db)
     }
 
-    /// Table names.
-    pub fn table_names(&self) -> Vec<String> {
-        lock(&self.inner).tables.keys().cloned().collect()
+    /// `tenant`'s database names, sorted.
+    pub fn databases(&self, tenant: &str) -> Vec<String> {
+        lock(&self.inner)
+            .dbs
+            .keys()
+            .filter(|k| &*k.tenant == tenant)
+            .map(|k| k.name.clone())
+            .collect()
+    }
+
+    /// The tenants that own at least one database, sorted.
+    pub fn tenants(&self) -> Vec<Arc<str>> {
+        let mut v: Vec<Arc<str>> = lock(&self.inner)
+            .dbs
+            .keys()
+            .map(|k| k.tenant.clone())
+            .collect();
+        v.dedup();
+        v
+    }
+
+    /// `CREATE DATABASE`: `Ok(false)` if it existed and `if_not_exists`
+    /// was given, else 1007.
+    pub fn create_database(&self, db: &DbKey, if_not_exists: bool) -> Result<bool, StorageError> {
+        let mut c = lock(&self.inner);
+        if c.dbs.contains_key(db) {
+            return if if_not_exists {
+                Ok(false)
+            } else {
+                Err(StorageError::DatabaseExists(db.name.clone()))
+            };
+        }
+        c.ts += 1;
+        c.dbs.insert(db.clone(), Database::default());
+        Ok(true)
+    }
+
+    /// `DROP DATABASE`: removes it with its tables and views (DDL commits
+    /// at once; a transaction that wrote one of its tables then fails its
+    /// commit with 1146). `Ok(None)` if missing and `if_exists` was given,
+    /// else 1008; `Ok(Some(n))`: `n` tables were dropped.
+    pub fn drop_database(
+        &self,
+        db: &DbKey,
+        if_exists: bool,
+    ) -> Result<Option<usize>, StorageError> {
+        let mut c = lock(&self.inner);
+        match c.dbs.remove(db) {
+            Some(d) => {
+                c.ts += 1;
+                Ok(Some(d.tables.len()))
+            }
+            None if if_exists => Ok(None),
+            None => Err(StorageError::DropMissingDatabase(db.name.clone())),
+        }
+    }
+
+    /// A table by key.
+    pub fn table(&self, key: &TableKey) -> Result<Arc<Table>, StorageError> {
+        lock(&self.inner)
+            .table(key)
+            .cloned()
+            .ok_or_else(|| StorageError::UnknownTable(key.display()))
+    }
+
+    /// The table names of a database (none if it does not exist).
+    pub fn table_names(&self, db: &DbKey) -> Vec<String> {
+        lock(&self.inner)
+            .db(db)
+            .map(|d| d.tables.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Creates a table (DDL commits at once). `Ok(false)` if it existed and
-    /// `if_not_exists` was given.
+    /// `if_not_exists` was given; 1049 if its database does not exist.
     pub fn create_table(
         &self,
-        name: &str,
+        key: &TableKey,
         schema: Schema,
         indexes: Vec<IndexDef>,
         if_not_exists: bool,
     ) -> Result<bool, StorageError> {
         let mut c = lock(&self.inner);
-        let key = name.to_lowercase();
-        if c.tables.contains_key(&key) || c.views.contains_key(&key) {
+        let c = &mut *c;
+        let d = c.db_mut(&key.db)?;
+        if d.tables.contains_key(&key.name) || d.views.contains_key(&key.name) {
             return if if_not_exists {
                 Ok(false)
             } else {
-                Err(StorageError::TableExists(name.to_owned()))
+                Err(StorageError::TableExists(key.name.clone()))
             };
         }
         c.ts += 1;
         let ts = c.ts;
         let empty = TableData::with_index_defs(indexes);
-        c.tables.insert(
-            key.clone(),
+        let d = c.db_mut(&key.db)?;
+        d.tables.insert(
+            key.name.clone(),
             Arc::new(Table {
-                name: key,
+                name: key.name.clone(),
                 schema: Arc::new(schema),
                 versions: Mutex::new(vec![(ts, Arc::new(empty))]),
             }),
@@ -611,33 +760,36 @@ impl Catalog {
     }
 
     /// Drops a table. `Ok(false)` if missing and `if_exists` was given.
-    pub fn drop_table(&self, name: &str, if_exists: bool) -> Result<bool, StorageError> {
+    pub fn drop_table(&self, key: &TableKey, if_exists: bool) -> Result<bool, StorageError> {
         let mut c = lock(&self.inner);
-        match c.tables.remove(&name.to_lowercase()) {
+        let removed = c
+            .dbs
+            .get_mut(&key.db)
+            .and_then(|d| d.tables.remove(&key.name));
+        match removed {
             Some(_) => {
                 c.ts += 1;
                 Ok(true)
             }
             None if if_exists => Ok(false),
-            None => Err(StorageError::BadTable(name.to_owned())),
+            None => Err(StorageError::BadTable(key.display())),
         }
     }
 
-    /// Commits at once a new version of table `name` made by `change` from
+    /// Commits at once a new version of table `key` made by `change` from
     /// its newest one (`CREATE INDEX`, `DROP INDEX`: DDL commits at once).
     /// A transaction that wrote the table since its snapshot then fails
     /// its commit with a write conflict, as with any other commit.
     pub fn alter_data<E: From<StorageError>>(
         &self,
-        name: &str,
+        key: &TableKey,
         change: impl FnOnce(&Table, &TableData) -> Result<TableData, E>,
     ) -> Result<(), E> {
         let mut c = lock(&self.inner);
         let table = c
-            .tables
-            .get(&name.to_lowercase())
+            .table(key)
             .cloned()
-            .ok_or_else(|| StorageError::UnknownTable(name.to_owned()))?;
+            .ok_or_else(|| StorageError::UnknownTable(key.display()))?;
         let data = change(&table, &table.read(u64::MAX))?;
         c.ts += 1;
         let ts = c.ts;
@@ -646,16 +798,17 @@ impl Catalog {
         Ok(())
     }
 
-    /// Commits `writes` made on snapshot `snapshot_ts`, atomically.
+    /// Commits `writes` made on snapshot `snapshot_ts`, atomically (across
+    /// databases too).
     pub fn commit(&self, snapshot_ts: u64, writes: &WriteSet) -> Result<u64, StorageError> {
         let mut c = lock(&self.inner);
-        for (name, (table, _)) in writes {
-            let current = c.tables.get(name);
+        for (key, (table, _)) in writes {
+            let current = c.table(key);
             if !current.is_some_and(|t| Arc::ptr_eq(t, table)) {
-                return Err(StorageError::UnknownTable(name.clone()));
+                return Err(StorageError::UnknownTable(key.display()));
             }
             if table.latest_ts() > snapshot_ts {
-                return Err(StorageError::WriteConflict(name.clone()));
+                return Err(StorageError::WriteConflict(key.name.clone()));
             }
         }
         if writes.is_empty() {
@@ -686,6 +839,10 @@ impl Catalog {
 pub struct View {
     /// Name (lower-cased).
     pub name: String,
+    /// The database its query's unqualified table names resolve in: the
+    /// creator's current database when it was created (as MySQL resolves
+    /// them once, at creation); `None` if there was none.
+    pub default_db: Option<String>,
     /// The defining query, as SQL text (parsed again at each use).
     pub query: String,
     /// The column names, fixed when the view was created (from the column
@@ -694,62 +851,73 @@ pub struct View {
 }
 
 impl Catalog {
-    /// A view by name (case-insensitive).
-    pub fn view(&self, name: &str) -> Option<Arc<View>> {
-        lock(&self.inner).views.get(&name.to_lowercase()).cloned()
+    /// A view by key.
+    pub fn view(&self, key: &TableKey) -> Option<Arc<View>> {
+        lock(&self.inner)
+            .db(&key.db)
+            .and_then(|d| d.views.get(&key.name))
+            .cloned()
     }
 
-    /// View names.
-    pub fn view_names(&self) -> Vec<String> {
-        lock(&self.inner).views.keys().cloned().collect()
+    /// The view names of a database.
+    pub fn view_names(&self, db: &DbKey) -> Vec<String> {
+        lock(&self.inner)
+            .db(db)
+            .map(|d| d.views.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
-    /// `CREATE [OR REPLACE] VIEW [IF NOT EXISTS]`. `Ok(false)` if it existed
-    /// and `if_not_exists` was given. A table of that name is 1050, or 1347
-    /// with `or_replace`.
+    /// `CREATE [OR REPLACE] VIEW [IF NOT EXISTS]` in `db`. `Ok(false)` if
+    /// it existed and `if_not_exists` was given. A table of that name is
+    /// 1050, or 1347 with `or_replace`; 1049 if the database is missing.
     pub fn create_view(
         &self,
+        db: &DbKey,
         view: View,
         or_replace: bool,
         if_not_exists: bool,
     ) -> Result<bool, StorageError> {
         let mut c = lock(&self.inner);
+        let c = &mut *c;
+        let d = c.db_mut(db)?;
         let key = view.name.to_lowercase();
-        if c.tables.contains_key(&key) {
+        if d.tables.contains_key(&key) {
             return Err(if or_replace {
                 StorageError::NotView(view.name)
             } else {
                 StorageError::TableExists(view.name)
             });
         }
-        if c.views.contains_key(&key) && !or_replace {
+        if d.views.contains_key(&key) && !or_replace {
             return if if_not_exists {
                 Ok(false)
             } else {
                 Err(StorageError::TableExists(view.name))
             };
         }
+        d.views.insert(key, Arc::new(view));
         c.ts += 1;
-        c.views.insert(key, Arc::new(view));
         Ok(true)
     }
 
     /// `DROP VIEW`. `Ok(false)` if missing and `if_exists` was given; a
     /// table of that name is 1347.
-    pub fn drop_view(&self, name: &str, if_exists: bool) -> Result<bool, StorageError> {
+    pub fn drop_view(&self, key: &TableKey, if_exists: bool) -> Result<bool, StorageError> {
         let mut c = lock(&self.inner);
-        let key = name.to_lowercase();
-        if c.views.remove(&key).is_some() {
-            c.ts += 1;
-            return Ok(true);
-        }
-        if c.tables.contains_key(&key) {
-            return Err(StorageError::NotView(name.to_owned()));
+        let c = &mut *c;
+        if let Some(d) = c.dbs.get_mut(&key.db) {
+            if d.views.remove(&key.name).is_some() {
+                c.ts += 1;
+                return Ok(true);
+            }
+            if d.tables.contains_key(&key.name) {
+                return Err(StorageError::NotView(key.name.clone()));
+            }
         }
         if if_exists {
             Ok(false)
         } else {
-            Err(StorageError::BadTable(name.to_owned()))
+            Err(StorageError::BadTable(key.display()))
         }
     }
 }
@@ -782,6 +950,20 @@ mod tests {
         }
     }
 
+    fn db() -> DbKey {
+        DbKey::new(&Arc::from("acme"), "shop")
+    }
+
+    fn key(name: &str) -> TableKey {
+        TableKey::new(db(), name)
+    }
+
+    fn catalog() -> Arc<Catalog> {
+        let cat = Catalog::new();
+        cat.create_database(&db(), false).unwrap();
+        cat
+    }
+
     fn batch(v: Vec<i64>) -> Batch {
         let n = v.len();
         Batch::new(vec![Arc::new(Column::ints(v))], n)
@@ -789,14 +971,15 @@ mod tests {
 
     #[test]
     fn snapshot_isolation_and_first_committer_wins() {
-        let cat = Catalog::new();
-        cat.create_table("t", schema(), Vec::new(), false).unwrap();
-        let t = cat.table("T").unwrap();
+        let cat = catalog();
+        cat.create_table(&key("t"), schema(), Vec::new(), false)
+            .unwrap();
+        let t = cat.table(&key("T")).unwrap();
         let s1 = cat.snapshot();
         let s2 = cat.snapshot();
         let mut w1 = WriteSet::new();
         w1.insert(
-            "t".into(),
+            key("t"),
             (
                 t.clone(),
                 Arc::new(t.read(s1.ts).appended(&batch(vec![1])).unwrap()),
@@ -804,7 +987,7 @@ mod tests {
         );
         let mut w2 = WriteSet::new();
         w2.insert(
-            "t".into(),
+            key("t"),
             (
                 t.clone(),
                 Arc::new(t.read(s2.ts).appended(&batch(vec![2])).unwrap()),
@@ -826,49 +1009,110 @@ mod tests {
 
     #[test]
     fn views_share_the_tables_namespace() {
-        let cat = Catalog::new();
-        cat.create_table("t", schema(), Vec::new(), false).unwrap();
+        let cat = catalog();
+        cat.create_table(&key("t"), schema(), Vec::new(), false)
+            .unwrap();
         let view = |name: &str| View {
             name: name.into(),
+            default_db: None,
             query: "SELECT 1".into(),
             columns: vec!["1".into()],
         };
         assert_eq!(
-            cat.create_view(view("T"), false, false),
+            cat.create_view(&db(), view("T"), false, false),
             Err(StorageError::TableExists("T".into()))
         );
         assert_eq!(
-            cat.create_view(view("t"), true, false),
+            cat.create_view(&db(), view("t"), true, false),
             Err(StorageError::NotView("t".into()))
         );
-        assert_eq!(cat.create_view(view("v"), false, false), Ok(true));
-        assert_eq!(cat.create_view(view("V"), false, true), Ok(false));
+        assert_eq!(cat.create_view(&db(), view("v"), false, false), Ok(true));
+        assert_eq!(cat.create_view(&db(), view("V"), false, true), Ok(false));
         assert_eq!(
-            cat.create_view(view("v"), false, false),
+            cat.create_view(&db(), view("v"), false, false),
             Err(StorageError::TableExists("v".into()))
         );
         assert_eq!(
-            cat.create_table("V", schema(), Vec::new(), false),
-            Err(StorageError::TableExists("V".into()))
+            cat.create_table(&key("V"), schema(), Vec::new(), false),
+            Err(StorageError::TableExists("v".into()))
         );
         let mut replaced = view("v");
         replaced.query = "SELECT 2".into();
-        assert_eq!(cat.create_view(replaced, true, false), Ok(true));
+        assert_eq!(cat.create_view(&db(), replaced, true, false), Ok(true));
         assert_eq!(
-            cat.view("V").map(|v| v.query.clone()),
+            cat.view(&key("V")).map(|v| v.query.clone()),
             Some("SELECT 2".into())
         );
         assert_eq!(
-            cat.drop_view("t", false),
+            cat.drop_view(&key("t"), false),
             Err(StorageError::NotView("t".into()))
         );
-        assert_eq!(cat.drop_view("v", false), Ok(true));
-        assert_eq!(cat.drop_view("v", true), Ok(false));
+        assert_eq!(cat.drop_view(&key("v"), false), Ok(true));
+        assert_eq!(cat.drop_view(&key("v"), true), Ok(false));
         assert_eq!(
-            cat.drop_view("v", false),
-            Err(StorageError::BadTable("v".into()))
+            cat.drop_view(&key("v"), false),
+            Err(StorageError::BadTable("shop.v".into()))
         );
-        assert!(cat.view_names().is_empty());
+        assert!(cat.view_names(&db()).is_empty());
+    }
+
+    #[test]
+    fn databases_belong_to_one_tenant() {
+        let cat = catalog();
+        let other = DbKey::new(&Arc::from("globex"), "shop");
+        cat.create_table(&key("t"), schema(), Vec::new(), false)
+            .unwrap();
+        assert_eq!(
+            cat.table(&TableKey::new(other.clone(), "t")).map(|_| ()),
+            Err(StorageError::UnknownTable("shop.t".into())),
+            "the same database name in another tenant is another database"
+        );
+        assert_eq!(cat.create_database(&other, false), Ok(true));
+        assert_eq!(
+            cat.create_database(&other, false),
+            Err(StorageError::DatabaseExists("shop".into()))
+        );
+        assert_eq!(cat.create_database(&other, true), Ok(false));
+        assert!(cat.table_names(&other).is_empty());
+        assert_eq!(cat.databases("acme"), vec!["shop".to_owned()]);
+        assert_eq!(cat.tenants().len(), 2);
+        assert_eq!(cat.drop_database(&db(), false), Ok(Some(1)));
+        assert_eq!(cat.drop_database(&db(), true), Ok(None));
+        assert_eq!(
+            cat.drop_database(&db(), false),
+            Err(StorageError::DropMissingDatabase("shop".into()))
+        );
+        assert_eq!(
+            cat.create_table(&key("t"), schema(), Vec::new(), false),
+            Err(StorageError::UnknownDatabase("shop".into()))
+        );
+        assert!(cat.has_database(&other));
+    }
+
+    #[test]
+    fn a_commit_into_a_dropped_database_fails() {
+        let cat = catalog();
+        cat.create_table(&key("t"), schema(), Vec::new(), false)
+            .unwrap();
+        let t = cat.table(&key("t")).unwrap();
+        let s = cat.snapshot();
+        let mut w = WriteSet::new();
+        w.insert(
+            key("t"),
+            (
+                t.clone(),
+                Arc::new(t.read(s.ts).appended(&batch(vec![1])).unwrap()),
+            ),
+        );
+        cat.drop_database(&db(), false).unwrap();
+        cat.create_database(&db(), false).unwrap();
+        cat.create_table(&key("t"), schema(), Vec::new(), false)
+            .unwrap();
+        assert_eq!(
+            cat.commit(s.ts, &w),
+            Err(StorageError::UnknownTable("shop.t".into()))
+        );
+        assert_eq!(cat.table(&key("t")).unwrap().read(u64::MAX).rows(), 0);
     }
 
     #[test]
@@ -885,14 +1129,15 @@ mod tests {
 
     #[test]
     fn old_versions_are_pruned() {
-        let cat = Catalog::new();
-        cat.create_table("t", schema(), Vec::new(), false).unwrap();
-        let t = cat.table("t").unwrap();
+        let cat = catalog();
+        cat.create_table(&key("t"), schema(), Vec::new(), false)
+            .unwrap();
+        let t = cat.table(&key("t")).unwrap();
         for i in 0..10 {
             let s = cat.snapshot();
             let mut w = WriteSet::new();
             w.insert(
-                "t".into(),
+                key("t"),
                 (
                     t.clone(),
                     Arc::new(t.read(s.ts).appended(&batch(vec![i])).unwrap()),

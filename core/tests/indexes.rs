@@ -304,10 +304,15 @@ mod storage_level {
 
     use cascade::data::{Batch, Column, DataType, Value};
     use cascade::index::{IndexDef, IndexKind, KeyPart};
-    use cascade::storage::{Catalog, ColumnDef, ColumnLimit, Schema, WriteSet};
+    use cascade::storage::{Catalog, ColumnDef, ColumnLimit, DbKey, Schema, TableKey, WriteSet};
+
+    fn key() -> TableKey {
+        TableKey::new(DbKey::new(&Arc::from("acme"), "cascade"), "t")
+    }
 
     fn setup() -> (Arc<Catalog>, Arc<cascade::storage::Table>) {
         let cat = Catalog::new();
+        cat.create_database(&key().db, false).unwrap();
         let schema = Schema {
             columns: vec![ColumnDef {
                 name: "id".into(),
@@ -326,8 +331,8 @@ mod storage_level {
                 desc: false,
             }],
         };
-        cat.create_table("t", schema, vec![pk], false).unwrap();
-        let t = cat.table("t").unwrap();
+        cat.create_table(&key(), schema, vec![pk], false).unwrap();
+        let t = cat.table(&key()).unwrap();
         (cat, t)
     }
 
@@ -348,7 +353,7 @@ mod storage_level {
                 .len(),
             1
         );
-        w.insert("t".into(), (t.clone(), Arc::new(written)));
+        w.insert(key(), (t.clone(), Arc::new(written)));
         // A rollback drops the write set.
         drop(w);
         let now = t.read(u64::MAX);
@@ -365,7 +370,7 @@ mod storage_level {
         let s = cat.snapshot();
         let mut w = WriteSet::new();
         let written = t.read(s.ts).appended(&ints(vec![1, 2, 3])).unwrap();
-        w.insert("t".into(), (t.clone(), Arc::new(written)));
+        w.insert(key(), (t.clone(), Arc::new(written)));
         cat.commit(s.ts, &w).unwrap();
         let old = t.read(before.ts);
         assert!(old.indexes[0]

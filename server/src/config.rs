@@ -73,6 +73,10 @@ pub struct ServerConfig {
     /// Closed trace spans older than this are trimmed by the background
     /// session.
     pub trace_retention: Duration,
+    /// Whether `sys`'s `admin` may read every tenant's data (naming a
+    /// database `` `tenant:db` ``); off: it administers (process list,
+    /// KILL) but sees only `sys`'s databases.
+    pub admin_reads_all_tenants: bool,
     /// TLS, when `tls_cert` and `tls_key` are set: the certificate and key
     /// loaded from those PEM files (see [`crate::tls`]).
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
@@ -120,6 +124,8 @@ struct FileServer {
     #[serde(default = "default_trace_retention")]
     trace_retention_secs: u64,
     #[serde(default)]
+    admin_reads_all_tenants: bool,
+    #[serde(default)]
     tls_cert: Option<PathBuf>,
     #[serde(default)]
     tls_key: Option<PathBuf>,
@@ -144,6 +150,7 @@ impl Default for FileServer {
             trace_spans: default_trace_spans(),
             background_every_secs: default_background_every(),
             trace_retention_secs: default_trace_retention(),
+            admin_reads_all_tenants: false,
             tls_cert: None,
             tls_key: None,
             require_secure_transport: false,
@@ -321,6 +328,7 @@ impl ServerConfig {
             background_every: (file.server.background_every_secs > 0)
                 .then(|| Duration::from_secs(file.server.background_every_secs)),
             trace_retention: Duration::from_secs(file.server.trace_retention_secs),
+            admin_reads_all_tenants: file.server.admin_reads_all_tenants,
             tls,
             require_secure_transport: file.server.require_secure_transport,
             max_login_failures: file.server.max_login_failures,
@@ -358,6 +366,9 @@ mod tests {
         assert_eq!(c.trace_retention, Duration::from_secs(600));
         let off = ServerConfig::from_toml("[server]\nbackground_every_secs = 0").unwrap();
         assert_eq!(off.background_every, None);
+        assert!(!c.admin_reads_all_tenants);
+        let all = ServerConfig::from_toml("[server]\nadmin_reads_all_tenants = true").unwrap();
+        assert!(all.admin_reads_all_tenants);
     }
 
     #[test]

@@ -322,9 +322,28 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
         schema: &'a str,
         writer: InitWriter<'a, W>,
     ) -> io::Result<()> {
-        // cascade has one namespace per tenant; any schema name selects it.
+        // The handshake's database field and COM_INIT_DB (`mariadb`'s
+        // `USE`): the tenant's database of that name, 1049 if it has none.
         tracing::debug!(peer = %self.peer, schema, "USE");
-        writer.ok().await
+        let Some(conn) = slot_get(&self.conn) else {
+            let e = WireError::new(1045, "28000", "not logged in");
+            let msg = e.message.clone();
+            self.wire.queue_error(e);
+            return writer
+                .error(ErrorKind::from(PLACEHOLDER_CODE), msg.as_bytes())
+                .await;
+        };
+        match conn.use_database(schema).await {
+            Ok(()) => writer.ok().await,
+            Err(e) => {
+                let e = wire_error(&e);
+                let msg = e.message.clone();
+                self.wire.queue_error(e);
+                writer
+                    .error(ErrorKind::from(PLACEHOLDER_CODE), msg.as_bytes())
+                    .await
+            }
+        }
     }
 
     async fn on_query<'a>(

@@ -83,8 +83,9 @@ test("the playground's examples with a check answer as they say", async () => {
   assert.ok(checked.length > 0);
   for (const ex of checked) {
     const engine = new Engine({ nodeId: 1 });
-    const conn = engine.connect(identity("alice"));
-    await conn.query(DEMO_SETUP);
+    const owner = engine.connect(identity("alice"));
+    await owner.query(DEMO_SETUP);
+    const conn = ex.check.tenant ? engine.connect(identity("visitor", ex.check.tenant)) : owner;
     const run = conn.query(ex.sql, { timeoutMs: 20_000 });
     if (ex.check.code !== undefined) {
       await assert.rejects(run, (e) => {
@@ -98,8 +99,34 @@ test("the playground's examples with a check answer as they say", async () => {
       if (ex.check.minRows !== undefined) assert.ok(r.rows.length >= ex.check.minRows, what);
     }
     await conn.close();
+    await owner.close();
     engine.shutdown();
   }
+});
+
+test("connect({ database }): each tenant its own databases", async () => {
+  const engine = new Engine({ nodeId: 1 });
+  const acme = engine.connect(identity("alice"));
+  assert.deepEqual((await acme.query("SELECT DATABASE()")).rows, [["cascade"]]);
+  await acme.query("CREATE DATABASE shop; CREATE TABLE shop.t (who VARCHAR(10)); INSERT INTO shop.t VALUES ('acme')");
+  const inShop = engine.connect({ ...identity("bob"), database: "shop" });
+  assert.deepEqual((await inShop.query("SELECT DATABASE(), who FROM t")).rows, [["shop", "acme"]]);
+  // Another tenant has no database shop: connecting to it fails with 1049.
+  assert.throws(() => engine.connect({ ...identity("carol", "globex"), database: "shop" }), (e) => {
+    assert.equal(e.code, 1049);
+    assert.equal(e.message, "Unknown database 'shop'");
+    return true;
+  });
+  const globex = engine.connect(identity("carol", "globex"));
+  await assert.rejects(globex.query("SELECT * FROM shop.t"), (e) => e.code === 1146);
+  await assert.rejects(globex.query("USE shop"), (e) => e.code === 1049);
+  // The same table name in globex holds globex's rows.
+  await globex.query("CREATE DATABASE shop; CREATE TABLE shop.t (who VARCHAR(10)); INSERT INTO shop.t VALUES ('globex')");
+  assert.deepEqual((await globex.query("SELECT who FROM shop.t")).rows, [["globex"]]);
+  assert.deepEqual((await inShop.query("SELECT who FROM t")).rows, [["acme"]]);
+  assert.throws(() => engine.connect({ ...identity("dan"), database: 7 }), TypeError);
+  for (const c of [acme, inShop, globex]) await c.close();
+  engine.shutdown();
 });
 
 test("a trap is told apart from the engine's errors, and ends in a dead-engine error", async () => {

@@ -15,7 +15,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::convert::{
-    from_js, id_arg, plain_error, query_error_to_js, result_to_js, to_js, type_error, IdentityArg,
+    from_js, id_arg, plain_error, query_error_to_js, result_to_js, to_js, type_error, ConnectArg,
+    IdentityArg,
 };
 use crate::host::WebHost;
 
@@ -95,13 +96,14 @@ impl Engine {
         })
     }
 
-    /// `engine.connect({ tenant, user, role })`: a new connection (a
-    /// Routine context and a process-list entry).
+    /// `engine.connect({ tenant, user, role, database? })`: a new
+    /// connection (a Routine context and a process-list entry) whose
+    /// current database is `database` (default: the tenant's `cascade`).
     pub fn connect(&self, identity: JsValue) -> Result<Connection, JsValue> {
-        let identity = IdentityArg::parse("connect(identity)", identity)?;
+        let (identity, database) = ConnectArg::parse("connect(identity)", identity)?;
         let inner = self
             .inner
-            .connect(identity)
+            .connect_to(identity, database.as_deref())
             .map_err(|e| query_error_to_js(&e))?;
         Ok(Connection { inner })
     }

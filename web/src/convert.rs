@@ -110,6 +110,32 @@ pub(crate) struct IdentityArg {
     role: String,
 }
 
+/// `connect({ tenant, user, role, database? })`.
+#[derive(Deserialize)]
+pub(crate) struct ConnectArg {
+    tenant: String,
+    user: String,
+    role: String,
+    #[serde(default)]
+    database: Option<String>,
+}
+
+impl ConnectArg {
+    /// The identity and the database to start in (`None`: the tenant's
+    /// default, `cascade`).
+    pub(crate) fn parse(what: &str, value: JsValue) -> Result<(Identity, Option<String>), JsValue> {
+        let arg: ConnectArg = from_js(
+            &format!("{what}: expected {{ tenant, user, role, database? }} (strings)"),
+            &["tenant", "user", "role", "database"],
+            value,
+        )?;
+        Ok((
+            Identity::new(&arg.tenant, &arg.user, &arg.role),
+            arg.database,
+        ))
+    }
+}
+
 impl IdentityArg {
     pub(crate) fn parse(what: &str, value: JsValue) -> Result<Identity, JsValue> {
         let arg: IdentityArg = from_js(

@@ -1,7 +1,8 @@
 // The examples menu, and the demo tables every page load starts with. An
 // example with `check` is run by tests/e2e/node-api.test.mjs on the demo
 // tables: `{ code }` must fail with that MySQL code, `{ rows }` must answer
-// that many rows, `{ minRows }` at least that many.
+// that many rows, `{ minRows }` at least that many; with `tenant`, it runs
+// on a connection of that tenant (the demo tables are acme's).
 
 /** Tables the page creates at start (tenant acme). */
 export const DEMO_SETUP = `
@@ -38,6 +39,16 @@ BEGIN;
 INSERT INTO customers VALUES (99, 'Mallory', 'XX');
 SELECT count(*) FROM orders CROSS JOIN generate_series(1, 1000000) AS g(n);
 COMMIT;`,
+  },
+  {
+    title: "Tenants own their data (run it as another tenant)",
+    // Checked as tenant globex: acme's tables do not exist for it.
+    check: { code: 1146, tenant: "globex" },
+    sql: `-- The demo tables belong to tenant acme. Open a New session as
+-- tenant globex and run this there: it fails with 1146 (table doesn't
+-- exist), as would USE or any other way of naming acme's data; globex
+-- gets a database \`cascade\` of its own. Run here, as acme, it answers.
+SELECT count(*) FROM cascade.customers;`,
   },
   {
     title: "A statement timeout (max_execution_time)",

@@ -20,6 +20,7 @@
 //! or a disconnect rolls the open transaction back on a cleanup context.
 
 mod background;
+mod databases;
 mod exec_ctx;
 mod hooks;
 mod reset;
@@ -36,7 +37,7 @@ pub use hooks::TxnHooks;
 
 use serde::Serialize;
 use sqlparser::ast;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -55,8 +56,10 @@ use crate::registry::{
     CancelManager, KillOutcome, KillScope, ProcessInfo, ProcessList, Registration,
 };
 use crate::sql::error::SqlError;
-use crate::sql::plan::{self, PlanCx};
-use crate::storage::{Catalog, ColumnDef, RowWriter, Snapshot, StorageError, TableData, WriteSet};
+use crate::sql::plan::{self, Namespace, PlanCx};
+use crate::storage::{
+    Catalog, ColumnDef, DbKey, RowWriter, Snapshot, StorageError, TableData, WriteSet,
+};
 use crate::sync::lock_std as lock;
 use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
 use crate::values::Identity;
@@ -81,6 +84,11 @@ pub struct EngineConfig {
     pub yield_policy: YieldPolicy,
     /// Storage work at the end of every transaction, on a cleanup context.
     pub txn_hooks: Option<Arc<dyn TxnHooks>>,
+    /// Whether the `sys` tenant's `admin` may read (and write) every
+    /// tenant's data, naming another tenant's database as `` `tenant:db` ``.
+    /// Off by default: `sys`'s admin then administers (process list, KILL)
+    /// but sees only `sys`'s own databases.
+    pub admin_reads_all_tenants: bool,
 }
 
 impl EngineConfig {
@@ -93,6 +101,7 @@ impl EngineConfig {
             memory_budget: 1 << 30,
             yield_policy: YieldPolicy::default(),
             txn_hooks: None,
+            admin_reads_all_tenants: false,
         }
     }
 }
@@ -264,6 +273,22 @@ impl Engine {
         self.connect_with_id(identity, self.reserve_connection_id())
     }
 
+    /// Opens a connection for `identity` whose current database is
+    /// `database` (a login that names one; `None`: the tenant's default,
+    /// `cascade`). 1049 `Unknown database` if the tenant has none of that
+    /// name.
+    pub fn connect_to(
+        &self,
+        identity: Identity,
+        database: Option<&str>,
+    ) -> Result<Connection, QueryError> {
+        let conn = self.connect(identity)?;
+        if let Some(db) = database {
+            conn.inner.set_database(db)?;
+        }
+        Ok(conn)
+    }
+
     /// Reserves a connection id for [`Engine::connect_with_id`]: a wire
     /// protocol announces the id in its handshake, before the login.
     pub fn reserve_connection_id(&self) -> u64 {
@@ -321,7 +346,14 @@ impl Engine {
             vars: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             stmt_now: AtomicI64::new(0),
+            database: Mutex::new(Some(crate::sql::info_schema::SCHEMA_NAME.to_owned())),
+            touched: Mutex::new(BTreeSet::new()),
         });
+        // Every tenant has its default database, made on first use.
+        self.inner.catalog.create_database(
+            &DbKey::new(&conn.tenant(), crate::sql::info_schema::SCHEMA_NAME),
+            true,
+        )?;
         conn.publish_vars(&Session {
             autocommit: true,
             max_execution_time_ms: 0,
@@ -378,9 +410,50 @@ struct ConnInner {
     /// Unix epoch, read from the host once when it starts): what `NOW()`,
     /// `CURDATE()` and `UNIX_TIMESTAMP()` answer throughout it.
     stmt_now: AtomicI64,
+    /// The current database (`USE`, `DATABASE()`), of the connection's
+    /// tenant; `None` when none is selected (or it was dropped).
+    database: Mutex<Option<String>>,
+    /// The databases the open transaction's statements named (implicit
+    /// or explicit; cleared when one starts), for `DROP DATABASE`.
+    touched: Mutex<BTreeSet<String>>,
 }
 
 impl ConnInner {
+    /// The connection's tenant, as its context values carry it (never
+    /// anything the SQL text says).
+    fn tenant(&self) -> Arc<str> {
+        self.manager
+            .routine()
+            .values()
+            .identity()
+            .map_or_else(|| self.identity.tenant.clone(), |i| i.tenant.clone())
+    }
+
+    /// Whether this connection may name other tenants' databases
+    /// ([`EngineConfig::admin_reads_all_tenants`]).
+    fn cross_tenant(&self) -> bool {
+        self.engine.config.admin_reads_all_tenants
+            && &*self.identity.tenant == Identity::SYS_TENANT
+            && &*self.identity.role == Identity::ADMIN_ROLE
+    }
+
+    /// Makes `name` the current database of an idle connection (a login
+    /// that names one); 1049 if the tenant has none of that name.
+    fn set_database(&self, name: &str) -> Result<(), QueryError> {
+        let name = name.to_lowercase();
+        let ns = namespace(self);
+        if name != crate::sql::info_schema::INFORMATION_SCHEMA
+            && !self.engine.catalog.has_database(&ns.db_key(&name))
+        {
+            return Err(StorageError::UnknownDatabase(name).into());
+        }
+        *lock(&self.database) = Some(name);
+        if let Slot::Idle(s) = &*lock(&self.session) {
+            self.publish_vars(s);
+        }
+        Ok(())
+    }
+
     /// The running statement's wall-clock time (see `stmt_now`).
     fn stmt_now(&self) -> i64 {
         self.stmt_now.load(Ordering::Relaxed)
@@ -401,7 +474,12 @@ impl ConnInner {
                 Value::Int(s.cte_max_recursion_depth as i64),
             ),
             ("connection_id", Value::Int(self.id as i64)),
-            ("database", Value::Text("cascade".into())),
+            (
+                "database",
+                lock(&self.database)
+                    .as_ref()
+                    .map_or(Value::Null, |d| Value::Text(d.as_str().into())),
+            ),
             ("user", Value::Text(user.into())),
             ("tenant", Value::Text(self.identity.tenant.clone())),
             ("role", Value::Text(self.identity.role.clone())),
@@ -579,6 +657,20 @@ impl Connection {
     /// The Routine context.
     pub fn context(&self) -> &Context {
         self.inner.manager.routine()
+    }
+
+    /// The current database (`DATABASE()`); `None` when none is selected.
+    /// A connection starts in its tenant's default database, `cascade`.
+    pub fn database(&self) -> Option<String> {
+        lock(&self.inner.database).clone()
+    }
+
+    /// Makes `database` the current database, as `USE` does (what a login
+    /// or a wire handshake that names a database asks for): 1049 `Unknown
+    /// database` if the connection's tenant has none of that name.
+    pub async fn use_database(&self, database: &str) -> Result<(), QueryError> {
+        let quoted = database.replace('`', "``");
+        self.execute(&format!("USE `{quoted}`")).await.map(|_| ())
     }
 
     /// Runs a request (one or more statements separated by `;`) and returns
@@ -831,12 +923,25 @@ async fn run_statement(
     let text = stmt.to_string();
     let kind = stmt_kind(stmt);
 
+    // A transaction ended from outside (`DROP DATABASE` of a database it
+    // used) while the session was idle: it rolls back now, and this
+    // statement says why (a ROLLBACK just ends it).
+    if let Some(cause) = dropped_cause(s) {
+        rollback_dropped(c, s, &cause);
+        if !matches!(stmt, ast::Statement::Rollback { .. }) {
+            return Err(QueryError::cancelled(cause)
+                .with_query_id(stmt_id)
+                .at_level(Level::Query));
+        }
+    }
     // DDL and BEGIN end an open transaction first (MySQL's implicit commit).
     let implicit_commit = matches!(
         stmt,
         ast::Statement::CreateTable(_)
             | ast::Statement::CreateView(_)
             | ast::Statement::Drop { .. }
+            | ast::Statement::CreateDatabase { .. }
+            | ast::Statement::CreateSchema { .. }
             | ast::Statement::StartTransaction { .. }
     );
     if implicit_commit && s.txn.is_some() {
@@ -935,6 +1040,11 @@ async fn run_statement(
         }
         (r, _) => r,
     };
+    // A running statement whose transaction a `DROP DATABASE` cancelled:
+    // the explicit transaction rolls back with it.
+    if let Some(cause) = dropped_cause(s) {
+        rollback_dropped(c, s, &cause);
+    }
     drop(registration);
     let elapsed = host.now().saturating_since(started);
     match res {
@@ -960,6 +1070,22 @@ async fn run_statement(
     }
 }
 
+/// The cause of the open transaction's cancellation by `DROP DATABASE`.
+fn dropped_cause(s: &Session) -> Option<Arc<Cause>> {
+    s.txn
+        .as_ref()
+        .and_then(|t| t.ctx.cause())
+        .filter(|c| matches!(c.reason, Reason::DatabaseDropped { .. }))
+}
+
+/// Rolls back the open transaction that `DROP DATABASE` cancelled.
+fn rollback_dropped(c: &ConnInner, s: &mut Session, cause: &Cause) {
+    if let Some(mut t) = s.txn.take() {
+        c.manager.set_txn(None);
+        rollback_writes(c, &mut t, &cause.reason.to_string(), None);
+    }
+}
+
 fn new_txn(c: &ConnInner, explicit: bool) -> Result<TxnState, QueryError> {
     let e = &c.engine;
     let id = e.next_txn.fetch_add(1, Ordering::Relaxed);
@@ -971,6 +1097,7 @@ fn new_txn(c: &ConnInner, explicit: bool) -> Result<TxnState, QueryError> {
         .name(if explicit { "txn" } else { "txn (implicit)" })
         .attr("explicit", explicit)
         .build()?;
+    lock(&c.touched).clear();
     Ok(TxnState {
         ctx,
         snapshot: e.catalog.snapshot(),
@@ -1152,11 +1279,11 @@ async fn dispatch(
             Ok(affected(stmt_id, n))
         }
         ast::Statement::CreateTable(ct) => {
+            let key = namespace(c).resolve(&ct.name)?;
             let (schema, indexes) = crate::sql::ddl::table_schema(ct, c.id)?;
-            let name = plan::object_name(&ct.name);
             let created = e
                 .catalog
-                .create_table(&name, schema, indexes, ct.if_not_exists)?;
+                .create_table(&key, schema, indexes, ct.if_not_exists)?;
             let mut r = affected(stmt_id, 0);
             if !created {
                 r.warnings = 1;
@@ -1167,10 +1294,10 @@ async fn dispatch(
             let t = implicit.map(|t| &*t).or(s.txn.as_ref());
             let empty = WriteSet::new();
             let pcx = plan_cx(c, t, &empty);
-            let view = plan::view::define_view(cv, &pcx)?;
+            let (key, view) = plan::view::define_view(cv, &pcx)?;
             let created = e
                 .catalog
-                .create_view(view, cv.or_replace, cv.if_not_exists)?;
+                .create_view(&key.db, view, cv.or_replace, cv.if_not_exists)?;
             let mut r = affected(stmt_id, 0);
             if !created {
                 r.warnings = 1;
@@ -1185,24 +1312,28 @@ async fn dispatch(
         } => {
             // Every name is checked before any view is dropped (MySQL: an
             // error names the missing views and changes nothing).
-            let names: Vec<String> = names.iter().map(plan::object_name).collect();
-            let missing: Vec<&str> = names
+            let ns = namespace(c);
+            let keys = names
                 .iter()
-                .filter(|n| e.catalog.view(n).is_none())
-                .map(String::as_str)
+                .map(|n| ns.resolve(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            let missing: Vec<&crate::storage::TableKey> = keys
+                .iter()
+                .filter(|k| e.catalog.view(k).is_none())
                 .collect();
             let mut warnings = 0;
             if !missing.is_empty() {
-                if let Some(t) = missing.iter().find(|n| e.catalog.table(n).is_ok()) {
-                    return Err(StorageError::NotView((*t).to_owned()).into());
+                if let Some(t) = missing.iter().find(|k| e.catalog.table(k).is_ok()) {
+                    return Err(StorageError::NotView(t.name.clone()).into());
                 }
                 if !*if_exists {
-                    return Err(StorageError::BadTable(missing.join(",")).into());
+                    let names: Vec<String> = missing.iter().map(|k| k.display()).collect();
+                    return Err(StorageError::BadTable(names.join(",")).into());
                 }
                 warnings = missing.len() as u32;
             }
-            for n in &names {
-                e.catalog.drop_view(n, true)?;
+            for k in &keys {
+                e.catalog.drop_view(k, true)?;
             }
             let mut r = affected(stmt_id, 0);
             r.warnings = warnings;
@@ -1210,7 +1341,8 @@ async fn dispatch(
         }
         // Indexes and table descriptions (session/schema_stmt.rs).
         ast::Statement::CreateIndex(ci) => {
-            schema_stmt::create_index(&e.catalog, ci)?;
+            let key = namespace(c).resolve(&ci.table_name)?;
+            schema_stmt::create_index(&e.catalog, &key, ci)?;
             Ok(affected(stmt_id, 0))
         }
         ast::Statement::Drop {
@@ -1222,47 +1354,57 @@ async fn dispatch(
             let Some(table) = table else {
                 return Err(QueryError::unsupported("DROP INDEX without ON <table>"));
             };
+            let key = namespace(c).resolve(table)?;
             for n in names {
-                schema_stmt::drop_index(
-                    &e.catalog,
-                    &plan::object_name(n),
-                    &plan::object_name(table),
-                )?;
+                schema_stmt::drop_index(&e.catalog, &plan::object_name(n), &key)?;
             }
             Ok(affected(stmt_id, 0))
         }
         ast::Statement::AlterTable(at) => {
-            schema_stmt::alter_table(&e.catalog, &at.name, &at.operations)?;
+            let key = namespace(c).resolve(&at.name)?;
+            schema_stmt::alter_table(&e.catalog, &key, &at.operations)?;
             Ok(affected(stmt_id, 0))
         }
         ast::Statement::ExplainTable { table_name, .. } => {
-            schema_stmt::describe(&e.catalog, &plan::object_name(table_name), stmt_id)
+            let key = namespace(c).resolve(table_name)?;
+            schema_stmt::describe(&e.catalog, &key, stmt_id)
         }
         ast::Statement::ShowColumns {
             extended,
             full,
             show_options,
         } => {
-            let table = schema_stmt::show_columns_table(*full, *extended, show_options)?;
-            schema_stmt::describe(&e.catalog, &table, stmt_id)
+            let key =
+                schema_stmt::show_columns_table(&namespace(c), *full, *extended, show_options)?;
+            schema_stmt::describe(&e.catalog, &key, stmt_id)
         }
         ast::Statement::ShowCreate {
             obj_type: ast::ShowCreateObject::Table,
             obj_name,
-        } => schema_stmt::show_create(&e.catalog, &plan::object_name(obj_name), stmt_id),
+        } => {
+            let key = namespace(c).resolve(obj_name)?;
+            schema_stmt::show_create(&e.catalog, &key, stmt_id)
+        }
         ast::Statement::Drop {
             object_type,
             if_exists,
             names,
             ..
         } => {
+            if matches!(
+                object_type,
+                ast::ObjectType::Database | ast::ObjectType::Schema
+            ) {
+                return databases::drop_database(c, s, names, *if_exists, stmt_id);
+            }
             if *object_type != ast::ObjectType::Table {
                 return Err(QueryError::unsupported(format!("DROP {object_type}")));
             }
+            let ns = namespace(c);
             let mut missing = Vec::new();
             for n in names {
-                let name = plan::object_name(n);
-                if let Err(StorageError::BadTable(t)) = e.catalog.drop_table(&name, *if_exists) {
+                let key = ns.resolve(n)?;
+                if let Err(StorageError::BadTable(t)) = e.catalog.drop_table(&key, *if_exists) {
                     missing.push(t);
                 }
             }
@@ -1311,11 +1453,16 @@ async fn dispatch(
                 .snapshot(&c.identity)
                 .into_iter()
                 .map(|p| {
+                    // The connection's current database, as MySQL shows it.
+                    let db = e
+                        .connection(p.id)
+                        .and_then(|o| lock(&o.database).clone())
+                        .map_or(Value::Null, |d| Value::Text(d.into()));
                     vec![
                         Value::Int(p.id as i64),
                         Value::Text(p.user.into()),
                         Value::Text("localhost".into()),
-                        Value::Null,
+                        db,
                         Value::Text(p.command.into()),
                         Value::Int((p.time_ms / 1000) as i64),
                         Value::Text(p.state.into()),
@@ -1353,15 +1500,32 @@ async fn dispatch(
                 message: None,
             })
         }
-        ast::Statement::ShowDatabases { .. } => {
-            Ok(text_rows(stmt_id, "Database", ["cascade".to_owned()]))
+        ast::Statement::ShowDatabases { show_options, .. } => {
+            databases::show_databases(c, show_options, stmt_id)
         }
-        ast::Statement::ShowTables { .. } => {
-            // Views are listed with the tables, as in MySQL.
-            let mut names = e.catalog.table_names();
-            names.extend(e.catalog.view_names());
-            names.sort();
-            Ok(text_rows(stmt_id, "Tables_in_cascade", names))
+        ast::Statement::ShowTables {
+            show_options,
+            full,
+            extended,
+            ..
+        } => databases::show_tables(c, *full || *extended, show_options, stmt_id),
+        ast::Statement::CreateDatabase {
+            db_name,
+            if_not_exists,
+            ..
+        } => databases::create_database(c, db_name, *if_not_exists, stmt_id),
+        ast::Statement::CreateSchema {
+            schema_name: ast::SchemaName::Simple(db_name),
+            if_not_exists,
+            ..
+        } => databases::create_database(c, db_name, *if_not_exists, stmt_id),
+        ast::Statement::Use(u) => {
+            let name = match u {
+                ast::Use::Object(n) | ast::Use::Database(n) | ast::Use::Schema(n) => n,
+                _ => return Err(QueryError::unsupported(format!("{u}"))),
+            };
+            databases::use_database(c, s, &databases::db_name(name)?)?;
+            Ok(ok_result(stmt_id, 0, Some("Database changed".into())))
         }
         other => Err(QueryError::unsupported(format!(
             "the statement `{}`",
@@ -1379,6 +1543,17 @@ fn plan_cx<'a>(c: &'a ConnInner, t: Option<&'a TxnState>, empty: &'a WriteSet) -
         vars: lock(&c.vars).clone(),
         now_micros: c.stmt_now(),
         names: Default::default(),
+        ns: namespace(c),
+    }
+}
+
+/// Where connection `c`'s names resolve now.
+fn namespace(c: &ConnInner) -> Namespace<'_> {
+    Namespace {
+        tenant: c.tenant(),
+        database: Mutex::new(lock(&c.database).clone()),
+        touched: Some(&c.touched),
+        cross_tenant: c.cross_tenant(),
     }
 }
 
@@ -1545,8 +1720,8 @@ async fn exec_insert(
     ins: &ast::Insert,
     progress: &AtomicU64,
 ) -> Result<u64, QueryError> {
-    let name = match &ins.table {
-        ast::TableObject::TableName(n) => plan::object_name(n),
+    let target = match &ins.table {
+        ast::TableObject::TableName(n) => n,
         _ => return Err(QueryError::unsupported("INSERT INTO TABLE FUNCTION")),
     };
     let on_dup = match &ins.on {
@@ -1568,7 +1743,8 @@ async fn exec_insert(
         return Err(QueryError::unsupported("INSERT without VALUES or SELECT"));
     };
     let empty = WriteSet::new();
-    let (table, data) = plan_cx(c, Some(t), &empty).table(&name)?;
+    let (key, table, data) = plan_cx(c, Some(t), &empty).named_table(target)?;
+    let name = key.name.clone();
     let schema = table.schema.clone();
     let targets: Vec<usize> = if ins.columns.is_empty() {
         (0..schema.columns.len()).collect()
@@ -1676,7 +1852,7 @@ async fn exec_insert(
         }
         None => total as u64,
     };
-    t.writes.insert(name, (table, Arc::new(new_data)));
+    t.writes.insert(key, (table, Arc::new(new_data)));
     Ok(affected)
 }
 
@@ -1704,7 +1880,7 @@ async fn run_dml(
     x.state.eval.strict = true;
     let plan::PlannedDml {
         plan,
-        name,
+        key,
         table,
         affected,
     } = planned;
@@ -1714,11 +1890,11 @@ async fn run_dml(
     // The indexes of the version the statement read, rebuilt over the new
     // rows: 1062 if they break a unique key.
     let empty = WriteSet::new();
-    let (_, base) = plan_cx(c, Some(t), &empty).table(&name)?;
+    let (_, base) = plan_cx(c, Some(t), &empty).table(&key)?;
     let new_data = base
         .with_chunks(out.batches.into_iter().map(Arc::new).collect())
-        .map_err(|d| QueryError::from(d.into_error(&name)))?;
-    t.writes.insert(name, (table, Arc::new(new_data)));
+        .map_err(|d| QueryError::from(d.into_error(&key.name)))?;
+    t.writes.insert(key, (table, Arc::new(new_data)));
     let n = affected.get();
     x.state.rows_affected = n;
     Ok(n)

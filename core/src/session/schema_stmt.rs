@@ -14,7 +14,7 @@ use super::{ColumnInfo, QueryError, QueryResult};
 use crate::data::{DataType, Value};
 use crate::index::IndexKind;
 use crate::sql::{ddl, info_schema, plan};
-use crate::storage::{Catalog, StorageError};
+use crate::storage::{Catalog, StorageError, TableKey};
 
 fn rows_result(query_id: u64, names: &[&str], rows: Vec<Vec<Value>>) -> QueryResult {
     QueryResult {
@@ -36,9 +36,12 @@ fn rows_result(query_id: u64, names: &[&str], rows: Vec<Vec<Value>>) -> QueryRes
 
 /// `CREATE [UNIQUE] INDEX name ON t (cols)`: 1061 for a name taken, 1062
 /// when the rows break a new unique index.
-pub(super) fn create_index(cat: &Catalog, ci: &ast::CreateIndex) -> Result<(), QueryError> {
-    let name = plan::object_name(&ci.table_name);
-    cat.alter_data(&name, |table, data| {
+pub(super) fn create_index(
+    cat: &Catalog,
+    key: &TableKey,
+    ci: &ast::CreateIndex,
+) -> Result<(), QueryError> {
+    cat.alter_data(key, |table, data| {
         let existing = info_schema::index_defs(data);
         let def = ddl::create_index_def(ci, &table.schema.columns, &existing)
             .map_err(QueryError::from)?;
@@ -49,7 +52,7 @@ pub(super) fn create_index(cat: &Catalog, ci: &ast::CreateIndex) -> Result<(), Q
 }
 
 /// `DROP INDEX name ON t`: 1091 if the table has no such index.
-pub(super) fn drop_index(cat: &Catalog, index: &str, table: &str) -> Result<(), QueryError> {
+pub(super) fn drop_index(cat: &Catalog, index: &str, table: &TableKey) -> Result<(), QueryError> {
     cat.alter_data(table, |_, data| {
         data.without_index(index)
             .ok_or_else(|| QueryError::from(StorageError::UnknownKey(index.to_owned())))
@@ -61,10 +64,9 @@ pub(super) fn drop_index(cat: &Catalog, index: &str, table: &str) -> Result<(), 
 /// INDEX …`; other alterations are refused (1235).
 pub(super) fn alter_table(
     cat: &Catalog,
-    name: &ast::ObjectName,
+    table: &TableKey,
     ops: &[ast::AlterTableOperation],
 ) -> Result<(), QueryError> {
-    let table = plan::object_name(name);
     for op in ops {
         match op {
             ast::AlterTableOperation::AddConstraint { constraint, .. } => {
@@ -86,7 +88,7 @@ pub(super) fn alter_table(
                         )))
                     }
                 };
-                cat.alter_data(&table, |t, data| {
+                cat.alter_data(table, |t, data| {
                     let reject = QueryError::from;
                     let parts = ddl::key_parts(&columns, &t.schema.columns).map_err(reject)?;
                     if unique == IndexKind::Primary
@@ -113,10 +115,10 @@ pub(super) fn alter_table(
                 })?;
             }
             ast::AlterTableOperation::DropIndex { name } => {
-                drop_index(cat, &name.value, &table)?;
+                drop_index(cat, &name.value, table)?;
             }
             ast::AlterTableOperation::DropPrimaryKey { .. } => {
-                drop_index(cat, "PRIMARY", &table)?;
+                drop_index(cat, "PRIMARY", table)?;
             }
             other => return Err(QueryError::unsupported(format!("ALTER TABLE … {other}"))),
         }
@@ -127,7 +129,7 @@ pub(super) fn alter_table(
 /// `DESCRIBE t` / `SHOW COLUMNS FROM t`.
 pub(super) fn describe(
     cat: &Catalog,
-    table: &str,
+    table: &TableKey,
     query_id: u64,
 ) -> Result<QueryResult, QueryError> {
     let t = cat.table(table)?;
@@ -141,7 +143,7 @@ pub(super) fn describe(
 /// `SHOW CREATE TABLE t`.
 pub(super) fn show_create(
     cat: &Catalog,
-    table: &str,
+    table: &TableKey,
     query_id: u64,
 ) -> Result<QueryResult, QueryError> {
     let t = cat.table(table)?;
@@ -159,17 +161,18 @@ pub(super) fn show_create(
 
 /// The table `SHOW COLUMNS FROM t [FROM db]` names.
 pub(super) fn show_columns_table(
+    ns: &plan::Namespace<'_>,
     full: bool,
     extended: bool,
     opts: &ast::ShowStatementOptions,
-) -> Result<String, QueryError> {
+) -> Result<TableKey, QueryError> {
     if full || extended || opts.starts_with.is_some() || opts.limit.is_some() {
         return Err(QueryError::unsupported(
             "SHOW FULL / EXTENDED COLUMNS, or with LIKE / LIMIT",
         ));
     }
     match opts.show_in.as_ref().and_then(|i| i.parent_name.as_ref()) {
-        Some(n) => Ok(plan::object_name(n)),
+        Some(n) => Ok(ns.resolve(n)?),
         None => Err(QueryError::new(
             1046,
             "3D000",

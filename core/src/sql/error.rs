@@ -123,12 +123,16 @@ pub enum SqlError {
     /// query block.
     #[error("In recursive query block of Recursive Common Table Expression '{0}', the recursive table must neither be in the right argument of a LEFT JOIN, nor be forced to be non-first with join order hints")]
     RecursiveJoinOrder(String),
-    /// A view that reaches itself.
-    #[error("`cascade`.`{0}` contains view recursion")]
+    /// A view that reaches itself (named `` `db`.`view` ``; one String
+    /// keeps the error, which every planner frame holds, small).
+    #[error("{0} contains view recursion")]
     ViewRecursion(String),
-    /// A view whose tables or columns are gone.
-    #[error("View 'cascade.{0}' references invalid table(s) or column(s) or function(s) or definer/invoker of view lack rights to use them")]
+    /// A view whose tables or columns are gone (named `db.view`).
+    #[error("View '{0}' references invalid table(s) or column(s) or function(s) or definer/invoker of view lack rights to use them")]
     InvalidView(String),
+    /// An unqualified table name with no current database.
+    #[error("No database selected")]
+    NoDatabase,
     /// A window function error (3579–3595, 1210).
     #[error("{0}")]
     Window(#[from] super::plan::WindowError),
@@ -177,6 +181,7 @@ impl SqlError {
             SqlError::RecursiveJoinOrder(_) => (3576, "HY000"),
             SqlError::ViewRecursion(_) => (1462, "HY000"),
             SqlError::InvalidView(_) => (1356, "HY000"),
+            SqlError::NoDatabase => (1046, "3D000"),
             SqlError::Window(w) => w.codes(),
         }
     }

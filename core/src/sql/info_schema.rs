@@ -9,13 +9,20 @@ use std::sync::Arc;
 use super::error::SqlError;
 use crate::data::{Batch, Column, DataType, Value};
 use crate::index::{IndexDef, IndexKind};
-use crate::storage::{ColumnDef, ColumnLimit, Schema, Table, TableData};
+use crate::storage::{ColumnDef, ColumnLimit, Schema, Table, TableData, TableKey};
 
 /// A table and the version of its rows a statement reads.
 pub type TableVersion = (Arc<Table>, Arc<TableData>);
 
-/// The one database cascade has (`SHOW DATABASES`).
+/// The database a tenant's connections start in unless the login names
+/// another (created on demand for each tenant).
 pub const SCHEMA_NAME: &str = "cascade";
+
+/// The database of the virtual tables.
+pub const INFORMATION_SCHEMA: &str = "information_schema";
+
+/// A table of a database and the version of its rows a statement reads.
+pub type SchemaTable = (String, TableVersion);
 
 /// A column's type as MySQL prints it (`int`, `varchar(40)`,
 /// `decimal(10,2)`), from its storage type and declared limit.
@@ -222,9 +229,10 @@ fn rows_data(schema: &Schema, rows: &[Vec<Value>]) -> TableData {
 }
 
 /// The virtual table a FROM item names (`information_schema.tables`,
-/// `information_schema.columns`, in any case), as the planning
-/// transaction sees the catalog (its own writes included); `Ok(None)` for
-/// a name outside `information_schema`, 1109 for a table it lacks.
+/// `.columns`, `.schemata`, in any case), as the planning transaction sees
+/// the catalog (its own writes included), listing only the caller's
+/// tenant's databases; `Ok(None)` for a name outside
+/// `information_schema`, 1109 for a table it lacks.
 pub fn lookup(
     name: &sqlparser::ast::ObjectName,
     cx: &super::plan::PlanCx<'_>,
@@ -234,36 +242,72 @@ pub fn lookup(
         .iter()
         .filter_map(|p| p.as_ident().map(|i| i.value.to_lowercase()))
         .collect();
-    let [schema, table] = parts.as_slice() else {
-        return Ok(None);
+    // `information_schema.t`, or `t` after `USE information_schema`.
+    let table = match parts.as_slice() {
+        [schema, table] if schema == INFORMATION_SCHEMA => table,
+        [table] if cx.ns.current().as_deref() == Some(INFORMATION_SCHEMA) => table,
+        _ => return Ok(None),
     };
-    if schema != "information_schema" {
-        return Ok(None);
+    let schema = INFORMATION_SCHEMA;
+    let dbs = cx.catalog.databases(&cx.ns.tenant);
+    let mut tables: Vec<SchemaTable> = Vec::new();
+    let mut views: Vec<(String, String)> = Vec::new();
+    for db in &dbs {
+        let key = cx.ns.db_key(db);
+        for n in cx.catalog.table_names(&key) {
+            if let Ok(tv) = cx.table(&TableKey::new(key.clone(), &n)) {
+                tables.push((db.clone(), tv));
+            }
+        }
+        views.extend(
+            cx.catalog
+                .view_names(&key)
+                .into_iter()
+                .map(|v| (db.clone(), v)),
+        );
     }
-    let tables: Vec<TableVersion> = cx
-        .catalog
-        .table_names()
-        .iter()
-        .filter_map(|n| cx.table(n).ok())
-        .collect();
-    let views = cx.catalog.view_names();
-    match virtual_table(&tables, &views, &format!("{schema}.{table}")) {
+    match virtual_table(&dbs, &tables, &views, &format!("{schema}.{table}")) {
         Some(v) => Ok(Some(v)),
         None => Err(SqlError::UnknownInformationSchemaTable(table.clone())),
     }
 }
 
-/// The virtual table `name` (`information_schema.tables` or `.columns`,
-/// lower case) over `tables` (each with the version the statement sees)
-/// and `views` (listed in `tables` as MySQL lists them); `None` for any
-/// other name.
+/// The virtual table `name` (`information_schema.tables`, `.columns` or
+/// `.schemata`, lower case) over `dbs`, `tables` (each with its database
+/// and the version the statement sees) and `views` (database, name; listed
+/// in `tables` as MySQL lists them); `None` for any other name.
 pub fn virtual_table(
-    tables: &[TableVersion],
-    views: &[String],
+    dbs: &[String],
+    tables: &[SchemaTable],
+    views: &[(String, String)],
     name: &str,
 ) -> Option<TableVersion> {
     let text = |s: &str| Value::Text(s.into());
     let (short, schema, rows) = match name {
+        "information_schema.schemata" => {
+            let schema = Schema {
+                columns: vec![
+                    col("catalog_name", DataType::Text),
+                    col("schema_name", DataType::Text),
+                    col("default_character_set_name", DataType::Text),
+                    col("default_collation_name", DataType::Text),
+                    col("sql_path", DataType::Text),
+                ],
+            };
+            let rows = std::iter::once(INFORMATION_SCHEMA)
+                .chain(dbs.iter().map(String::as_str))
+                .map(|d| {
+                    vec![
+                        text("def"),
+                        text(d),
+                        text("utf8mb4"),
+                        text("utf8mb4_bin"),
+                        Value::Null,
+                    ]
+                })
+                .collect::<Vec<_>>();
+            ("schemata", schema, rows)
+        }
         "information_schema.tables" => {
             let schema = Schema {
                 columns: vec![
@@ -280,10 +324,10 @@ pub fn virtual_table(
             };
             let rows = tables
                 .iter()
-                .map(|(t, d)| {
+                .map(|(db, (t, d))| {
                     vec![
                         text("def"),
-                        text(SCHEMA_NAME),
+                        text(db),
                         text(&t.name),
                         text("BASE TABLE"),
                         text("cascade"),
@@ -293,10 +337,10 @@ pub fn virtual_table(
                         text(""),
                     ]
                 })
-                .chain(views.iter().map(|v| {
+                .chain(views.iter().map(|(db, v)| {
                     vec![
                         text("def"),
-                        text(SCHEMA_NAME),
+                        text(db),
                         text(v),
                         text("VIEW"),
                         Value::Null,
@@ -330,7 +374,7 @@ pub fn virtual_table(
                 ],
             };
             let mut rows = Vec::new();
-            for (t, d) in tables {
+            for (db, (t, d)) in tables {
                 let defs = index_defs(d);
                 for (i, c) in t.schema.columns.iter().enumerate() {
                     let (chars, precision, scale) = match (c.ty, c.limit) {
@@ -365,7 +409,7 @@ pub fn virtual_table(
                     };
                     rows.push(vec![
                         text("def"),
-                        text(SCHEMA_NAME),
+                        text(db),
                         text(&t.name),
                         text(&c.name),
                         Value::Int(i as i64 + 1),

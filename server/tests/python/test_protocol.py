@@ -67,10 +67,11 @@ def test_login_identity_reaches_the_engine(server):
 
 
 def test_database_in_handshake_and_use_are_accepted(server):
-    c = server.connect(*ALICE, database="anything")
-    assert query(c, "SELECT 1") == ((1,),)
-    c.select_db("other")
-    assert query(c, "SELECT 2") == ((2,),)
+    # The tenant's default database; others: see test_tenancy.py.
+    c = server.connect(*ALICE, database="cascade")
+    assert query(c, "SELECT 1, DATABASE()") == ((1, "cascade"),)
+    c.select_db("information_schema")
+    assert query(c, "SELECT 2, DATABASE()") == ((2, "information_schema"),)
     c.close()
 
 

@@ -153,16 +153,26 @@ impl Names {
     /// being expanded and no CTE in scope (a view's query sees only tables
     /// and views): `Err(ViewRecursion)` when `name` is being expanded
     /// already.
+    ///
+    /// With `database`, `f` runs with that current database in `ns` (a
+    /// view's query resolves its names in its own), put back after.
     pub(super) fn in_view<T>(
         &self,
+        db: &str,
         name: &str,
+        database: Option<(&super::Namespace<'_>, Option<String>)>,
         f: impl FnOnce() -> Result<T, SqlError>,
     ) -> Result<T, SqlError> {
-        if lock(&self.views).iter().any(|v| v == name) {
-            return Err(SqlError::ViewRecursion(name.to_owned()));
+        let full = format!("{db}.{name}");
+        if lock(&self.views).contains(&full) {
+            return Err(SqlError::ViewRecursion(format!("`{db}`.`{name}`")));
         }
-        lock(&self.views).push(name.to_owned());
+        lock(&self.views).push(full);
+        let outer = database.map(|(ns, d)| (ns, ns.set_database(d)));
         let r = self.scoped(0, None, f);
+        if let Some((ns, d)) = outer {
+            ns.set_database(d);
+        }
         lock(&self.views).pop();
         r
     }

@@ -11,14 +11,14 @@ use super::{Plan, PlanCx};
 use crate::expr::Expr;
 use crate::pipeline::dml::Affected;
 use crate::sql::error::SqlError;
-use crate::storage::Table;
+use crate::storage::{Table, TableKey};
 
 /// A planned UPDATE or DELETE.
 pub struct PlannedDml {
     /// The plan: one [`Plan::Update`] or [`Plan::Delete`].
     pub plan: Plan,
-    /// The table's catalog name.
-    pub name: String,
+    /// The table's key.
+    pub key: TableKey,
     /// The table written.
     pub table: Arc<Table>,
     /// Rows affected, counted while the plan runs.
@@ -51,8 +51,8 @@ pub fn plan_update(u: &ast::Update, cx: &PlanCx<'_>) -> Result<PlannedDml, SqlEr
     let ast::TableFactor::Table { name, .. } = &u.table.relation else {
         return Err(SqlError::Unsupported("UPDATE of a derived table".into()));
     };
-    let name = object_name(name);
-    let (table, data) = cx.table(&name)?;
+    let (key, table, data) = cx.named_table(name)?;
+    let name = key.name.clone();
     let pred = where_clause(&u.selection, &table, cx)?;
     let mut sets = Vec::new();
     for a in &u.assignments {
@@ -104,7 +104,7 @@ pub fn plan_update(u: &ast::Update, cx: &PlanCx<'_>) -> Result<PlannedDml, SqlEr
             affected: affected.clone(),
             text,
         },
-        name,
+        key,
         table,
         affected,
     })
@@ -136,17 +136,18 @@ pub fn plan_delete(d: &ast::Delete, cx: &PlanCx<'_>) -> Result<PlannedDml, SqlEr
     let ast::TableFactor::Table { name, alias, .. } = &twj.relation else {
         return Err(SqlError::Unsupported("DELETE from a derived table".into()));
     };
-    let name = object_name(name);
+    let key = cx.ns.resolve(name)?;
+    let name = key.name.clone();
     // `DELETE u FROM t` names a table that is not in FROM: deleting from
     // `t` instead would be wrong.
     if let [target] = d.tables.as_slice() {
-        let target = object_name(target);
         let alias = alias.as_ref().map(|a| a.name.value.to_lowercase());
-        if target != name && alias.as_deref() != Some(target.as_str()) {
-            return Err(SqlError::UnknownTableInDelete(target));
+        let is_alias = target.0.len() == 1 && alias.as_deref() == Some(&*object_name(target));
+        if !is_alias && cx.ns.resolve(target)? != key {
+            return Err(SqlError::UnknownTableInDelete(object_name(target)));
         }
     }
-    let (table, data) = cx.table(&name)?;
+    let (table, data) = cx.table(&key)?;
     let pred = where_clause(&d.selection, &table, cx)?;
     let names: Vec<String> = table
         .schema
@@ -167,7 +168,7 @@ pub fn plan_delete(d: &ast::Delete, cx: &PlanCx<'_>) -> Result<PlannedDml, SqlEr
             affected: affected.clone(),
             text,
         },
-        name,
+        key,
         table,
         affected,
     })

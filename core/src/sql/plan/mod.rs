@@ -58,7 +58,10 @@ use crate::pipeline::setop::SetStep;
 use crate::pipeline::sort::SortKey;
 use crate::pipeline::window::WindowCall;
 use crate::sql::error::SqlError;
-use crate::storage::{Catalog, ColumnDef, Table, TableData, WriteSet};
+use crate::storage::{Catalog, ColumnDef, DbKey, Table, TableData, TableKey, WriteSet};
+use crate::sync::lock_std as lock;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 /// A plan node. Cloned to build a recursive CTE's recursive part anew
 /// for each iteration, and a correlated subquery's plan for each run.
@@ -286,7 +289,7 @@ impl Planned {
 }
 
 /// What the planner reads: tables as of a snapshot, plus the transaction's
-/// own writes.
+/// own writes, in the caller's tenant's databases.
 pub struct PlanCx<'a> {
     /// The catalog.
     pub catalog: &'a Catalog,
@@ -306,25 +309,121 @@ pub struct PlanCx<'a> {
     /// The CTEs in scope and the bounds on expanding CTEs and views
     /// (empty when a statement's planning starts).
     pub names: cte::Names,
+    /// Where names resolve: the caller's tenant and current database.
+    pub ns: Namespace<'a>,
+}
+
+/// Where a statement's table names resolve. The tenant is the
+/// connection's (from its context values), never the SQL text's: a name
+/// can only reach the tenant's own databases.
+pub struct Namespace<'a> {
+    /// The caller's tenant.
+    pub tenant: Arc<str>,
+    /// The current database (`USE`); a view's query runs with its own.
+    pub database: Mutex<Option<String>>,
+    /// The databases the statement's names reached are added here (so that
+    /// `DROP DATABASE` finds the transactions that use one).
+    pub touched: Option<&'a Mutex<BTreeSet<String>>>,
+    /// `tenant:db` names another tenant's database (the `sys` admin, when
+    /// the engine allows it to read every tenant's data).
+    pub cross_tenant: bool,
+}
+
+impl Namespace<'_> {
+    /// A namespace of `tenant` with current database `database`.
+    pub fn new(tenant: Arc<str>, database: Option<String>) -> Namespace<'static> {
+        Namespace {
+            tenant,
+            database: Mutex::new(database),
+            touched: None,
+            cross_tenant: false,
+        }
+    }
+
+    /// The key of the database a name calls `name`.
+    pub fn db_key(&self, name: &str) -> DbKey {
+        if self.cross_tenant {
+            if let Some((tenant, db)) = name.split_once(':') {
+                return DbKey::new(&Arc::from(tenant), db);
+            }
+        }
+        DbKey::new(&self.tenant, name)
+    }
+
+    /// The current database's name.
+    pub fn current(&self) -> Option<String> {
+        lock(&self.database).clone()
+    }
+
+    /// The current database's key; 1046 without one.
+    pub fn current_key(&self) -> Result<DbKey, SqlError> {
+        match self.current() {
+            Some(d) => Ok(self.db_key(&d)),
+            None => Err(SqlError::NoDatabase),
+        }
+    }
+
+    /// The key `name` resolves to: `db.t` in the tenant's database `db`,
+    /// `t` in the current database (1046 without one).
+    pub fn resolve(&self, name: &sqlparser::ast::ObjectName) -> Result<TableKey, SqlError> {
+        let parts: Vec<&str> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident().map(|i| i.value.as_str()))
+            .collect();
+        let key = match parts.as_slice() {
+            [t] => TableKey::new(self.current_key()?, t),
+            [db, t] => TableKey::new(self.db_key(db), t),
+            _ => {
+                return Err(SqlError::Unsupported(format!(
+                    "the name {name} (a table is named `table` or `database.table`)"
+                )))
+            }
+        };
+        self.touch(&key.db);
+        Ok(key)
+    }
+
+    /// Records that the statement reached database `db`.
+    pub fn touch(&self, db: &DbKey) {
+        if let Some(t) = self.touched {
+            lock(t).insert(db.name.clone());
+        }
+    }
+
+    /// Makes `database` the current database (a view's query runs in its
+    /// own) and returns the one it replaces, to be put back after.
+    pub fn set_database(&self, database: Option<String>) -> Option<String> {
+        std::mem::replace(&mut *lock(&self.database), database)
+    }
 }
 
 impl PlanCx<'_> {
     /// A table and the data this transaction sees.
-    pub fn table(&self, name: &str) -> Result<(Arc<Table>, Arc<TableData>), SqlError> {
-        let key = name.to_lowercase();
-        if let Some((t, d)) = self.writes.get(&key) {
+    pub fn table(&self, key: &TableKey) -> Result<(Arc<Table>, Arc<TableData>), SqlError> {
+        if let Some((t, d)) = self.writes.get(key) {
             return Ok((t.clone(), d.clone()));
         }
-        let t = self.catalog.table(&key).map_err(|_| {
+        let t = self.catalog.table(key).map_err(|_| {
             // A SELECT reads a view before asking for a table: what asks
             // for one by a view's name writes (MySQL's updatable views).
-            if self.catalog.view(&key).is_some() {
-                SqlError::Unsupported(format!("writing through the view '{name}'"))
+            if self.catalog.view(key).is_some() {
+                SqlError::Unsupported(format!("writing through the view '{}'", key.name))
             } else {
-                SqlError::UnknownTable(name.to_owned())
+                SqlError::UnknownTable(key.display())
             }
         })?;
         let d = t.read(self.snapshot_ts);
         Ok((t, d))
+    }
+
+    /// [`Namespace::resolve`] then [`PlanCx::table`].
+    pub fn named_table(
+        &self,
+        name: &sqlparser::ast::ObjectName,
+    ) -> Result<(TableKey, Arc<Table>, Arc<TableData>), SqlError> {
+        let key = self.ns.resolve(name)?;
+        let (t, d) = self.table(&key)?;
+        Ok((key, t, d))
     }
 }

@@ -78,13 +78,13 @@ pub(super) fn plan_factor(
                 }
             }
             if virtual_table.is_none() {
-                if let Some(r) = super::view::resolve_view(&tname, alias.as_ref(), cx) {
+                if let Some(r) = super::view::resolve_view(name, alias.as_ref(), cx) {
                     return r;
                 }
             }
             let (table, data) = match virtual_table {
                 Some(v) => v,
-                None => cx.table(&tname)?,
+                None => cx.named_table(name).map(|(_, t, d)| (t, d))?,
             };
             let qual = alias
                 .as_ref()
