@@ -81,6 +81,11 @@ pub struct EngineConfig {
     pub yield_policy: YieldPolicy,
     /// Storage work at the end of every transaction, on a cleanup context.
     pub txn_hooks: Option<Arc<dyn TxnHooks>>,
+    /// Pipelines per parallel stage (`SET cascade_threads = n` changes it
+    /// for a session); 1 runs every statement as one chain of pipelines.
+    /// Default: the host's [`Host::parallelism`] (the available cores
+    /// natively, 1 in the browser).
+    pub threads: usize,
 }
 
 impl EngineConfig {
@@ -88,11 +93,12 @@ impl EngineConfig {
     pub fn new(node_id: u64, host: Arc<dyn Host>) -> Self {
         EngineConfig {
             node_id,
-            host,
             trace_capacity: 200_000,
             memory_budget: 1 << 30,
             yield_policy: YieldPolicy::default(),
             txn_hooks: None,
+            threads: host.parallelism().max(1),
+            host,
         }
     }
 }
@@ -152,6 +158,8 @@ struct Session {
     memory_budget: u64,
     /// Iterations a recursive CTE may start (MySQL's default is 1000).
     cte_max_recursion_depth: u64,
+    /// Pipelines per parallel stage (`cascade_threads`).
+    threads: usize,
     txn: Option<TxnState>,
 }
 
@@ -316,17 +324,20 @@ impl Engine {
                 max_execution_time_ms: 0,
                 memory_budget: self.inner.config.memory_budget,
                 cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
+                threads: self.inner.config.threads.max(1),
                 txn: None,
             })),
             vars: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             stmt_now: AtomicI64::new(0),
+            threads: std::sync::atomic::AtomicUsize::new(self.inner.config.threads.max(1)),
         });
         conn.publish_vars(&Session {
             autocommit: true,
             max_execution_time_ms: 0,
             memory_budget: self.inner.config.memory_budget,
             cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
+            threads: self.inner.config.threads.max(1),
             txn: None,
         });
         lock(&self.inner.connections).insert(id, Arc::downgrade(&conn));
@@ -378,6 +389,8 @@ struct ConnInner {
     /// Unix epoch, read from the host once when it starts): what `NOW()`,
     /// `CURDATE()` and `UNIX_TIMESTAMP()` answer throughout it.
     stmt_now: AtomicI64,
+    /// The session's `cascade_threads`, for the planner.
+    threads: std::sync::atomic::AtomicUsize,
 }
 
 impl ConnInner {
@@ -386,10 +399,20 @@ impl ConnInner {
         self.stmt_now.load(Ordering::Relaxed)
     }
 
+    /// How the session's statements run parallel stages.
+    fn parallelism(&self) -> crate::sql::plan::Parallelism {
+        crate::sql::plan::Parallelism {
+            threads: self.threads.load(Ordering::Relaxed).max(1),
+            policy: self.engine.config.yield_policy,
+        }
+    }
+
     /// Makes the session's settings readable as `@@name`.
     fn publish_vars(&self, s: &Session) {
         let user = format!("{}@{}", self.identity.user, self.identity.tenant);
+        self.threads.store(s.threads, Ordering::Relaxed);
         *lock(&self.vars) = vec![
+            ("cascade_threads", Value::Int(s.threads as i64)),
             ("autocommit", Value::Int(s.autocommit as i64)),
             (
                 "max_execution_time",
@@ -1132,7 +1155,8 @@ async fn dispatch(
                     .child(Level::Pipeline)
                     .name("pipeline")
                     .build()?;
-                plan.build(&pipeline)?.explain(false)
+                plan.build_parallel(&pipeline, c.parallelism())?
+                    .explain(false)
             };
             Ok(text_rows(
                 stmt_id,
@@ -1433,7 +1457,7 @@ async fn run_plan(
         .child(Level::Pipeline)
         .name("pipeline")
         .build()?;
-    let mut root = plan.build(&pipeline)?;
+    let mut root = plan.build_parallel(&pipeline, c.parallelism())?;
     x.state.set_phase(Phase::Executing);
     let mut out = Vec::new();
     let mut mem = MemoryUse::default();
@@ -1796,6 +1820,8 @@ fn exec_set(
         }
         "max_execution_time" => s.max_execution_time_ms = int(&v)?,
         "cascade_memory_budget" => s.memory_budget = int(&v)?.max(1),
+        // Pipelines per parallel stage: 1 to 256 (0 is 1).
+        "cascade_threads" => s.threads = int(&v)?.clamp(1, 256) as usize,
         // MySQL's range: 0 to 4294967295.
         "cte_max_recursion_depth" => s.cte_max_recursion_depth = int(&v)?.min(u64::from(u32::MAX)),
         "names"
