@@ -69,6 +69,9 @@ pub struct ServerConfig {
     /// Closed trace spans older than this are trimmed by the background
     /// session.
     pub trace_retention: Duration,
+    /// Pipelines per parallel stage (the engine's `cascade_threads`
+    /// default); 0 in the file means the available cores.
+    pub threads: usize,
     users: HashMap<(String, String), User>,
 }
 
@@ -100,6 +103,8 @@ struct FileServer {
     background_every_secs: u64,
     #[serde(default = "default_trace_retention")]
     trace_retention_secs: u64,
+    #[serde(default)]
+    threads: usize,
 }
 
 impl Default for FileServer {
@@ -113,6 +118,7 @@ impl Default for FileServer {
             trace_spans: default_trace_spans(),
             background_every_secs: default_background_every(),
             trace_retention_secs: default_trace_retention(),
+            threads: 0,
         }
     }
 }
@@ -235,6 +241,10 @@ impl ServerConfig {
             background_every: (file.server.background_every_secs > 0)
                 .then(|| Duration::from_secs(file.server.background_every_secs)),
             trace_retention: Duration::from_secs(file.server.trace_retention_secs),
+            threads: match file.server.threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n.min(256),
+            },
             users,
         })
     }

@@ -951,9 +951,8 @@ impl HashAggregate {
                 *slot = (*slot).min(at);
             }
         }
-        for ((state, theirs), spec) in self.states.iter_mut().zip(&other.states).zip(&self.aggs) {
+        for (state, theirs) in self.states.iter_mut().zip(&other.states) {
             if let (State::Distinct(sets), State::Distinct(their_sets)) = (&mut *state, theirs) {
-                let _ = spec;
                 let mut kept = 0u64;
                 for (i, &g) in gids.iter().enumerate() {
                     for v in their_sets[from + i].iter() {

@@ -53,6 +53,14 @@ use crate::level::Level;
 use crate::storage::TableData;
 use crate::sync::lock_std as lock;
 
+/// How often a consumer waiting on its pipelines publishes their progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The host of a set's pipelines.
+fn cx_host(set: &PipelineSet) -> Option<Arc<dyn crate::host::Host>> {
+    set.contexts.first().map(|c| c.host().clone())
+}
+
 /// The cause given to the siblings of a pipeline that failed.
 pub const SIBLING_FAILED: &str = "sibling pipeline failed";
 
@@ -581,7 +589,16 @@ impl Operator for ParallelAggregate {
                     self.set.poll_local(&mut TaskContext::from_waker(&waker));
                     return Ok(Step::Pending);
                 }
-                return Ok(Step::Wait(self.set.changed(seen)));
+                // Back every few ms meanwhile, to publish the pipelines'
+                // progress (rows examined, in the process list).
+                let changed = self.set.changed(seen);
+                let Some(host) = cx_host(&self.set) else {
+                    return Ok(Step::Wait(changed));
+                };
+                let tick = host.sleep_until(host.now().saturating_add(PROGRESS_EVERY));
+                return Ok(Step::Wait(Box::pin(async move {
+                    futures::future::select(changed, tick).await;
+                })));
             };
             let Some(agg) = root
                 .op_mut()
