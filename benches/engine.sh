@@ -83,5 +83,5 @@ if [ -z "${NO_PARALLEL:-}" ]; then
   echo "== all cores: cascade, DuckDB, DataFusion; scaling 1 -> 2 threads" >&2
   PMD=()
   if [ -n "${OUT:-}" ]; then PMD=(--markdown "${OUT%.md}.parallel.md"); fi
-  "$VENV/bin/python" benches/parallel_bench.py "$BIN" --runs "$RUNS" "${PMD[@]}"
+  "$VENV/bin/python" benches/parallel_bench.py "$BIN" --runs "$RUNS" --kills "$KILLS" "${PMD[@]}"
 fi

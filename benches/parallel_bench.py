@@ -7,7 +7,10 @@ from 1 to 2 threads on Q1 and Q2. Prints markdown: medians, ratios (peer
 time / cascade time: >= 1.0 means cascade is faster) and the machine's load
 average during the run.
 
-Usage: parallel_bench.py CASCADE_BIN [--runs N] [--threads N] [--markdown FILE]
+Also KILL QUERY -> error latency of the parallel operators (aggregate,
+GROUP BY, count DISTINCT) with all cores.
+
+Usage: parallel_bench.py CASCADE_BIN [--runs N] [--threads N] [--kills N] [--markdown FILE]
 """
 
 import argparse
@@ -66,6 +69,7 @@ def main():
     ap.add_argument("cascade_bin")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--kills", type=int, default=200)
     ap.add_argument("--markdown")
     a = ap.parse_args()
     n = a.threads
@@ -92,6 +96,13 @@ def main():
                 if r == 0 and norm(out, q) != norm(rows[q], q):
                     print(f"warning: {name} {q} result differs from cascade's", file=sys.stderr)
         print(f"round {r + 1}/{a.runs}", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "kills.json")
+        subprocess.run([a.cascade_bin, "--bench", "--threads", str(n), "--kills", str(a.kills),
+                        "--only", "kills", "--kinds", "scan+aggregate,group by,count distinct",
+                        "--out", out], check=True, stderr=subprocess.DEVNULL)
+        with open(out) as f:
+            kills = json.load(f)["kills"]
     load1 = os.getloadavg()
     med = {e: {q: statistics.median(v) for q, v in d.items()} for e, d in res.items()}
     lines = [
@@ -112,6 +123,9 @@ def main():
     for q in ("q1", "q2"):
         one, two = statistics.median(scale[1][q]), statistics.median(scale[2][q])
         lines.append(f"| {LABELS[q]} | {one:.1f} ms | {two:.1f} ms | {one / two:.2f}× |")
+    lines += ["", f"| KILL QUERY -> 1317, {n} pipelines | n | median | p99 |", "| --- | ---: | ---: | ---: |"]
+    for kind, k in kills.items():
+        lines.append(f"| {kind} | {k['n']} | {k['median_us']:.0f} µs | {k['p99_us']:.0f} µs |")
     text = "\n".join(lines)
     print(text)
     if a.markdown:

@@ -55,7 +55,10 @@ fn results(e: &Engine, threads: usize) -> Vec<String> {
 #[test]
 fn parallel_aggregates_equal_serial_on_threads_and_inline() {
     for (name, host) in [
-        ("StdHost", Arc::new(StdHost::with_workers(4)) as Arc<dyn cascade::Host>),
+        (
+            "StdHost",
+            Arc::new(StdHost::with_workers(4)) as Arc<dyn cascade::Host>,
+        ),
         ("ManualHost", Arc::new(ManualHost::new())),
     ] {
         let e = Engine::new(EngineConfig::new(1, host));
@@ -83,7 +86,10 @@ fn explain_analyze_shows_each_pipeline() {
     );
     let text: Vec<String> = r.rows.iter().map(|r| r[0].to_string()).collect();
     let text = text.join("\n");
-    assert!(text.contains("Exchange: merge of 3 partial aggregates"), "{text}");
+    assert!(
+        text.contains("Exchange: merge of 3 partial aggregates"),
+        "{text}"
+    );
     assert_eq!(text.matches("HashAggregate (partial)").count(), 3, "{text}");
     // Every morsel scanned once, by some pipeline: the scans' batches add
     // up to the series' 25 batches of 4096.
@@ -132,7 +138,10 @@ fn a_failing_pipeline_cancels_its_siblings_and_its_error_is_the_statements() {
         let qid = err.query_id.expect("the statement's id");
         let t = e.trace(qid).expect("its trace");
         let json = serde_json::to_string(&t).unwrap_or_default();
-        assert!(json.contains("sibling pipeline failed"), "a sibling's cause is recorded");
+        assert!(
+            json.contains("sibling pipeline failed"),
+            "a sibling's cause is recorded"
+        );
         assert_eq!(cell(&c, "SELECT 1"), "1");
     }
 }
@@ -160,7 +169,8 @@ fn kill_at_random_moments_from_another_thread() {
     let victim = conn(&e, "acme", "alice", "member");
     ok(&victim, "SET cascade_threads = 4");
     let killer = conn(&e, "acme", "alice", "member");
-    let sql = "SELECT x % 100 AS k, count(*), sum(x) FROM generate_series(1, 300000) AS t(x) GROUP BY k";
+    let sql =
+        "SELECT x % 100 AS k, count(*), sum(x) FROM generate_series(1, 300000) AS t(x) GROUP BY k";
     ok(&victim, "SET cascade_threads = 1");
     let expected = table(&victim, sql);
     ok(&victim, "SET cascade_threads = 4");

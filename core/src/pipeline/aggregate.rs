@@ -499,7 +499,10 @@ impl State {
     /// merged into the final one). `DISTINCT` sets are merged by the
     /// caller, which accounts for their memory.
     fn merge(&mut self, other: &State, gids: &[u32], from: usize) {
-        let pairs = gids.iter().enumerate().map(|(i, &g)| (g as usize, from + i));
+        let pairs = gids
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| (g as usize, from + i));
         match (self, other) {
             (State::Count(a), State::Count(b)) => pairs.for_each(|(g, j)| a[g] += b[j]),
             (State::SumInt(s, seen), State::SumInt(s2, seen2)) => {
@@ -971,7 +974,9 @@ impl HashAggregate {
     /// Frees the groups and their states (a partial aggregate, once merged),
     /// giving their memory back; the operator stays for EXPLAIN.
     pub fn release(&mut self) {
-        self.states.iter_mut().for_each(|s| *s = State::Count(Vec::new()));
+        self.states
+            .iter_mut()
+            .for_each(|s| *s = State::Count(Vec::new()));
         self.groups = Groups::None;
         self.order = None;
         self.ngroups = 0;
@@ -1046,7 +1051,11 @@ impl HashAggregate {
             }
         };
         let first = self.order.as_ref().map_or(0, |o| {
-            vec_growth(o.first.len(), o.first.capacity(), std::mem::size_of::<u64>())
+            vec_growth(
+                o.first.len(),
+                o.first.capacity(),
+                std::mem::size_of::<u64>(),
+            )
         });
         let growth = groups + first + self.states.iter().map(|s| s.growth_bytes(n)).sum::<u64>();
         if growth == 0 {
@@ -1286,8 +1295,7 @@ impl Operator for HashAggregate {
         if self.partial || self.emitted >= self.ngroups {
             return Ok(Step::Done);
         }
-        if self.emitted == 0 && self.emit_order.is_none() && !matches!(self.groups, Groups::None)
-        {
+        if self.emitted == 0 && self.emit_order.is_none() && !matches!(self.groups, Groups::None) {
             if let Some(o) = &self.order {
                 // Parallel: the groups in the order of their first rows.
                 self.mem

@@ -611,7 +611,8 @@ impl Operator for ParallelAggregate {
                 continue;
             };
             let to = self.merge_at + BATCH_ROWS;
-            self.merged.merge_from(agg, self.merge_at, to, cx.resources)?;
+            self.merged
+                .merge_from(agg, self.merge_at, to, cx.resources)?;
             if to >= agg.group_count() {
                 agg.release();
                 self.merge_next += 1;

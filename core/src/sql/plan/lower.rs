@@ -21,13 +21,13 @@ use crate::pipeline::aggregate::HashAggregate;
 use crate::pipeline::basic::{Filter, Limit, Project, UnionAll};
 use crate::pipeline::dml::{Delete, Update};
 use crate::pipeline::join::HashJoin;
+use crate::pipeline::parallel::{Empty, MorselScan, Morsels, ParallelAggregate, PipelineSpec};
 use crate::pipeline::recursive::{RecursiveUnion, TermBuilder, WorkTableScan};
 use crate::pipeline::scan::{SeriesScan, TableScan, ValuesScan};
 use crate::pipeline::setop::SetOp;
 use crate::pipeline::sort::Sort;
 use crate::pipeline::subquery::Apply;
 use crate::pipeline::window::Window;
-use crate::pipeline::parallel::{Empty, MorselScan, Morsels, ParallelAggregate, PipelineSpec};
 use crate::pipeline::{Instrumented, YieldPolicy};
 
 /// How many pipelines a parallel stage runs, and how they yield.
@@ -96,13 +96,7 @@ impl Plan {
         pipeline: &Context,
         par: Parallelism,
     ) -> Result<Instrumented, ContextError> {
-        self.lower(
-            pipeline,
-            &Lower {
-                par,
-                morsels: None,
-            },
-        )
+        self.lower(pipeline, &Lower { par, morsels: None })
     }
 
     fn lower(self, pipeline: &Context, lw: &Lower) -> Result<Instrumented, ContextError> {
@@ -221,7 +215,13 @@ impl Plan {
                 text,
             } => {
                 let p = nested(pipeline, "window")?;
-                Box::new(Window::new(input.lower(&p, lw)?, partition, order, calls, text))
+                Box::new(Window::new(
+                    input.lower(&p, lw)?,
+                    partition,
+                    order,
+                    calls,
+                    text,
+                ))
             }
             Plan::Join {
                 left,
@@ -274,9 +274,11 @@ impl Plan {
                 }
                 Box::new(UnionAll::new(built, types))
             }
-            Plan::Apply { input, subs } => {
-                Box::new(Apply::new(input.lower(pipeline, lw)?, subs, pipeline.clone()))
-            }
+            Plan::Apply { input, subs } => Box::new(Apply::new(
+                input.lower(pipeline, lw)?,
+                subs,
+                pipeline.clone(),
+            )),
             Plan::SetOp {
                 inputs,
                 steps,
