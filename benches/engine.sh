@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Engine benchmark: cascade vs DuckDB vs DataFusion, one thread each, the
-# same four queries (Q4 a star join); plus the cost of the per-batch context checks and the
+# same four queries (Q4 a star join), then all cores (benches/parallel_bench.py); plus the cost of the per-batch context checks and the
 # KILL QUERY -> error latency of every heavy operator.
 #
 #   bash benches/engine.sh            # everything (≈ 5–10 min on 2 cores)
@@ -75,3 +75,13 @@ MD=()
 if [ -n "${OUT:-}" ]; then MD=(--markdown "$OUT"); fi
 "$VENV/bin/python" benches/engine_bench.py "$WORK/cascade.json" \
   --cascade-bin "$BIN" "${KILLS_RT[@]}" --runs "$RUNS" "${MD[@]}" "${NOCHECKS[@]}"
+
+# All cores (issue 11): Q1–Q4 with cascade_threads = cores against DuckDB
+# threads = cores and DataFusion target_partitions = cores, and cascade's
+# scaling from 1 to 2 threads on Q1 and Q2 (NO_PARALLEL=1 skips it).
+if [ -z "${NO_PARALLEL:-}" ]; then
+  echo "== all cores: cascade, DuckDB, DataFusion; scaling 1 -> 2 threads" >&2
+  PMD=()
+  if [ -n "${OUT:-}" ]; then PMD=(--markdown "${OUT%.md}.parallel.md"); fi
+  "$VENV/bin/python" benches/parallel_bench.py "$BIN" --runs "$RUNS" --kills "$KILLS" "${PMD[@]}"
+fi

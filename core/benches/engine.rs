@@ -19,6 +19,7 @@
 
 use std::fmt::Write as _;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cascade::{Connection, Context, Engine, EngineConfig, Identity, Reason, StdHost};
@@ -100,6 +101,8 @@ struct Args {
     only: Option<String>,
     kinds: Option<String>,
     smoke: bool,
+    /// `cascade_threads` of the engine (1: the one-thread table).
+    threads: usize,
 }
 
 fn args() -> Args {
@@ -110,6 +113,7 @@ fn args() -> Args {
         only: None,
         kinds: None,
         smoke: !std::env::args().any(|a| a == "--bench"),
+        threads: 1,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -121,6 +125,7 @@ fn args() -> Args {
             "--out" => a.out = val,
             "--only" => a.only = val,
             "--kinds" => a.kinds = val,
+            "--threads" => a.threads = val.and_then(|v| v.parse().ok()).unwrap_or(a.threads),
             _ => {
                 i += 1;
                 continue;
@@ -497,7 +502,9 @@ fn kill_statement(e: &Engine, a: &Args) -> Json {
 
 fn main() {
     let a = args();
-    let engine = Engine::new(EngineConfig::new(1, StdHost::shared()));
+    let mut config = EngineConfig::new(1, Arc::new(StdHost::with_workers(a.threads)));
+    config.threads = a.threads.max(1);
+    let engine = Engine::new(config);
     let only = a
         .only
         .clone()
@@ -506,8 +513,15 @@ fn main() {
     let mut report = serde_json::Map::new();
     report.insert("runs".into(), json!(a.runs));
     report.insert("smoke".into(), json!(a.smoke));
-    if parts.contains(&"q1") {
-        report.insert("throughput".into(), throughput(&engine, &a, &[("q1", Q1)]));
+    report.insert("threads".into(), json!(a.threads));
+    // Single queries (`--only q1`, `--only q1,q2`: the A/B and the
+    // scaling runs).
+    let singles: Vec<(&str, &str)> = [("q1", Q1), ("q2", Q2), ("q3", Q3)]
+        .into_iter()
+        .filter(|(name, _)| parts.contains(name))
+        .collect();
+    if !singles.is_empty() {
+        report.insert("throughput".into(), throughput(&engine, &a, &singles));
     }
     if parts.contains(&"q4") {
         setup_q4(&engine, a.smoke);

@@ -5,6 +5,11 @@
 //! `cascade-web` host (`performance.now()`, `Date.now()`, `setTimeout`, a
 //! `MessageChannel` yield), and in tests [`ManualHost`], whose clocks only
 //! move when told, so timeouts and `NOW()` are deterministic.
+//!
+//! Parallel statements ask the host to run their pipelines elsewhere with
+//! [`Host::spawn`]. A host that cannot (the browser, [`ManualHost`]) gives
+//! the future back, and the statement polls it itself, in a fixed
+//! round-robin order: the same plans run, deterministically, on one thread.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,6 +65,18 @@ pub trait Host: Send + Sync + 'static {
     /// to run and then completes. In a browser it must reach the macrotask
     /// queue.
     fn yield_now(&self) -> HostFuture;
+    /// Runs `fut` to completion elsewhere (another thread, another task),
+    /// or gives it back (`Err`) when this host has nowhere else to run it:
+    /// then the caller polls it itself. The default gives it back, so a
+    /// host without threads (wasm) needs nothing for parallel plans.
+    fn spawn(&self, fut: HostFuture) -> Result<(), HostFuture> {
+        Err(fut)
+    }
+    /// How many pipelines a parallel stage should run by default: the
+    /// workers this host has (1 when it cannot [`Host::spawn`]).
+    fn parallelism(&self) -> usize {
+        1
+    }
 }
 
 /// A future that returns `Pending` once after waking itself: enough for any
@@ -87,14 +104,24 @@ impl Future for YieldNow {
 #[derive(Debug, Clone)]
 pub struct StdHost {
     epoch: std::time::Instant,
+    /// The worker threads of [`Host::spawn`], started on first use.
+    pool: Arc<std::sync::OnceLock<Option<futures::executor::ThreadPool>>>,
+    workers: usize,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 impl StdHost {
     /// A host whose epoch is now.
     pub fn new() -> Self {
+        Self::with_workers(available_cores())
+    }
+    /// A host whose [`Host::spawn`] runs futures on `workers` OS threads
+    /// (at least 1), started on first use.
+    pub fn with_workers(workers: usize) -> Self {
         StdHost {
             epoch: std::time::Instant::now(),
+            pool: Arc::new(std::sync::OnceLock::new()),
+            workers: workers.max(1),
         }
     }
     /// Shared, ready to hand to a root context.
@@ -125,6 +152,34 @@ impl Host for StdHost {
     fn yield_now(&self) -> HostFuture {
         Box::pin(YieldNow::default())
     }
+    fn spawn(&self, fut: HostFuture) -> Result<(), HostFuture> {
+        // A pool of OS threads running tasks from one queue: a pipeline's
+        // cooperative yield (a self-wake) puts it at the back of the queue.
+        let pool = self.pool.get_or_init(|| {
+            futures::executor::ThreadPool::builder()
+                .pool_size(self.workers)
+                .name_prefix("cascade-pipeline-")
+                .create()
+                .ok()
+        });
+        match pool {
+            Some(p) => {
+                p.spawn_ok(fut);
+                Ok(())
+            }
+            // The threads could not be started: run it on the caller.
+            None => Err(fut),
+        }
+    }
+    fn parallelism(&self) -> usize {
+        self.workers
+    }
+}
+
+/// The cores this process may use (1 when unknown).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// `std::time::SystemTime` as microseconds since the Unix epoch (negative

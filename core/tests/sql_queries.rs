@@ -231,6 +231,8 @@ fn explain_and_explain_analyze() {
         !text.iter().any(|l| l.contains("rows=")),
         "plain EXPLAIN does not run"
     );
+    // The serial plan (its parallel shape: tests/parallel.rs).
+    ok(&c, "SET cascade_threads = 1");
     let r = ok(&c, "EXPLAIN ANALYZE SELECT x % 10 AS k, count(*) FROM generate_series(1, 10000) AS t(x) GROUP BY k");
     let text: Vec<String> = rows(&r).into_iter().map(|r| r.join("")).collect();
     let scan = text.iter().find(|l| l.contains("GenerateSeries")).unwrap();

@@ -92,6 +92,9 @@ pub struct ServerConfig {
     /// `caching_sha2_password` (MySQL 8's default) or
     /// `mysql_native_password`. Either way, answers of both are accepted.
     pub default_auth_plugin: &'static str,
+    /// Pipelines per parallel stage (the engine's `cascade_threads`
+    /// default); 0 in the file means the available cores.
+    pub threads: usize,
     users: HashMap<(String, String), User>,
 }
 
@@ -137,6 +140,8 @@ struct FileServer {
     login_failure_window_secs: u64,
     #[serde(default)]
     default_auth_plugin: Option<String>,
+    #[serde(default)]
+    threads: usize,
 }
 
 impl Default for FileServer {
@@ -157,6 +162,7 @@ impl Default for FileServer {
             max_login_failures: default_max_login_failures(),
             login_failure_window_secs: default_login_failure_window(),
             default_auth_plugin: None,
+            threads: 0,
         }
     }
 }
@@ -334,6 +340,10 @@ impl ServerConfig {
             max_login_failures: file.server.max_login_failures,
             login_failure_window: Duration::from_secs(file.server.login_failure_window_secs),
             default_auth_plugin,
+            threads: match file.server.threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n.min(256),
+            },
             users,
         })
     }

@@ -2,7 +2,8 @@
 //! timer wheel for `SLEEP()` and statement deadlines, and
 //! `tokio::task::yield_now` for the pipeline's cooperative yields, so a
 //! CPU-bound query goes to the back of its worker's run queue and the task
-//! that reads a `KILL` from another connection gets to run.
+//! that reads a `KILL` from another connection gets to run. The pipelines
+//! of a parallel statement are tokio tasks (`tokio::spawn`).
 
 use cascade::{Host, HostFuture, Instant};
 use std::sync::Arc;
@@ -51,6 +52,22 @@ impl Host for TokioHost {
     fn yield_now(&self) -> HostFuture {
         Box::pin(tokio::task::yield_now())
     }
+
+    fn spawn(&self, fut: HostFuture) -> Result<(), HostFuture> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                // Detached: the statement awaits its pipelines itself.
+                drop(h.spawn(fut));
+                Ok(())
+            }
+            // Outside a runtime: the caller runs it.
+            Err(_) => Err(fut),
+        }
+    }
+
+    fn parallelism(&self) -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
 }
 
 #[cfg(test)]
@@ -68,5 +85,18 @@ mod tests {
         h.yield_now().await;
         // A deadline in the past completes at once.
         h.sleep_until(Instant(0)).await;
+    }
+
+    #[tokio::test]
+    async fn spawn_runs_a_task_in_the_runtime_and_gives_it_back_outside() {
+        let h = TokioHost::new();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = h.spawn(Box::pin(async move {
+            let _ = tx.send(7);
+        }));
+        assert!(spawned.is_ok());
+        assert_eq!(rx.await.ok(), Some(7));
+        let outside = std::thread::spawn(move || h.spawn(Box::pin(async {})).is_err());
+        assert!(outside.join().unwrap_or(false), "no runtime: given back");
     }
 }

@@ -167,6 +167,7 @@ fn main() -> ExitCode {
         let mut engine_config = EngineConfig::new(1, TokioHost::shared());
         engine_config.trace_capacity = config.trace_spans;
         engine_config.admin_reads_all_tenants = config.admin_reads_all_tenants;
+        engine_config.threads = config.threads;
         let engine = Engine::new(engine_config);
         let server = match Server::bind(config.clone(), engine).await {
             Ok(s) => s,

@@ -206,8 +206,15 @@ fn with_exact_codes(mut records: Vec<Record<SqlType>>) -> Vec<Record<SqlType>> {
 /// Runs one `.slt` file on a fresh engine; the error says which record
 /// failed, where, and how (expected and actual values or errors).
 pub fn run_file(path: &Path) -> Result<(), String> {
+    run_file_with_threads(path, 1)
+}
+
+/// [`run_file`] on an engine whose statements run parallel stages of
+/// `threads` pipelines (`cascade_threads`): the expected results are the
+/// same for every `threads`.
+pub fn run_file_with_threads(path: &Path, threads: usize) -> Result<(), String> {
     let records = sqllogictest::parse_file::<SqlType>(path).map_err(|e| e.to_string())?;
-    run_records(records)
+    run_records(records, threads)
 }
 
 /// Runs the text of a `.slt` file (named `name` in errors) on a fresh
@@ -215,11 +222,13 @@ pub fn run_file(path: &Path) -> Result<(), String> {
 pub fn run_script(name: &str, text: &str) -> Result<(), String> {
     let records =
         sqllogictest::parse_with_name::<SqlType>(text, name).map_err(|e| e.to_string())?;
-    run_records(records)
+    run_records(records, 1)
 }
 
-fn run_records(records: Vec<Record<SqlType>>) -> Result<(), String> {
-    let engine = Engine::new(EngineConfig::new(1, StdHost::shared()));
+fn run_records(records: Vec<Record<SqlType>>, threads: usize) -> Result<(), String> {
+    let mut config = EngineConfig::new(1, std::sync::Arc::new(StdHost::with_workers(threads)));
+    config.threads = threads.max(1);
+    let engine = Engine::new(config);
     let make = {
         let engine = engine.clone();
         move || {

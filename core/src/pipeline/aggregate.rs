@@ -13,6 +13,7 @@
 //! they keep. See [`super::memory`].
 
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::memory::{hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse};
@@ -206,6 +207,15 @@ enum DecSum {
     Empty,
     Sum,
     Overflow,
+}
+
+/// Adds a partial exact sum (`x` in state `xs`) to a group's.
+fn merge_dec(sum: &mut Dec, state: &mut DecSum, x: Dec, xs: DecSum) {
+    match xs {
+        DecSum::Empty => {}
+        DecSum::Sum => add_dec(sum, state, Some(x)),
+        DecSum::Overflow => *state = DecSum::Overflow,
+    }
 }
 
 /// Adds `x` to a group's exact sum.
@@ -484,6 +494,64 @@ impl State {
         }
     }
 
+    /// Adds the states of `other`'s groups `from..from + gids.len()` into
+    /// this one's groups `gids` (parallel aggregation: a partial state
+    /// merged into the final one). `DISTINCT` sets are merged by the
+    /// caller, which accounts for their memory.
+    fn merge(&mut self, other: &State, gids: &[u32], from: usize) {
+        let pairs = gids
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| (g as usize, from + i));
+        match (self, other) {
+            (State::Count(a), State::Count(b)) => pairs.for_each(|(g, j)| a[g] += b[j]),
+            (State::SumInt(s, seen), State::SumInt(s2, seen2)) => {
+                for (g, j) in pairs.filter(|&(_, j)| seen2[j]) {
+                    s[g] += s2[j];
+                    seen[g] = true;
+                }
+            }
+            (State::SumFloat(s, seen), State::SumFloat(s2, seen2)) => {
+                for (g, j) in pairs.filter(|&(_, j)| seen2[j]) {
+                    s[g] += s2[j];
+                    seen[g] = true;
+                }
+            }
+            (State::SumDec(s, st), State::SumDec(s2, st2)) => {
+                for (g, j) in pairs {
+                    merge_dec(&mut s[g], &mut st[g], s2[j], st2[j]);
+                }
+            }
+            (State::Avg(s, c), State::Avg(s2, c2)) => {
+                for (g, j) in pairs {
+                    s[g] += s2[j];
+                    c[g] += c2[j];
+                }
+            }
+            (State::AvgDec(s, c, st), State::AvgDec(s2, c2, st2)) => {
+                for (g, j) in pairs {
+                    merge_dec(&mut s[g], &mut st[g], s2[j], st2[j]);
+                    c[g] += c2[j];
+                }
+            }
+            (State::MinMax(m, is_min), State::MinMax(m2, _)) => {
+                let want = if *is_min {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                };
+                for (g, j) in pairs {
+                    let v = &m2[j];
+                    if !v.is_null() && (m[g].is_null() || v.sql_cmp(&m[g]) == Some(want)) {
+                        m[g] = v.clone();
+                    }
+                }
+            }
+            // Same specs on both sides: other pairs do not occur.
+            _ => {}
+        }
+    }
+
     /// The result of group `g`. An integer SUM is exact (summed in i128)
     /// and error 1690 when BIGINT cannot hold it, never a rounded double
     /// clamped into BIGINT; a DOUBLE sum past ±1.8e308 is 1690 too.
@@ -710,6 +778,24 @@ pub struct HashAggregate {
     /// An input batch being consumed a slice at a time, and where.
     pending: Option<(Batch, usize)>,
     text: String,
+    /// A partial aggregate of a parallel stage: consumes its input and
+    /// emits nothing; its states are merged into the final one.
+    partial: bool,
+    /// Where each group was first seen (parallel aggregation), so that the
+    /// final aggregate emits its groups in the order one pipeline would.
+    order: Option<GroupOrder>,
+    /// The offset in its batch of the slice being consumed.
+    slice_off: usize,
+    /// The order in which the groups are emitted, when `order` is kept.
+    emit_order: Option<Vec<u32>>,
+}
+
+/// The position (morsel sequence number << 32 | row) at which each group
+/// was first seen, with the cell where the pipeline's morsel scan writes
+/// the sequence number of the batch it produced last.
+struct GroupOrder {
+    morsel: Arc<AtomicU64>,
+    first: Vec<u64>,
 }
 
 impl HashAggregate {
@@ -751,12 +837,151 @@ impl HashAggregate {
             has_distinct,
             pending: None,
             text,
+            partial: false,
+            order: None,
+            slice_off: 0,
+            emit_order: None,
         };
         if matches!(agg.groups, Groups::None) {
             agg.ngroups = 1;
             agg.states.iter_mut().for_each(|s| s.resize(1));
         }
         agg
+    }
+
+    /// Makes this a partial aggregate of a parallel stage: it consumes its
+    /// input and emits nothing, keeping its groups for
+    /// [`HashAggregate::merge_from`], with the position where each was first
+    /// seen (`morsel` is the cell where its pipeline's morsel scan writes
+    /// the sequence number of each batch).
+    pub fn partial(mut self, morsel: Arc<AtomicU64>) -> Self {
+        self.partial = true;
+        self.order = Some(GroupOrder {
+            morsel,
+            first: Vec::new(),
+        });
+        self
+    }
+
+    /// Makes this the final aggregate of a parallel stage: its groups come
+    /// from [`HashAggregate::merge_from`] (its own input is not read), and
+    /// are emitted in the order in which one pipeline would have seen them.
+    pub fn merging(mut self) -> Self {
+        self.input_done = true;
+        self.order = Some(GroupOrder {
+            morsel: Arc::new(AtomicU64::new(0)),
+            first: Vec::new(),
+        });
+        self
+    }
+
+    /// Groups held (1 without keys: the one group).
+    pub fn group_count(&self) -> usize {
+        self.ngroups
+    }
+
+    /// Merges groups `from..to` of partial aggregate `other` (same keys and
+    /// aggregates) into this one, reserving the memory of the new groups
+    /// first.
+    pub fn merge_from(
+        &mut self,
+        other: &HashAggregate,
+        from: usize,
+        to: usize,
+        res: &Arc<Resources>,
+    ) -> Result<(), ExecError> {
+        let to = to.min(other.ngroups);
+        if from >= to {
+            return Ok(());
+        }
+        self.make_room(to - from, res)?;
+        let before = self.ngroups;
+        let mut key_heap = 0u64;
+        let gids: Vec<u32> = match (&mut self.groups, &other.groups) {
+            (Groups::None, _) => vec![0; to - from],
+            (
+                Groups::Int {
+                    map,
+                    dense,
+                    null,
+                    keys,
+                },
+                Groups::Int { keys: theirs, .. },
+            ) => theirs[from..to]
+                .iter()
+                .map(|k| match k.as_i64().filter(|_| !k.is_null()) {
+                    None => *null.get_or_insert_with(|| {
+                        keys.push(Value::Null);
+                        (keys.len() - 1) as u32
+                    }),
+                    Some(x) => int_group(x, map, dense, keys),
+                })
+                .collect(),
+            (Groups::Generic { map, keys }, Groups::Generic { keys: theirs, .. }) => theirs
+                [from..to]
+                .iter()
+                .map(|key| match map.get(key) {
+                    Some(id) => *id,
+                    None => {
+                        let next = keys.len() as u32;
+                        key_heap += 2 * vec_bytes::<Value>(key.capacity())
+                            + key.iter().map(|v| v.heap_bytes() as u64).sum::<u64>();
+                        keys.push(key.clone());
+                        map.insert(key.clone(), next);
+                        next
+                    }
+                })
+                .collect(),
+            // Same keys on both sides: other pairs do not occur.
+            _ => return Ok(()),
+        };
+        if !matches!(self.groups, Groups::None) {
+            self.ngroups = match &self.groups {
+                Groups::Int { keys, .. } => keys.len(),
+                Groups::Generic { keys, .. } => keys.len(),
+                Groups::None => 1,
+            };
+        }
+        let n = self.ngroups;
+        if n > before {
+            self.states.iter_mut().for_each(|s| s.resize(n));
+        }
+        if let (Some(mine), Some(theirs)) = (&mut self.order, &other.order) {
+            mine.first.resize(n, u64::MAX);
+            for (i, &g) in gids.iter().enumerate() {
+                let at = theirs.first.get(from + i).copied().unwrap_or(u64::MAX);
+                let slot = &mut mine.first[g as usize];
+                *slot = (*slot).min(at);
+            }
+        }
+        for (state, theirs) in self.states.iter_mut().zip(&other.states) {
+            if let (State::Distinct(sets), State::Distinct(their_sets)) = (&mut *state, theirs) {
+                let mut kept = 0u64;
+                for (i, &g) in gids.iter().enumerate() {
+                    for v in their_sets[from + i].iter() {
+                        kept += sets[g as usize].insert(v.clone(), &mut self.mem, res)?;
+                    }
+                }
+                self.mem.grow(res, kept)?;
+                continue;
+            }
+            state.merge(theirs, &gids, from);
+        }
+        self.mem.grow(res, key_heap)?;
+        self.settle(res)
+    }
+
+    /// Frees the groups and their states (a partial aggregate, once merged),
+    /// giving their memory back; the operator stays for EXPLAIN.
+    pub fn release(&mut self) {
+        self.states
+            .iter_mut()
+            .for_each(|s| *s = State::Count(Vec::new()));
+        self.groups = Groups::None;
+        self.order = None;
+        self.ngroups = 0;
+        self.structure = 0;
+        self.mem = MemoryUse::default();
     }
 
     /// Heap bytes of the group tables and the per-group state vectors, from
@@ -776,7 +1001,11 @@ impl HashAggregate {
                     + vec_bytes::<Vec<Value>>(keys.capacity())
             }
         };
-        groups + self.states.iter().map(State::vec_bytes).sum::<u64>()
+        let first = self
+            .order
+            .as_ref()
+            .map_or(0, |o| vec_bytes::<u64>(o.first.capacity()));
+        groups + first + self.states.iter().map(State::vec_bytes).sum::<u64>()
     }
 
     /// Reserves the memory for up to `n` new groups and grows the tables
@@ -821,7 +1050,14 @@ impl HashAggregate {
                 )
             }
         };
-        let growth = groups + self.states.iter().map(|s| s.growth_bytes(n)).sum::<u64>();
+        let first = self.order.as_ref().map_or(0, |o| {
+            vec_growth(
+                o.first.len(),
+                o.first.capacity(),
+                std::mem::size_of::<u64>(),
+            )
+        });
+        let growth = groups + first + self.states.iter().map(|s| s.growth_bytes(n)).sum::<u64>();
         if growth == 0 {
             return Ok(());
         }
@@ -843,6 +1079,12 @@ impl HashAggregate {
             }
         }
         self.states.iter_mut().for_each(|s| s.reserve(n));
+        if let Some(o) = &mut self.order {
+            let f = &mut o.first;
+            if n > f.capacity() - f.len() {
+                f.reserve_exact(grown_capacity(f.len(), f.capacity(), n) - f.len());
+            }
+        }
         // The old tables are freed: the new ones take the place of the
         // reservation made for them.
         self.mem.shrink(growth);
@@ -953,6 +1195,16 @@ impl HashAggregate {
             let n = self.ngroups;
             // Within the capacity `make_room` gave them.
             self.states.iter_mut().for_each(|s| s.resize(n));
+            if let Some(o) = &mut self.order {
+                // Where each new group was first seen: its first row here.
+                let base = (o.morsel.load(Ordering::Relaxed) << 32) | self.slice_off as u64;
+                o.first.resize(n, u64::MAX);
+                for (i, &g) in gids.iter().enumerate() {
+                    if g as usize >= before && o.first[g as usize] == u64::MAX {
+                        o.first[g as usize] = base + i as u64;
+                    }
+                }
+            }
             // The dense id array grows here (to 256 KiB at most), and the
             // keys' heap: accounted after the fact, both bounded by a batch.
             self.mem.grow(cx.resources, key_heap)?;
@@ -990,8 +1242,10 @@ impl Operator for HashAggregate {
             // each row is a random access into a set that may be far larger
             // than the caches, and a step must stay short for a kill to be
             // seen soon.
+            self.slice_off = 0;
             let next = match self.pending.take() {
                 Some((b, off)) => {
+                    self.slice_off = off;
                     let n = (b.len - off).min(DISTINCT_ROWS);
                     let part = b.slice(off, n);
                     if off + n < b.len {
@@ -1038,18 +1292,33 @@ impl Operator for HashAggregate {
                 other => Ok(other),
             };
         }
-        if self.emitted >= self.ngroups {
+        if self.partial || self.emitted >= self.ngroups {
             return Ok(Step::Done);
         }
+        if self.emitted == 0 && self.emit_order.is_none() && !matches!(self.groups, Groups::None) {
+            if let Some(o) = &self.order {
+                // Parallel: the groups in the order of their first rows.
+                self.mem
+                    .grow(cx.resources, vec_bytes::<u32>(self.ngroups))?;
+                let mut perm: Vec<u32> = (0..self.ngroups as u32).collect();
+                perm.sort_unstable_by_key(|&g| o.first.get(g as usize).copied());
+                self.emit_order = Some(perm);
+            }
+        }
         let end = (self.emitted + BATCH_ROWS).min(self.ngroups);
+        let ids: Vec<usize> = match &self.emit_order {
+            Some(p) => p[self.emitted..end].iter().map(|&g| g as usize).collect(),
+            None => (self.emitted..end).collect(),
+        };
         let mut cols = Vec::new();
         for (k, ty) in self.key_types.iter().enumerate() {
-            let vals: Vec<Value> = (self.emitted..end).map(|g| self.key_value(g, k)).collect();
+            let vals: Vec<Value> = ids.iter().map(|&g| self.key_value(g, k)).collect();
             cols.push(Arc::new(Column::from_values(*ty, &vals)));
         }
         for (spec, state) in self.aggs.iter().zip(&self.states) {
-            let vals = (self.emitted..end)
-                .map(|g| state.finish(spec, g))
+            let vals = ids
+                .iter()
+                .map(|&g| state.finish(spec, g))
                 .collect::<Result<Vec<Value>, ExecError>>()?;
             cols.push(Arc::new(Column::from_values(spec.output_type(), &vals)));
         }
@@ -1058,7 +1327,14 @@ impl Operator for HashAggregate {
         Ok(Step::Batch(Batch::new(cols, n)))
     }
     fn describe(&self) -> String {
-        format!("HashAggregate {}", self.text)
+        if self.partial {
+            format!("HashAggregate (partial) {}", self.text)
+        } else {
+            format!("HashAggregate {}", self.text)
+        }
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
     fn name(&self) -> &'static str {
         "HashAggregate"

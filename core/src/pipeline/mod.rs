@@ -21,6 +21,7 @@ pub mod dml;
 pub mod index_scan;
 pub mod join;
 pub mod memory;
+pub mod parallel;
 pub mod reclaim;
 pub mod recursive;
 pub mod scan;
@@ -47,7 +48,6 @@ use crate::trace::{SpanId, SpanStatus};
 pub const BATCH_ROWS: usize = 4096;
 
 /// What one call of [`Operator::next`] did.
-#[derive(Debug)]
 pub enum Step {
     /// A batch of output.
     Batch(Batch),
@@ -57,8 +57,24 @@ pub enum Step {
     /// expression does not use this: it leaves the time in
     /// [`EvalCx::sleep_owed`], which the driver waits after every step.)
     Sleep(Duration),
+    /// Waits for other pipelines (an exchange): the driver awaits the
+    /// future, or the query's cancellation, whichever comes first, then
+    /// calls again.
+    Wait(crate::host::HostFuture),
     /// No more output.
     Done,
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Batch(b) => f.debug_tuple("Batch").field(b).finish(),
+            Step::Pending => f.write_str("Pending"),
+            Step::Sleep(d) => f.debug_tuple("Sleep").field(d).finish(),
+            Step::Wait(_) => f.write_str("Wait"),
+            Step::Done => f.write_str("Done"),
+        }
+    }
 }
 
 /// A physical operator.
@@ -71,6 +87,16 @@ pub trait Operator: Send {
     fn name(&self) -> &'static str;
     /// Its inputs.
     fn children(&self) -> Vec<&Instrumented>;
+    /// The operator as `Any`, for the operators that another one reaches
+    /// into (a parallel stage's partial aggregates).
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
+    /// The parallel pipelines this operator started, if any: the driver
+    /// cancels and awaits them before the statement ends.
+    fn pipelines(&self) -> Option<Arc<parallel::PipelineSet>> {
+        None
+    }
 }
 
 /// What operators get when they run.
@@ -136,6 +162,25 @@ impl Instrumented {
     /// The operator.
     pub fn op(&self) -> &dyn Operator {
         &*self.op
+    }
+
+    /// The operator, mutably.
+    pub fn op_mut(&mut self) -> &mut dyn Operator {
+        &mut *self.op
+    }
+
+    /// The sets of parallel pipelines started in this subtree.
+    pub fn pipeline_sets(&self) -> Vec<Arc<parallel::PipelineSet>> {
+        let mut out = Vec::new();
+        self.collect_sets(&mut out);
+        out
+    }
+
+    fn collect_sets(&self, out: &mut Vec<Arc<parallel::PipelineSet>>) {
+        out.extend(self.op.pipelines());
+        for c in self.op.children() {
+            c.collect_sets(out);
+        }
     }
 
     /// Checks the context, runs one step of the operator, and accounts for
@@ -284,7 +329,32 @@ impl Default for YieldPolicy {
 /// Returns the primary error: a real error (memory budget, division by
 /// zero) is returned as itself even if it also cancelled the query, and a
 /// cancellation is returned as a cancellation, never as success.
+///
+/// Parallel pipelines started by operators of the tree are cancelled (when
+/// the run ends early) and awaited before this returns: none outlives the
+/// run.
 pub async fn drive(
+    root: &mut Instrumented,
+    query: &Context,
+    cx: &mut OpCx<'_>,
+    policy: YieldPolicy,
+    sink: impl FnMut(Batch) -> Result<(), ExecError>,
+) -> Result<(), ExecError> {
+    let res = drive_loop(root, query, cx, policy, sink).await;
+    let sets = root.pipeline_sets();
+    if !sets.is_empty() {
+        for s in &sets {
+            s.stop(res.as_ref().err());
+        }
+        for s in &sets {
+            s.ended().await;
+            s.discard_delivered();
+        }
+    }
+    res
+}
+
+pub(crate) async fn drive_loop(
     root: &mut Instrumented,
     query: &Context,
     cx: &mut OpCx<'_>,
@@ -320,6 +390,13 @@ pub async fn drive(
         match step {
             Step::Batch(b) => sink(b)?,
             Step::Pending => {}
+            Step::Wait(w) => {
+                futures::future::select(w, query.cancelled()).await;
+                now = host.now();
+                last_yield = now;
+                steps = 0;
+                continue;
+            }
             Step::Sleep(d) => {
                 sleep(query, d).await?;
                 now = host.now();

@@ -464,6 +464,7 @@ impl Apply {
             }
             Step::Pending => {}
             Step::Sleep(d) => return Ok(Some(Step::Sleep(d))),
+            Step::Wait(w) => return Ok(Some(Step::Wait(w))),
             Step::Done => finished = true,
         }
         if !finished {

@@ -89,6 +89,11 @@ pub struct EngineConfig {
     /// Off by default: `sys`'s admin then administers (process list, KILL)
     /// but sees only `sys`'s own databases.
     pub admin_reads_all_tenants: bool,
+    /// Pipelines per parallel stage (`SET cascade_threads = n` changes it
+    /// for a session); 1 runs every statement as one chain of pipelines.
+    /// Default: the host's [`Host::parallelism`] (the available cores
+    /// natively, 1 in the browser).
+    pub threads: usize,
 }
 
 impl EngineConfig {
@@ -96,12 +101,13 @@ impl EngineConfig {
     pub fn new(node_id: u64, host: Arc<dyn Host>) -> Self {
         EngineConfig {
             node_id,
-            host,
             trace_capacity: 200_000,
             memory_budget: 1 << 30,
             yield_policy: YieldPolicy::default(),
             txn_hooks: None,
             admin_reads_all_tenants: false,
+            threads: host.parallelism().max(1),
+            host,
         }
     }
 }
@@ -161,6 +167,8 @@ struct Session {
     memory_budget: u64,
     /// Iterations a recursive CTE may start (MySQL's default is 1000).
     cte_max_recursion_depth: u64,
+    /// Pipelines per parallel stage (`cascade_threads`).
+    threads: usize,
     txn: Option<TxnState>,
 }
 
@@ -341,6 +349,7 @@ impl Engine {
                 max_execution_time_ms: 0,
                 memory_budget: self.inner.config.memory_budget,
                 cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
+                threads: self.inner.config.threads.max(1),
                 txn: None,
             })),
             vars: Mutex::new(Vec::new()),
@@ -348,6 +357,7 @@ impl Engine {
             stmt_now: AtomicI64::new(0),
             database: Mutex::new(Some(crate::sql::info_schema::SCHEMA_NAME.to_owned())),
             touched: Mutex::new(BTreeSet::new()),
+            threads: std::sync::atomic::AtomicUsize::new(self.inner.config.threads.max(1)),
         });
         // Every tenant has its default database, made on first use.
         self.inner.catalog.create_database(
@@ -359,6 +369,7 @@ impl Engine {
             max_execution_time_ms: 0,
             memory_budget: self.inner.config.memory_budget,
             cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
+            threads: self.inner.config.threads.max(1),
             txn: None,
         });
         lock(&self.inner.connections).insert(id, Arc::downgrade(&conn));
@@ -416,6 +427,8 @@ struct ConnInner {
     /// The databases the open transaction's statements named (implicit
     /// or explicit; cleared when one starts), for `DROP DATABASE`.
     touched: Mutex<BTreeSet<String>>,
+    /// The session's `cascade_threads`, for the planner.
+    threads: std::sync::atomic::AtomicUsize,
 }
 
 impl ConnInner {
@@ -459,10 +472,20 @@ impl ConnInner {
         self.stmt_now.load(Ordering::Relaxed)
     }
 
+    /// How the session's statements run parallel stages.
+    fn parallelism(&self) -> crate::sql::plan::Parallelism {
+        crate::sql::plan::Parallelism {
+            threads: self.threads.load(Ordering::Relaxed).max(1),
+            policy: self.engine.config.yield_policy,
+        }
+    }
+
     /// Makes the session's settings readable as `@@name`.
     fn publish_vars(&self, s: &Session) {
         let user = format!("{}@{}", self.identity.user, self.identity.tenant);
+        self.threads.store(s.threads, Ordering::Relaxed);
         *lock(&self.vars) = vec![
+            ("cascade_threads", Value::Int(s.threads as i64)),
             ("autocommit", Value::Int(s.autocommit as i64)),
             (
                 "max_execution_time",
@@ -1259,7 +1282,8 @@ async fn dispatch(
                     .child(Level::Pipeline)
                     .name("pipeline")
                     .build()?;
-                plan.build(&pipeline)?.explain(false)
+                plan.build_parallel(&pipeline, c.parallelism())?
+                    .explain(false)
             };
             Ok(text_rows(
                 stmt_id,
@@ -1608,7 +1632,7 @@ async fn run_plan(
         .child(Level::Pipeline)
         .name("pipeline")
         .build()?;
-    let mut root = plan.build(&pipeline)?;
+    let mut root = plan.build_parallel(&pipeline, c.parallelism())?;
     x.state.set_phase(Phase::Executing);
     let mut out = Vec::new();
     let mut mem = MemoryUse::default();
@@ -1972,6 +1996,8 @@ fn exec_set(
         }
         "max_execution_time" => s.max_execution_time_ms = int(&v)?,
         "cascade_memory_budget" => s.memory_budget = int(&v)?.max(1),
+        // Pipelines per parallel stage: 1 to 256 (0 is 1).
+        "cascade_threads" => s.threads = int(&v)?.clamp(1, 256) as usize,
         // MySQL's range: 0 to 4294967295.
         "cte_max_recursion_depth" => s.cte_max_recursion_depth = int(&v)?.min(u64::from(u32::MAX)),
         "names"

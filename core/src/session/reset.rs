@@ -42,6 +42,7 @@ impl Connection {
         s.autocommit = true;
         s.max_execution_time_ms = 0;
         s.memory_budget = c.engine.config.memory_budget;
+        s.threads = c.engine.config.threads.max(1);
         c.publish_vars(&s);
         *lock(&c.session) = Slot::Idle(s);
         Ok(())

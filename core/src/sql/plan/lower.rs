@@ -1,5 +1,16 @@
 //! Lowering: a [`Plan`] to instrumented operators, each blocking
 //! operator's input in a nested Pipeline context.
+//!
+//! With more than one thread ([`Parallelism`]), an aggregate over a scan
+//! (a table or `generate_series`, through filters and projections, of at
+//! least two morsels, not read through an index) becomes a parallel stage:
+//! N pipelines, each a Pipeline context under the aggregate's, each a
+//! partial aggregate over a [`MorselScan`] of the shared [`Morsels`], and a
+//! [`ParallelAggregate`] that merges them (see [`crate::pipeline::parallel`]).
+//! With one thread the plan is the serial one, operator for operator.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use super::Plan;
 
@@ -10,36 +21,111 @@ use crate::pipeline::aggregate::HashAggregate;
 use crate::pipeline::basic::{Filter, Limit, Project, UnionAll};
 use crate::pipeline::dml::{Delete, Update};
 use crate::pipeline::join::HashJoin;
+use crate::pipeline::parallel::{Empty, MorselScan, Morsels, ParallelAggregate, PipelineSpec};
 use crate::pipeline::recursive::{RecursiveUnion, TermBuilder, WorkTableScan};
 use crate::pipeline::scan::{SeriesScan, TableScan, ValuesScan};
 use crate::pipeline::setop::SetOp;
 use crate::pipeline::sort::Sort;
 use crate::pipeline::subquery::Apply;
 use crate::pipeline::window::Window;
-use crate::pipeline::Instrumented;
+use crate::pipeline::{Instrumented, YieldPolicy};
+
+/// How many pipelines a parallel stage runs, and how they yield.
+#[derive(Clone, Copy, Debug)]
+pub struct Parallelism {
+    /// Pipelines per parallel stage (1: the serial plan).
+    pub threads: usize,
+    /// The pipelines' yield policy.
+    pub policy: YieldPolicy,
+}
+
+impl Parallelism {
+    /// One thread: the serial plan.
+    pub fn serial() -> Self {
+        Parallelism {
+            threads: 1,
+            policy: YieldPolicy::default(),
+        }
+    }
+}
+
+/// What lowering carries down the tree.
+struct Lower {
+    par: Parallelism,
+    /// Inside one pipeline of a parallel stage: its scan's morsels, and
+    /// the cell where the scan writes each morsel's sequence number.
+    morsels: Option<(Arc<Morsels>, Arc<AtomicU64>)>,
+}
+
+/// The morsels of `plan` when it is a scan that a parallel stage can split:
+/// filters and projections over a table scan or `generate_series`, at
+/// least two morsels, and no index access path for the filter.
+fn morsel_source(plan: &Plan) -> Option<Arc<Morsels>> {
+    let m = match plan {
+        Plan::Series { start, stop, step } => Morsels::series(*start, *stop, *step),
+        Plan::Scan { table, data } => Morsels::table(table.clone(), data.clone()),
+        Plan::Filter { input, pred, .. } => {
+            if let Plan::Scan { data, .. } = &**input {
+                let types: Vec<crate::data::DataType> = match data.chunks.first() {
+                    Some(c) => c.columns.iter().map(|c| c.data_type()).collect(),
+                    None => return None,
+                };
+                if super::index::choose(data, &types, pred).is_some() {
+                    return None;
+                }
+            }
+            return morsel_source(input);
+        }
+        Plan::Project { input, .. } => return morsel_source(input),
+        _ => return None,
+    };
+    (m.len() >= 2).then_some(m)
+}
 
 impl Plan {
     /// Builds operators; blocking operators get their input in a nested
     /// Pipeline context.
     pub fn build(self, pipeline: &Context) -> Result<Instrumented, ContextError> {
+        self.build_parallel(pipeline, Parallelism::serial())
+    }
+
+    /// Builds operators with parallel stages of `par.threads` pipelines
+    /// where the plan allows (the serial plan when `par.threads` is 1).
+    pub fn build_parallel(
+        self,
+        pipeline: &Context,
+        par: Parallelism,
+    ) -> Result<Instrumented, ContextError> {
+        self.lower(pipeline, &Lower { par, morsels: None })
+    }
+
+    fn lower(self, pipeline: &Context, lw: &Lower) -> Result<Instrumented, ContextError> {
         let nested = |p: &Context, what: &str| -> Result<Context, ContextError> {
             p.child(Level::Pipeline)
                 .name(format!("pipeline ({what} input)"))
                 .build()
         };
+        if let (Some((m, seq)), Plan::Series { .. } | Plan::Scan { .. }) = (&lw.morsels, &self) {
+            // One pipeline of a parallel stage: its scan takes morsels.
+            return Ok(Instrumented::new(
+                Box::new(MorselScan::new(m.clone(), seq.clone())),
+                pipeline.clone(),
+            ));
+        }
         let op: Box<dyn crate::pipeline::Operator> = match self {
             Plan::Series { start, stop, step } => Box::new(SeriesScan::new(start, stop, step)),
             Plan::Scan { table, data } => Box::new(TableScan::new(table, data)),
             Plan::Values { rows, types } => Box::new(ValuesScan::new(rows, types)),
             Plan::Filter { input, pred, text } => {
                 let input = match *input {
+                    other if lw.morsels.is_some() => other.lower(pipeline, lw)?,
                     // A filter straight over a table scan may read through
                     // an index (plan/index.rs); the filter stays above.
                     Plan::Scan { table, data } => Instrumented::new(
                         super::index::access(table, data, &pred),
                         pipeline.clone(),
                     ),
-                    other => other.build(pipeline)?,
+                    other => other.lower(pipeline, lw)?,
                 };
                 Box::new(Filter::new(input, pred, text))
             }
@@ -48,7 +134,7 @@ impl Plan {
                 exprs,
                 types,
                 text,
-            } => Box::new(Project::new(input.build(pipeline)?, exprs, types, text)),
+            } => Box::new(Project::new(input.lower(pipeline, lw)?, exprs, types, text)),
             Plan::Aggregate {
                 input,
                 keys,
@@ -57,8 +143,50 @@ impl Plan {
                 text,
             } => {
                 let p = nested(pipeline, "aggregate")?;
+                let morsels = if lw.par.threads > 1 && lw.morsels.is_none() {
+                    morsel_source(&input)
+                } else {
+                    None
+                };
+                if let Some(m) = morsels {
+                    let n = lw.par.threads;
+                    let mut specs = Vec::with_capacity(n);
+                    for i in 0..n {
+                        let ctx = p
+                            .child(Level::Pipeline)
+                            .name(format!("pipeline {}/{n} (partial aggregate)", i + 1))
+                            .build()?;
+                        let seq = Arc::new(AtomicU64::new(0));
+                        let inner = Lower {
+                            par: Parallelism::serial(),
+                            morsels: Some((m.clone(), seq.clone())),
+                        };
+                        let agg = HashAggregate::new(
+                            (*input).clone().lower(&ctx, &inner)?,
+                            keys.clone(),
+                            key_types.clone(),
+                            aggs.clone(),
+                            text.clone(),
+                        )
+                        .partial(seq);
+                        specs.push(PipelineSpec {
+                            root: Instrumented::new(Box::new(agg), ctx.clone()),
+                            ctx,
+                        });
+                    }
+                    let merged = HashAggregate::new(
+                        Instrumented::new(Box::new(Empty), p.clone()),
+                        keys,
+                        key_types,
+                        aggs,
+                        text,
+                    )
+                    .merging();
+                    let op = ParallelAggregate::new(specs, merged, lw.par.policy);
+                    return Ok(Instrumented::new(Box::new(op), pipeline.clone()));
+                }
                 Box::new(HashAggregate::new(
-                    input.build(&p)?,
+                    input.lower(&p, lw)?,
                     keys,
                     key_types,
                     aggs,
@@ -72,13 +200,13 @@ impl Plan {
                 text,
             } => {
                 let p = nested(pipeline, "sort")?;
-                Box::new(Sort::new(input.build(&p)?, keys, limit, text))
+                Box::new(Sort::new(input.lower(&p, lw)?, keys, limit, text))
             }
             Plan::Limit {
                 input,
                 offset,
                 limit,
-            } => Box::new(Limit::new(input.build(pipeline)?, offset, limit)),
+            } => Box::new(Limit::new(input.lower(pipeline, lw)?, offset, limit)),
             Plan::Window {
                 input,
                 partition,
@@ -87,7 +215,13 @@ impl Plan {
                 text,
             } => {
                 let p = nested(pipeline, "window")?;
-                Box::new(Window::new(input.build(&p)?, partition, order, calls, text))
+                Box::new(Window::new(
+                    input.lower(&p, lw)?,
+                    partition,
+                    order,
+                    calls,
+                    text,
+                ))
             }
             Plan::Join {
                 mut left,
@@ -106,8 +240,8 @@ impl Plan {
                 let publish = super::joins::push_key_filter(&mut left, &left_keys, int_keys, kind);
                 let p = nested(pipeline, "join build")?;
                 let mut join = HashJoin::new(
-                    probe_side(*left, pipeline)?,
-                    right.build(&p)?,
+                    probe_side(*left, pipeline, lw)?,
+                    right.lower(&p, lw)?,
                     left_keys,
                     right_keys,
                     int_keys,
@@ -143,13 +277,15 @@ impl Plan {
             Plan::Union { inputs, types } => {
                 let mut built = Vec::new();
                 for i in inputs {
-                    built.push(i.build(pipeline)?);
+                    built.push(i.lower(pipeline, lw)?);
                 }
                 Box::new(UnionAll::new(built, types))
             }
-            Plan::Apply { input, subs } => {
-                Box::new(Apply::new(input.build(pipeline)?, subs, pipeline.clone()))
-            }
+            Plan::Apply { input, subs } => Box::new(Apply::new(
+                input.lower(pipeline, lw)?,
+                subs,
+                pipeline.clone(),
+            )),
             Plan::SetOp {
                 inputs,
                 steps,
@@ -158,7 +294,7 @@ impl Plan {
                 let p = nested(pipeline, "set operation")?;
                 let mut built = Vec::new();
                 for i in inputs {
-                    built.push(i.build(&p)?);
+                    built.push(i.lower(&p, lw)?);
                 }
                 Box::new(SetOp::new(built, steps, types))
             }
@@ -171,8 +307,8 @@ impl Plan {
                 // The anchor and every iteration's recursive part run in one
                 // nested pipeline: a kill or a deadline reaches them all.
                 let p = nested(pipeline, "recursive union")?;
-                let anchor = anchor.build(&p)?;
-                let first = (*term).clone().build(&p)?;
+                let anchor = anchor.lower(&p, lw)?;
+                let first = (*term).clone().lower(&p, lw)?;
                 let builder: TermBuilder =
                     Box::new(move |ctx: &Context| Ok((*term).clone().build(ctx)?));
                 Box::new(RecursiveUnion::new(spec, anchor, first, builder, table, p))
@@ -187,7 +323,7 @@ impl Plan {
 /// its columns) returns whole stored chunks, shared rather than copied: the
 /// join works through a batch in bounded steps and gathers only the rows
 /// that match.
-fn probe_side(plan: Plan, pipeline: &Context) -> Result<Instrumented, ContextError> {
+fn probe_side(plan: Plan, pipeline: &Context, lw: &Lower) -> Result<Instrumented, ContextError> {
     let columns_only = |exprs: &[crate::expr::Expr]| {
         exprs
             .iter()
@@ -204,12 +340,12 @@ fn probe_side(plan: Plan, pipeline: &Context) -> Result<Instrumented, ContextErr
             types,
             text,
         } if matches!(*input, Plan::Scan { .. }) && columns_only(&exprs) => {
-            let input = probe_side(*input, pipeline)?;
+            let input = probe_side(*input, pipeline, lw)?;
             Ok(Instrumented::new(
                 Box::new(Project::new(input, exprs, types, text)),
                 pipeline.clone(),
             ))
         }
-        other => other.build(pipeline),
+        other => other.lower(pipeline, lw),
     }
 }

@@ -41,6 +41,7 @@ use scope::ScopeCol;
 
 pub use compile::{compile_const, compile_over_table, Compiler};
 pub use dml::{plan_delete, plan_update, PlannedDml};
+pub use lower::Parallelism;
 pub use query::plan_query;
 pub use scope::Scope;
 pub use types::{column_limit, object_name, sql_type, MAX_JOIN_TABLES};

@@ -1,0 +1,643 @@
+//! Parallel stages: morsel-driven scans feeding N pipelines, and the
+//! exchange that gathers what they produce.
+//!
+//! A parallel stage is N Pipeline contexts, descendants of the Query, each
+//! running a copy of the stage's operators over [`MorselScan`]s that take
+//! their next morsel (one batch of a table's chunks, or one range of
+//! `generate_series`) from one shared [`Morsels`] counter. The pipelines run
+//! where [`Host::spawn`](crate::host::Host::spawn) puts them (a pool of OS
+//! threads natively, tokio tasks in the server); a host that cannot spawn
+//! (the browser, `ManualHost`) gives them back and the consumer polls them
+//! itself, in a fixed round-robin order.
+//!
+//! # Cancellation of a parallel statement
+//!
+//! - **KILL, timeout, disconnect, memory budget**: every pipeline context
+//!   is a descendant of the Query, so cancelling the Query cancels them all
+//!   (one atomic flag each); each checks its context at every batch through
+//!   [`Instrumented`], so every pipeline stops within one batch, on every
+//!   thread. The consumer waits on the exchange with [`Step::Wait`]: the
+//!   driver awaits that together with the Query's cancellation, so a
+//!   consumer blocked on the exchange wakes at once.
+//! - **No pipeline outlives its Query**: the driver ([`super::drive`])
+//!   stops every [`PipelineSet`] of its tree when the run ends, and awaits
+//!   [`PipelineSet::ended`] before it returns; the statement (which owns
+//!   the Query context) returns after that.
+//! - **A failing pipeline**: a pipeline that fails with a real error
+//!   (not a cancellation) cancels its siblings with the cause "sibling
+//!   pipeline failed" (first cause wins: a sibling already killed keeps its
+//!   cause); the consumer waits for every pipeline to end and returns the
+//!   original error, never a cancellation.
+//! - **Memory**: every pipeline reserves from the statement's one
+//!   [`Resources`] (one atomic counter), so the budget is shared; the error
+//!   of the pipeline that crosses it is the statement's error (1041), and
+//!   the driver records it as the Query's cause, which stops the rest.
+//! - **Resources**: a pipeline's state is dropped or delivered on every
+//!   path (a guard counts a pipeline future dropped unfinished as ended),
+//!   and partial states are released once merged.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use super::aggregate::HashAggregate;
+use super::{Instrumented, OpCx, Operator, Resources, Step, YieldPolicy, BATCH_ROWS};
+use crate::cause::{Cause, Reason};
+use crate::context::Context;
+use crate::data::{Batch, Column};
+use crate::expr::{EvalCx, ExecError};
+use crate::host::HostFuture;
+use crate::level::Level;
+use crate::storage::TableData;
+use crate::sync::lock_std as lock;
+
+/// How often a consumer waiting on its pipelines publishes their progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The host of a set's pipelines.
+fn cx_host(set: &PipelineSet) -> Option<Arc<dyn crate::host::Host>> {
+    set.contexts.first().map(|c| c.host().clone())
+}
+
+/// The cause given to the siblings of a pipeline that failed.
+pub const SIBLING_FAILED: &str = "sibling pipeline failed";
+
+/// What a parallel stage scans, split into morsels of one batch.
+pub enum MorselSource {
+    /// A table version: the batches its scan would produce, in order.
+    Table {
+        /// Table name (EXPLAIN).
+        table: String,
+        /// The snapshot.
+        data: Arc<TableData>,
+        /// (chunk, offset, rows) of each morsel.
+        list: Vec<(usize, usize, usize)>,
+    },
+    /// `generate_series(start, …, step)` of `count` values.
+    Series {
+        /// First value.
+        start: i64,
+        /// Step (not 0).
+        step: i64,
+        /// Number of values.
+        count: u64,
+    },
+}
+
+/// Morsels handed out to a stage's pipelines, each exactly once, by one
+/// atomic counter.
+pub struct Morsels {
+    next: AtomicU64,
+    total: u64,
+    src: MorselSource,
+}
+
+impl Morsels {
+    /// The morsels of a table scan (the same batches a [`super::scan::TableScan`]
+    /// produces).
+    pub fn table(table: String, data: Arc<TableData>) -> Arc<Self> {
+        let mut list = Vec::new();
+        for (i, c) in data.chunks.iter().enumerate() {
+            let mut off = 0;
+            while off < c.len {
+                let n = BATCH_ROWS.min(c.len - off);
+                list.push((i, off, n));
+                off += n;
+            }
+        }
+        Arc::new(Morsels {
+            next: AtomicU64::new(0),
+            total: list.len() as u64,
+            src: MorselSource::Table { table, data, list },
+        })
+    }
+
+    /// The morsels of `generate_series(start, stop, step)`.
+    pub fn series(start: i64, stop: i64, step: i64) -> Arc<Self> {
+        let empty = step == 0 || (step > 0 && start > stop) || (step < 0 && start < stop);
+        let count = if empty {
+            0
+        } else {
+            let c = (stop as i128 - start as i128) / step as i128 + 1;
+            u64::try_from(c).unwrap_or(u64::MAX)
+        };
+        Arc::new(Morsels {
+            next: AtomicU64::new(0),
+            total: count.div_ceil(BATCH_ROWS as u64),
+            src: MorselSource::Series { start, step, count },
+        })
+    }
+
+    /// Number of morsels.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Takes the next morsel: its sequence number and batch.
+    fn take(&self) -> Option<(u64, Batch)> {
+        let m = self.next.fetch_add(1, Ordering::Relaxed);
+        if m >= self.total {
+            return None;
+        }
+        let b = match &self.src {
+            MorselSource::Table { data, list, .. } => {
+                let (ci, off, n) = *list.get(m as usize)?;
+                let c = data.chunks.get(ci)?;
+                if off == 0 && n == c.len {
+                    (**c).clone()
+                } else {
+                    c.slice(off, n)
+                }
+            }
+            MorselSource::Series { start, step, count } => {
+                let first = m * BATCH_ROWS as u64;
+                let n = (*count - first).min(BATCH_ROWS as u64);
+                // Every value lies between start and stop: exact in i64.
+                let v: Vec<i64> = (first..first + n)
+                    .map(|i| (*start as i128 + i as i128 * *step as i128) as i64)
+                    .collect();
+                Batch::new(vec![Arc::new(Column::ints(v))], n as usize)
+            }
+        };
+        Some((m, b))
+    }
+
+    fn describe(&self) -> String {
+        match &self.src {
+            MorselSource::Table { table, data, .. } => format!(
+                "TableScan {} ({} rows, morsels of {BATCH_ROWS})",
+                table,
+                data.rows()
+            ),
+            MorselSource::Series { step, .. } => {
+                format!("GenerateSeries (step {step}, morsels of {BATCH_ROWS})")
+            }
+        }
+    }
+}
+
+/// One pipeline's scan: takes morsels from the shared [`Morsels`] until
+/// none is left, writing each one's sequence number to `seq` (where the
+/// pipeline's partial aggregate reads it).
+pub struct MorselScan {
+    morsels: Arc<Morsels>,
+    seq: Arc<AtomicU64>,
+}
+
+impl MorselScan {
+    /// A scan of `morsels`, reporting sequence numbers in `seq`.
+    pub fn new(morsels: Arc<Morsels>, seq: Arc<AtomicU64>) -> Self {
+        MorselScan { morsels, seq }
+    }
+}
+
+impl Operator for MorselScan {
+    fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+        match self.morsels.take() {
+            None => Ok(Step::Done),
+            Some((m, b)) => {
+                self.seq.store(m, Ordering::Relaxed);
+                cx.progress.fetch_add(b.len as u64, Ordering::Relaxed);
+                Ok(Step::Batch(b))
+            }
+        }
+    }
+    fn describe(&self) -> String {
+        self.morsels.describe()
+    }
+    fn name(&self) -> &'static str {
+        "MorselScan"
+    }
+    fn children(&self) -> Vec<&Instrumented> {
+        Vec::new()
+    }
+}
+
+/// An input that has nothing (the final aggregate's, which gets its groups
+/// from the exchange).
+pub struct Empty;
+
+impl Operator for Empty {
+    fn next(&mut self, _cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+        Ok(Step::Done)
+    }
+    fn describe(&self) -> String {
+        "Empty".into()
+    }
+    fn name(&self) -> &'static str {
+        "Empty"
+    }
+    fn children(&self) -> Vec<&Instrumented> {
+        Vec::new()
+    }
+}
+
+/// What a pipeline hands back when it ends.
+pub struct Delivery {
+    /// Its index in the stage.
+    pub index: usize,
+    /// Its operators (with their metrics and state).
+    pub root: Instrumented,
+    /// How it ended.
+    pub result: Result<(), ExecError>,
+    /// Warnings its expressions raised.
+    pub warnings: u32,
+}
+
+/// The pipelines of one parallel stage: their contexts, how many are still
+/// running, what the ended ones delivered, and the futures that the host
+/// gave back (run here, by whoever waits).
+pub struct PipelineSet {
+    contexts: Vec<Context>,
+    state: Mutex<SetState>,
+    /// Pipeline futures the host could not spawn: polled in index order by
+    /// the consumer and by [`PipelineSet::ended`].
+    local: Mutex<Vec<Option<HostFuture>>>,
+}
+
+struct SetState {
+    live: usize,
+    version: u64,
+    delivered: VecDeque<Delivery>,
+    wakers: Vec<Waker>,
+}
+
+impl PipelineSet {
+    /// A set of pipelines that will run in `contexts`. Each counts as live
+    /// from when it is started until it delivers or its future is dropped.
+    pub fn new(contexts: Vec<Context>) -> Arc<Self> {
+        Arc::new(PipelineSet {
+            contexts,
+            state: Mutex::new(SetState {
+                live: 0,
+                version: 0,
+                delivered: VecDeque::new(),
+                wakers: Vec::new(),
+            }),
+            local: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Pipelines still running.
+    pub fn live(&self) -> usize {
+        lock(&self.state).live
+    }
+
+    /// Cancels every pipeline still running: when the run ended early or
+    /// failed (`error`), or finished while some still ran. A pipeline
+    /// already cancelled keeps its cause.
+    pub fn stop(&self, error: Option<&ExecError>) {
+        if self.live() == 0 {
+            return;
+        }
+        let message = match error {
+            Some(ExecError::Cancelled(_)) | None => "query finished",
+            Some(_) => SIBLING_FAILED,
+        };
+        for c in &self.contexts {
+            c.cancel_with(Cause::canceled(
+                Reason::Other {
+                    message: message.into(),
+                },
+                Level::Pipeline,
+                c.id(),
+            ));
+        }
+    }
+
+    /// Cancels every pipeline but `failed` with the cause "sibling pipeline
+    /// failed".
+    fn sibling_failed(&self, failed: usize) {
+        for (i, c) in self.contexts.iter().enumerate() {
+            if i != failed {
+                c.cancel_with(Cause::canceled(
+                    Reason::Other {
+                        message: SIBLING_FAILED.into(),
+                    },
+                    Level::Pipeline,
+                    c.id(),
+                ));
+            }
+        }
+    }
+
+    fn deliver(&self, d: Option<Delivery>) {
+        let wakers = {
+            let mut s = lock(&self.state);
+            s.live = s.live.saturating_sub(1);
+            s.version += 1;
+            if let Some(d) = d {
+                s.delivered.push_back(d);
+            }
+            std::mem::take(&mut s.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// What pipelines delivered since the last call.
+    pub fn take_delivered(&self) -> Vec<Delivery> {
+        lock(&self.state).delivered.drain(..).collect()
+    }
+
+    /// Drops what the pipelines delivered and nobody took (their state and
+    /// its memory), here and now: the run ended without them.
+    pub fn discard_delivered(&self) {
+        let dropped = self.take_delivered();
+        drop(dropped);
+    }
+
+    fn version(&self) -> u64 {
+        lock(&self.state).version
+    }
+
+    /// Polls the pipeline futures run here once each, in index order;
+    /// whether any remain.
+    fn poll_local(&self, cx: &mut TaskContext<'_>) -> bool {
+        let mut local = lock(&self.local);
+        let mut any = false;
+        for slot in local.iter_mut() {
+            if let Some(f) = slot {
+                if f.as_mut().poll(cx).is_ready() {
+                    *slot = None;
+                } else {
+                    any = true;
+                }
+            }
+        }
+        any
+    }
+
+    fn has_local(&self) -> bool {
+        lock(&self.local).iter().any(Option::is_some)
+    }
+
+    /// A future that completes once the set changed after `seen` (a
+    /// pipeline ended), polling the pipelines run here meanwhile.
+    fn changed(self: &Arc<Self>, seen: u64) -> HostFuture {
+        let set = self.clone();
+        Box::pin(futures::future::poll_fn(move |cx| {
+            let local = set.poll_local(cx);
+            let mut s = lock(&set.state);
+            if s.version != seen || s.live == 0 {
+                return Poll::Ready(());
+            }
+            if local {
+                // Work left here: come back after other tasks ran.
+                cx.waker().wake_by_ref();
+            } else {
+                s.wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        }))
+    }
+
+    /// A future that completes when every pipeline has ended (running the
+    /// ones the host gave back meanwhile).
+    pub fn ended(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        let set = self.clone();
+        futures::future::poll_fn(move |cx| {
+            let local = set.poll_local(cx);
+            let mut s = lock(&set.state);
+            if s.live == 0 {
+                return Poll::Ready(());
+            }
+            if local {
+                cx.waker().wake_by_ref();
+            } else {
+                s.wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+    }
+}
+
+/// Counts a pipeline future as ended when it is dropped without delivering.
+struct EndGuard {
+    set: Arc<PipelineSet>,
+    armed: bool,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.set.deliver(None);
+        }
+    }
+}
+
+/// One pipeline of a stage, before it starts.
+pub struct PipelineSpec {
+    /// Its operators.
+    pub root: Instrumented,
+    /// Its context (a Pipeline context under the Query).
+    pub ctx: Context,
+}
+
+/// Starts the pipelines of `set`, each on the host if it can, else kept in
+/// the set to be polled here.
+fn start(
+    set: &Arc<PipelineSet>,
+    specs: Vec<PipelineSpec>,
+    cx: &OpCx<'_>,
+    policy: YieldPolicy,
+    progress: &[Arc<AtomicU64>],
+) {
+    for (index, spec) in specs.into_iter().enumerate() {
+        let set2 = set.clone();
+        let resources: Arc<Resources> = cx.resources.clone();
+        let progress = progress.get(index).cloned().unwrap_or_default();
+        let mut eval = EvalCx {
+            strict: cx.eval.strict,
+            params: cx.eval.params.clone(),
+            ..EvalCx::default()
+        };
+        let host = spec.ctx.host().clone();
+        let PipelineSpec { mut root, ctx } = spec;
+        lock(&set.state).live += 1;
+        let fut: HostFuture = Box::pin(async move {
+            let mut guard = EndGuard {
+                set: set2.clone(),
+                armed: true,
+            };
+            let result = {
+                let mut ocx = OpCx {
+                    eval: &mut eval,
+                    resources: &resources,
+                    progress: &progress,
+                };
+                super::drive_loop(&mut root, &ctx, &mut ocx, policy, |_| Ok(())).await
+            };
+            if let Err(e) = &result {
+                if !matches!(e, ExecError::Cancelled(_)) {
+                    set2.sibling_failed(index);
+                }
+            }
+            let m = root.metrics();
+            ctx.set_attr("rows_in", progress.load(Ordering::Relaxed));
+            ctx.set_attr("time_us", m.time_ns as f64 / 1e3);
+            drop(ctx);
+            guard.armed = false;
+            set2.deliver(Some(Delivery {
+                index,
+                root,
+                result,
+                warnings: eval.warnings,
+            }));
+        });
+        if let Err(fut) = host.spawn(fut) {
+            lock(&set.local).push(Some(fut));
+        }
+    }
+}
+
+/// The consumer of a parallel aggregation: N pipelines each run a partial
+/// [`HashAggregate`] over their morsels; this merges their groups (a slice
+/// of groups per step, in pipeline order) into the final aggregate, and
+/// emits its groups in the order one pipeline would have seen them.
+pub struct ParallelAggregate {
+    set: Arc<PipelineSet>,
+    specs: Option<Vec<PipelineSpec>>,
+    policy: YieldPolicy,
+    progress: Vec<Arc<AtomicU64>>,
+    reported: u64,
+    merged: HashAggregate,
+    done: Vec<Option<Instrumented>>,
+    merge_next: usize,
+    merge_at: usize,
+    error: Option<ExecError>,
+    n: usize,
+}
+
+impl ParallelAggregate {
+    /// Merges the partial aggregates at the roots of `specs` into `merged`
+    /// (a [`HashAggregate::merging`] of the same keys and aggregates).
+    pub fn new(specs: Vec<PipelineSpec>, merged: HashAggregate, policy: YieldPolicy) -> Self {
+        let n = specs.len();
+        let set = PipelineSet::new(specs.iter().map(|s| s.ctx.clone()).collect());
+        ParallelAggregate {
+            set,
+            specs: Some(specs),
+            policy,
+            progress: (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect(),
+            reported: 0,
+            merged,
+            done: (0..n).map(|_| None).collect(),
+            merge_next: 0,
+            merge_at: 0,
+            error: None,
+            n,
+        }
+    }
+
+    fn sync_progress(&mut self, cx: &OpCx<'_>) {
+        let total: u64 = self
+            .progress
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .sum();
+        if total > self.reported {
+            cx.progress
+                .fetch_add(total - self.reported, Ordering::Relaxed);
+            self.reported = total;
+        }
+    }
+}
+
+impl Operator for ParallelAggregate {
+    fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+        if let Some(specs) = self.specs.take() {
+            start(&self.set, specs, cx, self.policy, &self.progress);
+        }
+        let seen = self.set.version();
+        for d in self.set.take_delivered() {
+            cx.eval.warnings = cx.eval.warnings.saturating_add(d.warnings);
+            if let Err(e) = d.result {
+                // A real error wins over the cancellations it caused.
+                let real = !matches!(e, ExecError::Cancelled(_));
+                if self.error.is_none()
+                    || (real && matches!(self.error, Some(ExecError::Cancelled(_))))
+                {
+                    self.error = Some(e);
+                }
+            }
+            if let Some(slot) = self.done.get_mut(d.index) {
+                *slot = Some(d.root);
+            }
+        }
+        self.sync_progress(cx);
+        if let Some(e) = self.error.take() {
+            // Every pipeline ends before the error is reported.
+            if self.set.live() > 0 {
+                self.set.stop(Some(&e));
+                self.error = Some(e);
+                return Ok(Step::Wait(self.set.changed(seen)));
+            }
+            return Err(e);
+        }
+        while self.merge_next < self.n {
+            let Some(root) = self.done.get_mut(self.merge_next).and_then(Option::as_mut) else {
+                // Not ended yet: wait for the exchange.
+                if self.set.has_local() {
+                    let waker = futures::task::noop_waker();
+                    self.set.poll_local(&mut TaskContext::from_waker(&waker));
+                    return Ok(Step::Pending);
+                }
+                // Back every few ms meanwhile, to publish the pipelines'
+                // progress (rows examined, in the process list).
+                let changed = self.set.changed(seen);
+                let Some(host) = cx_host(&self.set) else {
+                    return Ok(Step::Wait(changed));
+                };
+                let tick = host.sleep_until(host.now().saturating_add(PROGRESS_EVERY));
+                return Ok(Step::Wait(Box::pin(async move {
+                    futures::future::select(changed, tick).await;
+                })));
+            };
+            let Some(agg) = root
+                .op_mut()
+                .as_any_mut()
+                .and_then(|a| a.downcast_mut::<HashAggregate>())
+            else {
+                // Not reached: the planner roots every pipeline of the stage
+                // at a partial HashAggregate.
+                self.merge_next += 1;
+                continue;
+            };
+            let to = self.merge_at + BATCH_ROWS;
+            self.merged
+                .merge_from(agg, self.merge_at, to, cx.resources)?;
+            if to >= agg.group_count() {
+                agg.release();
+                self.merge_next += 1;
+                self.merge_at = 0;
+            } else {
+                self.merge_at = to;
+            }
+            return Ok(Step::Pending);
+        }
+        self.merged.next(cx)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "Exchange: merge of {} partial aggregates -> {}",
+            self.n,
+            self.merged.describe()
+        )
+    }
+    fn name(&self) -> &'static str {
+        "ParallelAggregate"
+    }
+    fn children(&self) -> Vec<&Instrumented> {
+        self.done.iter().flatten().collect()
+    }
+    fn pipelines(&self) -> Option<Arc<PipelineSet>> {
+        Some(self.set.clone())
+    }
+}
