@@ -1021,7 +1021,12 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
     /// Like [`ContextBuilder::timeout`], with the cause naming `level` as
     /// where the deadline started (a remote child's deadline is its
     /// caller's, set at the caller's level: `core/src/remote.rs`).
-    pub(crate) fn timeout_from_level(mut self, timeout: Duration, reason: Reason, level: Level) -> Self {
+    pub(crate) fn timeout_from_level(
+        mut self,
+        timeout: Duration,
+        reason: Reason,
+        level: Level,
+    ) -> Self {
         let rare = self.rare();
         rare.timeout = Some((timeout, reason));
         rare.timeout_level = Some(level);

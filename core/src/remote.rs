@@ -460,9 +460,16 @@ impl RemoteChild {
             .name("remote routine")
             .attr("origin_node", origin)
             .build()?;
-        let request = routine.child(Level::Request).name("remote request").build()?;
+        let request = routine
+            .child(Level::Request)
+            .name("remote request")
+            .build()?;
         let deadline = wire.budget.map(|budget| match &wire.deadline_cause {
-            Some(c) => (budget, remote_reason(c.origin_node, c.reason.clone()), c.level),
+            Some(c) => (
+                budget,
+                remote_reason(c.origin_node, c.reason.clone()),
+                c.level,
+            ),
             None => (
                 budget,
                 remote_reason(
@@ -687,9 +694,12 @@ mod tests {
         let n1 = node(1, &h);
         let n2 = node(2, &h);
         let (_c, _r, q) = caller(&n1, Identity::new("acme", "alice", "member"));
-        let remote =
-            RemoteChild::build(&n2, &PeerGrant::any_tenant(1), &WireContext::export(&q).unwrap())
-                .unwrap();
+        let remote = RemoteChild::build(
+            &n2,
+            &PeerGrant::any_tenant(1),
+            &WireContext::export(&q).unwrap(),
+        )
+        .unwrap();
         q.cancel(Reason::KillQuery {
             by_connection: 9,
             by_user: "root".into(),
@@ -744,7 +754,13 @@ mod tests {
         assert!(RemoteChild::build(&n2, &PeerGrant::tenants(1, &["sys"]), &w).is_ok());
         // The claimed node must be the authenticated peer.
         let err = RemoteChild::build(&n2, &PeerGrant::any_tenant(3), &w).unwrap_err();
-        assert!(matches!(err, RemoteError::WrongNode { claimed: 1, peer: 3 }));
+        assert!(matches!(
+            err,
+            RemoteError::WrongNode {
+                claimed: 1,
+                peer: 3
+            }
+        ));
         assert_eq!(n2.subtree_len(), 1, "refused calls leave nothing");
     }
 
@@ -766,7 +782,11 @@ mod tests {
         let child =
             RemoteChild::build(&n2, &PeerGrant::any_tenant(1), &w.with_statement_id(3)).unwrap();
         assert_eq!(child.context().level(), Level::Query);
-        assert_eq!(child.context().remaining(), None, "a Request has no deadline");
+        assert_eq!(
+            child.context().remaining(),
+            None,
+            "a Request has no deadline"
+        );
     }
 
     #[test]
@@ -775,13 +795,19 @@ mod tests {
         let n1 = node(1, &h);
         let n2 = node(2, &h);
         let (_c, _r, q) = caller(&n1, Identity::new("acme", "alice", "member"));
-        let remote =
-            RemoteChild::build(&n2, &PeerGrant::any_tenant(1), &WireContext::export(&q).unwrap())
-                .unwrap();
+        let remote = RemoteChild::build(
+            &n2,
+            &PeerGrant::any_tenant(1),
+            &WireContext::export(&q).unwrap(),
+        )
+        .unwrap();
         let leaked = remote.context().clone();
         assert_eq!(n2.subtree_len(), 5);
         drop(remote);
-        assert!(leaked.is_cancelled(), "a handle kept by the work sees the end");
+        assert!(
+            leaked.is_cancelled(),
+            "a handle kept by the work sees the end"
+        );
         assert!(leaked.cause().unwrap().to_string().contains("ended"));
         drop(leaked);
         assert_eq!(n2.subtree_len(), 1);
@@ -834,7 +860,11 @@ mod tests {
         assert_eq!((id.node(), id.local()), (3, 77));
         assert_eq!(id.get(), (3 << 22) | 77);
         assert_eq!(GlobalConnId::from_u64(id.get()), Some(id));
-        assert_eq!(GlobalConnId::new(0, 5).unwrap().get(), 5, "node 0: ids as today");
+        assert_eq!(
+            GlobalConnId::new(0, 5).unwrap().get(),
+            5,
+            "node 0: ids as today"
+        );
         let max = GlobalConnId::new(GlobalConnId::MAX_NODE, GlobalConnId::MAX_LOCAL).unwrap();
         assert_eq!(max.get(), u64::from(u32::MAX));
         assert!(GlobalConnId::new(1024, 0).is_err());
