@@ -363,7 +363,7 @@ impl PeerGrant {
     /// Checks an identity against the grant (the rule above).
     pub fn check(&self, identity: &Identity) -> Result<(), RemoteError> {
         let tenant_ok = match &self.tenants {
-            Some(list) => list.iter().any(|t| *t == identity.tenant),
+            Some(list) => list.contains(&identity.tenant),
             None => &*identity.tenant != Identity::SYS_TENANT,
         };
         if !tenant_ok {

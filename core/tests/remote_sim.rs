@@ -64,7 +64,7 @@ enum Msg {
     /// `transit`: time the caller's own call spent in the network.
     Call {
         call: CallId,
-        wire: WireContext,
+        wire: Box<WireContext>,
         sent_at: u64,
         transit: u64,
     },
@@ -244,7 +244,7 @@ impl Sim {
     ) -> CallId {
         let call = self.next_call;
         self.next_call += 1;
-        let wire = WireContext::export(caller).expect("exportable");
+        let wire = Box::new(WireContext::export(caller).expect("exportable"));
         self.nodes[from].out.insert(
             call,
             OutCall {

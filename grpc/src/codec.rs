@@ -279,7 +279,10 @@ mod tests {
             assert!(back >= d, "{d:?} -> {s} -> {back:?}");
         }
         assert_eq!(encode_grpc_timeout(Duration::from_secs(150)), "150000m");
-        assert_eq!(encode_grpc_timeout(Duration::from_micros(1_500_001)), "1500001u");
+        assert_eq!(
+            encode_grpc_timeout(Duration::from_micros(1_500_001)),
+            "1500001u"
+        );
         assert_eq!(
             decode_grpc_timeout("150000m"),
             Some(Duration::from_secs(150))

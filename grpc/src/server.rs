@@ -93,6 +93,9 @@ impl Shared {
     fn register(&self, key: Key, child: &Arc<RemoteChild>) -> Option<WireCause> {
         let mut c = self.calls();
         let early = c.tombstones.remove(&key);
+        if early.is_some() {
+            c.order.retain(|(k, _)| *k != key);
+        }
         c.live.insert(key, Arc::downgrade(child));
         early
     }
@@ -379,5 +382,87 @@ impl pb::remote_server::Remote for CancelService {
             .map_err(|e| status_from_remote_error(&e, node))?;
         let found = self.shared.cancel((grant.node_id, m.call_id), cause);
         Ok(tonic::Response::new(pb::CancelReply { found }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cascade::remote::WireContext;
+    use cascade::{CancelKind, Identity, Level, ManualHost, Reason};
+
+    fn layer() -> (ServerLayer, Arc<ManualHost>) {
+        let host = Arc::new(ManualHost::new());
+        let root = Context::root(host.clone()).node_id(2).build().unwrap();
+        (ServerLayer::new(root, StaticPeers::new()), host)
+    }
+
+    fn wire() -> WireContext {
+        WireContext {
+            origin_node: 1,
+            level: Some(Level::Query),
+            identity: Some(Identity::new("acme", "alice", "member")),
+            connection_id: Some(5),
+            session_id: Some(5),
+            statement_id: Some(17),
+            ..WireContext::default()
+        }
+    }
+
+    fn kill() -> WireCause {
+        WireCause {
+            kind: CancelKind::Canceled,
+            reason: Reason::KillQuery {
+                by_connection: 9,
+                by_user: "root".into(),
+            },
+            level: Level::Query,
+            origin_node: 1,
+        }
+    }
+
+    #[test]
+    fn a_cancel_that_overtakes_its_call_leaves_a_tombstone_the_call_finds() {
+        let (layer, _host) = layer();
+        let s = &layer.shared;
+        assert!(!s.cancel((1, 42), kill()), "no live call: a tombstone");
+        let child =
+            Arc::new(RemoteChild::build(&s.root, &PeerGrant::any_tenant(1), &wire()).unwrap());
+        let early = s.register((1, 42), &child).expect("the tombstone");
+        child.cancel_from_remote(&early);
+        assert!(child
+            .context()
+            .cause()
+            .unwrap()
+            .to_string()
+            .starts_with("cancelled by node 1: killed by KILL QUERY from connection 9"));
+        // Another peer's call with the same id is another call.
+        let other =
+            Arc::new(RemoteChild::build(&s.root, &PeerGrant::any_tenant(1), &wire()).unwrap());
+        assert_eq!(s.register((3, 42), &other), None);
+        assert!(s.calls().order.is_empty(), "the used tombstone is gone");
+        assert!(s.cancel((3, 42), kill()), "a live call is cancelled");
+        assert!(other.context().is_cancelled());
+        assert_eq!(layer.live_calls(), 2);
+        s.deregister((1, 42));
+        s.deregister((3, 42));
+        assert_eq!(layer.live_calls(), 0);
+    }
+
+    #[test]
+    fn tombstones_expire_and_are_bounded() {
+        let (layer, host) = layer();
+        let s = &layer.shared;
+        s.cancel((1, 1), kill());
+        host.advance(TOMBSTONE_TTL + Duration::from_secs(1));
+        s.cancel((1, 2), kill());
+        assert!(!s.calls().tombstones.contains_key(&(1, 1)), "expired");
+        assert!(s.calls().tombstones.contains_key(&(1, 2)));
+        for i in 0..(TOMBSTONES as u64 + 10) {
+            s.cancel((1, 100 + i), kill());
+        }
+        let c = s.calls();
+        assert!(c.tombstones.len() <= TOMBSTONES);
+        assert_eq!(c.tombstones.len(), c.order.len());
     }
 }
