@@ -96,6 +96,15 @@ pub enum Reason {
         /// Description.
         message: Arc<str>,
     },
+    /// The cancel started on another node and crossed to this one
+    /// (`core/src/remote.rs`): `reason` is the origin's, never itself
+    /// `Remote` (a cause that crosses several hops keeps its origin node).
+    Remote {
+        /// The node the cancellation started on.
+        node_id: u64,
+        /// Why, on that node.
+        reason: Arc<Reason>,
+    },
 }
 
 impl Reason {
@@ -104,6 +113,7 @@ impl Reason {
         match self {
             Reason::KillQuery { by_connection, .. }
             | Reason::KillConnection { by_connection, .. } => Some(*by_connection),
+            Reason::Remote { reason, .. } => reason.who(),
             _ => None,
         }
     }
@@ -155,6 +165,9 @@ impl fmt::Display for Reason {
                 "database dropped: `{database}` was dropped by connection {by_connection}"
             ),
             Reason::Other { message } => f.write_str(message),
+            Reason::Remote { node_id, reason } => {
+                write!(f, "cancelled by node {node_id}: {reason}")
+            }
         }
     }
 }

@@ -912,6 +912,9 @@ pub struct ContextBuilder<'a, K: Built = Context> {
 struct Rare {
     host: Option<Arc<dyn Host>>,
     timeout: Option<(Duration, Reason)>,
+    /// The level the deadline's cause names, when not the context's own
+    /// (a remote child's deadline started at its caller's level).
+    timeout_level: Option<Level>,
     name: Option<Cow<'static, str>>,
     attrs: Vec<(String, AttrValue)>,
     recorder: Option<std::sync::Arc<Recorder>>,
@@ -1013,6 +1016,20 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
     /// earliest of this and the parent's.
     pub fn timeout(mut self, timeout: Duration, reason: Reason) -> Self {
         self.rare().timeout = Some((timeout, reason));
+        self
+    }
+    /// Like [`ContextBuilder::timeout`], with the cause naming `level` as
+    /// where the deadline started (a remote child's deadline is its
+    /// caller's, set at the caller's level: `core/src/remote.rs`).
+    pub(crate) fn timeout_from_level(
+        mut self,
+        timeout: Duration,
+        reason: Reason,
+        level: Level,
+    ) -> Self {
+        let rare = self.rare();
+        rare.timeout = Some((timeout, reason));
+        rare.timeout_level = Some(level);
         self
     }
     /// Also cancel this context when `target` is cancelled (a Query's link
@@ -1155,11 +1172,13 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
         };
         // Boxed: the common case (no timeout) never moves the large
         // `(Instant, Reason)` around on the stack.
-        let own: Option<Box<(Instant, Reason)>> = match rare.as_mut() {
-            Some(r) => r
-                .timeout
-                .take()
-                .map(|(d, reason)| Box::new((env.host.now().saturating_add(d), reason))),
+        let own: Option<Box<(Instant, Reason, Level)>> = match rare.as_mut() {
+            Some(r) => {
+                let cause_level = r.timeout_level.take().unwrap_or(level);
+                r.timeout.take().map(|(d, reason)| {
+                    Box::new((env.host.now().saturating_add(d), reason, cause_level))
+                })
+            }
             None => None,
         };
         let parent_deadline = parent.and_then(|p| p.node.deadline.clone());
@@ -1189,13 +1208,13 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
         let node = match own {
             None => Arc::new(node!(parent_deadline)),
             Some(own) => Arc::new_cyclic(|weak| {
-                let (at, reason) = *own;
+                let (at, reason, cause_level) = *own;
                 // The effective deadline: the parent's if strictly earlier.
                 let deadline = match parent_deadline {
                     Some(pd) if pd.at < at => pd,
                     _ => Arc::new(Deadline {
                         at,
-                        cause: std::sync::Arc::new(Cause::deadline(reason, level, id)),
+                        cause: std::sync::Arc::new(Cause::deadline(reason, cause_level, id)),
                         owner: weak.clone(),
                     }),
                 };

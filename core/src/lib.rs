@@ -66,6 +66,7 @@ pub mod level;
 pub mod phase;
 pub mod pipeline;
 pub mod registry;
+pub mod remote;
 pub mod session;
 pub mod sql;
 pub mod storage;

@@ -67,6 +67,11 @@ impl QueryError {
             (CancelKind::Canceled, Reason::MemoryBudgetExceeded { .. }) => {
                 (1041, "HY000", ErrorKind::Error)
             }
+            (CancelKind::Canceled, Reason::Remote { reason, .. })
+                if matches!(**reason, Reason::MemoryBudgetExceeded { .. }) =>
+            {
+                (1041, "HY000", ErrorKind::Error)
+            }
             (CancelKind::Canceled, _) => (1317, "70100", ErrorKind::Canceled),
         };
         let message = match (&cause.kind, &cause.reason) {

@@ -1,0 +1,13 @@
+//! Generates the prost messages and tonic stubs of proto/*.proto with the
+//! protoc shipped by `protoc-bin-vendored` (no system protoc).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    std::env::set_var("PROTOC", protoc);
+    tonic_prost_build::configure().compile_protos(
+        &["proto/cascade_remote.proto", "proto/toy.proto"],
+        &["proto"],
+    )?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}
