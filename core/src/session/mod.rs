@@ -58,6 +58,7 @@ use crate::sql::error::SqlError;
 use crate::sql::plan::{self, PlanCx};
 use crate::storage::{Catalog, ColumnDef, RowWriter, Snapshot, StorageError, TableData, WriteSet};
 use crate::sync::lock_std as lock;
+use crate::tenant::{TenantLimits, TenantSlot, TenantState, Tenants};
 use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
 use crate::values::Identity;
 
@@ -81,6 +82,10 @@ pub struct EngineConfig {
     pub yield_policy: YieldPolicy,
     /// Storage work at the end of every transaction, on a cleanup context.
     pub txn_hooks: Option<Arc<dyn TxnHooks>>,
+    /// Per-tenant limits by tenant name (see [`crate::tenant`]).
+    pub tenants: HashMap<String, TenantLimits>,
+    /// The limits of tenants not in `tenants` (default: none).
+    pub default_tenant_limits: TenantLimits,
 }
 
 impl EngineConfig {
@@ -93,6 +98,8 @@ impl EngineConfig {
             memory_budget: 1 << 30,
             yield_policy: YieldPolicy::default(),
             txn_hooks: None,
+            tenants: HashMap::new(),
+            default_tenant_limits: TenantLimits::default(),
         }
     }
 }
@@ -167,6 +174,7 @@ struct EngineInner {
     memory: Arc<AtomicU64>,
     queries: Mutex<(HashMap<u64, SpanId>, VecDeque<u64>)>,
     connections: Mutex<HashMap<u64, Weak<ConnInner>>>,
+    tenants: Tenants,
 }
 
 const QUERY_HISTORY: usize = 4096;
@@ -219,7 +227,6 @@ impl Engine {
             .unwrap_or_else(|_| unreachable!("a root with a node id always builds"));
         Engine {
             inner: Arc::new(EngineInner {
-                config,
                 root,
                 recorder,
                 processes: Arc::new(ProcessList::new()),
@@ -230,6 +237,8 @@ impl Engine {
                 memory: Arc::new(AtomicU64::new(0)),
                 queries: Mutex::new((HashMap::new(), VecDeque::new())),
                 connections: Mutex::new(HashMap::new()),
+                tenants: Tenants::new(config.default_tenant_limits.clone(), config.tenants.clone()),
+                config,
             }),
         }
     }
@@ -257,6 +266,12 @@ impl Engine {
     /// Bytes reserved by running statements, node-wide.
     pub fn memory_in_use(&self) -> u64 {
         self.inner.memory.load(Ordering::Acquire)
+    }
+
+    /// `tenant`'s limits and use (connections, memory), if it has
+    /// connected since the engine started.
+    pub fn tenant(&self, tenant: &str) -> Option<Arc<TenantState>> {
+        self.inner.tenants.existing(tenant)
     }
 
     /// Opens a connection for `identity`.
@@ -294,6 +309,19 @@ impl Engine {
                 format!("connection id {id} is already in use"),
             ));
         }
+        // The tenant's limits travel with the connection's context.
+        let tenant = self.inner.tenants.get(&identity.tenant);
+        let slot = tenant.acquire_connection().map_err(|max| {
+            QueryError::new(
+                1040,
+                "08004",
+                format!(
+                    "Too many connections for tenant '{}' (max_connections {max})",
+                    identity.tenant
+                ),
+            )
+        })?;
+        let default_timeout = tenant.limits().max_execution_time_ms;
         let routine = self
             .inner
             .root
@@ -302,6 +330,7 @@ impl Engine {
             .connection_id(id)
             .session_id(id)
             .name(format!("connection {id} ({identity})"))
+            .value(tenant)
             .build()?;
         let manager = CancelManager::new(routine);
         let registration = self.inner.processes.register(manager.clone());
@@ -310,10 +339,10 @@ impl Engine {
             id,
             identity: Arc::new(identity),
             manager,
-            registration: Mutex::new(Some(registration)),
+            registration: Mutex::new(Some((registration, slot))),
             session: Mutex::new(Slot::Idle(Session {
                 autocommit: true,
-                max_execution_time_ms: 0,
+                max_execution_time_ms: default_timeout,
                 memory_budget: self.inner.config.memory_budget,
                 cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
                 txn: None,
@@ -324,7 +353,7 @@ impl Engine {
         });
         conn.publish_vars(&Session {
             autocommit: true,
-            max_execution_time_ms: 0,
+            max_execution_time_ms: default_timeout,
             memory_budget: self.inner.config.memory_budget,
             cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
             txn: None,
@@ -369,7 +398,9 @@ struct ConnInner {
     id: u64,
     identity: Arc<Identity>,
     manager: Arc<CancelManager>,
-    registration: Mutex<Option<Registration>>,
+    /// The process-list entry and the tenant's connection slot, given up
+    /// together when the connection closes.
+    registration: Mutex<Option<(Registration, TenantSlot)>>,
     session: Mutex<Slot>,
     /// The session's variables as `@@name` reads them.
     vars: Mutex<Vec<(&'static str, Value)>>,
@@ -381,6 +412,11 @@ struct ConnInner {
 }
 
 impl ConnInner {
+    /// The connection's tenant limits, carried by its Routine context.
+    fn tenant(&self) -> Option<&Arc<TenantState>> {
+        self.manager.routine().values().get::<Arc<TenantState>>()
+    }
+
     /// The running statement's wall-clock time (see `stmt_now`).
     fn stmt_now(&self) -> i64 {
         self.stmt_now.load(Ordering::Relaxed)
@@ -405,6 +441,18 @@ impl ConnInner {
             ("user", Value::Text(user.into())),
             ("tenant", Value::Text(self.identity.tenant.clone())),
             ("role", Value::Text(self.identity.role.clone())),
+            (
+                "cascade_tenant_max_connections",
+                self.tenant()
+                    .and_then(|t| t.limits().max_connections)
+                    .map_or(Value::Null, |n| Value::Int(n as i64)),
+            ),
+            (
+                "cascade_tenant_memory_budget",
+                self.tenant()
+                    .and_then(|t| t.limits().memory_budget)
+                    .map_or(Value::Null, |n| Value::Int(n as i64)),
+            ),
             (
                 "sql_mode",
                 Value::Text("ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES".into()),
@@ -890,7 +938,11 @@ async fn run_statement(
         }
     }
     let registration = c.manager.register_query(&query, &truncate(&text, 1000));
-    let resources = Resources::new(s.memory_budget, e.memory.clone());
+    let resources = Resources::with_tenant(
+        s.memory_budget,
+        e.memory.clone(),
+        c.tenant().map(|t| t.memory().clone()),
+    );
     c.stmt_now
         .store(e.config.host.unix_micros(), Ordering::Relaxed);
     let mut x = ExecCtx {
@@ -1325,6 +1377,9 @@ async fn dispatch(
                         Value::Int(p.rows_examined as i64),
                         p.statement_id
                             .map_or(Value::Null, |id| Value::Int(id as i64)),
+                        Value::Int(p.tenant_memory as i64),
+                        p.tenant_memory_budget
+                            .map_or(Value::Null, |b| Value::Int(b as i64)),
                     ]
                 })
                 .collect();
@@ -1345,6 +1400,10 @@ async fn dispatch(
                     col("Rows_examined", DataType::Int),
                     // The id `KILL QUERY <Id> '<Statement_id>'` takes.
                     col("Statement_id", DataType::Int),
+                    // What the tenant's running statements hold of its
+                    // memory budget (NULL: no budget).
+                    col("Tenant_memory", DataType::Int),
+                    col("Tenant_memory_budget", DataType::Int),
                 ],
                 rows,
                 rows_affected: 0,
@@ -1486,7 +1545,7 @@ fn primary_error(e: ExecError, query: &Context) -> QueryError {
             record_budget_error(query, &other);
             let mut err = QueryError::from(other);
             if let Some(cause) = query.cause() {
-                if matches!(cause.reason, Reason::MemoryBudgetExceeded { .. }) {
+                if cause.reason.is_memory_budget() {
                     err.cause = Some(cause);
                 }
             }
