@@ -1,7 +1,8 @@
 // The examples menu, and the demo tables every page load starts with. An
 // example with `check` is run by tests/e2e/node-api.test.mjs on the demo
 // tables: `{ code }` must fail with that MySQL code, `{ rows }` must answer
-// that many rows, `{ minRows }` at least that many.
+// that many rows, `{ minRows }` at least that many. An example with
+// `tenant` (and `user`) runs as that tenant (see tenants.js).
 
 /** Tables the page creates at start (tenant acme). */
 export const DEMO_SETUP = `
@@ -95,6 +96,19 @@ SELECT c.name, c.country,
 FROM customers c
 WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.amount > 99.5)
 ORDER BY c.name;`,
+  },
+  {
+    // Picking it opens (or switches to) a session of `tenant`.
+    title: "A tenant's memory budget stops a greedy query (tenant initech)",
+    tenant: "initech",
+    user: "dave",
+    check: { code: 1041 },
+    sql: `-- Runs as tenant initech: its statements share a 32 MiB memory budget
+-- (new Engine({ tenants: { initech: { memoryBudget } } })). This query wants
+-- far more, so it is stopped with error 1041 naming initech's budget.
+-- Start the long query in an acme tab first: it goes on, and the process
+-- list shows each tenant's memory use against its budget.
+SELECT count(DISTINCT n) FROM generate_series(1, 100000000) AS g(n);`,
   },
   {
     title: "Who is connected (SHOW PROCESSLIST)",
