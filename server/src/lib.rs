@@ -29,6 +29,8 @@ pub mod config;
 pub mod host;
 pub mod listener;
 mod session;
+pub mod throttle;
+pub mod tls;
 pub mod wire;
 
 pub use config::{ConfigError, ServerConfig, DEFAULT_CONFIG_TOML};
