@@ -166,6 +166,8 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         let mut engine_config = EngineConfig::new(1, TokioHost::shared());
         engine_config.trace_capacity = config.trace_spans;
+        engine_config.tenants = config.tenants.clone();
+        engine_config.default_tenant_limits = config.tenant_defaults.clone();
         let engine = Engine::new(engine_config);
         let server = match Server::bind(config.clone(), engine).await {
             Ok(s) => s,
