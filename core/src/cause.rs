@@ -82,6 +82,16 @@ pub enum Reason {
         /// Bytes the query asked for in total.
         requested: u64,
     },
+    /// The tenant's memory budget, shared by its running statements, was
+    /// exceeded by this statement's reservation.
+    TenantMemoryBudgetExceeded {
+        /// The tenant.
+        tenant: Arc<str>,
+        /// The tenant's budget in bytes.
+        budget: u64,
+        /// Bytes the tenant's statements asked for in total.
+        requested: u64,
+    },
     /// The node is shutting down.
     Shutdown,
     /// `DROP DATABASE` of a database the transaction's statements use.
@@ -116,6 +126,14 @@ impl Reason {
             Reason::Remote { reason, .. } => reason.who(),
             _ => None,
         }
+    }
+
+    /// Whether a memory budget (the statement's or its tenant's) stopped it.
+    pub fn is_memory_budget(&self) -> bool {
+        matches!(
+            self,
+            Reason::MemoryBudgetExceeded { .. } | Reason::TenantMemoryBudgetExceeded { .. }
+        )
     }
 }
 
@@ -155,6 +173,14 @@ impl fmt::Display for Reason {
             Reason::MemoryBudgetExceeded { budget, requested } => write!(
                 f,
                 "memory budget of {budget} bytes exceeded ({requested} bytes requested)"
+            ),
+            Reason::TenantMemoryBudgetExceeded {
+                tenant,
+                budget,
+                requested,
+            } => write!(
+                f,
+                "memory budget of tenant '{tenant}' ({budget} bytes) exceeded ({requested} bytes requested by its statements)"
             ),
             Reason::Shutdown => write!(f, "the server is shutting down"),
             Reason::DatabaseDropped {

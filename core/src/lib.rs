@@ -71,6 +71,7 @@ pub mod session;
 pub mod sql;
 pub mod storage;
 mod sync;
+pub mod tenant;
 pub mod trace;
 pub mod values;
 
@@ -86,6 +87,7 @@ pub use registry::{CancelManager, KillOutcome, KillScope, ProcessInfo, ProcessLi
 pub use session::{
     ColumnInfo, Connection, Engine, EngineConfig, ErrorKind, ExecOptions, QueryError, QueryResult,
 };
+pub use tenant::{TenantLimits, TenantState};
 pub use trace::{Recorder, SpanId, SpanStatus, Trace};
 
 pub use phase::Phase;

@@ -34,6 +34,7 @@ use crate::host::Instant;
 use crate::level::Level;
 use crate::phase::{Phase, PhaseCell};
 use crate::sync::{lock, Mutex};
+use crate::tenant::TenantState;
 use crate::values::Identity;
 
 /// What a `KILL` aims at.
@@ -104,6 +105,10 @@ pub struct ProcessInfo {
     pub txn_id: Option<u64>,
     /// Rows processed so far by the running statement.
     pub rows_examined: u64,
+    /// Bytes the connection's tenant's running statements hold now.
+    pub tenant_memory: u64,
+    /// The tenant's memory budget, if it has one.
+    pub tenant_memory_budget: Option<u64>,
 }
 
 struct RunningQuery {
@@ -307,6 +312,7 @@ impl CancelManager {
                 None,
             ),
         };
+        let tenant = self.routine.values().get::<Arc<TenantState>>();
         ProcessInfo {
             id: self.connection_id,
             tenant: self.identity.tenant.to_string(),
@@ -319,6 +325,8 @@ impl CancelManager {
             statement_id,
             txn_id: st.txn.as_ref().and_then(|t| t.values().txn_id()),
             rows_examined,
+            tenant_memory: tenant.map_or(0, |t| t.memory().used()),
+            tenant_memory_budget: tenant.and_then(|t| t.limits().memory_budget),
         }
     }
 }

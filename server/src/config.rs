@@ -95,6 +95,11 @@ pub struct ServerConfig {
     /// Pipelines per parallel stage (the engine's `cascade_threads`
     /// default); 0 in the file means the available cores.
     pub threads: usize,
+    /// Per-tenant limits (`[tenants.NAME]`), handed to the engine.
+    pub tenants: HashMap<String, cascade::TenantLimits>,
+    /// The limits of tenants not listed (`[tenant_defaults]`; none by
+    /// default).
+    pub tenant_defaults: cascade::TenantLimits,
     users: HashMap<(String, String), User>,
 }
 
@@ -105,6 +110,69 @@ struct FileConfig {
     server: FileServer,
     #[serde(default)]
     user: Vec<FileUser>,
+    #[serde(default)]
+    tenants: HashMap<String, FileTenant>,
+    #[serde(default)]
+    tenant_defaults: FileTenant,
+}
+
+/// `[tenants.NAME]` / `[tenant_defaults]`: every key optional (no limit).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileTenant {
+    max_connections: Option<u64>,
+    memory_budget: Option<ByteSize>,
+    max_execution_time_ms: Option<u64>,
+}
+
+/// A size in bytes: an integer, or a string with a unit (`"256MiB"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ByteSize {
+    Bytes(u64),
+    Text(String),
+}
+
+/// Bytes of `"256MiB"`, `"1 GiB"`, `"512k"`, `"1048576"`: binary units
+/// (K/KB/KiB = 1024, as MySQL reads sizes), B for bytes.
+fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+impl FileTenant {
+    fn limits(self, where_: &str) -> Result<cascade::TenantLimits, ConfigError> {
+        let memory_budget = match self.memory_budget {
+            None => None,
+            Some(ByteSize::Bytes(n)) => Some(n),
+            Some(ByteSize::Text(t)) => Some(parse_bytes(&t).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "{where_}: memory_budget {t:?} is not a size (e.g. \"256MiB\", \"1GiB\", or bytes)"
+                ))
+            })?),
+        };
+        if memory_budget == Some(0) || self.max_connections == Some(0) {
+            return Err(ConfigError::Invalid(format!(
+                "{where_}: max_connections and memory_budget must be at least 1 (leave them out for no limit)"
+            )));
+        }
+        Ok(cascade::TenantLimits {
+            max_connections: self.max_connections,
+            memory_budget,
+            max_execution_time_ms: self.max_execution_time_ms.unwrap_or(0),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -324,8 +392,21 @@ impl ServerConfig {
                 return Err(ConfigError::Invalid(format!("{where_} is listed twice")));
             }
         }
+        let mut tenants = HashMap::new();
+        for (name, t) in file.tenants {
+            if name.is_empty() || name.contains(':') {
+                return Err(ConfigError::Invalid(format!(
+                    "tenants.{name:?}: a tenant name is non-empty and contains no ':'"
+                )));
+            }
+            let limits = t.limits(&format!("tenants.{name}"))?;
+            tenants.insert(name, limits);
+        }
+        let tenant_defaults = file.tenant_defaults.limits("tenant_defaults")?;
         Ok(ServerConfig {
             listen,
+            tenants,
+            tenant_defaults,
             max_connections: file.server.max_connections,
             max_packet_bytes: file.server.max_packet_bytes,
             handshake_timeout: Duration::from_secs(file.server.handshake_timeout_secs),
@@ -434,6 +515,38 @@ mod tests {
         let e = ServerConfig::from_toml("[server]\ndefault_auth_plugin = \"sha256_password\"")
             .unwrap_err();
         assert!(e.to_string().contains("default_auth_plugin"), "{e}");
+    }
+
+    #[test]
+    fn tenant_limits_parse_with_units_and_bad_ones_are_named() {
+        let c = ServerConfig::from_toml(
+            "[tenants.acme]\nmax_connections = 2\nmemory_budget = \"256MiB\"\nmax_execution_time_ms = 5000\n\
+             [tenants.globex]\nmemory_budget = 1048576\n\
+             [tenant_defaults]\nmax_connections = 100\n",
+        )
+        .unwrap();
+        let acme = &c.tenants["acme"];
+        assert_eq!(acme.max_connections, Some(2));
+        assert_eq!(acme.memory_budget, Some(256 << 20));
+        assert_eq!(acme.max_execution_time_ms, 5000);
+        assert_eq!(c.tenants["globex"].memory_budget, Some(1 << 20));
+        assert_eq!(c.tenants["globex"].max_connections, None);
+        assert_eq!(c.tenant_defaults.max_connections, Some(100));
+        assert_eq!(c.tenant_defaults.memory_budget, None);
+        assert_eq!(parse_bytes("1 GiB"), Some(1 << 30));
+        assert_eq!(parse_bytes("512k"), Some(512 << 10));
+        assert_eq!(parse_bytes("99999999999999TiB"), None);
+        for (bad, what) in [
+            ("[tenants.acme]\nmemory_budget = \"lots\"", "memory_budget"),
+            ("[tenants.acme]\nmax_connections = 0", "at least 1"),
+            ("[tenants.\"a:b\"]\nmax_connections = 1", "no ':'"),
+        ] {
+            let e = ServerConfig::from_toml(bad).unwrap_err();
+            assert!(e.to_string().contains(what), "{bad}: {e}");
+        }
+        let e = ServerConfig::from_toml("[tenants.acme]\nmax_conections = 1").unwrap_err();
+        assert!(matches!(e, ConfigError::Toml(_)), "{e}");
+        assert!(ServerConfig::default_local().tenants.is_empty());
     }
 
     #[test]

@@ -168,6 +168,8 @@ fn main() -> ExitCode {
         engine_config.trace_capacity = config.trace_spans;
         engine_config.admin_reads_all_tenants = config.admin_reads_all_tenants;
         engine_config.threads = config.threads;
+        engine_config.tenants = config.tenants.clone();
+        engine_config.default_tenant_limits = config.tenant_defaults.clone();
         let engine = Engine::new(engine_config);
         let server = match Server::bind(config.clone(), engine).await {
             Ok(s) => s,

@@ -75,17 +75,78 @@ test("timeoutMs gives error 3024 with a statement_timeout cause", async () => {
   });
 });
 
+test("per-tenant limits from new Engine({ tenants })", async () => {
+  const MIB = 1 << 20;
+  const engine = new Engine({
+    nodeId: 1,
+    tenants: { initech: { maxConnections: 3, memoryBudget: 16 * MIB, maxExecutionTime: 60000 } },
+  });
+  const holder = engine.connect(identity("dave", "initech"));
+  const greedy = engine.connect(identity("erin", "initech"));
+  const watcher = engine.connect(identity("root", "initech", "admin"));
+  // max_connections: the fourth connection of initech is refused, others' are not.
+  assert.throws(() => engine.connect(identity("x", "initech")), (e) => {
+    assert.equal(e.code, 1040);
+    assert.equal(e.message, "Too many connections for tenant 'initech' (max_connections 3)");
+    return true;
+  });
+  const acme = engine.connect(identity("alice"));
+  assert.deepEqual((await greedy.query("SELECT @@max_execution_time")).rows, [[60000]]);
+  assert.deepEqual((await acme.query("SELECT @@max_execution_time")).rows, [[0]]);
+
+  // The holder keeps a small part of initech's budget and runs on; acme's query runs too.
+  const held = holder.query("SELECT count(DISTINCT n % 1000) FROM generate_series(1, 100000000000) AS g(n)");
+  held.catch(() => {});
+  const other = acme.query(HEAVY, { timeoutMs: 60000 });
+  other.catch(() => {});
+  const row = (who, id) => engine.processes(who).find((p) => p.id === id);
+  const root = identity("root", "initech", "admin");
+  while (!(row(root, holder.id)?.tenantMemory > 0)) await new Promise((r) => setTimeout(r, 5));
+  await assert.rejects(greedy.query("SELECT count(DISTINCT n) FROM generate_series(1, 100000000) AS g(n)"), (e) => {
+    assert.equal(e.code, 1041);
+    assert.match(e.message, /memory budget of tenant 'initech' \(16777216 bytes/);
+    assert.equal(e.cause.what, "tenant_memory_budget_exceeded");
+    assert.equal(e.cause.tenant, "initech");
+    return true;
+  });
+  const h = row(root, holder.id);
+  assert.equal(h.command, "Query", "the tenant's other statement goes on");
+  assert.equal(h.tenantMemoryBudget, 16 * MIB);
+  assert.ok(h.tenantMemory > 0 && h.tenantMemory <= 16 * MIB);
+  assert.equal(row(identity("alice"), acme.id).command, "Query", "another tenant's statement goes on");
+  await watcher.query(`KILL QUERY ${holder.id}`);
+  acme.cancel();
+  await assert.rejects(held, (e) => e.code === 1317);
+  await assert.rejects(other, (e) => e.code === 1317);
+  assert.equal(row(root, holder.id).tenantMemory, 0);
+  // A closed connection frees its slot.
+  await greedy.close();
+  const again = engine.connect(identity("erin", "initech"));
+  assert.equal(typeof again.id, "number");
+  // Freed here, not by the GC's finalizers (which would call into the
+  // module after the trap test has poisoned it).
+  for (const c of [holder, greedy, watcher, acme, again]) {
+    await c.close();
+    c.free();
+  }
+  engine.shutdown();
+  engine.free();
+  assert.throws(() => new Engine({ tenants: { acme: { maxConections: 1 } } }), TypeError);
+  assert.throws(() => new Engine({ tenants: { acme: { memoryBudget: 0 } } }), TypeError);
+});
+
 // Last: the trap poisons this module instance for good.
 // Before the trap test: a trap leaves this module instance unusable.
 test("the playground's examples with a check answer as they say", async () => {
   const { EXAMPLES, DEMO_SETUP } = await import(new URL("../../www/src/examples.js", import.meta.url));
+  const { TENANTS } = await import(new URL("../../www/src/tenants.js", import.meta.url));
   const checked = EXAMPLES.filter((ex) => ex.check);
   assert.ok(checked.length > 0);
   for (const ex of checked) {
-    const engine = new Engine({ nodeId: 1 });
-    const owner = engine.connect(identity("alice"));
-    await owner.query(DEMO_SETUP);
-    const conn = ex.check.tenant ? engine.connect(identity("visitor", ex.check.tenant)) : owner;
+    const engine = new Engine({ nodeId: 1, tenants: TENANTS });
+    const setup = engine.connect(identity("alice"));
+    await setup.query(DEMO_SETUP);
+    const conn = ex.tenant ? engine.connect(identity(ex.user ?? "alice", ex.tenant)) : setup;
     const run = conn.query(ex.sql, { timeoutMs: 20_000 });
     if (ex.check.code !== undefined) {
       await assert.rejects(run, (e) => {
@@ -99,8 +160,13 @@ test("the playground's examples with a check answer as they say", async () => {
       if (ex.check.minRows !== undefined) assert.ok(r.rows.length >= ex.check.minRows, what);
     }
     await conn.close();
-    await owner.close();
+    if (conn !== setup) {
+      await setup.close();
+      setup.free();
+    }
+    conn.free();
     engine.shutdown();
+    engine.free();
   }
 });
 

@@ -20,14 +20,42 @@ use crate::convert::{
 };
 use crate::host::WebHost;
 
-/// Options of `new Engine({ nodeId, traceCapacity, memoryBudget })`; all
-/// optional.
-#[derive(Deserialize, Default)]
+/// Options of `new Engine({ nodeId, traceCapacity, memoryBudget, tenants })`;
+/// all optional.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct EngineOptions {
     node_id: Option<u64>,
     trace_capacity: Option<usize>,
     memory_budget: Option<u64>,
+    /// Checked key by key in [`Engine::new`] (unknown keys are errors).
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    tenants: JsValue,
+}
+
+/// One tenant's limits in `new Engine({ tenants: { acme: { maxConnections,
+/// memoryBudget, maxExecutionTime } } })`: all optional (no limit).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TenantOptions {
+    max_connections: Option<u64>,
+    memory_budget: Option<u64>,
+    max_execution_time: Option<u64>,
+}
+
+impl TenantOptions {
+    fn limits(self, tenant: &str) -> Result<cascade::TenantLimits, JsValue> {
+        if self.max_connections == Some(0) || self.memory_budget == Some(0) {
+            return Err(type_error(&format!(
+                "new Engine(options): tenants.{tenant}: maxConnections and memoryBudget must be at least 1 (leave them out for no limit)"
+            )));
+        }
+        Ok(cascade::TenantLimits {
+            max_connections: self.max_connections,
+            memory_budget: self.memory_budget,
+            max_execution_time_ms: self.max_execution_time.unwrap_or(0),
+        })
+    }
 }
 
 /// Options of `conn.query(sql, { timeoutMs })`.
@@ -72,15 +100,22 @@ pub struct Engine {
 
 #[wasm_bindgen]
 impl Engine {
-    /// `new Engine({ nodeId })`: a node with the browser host's clock.
+    /// `new Engine({ nodeId, traceCapacity, memoryBudget, tenants })`: a
+    /// node with the browser host's clock; `tenants` maps a tenant to its
+    /// `{ maxConnections, memoryBudget (bytes), maxExecutionTime (ms) }`.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<Engine, JsValue> {
         let opts: EngineOptions = if options.is_undefined() || options.is_null() {
-            EngineOptions::default()
+            EngineOptions {
+                node_id: None,
+                trace_capacity: None,
+                memory_budget: None,
+                tenants: JsValue::UNDEFINED,
+            }
         } else {
             from_js(
-                "new Engine(options): expected { nodeId, traceCapacity, memoryBudget }",
-                &["nodeId", "traceCapacity", "memoryBudget"],
+                "new Engine(options): expected { nodeId, traceCapacity, memoryBudget, tenants }",
+                &["nodeId", "traceCapacity", "memoryBudget", "tenants"],
                 options,
             )?
         };
@@ -90,6 +125,25 @@ impl Engine {
         }
         if let Some(budget) = opts.memory_budget {
             config.memory_budget = budget;
+        }
+        if !(opts.tenants.is_undefined() || opts.tenants.is_null()) {
+            if !opts.tenants.is_object() || opts.tenants.is_function() {
+                return Err(type_error(
+                    "new Engine(options): tenants must be an object { name: { maxConnections, memoryBudget, maxExecutionTime } }",
+                ));
+            }
+            let entries = js_sys::Object::entries(opts.tenants.unchecked_ref::<js_sys::Object>());
+            for entry in entries.iter() {
+                let pair = js_sys::Array::from(&entry);
+                let tenant = pair.get(0).as_string().unwrap_or_default();
+                let t: TenantOptions = from_js(
+                    &format!("new Engine(options): tenants.{tenant}: expected {{ maxConnections, memoryBudget, maxExecutionTime }}"),
+                    &["maxConnections", "memoryBudget", "maxExecutionTime"],
+                    pair.get(1),
+                )?;
+                let limits = t.limits(&tenant)?;
+                config.tenants.insert(tenant, limits);
+            }
         }
         Ok(Engine {
             inner: cascade::Engine::new(config),

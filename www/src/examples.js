@@ -1,8 +1,9 @@
 // The examples menu, and the demo tables every page load starts with. An
 // example with `check` is run by tests/e2e/node-api.test.mjs on the demo
 // tables: `{ code }` must fail with that MySQL code, `{ rows }` must answer
-// that many rows, `{ minRows }` at least that many; with `tenant`, it runs
-// on a connection of that tenant (the demo tables are acme's).
+// that many rows, `{ minRows }` at least that many. An example with
+// `tenant` (and `user`) runs as that tenant (see tenants.js); the demo
+// tables are acme's.
 
 /** Tables the page creates at start (tenant acme). */
 export const DEMO_SETUP = `
@@ -41,13 +42,14 @@ SELECT count(*) FROM orders CROSS JOIN generate_series(1, 1000000) AS g(n);
 COMMIT;`,
   },
   {
-    title: "Tenants own their data (run it as another tenant)",
-    // Checked as tenant globex: acme's tables do not exist for it.
-    check: { code: 1146, tenant: "globex" },
-    sql: `-- The demo tables belong to tenant acme. Open a New session as
--- tenant globex and run this there: it fails with 1146 (table doesn't
--- exist), as would USE or any other way of naming acme's data; globex
--- gets a database \`cascade\` of its own. Run here, as acme, it answers.
+    title: "Tenants own their data (tenant globex reads acme's table)",
+    // Picking it opens (or switches to) a session of `tenant`.
+    tenant: "globex",
+    check: { code: 1146 },
+    sql: `-- Runs as tenant globex. The demo tables belong to tenant acme: for
+-- globex they do not exist, so this fails with 1146 (table doesn't exist),
+-- as would USE or any other way of naming acme's data; globex has a
+-- database \`cascade\` of its own. Run in an acme session, it answers.
 SELECT count(*) FROM cascade.customers;`,
   },
   {
@@ -106,6 +108,19 @@ SELECT c.name, c.country,
 FROM customers c
 WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.amount > 99.5)
 ORDER BY c.name;`,
+  },
+  {
+    // Picking it opens (or switches to) a session of `tenant`.
+    title: "A tenant's memory budget stops a greedy query (tenant initech)",
+    tenant: "initech",
+    user: "dave",
+    check: { code: 1041 },
+    sql: `-- Runs as tenant initech: its statements share a 32 MiB memory budget
+-- (new Engine({ tenants: { initech: { memoryBudget } } })). This query wants
+-- far more, so it is stopped with error 1041 naming initech's budget.
+-- Start the long query in an acme tab first: it goes on, and the process
+-- list shows each tenant's memory use against its budget.
+SELECT count(DISTINCT n) FROM generate_series(1, 100000000) AS g(n);`,
   },
   {
     title: "Who is connected (SHOW PROCESSLIST)",

@@ -8,6 +8,7 @@
 import { EngineClient } from "./client.js";
 import { createEditor } from "./editor.js";
 import { EXAMPLES, DEMO_SETUP } from "./examples.js";
+import { TENANTS, describeLimits, tenantHue } from "./tenants.js";
 import { count, h, ms } from "./format.js";
 import { addHistory, clearHistory, loadHistory, setHashSql, sqlFromHash } from "./history.js";
 import { ProcessView } from "./processes.js";
@@ -138,6 +139,7 @@ function renderTabs() {
           "data-connection-id": s.conn.id,
           onclick: () => activate(s),
         },
+        tenantChip(s.identity.tenant),
         s.label,
         badge,
       );
@@ -145,11 +147,19 @@ function renderTabs() {
   );
 }
 
+/** The tenant's name on its own hue: which tenant a tab or row is, at a glance. */
+function tenantChip(tenant) {
+  return h("span", { class: "tenant-chip", style: `--tenant-hue: ${tenantHue(tenant)}`, title: `tenant ${tenant}: ${describeLimits(tenant)}` }, tenant);
+}
+
 function renderSession() {
   const s = active;
   renderTabs();
   if (!s) return;
-  ui.sessionInfo.textContent = `Session ${s.n} — ${s.identity.user}@${s.identity.tenant}, role ${s.identity.role}, connection ${s.conn.id}${s.dead ? " (connection killed)" : ""}`;
+  ui.sessionInfo.replaceChildren(
+    h("span", { class: "session-tenant", "data-tenant": s.identity.tenant }, "Tenant ", tenantChip(s.identity.tenant), h("span", { class: "muted" }, ` (${describeLimits(s.identity.tenant)})`)),
+    ` — session ${s.n}, user ${s.identity.user}, role ${s.identity.role}, connection ${s.conn.id}${s.dead ? " (connection killed)" : ""}`,
+  );
   ui.run.disabled = s.dead || engineDown();
   ui.run.textContent = s.running ? "Cancel" : "Run";
   ui.run.classList.toggle("cancel", s.running);
@@ -385,6 +395,13 @@ ui.run.addEventListener("click", () => {
   else run(active, editor.selectionOrAll());
 });
 ui.reconnect.addEventListener("click", () => active && reconnect(active));
+for (const name of Object.keys(TENANTS)) $("tenant-names").append(h("option", { value: name }, describeLimits(name)));
+const showTenantLimits = () => {
+  const t = ui.newForm.elements.tenant.value.trim();
+  $("tenant-limits").textContent = t ? `${t}: ${describeLimits(t)}` : "";
+};
+ui.newForm.elements.tenant.addEventListener("input", showTenantLimits);
+showTenantLimits();
 ui.newSession.addEventListener("click", () => {
   ui.newForm.hidden = false;
   ui.newForm.elements.tenant.focus();
@@ -410,6 +427,26 @@ ui.devtools.addEventListener("change", () => client?.setDevtoolsTimings(ui.devto
 for (const [i, ex] of EXAMPLES.entries()) ui.examples.append(h("option", { value: i }, ex.title));
 ui.examples.addEventListener("change", () => {
   const ex = EXAMPLES[Number(ui.examples.value)];
+  if (ex?.tenant && active?.identity.tenant !== ex.tenant) {
+    // An example of one tenant runs in a session of that tenant.
+    ui.examples.value = "";
+    const existing = sessions.find((x) => x.identity.tenant === ex.tenant && !x.dead);
+    const opened = existing ? Promise.resolve(existing) : openSession({ tenant: ex.tenant, user: ex.user ?? "alice", role: "member" });
+    opened.then(
+      (s) => {
+        activate(s);
+        editor.text = ex.sql;
+        editor.focus();
+      },
+      (e) => {
+        if (active) {
+          active.error = e;
+          renderSession();
+        }
+      },
+    );
+    return;
+  }
   if (ex) {
     editor.text = ex.sql;
     if (ex.timeoutMs !== undefined) ui.timeout.value = ex.timeoutMs || "";

@@ -8,6 +8,7 @@
 // move under the pointer between two refreshes.
 
 import { count, h, ms } from "./format.js";
+import { formatBytes } from "./tenants.js";
 
 export class ProcessView {
   /** @param {HTMLElement} el
@@ -26,6 +27,7 @@ export class ProcessView {
             ["Command / State", "c-cmd"],
             ["Time", "c-num"],
             ["Rows", "c-num"],
+            ["Tenant memory", "c-num"],
             ["Info", "c-info"],
             ["", "c-act"],
           ].map(([c, cls]) => h("th", { scope: "col", class: cls }, c)))),
@@ -58,6 +60,11 @@ export class ProcessView {
       row.statementId = p.statementId ?? undefined;
       cells.time.textContent = p.timeMs < 1000 ? `${Math.round(p.timeMs)} ms` : ms(p.timeMs);
       cells.rows.textContent = p.rowsExamined != null ? count(p.rowsExamined) : "";
+      // What the row's tenant's running statements hold of its budget.
+      cells.mem.textContent = p.tenantMemoryBudget != null
+        ? `${formatBytes(p.tenantMemory ?? 0)} / ${formatBytes(p.tenantMemoryBudget)}`
+        : p.tenantMemory ? formatBytes(p.tenantMemory) : "";
+      cells.mem.title = `tenant ${p.tenant}: ${p.tenantMemory ?? 0} bytes in use${p.tenantMemoryBudget != null ? ` of a ${p.tenantMemoryBudget}-byte budget` : ", no budget"}`;
       cells.info.textContent = p.info ?? "";
       cells.info.title = p.info ? `statement ${p.statementId ?? "?"}: ${p.info}` : "";
       row.tr.classList.toggle("running", p.command === "Query");
@@ -90,6 +97,7 @@ export class ProcessView {
       h("td", {}, (row.command = h("span")), (row.state = h("span", { class: "state" }))),
       td("time", "num"),
       td("rows", "num"),
+      td("mem", "num"),
       td("info", "info"),
       h("td", { class: "actions" }, killQuery, " ", killConn),
     );

@@ -15,6 +15,7 @@
 
 import init, { Connection, Engine, setDevtoolsTimings, __debugTrap } from "../pkg/cascade_web.js";
 import { deadEngineError, errorToPlain, isTrap } from "./protocol.js";
+import { TENANTS } from "./tenants.js";
 
 /** @type {Engine} */
 let engine;
@@ -226,7 +227,7 @@ const ops = {
 };
 
 const ready = init({ module_or_path: new URL("./cascade_web_bg.wasm", import.meta.url) }).then(() => {
-  engine = new Engine({ nodeId: 1 });
+  engine = new Engine({ nodeId: 1, tenants: TENANTS });
 });
 
 /** What was in flight when the engine died, for the page to tell the user. */

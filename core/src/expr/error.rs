@@ -29,6 +29,17 @@ pub enum ExecError {
         /// Bytes asked for in total.
         requested: u64,
     },
+    /// The tenant's memory budget, shared by its running statements, ran
+    /// out: the statement whose reservation crossed it fails.
+    #[error("memory budget of tenant '{tenant}' ({budget} bytes, shared by its running statements) exceeded: they asked for {requested} bytes in total")]
+    TenantMemoryBudget {
+        /// The tenant.
+        tenant: String,
+        /// The tenant's budget in bytes.
+        budget: u64,
+        /// Bytes the tenant's statements asked for in total.
+        requested: u64,
+    },
     /// A value that is no valid date, datetime or time where one must be
     /// (MySQL 1292): `CAST('x' AS DATE)` in strict DML.
     #[error("Incorrect {ty} value: '{value}'")]

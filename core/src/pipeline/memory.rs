@@ -32,6 +32,7 @@ use crate::context::Context;
 use crate::data::{Batch, Column};
 use crate::expr::ExecError;
 use crate::level::Level;
+use crate::tenant::TenantBudget;
 
 /// Reservations grow by at least this much, so that small, frequent growth
 /// (one string, one group) does not touch the shared counters each time.
@@ -45,16 +46,28 @@ pub struct Resources {
     used: AtomicU64,
     peak: AtomicU64,
     node_total: Arc<AtomicU64>,
+    /// The tenant's budget that every reservation also charges.
+    tenant: Option<Arc<TenantBudget>>,
 }
 
 impl Resources {
     /// A budget of `budget` bytes, also counted in `node_total`.
     pub fn new(budget: u64, node_total: Arc<AtomicU64>) -> Arc<Self> {
+        Self::with_tenant(budget, node_total, None)
+    }
+    /// [`Resources::new`] whose reservations also charge `tenant`'s budget
+    /// (shared by the tenant's running statements).
+    pub fn with_tenant(
+        budget: u64,
+        node_total: Arc<AtomicU64>,
+        tenant: Option<Arc<TenantBudget>>,
+    ) -> Arc<Self> {
         Arc::new(Resources {
             budget,
             used: AtomicU64::new(0),
             peak: AtomicU64::new(0),
             node_total,
+            tenant,
         })
     }
     /// Reserves `bytes`, or fails with the budget error.
@@ -66,6 +79,10 @@ impl Resources {
                 budget: self.budget,
                 requested: now,
             });
+        }
+        if let Some(Err(e)) = self.tenant.as_ref().map(|t| t.charge(bytes)) {
+            self.used.fetch_sub(bytes, AtomicOrdering::AcqRel);
+            return Err(e);
         }
         self.peak.fetch_max(now, AtomicOrdering::AcqRel);
         self.node_total.fetch_add(bytes, AtomicOrdering::AcqRel);
@@ -110,6 +127,9 @@ impl Reservation {
             self.bytes -= bytes;
             self.res.used.fetch_sub(bytes, AtomicOrdering::AcqRel);
             self.res.node_total.fetch_sub(bytes, AtomicOrdering::AcqRel);
+            if let Some(t) = &self.res.tenant {
+                t.release(bytes);
+            }
         }
     }
     /// Bytes held.
@@ -194,20 +214,28 @@ impl MemoryUse {
     }
 }
 
-/// When `e` is the budget error, cancels `query` with the budget as the
-/// cause (so every part of the statement stops, and the cause is recorded
-/// on its contexts and spans); other errors are left alone.
+/// When `e` is a budget error (the statement's or its tenant's), cancels
+/// `query` with the budget as the cause (so every part of the statement
+/// stops, and the cause is recorded on its contexts and spans); other
+/// errors are left alone.
 pub fn record_budget_error(query: &Context, e: &ExecError) {
-    if let ExecError::MemoryBudget { budget, requested } = e {
-        query.cancel_with(Cause::canceled(
-            Reason::MemoryBudgetExceeded {
-                budget: *budget,
-                requested: *requested,
-            },
-            Level::Query,
-            query.id(),
-        ));
-    }
+    let reason = match e {
+        ExecError::MemoryBudget { budget, requested } => Reason::MemoryBudgetExceeded {
+            budget: *budget,
+            requested: *requested,
+        },
+        ExecError::TenantMemoryBudget {
+            tenant,
+            budget,
+            requested,
+        } => Reason::TenantMemoryBudgetExceeded {
+            tenant: tenant.as_str().into(),
+            budget: *budget,
+            requested: *requested,
+        },
+        _ => return,
+    };
+    query.cancel_with(Cause::canceled(reason, Level::Query, query.id()));
 }
 
 /// Buckets of a hash table (std's `HashMap`/`HashSet`, hashbrown) whose

@@ -64,12 +64,8 @@ impl QueryError {
                 (3024, "HY000", ErrorKind::DeadlineExceeded)
             }
             (CancelKind::DeadlineExceeded, _) => (3024, "HY000", ErrorKind::DeadlineExceeded),
-            (CancelKind::Canceled, Reason::MemoryBudgetExceeded { .. }) => {
-                (1041, "HY000", ErrorKind::Error)
-            }
-            (CancelKind::Canceled, Reason::Remote { reason, .. })
-                if matches!(**reason, Reason::MemoryBudgetExceeded { .. }) =>
-            {
+            (CancelKind::Canceled, r) if r.is_memory_budget() => (1041, "HY000", ErrorKind::Error),
+            (CancelKind::Canceled, Reason::Remote { reason, .. }) if reason.is_memory_budget() => {
                 (1041, "HY000", ErrorKind::Error)
             }
             (CancelKind::Canceled, _) => (1317, "70100", ErrorKind::Canceled),
@@ -187,7 +183,8 @@ impl From<crate::expr::ExecError> for QueryError {
             crate::expr::ExecError::WrongValue { .. } => {
                 QueryError::new(1292, "22007", e.to_string())
             }
-            crate::expr::ExecError::MemoryBudget { .. } => {
+            crate::expr::ExecError::MemoryBudget { .. }
+            | crate::expr::ExecError::TenantMemoryBudget { .. } => {
                 QueryError::new(1041, "HY000", e.to_string())
             }
             crate::expr::ExecError::SubqueryRows => QueryError::new(1242, "21000", e.to_string()),

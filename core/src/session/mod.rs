@@ -61,6 +61,7 @@ use crate::storage::{
     Catalog, ColumnDef, DbKey, RowWriter, Snapshot, StorageError, TableData, WriteSet,
 };
 use crate::sync::lock_std as lock;
+use crate::tenant::{TenantLimits, TenantSlot, TenantState, Tenants};
 use crate::trace::{Recorder, SpanId, SpanStatus, Trace};
 use crate::values::Identity;
 
@@ -94,6 +95,10 @@ pub struct EngineConfig {
     /// Default: the host's [`Host::parallelism`] (the available cores
     /// natively, 1 in the browser).
     pub threads: usize,
+    /// Per-tenant limits by tenant name (see [`crate::tenant`]).
+    pub tenants: HashMap<String, TenantLimits>,
+    /// The limits of tenants not in `tenants` (default: none).
+    pub default_tenant_limits: TenantLimits,
 }
 
 impl EngineConfig {
@@ -108,6 +113,8 @@ impl EngineConfig {
             admin_reads_all_tenants: false,
             threads: host.parallelism().max(1),
             host,
+            tenants: HashMap::new(),
+            default_tenant_limits: TenantLimits::default(),
         }
     }
 }
@@ -184,6 +191,7 @@ struct EngineInner {
     memory: Arc<AtomicU64>,
     queries: Mutex<(HashMap<u64, SpanId>, VecDeque<u64>)>,
     connections: Mutex<HashMap<u64, Weak<ConnInner>>>,
+    tenants: Tenants,
 }
 
 const QUERY_HISTORY: usize = 4096;
@@ -236,7 +244,6 @@ impl Engine {
             .unwrap_or_else(|_| unreachable!("a root with a node id always builds"));
         Engine {
             inner: Arc::new(EngineInner {
-                config,
                 root,
                 recorder,
                 processes: Arc::new(ProcessList::new()),
@@ -247,6 +254,8 @@ impl Engine {
                 memory: Arc::new(AtomicU64::new(0)),
                 queries: Mutex::new((HashMap::new(), VecDeque::new())),
                 connections: Mutex::new(HashMap::new()),
+                tenants: Tenants::new(config.default_tenant_limits.clone(), config.tenants.clone()),
+                config,
             }),
         }
     }
@@ -274,6 +283,12 @@ impl Engine {
     /// Bytes reserved by running statements, node-wide.
     pub fn memory_in_use(&self) -> u64 {
         self.inner.memory.load(Ordering::Acquire)
+    }
+
+    /// `tenant`'s limits and use (connections, memory), if it has
+    /// connected since the engine started.
+    pub fn tenant(&self, tenant: &str) -> Option<Arc<TenantState>> {
+        self.inner.tenants.existing(tenant)
     }
 
     /// Opens a connection for `identity`.
@@ -327,6 +342,19 @@ impl Engine {
                 format!("connection id {id} is already in use"),
             ));
         }
+        // The tenant's limits travel with the connection's context.
+        let tenant = self.inner.tenants.get(&identity.tenant);
+        let slot = tenant.acquire_connection().map_err(|max| {
+            QueryError::new(
+                1040,
+                "08004",
+                format!(
+                    "Too many connections for tenant '{}' (max_connections {max})",
+                    identity.tenant
+                ),
+            )
+        })?;
+        let default_timeout = tenant.limits().max_execution_time_ms;
         let routine = self
             .inner
             .root
@@ -335,6 +363,7 @@ impl Engine {
             .connection_id(id)
             .session_id(id)
             .name(format!("connection {id} ({identity})"))
+            .value(tenant)
             .build()?;
         let manager = CancelManager::new(routine);
         let registration = self.inner.processes.register(manager.clone());
@@ -343,10 +372,10 @@ impl Engine {
             id,
             identity: Arc::new(identity),
             manager,
-            registration: Mutex::new(Some(registration)),
+            registration: Mutex::new(Some((registration, slot))),
             session: Mutex::new(Slot::Idle(Session {
                 autocommit: true,
-                max_execution_time_ms: 0,
+                max_execution_time_ms: default_timeout,
                 memory_budget: self.inner.config.memory_budget,
                 cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
                 threads: self.inner.config.threads.max(1),
@@ -366,7 +395,7 @@ impl Engine {
         )?;
         conn.publish_vars(&Session {
             autocommit: true,
-            max_execution_time_ms: 0,
+            max_execution_time_ms: default_timeout,
             memory_budget: self.inner.config.memory_budget,
             cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
             threads: self.inner.config.threads.max(1),
@@ -412,7 +441,9 @@ struct ConnInner {
     id: u64,
     identity: Arc<Identity>,
     manager: Arc<CancelManager>,
-    registration: Mutex<Option<Registration>>,
+    /// The process-list entry and the tenant's connection slot, given up
+    /// together when the connection closes.
+    registration: Mutex<Option<(Registration, TenantSlot)>>,
     session: Mutex<Slot>,
     /// The session's variables as `@@name` reads them.
     vars: Mutex<Vec<(&'static str, Value)>>,
@@ -465,6 +496,9 @@ impl ConnInner {
             self.publish_vars(s);
         }
         Ok(())
+    /// The connection's tenant limits, carried by its Routine context.
+    fn tenant_state(&self) -> Option<&Arc<TenantState>> {
+        self.manager.routine().values().get::<Arc<TenantState>>()
     }
 
     /// The running statement's wall-clock time (see `stmt_now`).
@@ -506,6 +540,18 @@ impl ConnInner {
             ("user", Value::Text(user.into())),
             ("tenant", Value::Text(self.identity.tenant.clone())),
             ("role", Value::Text(self.identity.role.clone())),
+            (
+                "cascade_tenant_max_connections",
+                self.tenant_state()
+                    .and_then(|t| t.limits().max_connections)
+                    .map_or(Value::Null, |n| Value::Int(n as i64)),
+            ),
+            (
+                "cascade_tenant_memory_budget",
+                self.tenant_state()
+                    .and_then(|t| t.limits().memory_budget)
+                    .map_or(Value::Null, |n| Value::Int(n as i64)),
+            ),
             (
                 "sql_mode",
                 Value::Text("ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES".into()),
@@ -1018,7 +1064,11 @@ async fn run_statement(
         }
     }
     let registration = c.manager.register_query(&query, &truncate(&text, 1000));
-    let resources = Resources::new(s.memory_budget, e.memory.clone());
+    let resources = Resources::with_tenant(
+        s.memory_budget,
+        e.memory.clone(),
+        c.tenant_state().map(|t| t.memory().clone()),
+    );
     c.stmt_now
         .store(e.config.host.unix_micros(), Ordering::Relaxed);
     let mut x = ExecCtx {
@@ -1496,6 +1546,9 @@ async fn dispatch(
                         Value::Int(p.rows_examined as i64),
                         p.statement_id
                             .map_or(Value::Null, |id| Value::Int(id as i64)),
+                        Value::Int(p.tenant_memory as i64),
+                        p.tenant_memory_budget
+                            .map_or(Value::Null, |b| Value::Int(b as i64)),
                     ]
                 })
                 .collect();
@@ -1516,6 +1569,10 @@ async fn dispatch(
                     col("Rows_examined", DataType::Int),
                     // The id `KILL QUERY <Id> '<Statement_id>'` takes.
                     col("Statement_id", DataType::Int),
+                    // What the tenant's running statements hold of its
+                    // memory budget (NULL: no budget).
+                    col("Tenant_memory", DataType::Int),
+                    col("Tenant_memory_budget", DataType::Int),
                 ],
                 rows,
                 rows_affected: 0,
@@ -1685,7 +1742,7 @@ fn primary_error(e: ExecError, query: &Context) -> QueryError {
             record_budget_error(query, &other);
             let mut err = QueryError::from(other);
             if let Some(cause) = query.cause() {
-                if matches!(cause.reason, Reason::MemoryBudgetExceeded { .. }) {
+                if cause.reason.is_memory_budget() {
                     err.cause = Some(cause);
                 }
             }

@@ -40,7 +40,7 @@ impl Connection {
         let mut s = c.check_out()?;
         c.rollback_for(&mut s, "COM_RESET_CONNECTION");
         s.autocommit = true;
-        s.max_execution_time_ms = 0;
+        s.max_execution_time_ms = c.tenant_state().map_or(0, |t| t.limits().max_execution_time_ms);
         s.memory_budget = c.engine.config.memory_budget;
         s.threads = c.engine.config.threads.max(1);
         c.publish_vars(&s);
