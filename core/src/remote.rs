@@ -138,6 +138,15 @@ impl ReasonParts {
             Reason::MemoryBudgetExceeded { budget, requested } => {
                 p("memory_budget_exceeded", *budget, *requested, "")
             }
+            Reason::TenantMemoryBudgetExceeded {
+                tenant,
+                budget,
+                requested,
+            } => p("tenant_memory_budget_exceeded", *budget, *requested, tenant),
+            Reason::DatabaseDropped {
+                database,
+                by_connection,
+            } => p("database_dropped", *by_connection, 0, database),
             Reason::Shutdown => p("shutdown", 0, 0, ""),
             Reason::Other { message } => p("other", 0, 0, message),
             Reason::Remote { reason, .. } => ReasonParts::of(reason),
@@ -167,6 +176,15 @@ impl ReasonParts {
             "memory_budget_exceeded" => Reason::MemoryBudgetExceeded {
                 budget: a,
                 requested: b,
+            },
+            "tenant_memory_budget_exceeded" => Reason::TenantMemoryBudgetExceeded {
+                tenant: text.into(),
+                budget: a,
+                requested: b,
+            },
+            "database_dropped" => Reason::DatabaseDropped {
+                database: text.into(),
+                by_connection: a,
             },
             "shutdown" => Reason::Shutdown,
             "other" => Reason::Other {
@@ -834,6 +852,15 @@ mod tests {
             Reason::MemoryBudgetExceeded {
                 budget: 1,
                 requested: 2,
+            },
+            Reason::TenantMemoryBudgetExceeded {
+                tenant: "acme".into(),
+                budget: 1,
+                requested: 2,
+            },
+            Reason::DatabaseDropped {
+                database: "shop".into(),
+                by_connection: 9,
             },
             Reason::Shutdown,
             Reason::Other {

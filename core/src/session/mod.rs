@@ -496,6 +496,8 @@ impl ConnInner {
             self.publish_vars(s);
         }
         Ok(())
+    }
+
     /// The connection's tenant limits, carried by its Routine context.
     fn tenant_state(&self) -> Option<&Arc<TenantState>> {
         self.manager.routine().values().get::<Arc<TenantState>>()
