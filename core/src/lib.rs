@@ -71,6 +71,7 @@ pub mod sql;
 pub mod storage;
 mod sync;
 pub mod trace;
+pub mod trace_context;
 pub mod values;
 
 pub use cause::{CancelKind, Cancelled, Cause, Reason};

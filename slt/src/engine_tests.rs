@@ -131,6 +131,7 @@ impl CascadeDb {
             conn: engine.connect(Identity::new("slt", "slt", "member"))?,
             exec: ExecOptions {
                 timeout: Some(STATEMENT_TIMEOUT),
+                ..ExecOptions::default()
             },
         })
     }
@@ -142,7 +143,7 @@ impl AsyncDB for CascadeDb {
     type ColumnType = SqlType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<SqlType>, QueryError> {
-        let r = self.conn.execute_with(sql, self.exec).await?;
+        let r = self.conn.execute_with(sql, self.exec.clone()).await?;
         if r.columns.is_empty() {
             return Ok(DBOutput::StatementComplete(r.rows_affected));
         }

@@ -288,6 +288,7 @@ pub fn run_source(path: &Path, text: &str, opts: &Options) -> FileRun {
     };
     let exec = ExecOptions {
         timeout: Some(opts.timeout),
+        ..ExecOptions::default()
     };
     let mut hash_threshold = 0;
     let mut stop = false; // a halt applied
@@ -316,7 +317,7 @@ pub fn run_source(path: &Path, text: &str, opts: &Options) -> FileRun {
         }
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            block_on(conn.execute_with(&r.sql, exec))
+            block_on(conn.execute_with(&r.sql, exec.clone()))
         }));
         out.slowest = out.slowest.max((started.elapsed(), r.line));
         let result = match result {
