@@ -671,7 +671,16 @@ impl Context {
         let level_name = level.as_str();
         let tc = ids.as_ref();
         let span = child_span(Some(parent), |p| {
-            tracing_span!("operator", p, level_name, id, rec, name, tc, None::<TraceSpanId>)
+            tracing_span!(
+                "operator",
+                p,
+                level_name,
+                id,
+                rec,
+                name,
+                tc,
+                None::<TraceSpanId>
+            )
         });
         recorded(span).map(|b| *b)
     }
@@ -730,7 +739,16 @@ impl Context {
         let rec = span_id.map_or(0, |s| s.0);
         let tc = trace.as_ref();
         let span = recorded(child_span(self.node.span.as_deref(), |parent| {
-            tracing_span!("cleanup", parent, level_name, id, rec, name, tc, None::<TraceSpanId>)
+            tracing_span!(
+                "cleanup",
+                parent,
+                level_name,
+                id,
+                rec,
+                name,
+                tc,
+                None::<TraceSpanId>
+            )
         }));
         let node = Arc::new_cyclic(|weak| Node {
             id,

@@ -804,7 +804,10 @@ mod tests {
         let q = r.open_traced(Some(a), &ids, Some(remote.parent_id), "q", Level::Query, []);
         let p = r.open(Some(q), "p", Level::Pipeline, []);
         let got = r.get(q).unwrap();
-        assert_eq!((got.trace_id, got.trace_span_id), (ids.trace_id, ids.span_id));
+        assert_eq!(
+            (got.trace_id, got.trace_span_id),
+            (ids.trace_id, ids.span_id)
+        );
         assert_eq!(got.remote_parent, Some(remote.parent_id));
         assert_eq!(got.parent, Some(a), "the local parent stays");
         assert_eq!(r.trace_ids(p).unwrap().0, remote.trace_id);

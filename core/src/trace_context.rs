@@ -293,7 +293,11 @@ fn shorten(s: &str) -> String {
 impl fmt::Display for TraceParent {
     /// The header value: `00-<trace id>-<parent id>-<flags>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "00-{}-{}-{:02x}", self.trace_id, self.parent_id, self.flags)
+        write!(
+            f,
+            "00-{}-{}-{:02x}",
+            self.trace_id, self.parent_id, self.flags
+        )
     }
 }
 
@@ -327,7 +331,9 @@ fn next_random(host: &dyn Host) -> u64 {
         h.write_usize(std::ptr::addr_of!(local) as usize);
         add_entropy(h.finish());
     });
-    mix(STATE.fetch_add(GOLDEN, Ordering::Relaxed).wrapping_add(GOLDEN))
+    mix(STATE
+        .fetch_add(GOLDEN, Ordering::Relaxed)
+        .wrapping_add(GOLDEN))
 }
 
 #[cfg(test)]

@@ -79,7 +79,11 @@ fn every_span_has_w3c_ids_the_same_in_the_recorder_and_in_tracing() {
             if s.level == Level::Root {
                 assert_ne!(s.trace_id, conn_trace);
             } else {
-                assert_eq!(s.trace_id, conn_trace, "{} in the connection's trace", s.name);
+                assert_eq!(
+                    s.trace_id, conn_trace,
+                    "{} in the connection's trace",
+                    s.name
+                );
                 assert_eq!(s.remote_parent, None);
             }
         }
@@ -105,7 +109,9 @@ fn every_span_has_w3c_ids_the_same_in_the_recorder_and_in_tracing() {
             .filter(|(rec, _)| *rec != 0)
             .collect();
         for s in &t1.spans {
-            let t = by_rec.get(&s.id.0).unwrap_or_else(|| panic!("{} in tracing", s.name));
+            let t = by_rec
+                .get(&s.id.0)
+                .unwrap_or_else(|| panic!("{} in tracing", s.name));
             assert_eq!(
                 t.fields.get("trace_id"),
                 Some(&s.trace_id.to_string()),
@@ -124,7 +130,10 @@ fn every_span_has_w3c_ids_the_same_in_the_recorder_and_in_tracing() {
         // The JSON tree carries them for the page.
         let json: serde_json::Value = serde_json::from_str(&t1.to_json()).unwrap();
         assert_eq!(json[0]["children"][0]["traceId"], conn_trace.to_string());
-        assert_eq!(json[0]["children"][0]["spanId"].as_str().map(str::len), Some(16));
+        assert_eq!(
+            json[0]["children"][0]["spanId"].as_str().map(str::len),
+            Some(16)
+        );
     });
 }
 
@@ -135,14 +144,22 @@ fn a_sqlcommenter_traceparent_joins_the_applications_trace() {
     tracing::subscriber::with_default(subscriber, || {
         let e = engine();
         let a = e.connect(Identity::new("acme", "alice", "member")).unwrap();
-        let sql = format!("{SELECT} /*controller='index',traceparent='{TP}',tracestate='congo%3Dt61rcWkgMzE'*/");
+        let sql = format!(
+            "{SELECT} /*controller='index',traceparent='{TP}',tracestate='congo%3Dt61rcWkgMzE'*/"
+        );
         let r = block_on(a.execute(&sql)).unwrap();
         assert_eq!(r.rows.len(), 2);
         let t = e.trace(r.query_id).unwrap();
         let q = one(&t, Level::Query);
         assert_eq!(q.trace_id.to_string(), APP_TRACE);
-        assert_eq!(q.remote_parent.map(|p| p.to_string()).as_deref(), Some(APP_SPAN));
-        assert_eq!(t.focus_trace_id().map(|x| x.to_string()).as_deref(), Some(APP_TRACE));
+        assert_eq!(
+            q.remote_parent.map(|p| p.to_string()).as_deref(),
+            Some(APP_SPAN)
+        );
+        assert_eq!(
+            t.focus_trace_id().map(|x| x.to_string()).as_deref(),
+            Some(APP_TRACE)
+        );
         // Everything under the statement is in the application's trace.
         let under = query_subtree(&t);
         assert!(under.iter().any(|s| s.level == Level::Pipeline));
@@ -162,8 +179,14 @@ fn a_sqlcommenter_traceparent_joins_the_applications_trace() {
             .into_iter()
             .find(|s| s.fields.get("span") == Some(&q.id.0.to_string()))
             .unwrap();
-        assert_eq!(query.fields.get("trace_id").map(String::as_str), Some(APP_TRACE));
-        assert_eq!(query.fields.get("parent_span_id").map(String::as_str), Some(APP_SPAN));
+        assert_eq!(
+            query.fields.get("trace_id").map(String::as_str),
+            Some(APP_TRACE)
+        );
+        assert_eq!(
+            query.fields.get("parent_span_id").map(String::as_str),
+            Some(APP_SPAN)
+        );
         assert_eq!(
             query.fields.get("tracestate").map(String::as_str),
             Some("congo=t61rcWkgMzE")
@@ -171,7 +194,10 @@ fn a_sqlcommenter_traceparent_joins_the_applications_trace() {
         let pipelines = collect.named("pipeline");
         assert!(!pipelines.is_empty());
         for p in pipelines {
-            assert_eq!(p.fields.get("trace_id").map(String::as_str), Some(APP_TRACE));
+            assert_eq!(
+                p.fields.get("trace_id").map(String::as_str),
+                Some(APP_TRACE)
+            );
             assert_eq!(p.fields.get("parent_span_id"), None);
         }
 
@@ -195,7 +221,9 @@ fn each_statement_of_a_request_gets_its_own_comment() {
     let trace_of = |id: u64| e.trace(id).unwrap().focus_trace_id().unwrap().to_string();
     assert_eq!(trace_of(last), "0af7651916cd43dd8448eb211c80319c");
     assert_eq!(trace_of(last - 2), APP_TRACE);
-    let conn = one(&e.trace(last).unwrap(), Level::Routine).trace_id.to_string();
+    let conn = one(&e.trace(last).unwrap(), Level::Routine)
+        .trace_id
+        .to_string();
     assert_eq!(trace_of(last - 1), conn);
 }
 
@@ -213,10 +241,16 @@ fn a_malformed_traceparent_is_ignored_never_an_error() {
         assert_eq!(r.rows.len(), 2, "{bad}");
         let t = e.trace(r.query_id).unwrap();
         let conn = one(&t, Level::Routine).trace_id;
-        assert_eq!(t.focus_trace_id(), Some(conn), "{bad}: stays in the connection's trace");
+        assert_eq!(
+            t.focus_trace_id(),
+            Some(conn),
+            "{bad}: stays in the connection's trace"
+        );
         assert_eq!(one(&t, Level::Query).remote_parent, None);
         assert!(
-            one(&t, Level::Request).attrs.contains_key("traceparent_error"),
+            one(&t, Level::Request)
+                .attrs
+                .contains_key("traceparent_error"),
             "{bad}: the request span says why"
         );
     }
@@ -243,7 +277,11 @@ fn an_explicit_traceparent_applies_and_a_comment_takes_precedence() {
     );
     let r = block_on(a.execute_with(&format!("{SELECT} /*traceparent='{TP}'*/"), opts)).unwrap();
     assert_eq!(
-        e.trace(r.query_id).unwrap().focus_trace_id().unwrap().to_string(),
+        e.trace(r.query_id)
+            .unwrap()
+            .focus_trace_id()
+            .unwrap()
+            .to_string(),
         APP_TRACE
     );
 }
@@ -252,7 +290,11 @@ fn an_explicit_traceparent_applies_and_a_comment_takes_precedence() {
 fn a_contexts_traceparent_names_its_own_span_for_outgoing_calls() {
     let host = Arc::new(ManualHost::new());
     let rec = Recorder::new(host.clone(), 100);
-    let root = Context::root(host).node_id(1).recorder(rec.clone()).build().unwrap();
+    let root = Context::root(host)
+        .node_id(1)
+        .recorder(rec.clone())
+        .build()
+        .unwrap();
     let conn = root
         .child(Level::Routine)
         .identity(Identity::new("t", "u", "r"))
@@ -275,11 +317,17 @@ fn a_contexts_traceparent_names_its_own_span_for_outgoing_calls() {
     let out = pipe.traceparent().unwrap();
     assert_eq!(out.trace_id.to_string(), APP_TRACE);
     let pipe_rec = rec.get(pipe.span_id().unwrap()).unwrap();
-    assert_eq!(out.parent_id, pipe_rec.trace_span_id, "the callee's parent is this span");
+    assert_eq!(
+        out.parent_id, pipe_rec.trace_span_id,
+        "the callee's parent is this span"
+    );
     assert_eq!(out.tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
     assert!(out.sampled());
     // Parsed back on the other side, it is the same header.
-    assert_eq!(TraceParent::parse(&out.to_string()).unwrap().parent_id, out.parent_id);
+    assert_eq!(
+        TraceParent::parse(&out.to_string()).unwrap().parent_id,
+        out.parent_id
+    );
     // The connection's own trace is another one.
     assert_ne!(conn.traceparent().unwrap().trace_id, out.trace_id);
 }

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     /// Closed trace spans older than this are trimmed by the background
     /// session.
     pub trace_retention: Duration,
+    /// OTLP export of the engine's spans (`[otlp]`); `None`: no export.
+    pub otlp: Option<crate::otlp::OtlpConfig>,
     users: HashMap<(String, String), User>,
 }
 
@@ -79,6 +81,25 @@ struct FileConfig {
     server: FileServer,
     #[serde(default)]
     user: Vec<FileUser>,
+    otlp: Option<FileOtlp>,
+}
+
+/// `[otlp]`: where the spans go.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOtlp {
+    endpoint: String,
+    #[serde(default = "default_service_name")]
+    service_name: String,
+    #[serde(default = "default_otlp_timeout")]
+    timeout_secs: u64,
+}
+
+fn default_service_name() -> String {
+    "cascade".into()
+}
+fn default_otlp_timeout() -> u64 {
+    10
 }
 
 #[derive(Deserialize)]
@@ -186,6 +207,29 @@ impl ServerConfig {
                 "max_packet_bytes must be at least 1024".into(),
             ));
         }
+        let otlp = match file.otlp {
+            None => None,
+            Some(o) => {
+                let scheme_ok =
+                    o.endpoint.starts_with("http://") || o.endpoint.starts_with("https://");
+                if !scheme_ok {
+                    return Err(ConfigError::Invalid(format!(
+                        "otlp endpoint {:?}: expected http://host:port or https://host:port",
+                        o.endpoint
+                    )));
+                }
+                if o.service_name.is_empty() || o.timeout_secs == 0 {
+                    return Err(ConfigError::Invalid(
+                        "otlp service_name must be non-empty and timeout_secs at least 1".into(),
+                    ));
+                }
+                Some(crate::otlp::OtlpConfig {
+                    endpoint: o.endpoint,
+                    service_name: o.service_name,
+                    timeout: Duration::from_secs(o.timeout_secs),
+                })
+            }
+        };
         let mut users = HashMap::new();
         for u in file.user {
             let where_ = format!("user {}:{}", u.tenant, u.name);
@@ -235,6 +279,7 @@ impl ServerConfig {
             background_every: (file.server.background_every_secs > 0)
                 .then(|| Duration::from_secs(file.server.background_every_secs)),
             trace_retention: Duration::from_secs(file.server.trace_retention_secs),
+            otlp,
             users,
         })
     }
@@ -267,6 +312,30 @@ mod tests {
         assert_eq!(c.trace_retention, Duration::from_secs(600));
         let off = ServerConfig::from_toml("[server]\nbackground_every_secs = 0").unwrap();
         assert_eq!(off.background_every, None);
+    }
+
+    #[test]
+    fn otlp_table_is_read_and_checked() {
+        assert_eq!(ServerConfig::default_local().otlp, None);
+        let c = ServerConfig::from_toml("[otlp]\nendpoint = \"http://127.0.0.1:4317\"").unwrap();
+        let o = c.otlp.unwrap();
+        assert_eq!(o.endpoint, "http://127.0.0.1:4317");
+        assert_eq!(o.service_name, "cascade");
+        assert_eq!(o.timeout, Duration::from_secs(10));
+        let c = ServerConfig::from_toml(
+            "[otlp]\nendpoint = \"https://c:4317\"\nservice_name = \"db-eu\"\ntimeout_secs = 2",
+        )
+        .unwrap();
+        assert_eq!(c.otlp.unwrap().service_name, "db-eu");
+        for bad in [
+            "[otlp]\nendpoint = \"127.0.0.1:4317\"",
+            "[otlp]\nendpoint = \"http://c\"\nservice_name = \"\"",
+            "[otlp]\nendpoint = \"http://c\"\ntimeout_secs = 0",
+        ] {
+            let e = ServerConfig::from_toml(bad).unwrap_err();
+            assert!(e.to_string().contains("otlp"), "{bad}: {e}");
+        }
+        assert!(ServerConfig::from_toml("[otlp]\nservice_name = \"x\"").is_err());
     }
 
     #[test]

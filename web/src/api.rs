@@ -29,11 +29,13 @@ struct EngineOptions {
     memory_budget: Option<u64>,
 }
 
-/// Options of `conn.query(sql, { timeoutMs })`.
+/// Options of `conn.query(sql, { timeoutMs, traceparent, tracestate })`.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct QueryOptions {
     timeout_ms: Option<f64>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
 impl QueryOptions {
@@ -42,8 +44,8 @@ impl QueryOptions {
             return Ok(ExecOptions::default());
         }
         let opts: QueryOptions = from_js(
-            "query(sql, options): expected { timeoutMs }",
-            &["timeoutMs"],
+            "query(sql, options): expected { timeoutMs, traceparent, tracestate }",
+            &["timeoutMs", "traceparent", "tracestate"],
             value,
         )?;
         let mut exec = ExecOptions::default();
@@ -57,6 +59,15 @@ impl QueryOptions {
             if ms > 0.0 {
                 exec.timeout = Some(Duration::from_secs_f64(ms / 1e3));
             }
+        }
+        // A malformed traceparent is a TypeError here: the caller passed
+        // it explicitly (a sqlcommenter comment is ignored with a warning
+        // instead).
+        if let Some(tp) = &opts.traceparent {
+            let parsed = cascade::trace_context::TraceParent::parse(tp)
+                .and_then(|p| p.with_tracestate(opts.tracestate.as_deref().unwrap_or("")))
+                .map_err(|e| type_error(&format!("query(sql, options): {e}")))?;
+            exec.traceparent = Some(parsed);
         }
         Ok(exec)
     }
@@ -74,6 +85,10 @@ impl Engine {
     /// `new Engine({ nodeId })`: a node with the browser host's clock.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<Engine, JsValue> {
+        // wasm32 has no OS randomness: W3C trace ids get `Math.random()`.
+        cascade::trace_context::add_entropy(
+            (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
+        );
         let opts: EngineOptions = if options.is_undefined() || options.is_null() {
             EngineOptions::default()
         } else {
@@ -106,8 +121,10 @@ impl Engine {
         Ok(Connection { inner })
     }
 
-    /// `engine.trace(queryId)`: `{ traceId, focusId, spans }`, the
-    /// statement's spans and their ancestors (Request, Txn, Routine).
+    /// `engine.trace(queryId)`: `{ traceId, focusId, focusTraceId, spans }`,
+    /// the statement's spans and their ancestors (Request, Txn, Routine);
+    /// `focusTraceId` is the statement's W3C trace id (32 hex digits), and
+    /// each span has its W3C `traceId` and `spanId` too.
     pub fn trace(&self, query_id: JsValue) -> Result<JsValue, JsValue> {
         let trace = self.find_trace("trace(queryId)", &query_id)?;
         #[derive(serde::Serialize)]
@@ -115,11 +132,13 @@ impl Engine {
         struct TraceView {
             trace_id: u64,
             focus_id: u64,
+            focus_trace_id: Option<String>,
             spans: Vec<cascade::trace::SpanView>,
         }
         to_js(&TraceView {
             trace_id: trace.trace_id.0,
             focus_id: trace.focus.0,
+            focus_trace_id: trace.focus_trace_id().map(|t| t.to_string()),
             spans: trace.views(),
         })
     }

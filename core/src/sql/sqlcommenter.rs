@@ -185,7 +185,9 @@ fn url_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(x) = hex {
                 out.push(x);
                 i += 3;
@@ -269,7 +271,12 @@ mod tests {
 
     #[test]
     fn a_malformed_traceparent_is_an_error_entry_not_a_panic() {
-        for v in ["00-zz", "", "%ZZ", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"] {
+        for v in [
+            "00-zz",
+            "",
+            "%ZZ",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        ] {
             let c = statement_comments(&format!("SELECT 1 /*traceparent='{v}'*/"));
             assert!(matches!(c[0].traceparent, Some(Err(_))), "{v}");
         }
