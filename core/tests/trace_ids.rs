@@ -261,11 +261,9 @@ fn an_explicit_traceparent_applies_and_a_comment_takes_precedence() {
     let e = engine();
     let a = e.connect(Identity::new("acme", "alice", "member")).unwrap();
     let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let opts = ExecOptions {
-        traceparent: Some(TraceParent::parse(other).unwrap()),
-        ..ExecOptions::default()
-    };
-    let r = block_on(a.execute_with(SELECT, opts.clone())).unwrap();
+    let tp = Some(TraceParent::parse(other).unwrap());
+    let opts = ExecOptions::default();
+    let r = block_on(a.execute_traced(SELECT, opts, tp.clone())).unwrap();
     let t = e.trace(r.query_id).unwrap();
     assert_eq!(
         t.focus_trace_id().unwrap().to_string(),
@@ -275,7 +273,8 @@ fn an_explicit_traceparent_applies_and_a_comment_takes_precedence() {
         one(&t, Level::Query).remote_parent.unwrap().to_string(),
         "b7ad6b7169203331"
     );
-    let r = block_on(a.execute_with(&format!("{SELECT} /*traceparent='{TP}'*/"), opts)).unwrap();
+    let r =
+        block_on(a.execute_traced(&format!("{SELECT} /*traceparent='{TP}'*/"), opts, tp)).unwrap();
     assert_eq!(
         e.trace(r.query_id)
             .unwrap()

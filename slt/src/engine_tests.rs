@@ -131,7 +131,6 @@ impl CascadeDb {
             conn: engine.connect(Identity::new("slt", "slt", "member"))?,
             exec: ExecOptions {
                 timeout: Some(STATEMENT_TIMEOUT),
-                ..ExecOptions::default()
             },
         })
     }
@@ -143,7 +142,7 @@ impl AsyncDB for CascadeDb {
     type ColumnType = SqlType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<SqlType>, QueryError> {
-        let r = self.conn.execute_with(sql, self.exec.clone()).await?;
+        let r = self.conn.execute_with(sql, self.exec).await?;
         if r.columns.is_empty() {
             return Ok(DBOutput::StatementComplete(r.rows_affected));
         }

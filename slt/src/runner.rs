@@ -288,7 +288,6 @@ pub fn run_source(path: &Path, text: &str, opts: &Options) -> FileRun {
     };
     let exec = ExecOptions {
         timeout: Some(opts.timeout),
-        ..ExecOptions::default()
     };
     let mut hash_threshold = 0;
     let mut stop = false; // a halt applied
@@ -317,7 +316,7 @@ pub fn run_source(path: &Path, text: &str, opts: &Options) -> FileRun {
         }
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            block_on(conn.execute_with(&r.sql, exec.clone()))
+            block_on(conn.execute_with(&r.sql, exec))
         }));
         out.slowest = out.slowest.max((started.elapsed(), r.line));
         let result = match result {

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cascade::trace_context::TraceParent;
 use cascade::{EngineConfig, ExecOptions};
 use js_sys::Promise;
 use serde::Deserialize;
@@ -39,9 +40,9 @@ struct QueryOptions {
 }
 
 impl QueryOptions {
-    fn parse(value: JsValue) -> Result<ExecOptions, JsValue> {
+    fn parse(value: JsValue) -> Result<(ExecOptions, Option<TraceParent>), JsValue> {
         if value.is_undefined() || value.is_null() {
-            return Ok(ExecOptions::default());
+            return Ok((ExecOptions::default(), None));
         }
         let opts: QueryOptions = from_js(
             "query(sql, options): expected { timeoutMs, traceparent, tracestate }",
@@ -63,13 +64,15 @@ impl QueryOptions {
         // A malformed traceparent is a TypeError here: the caller passed
         // it explicitly (a sqlcommenter comment is ignored with a warning
         // instead).
-        if let Some(tp) = &opts.traceparent {
-            let parsed = cascade::trace_context::TraceParent::parse(tp)
-                .and_then(|p| p.with_tracestate(opts.tracestate.as_deref().unwrap_or("")))
-                .map_err(|e| type_error(&format!("query(sql, options): {e}")))?;
-            exec.traceparent = Some(parsed);
-        }
-        Ok(exec)
+        let traceparent = match &opts.traceparent {
+            Some(tp) => Some(
+                TraceParent::parse(tp)
+                    .and_then(|p| p.with_tracestate(opts.tracestate.as_deref().unwrap_or("")))
+                    .map_err(|e| type_error(&format!("query(sql, options): {e}")))?,
+            ),
+            None => None,
+        };
+        Ok((exec, traceparent))
     }
 }
 
@@ -211,8 +214,8 @@ impl Connection {
                     crate::convert::describe(&sql)
                 )));
             };
-            let options = QueryOptions::parse(options)?;
-            match conn.execute_with(&sql, options).await {
+            let (options, traceparent) = QueryOptions::parse(options)?;
+            match conn.execute_traced(&sql, options, traceparent).await {
                 Ok(result) => Ok(result_to_js(&result)),
                 Err(error) => Err(query_error_to_js(&error)),
             }

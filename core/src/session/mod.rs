@@ -98,15 +98,11 @@ impl EngineConfig {
 }
 
 /// Per-call options.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ExecOptions {
     /// A statement timeout for this call (the earlier of this and
     /// `max_execution_time` applies).
     pub timeout: Option<Duration>,
-    /// The caller's trace context (a `traceparent` header): every
-    /// statement's Query span joins that trace, as a child of its span. A
-    /// sqlcommenter `traceparent` comment on a statement takes precedence.
-    pub traceparent: Option<crate::trace_context::TraceParent>,
 }
 
 /// A result column.
@@ -597,6 +593,19 @@ impl Connection {
         sql: &str,
         opts: ExecOptions,
     ) -> Result<QueryResult, QueryError> {
+        self.execute_traced(sql, opts, None).await
+    }
+
+    /// [`Connection::execute_with`] in the caller's trace: with
+    /// `traceparent` (a `traceparent` header), every statement's Query span
+    /// joins that trace as a child of the caller's span (docs/tracing.md).
+    /// A sqlcommenter `traceparent` comment on a statement takes precedence.
+    pub async fn execute_traced(
+        &self,
+        sql: &str,
+        opts: ExecOptions,
+        traceparent: Option<crate::trace_context::TraceParent>,
+    ) -> Result<QueryResult, QueryError> {
         let c = &*self.inner;
         if c.closed.load(Ordering::Acquire) {
             return Err(closed_error());
@@ -642,17 +651,17 @@ impl Connection {
         let mut result = Ok(());
         for (stmt, comment) in stmts.iter().zip(comments) {
             let Some(s) = co.session.as_mut() else { break };
-            let traceparent = match comment.traceparent {
+            let stmt_traceparent = match comment.traceparent {
                 Some(Ok(tp)) => Some(tp),
                 Some(Err(e)) => {
                     // A bad comment never fails the statement.
                     tracing::warn!(target: "cascade", connection = c.id, "sqlcommenter traceparent ignored: {e}");
                     request.set_attr("traceparent_error", e.to_string());
-                    opts.traceparent.clone()
+                    traceparent.clone()
                 }
-                None => opts.traceparent.clone(),
+                None => traceparent.clone(),
             };
-            match run_statement(c, s, &request, stmt, opts.timeout, traceparent).await {
+            match run_statement(c, s, &request, stmt, opts.timeout, stmt_traceparent).await {
                 Ok(r) => last = Some(r),
                 Err(e) => {
                     request.finish(match &e.cause {
