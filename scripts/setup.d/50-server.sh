@@ -4,11 +4,13 @@
 #    reference server the correctness corpus and the kill benchmark compare
 #    against; the test script starts its own instance on 127.0.0.1 with a
 #    datadir under /tmp, so the packaged service is never used);
+#  - the `openssl` CLI (the TLS tests make a throwaway certificate with it);
 #  - a Python venv with pymysql and pytest at $CASCADE_PY_VENV
 #    (default $HOME/.cache/cascade-server-venv).
 set -euo pipefail
 
 need=()
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 if [ "${#need[@]}" -gt 0 ]; then

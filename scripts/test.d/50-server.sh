@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 venv="${CASCADE_PY_VENV:-$HOME/.cache/cascade-server-venv}"
-if ! "$venv/bin/python" -c 'import pymysql, pytest' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import pymysql, pytest' >/dev/null 2>&1 \
+  || ! command -v openssl >/dev/null 2>&1; then
   bash scripts/setup.d/50-server.sh
 fi
 

@@ -7,10 +7,11 @@
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::PasswordHash;
+use crate::auth::{PasswordHash, Sha2Hash};
 
 /// The text of the default configuration (`server/cascade-server.toml`).
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../cascade-server.toml");
@@ -43,6 +44,9 @@ pub struct User {
     pub name: String,
     /// SHA1(SHA1(password)), what `mysql_native_password` checks against.
     pub password: PasswordHash,
+    /// SHA256(SHA256(password)), what `caching_sha2_password` checks
+    /// against; `None` for a user given only as `password_sha1`.
+    pub password_sha2: Option<Sha2Hash>,
     /// The roles the user may log in with; the first is the default.
     pub roles: Vec<String>,
 }
@@ -71,6 +75,21 @@ pub struct ServerConfig {
     pub trace_retention: Duration,
     /// OTLP export of the engine's spans (`[otlp]`); `None`: no export.
     pub otlp: Option<crate::otlp::OtlpConfig>,
+    /// TLS, when `tls_cert` and `tls_key` are set: the certificate and key
+    /// loaded from those PEM files (see [`crate::tls`]).
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Refuse logins that did not switch to TLS (MySQL error 3159).
+    pub require_secure_transport: bool,
+    /// Failed logins from one peer address before it is blocked (MySQL
+    /// error 1129) until `login_failure_window` has passed; 0 turns the
+    /// limit off. See [`crate::throttle`].
+    pub max_login_failures: u32,
+    /// The window over which failed logins are counted.
+    pub login_failure_window: Duration,
+    /// The authentication plugin the greeting announces:
+    /// `caching_sha2_password` (MySQL 8's default) or
+    /// `mysql_native_password`. Either way, answers of both are accepted.
+    pub default_auth_plugin: &'static str,
     users: HashMap<(String, String), User>,
 }
 
@@ -121,6 +140,18 @@ struct FileServer {
     background_every_secs: u64,
     #[serde(default = "default_trace_retention")]
     trace_retention_secs: u64,
+    #[serde(default)]
+    tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    require_secure_transport: bool,
+    #[serde(default = "default_max_login_failures")]
+    max_login_failures: u32,
+    #[serde(default = "default_login_failure_window")]
+    login_failure_window_secs: u64,
+    #[serde(default)]
+    default_auth_plugin: Option<String>,
 }
 
 impl Default for FileServer {
@@ -134,8 +165,21 @@ impl Default for FileServer {
             trace_spans: default_trace_spans(),
             background_every_secs: default_background_every(),
             trace_retention_secs: default_trace_retention(),
+            tls_cert: None,
+            tls_key: None,
+            require_secure_transport: false,
+            max_login_failures: default_max_login_failures(),
+            login_failure_window_secs: default_login_failure_window(),
+            default_auth_plugin: None,
         }
     }
+}
+
+fn default_max_login_failures() -> u32 {
+    10
+}
+fn default_login_failure_window() -> u64 {
+    60
 }
 
 fn default_listen() -> String {
@@ -181,18 +225,54 @@ impl ServerConfig {
         Self::from_toml(DEFAULT_CONFIG_TOML).expect("the built-in configuration is valid")
     }
 
-    /// Reads a TOML file.
+    /// Reads a TOML file; relative `tls_cert` / `tls_key` paths are
+    /// relative to the file's directory.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml(&text)
+        Self::parse(&text, path.parent())
     }
 
-    /// Parses TOML text.
+    /// Parses TOML text; relative `tls_cert` / `tls_key` paths are relative
+    /// to the working directory.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::parse(text, None)
+    }
+
+    fn parse(text: &str, base: Option<&Path>) -> Result<Self, ConfigError> {
         let file: FileConfig = toml::from_str(text)?;
+        let resolve = |p: &PathBuf| match base {
+            Some(b) if p.is_relative() => b.join(p),
+            _ => p.clone(),
+        };
+        let tls = match (&file.server.tls_cert, &file.server.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::load_server_config(
+                &resolve(cert),
+                &resolve(key),
+            )?),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "give both tls_cert and tls_key, or neither".into(),
+                ))
+            }
+        };
+        let default_auth_plugin = match file.server.default_auth_plugin.as_deref() {
+            None | Some("caching_sha2_password") => crate::session::CACHING_SHA2_PASSWORD,
+            Some("mysql_native_password") => crate::session::MYSQL_NATIVE_PASSWORD,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                "default_auth_plugin {other:?}: use caching_sha2_password or mysql_native_password"
+            )))
+            }
+        };
+        if file.server.require_secure_transport && tls.is_none() {
+            return Err(ConfigError::Invalid(
+                "require_secure_transport needs tls_cert and tls_key".into(),
+            ));
+        }
         let listen =
             file.server.listen.parse().map_err(|e| {
                 ConfigError::Invalid(format!("listen {:?}: {e}", file.server.listen))
@@ -247,11 +327,16 @@ impl ServerConfig {
                     "{where_}: roles must be a non-empty list of names without ':'"
                 )));
             }
-            let password = match (u.password, u.password_sha1) {
-                (Some(p), None) => PasswordHash::from_plain(&p),
-                (None, Some(h)) => PasswordHash::from_hex(&h).ok_or_else(|| {
-                    ConfigError::Invalid(format!("{where_}: password_sha1 is not 40 hex digits"))
-                })?,
+            let (password, password_sha2) = match (u.password, u.password_sha1) {
+                (Some(p), None) => (PasswordHash::from_plain(&p), Some(Sha2Hash::from_plain(&p))),
+                (None, Some(h)) => (
+                    PasswordHash::from_hex(&h).ok_or_else(|| {
+                        ConfigError::Invalid(format!(
+                            "{where_}: password_sha1 is not 40 hex digits"
+                        ))
+                    })?,
+                    None,
+                ),
                 _ => {
                     return Err(ConfigError::Invalid(format!(
                         "{where_}: give exactly one of password and password_sha1"
@@ -263,6 +348,7 @@ impl ServerConfig {
                 tenant: u.tenant,
                 name: u.name,
                 password,
+                password_sha2,
                 roles: u.roles,
             };
             if users.insert(key, user).is_some() {
@@ -280,6 +366,11 @@ impl ServerConfig {
                 .then(|| Duration::from_secs(file.server.background_every_secs)),
             trace_retention: Duration::from_secs(file.server.trace_retention_secs),
             otlp,
+            tls,
+            require_secure_transport: file.server.require_secure_transport,
+            max_login_failures: file.server.max_login_failures,
+            login_failure_window: Duration::from_secs(file.server.login_failure_window_secs),
+            default_auth_plugin,
             users,
         })
     }
@@ -354,6 +445,43 @@ mod tests {
         let twice = "[[user]]\ntenant=\"a\"\nname=\"b\"\npassword=\"\"\nroles=[\"r\"]\n";
         let e = ServerConfig::from_toml(&format!("{twice}{twice}")).unwrap_err();
         assert!(e.to_string().contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn tls_settings_are_checked_at_startup() {
+        let e = ServerConfig::from_toml(
+            "[server]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/c.pem"), "{e}");
+        let e = ServerConfig::from_toml("[server]\ntls_cert = \"c.pem\"").unwrap_err();
+        assert!(e.to_string().contains("both tls_cert and tls_key"), "{e}");
+        let e = ServerConfig::from_toml("[server]\nrequire_secure_transport = true").unwrap_err();
+        assert!(e.to_string().contains("require_secure_transport"), "{e}");
+        // Relative paths are the config file's neighbours.
+        let dir = std::env::temp_dir().join(format!("cascade-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("server.toml");
+        std::fs::write(&file, "[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap();
+        let e = ServerConfig::from_file(&file).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&*dir.join("c.pem").to_string_lossy()),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        let c = ServerConfig::default_local();
+        assert!(c.tls.is_none() && !c.require_secure_transport);
+        assert_eq!(c.max_login_failures, 10);
+        assert_eq!(c.login_failure_window, Duration::from_secs(60));
+        assert_eq!(c.default_auth_plugin, "caching_sha2_password");
+        let native =
+            ServerConfig::from_toml("[server]\ndefault_auth_plugin = \"mysql_native_password\"")
+                .unwrap();
+        assert_eq!(native.default_auth_plugin, "mysql_native_password");
+        let e = ServerConfig::from_toml("[server]\ndefault_auth_plugin = \"sha256_password\"")
+            .unwrap_err();
+        assert!(e.to_string().contains("default_auth_plugin"), "{e}");
     }
 
     #[test]

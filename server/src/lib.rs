@@ -30,6 +30,8 @@ pub mod host;
 pub mod listener;
 pub mod otlp;
 mod session;
+pub mod throttle;
+pub mod tls;
 pub mod wire;
 
 pub use config::{ConfigError, ServerConfig, DEFAULT_CONFIG_TOML};

@@ -35,12 +35,18 @@ use tokio::sync::{oneshot, Notify};
 use crate::auth;
 use crate::config::ServerConfig;
 use crate::session::{slot_get, ConnectionSlot, Session};
+use crate::throttle::LoginThrottle;
+use crate::tls::Transport;
 use crate::wire::{WireError, WireReader, WireShared, WireWriter};
 
 /// What every connection task shares.
 pub(crate) struct ServerState {
     pub(crate) engine: Engine,
     pub(crate) config: ServerConfig,
+    /// Failed logins per peer address.
+    pub(crate) throttle: LoginThrottle,
+    /// Accepts TLS, when the configuration has a certificate.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     /// Every connection task, admitted or being refused, by task number.
     tasks: Mutex<HashMap<u32, Arc<WireShared>>>,
     tasks_done: Notify,
@@ -112,6 +118,11 @@ impl Server {
         Ok(Server {
             state: Arc::new(ServerState {
                 engine,
+                throttle: LoginThrottle::new(
+                    config.max_login_failures,
+                    config.login_failure_window,
+                ),
+                tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
                 config,
                 tasks: Mutex::new(HashMap::new()),
                 tasks_done: Notify::new(),
@@ -143,6 +154,7 @@ impl Server {
         let Server { state, listener } = self;
         tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             max_connections = state.config.max_connections, users = state.config.user_count(),
+            tls = state.tls.is_some(), require_secure_transport = state.config.require_secure_transport,
             "cascade-server ready");
         // The engine's own work (trace-buffer trimming) as a background
         // session of tenant `sys`; engine.shutdown() ends it, and it closes
@@ -266,6 +278,7 @@ async fn serve(
     let state = guard.state.clone();
     let _ = stream.set_nodelay(true);
     let stream = Arc::new(stream);
+    let transport = Arc::new(Transport::new(stream.clone()));
     let slot: ConnectionSlot = Arc::default();
     let (login_tx, login_rx) = oneshot::channel::<Connection>();
     let refuse = refuse.or_else(|| {
@@ -278,6 +291,7 @@ async fn serve(
         state: state.clone(),
         wire: wire.clone(),
         stream: stream.clone(),
+        transport: transport.clone(),
         peer,
         scramble: auth::scramble(),
         id: state.engine.reserve_connection_id(),
@@ -285,7 +299,16 @@ async fn serve(
         login: Mutex::new(Some(login_tx)),
         refuse,
     };
-    let mut reader = WireReader::new(stream.clone(), wire.clone(), state.config.max_packet_bytes);
+    let mut reader = WireReader::new(
+        transport.clone(),
+        wire.clone(),
+        state.config.max_packet_bytes,
+    );
+    let mut writer = WireWriter::new(transport, wire.clone());
+    reader = reader.with_handshake(state.config.default_auth_plugin, state.tls.clone());
+    if state.tls.is_some() {
+        writer = writer.advertise_tls();
+    }
     let reset_slot = slot.clone();
     reader.on_reset(move || {
         if let Some(conn) = slot_get(&reset_slot) {
@@ -294,7 +317,6 @@ async fn serve(
             }
         }
     });
-    let writer = WireWriter::new(stream.clone(), wire.clone());
     let mut run = tokio::spawn(async move {
         let opts = IntermediaryOptions::default();
         AsyncMysqlIntermediary::run_with_options(session, reader, writer, &opts).await

@@ -24,8 +24,9 @@ USAGE:
 
 OPTIONS:
     --listen ADDR           address to listen on (default 127.0.0.1:6001, or the config's)
-    --config FILE           TOML users/passwords/roles and limits (default: the built-in
-                            local config, see --print-default-config)
+    --config FILE           TOML users/passwords/roles, limits, TLS (tls_cert, tls_key,
+                            require_secure_transport) and the failed-login limit
+                            (default: the built-in local config, see --print-default-config)
     --max-connections N     clients served at once; one more gets error 1040
     --print-default-config  print the built-in configuration and exit
     -h, --help              this text

@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 
 use crate::auth;
 use crate::listener::ServerState;
+use crate::tls::Transport;
 use crate::wire::{self, WireError, WireShared, PLACEHOLDER_CODE};
 
 /// The engine connection of a session, once logged in; the connection task
@@ -44,6 +45,8 @@ pub(crate) struct Session {
     pub(crate) state: Arc<ServerState>,
     pub(crate) wire: Arc<WireShared>,
     pub(crate) stream: Arc<TcpStream>,
+    /// The socket as the reader and writer see it (plain or TLS).
+    pub(crate) transport: Arc<Transport>,
     pub(crate) peer: SocketAddr,
     pub(crate) scramble: [u8; 20],
     /// The connection id, reserved before the handshake announces it.
@@ -55,6 +58,11 @@ pub(crate) struct Session {
     /// down).
     pub(crate) refuse: Option<WireError>,
 }
+
+/// MySQL 8's default authentication plugin.
+pub const CACHING_SHA2_PASSWORD: &str = "caching_sha2_password";
+/// MySQL 5's default authentication plugin.
+pub const MYSQL_NATIVE_PASSWORD: &str = "mysql_native_password";
 
 /// What writing a reply in place of the placeholder takes.
 fn wire_error(e: &QueryError) -> WireError {
@@ -94,6 +102,24 @@ impl Session {
     fn refuse_login(&self, e: WireError) -> bool {
         tracing::info!(peer = %self.peer, code = e.code, "login refused: {}", e.message);
         self.wire.queue_error(e);
+        false
+    }
+
+    /// A failed password check: counted against the peer's address and
+    /// logged with the login name and the peer, never the answer.
+    fn failed_login(&self, username: &[u8], e: auth::LoginError) -> bool {
+        let failures = self
+            .state
+            .throttle
+            .failed(self.peer.ip(), std::time::Instant::now());
+        tracing::warn!(
+            peer = %self.peer,
+            user = %String::from_utf8_lossy(username),
+            failures,
+            "login failed: {e}"
+        );
+        self.wire
+            .queue_error(WireError::new(1045, "28000", e.to_string()));
         false
     }
 
@@ -172,9 +198,34 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
         self.scramble
     }
 
+    /// `caching_sha2_password` (MySQL 8's default) unless the configuration
+    /// says `mysql_native_password`; clients answer the greeting with that
+    /// plugin's scramble (see [`crate::auth`]).
+    fn default_auth_plugin(&self) -> &str {
+        self.state.config.default_auth_plugin
+    }
+
+    /// The announced default, or `mysql_native_password` for a user
+    /// configured with only a `password_sha1`. `opensrv` switches a client
+    /// to it when the client's first answer was empty and named another
+    /// plugin (as MySQL 8's libmysqlclient does when the greeting names a
+    /// plugin other than its own default).
+    async fn auth_plugin_for_username(&self, user: &[u8]) -> &str {
+        let native_only = std::str::from_utf8(user)
+            .ok()
+            .and_then(auth::LoginName::parse)
+            .and_then(|n| self.state.config.user(n.tenant, n.user))
+            .is_some_and(|u| u.password_sha2.is_none());
+        if native_only || self.state.config.default_auth_plugin == MYSQL_NATIVE_PASSWORD {
+            MYSQL_NATIVE_PASSWORD
+        } else {
+            CACHING_SHA2_PASSWORD
+        }
+    }
+
     async fn authenticate(
         &self,
-        plugin: &str,
+        _plugin: &str,
         username: &[u8],
         salt: &[u8],
         answer: &[u8],
@@ -182,21 +233,45 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
         if let Some(e) = &self.refuse {
             return self.refuse_login(e.clone());
         }
-        if plugin != "mysql_native_password" {
+        if let Some(left) = self
+            .state
+            .throttle
+            .blocked(self.peer.ip(), std::time::Instant::now())
+        {
+            tracing::warn!(peer = %self.peer, user = %String::from_utf8_lossy(username),
+                "login refused: peer blocked after too many failed logins");
             return self.refuse_login(WireError::new(
-                1251,
-                "08004",
-                format!("Client does not support authentication protocol {plugin:?}; use mysql_native_password"),
+                1129,
+                "HY000",
+                format!(
+                    "Host '{}' is blocked because of many connection errors; try again in {} s",
+                    self.peer.ip(),
+                    left.as_secs().max(1)
+                ),
             ));
         }
+        if self.state.config.require_secure_transport && !self.transport.is_secure() {
+            return self.refuse_login(WireError::new(
+                3159,
+                "HY000",
+                "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
+            ));
+        }
+        // The plugin the client used shows in its answer's length (20 bytes
+        // mysql_native_password, 32 caching_sha2_password).
         let login = match auth::login(&self.state.config, username, salt, answer) {
             Ok(l) => l,
-            Err(e) => return self.refuse_login(WireError::new(1045, "28000", e.to_string())),
+            Err(e) => return self.failed_login(username, e),
         };
+        self.state.throttle.succeeded(self.peer.ip());
+        if answer.len() == auth::SHA2_ANSWER_LEN {
+            self.wire.queue_fast_auth_ok();
+        }
         let identity = Identity::new(&login.tenant, &login.user, &login.role);
         match self.state.engine.connect_with_id(identity, self.id) {
             Ok(conn) => {
-                tracing::info!(peer = %self.peer, connection = conn.id(), login = %format!("{}:{}:{}", login.tenant, login.user, login.role), "logged in");
+                tracing::info!(peer = %self.peer, connection = conn.id(), login = %format!("{}:{}:{}", login.tenant, login.user, login.role),
+                    tls = self.transport.cipher().as_deref().unwrap_or("no"), "logged in");
                 *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
                 if let Some(tx) = self.login.lock().unwrap_or_else(|p| p.into_inner()).take() {
                     let _ = tx.send(conn);

@@ -14,6 +14,7 @@ use crate::data::{Batch, Column, Value};
 use crate::expr::{EvalCx, Expr};
 use crate::sql::error::SqlError;
 use crate::sql::plan;
+use crate::sql::walk::{walk_mut, OnExprMut};
 use crate::storage::{ColumnDef, RowWriter, Schema, Table};
 
 /// `ON DUPLICATE KEY UPDATE`'s assignments, compiled over the table's
@@ -62,17 +63,22 @@ impl OnDuplicate {
                 })?;
             let mut value = a.value.clone();
             let mut bad = None;
-            let _ = ast::visit_expressions_mut(&mut value, |e| {
-                if let ast::Expr::Function(f) = e {
-                    if plan::object_name(&f.name) == "values" {
-                        match values_arg(f) {
-                            Some(c) => *e = ast::Expr::Identifier(ast::Ident::new(values_name(&c))),
-                            None => bad = Some(f.to_string()),
+            let _ = walk_mut(
+                &mut value,
+                &mut OnExprMut(|e: &mut ast::Expr| {
+                    if let ast::Expr::Function(f) = e {
+                        if plan::object_name(&f.name) == "values" {
+                            match values_arg(f) {
+                                Some(c) => {
+                                    *e = ast::Expr::Identifier(ast::Ident::new(values_name(&c)))
+                                }
+                                None => bad = Some(f.to_string()),
+                            }
                         }
                     }
-                }
-                std::ops::ControlFlow::<()>::Continue(())
-            });
+                    std::ops::ControlFlow::Continue(())
+                }),
+            );
             if let Some(f) = bad {
                 return Err(SqlError::WrongArgs(f).into());
             }

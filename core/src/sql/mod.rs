@@ -6,6 +6,7 @@ pub mod info_schema;
 pub mod plan;
 pub mod shape;
 pub mod sqlcommenter;
+pub mod walk;
 
 pub use crate::expr::ExecError;
 pub use error::SqlError;

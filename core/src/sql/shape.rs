@@ -38,10 +38,11 @@
 use core::ops::ControlFlow;
 use std::mem;
 
-use sqlparser::ast::{self, BinaryOperator as B, VisitMut, VisitorMut};
+use sqlparser::ast::{self, BinaryOperator as B};
 use sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use super::error::SqlError;
+use super::walk::{walk_mut, HooksMut};
 
 /// The deepest nesting of expressions a statement may have, after its
 /// operator chains are balanced (a balanced run of a million operators is 20
@@ -231,11 +232,11 @@ pub fn bound(stmt: &mut ast::Statement) -> Result<(), SqlError> {
     let mut b = Bounder::default();
     // `Break` is never used: deep parts are cut off and the walk goes on, so
     // that what remains is shallow enough to drop.
-    let _ = stmt.visit(&mut b);
+    let _ = walk_mut(stmt, &mut b);
     while let Some(mut cut) = b.cut.pop() {
         b.depth = 0;
         b.parents.clear();
-        let _ = cut.visit(&mut b);
+        let _ = walk_mut(&mut cut, &mut b);
         // `cut` now holds at most MAX_DEPTH levels; its own deeper parts
         // were cut off in turn.
         drop(cut);
@@ -261,10 +262,8 @@ fn placeholder() -> ast::Expr {
     ast::Expr::Value(ast::Value::Null.into())
 }
 
-impl VisitorMut for Bounder {
-    type Break = ();
-
-    fn pre_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<()> {
+impl HooksMut for Bounder {
+    fn pre_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             self.too_deep = true;
@@ -279,13 +278,13 @@ impl VisitorMut for Bounder {
         ControlFlow::Continue(())
     }
 
-    fn post_visit_expr(&mut self, _: &mut ast::Expr) -> ControlFlow<()> {
+    fn post_expr(&mut self, _: &mut ast::Expr) -> ControlFlow<()> {
         self.depth -= 1;
         self.parents.pop();
         ControlFlow::Continue(())
     }
 
-    fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+    fn pre_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
         balance_sets(&mut q.body);
         ControlFlow::Continue(())
     }

@@ -39,6 +39,7 @@ use crate::data::{DataType, Value};
 use crate::pipeline::recursive::{RecursionSpec, WorkTable};
 use crate::sql::error::SqlError;
 use crate::sql::shape;
+use crate::sql::walk::{walk, OnExpr, OnRelation};
 use crate::sync::lock_std as lock;
 
 /// How deep references may nest inside definitions (a CTE referencing a CTE
@@ -169,14 +170,17 @@ impl Names {
 
 /// Whether `e` names the relation `name` (lower-cased) anywhere.
 fn references<V: ast::Visit>(e: &V, name: &str) -> bool {
-    ast::visit_relations(e, |r| {
-        let is = r.0.len() == 1 && super::object_name(r) == name;
-        if is {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })
+    walk(
+        e,
+        &mut OnRelation(|r: &ast::ObjectName| {
+            let is = r.0.len() == 1 && super::object_name(r) == name;
+            if is {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }),
+    )
     .is_break()
 }
 
@@ -335,12 +339,15 @@ fn max_recursion_depth(cx: &PlanCx<'_>) -> u64 {
 /// How many times `e` names the relation `name` (lower-cased).
 fn count_references<V: ast::Visit>(e: &V, name: &str) -> usize {
     let mut n = 0;
-    let _ = ast::visit_relations(e, |r| {
-        if r.0.len() == 1 && super::object_name(r) == name {
-            n += 1;
-        }
-        ControlFlow::<()>::Continue(())
-    });
+    let _ = walk(
+        e,
+        &mut OnRelation(|r: &ast::ObjectName| {
+            if r.0.len() == 1 && super::object_name(r) == name {
+                n += 1;
+            }
+            ControlFlow::Continue(())
+        }),
+    );
     n
 }
 
@@ -429,16 +436,19 @@ fn check_recursive_block(block: &ast::SetExpr, name: &str, display: &str) -> Res
         if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } =
             item
         {
-            aggregated |= ast::visit_expressions(e, |x| match x {
-                ast::Expr::Function(f)
-                    if f.over.is_some()
-                        || super::compile::AGG_NAMES
-                            .contains(&super::object_name(&f.name).as_str()) =>
-                {
-                    ControlFlow::Break(())
-                }
-                _ => ControlFlow::Continue(()),
-            })
+            aggregated |= walk(
+                e,
+                &mut OnExpr(|x: &ast::Expr| match x {
+                    ast::Expr::Function(f)
+                        if f.over.is_some()
+                            || super::compile::AGG_NAMES
+                                .contains(&super::object_name(&f.name).as_str()) =>
+                    {
+                        ControlFlow::Break(())
+                    }
+                    _ => ControlFlow::Continue(()),
+                }),
+            )
             .is_break();
         }
     }
