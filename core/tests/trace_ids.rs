@@ -210,6 +210,17 @@ fn a_sqlcommenter_traceparent_joins_the_applications_trace() {
 
 #[test]
 fn each_statement_of_a_request_gets_its_own_comment() {
+    // Every test of this binary runs under a subscriber: `tracing` caches
+    // callsite interest process-wide, and a test without one could make
+    // another's spans disabled.
+    let subscriber = tracing_subscriber::registry().with(Collect::default());
+    tracing::subscriber::with_default(
+        subscriber,
+        each_statement_of_a_request_gets_its_own_comment_body,
+    );
+}
+
+fn each_statement_of_a_request_gets_its_own_comment_body() {
     let e = engine();
     let a = e.connect(Identity::new("acme", "alice", "member")).unwrap();
     let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -229,6 +240,17 @@ fn each_statement_of_a_request_gets_its_own_comment() {
 
 #[test]
 fn a_malformed_traceparent_is_ignored_never_an_error() {
+    // Every test of this binary runs under a subscriber: `tracing` caches
+    // callsite interest process-wide, and a test without one could make
+    // another's spans disabled.
+    let subscriber = tracing_subscriber::registry().with(Collect::default());
+    tracing::subscriber::with_default(
+        subscriber,
+        a_malformed_traceparent_is_ignored_never_an_error_body,
+    );
+}
+
+fn a_malformed_traceparent_is_ignored_never_an_error_body() {
     let e = engine();
     let a = e.connect(Identity::new("acme", "alice", "member")).unwrap();
     for bad in [
@@ -258,6 +280,17 @@ fn a_malformed_traceparent_is_ignored_never_an_error() {
 
 #[test]
 fn an_explicit_traceparent_applies_and_a_comment_takes_precedence() {
+    // Every test of this binary runs under a subscriber: `tracing` caches
+    // callsite interest process-wide, and a test without one could make
+    // another's spans disabled.
+    let subscriber = tracing_subscriber::registry().with(Collect::default());
+    tracing::subscriber::with_default(
+        subscriber,
+        an_explicit_traceparent_applies_and_a_comment_takes_precedence_body,
+    );
+}
+
+fn an_explicit_traceparent_applies_and_a_comment_takes_precedence_body() {
     let e = engine();
     let a = e.connect(Identity::new("acme", "alice", "member")).unwrap();
     let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -287,6 +320,17 @@ fn an_explicit_traceparent_applies_and_a_comment_takes_precedence() {
 
 #[test]
 fn a_contexts_traceparent_names_its_own_span_for_outgoing_calls() {
+    // Every test of this binary runs under a subscriber: `tracing` caches
+    // callsite interest process-wide, and a test without one could make
+    // another's spans disabled.
+    let subscriber = tracing_subscriber::registry().with(Collect::default());
+    tracing::subscriber::with_default(
+        subscriber,
+        a_contexts_traceparent_names_its_own_span_for_outgoing_calls_body,
+    );
+}
+
+fn a_contexts_traceparent_names_its_own_span_for_outgoing_calls_body() {
     let host = Arc::new(ManualHost::new());
     let rec = Recorder::new(host.clone(), 100);
     let root = Context::root(host)
