@@ -61,17 +61,22 @@ use crate::sync::{
     lock, try_lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, Weak,
 };
 use crate::trace::{AttrValue, Recorder, SpanId, SpanStatus};
+use crate::trace_context::{SpanContext, TraceParent, TraceSpanId};
 use crate::values::{Identity, ValueKey, Values};
 
 /// A `tracing` span with the fields every cascade span has: `level`, `ctx`
 /// (the context id), `span` (the recorder's span id, 0 if not recorded),
 /// `otel.name` (the recorder's name: `select`, `rollback`, `HashAggregate`),
+/// the W3C ids ([`crate::trace_context`]): `trace_id`, `span_id`,
+/// `trace_flags`, and for a span whose parent is in another process
+/// `parent_span_id` and `tracestate` (an OpenTelemetry bridge should export
+/// these ids, so that ids sent to other nodes name spans that exist),
 /// and, recorded when it closes ([`record_status`](crate::trace::record_status)),
 /// `status`, `cause`, `otel.status_code` and `otel.status_message` — the
 /// fields `tracing-opentelemetry` maps to an OpenTelemetry span's name and
 /// status.
 macro_rules! tracing_span {
-    ($callsite:literal, $parent:expr, $level:expr, $ctx:expr, $rec:expr, $name:expr) => {
+    ($callsite:literal, $parent:expr, $level:expr, $ctx:expr, $rec:expr, $name:expr, $tc:expr, $remote:expr) => {
         tracing::info_span!(
             target: "cascade",
             parent: $parent,
@@ -80,6 +85,13 @@ macro_rules! tracing_span {
             ctx = $ctx,
             span = $rec,
             otel.name = $name,
+            trace_id = $tc.map(|t: &SpanContext| tracing::field::display(t.trace_id)),
+            span_id = $tc.map(|t: &SpanContext| tracing::field::display(t.span_id)),
+            trace_flags = $tc.map(|t: &SpanContext| t.flags),
+            parent_span_id = $remote.map(|p: TraceSpanId| tracing::field::display(p)),
+            tracestate = $remote
+                .and($tc)
+                .and_then(|t: &SpanContext| t.tracestate.as_deref()),
             status = tracing::field::Empty,
             cause = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
@@ -189,6 +201,9 @@ pub(crate) struct Node {
     /// The `tracing` span, boxed and only when a subscriber records it.
     span: Option<Box<tracing::Span>>,
     span_id: Option<std::num::NonZeroU64>,
+    /// The W3C ids of this context's span: only when it is recorded or
+    /// traced (or joined a remote trace).
+    trace: Option<SpanContext>,
     inner: Mutex<Inner>,
 }
 
@@ -572,6 +587,19 @@ impl Context {
         self.node.span_id.map(|s| SpanId(s.get()))
     }
 
+    /// The W3C ids of this context's span (trace id, span id, flags,
+    /// tracestate); `None` when it is neither recorded nor traced.
+    pub fn span_context(&self) -> Option<&SpanContext> {
+        self.node.trace.as_ref()
+    }
+
+    /// The `traceparent` (with `tracestate`) for a call made on behalf of
+    /// this context: the callee's spans become children of this context's
+    /// span, in the same trace.
+    pub fn traceparent(&self) -> Option<TraceParent> {
+        self.node.trace.as_ref().map(SpanContext::to_traceparent)
+    }
+
     /// This context's `tracing` span (a child of its parent's).
     /// A disabled span when no subscriber records it.
     pub fn tracing_span(&self) -> &tracing::Span {
@@ -628,10 +656,31 @@ impl Context {
     ) -> Option<tracing::Span> {
         let parent = self.node.span.as_deref()?;
         let id = self.node.id;
+        // The recorder's ids when it has the span; fresh ones otherwise.
+        let ids = self.node.trace.as_ref().map(|t| {
+            match rec.and_then(|r| self.recorder().and_then(|x| x.trace_ids(r))) {
+                Some((trace_id, span_id)) => SpanContext {
+                    trace_id,
+                    span_id,
+                    ..t.clone()
+                },
+                None => t.child(&*self.node.env.host),
+            }
+        });
         let rec = rec.map_or(0, |s| s.0);
         let level_name = level.as_str();
+        let tc = ids.as_ref();
         let span = child_span(Some(parent), |p| {
-            tracing_span!("operator", p, level_name, id, rec, name)
+            tracing_span!(
+                "operator",
+                p,
+                level_name,
+                id,
+                rec,
+                name,
+                tc,
+                None::<TraceSpanId>
+            )
         });
         recorded(span).map(|b| *b)
     }
@@ -674,13 +723,13 @@ impl Context {
         let env = self.node.env.clone();
         let at = env.host.now().saturating_add(timeout);
         let limit_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let trace = self.node.trace.as_ref().map(|t| t.child(&*env.host));
         let span_id = env.recorder.as_ref().map(|r| {
-            let s = r.open(
-                self.span_id(),
-                name,
-                self.level(),
-                [("cleanup".to_owned(), AttrValue::Bool(true))],
-            );
+            let attrs = [("cleanup".to_owned(), AttrValue::Bool(true))];
+            let s = match &trace {
+                Some(t) => r.open_traced(self.span_id(), t, None, name, self.level(), attrs),
+                None => r.open(self.span_id(), name, self.level(), attrs),
+            };
             if let Some(l) = cleans_up.and_then(Context::span_id) {
                 r.add_link(s, l);
             }
@@ -688,8 +737,18 @@ impl Context {
         });
         let level_name = self.level().as_str();
         let rec = span_id.map_or(0, |s| s.0);
+        let tc = trace.as_ref();
         let span = recorded(child_span(self.node.span.as_deref(), |parent| {
-            tracing_span!("cleanup", parent, level_name, id, rec, name)
+            tracing_span!(
+                "cleanup",
+                parent,
+                level_name,
+                id,
+                rec,
+                name,
+                tc,
+                None::<TraceSpanId>
+            )
         }));
         let node = Arc::new_cyclic(|weak| Node {
             id,
@@ -711,6 +770,7 @@ impl Context {
             env,
             span,
             span_id: span_id.and_then(|s| std::num::NonZeroU64::new(s.0)),
+            trace,
             inner: Mutex::new(Inner::new(None)),
         });
         Context { node }
@@ -918,6 +978,8 @@ struct Rare {
     name: Option<Cow<'static, str>>,
     attrs: Vec<(String, AttrValue)>,
     recorder: Option<std::sync::Arc<Recorder>>,
+    /// A parent span in another process (a `traceparent`).
+    remote_parent: Option<TraceParent>,
     /// Extension values, in the order given.
     ext: Vec<(
         std::any::TypeId,
@@ -1050,6 +1112,16 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
         self.rare().attrs.push((key.to_owned(), value.into()));
         self
     }
+    /// Joins the trace of a parent span in another process: this context's
+    /// span gets `parent`'s trace id (and flags and tracestate), and
+    /// `parent`'s span as its remote parent; its descendants follow. Its
+    /// local parent stays its parent in the recorder and in `tracing`
+    /// (where the ids say the rest: fields `trace_id`, `parent_span_id`).
+    pub fn trace_parent(mut self, parent: TraceParent) -> Self {
+        self.rare().remote_parent = Some(parent);
+        self
+    }
+
     /// Record this tree's spans in `recorder` (Root only; children inherit).
     pub fn recorder(mut self, recorder: std::sync::Arc<Recorder>) -> Self {
         self.rare().recorder = Some(recorder);
@@ -1140,6 +1212,25 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
             (None, None, _) => unreachable!("a root builder always has a host"),
         };
         let name = rare.as_mut().and_then(|r| r.name.take());
+        // The W3C ids: only for a span someone records (the recorder or a
+        // subscriber), or one that joins a remote trace. A connection
+        // (Routine) starts a trace of its own: the node's Root span lives as
+        // long as the process and is no one's trace.
+        let remote = rare.as_mut().and_then(|r| r.remote_parent.take());
+        let tracing_on = tracing::level_enabled!(tracing::Level::INFO);
+        let trace = if env.recorder.is_some() || tracing_on || remote.is_some() {
+            let inherited = parent
+                .and_then(|p| p.node.trace.as_ref())
+                .filter(|_| level != Level::Routine);
+            Some(match (&remote, inherited) {
+                (Some(tp), _) => SpanContext::child_of_remote(tp, &*env.host),
+                (None, Some(pt)) => pt.child(&*env.host),
+                (None, None) => SpanContext::new_root(&*env.host),
+            })
+        } else {
+            None
+        };
+        let remote_id = remote.as_ref().map(|tp| tp.parent_id);
         let span_id = env.recorder.as_ref().map(|r| {
             let mut attrs = match rare.as_mut() {
                 Some(rare) => std::mem::take(&mut rare.attrs),
@@ -1156,16 +1247,21 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
                 attrs.push(("statement_id".into(), s.into()));
             }
             let name = name.as_deref().unwrap_or(span_name(level));
-            r.open(parent.and_then(Context::span_id), name, level, attrs)
+            let parent_span = parent.and_then(Context::span_id);
+            match &trace {
+                Some(t) => r.open_traced(parent_span, t, remote_id, name, level, attrs),
+                None => r.open(parent_span, name, level, attrs),
+            }
         });
         // No subscriber that could want an INFO span (the usual case in
         // production without tracing): no span at all, and no cost.
-        let span = if tracing::level_enabled!(tracing::Level::INFO) {
+        let span = if tracing_on {
             let name = name.as_deref().unwrap_or(span_name(level));
             let rec = span_id.map_or(0, |s| s.0);
+            let tc = trace.as_ref();
             recorded(child_span(
                 parent.and_then(|p| p.node.span.as_deref()),
-                |ps| make_tracing_span(level, id, rec, name, ps),
+                |ps| make_tracing_span(level, id, rec, name, ps, tc, remote_id),
             ))
         } else {
             None
@@ -1201,6 +1297,7 @@ impl<'a, K: Built> ContextBuilder<'a, K> {
                     env,
                     span,
                     span_id: span_nz,
+                    trace,
                     inner: Mutex::new(Inner::new(parent_node)),
                 }
             };
@@ -1314,15 +1411,19 @@ fn make_tracing_span(
     rec: u64,
     name: &str,
     parent: Option<tracing::Id>,
+    tc: Option<&SpanContext>,
+    remote: Option<TraceSpanId>,
 ) -> tracing::Span {
     let l = level.as_str();
     match level {
-        Level::Root => tracing_span!("root", parent, l, id, rec, name),
-        Level::Routine => tracing_span!("routine", parent, l, id, rec, name),
-        Level::Txn => tracing_span!("txn", parent, l, id, rec, name),
-        Level::Request => tracing_span!("request", parent, l, id, rec, name),
-        Level::Query => tracing_span!("query", parent, l, id, rec, name),
-        Level::Pipeline | Level::Operator => tracing_span!("pipeline", parent, l, id, rec, name),
+        Level::Root => tracing_span!("root", parent, l, id, rec, name, tc, remote),
+        Level::Routine => tracing_span!("routine", parent, l, id, rec, name, tc, remote),
+        Level::Txn => tracing_span!("txn", parent, l, id, rec, name, tc, remote),
+        Level::Request => tracing_span!("request", parent, l, id, rec, name, tc, remote),
+        Level::Query => tracing_span!("query", parent, l, id, rec, name, tc, remote),
+        Level::Pipeline | Level::Operator => {
+            tracing_span!("pipeline", parent, l, id, rec, name, tc, remote)
+        }
     }
 }
 

@@ -73,6 +73,7 @@ pub mod storage;
 mod sync;
 pub mod tenant;
 pub mod trace;
+pub mod trace_context;
 pub mod values;
 
 pub use cause::{CancelKind, Cancelled, Cause, Reason};

@@ -12,6 +12,12 @@
 //! ([`Trace::to_chrome_json`]), and as an EXPLAIN ANALYZE-style text tree
 //! ([`Trace::to_text`]).
 //!
+//! Every span also has W3C ids ([`crate::trace_context`]): the trace id of
+//! its parent (a new one for a span without a parent, or the caller's for a
+//! span with a remote parent, joined from a `traceparent` or a sqlcommenter
+//! comment) and a span id of its own. The exports carry them as `traceId`,
+//! `spanId` and `remoteParentId` (hex).
+//!
 //! Invariants: the recorder holds at most `capacity` spans; when it is over,
 //! the oldest *closed* spans go first (open ones are never evicted). A parent
 //! id that is unknown or evicted is treated as no parent: the span becomes a
@@ -26,6 +32,7 @@ use crate::cause::{CancelKind, Cause};
 use crate::host::{Host, Instant};
 use crate::level::Level;
 use crate::sync::{lock, AtomicU64, Mutex, Ordering};
+use crate::trace_context::{SpanContext, TraceId, TraceSpanId};
 
 /// A span id, unique within a recorder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -179,6 +186,13 @@ pub struct SpanRecord {
     pub status: SpanStatus,
     /// Attributes, sorted by key.
     pub attrs: BTreeMap<String, AttrValue>,
+    /// The W3C trace id (shared with the parent, or the remote parent's).
+    pub trace_id: TraceId,
+    /// The W3C span id.
+    pub trace_span_id: TraceSpanId,
+    /// The parent span in another process (a `traceparent` or sqlcommenter
+    /// comment): then `trace_id` is that caller's trace.
+    pub remote_parent: Option<TraceSpanId>,
 }
 
 #[derive(Debug)]
@@ -245,7 +259,8 @@ impl Recorder {
         self.open_at(parent, name, level, start, attrs)
     }
 
-    /// Opens a span with an explicit start time.
+    /// Opens a span with an explicit start time. Its W3C trace id is its
+    /// parent's (a new trace without a parent); its span id is new.
     pub fn open_at(
         &self,
         parent: Option<SpanId>,
@@ -254,10 +269,54 @@ impl Recorder {
         start: Instant,
         attrs: impl IntoIterator<Item = (String, AttrValue)>,
     ) -> SpanId {
+        self.open_inner(parent, None, name, level, start, attrs)
+    }
+
+    /// Opens a span now with the W3C ids of `ids` (a context's, which
+    /// chose them: inherited, new, or joined from a remote parent), and
+    /// `remote_parent`, its parent span in another process, if any.
+    pub fn open_traced(
+        &self,
+        parent: Option<SpanId>,
+        ids: &SpanContext,
+        remote_parent: Option<TraceSpanId>,
+        name: &str,
+        level: Level,
+        attrs: impl IntoIterator<Item = (String, AttrValue)>,
+    ) -> SpanId {
+        let start = self.host.now();
+        self.open_inner(
+            parent,
+            Some((ids.trace_id, ids.span_id, remote_parent)),
+            name,
+            level,
+            start,
+            attrs,
+        )
+    }
+
+    fn open_inner(
+        &self,
+        parent: Option<SpanId>,
+        ids: Option<(TraceId, TraceSpanId, Option<TraceSpanId>)>,
+        name: &str,
+        level: Level,
+        start: Instant,
+        attrs: impl IntoIterator<Item = (String, AttrValue)>,
+    ) -> SpanId {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let attrs = attrs.into_iter().collect();
         let mut inner = lock(&self.inner);
-        let parent = parent.filter(|p| inner.spans.contains_key(&p.0));
+        let parent_rec = parent.and_then(|p| inner.spans.get(&p.0));
+        let parent = parent_rec.map(|p| p.id);
+        let (trace_id, trace_span_id, remote_parent) = match ids {
+            Some(ids) => ids,
+            None => (
+                parent_rec.map_or_else(|| TraceId::random(&*self.host), |p| p.trace_id),
+                TraceSpanId::random(&*self.host),
+                None,
+            ),
+        };
         inner.spans.insert(
             id,
             SpanRecord {
@@ -270,9 +329,20 @@ impl Recorder {
                 end: None,
                 status: SpanStatus::Open,
                 attrs,
+                trace_id,
+                trace_span_id,
+                remote_parent,
             },
         );
         SpanId(id)
+    }
+
+    /// The W3C trace id and span id of span `id`, if it is held.
+    pub fn trace_ids(&self, id: SpanId) -> Option<(TraceId, TraceSpanId)> {
+        lock(&self.inner)
+            .spans
+            .get(&id.0)
+            .map(|s| (s.trace_id, s.trace_span_id))
     }
 
     /// Sets an attribute of a span (ignored if the span is gone).
@@ -440,6 +510,13 @@ pub struct SpanView {
     pub status: SpanStatus,
     /// Attributes.
     pub attrs: BTreeMap<String, AttrValue>,
+    /// The W3C trace id (32 hex digits).
+    pub trace_id: TraceId,
+    /// The W3C span id (16 hex digits; `id` is the recorder's own).
+    pub span_id: TraceSpanId,
+    /// The parent span in another process, if any (16 hex digits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_parent_id: Option<TraceSpanId>,
 }
 
 /// A span with its children, for the JSON tree.
@@ -465,6 +542,17 @@ pub struct Trace {
     pub spans: Vec<SpanRecord>,
 }
 
+impl Trace {
+    /// The W3C trace id of the focus span (a statement's: the one a
+    /// sqlcommenter `traceparent` set, when it had one).
+    pub fn focus_trace_id(&self) -> Option<TraceId> {
+        self.spans
+            .iter()
+            .find(|s| s.id == self.focus)
+            .map(|s| s.trace_id)
+    }
+}
+
 fn micros(ns: u64) -> f64 {
     ns as f64 / 1_000.0
 }
@@ -486,6 +574,9 @@ impl Trace {
                     dur_us: micros(end.0 - s.start.0),
                     status: s.status.clone(),
                     attrs: s.attrs.clone(),
+                    trace_id: s.trace_id,
+                    span_id: s.trace_span_id,
+                    remote_parent_id: s.remote_parent,
                 }
             })
             .collect()
@@ -559,6 +650,8 @@ impl Trace {
                 "id": s.id,
                 "level": s.level,
                 "status": s.status.code(),
+                "trace_id": s.trace_id.to_string(),
+                "span_id": s.span_id.to_string(),
             });
             if let SpanStatus::Canceled { message, .. }
             | SpanStatus::DeadlineExceeded { message, .. }
@@ -685,6 +778,43 @@ mod tests {
         let tree = t.tree();
         assert_eq!(tree.len(), 1);
         assert_eq!(tree[0].children[0].children[0].span.name, "q1");
+    }
+
+    #[test]
+    fn children_inherit_the_trace_id_and_get_their_own_span_id() {
+        let (_, r) = rec();
+        let a = r.open(None, "a", Level::Query, []);
+        let b = r.open(Some(a), "b", Level::Pipeline, []);
+        let c = r.open(Some(b), "c", Level::Operator, []);
+        let other = r.open(None, "other", Level::Query, []);
+        let (ta, sa) = r.trace_ids(a).unwrap();
+        let (tb, sb) = r.trace_ids(b).unwrap();
+        let (tc, sc) = r.trace_ids(c).unwrap();
+        assert!(ta == tb && tb == tc);
+        assert!(sa != sb && sb != sc && sa != sc);
+        assert_ne!(r.trace_ids(other).unwrap().0, ta, "a root starts a trace");
+        // Given ids (a context's, joined to a remote parent) are kept, and
+        // the span's children follow them.
+        let host = ManualHost::new();
+        let remote = crate::trace_context::TraceParent::parse(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .unwrap();
+        let ids = crate::trace_context::SpanContext::child_of_remote(&remote, &host);
+        let q = r.open_traced(Some(a), &ids, Some(remote.parent_id), "q", Level::Query, []);
+        let p = r.open(Some(q), "p", Level::Pipeline, []);
+        let got = r.get(q).unwrap();
+        assert_eq!(
+            (got.trace_id, got.trace_span_id),
+            (ids.trace_id, ids.span_id)
+        );
+        assert_eq!(got.remote_parent, Some(remote.parent_id));
+        assert_eq!(got.parent, Some(a), "the local parent stays");
+        assert_eq!(r.trace_ids(p).unwrap().0, remote.trace_id);
+        let view = &r.trace(p).unwrap().views()[0];
+        let json = serde_json::to_value(view).unwrap();
+        assert_eq!(json["traceId"], ta.to_string());
+        assert_eq!(json["spanId"], sa.to_string());
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct ServerConfig {
     /// database `` `tenant:db` ``); off: it administers (process list,
     /// KILL) but sees only `sys`'s databases.
     pub admin_reads_all_tenants: bool,
+    /// OTLP export of the engine's spans (`[otlp]`); `None`: no export.
+    pub otlp: Option<crate::otlp::OtlpConfig>,
     /// TLS, when `tls_cert` and `tls_key` are set: the certificate and key
     /// loaded from those PEM files (see [`crate::tls`]).
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
@@ -114,6 +116,7 @@ struct FileConfig {
     tenants: HashMap<String, FileTenant>,
     #[serde(default)]
     tenant_defaults: FileTenant,
+    otlp: Option<FileOtlp>,
 }
 
 /// `[tenants.NAME]` / `[tenant_defaults]`: every key optional (no limit).
@@ -173,6 +176,24 @@ impl FileTenant {
             max_execution_time_ms: self.max_execution_time_ms.unwrap_or(0),
         })
     }
+}
+
+/// `[otlp]`: where the spans go.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOtlp {
+    endpoint: String,
+    #[serde(default = "default_service_name")]
+    service_name: String,
+    #[serde(default = "default_otlp_timeout")]
+    timeout_secs: u64,
+}
+
+fn default_service_name() -> String {
+    "cascade".into()
+}
+fn default_otlp_timeout() -> u64 {
+    10
 }
 
 #[derive(Deserialize)]
@@ -347,6 +368,29 @@ impl ServerConfig {
                 "max_packet_bytes must be at least 1024".into(),
             ));
         }
+        let otlp = match file.otlp {
+            None => None,
+            Some(o) => {
+                let scheme_ok =
+                    o.endpoint.starts_with("http://") || o.endpoint.starts_with("https://");
+                if !scheme_ok {
+                    return Err(ConfigError::Invalid(format!(
+                        "otlp endpoint {:?}: expected http://host:port or https://host:port",
+                        o.endpoint
+                    )));
+                }
+                if o.service_name.is_empty() || o.timeout_secs == 0 {
+                    return Err(ConfigError::Invalid(
+                        "otlp service_name must be non-empty and timeout_secs at least 1".into(),
+                    ));
+                }
+                Some(crate::otlp::OtlpConfig {
+                    endpoint: o.endpoint,
+                    service_name: o.service_name,
+                    timeout: Duration::from_secs(o.timeout_secs),
+                })
+            }
+        };
         let mut users = HashMap::new();
         for u in file.user {
             let where_ = format!("user {}:{}", u.tenant, u.name);
@@ -416,6 +460,7 @@ impl ServerConfig {
                 .then(|| Duration::from_secs(file.server.background_every_secs)),
             trace_retention: Duration::from_secs(file.server.trace_retention_secs),
             admin_reads_all_tenants: file.server.admin_reads_all_tenants,
+            otlp,
             tls,
             require_secure_transport: file.server.require_secure_transport,
             max_login_failures: file.server.max_login_failures,
@@ -460,6 +505,30 @@ mod tests {
         assert!(!c.admin_reads_all_tenants);
         let all = ServerConfig::from_toml("[server]\nadmin_reads_all_tenants = true").unwrap();
         assert!(all.admin_reads_all_tenants);
+    }
+
+    #[test]
+    fn otlp_table_is_read_and_checked() {
+        assert_eq!(ServerConfig::default_local().otlp, None);
+        let c = ServerConfig::from_toml("[otlp]\nendpoint = \"http://127.0.0.1:4317\"").unwrap();
+        let o = c.otlp.unwrap();
+        assert_eq!(o.endpoint, "http://127.0.0.1:4317");
+        assert_eq!(o.service_name, "cascade");
+        assert_eq!(o.timeout, Duration::from_secs(10));
+        let c = ServerConfig::from_toml(
+            "[otlp]\nendpoint = \"https://c:4317\"\nservice_name = \"db-eu\"\ntimeout_secs = 2",
+        )
+        .unwrap();
+        assert_eq!(c.otlp.unwrap().service_name, "db-eu");
+        for bad in [
+            "[otlp]\nendpoint = \"127.0.0.1:4317\"",
+            "[otlp]\nendpoint = \"http://c\"\nservice_name = \"\"",
+            "[otlp]\nendpoint = \"http://c\"\ntimeout_secs = 0",
+        ] {
+            let e = ServerConfig::from_toml(bad).unwrap_err();
+            assert!(e.to_string().contains("otlp"), "{bad}: {e}");
+        }
+        assert!(ServerConfig::from_toml("[otlp]\nservice_name = \"x\"").is_err());
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod auth;
 pub mod config;
 pub mod host;
 pub mod listener;
+pub mod otlp;
 mod session;
 pub mod throttle;
 pub mod tls;

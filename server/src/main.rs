@@ -7,6 +7,8 @@
 //!
 //! Logs go to stderr through `tracing-subscriber`; `CASCADE_LOG` sets the
 //! filter (`info` by default; e.g. `debug`, or `cascade_server=debug,cascade=trace`).
+//! With an `[otlp]` table in the config, the engine's spans are also
+//! exported over OTLP/gRPC (whatever `CASCADE_LOG` says; docs/server.md).
 
 use cascade::{Engine, EngineConfig};
 use cascade_server::{Server, ServerConfig, TokioHost, DEFAULT_CONFIG_TOML};
@@ -84,18 +86,23 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
-fn init_logging() {
+fn init_logging(export: Option<cascade_server::otlp::SpanExport>) {
     let filter: Targets = std::env::var("CASCADE_LOG")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    // Each layer filters for itself: the export sees the engine's spans
+    // even when the log shows only warnings.
+    let export =
+        export.map(|e| e.with_filter(Targets::new().with_target("cascade", tracing::Level::INFO)));
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_filter(filter),
         )
-        .with(filter)
+        .with(export)
         .init();
 }
 
@@ -130,7 +137,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
     let mut config = match &args.config {
         Some(path) => match ServerConfig::from_file(path) {
             Ok(c) => c,
@@ -163,7 +169,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    // The OTLP exporter's gRPC channel lives on the runtime.
+    let otlp = match &config.otlp {
+        Some(o) => {
+            let _in_runtime = runtime.enter();
+            match cascade_server::otlp::start(o) {
+                Ok(started) => Some(started),
+                Err(e) => {
+                    eprintln!("cascade-server: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => None,
+    };
+    let (export, otlp_guard) = match otlp {
+        Some((export, guard)) => (Some(export), Some(guard)),
+        None => (None, None),
+    };
+    init_logging(export);
+    if let Some(o) = &config.otlp {
+        tracing::info!(endpoint = %o.endpoint, service = %o.service_name, "exporting spans over OTLP");
+    }
+    let code = runtime.block_on(async move {
         let mut engine_config = EngineConfig::new(1, TokioHost::shared());
         engine_config.trace_capacity = config.trace_spans;
         engine_config.admin_reads_all_tenants = config.admin_reads_all_tenants;
@@ -185,5 +213,10 @@ fn main() -> ExitCode {
             "bye"
         );
         ExitCode::SUCCESS
-    })
+    });
+    // Flush the spans still queued; the runtime still drives the channel.
+    if let Some(g) = otlp_guard {
+        g.shutdown();
+    }
+    code
 }

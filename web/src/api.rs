@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cascade::trace_context::TraceParent;
 use cascade::{EngineConfig, ExecOptions};
 use js_sys::Promise;
 use serde::Deserialize;
@@ -58,21 +59,23 @@ impl TenantOptions {
     }
 }
 
-/// Options of `conn.query(sql, { timeoutMs })`.
+/// Options of `conn.query(sql, { timeoutMs, traceparent, tracestate })`.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct QueryOptions {
     timeout_ms: Option<f64>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
 impl QueryOptions {
-    fn parse(value: JsValue) -> Result<ExecOptions, JsValue> {
+    fn parse(value: JsValue) -> Result<(ExecOptions, Option<TraceParent>), JsValue> {
         if value.is_undefined() || value.is_null() {
-            return Ok(ExecOptions::default());
+            return Ok((ExecOptions::default(), None));
         }
         let opts: QueryOptions = from_js(
-            "query(sql, options): expected { timeoutMs }",
-            &["timeoutMs"],
+            "query(sql, options): expected { timeoutMs, traceparent, tracestate }",
+            &["timeoutMs", "traceparent", "tracestate"],
             value,
         )?;
         let mut exec = ExecOptions::default();
@@ -87,7 +90,18 @@ impl QueryOptions {
                 exec.timeout = Some(Duration::from_secs_f64(ms / 1e3));
             }
         }
-        Ok(exec)
+        // A malformed traceparent is a TypeError here: the caller passed
+        // it explicitly (a sqlcommenter comment is ignored with a warning
+        // instead).
+        let traceparent = match &opts.traceparent {
+            Some(tp) => Some(
+                TraceParent::parse(tp)
+                    .and_then(|p| p.with_tracestate(opts.tracestate.as_deref().unwrap_or("")))
+                    .map_err(|e| type_error(&format!("query(sql, options): {e}")))?,
+            ),
+            None => None,
+        };
+        Ok((exec, traceparent))
     }
 }
 
@@ -105,6 +119,10 @@ impl Engine {
     /// `{ maxConnections, memoryBudget (bytes), maxExecutionTime (ms) }`.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<Engine, JsValue> {
+        // wasm32 has no OS randomness: W3C trace ids get `Math.random()`.
+        cascade::trace_context::add_entropy(
+            (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
+        );
         let opts: EngineOptions = if options.is_undefined() || options.is_null() {
             EngineOptions {
                 node_id: None,
@@ -162,8 +180,10 @@ impl Engine {
         Ok(Connection { inner })
     }
 
-    /// `engine.trace(queryId)`: `{ traceId, focusId, spans }`, the
-    /// statement's spans and their ancestors (Request, Txn, Routine).
+    /// `engine.trace(queryId)`: `{ traceId, focusId, focusTraceId, spans }`,
+    /// the statement's spans and their ancestors (Request, Txn, Routine);
+    /// `focusTraceId` is the statement's W3C trace id (32 hex digits), and
+    /// each span has its W3C `traceId` and `spanId` too.
     pub fn trace(&self, query_id: JsValue) -> Result<JsValue, JsValue> {
         let trace = self.find_trace("trace(queryId)", &query_id)?;
         #[derive(serde::Serialize)]
@@ -171,11 +191,13 @@ impl Engine {
         struct TraceView {
             trace_id: u64,
             focus_id: u64,
+            focus_trace_id: Option<String>,
             spans: Vec<cascade::trace::SpanView>,
         }
         to_js(&TraceView {
             trace_id: trace.trace_id.0,
             focus_id: trace.focus.0,
+            focus_trace_id: trace.focus_trace_id().map(|t| t.to_string()),
             spans: trace.views(),
         })
     }
@@ -248,8 +270,8 @@ impl Connection {
                     crate::convert::describe(&sql)
                 )));
             };
-            let options = QueryOptions::parse(options)?;
-            match conn.execute_with(&sql, options).await {
+            let (options, traceparent) = QueryOptions::parse(options)?;
+            match conn.execute_traced(&sql, options, traceparent).await {
                 Ok(result) => Ok(result_to_js(&result)),
                 Err(error) => Err(query_error_to_js(&error)),
             }

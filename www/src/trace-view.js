@@ -43,6 +43,10 @@ export function renderTimeline(el, trace) {
     el.append(h("p", { class: "muted" }, "No spans recorded."));
     return;
   }
+  // The statement's W3C trace id (a sqlcommenter traceparent's, if it had one).
+  if (trace.focusTraceId) {
+    el.append(h("p", { class: "muted trace-id" }, `trace id ${trace.focusTraceId}`));
+  }
   const rows = ordered(trace.spans);
   const byId = new Map(trace.spans.map((s) => [s.id, s]));
   // A cause is written once, on the outermost span that carries it.

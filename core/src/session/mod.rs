@@ -756,6 +756,19 @@ impl Connection {
         sql: &str,
         opts: ExecOptions,
     ) -> Result<QueryResult, QueryError> {
+        self.execute_traced(sql, opts, None).await
+    }
+
+    /// [`Connection::execute_with`] in the caller's trace: with
+    /// `traceparent` (a `traceparent` header), every statement's Query span
+    /// joins that trace as a child of the caller's span (docs/tracing.md).
+    /// A sqlcommenter `traceparent` comment on a statement takes precedence.
+    pub async fn execute_traced(
+        &self,
+        sql: &str,
+        opts: ExecOptions,
+        traceparent: Option<crate::trace_context::TraceParent>,
+    ) -> Result<QueryResult, QueryError> {
         let c = &*self.inner;
         if c.closed.load(Ordering::Acquire) {
             return Err(closed_error());
@@ -786,11 +799,32 @@ impl Connection {
             .attr("sql", truncate(sql, 200))
             .build()?;
         c.manager.set_request(Some(request.clone()));
+        // sqlcommenter comments, one entry per statement; if the scanner
+        // and the parser disagree on the statements, the first comment's
+        // trace context applies to all of them.
+        let mut comments = crate::sql::sqlcommenter::statement_comments(sql);
+        if comments.len() != stmts.len() {
+            let first = comments.into_iter().find_map(|c| c.traceparent);
+            comments = vec![
+                crate::sql::sqlcommenter::StatementComments { traceparent: first };
+                stmts.len()
+            ];
+        }
         let mut last = None;
         let mut result = Ok(());
-        for stmt in &stmts {
+        for (stmt, comment) in stmts.iter().zip(comments) {
             let Some(s) = co.session.as_mut() else { break };
-            match run_statement(c, s, &request, stmt, opts).await {
+            let stmt_traceparent = match comment.traceparent {
+                Some(Ok(tp)) => Some(tp),
+                Some(Err(e)) => {
+                    // A bad comment never fails the statement.
+                    tracing::warn!(target: "cascade", connection = c.id, "sqlcommenter traceparent ignored: {e}");
+                    request.set_attr("traceparent_error", e.to_string());
+                    traceparent.clone()
+                }
+                None => traceparent.clone(),
+            };
+            match run_statement(c, s, &request, stmt, opts.timeout, stmt_traceparent).await {
                 Ok(r) => last = Some(r),
                 Err(e) => {
                     request.finish(match &e.cause {
@@ -985,7 +1019,8 @@ async fn run_statement(
     s: &mut Session,
     request: &Context,
     stmt: &ast::Statement,
-    opts: ExecOptions,
+    timeout: Option<Duration>,
+    traceparent: Option<crate::trace_context::TraceParent>,
 ) -> Result<QueryResult, QueryError> {
     let e = &c.engine;
     let host = e.config.host.clone();
@@ -1032,7 +1067,7 @@ async fn run_statement(
             s.txn = Some(t);
         }
     }
-    let limit_ms = match (opts.timeout, s.max_execution_time_ms) {
+    let limit_ms = match (timeout, s.max_execution_time_ms) {
         (Some(t), 0) => Some(t.as_millis() as u64),
         (Some(t), m) => Some((t.as_millis() as u64).min(m)),
         (None, 0) => None,
@@ -1047,6 +1082,9 @@ async fn run_statement(
         .attr("query_id", stmt_id);
     if let Some(t) = &txn_ctx {
         qb = qb.link(t);
+    }
+    if let Some(tp) = traceparent {
+        qb = qb.trace_parent(tp);
     }
     if let Some(ms) = limit_ms {
         qb = qb.timeout(

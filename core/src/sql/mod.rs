@@ -5,6 +5,7 @@ pub mod error;
 pub mod info_schema;
 pub mod plan;
 pub mod shape;
+pub mod sqlcommenter;
 pub mod walk;
 
 pub use crate::expr::ExecError;
