@@ -40,7 +40,9 @@ impl Connection {
         let mut s = c.check_out()?;
         c.rollback_for(&mut s, "COM_RESET_CONNECTION");
         s.autocommit = true;
-        s.max_execution_time_ms = c.tenant_state().map_or(0, |t| t.limits().max_execution_time_ms);
+        s.max_execution_time_ms = c
+            .tenant_state()
+            .map_or(0, |t| t.limits().max_execution_time_ms);
         s.memory_budget = c.engine.config.memory_budget;
         s.threads = c.engine.config.threads.max(1);
         c.publish_vars(&s);
