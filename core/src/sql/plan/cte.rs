@@ -139,7 +139,7 @@ impl Names {
             (at, tail)
         };
         self.depth.store(depth, Ordering::Relaxed);
-        let r = f();
+        let r = on_enough_stack(f);
         self.depth.store(depth - 1, Ordering::Relaxed);
         let mut s = self.ctes_mut();
         s.truncate(at);
@@ -175,6 +175,23 @@ impl Names {
         }
         lock(&self.views).pop();
         r
+    }
+}
+
+/// Runs `f`, the planning of a CTE or view inside another. Each level costs
+/// the planner's whole descent (tens of KB unoptimized), and the depth is
+/// bounded by [`MAX_EXPANSION_DEPTH`], not by the caller's stack: natively,
+/// when less than 256 KiB of stack is left, `f` runs on a fresh 2 MiB
+/// segment (`stacker`, as rustc does). In wasm the bound alone holds (its
+/// optimized frames fit the module's stack).
+fn on_enough_stack<T>(f: impl FnOnce() -> T) -> T {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        stacker::maybe_grow(256 * 1024, 2 * 1024 * 1024, f)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        f()
     }
 }
 
