@@ -195,6 +195,32 @@ test("connect({ database }): each tenant its own databases", async () => {
   engine.shutdown();
 });
 
+test("W3C trace ids: a traceparent option or a sqlcommenter comment joins the caller's trace", async () => {
+  const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const engine = new Engine({ nodeId: 1 });
+  const conn = engine.connect(identity("alice"));
+  const plain = await conn.query("SELECT 1");
+  const t0 = engine.trace(plain.queryId);
+  assert.match(t0.focusTraceId, /^[0-9a-f]{32}$/);
+  assert.ok(t0.spans.every((s) => /^[0-9a-f]{16}$/.test(s.spanId)));
+  const commented = await conn.query(`SELECT 2 /*traceparent='${TP}'*/`);
+  const t1 = engine.trace(commented.queryId);
+  assert.equal(t1.focusTraceId, "4bf92f3577b34da6a3ce929d0e0e4736");
+  const query = t1.spans.find((s) => s.id === t1.focusId);
+  assert.equal(query.remoteParentId, "00f067aa0ba902b7");
+  const explicit = await conn.query("SELECT 3", { traceparent: TP.replace("00f067aa0ba902b7", "b7ad6b7169203331") });
+  assert.equal(engine.trace(explicit.queryId).spans.find((s) => s.level === "Query").remoteParentId, "b7ad6b7169203331");
+  // A malformed comment is ignored; a malformed option is a TypeError.
+  const bad = await conn.query("SELECT 4 /*traceparent='00-nope'*/");
+  assert.equal(engine.trace(bad.queryId).focusTraceId, t0.focusTraceId);
+  await assert.rejects(conn.query("SELECT 5", { traceparent: "00-nope" }), (e) => e instanceof TypeError);
+  await conn.close();
+  conn.free();
+  engine.shutdown();
+  engine.free();
+});
+
+// Keep this test last: the trap it causes leaves the shared module dead.
 test("a trap is told apart from the engine's errors, and ends in a dead-engine error", async () => {
   const engine = new Engine();
   const conn = engine.connect(identity("alice"));
@@ -217,26 +243,4 @@ test("a trap is told apart from the engine's errors, and ends in a dead-engine e
   assert.equal(lost.code, 2013);
   assert.match(lost.message, /^Lost connection to the engine during query: the engine stopped \((RangeError|RuntimeError): /);
   assert.equal(deadEngineError("gone", false).code, 2006);
-});
-
-test("W3C trace ids: a traceparent option or a sqlcommenter comment joins the caller's trace", async () => {
-  const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-  const engine = new Engine({ nodeId: 1 });
-  const conn = engine.connect(identity("alice"));
-  const plain = await conn.query("SELECT 1");
-  const t0 = engine.trace(plain.queryId);
-  assert.match(t0.focusTraceId, /^[0-9a-f]{32}$/);
-  assert.ok(t0.spans.every((s) => /^[0-9a-f]{16}$/.test(s.spanId)));
-  const commented = await conn.query(`SELECT 2 /*traceparent='${TP}'*/`);
-  const t1 = engine.trace(commented.queryId);
-  assert.equal(t1.focusTraceId, "4bf92f3577b34da6a3ce929d0e0e4736");
-  const query = t1.spans.find((s) => s.id === t1.focusId);
-  assert.equal(query.remoteParentId, "00f067aa0ba902b7");
-  const explicit = await conn.query("SELECT 3", { traceparent: TP.replace("00f067aa0ba902b7", "b7ad6b7169203331") });
-  assert.equal(engine.trace(explicit.queryId).spans.find((s) => s.level === "Query").remoteParentId, "b7ad6b7169203331");
-  // A malformed comment is ignored; a malformed option is a TypeError.
-  const bad = await conn.query("SELECT 4 /*traceparent='00-nope'*/");
-  assert.equal(engine.trace(bad.queryId).focusTraceId, t0.focusTraceId);
-  await assert.rejects(conn.query("SELECT 5", { traceparent: "00-nope" }), (e) => e instanceof TypeError);
-  await conn.close();
 });
