@@ -312,7 +312,9 @@ def test_graceful_shutdown(sig):
     s = CascadeServer(CONFIG)
     t = table()
     admin = connect(s, ROOT)
-    query(admin, f"CREATE TABLE {t} (x BIGINT)")
+    owner = connect(s, ALICE_ADMIN)  # the table is acme's, where bob writes
+    query(owner, f"CREATE TABLE {t} (x BIGINT)")
+    owner.close()
     busy, idle_txn = connect(s, ALICE), connect(s, BOB)
     bid = connection_id(busy)
     query(idle_txn, "BEGIN")
