@@ -399,3 +399,27 @@ fn kill_a_parallel_join_probe_at_random_moments() {
         4000,
     );
 }
+
+#[test]
+fn a_top_n_by_a_date_or_decimal_key_is_the_head_of_the_full_sort() {
+    // Past 16 384 rows the top-N keeps only rows that beat its worst kept
+    // one; that test compared dates and decimals as equal (and dropped the
+    // better rows) before, on one thread as on many.
+    let e = Engine::new(EngineConfig::new(1, Arc::new(StdHost::with_workers(4))));
+    let c = conn(&e, "acme", "alice", "member");
+    let from = "FROM (SELECT DATE_ADD(DATE '2000-01-01', INTERVAL (x * 7919) % 30011 DAY) AS d, \
+                (x * 7919) % 30011 / 7 AS m, x FROM generate_series(1, 40000) AS t(x)) s";
+    for threads in [1, 4] {
+        ok(&c, &format!("SET cascade_threads = {threads}"));
+        for key in ["d", "d DESC", "m", "m DESC"] {
+            let full = table(&c, &format!("SELECT d, m, x {from} ORDER BY {key}, x"));
+            let head: Vec<&str> = full.split(';').take(5).collect();
+            let top = table(
+                &c,
+                &format!("SELECT d, m, x {from} ORDER BY {key}, x LIMIT 5"),
+            );
+            assert_eq!(top, head.join(";"), "{threads} threads, ORDER BY {key}");
+        }
+    }
+    assert_eq!(e.memory_in_use(), 0);
+}
