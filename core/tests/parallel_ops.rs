@@ -223,6 +223,20 @@ fn explain_analyze_shows_each_pipeline_of_sorts_and_joins() {
     // The probe side's morsels: each read once, by some pipeline (25
     // batches of 4096).
     assert_eq!(batches_of(&text, "GenerateSeries"), 25, "{text}");
+    // The benchmark's Q4 shape (FROM a, b, c, d WHERE …): the fact table
+    // is probed by N pipelines through all three dimensions' builds.
+    let q4 = QUERIES[12];
+    let text = explain(&c, &format!("EXPLAIN ANALYZE {q4}"));
+    assert!(
+        text.contains("partial aggregates, over 3 shared join builds"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("(probe of the shared build)").count(),
+        9,
+        "{text}"
+    );
+    assert_eq!(text.matches("TableScan fact").count(), 3, "{text}");
     // EXPLAIN (not analyzed) shows the pipelines as planned.
     let text = explain(&c, &format!("EXPLAIN {topn}"));
     assert_eq!(text.matches("TopN 10 (partial)").count(), 3, "{text}");
