@@ -437,3 +437,42 @@ fn a_top_n_by_a_date_or_decimal_key_is_the_head_of_the_full_sort() {
     }
     assert_eq!(e.memory_in_use(), 0);
 }
+
+#[test]
+fn a_probed_table_of_many_chunks_is_split_into_whole_chunks() {
+    // 300 000 rows: five stored chunks of up to 65 536. Two pipelines probe
+    // whole chunks (shared, not copied); four split them into batches.
+    let e = Engine::new(EngineConfig::new(1, Arc::new(StdHost::with_workers(4))));
+    let c = conn(&e, "acme", "alice", "member");
+    setup(&c);
+    ok(&c, "CREATE TABLE sales (id INT, c_id INT, amount INT)");
+    ok(
+        &c,
+        "INSERT INTO sales SELECT x, (x * 7) % 541, x % 1000 FROM generate_series(1, 300000) AS t(x)",
+    );
+    let queries = [
+        "SELECT count(*), sum(amount) FROM sales, dim WHERE sales.c_id = dim.c_id AND dim.region = 1",
+        "SELECT dim.region, count(*), min(sales.id) FROM sales JOIN dim ON sales.c_id = dim.c_id GROUP BY dim.region",
+        "SELECT sales.id, dim.region FROM sales JOIN dim ON sales.c_id = dim.c_id ORDER BY sales.amount DESC, dim.region LIMIT 12",
+    ];
+    ok(&c, "SET cascade_threads = 1");
+    let serial: Vec<String> = queries.iter().map(|q| table(&c, q)).collect();
+    for (threads, whole) in [(2, true), (4, false)] {
+        ok(&c, &format!("SET cascade_threads = {threads}"));
+        for (q, want) in queries.iter().zip(&serial) {
+            assert_eq!(&table(&c, q), want, "{threads} threads: {q}");
+        }
+        let text = explain(&c, &format!("EXPLAIN ANALYZE {}", queries[0]));
+        assert_eq!(
+            text.contains("TableScan sales (300000 rows, morsels of whole chunks)"),
+            whole,
+            "{threads} threads: {text}"
+        );
+        assert_eq!(
+            batches_of(&text, "TableScan sales"),
+            if whole { 5 } else { 74 },
+            "{text}"
+        );
+    }
+    assert_eq!(e.memory_in_use(), 0);
+}

@@ -22,6 +22,13 @@
 //! anyway, before it gathers anything. In a star join every dimension's
 //! filter is thus applied to the fact table's batches as they are read, and
 //! only rows that survive all of them are joined.
+//!
+//! **Shared builds** (parallel stages, `pipeline::parallel`): the build
+//! side, once complete and indexed, is a read-only [`Built`] behind an
+//! `Arc`. A join made with [`HashJoin::building_shared`] only builds and
+//! publishes it in a [`SharedBuild`] slot (its memory stays reserved by
+//! that join); the joins of the stage's N pipelines, made with
+//! [`HashJoin::probing_shared`], probe it, each over its own morsels.
 
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, OnceLock};

@@ -10,6 +10,12 @@
 //! (the browser, `ManualHost`) gives them back and the consumer polls them
 //! itself, in a fixed round-robin order.
 //!
+//! The consumers: [`ParallelAggregate`] merges N partial aggregates;
+//! [`ParallelSort`] merges N sorted runs (sort, top-N) with a heap, ties in
+//! the serial order. Joins between a stage's root and its scan build once,
+//! in the consumer, before the pipelines start, and every pipeline probes
+//! the shared build side (see `pipeline::join`).
+//!
 //! # Cancellation of a parallel statement
 //!
 //! - **KILL, timeout, disconnect, memory budget**: every pipeline context
@@ -74,6 +80,8 @@ pub enum MorselSource {
         data: Arc<TableData>,
         /// (chunk, offset, rows) of each morsel.
         list: Vec<(usize, usize, usize)>,
+        /// Whether the morsels are whole chunks.
+        whole: bool,
     },
     /// `generate_series(start, …, step)` of `count` values.
     Series {
@@ -110,7 +118,35 @@ impl Morsels {
         Arc::new(Morsels {
             next: AtomicU64::new(0),
             total: list.len() as u64,
-            src: MorselSource::Table { table, data, list },
+            src: MorselSource::Table {
+                table,
+                data,
+                list,
+                whole: false,
+            },
+        })
+    }
+
+    /// The morsels of a table scan by a hash join's probe: its stored
+    /// chunks, whole (shared with the table, not copied; the join works
+    /// through a big batch in bounded steps).
+    pub fn table_chunks(table: String, data: Arc<TableData>) -> Arc<Self> {
+        let list: Vec<(usize, usize, usize)> = data
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.len > 0)
+            .map(|(i, c)| (i, 0, c.len))
+            .collect();
+        Arc::new(Morsels {
+            next: AtomicU64::new(0),
+            total: list.len() as u64,
+            src: MorselSource::Table {
+                table,
+                data,
+                list,
+                whole: true,
+            },
         })
     }
 
@@ -171,11 +207,23 @@ impl Morsels {
 
     fn describe(&self) -> String {
         match &self.src {
-            MorselSource::Table { table, data, .. } => format!(
-                "TableScan {} ({} rows, morsels of {BATCH_ROWS})",
-                table,
-                data.rows()
-            ),
+            MorselSource::Table {
+                table, data, whole, ..
+            } => {
+                if *whole {
+                    format!(
+                        "TableScan {} ({} rows, morsels of whole chunks)",
+                        table,
+                        data.rows()
+                    )
+                } else {
+                    format!(
+                        "TableScan {} ({} rows, morsels of {BATCH_ROWS})",
+                        table,
+                        data.rows()
+                    )
+                }
+            }
             MorselSource::Series { step, .. } => {
                 format!("GenerateSeries (step {step}, morsels of {BATCH_ROWS})")
             }

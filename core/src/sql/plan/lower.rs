@@ -1,13 +1,16 @@
 //! Lowering: a [`Plan`] to instrumented operators, each blocking
 //! operator's input in a nested Pipeline context.
 //!
-//! With more than one thread ([`Parallelism`]), an aggregate over a scan
-//! (a table or `generate_series`, through filters and projections, of at
-//! least two morsels, not read through an index) becomes a parallel stage:
-//! N pipelines, each a Pipeline context under the aggregate's, each a
-//! partial aggregate over a [`MorselScan`] of the shared [`Morsels`], and a
-//! [`ParallelAggregate`] that merges them (see [`crate::pipeline::parallel`]).
-//! With one thread the plan is the serial one, operator for operator.
+//! With more than one thread ([`Parallelism`]), an aggregate, a sort or a
+//! top-N over a scan (a table or `generate_series`, through filters,
+//! projections and the probe sides of hash joins, of at least two morsels,
+//! not read through an index) becomes a parallel stage: N pipelines, each a
+//! Pipeline context under the operator's, each a partial aggregate (or
+//! sort) over a [`MorselScan`] of the shared [`Morsels`], and a
+//! [`ParallelAggregate`] (or [`ParallelSort`]) that merges them (see
+//! [`crate::pipeline::parallel`]). The joins on the way are split by
+//! `stage`: one build, shared; a probe per pipeline. With one thread the
+//! plan is the serial one, operator for operator.
 
 use std::cell::Cell;
 use std::sync::atomic::AtomicU64;
@@ -76,29 +79,58 @@ impl Lower {
     }
 }
 
-/// The morsels of `plan` when it is a scan that a parallel stage can split:
-/// filters and projections over a table scan or `generate_series`, at
-/// least two morsels, and no index access path for the filter.
-fn morsel_source(plan: &Plan) -> Option<Arc<Morsels>> {
-    let m = match plan {
-        Plan::Series { start, stop, step } => Morsels::series(*start, *stop, *step),
-        Plan::Scan { table, data } => Morsels::table(table.clone(), data.clone()),
-        Plan::Filter { input, pred, .. } => {
-            if let Plan::Scan { data, .. } = &**input {
-                let types: Vec<crate::data::DataType> = match data.chunks.first() {
-                    Some(c) => c.columns.iter().map(|c| c.data_type()).collect(),
-                    None => return None,
-                };
-                if super::index::choose(data, &types, pred).is_some() {
-                    return None;
+/// The morsels of `plan` when it is a scan that a parallel stage of
+/// `threads` pipelines can split: filters, projections and hash joins'
+/// probe sides over a table scan or `generate_series`, at least two
+/// morsels, and no index access path for a filter over the table.
+///
+/// A table scanned straight by a join's probe (or through a projection of
+/// its columns) is split into its stored chunks, shared rather than copied
+/// (the join works through a big batch in bounded steps, as the serial
+/// plan's probe does), when there are at least two per pipeline; else into
+/// batches of 4096 rows.
+fn morsel_source(plan: &Plan, threads: usize) -> Option<Arc<Morsels>> {
+    let columns_only = |exprs: &[crate::expr::Expr]| {
+        exprs
+            .iter()
+            .all(|e| matches!(e, crate::expr::Expr::Column(_)))
+    };
+    // Down the spine (a loop: join trees may be deep).
+    let mut node = plan;
+    let mut probed = false;
+    let m = loop {
+        match node {
+            Plan::Series { start, stop, step } => break Morsels::series(*start, *stop, *step),
+            Plan::Scan { table, data } => {
+                if probed && data.chunks.len() >= 2 * threads {
+                    break Morsels::table_chunks(table.clone(), data.clone());
                 }
+                break Morsels::table(table.clone(), data.clone());
             }
-            return morsel_source(input);
+            Plan::Filter { input, pred, .. } => {
+                if let Plan::Scan { data, .. } = &**input {
+                    let types: Vec<crate::data::DataType> = match data.chunks.first() {
+                        Some(c) => c.columns.iter().map(|c| c.data_type()).collect(),
+                        None => return None,
+                    };
+                    if super::index::choose(data, &types, pred).is_some() {
+                        return None;
+                    }
+                }
+                probed = false;
+                node = input;
+            }
+            Plan::Project { input, exprs, .. } => {
+                probed = probed && columns_only(exprs);
+                node = input;
+            }
+            // A join's probe side: its build side is built once and shared.
+            Plan::Join { left, .. } => {
+                probed = true;
+                node = left;
+            }
+            _ => return None,
         }
-        Plan::Project { input, .. } => return morsel_source(input),
-        // A join's probe side: its build side is built once and shared.
-        Plan::Join { left, .. } => return morsel_source(left),
-        _ => return None,
     };
     (m.len() >= 2).then_some(m)
 }
@@ -165,7 +197,7 @@ impl Plan {
             } => {
                 let p = nested(pipeline, "aggregate")?;
                 let morsels = if lw.par.threads > 1 && lw.morsels.is_none() {
-                    morsel_source(&input)
+                    morsel_source(&input, lw.par.threads)
                 } else {
                     None
                 };
@@ -210,7 +242,7 @@ impl Plan {
             } => {
                 let p = nested(pipeline, "sort")?;
                 let morsels = if lw.par.threads > 1 && lw.morsels.is_none() {
-                    morsel_source(&input)
+                    morsel_source(&input, lw.par.threads)
                 } else {
                     None
                 };
