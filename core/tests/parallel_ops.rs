@@ -47,6 +47,10 @@ const QUERIES: &[&str] = &[
      ORDER BY fact.amount DESC, fact.id LIMIT 10",
     "SELECT fact.id, dim.region FROM fact JOIN dim ON fact.c_id = dim.c_id WHERE fact.amount < 40 \
      ORDER BY dim.region, fact.amount",
+    // A shared build that is itself a parallel aggregate.
+    "SELECT count(*), sum(g.c) FROM generate_series(1, 100000) AS t(x) JOIN \
+     (SELECT x % 500 AS k, count(*) AS c FROM generate_series(1, 50000) AS s(x) GROUP BY k) g \
+     ON x % 500 = g.k",
 ];
 
 fn setup(c: &cascade::Connection) {
@@ -237,6 +241,16 @@ fn explain_analyze_shows_each_pipeline_of_sorts_and_joins() {
         "{text}"
     );
     assert_eq!(text.matches("TableScan fact").count(), 3, "{text}");
+    // A shared build that is a parallel aggregate itself: two stages.
+    let nested = QUERIES[18];
+    let text = explain(&c, &format!("EXPLAIN ANALYZE {nested}"));
+    assert_eq!(
+        text.matches("Exchange: merge of 3 partial aggregates")
+            .count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("over 1 shared join build"), "{text}");
     // EXPLAIN (not analyzed) shows the pipelines as planned.
     let text = explain(&c, &format!("EXPLAIN {topn}"));
     assert_eq!(text.matches("TopN 10 (partial)").count(), 3, "{text}");
