@@ -39,6 +39,7 @@ mod api;
 mod convert;
 mod debug;
 mod devtools;
+mod nodes;
 pub mod host;
 
 pub use api::{Connection, Engine};

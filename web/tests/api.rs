@@ -429,7 +429,7 @@ async fn bad_arguments_throw_or_reject_never_panic() {
 async fn live_context_tree_and_devtools_switch() {
     let e = engine();
     let c = connect(&e, "acme", "alice", "member");
-    let tree = e.contexts().unwrap();
+    let tree = e.contexts(JsValue::UNDEFINED).unwrap();
     assert_eq!(string(&tree, "level"), "Root");
     let children = Array::from(&get(&tree, "children"));
     assert!(children
