@@ -13,11 +13,13 @@ export function renderLegend(el) {
   el.replaceChildren(...LEVELS.map((l) => h("span", { style: color(l) }, l)));
 }
 
-/** The node a span ran on: a grafted remote span carries attribute `node`;
- * the others are the coordinator's (`trace.nodeId`). */
+/** The node a span ran on: a span grafted from another node carries
+ * attributes `remote` and `node`; the others are the coordinator's
+ * (`trace.nodeId`), including its fragment-call spans, whose `node` names
+ * the node they call. */
 export function spanNode(span, trace) {
-  const n = span.attrs?.node;
-  return n !== undefined && n !== null ? Number(n) : (trace?.nodeId ?? null);
+  const a = span.attrs ?? {};
+  return a.remote === true && a.node !== undefined ? Number(a.node) : (trace?.nodeId ?? null);
 }
 
 /** A node's hue: node 1 blue, node 2 orange, then spread around the wheel. */
@@ -144,7 +146,7 @@ export function explainTree(trace) {
     parts.push(`time=${ms(s.durUs / 1000)}`);
     if (a.self_time_us !== undefined) parts.push(`self=${ms(a.self_time_us / 1000)}`);
     const status = s.status?.code && s.status.code !== "ok" ? ` ${s.status.code}` : "";
-    const where = a.node !== undefined ? ` on node ${a.node}` : "";
+    const where = a.remote === true && a.node !== undefined ? ` on node ${a.node}` : "";
     const label = (s.level === "Operator" ? String(a.detail ?? s.name) : `${s.name} [${s.level}]`) + where;
     lines.push(`${"  ".repeat(depth)}-> ${label.replace(/\s+/g, " ")}  (${parts.join(" ")})${status}`);
     for (const c of (kids.get(s.id) ?? []).sort((x, y) => x.startUs - y.startUs)) walk(c, depth + 1);
