@@ -12,9 +12,11 @@ use futures::stream::{self, Stream};
 
 use super::{Fragment, FragmentError, FragmentReply, FragmentStream, Nodes, SharedNodes};
 use crate::context::{Context, WaitCancelled};
+use crate::host::Instant;
 use crate::remote::{PeerGrant, RemoteChild, WireCause, WireContext};
 use crate::session::{Engine, QueryError, WeakEngine};
 use crate::sync::lock_std as lock;
+use crate::trace::SpanStatus;
 
 /// A live call: its target node, its remote child, and where
 /// [`LocalNodes::lose`] says why the node was lost.
@@ -186,6 +188,8 @@ impl LocalNodes {
         let inner = engine.serve_fragment(child.clone(), fragment);
         Box::pin(LocalCall {
             inner,
+            started: caller.host().now(),
+            ended: false,
             cancelled: Some(caller.cancelled()),
             caller: caller.clone(),
             child: Some(child),
@@ -219,6 +223,10 @@ impl Nodes for LocalNode {
 /// dropped.
 struct LocalCall {
     inner: FragmentStream,
+    /// When the call started, on the caller's clock (grafted spans' origin).
+    started: Instant,
+    /// Whether the remote side sent its end (its spans went with it).
+    ended: bool,
     cancelled: Option<WaitCancelled>,
     caller: Context,
     child: Option<Arc<RemoteChild>>,
@@ -256,8 +264,10 @@ impl Stream for LocalCall {
             }
         }
         let polled = this.inner.as_mut().poll_next(cx);
-        if let Poll::Ready(None) = polled {
-            this.child = None;
+        match &polled {
+            Poll::Ready(None) => this.child = None,
+            Poll::Ready(Some(Ok(FragmentReply::End { .. }))) => this.ended = true,
+            _ => {}
         }
         polled
     }
@@ -266,6 +276,24 @@ impl Stream for LocalCall {
 impl Drop for LocalCall {
     fn drop(&mut self) {
         self.carry_cancel();
+        // A call that ends without the remote side's end (the caller gave up:
+        // a KILL, a timeout, a failed sibling; or the fragment failed): over
+        // a network its spans are lost with the call, but here they are at
+        // hand, so the caller's trace gets them, with the cause they ended
+        // with ("cancelled by node N: …"). Dropping the serving stream first
+        // ends the fragment's work and closes its spans.
+        if let Some(child) = self.child.take() {
+            if !self.ended {
+                self.inner = Box::pin(stream::empty());
+                let ctx = child.context();
+                ctx.finish(match ctx.cause() {
+                    Some(c) => SpanStatus::from_cause(&c),
+                    None => SpanStatus::Ok,
+                });
+                let spans = super::collect_spans(ctx);
+                super::remote_scan::graft_spans(&self.caller, self.to, self.started, &spans);
+            }
+        }
     }
 }
 

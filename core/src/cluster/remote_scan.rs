@@ -256,91 +256,8 @@ impl RemoteScan {
         let Some(spans) = call.spans.take() else {
             return;
         };
-        let (Some(rec), Some(parent)) = (call.ctx.recorder(), call.ctx.span_id()) else {
-            return;
-        };
         call.ctx.set_attr("rows_received", call.received);
-        let mut mapped: std::collections::HashMap<u64, crate::trace::SpanId> =
-            std::collections::HashMap::new();
-        let mut pending: Vec<&FragmentSpan> = spans.iter().collect();
-        // Parents first; a span whose parent is unknown hangs under the
-        // fragment's span.
-        while !pending.is_empty() {
-            let before = pending.len();
-            pending.retain(|s| {
-                let p = match s.parent {
-                    None => parent,
-                    Some(p) => match mapped.get(&p) {
-                        Some(id) => *id,
-                        None => return true,
-                    },
-                };
-                let mut attrs: Vec<(String, AttrValue)> = s
-                    .attrs
-                    .iter()
-                    .map(|(k, v)| (k.clone(), AttrValue::Str(v.clone())))
-                    .collect();
-                attrs.push(("node".into(), AttrValue::Int(call.node as i64)));
-                attrs.push(("remote".into(), AttrValue::Bool(true)));
-                let start = Instant(call.started.0.saturating_add(s.start_ns));
-                let id = rec.open_at(Some(p), &s.name, s.level, start, attrs);
-                let end = Instant(call.started.0.saturating_add(s.end_ns));
-                let status = match s.status.as_str() {
-                    "ok" | "open" => SpanStatus::Ok,
-                    "canceled" | "deadline_exceeded" => {
-                        let kind = if s.status == "canceled" {
-                            CancelKind::Canceled
-                        } else {
-                            CancelKind::DeadlineExceeded
-                        };
-                        let cause = Arc::new(Cause {
-                            kind,
-                            reason: Reason::Other {
-                                message: s.message.clone().into(),
-                            },
-                            level: s.level,
-                            context_id: 0,
-                        });
-                        if kind == CancelKind::Canceled {
-                            SpanStatus::Canceled {
-                                message: s.message.clone(),
-                                cause,
-                            }
-                        } else {
-                            SpanStatus::DeadlineExceeded {
-                                message: s.message.clone(),
-                                cause,
-                            }
-                        }
-                    }
-                    _ => SpanStatus::Error {
-                        message: s.message.clone(),
-                    },
-                };
-                rec.close_at(id, end, status);
-                mapped.insert(s.id, id);
-                false
-            });
-            if pending.len() == before {
-                // Orphans: under the fragment's span.
-                for s in pending.iter() {
-                    let start = Instant(call.started.0.saturating_add(s.start_ns));
-                    let id = rec.open_at(
-                        Some(parent),
-                        &s.name,
-                        s.level,
-                        start,
-                        [("node".to_owned(), AttrValue::Int(call.node as i64))],
-                    );
-                    rec.close_at(
-                        id,
-                        Instant(call.started.0.saturating_add(s.end_ns)),
-                        SpanStatus::Ok,
-                    );
-                }
-                break;
-            }
-        }
+        graft_spans(&call.ctx, call.node, call.started, &spans);
     }
 
     fn batch_of(&self, rows: Vec<Vec<Value>>) -> Batch {
@@ -468,6 +385,100 @@ impl Drop for RemoteScan {
                     });
                 }
             }
+        }
+    }
+}
+
+/// Grafts `spans`, recorded by a fragment on `node`, under `ctx`'s span
+/// (the fragment call's context on the coordinator), their times relative
+/// to `started`: each gets attributes `node` and `remote`, and keeps its
+/// status and message (a remote cancel's "cancelled by node N: …").
+pub(crate) fn graft_spans(ctx: &Context, node: u64, started: Instant, spans: &[FragmentSpan]) {
+    let (Some(rec), Some(parent)) = (ctx.recorder(), ctx.span_id()) else {
+        return;
+    };
+    let mut mapped: std::collections::HashMap<u64, crate::trace::SpanId> =
+        std::collections::HashMap::new();
+    let mut pending: Vec<&FragmentSpan> = spans.iter().collect();
+    // Parents first; a span whose parent is unknown hangs under the
+    // fragment's span.
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|s| {
+            let p = match s.parent {
+                None => parent,
+                Some(p) => match mapped.get(&p) {
+                    Some(id) => *id,
+                    None => return true,
+                },
+            };
+            let mut attrs: Vec<(String, AttrValue)> = s
+                .attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), AttrValue::Str(v.clone())))
+                .collect();
+            attrs.push(("node".into(), AttrValue::Int(node as i64)));
+            attrs.push(("remote".into(), AttrValue::Bool(true)));
+            let start = Instant(started.0.saturating_add(s.start_ns));
+            let id = rec.open_at(Some(p), &s.name, s.level, start, attrs);
+            let end = Instant(started.0.saturating_add(s.end_ns));
+            let status = match s.status.as_str() {
+                "ok" | "open" => SpanStatus::Ok,
+                "canceled" | "deadline_exceeded" => {
+                    let kind = if s.status == "canceled" {
+                        CancelKind::Canceled
+                    } else {
+                        CancelKind::DeadlineExceeded
+                    };
+                    let cause = Arc::new(Cause {
+                        kind,
+                        reason: Reason::Other {
+                            message: s.message.clone().into(),
+                        },
+                        level: s.level,
+                        context_id: 0,
+                    });
+                    if kind == CancelKind::Canceled {
+                        SpanStatus::Canceled {
+                            message: s.message.clone(),
+                            cause,
+                        }
+                    } else {
+                        SpanStatus::DeadlineExceeded {
+                            message: s.message.clone(),
+                            cause,
+                        }
+                    }
+                }
+                _ => SpanStatus::Error {
+                    message: s.message.clone(),
+                },
+            };
+            rec.close_at(id, end, status);
+            mapped.insert(s.id, id);
+            false
+        });
+        if pending.len() == before {
+            // Orphans: under the fragment's span.
+            for s in pending.iter() {
+                let start = Instant(started.0.saturating_add(s.start_ns));
+                let id = rec.open_at(
+                    Some(parent),
+                    &s.name,
+                    s.level,
+                    start,
+                    [
+                        ("node".to_owned(), AttrValue::Int(node as i64)),
+                        ("remote".to_owned(), AttrValue::Bool(true)),
+                    ],
+                );
+                rec.close_at(
+                    id,
+                    Instant(started.0.saturating_add(s.end_ns)),
+                    SpanStatus::Ok,
+                );
+            }
+            break;
         }
     }
 }
