@@ -155,11 +155,12 @@ impl Engine {
                 "new Engine(options): nodes must be between 1 and {MAX_NODES}, got {count}"
             )));
         }
-        if first == 0 || first.saturating_add(count - 1) > u64::from(cascade::remote::GlobalConnId::MAX_NODE) {
+        // Nodes of a cluster are 1..=1023 (node 0 is a one-node server).
+        let max_node = u64::from(cascade::remote::GlobalConnId::MAX_NODE);
+        if count > 1 && (first == 0 || first.saturating_add(count - 1) > max_node) {
             return Err(type_error(&format!(
-                "new Engine(options): node ids {first}..{} must be between 1 and {}",
+                "new Engine(options): node ids {first}..{} must be between 1 and {max_node}",
                 first.saturating_add(count - 1),
-                cascade::remote::GlobalConnId::MAX_NODE
             )));
         }
         let mut config = EngineConfig::new(first, Arc::new(WebHost::new()));
@@ -198,8 +199,11 @@ impl Engine {
     /// `engine.nodeIds`: the ids of the nodes this engine runs, the
     /// coordinator (the one connections reach) first.
     #[wasm_bindgen(getter, js_name = nodeIds)]
-    pub fn node_ids(&self) -> Vec<f64> {
-        self.nodes.iter().map(|n| crate::nodes::id(n) as f64).collect()
+    pub fn node_ids(&self) -> js_sys::Array {
+        self.nodes
+            .iter()
+            .map(|n| JsValue::from_f64(n.node_id() as f64))
+            .collect()
     }
 
     /// `engine.connect({ tenant, user, role, database? })`: a new
@@ -234,7 +238,7 @@ impl Engine {
         }
         to_js(&TraceView {
             trace_id: trace.trace_id.0,
-            node_id: crate::nodes::id(&self.inner),
+            node_id: self.inner.node_id(),
             focus_id: trace.focus.0,
             focus_trace_id: trace.focus_trace_id().map(|t| t.to_string()),
             spans: trace.views(),
@@ -284,12 +288,18 @@ impl Engine {
             return Ok(&self.inner);
         }
         let id = id_arg(what, node_id)?;
-        self.nodes.iter().find(|n| crate::nodes::id(n) == id).ok_or_else(|| {
-            plain_error(&format!(
-                "{what}: no node {id} in this engine (nodes {:?})",
-                self.nodes.iter().map(|n| crate::nodes::id(n)).collect::<Vec<_>>()
-            ))
-        })
+        self.nodes
+            .iter()
+            .find(|n| n.node_id() == id)
+            .ok_or_else(|| {
+                plain_error(&format!(
+                    "{what}: no node {id} in this engine (nodes {:?})",
+                    self.nodes
+                        .iter()
+                        .map(cascade::Engine::node_id)
+                        .collect::<Vec<_>>()
+                ))
+            })
     }
 
     fn find_trace(&self, what: &str, query_id: &JsValue) -> Result<cascade::Trace, JsValue> {

@@ -22,9 +22,12 @@ export function spanNode(span, trace) {
   return a.remote === true && a.node !== undefined ? Number(a.node) : (trace?.nodeId ?? null);
 }
 
-/** A node's hue: node 1 blue, node 2 orange, then spread around the wheel. */
+const NODE_HUES = [210, 30, 140, 280, 330, 90, 180, 0];
+
+/** A node's hue: node 1 blue, node 2 orange, node 3 green, … */
 export function nodeHue(node) {
-  return (210 + (Number(node) - 1) * 150) % 360;
+  const n = Math.max(Number(node) || 1, 1);
+  return NODE_HUES[(n - 1) % NODE_HUES.length];
 }
 
 /** "node 2" on the node's hue. */
@@ -88,10 +91,14 @@ export function renderTimeline(el, trace) {
     const width = Math.max((s.durUs / total) * 100, 0.2);
     const attrs = attrsText(s.attrs);
     const node = spanNode(s, trace);
+    // The badge where the work crosses to another node (and on the top
+    // span); every span of a node has the node's hue down its edge.
+    const parent = byId.get(s.parentId);
+    const crosses = multi && (!parent || spanNode(parent, trace) !== node);
     const label = h(
       "div",
       { class: "span-label", style: `padding-left:${depth * 12}px`, title: [s.traceId ? `trace ${s.traceId}` : null, attrs, s.status?.message].filter(Boolean).join("\n") },
-      multi ? nodeBadge(node) : null,
+      crosses ? nodeBadge(node) : null,
       h("span", { class: "lvl" }, s.level),
       s.name,
       " ",
