@@ -357,22 +357,12 @@ impl Engine {
         let Some(node) = self.inner.global_node else {
             return self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         };
-        let span = u64::from(GlobalConnId::MAX_LOCAL);
-        let mut id = 0;
-        // Bounded: at most every local id once; all in use is the last
-        // candidate, which `connect_with_id` then refuses as in use.
-        for _ in 0..span {
-            let n = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
-            let local = u32::try_from((n - 1) % span + 1)
-                .unwrap_or_else(|_| unreachable!("below MAX_LOCAL, which fits 22 bits"));
-            id = GlobalConnId::new(node, local)
-                .map(GlobalConnId::get)
-                .unwrap_or_else(|_| unreachable!("node and local id were checked"));
-            if self.inner.processes.get(id).is_none() {
-                break;
-            }
-        }
-        id
+        next_global_id(
+            node,
+            GlobalConnId::MAX_LOCAL,
+            || self.inner.next_conn.fetch_add(1, Ordering::Relaxed),
+            |id| self.inner.processes.get(id).is_some(),
+        )
     }
 
     /// The node id in this engine's connection ids, when they are global
@@ -1053,6 +1043,31 @@ impl Connection {
         let reg = lock(&c.registration).take();
         drop(reg);
     }
+}
+
+/// The next global connection id of node `node`: the local part is the
+/// counter `next` (1, 2, 3, …) wrapped into `1..=max_local`, skipping ids
+/// `in_use`. Bounded: it tries each local id at most once; if all are in
+/// use it returns the last candidate, which `connect_with_id` refuses.
+fn next_global_id(
+    node: u32,
+    max_local: u32,
+    mut next: impl FnMut() -> u64,
+    in_use: impl Fn(u64) -> bool,
+) -> u64 {
+    let span = u64::from(max_local.clamp(1, GlobalConnId::MAX_LOCAL));
+    let mut id = 0;
+    for _ in 0..span {
+        let local = u32::try_from((next().max(1) - 1) % span + 1)
+            .unwrap_or_else(|_| unreachable!("at most MAX_LOCAL, which fits 22 bits"));
+        id = GlobalConnId::new(node, local)
+            .map(GlobalConnId::get)
+            .unwrap_or_else(|_| unreachable!("node and local id are in range"));
+        if !in_use(id) {
+            break;
+        }
+    }
+    id
 }
 
 /// Whether a request is exactly `SHOW WARNINGS` (sqlparser does not know
@@ -2345,6 +2360,26 @@ pub fn shutdown_cause(level: Level, context_id: u64) -> Cause {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn global_ids_wrap_and_skip_ids_in_use() {
+        use std::cell::Cell;
+        let n = Cell::new(0u64);
+        let next = || {
+            n.set(n.get() + 1);
+            n.get()
+        };
+        let id = |local| GlobalConnId::new(7, local).unwrap().get();
+        let none = |_| false;
+        assert_eq!(next_global_id(7, 3, next, none), id(1));
+        assert_eq!(next_global_id(7, 3, next, none), id(2));
+        assert_eq!(next_global_id(7, 3, next, none), id(3));
+        // Wraps to 1, skipping 1 and 2 while they are in use.
+        let used = |x| x == id(1) || x == id(2);
+        assert_eq!(next_global_id(7, 3, next, used), id(3));
+        // All in use: the last candidate (connect_with_id refuses it).
+        assert!(next_global_id(7, 3, next, |_| true) >> GlobalConnId::LOCAL_BITS == 7);
+    }
+
     use super::*;
     use crate::host::ManualHost;
     use futures::executor::block_on;
