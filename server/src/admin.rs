@@ -260,6 +260,25 @@ impl GrpcPeers {
         self
     }
 
+    /// Adds peer `node` over an existing `channel` (the cluster's own
+    /// channel to it, with its keep-alive), sending `token`; `address`
+    /// names it in errors.
+    pub fn peer_channel(mut self, node: u64, address: &str, channel: Channel, token: &str) -> Self {
+        let client = pb::admin_client::AdminClient::new(
+            ServiceBuilder::new()
+                .layer(ClientLayer::new().with_token(token))
+                .service(channel),
+        );
+        self.peers.insert(
+            node,
+            Peer {
+                address: address.to_owned(),
+                client: Ok(client),
+            },
+        );
+        self
+    }
+
     fn unreachable(node: u64, address: &str, why: &str) -> QueryError {
         QueryError::new(
             1429,
