@@ -13,15 +13,15 @@
 //! The coordinator's own fragment does not cross the network: it runs
 //! through a one-engine [`LocalNodes`], with the same context rules.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use cascade::cluster::{
     Fragment, FragmentError, FragmentReply, FragmentSpan, FragmentStream, LocalNodes, Nodes,
     SharedNodes,
 };
 use cascade::decimal::Dec;
-use cascade::remote::{level_from_wire, level_to_wire, PeerGrant};
+use cascade::remote::{level_from_wire, level_to_wire, PeerGrant, RemoteChild};
 use cascade::{Context, Engine, Level, QueryError, Value};
 use futures::stream::{self, StreamExt};
 use tonic::transport::Channel;
@@ -106,18 +106,61 @@ fn span_from_pb(s: pb::Span) -> FragmentSpan {
     }
 }
 
+/// How many ended calls [`FragmentService`] remembers for `Status`.
+const RECENT: usize = 64;
+
 /// The fragment service of one node: runs fragments for its peers.
 #[derive(Clone)]
 pub struct FragmentService {
     engine: Engine,
     layer: ServerLayer,
+    recent: Arc<Mutex<VecDeque<pb::CallOutcome>>>,
+}
+
+/// Records how a call ended when its handler ends or is dropped (a reset
+/// call drops the handler's future).
+struct Outcome {
+    recent: Arc<Mutex<VecDeque<pb::CallOutcome>>>,
+    child: Arc<RemoteChild>,
+    budget_us: Option<u64>,
+    ok: bool,
+    /// A failure that is not a cancellation.
+    error: Option<String>,
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        let outcome = if self.ok {
+            "ok".to_owned()
+        } else if let Some(e) = self.error.take() {
+            e
+        } else {
+            match self.child.context().cause() {
+                Some(c) => c.reason.to_string(),
+                None => "dropped".to_owned(),
+            }
+        };
+        let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() >= RECENT {
+            r.pop_front();
+        }
+        r.push_back(pb::CallOutcome {
+            origin_node: self.child.origin_node(),
+            budget_us: self.budget_us,
+            outcome,
+        });
+    }
 }
 
 impl FragmentService {
     /// The service of `engine`, whose calls `layer` authenticates (for
     /// `Status`'s count of live calls).
     pub fn new(engine: Engine, layer: ServerLayer) -> Self {
-        FragmentService { engine, layer }
+        FragmentService {
+            engine,
+            layer,
+            recent: Arc::default(),
+        }
     }
 
     /// As a tonic service.
@@ -151,7 +194,18 @@ impl pb::fragments_server::Fragments for FragmentService {
             stop: m.stop,
             step: m.step,
         };
-        let mut replies = self.engine.serve_fragment(call.shared_child(), fragment);
+        let child = call.shared_child();
+        let mut outcome = Outcome {
+            recent: self.recent.clone(),
+            budget_us: child
+                .context()
+                .remaining()
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+            child: child.clone(),
+            ok: false,
+            error: None,
+        };
+        let mut replies = self.engine.serve_fragment(child, fragment);
         let mut out = pb::FragmentReply {
             node,
             rows: Vec::new(),
@@ -165,7 +219,12 @@ impl pb::fragments_server::Fragments for FragmentService {
                 Ok(FragmentReply::End { spans, .. }) => {
                     out.spans = spans.iter().map(span_to_pb).collect()
                 }
-                Err(FragmentError::Failed(e)) => return Err(status_from_error(&e, node)),
+                Err(FragmentError::Failed(e)) => {
+                    if e.cause.is_none() {
+                        outcome.error = Some(format!("error {}: {}", e.code, e.message));
+                    }
+                    return Err(status_from_error(&e, node));
+                }
                 Err(e @ FragmentError::Lost { .. }) => {
                     return Err(status_from_error(
                         &QueryError::new(1105, "HY000", e.to_string()),
@@ -174,6 +233,7 @@ impl pb::fragments_server::Fragments for FragmentService {
                 }
             }
         }
+        outcome.ok = true;
         Ok(Response::new(out))
     }
 
@@ -186,6 +246,13 @@ impl pb::fragments_server::Fragments for FragmentService {
             live_calls: self.layer.live_calls() as u64,
             live_contexts: self.engine.root().subtree_len() as u64,
             memory_in_use: self.engine.memory_in_use(),
+            recent: self
+                .recent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect(),
         }))
     }
 }
