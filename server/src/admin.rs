@@ -260,6 +260,21 @@ impl GrpcPeers {
         self
     }
 
+    /// Every peer of `cluster`, over the cluster's own channels (with
+    /// their keep-alive) and this node's token.
+    pub fn from_cluster(cluster: &crate::cluster::Cluster) -> Self {
+        let config = cluster.config();
+        let token = config.token_of(config.node_id);
+        let mut peers = GrpcPeers::new(config.node_id);
+        for p in &config.peers {
+            if let Some(channel) = cluster.channel(p.node_id) {
+                peers =
+                    peers.peer_channel(p.node_id, &format!("http://{}", p.grpc), channel, &token);
+            }
+        }
+        peers
+    }
+
     /// Adds peer `node` over an existing `channel` (the cluster's own
     /// channel to it, with its keep-alive), sending `token`; `address`
     /// names it in errors.

@@ -26,6 +26,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod host;
 pub mod listener;

@@ -170,30 +170,30 @@ class Cluster:
                 config = self.dir / f"node{i}.toml"
                 config.write_text(base.read_text() + "\n" + self.cluster_toml(i))
                 self.nodes[i] = CascadeServer(config)
+                # Its gRPC endpoint too, so that no test meets a peer
+                # that is still starting.
+                wait_port(self.grpc_ports[i], self.nodes[i].proc, f"node {i}'s gRPC endpoint", self.nodes[i].log)
         except Exception:
             self.stop()
             raise
 
-    @staticmethod
-    def token(i: int) -> str:
-        return f"cluster-test-token-of-node-{i}"
+    TOKEN = "cluster-test-token"
 
     def cluster_toml(self, me: int) -> str:
         lines = [
             "[cluster]",
             f"node_id = {me}",
             f'grpc_listen = "127.0.0.1:{self.grpc_ports[me]}"',
-            f'token = "{self.token(me)}"',
+            f'token = "{self.TOKEN}"',
         ]
         for i, port in self.grpc_ports.items():
             if i == me:
                 continue
             lines += [
                 "",
-                "[[cluster.peer]]",
+                "[[cluster.peers]]",
                 f"node_id = {i}",
-                f'address = "127.0.0.1:{port}"',
-                f'token = "{self.token(i)}"',
+                f'grpc = "127.0.0.1:{port}"',
                 "tenants = [" + ", ".join(f'"{t}"' for t in self.TENANTS) + "]",
                 "admin = true",
             ]
