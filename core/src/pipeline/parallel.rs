@@ -565,6 +565,15 @@ struct Exchange {
     n: usize,
 }
 
+/// A consumer dropped before its pipelines ended (the statement's future
+/// was dropped: a client gone, an abandoned remote fragment) stops them:
+/// no pipeline outlives the operator that would have gathered it.
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.set.stop(None);
+    }
+}
+
 impl Exchange {
     fn new(specs: Vec<PipelineSpec>, builds: Vec<Instrumented>, policy: YieldPolicy) -> Self {
         let n = specs.len();
