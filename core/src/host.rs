@@ -23,6 +23,7 @@ use crate::sync::lock_std as lock;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod pool;
+mod seeded;
 
 /// A point on the host's monotonic clock, in nanoseconds since the host's
 /// epoch (its creation).
@@ -197,9 +198,15 @@ pub fn system_unix_micros() -> i64 {
 /// assert_eq!(host.now(), Instant(5_000_000));
 /// assert_eq!(host.unix_micros(), 1_704_067_200_005_000);
 /// ```
+///
+/// [`ManualHost::with_seed`] adds a deterministic scheduler: futures spawned
+/// inside [`ManualHost::block_on`] (a parallel statement's pipelines) run
+/// on that thread, interleaved with the statement in an order drawn from
+/// the seed — reproducible by seed, and varied across seeds.
 #[derive(Debug, Default)]
 pub struct ManualHost {
     state: Arc<Mutex<ManualState>>,
+    sched: Option<Arc<seeded::Scheduler>>,
 }
 
 #[derive(Debug, Default)]
@@ -214,6 +221,62 @@ impl ManualHost {
     /// A clock at zero.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// A clock at zero, and a seeded scheduler: [`Host::spawn`] called on
+    /// the thread inside [`ManualHost::block_on`] takes the future, and
+    /// `block_on` polls it and the others, one poll at a time, each time
+    /// picking among the ready futures (its own included) with a generator
+    /// seeded by `seed`. Spawned elsewhere, the future is given back (the
+    /// caller polls it, as without a seed).
+    ///
+    /// ```
+    /// use cascade::host::{Host, ManualHost, YieldNow};
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    /// let host = ManualHost::with_seed(7);
+    /// let done = Arc::new(AtomicUsize::new(0));
+    /// host.block_on(async {
+    ///     for _ in 0..3 {
+    ///         let done = done.clone();
+    ///         let task = Box::pin(async move {
+    ///             done.fetch_add(1, SeqCst);
+    ///         });
+    ///         assert!(host.spawn(task).is_ok(), "runs inside block_on");
+    ///     }
+    ///     while done.load(SeqCst) < 3 {
+    ///         YieldNow::default().await;
+    ///     }
+    /// });
+    /// assert_eq!(host.spawned_pending(), 0);
+    /// // Outside block_on, a spawn is given back.
+    /// assert!(host.spawn(Box::pin(async {})).is_err());
+    /// ```
+    pub fn with_seed(seed: u64) -> Self {
+        ManualHost {
+            state: Arc::default(),
+            sched: Some(seeded::Scheduler::new(seed)),
+        }
+    }
+    /// Runs `fut` to completion on this thread. With a seed
+    /// ([`ManualHost::with_seed`]) the futures spawned meanwhile run here
+    /// too, in the seeded order, and `block_on` returns as soon as `fut`
+    /// is done (spawned futures still pending wait for the next call);
+    /// without one, it is `futures::executor::block_on`.
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        match &self.sched {
+            Some(s) => s.block_on(fut),
+            None => futures::executor::block_on(fut),
+        }
+    }
+    /// Spawned futures not finished yet (0 without a seed).
+    pub fn spawned_pending(&self) -> usize {
+        self.sched.as_ref().map_or(0, |s| s.pending())
+    }
+    /// A fingerprint of the schedule so far (which future was polled, in
+    /// which order) and the number of polls: equal for equal seeds and
+    /// work. `(0, 0)` without a seed.
+    pub fn schedule_fingerprint(&self) -> (u64, u64) {
+        self.sched.as_ref().map_or((0, 0), |s| s.fingerprint())
     }
     /// Moves the clock forward and wakes every timer that is now due.
     pub fn advance(&self, d: Duration) {
@@ -276,6 +339,12 @@ impl Host for ManualHost {
     }
     fn yield_now(&self) -> HostFuture {
         Box::pin(YieldNow::default())
+    }
+    fn spawn(&self, fut: HostFuture) -> Result<(), HostFuture> {
+        match &self.sched {
+            Some(s) => s.spawn(fut),
+            None => Err(fut),
+        }
     }
 }
 

@@ -80,6 +80,7 @@ fn more_long_parallel_statements_than_workers_do_not_starve_a_third() {
     let e = Engine::new(EngineConfig::new(1, host.clone() as Arc<dyn Host>));
     let admin = conn(&e, "acme", "alice", "member");
     // The expected result: the serial plan's.
+    ok(&admin, "SET cascade_threads = 1");
     let expected = table(&admin, FINITE);
     assert_eq!(host.spawned.load(Ordering::SeqCst), 0, "serial: no spawn");
 

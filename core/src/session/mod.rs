@@ -92,11 +92,8 @@ pub struct EngineConfig {
     pub admin_reads_all_tenants: bool,
     /// Pipelines per parallel stage (`SET cascade_threads = n` changes it
     /// for a session); 1 runs every statement as one chain of pipelines.
-    /// Default 1: parallel stages are opt-in (`threads = n`, or
-    /// [`Host::parallelism`] for the available cores) because `StdHost`'s
-    /// pool is not fair yet — a pipeline that yields is polled again at
-    /// once, so two long statements' pipelines can starve a third's
-    /// (docs/parallel.md).
+    /// Default: the host's [`Host::parallelism`] (the available cores
+    /// natively, 1 in the browser and on hosts that cannot spawn).
     pub threads: usize,
     /// Per-tenant limits by tenant name (see [`crate::tenant`]).
     pub tenants: HashMap<String, TenantLimits>,
@@ -114,7 +111,7 @@ impl EngineConfig {
             yield_policy: YieldPolicy::default(),
             txn_hooks: None,
             admin_reads_all_tenants: false,
-            threads: 1,
+            threads: host.parallelism().max(1),
             host,
             tenants: HashMap::new(),
             default_tenant_limits: TenantLimits::default(),
