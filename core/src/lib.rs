@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 pub mod cause;
+pub mod cluster;
 pub mod context;
 pub mod data;
 pub mod datetime;
@@ -87,6 +88,7 @@ pub use level::{levels, Level};
 pub use registry::{CancelManager, KillOutcome, KillScope, ProcessInfo, ProcessList};
 pub use session::{
     ColumnInfo, Connection, Engine, EngineConfig, ErrorKind, ExecOptions, QueryError, QueryResult,
+    WeakEngine,
 };
 pub use tenant::{TenantLimits, TenantState};
 pub use trace::{Recorder, SpanId, SpanStatus, Trace};

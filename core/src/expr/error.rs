@@ -65,6 +65,19 @@ pub enum ExecError {
     /// `cte_max_recursion_depth` allows (MySQL 3636).
     #[error("Recursive query aborted after {0} iterations. Try increasing @@cte_max_recursion_depth to a larger value.")]
     RecursionDepth(u64),
+    /// A fragment of the statement failed on another node
+    /// ([`crate::cluster`]): the remote error's code, SQLSTATE and message.
+    #[error("{message}")]
+    Remote {
+        /// The node.
+        node: u64,
+        /// MySQL error code.
+        code: u16,
+        /// SQLSTATE.
+        sqlstate: &'static str,
+        /// The message.
+        message: String,
+    },
     /// Building the contexts of operators made while the query runs (the
     /// iterations of a recursive CTE) failed.
     #[error("{0}")]

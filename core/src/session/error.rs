@@ -192,6 +192,12 @@ impl From<crate::expr::ExecError> for QueryError {
                 QueryError::new(3636, "HY000", e.to_string())
             }
             crate::expr::ExecError::Context(c) => c.into(),
+            crate::expr::ExecError::Remote {
+                code,
+                sqlstate,
+                message,
+                ..
+            } => QueryError::new(code, sqlstate, message),
         }
     }
 }

@@ -99,6 +99,9 @@ pub struct EngineConfig {
     pub tenants: HashMap<String, TenantLimits>,
     /// The limits of tenants not in `tenants` (default: none).
     pub default_tenant_limits: TenantLimits,
+    /// The other nodes of a cluster (issue 12.3, [`crate::cluster`]): the
+    /// transport that runs fragments there. `None`: one node.
+    pub nodes: Option<crate::cluster::SharedNodes>,
 }
 
 impl EngineConfig {
@@ -115,6 +118,7 @@ impl EngineConfig {
             host,
             tenants: HashMap::new(),
             default_tenant_limits: TenantLimits::default(),
+            nodes: None,
         }
     }
 }
@@ -176,6 +180,9 @@ struct Session {
     cte_max_recursion_depth: u64,
     /// Pipelines per parallel stage (`cascade_threads`).
     threads: usize,
+    /// `cascade_distribute`: run distributable aggregates across the
+    /// cluster's nodes ([`crate::cluster::dist`]).
+    distribute: bool,
     txn: Option<TxnState>,
 }
 
@@ -232,7 +239,62 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// A weak handle on an [`Engine`] (a transport that must not keep its
+/// engines alive).
+#[derive(Clone, Debug)]
+pub struct WeakEngine(Weak<EngineInner>);
+
+impl WeakEngine {
+    /// The engine, if it still exists.
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
+}
+
+impl std::fmt::Debug for EngineInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineInner")
+            .field("node_id", &self.config.node_id)
+            .finish()
+    }
+}
+
 impl Engine {
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.inner.config.node_id
+    }
+
+    /// A weak handle on this engine.
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
+    }
+
+    /// The settings the engine was made with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The node-wide count of reserved bytes (every statement's
+    /// [`Resources`] adds to it).
+    pub(crate) fn memory_counter(&self) -> &Arc<AtomicU64> {
+        &self.inner.memory
+    }
+
+    /// `tenant`'s shared memory budget.
+    pub(crate) fn tenant_budget(&self, tenant: &str) -> Arc<crate::tenant::TenantBudget> {
+        self.inner.tenants.get(tenant).memory().clone()
+    }
+
+    /// Parallel stages as the engine's default (a fragment served for
+    /// another node runs with them).
+    pub(crate) fn parallelism(&self) -> crate::sql::plan::Parallelism {
+        crate::sql::plan::Parallelism {
+            threads: self.inner.config.threads.max(1),
+            policy: self.inner.config.yield_policy,
+        }
+    }
+
     /// A new engine with an empty catalog.
     pub fn new(config: EngineConfig) -> Engine {
         let recorder = Recorder::new(config.host.clone(), config.trace_capacity);
@@ -379,6 +441,7 @@ impl Engine {
                 memory_budget: self.inner.config.memory_budget,
                 cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
                 threads: self.inner.config.threads.max(1),
+                distribute: false,
                 txn: None,
             })),
             vars: Mutex::new(Vec::new()),
@@ -399,6 +462,7 @@ impl Engine {
             memory_budget: self.inner.config.memory_budget,
             cte_max_recursion_depth: crate::sql::plan::cte::DEFAULT_MAX_RECURSION_DEPTH,
             threads: self.inner.config.threads.max(1),
+            distribute: false,
             txn: None,
         });
         lock(&self.inner.connections).insert(id, Arc::downgrade(&conn));
@@ -522,6 +586,7 @@ impl ConnInner {
         self.threads.store(s.threads, Ordering::Relaxed);
         *lock(&self.vars) = vec![
             ("cascade_threads", Value::Int(s.threads as i64)),
+            ("cascade_distribute", Value::Int(i64::from(s.distribute))),
             ("autocommit", Value::Int(s.autocommit as i64)),
             (
                 "max_execution_time",
@@ -1325,7 +1390,10 @@ async fn dispatch(
             let t = implicit.map(|t| &*t).or(s.txn.as_ref());
             let empty = WriteSet::new();
             let pcx = plan_cx(c, t, &empty);
-            let planned = plan::plan_query(q, &pcx)?;
+            let mut planned = plan::plan_query(q, &pcx)?;
+            if s.distribute {
+                distribute(c, &mut planned.plan, stmt);
+            }
             let out = run_plan(c, x, planned.plan, progress, Collect::Reserved).await?;
             let rows = to_rows(out, x)?;
             let columns = planned
@@ -1353,7 +1421,13 @@ async fn dispatch(
             // UPDATE and DELETE are operators too: EXPLAIN shows them, and
             // EXPLAIN ANALYZE runs them and discards what they wrote.
             let plan = match statement.as_ref() {
-                ast::Statement::Query(q) => plan::plan_query(q, &pcx)?.plan,
+                ast::Statement::Query(q) => {
+                    let mut plan = plan::plan_query(q, &pcx)?.plan;
+                    if s.distribute {
+                        distribute(c, &mut plan, statement);
+                    }
+                    plan
+                }
                 ast::Statement::Update(u) => plan::plan_update(u, &pcx)?.plan,
                 ast::Statement::Delete(d) => plan::plan_delete(d, &pcx)?.plan,
                 _ => {
@@ -1652,6 +1726,16 @@ async fn dispatch(
             "the statement `{}`",
             truncate(&other.to_string(), 60)
         ))),
+    }
+}
+
+/// With a cluster configured, rewrites a distributable aggregate of `plan`
+/// (the plan of `stmt`) to run across the nodes ([`crate::cluster::dist`]).
+fn distribute(c: &ConnInner, plan: &mut plan::Plan, stmt: &ast::Statement) {
+    if let Some(nodes) = &c.engine.config.nodes {
+        if !nodes.peers().is_empty() {
+            crate::cluster::dist::distribute(plan, &stmt.to_string(), nodes);
+        }
     }
 }
 
@@ -2095,6 +2179,8 @@ fn exec_set(
         "cascade_memory_budget" => s.memory_budget = int(&v)?.max(1),
         // Pipelines per parallel stage: 1 to 256 (0 is 1).
         "cascade_threads" => s.threads = int(&v)?.clamp(1, 256) as usize,
+        // Distributed aggregates across the cluster (ON/OFF).
+        "cascade_distribute" => s.distribute = int(&v)? != 0,
         // MySQL's range: 0 to 4294967295.
         "cte_max_recursion_depth" => s.cte_max_recursion_depth = int(&v)?.min(u64::from(u32::MAX)),
         "names"

@@ -45,6 +45,7 @@ impl Connection {
             .map_or(0, |t| t.limits().max_execution_time_ms);
         s.memory_budget = c.engine.config.memory_budget;
         s.threads = c.engine.config.threads.max(1);
+        s.distribute = false;
         c.publish_vars(&s);
         *lock(&c.session) = Slot::Idle(s);
         Ok(())

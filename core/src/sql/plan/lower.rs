@@ -113,6 +113,8 @@ impl Plan {
             ));
         }
         let op: Box<dyn crate::pipeline::Operator> = match self {
+            // A distributed stage (crate::cluster) lowers itself.
+            Plan::Remote(stage) => return stage.lower(pipeline),
             Plan::Series { start, stop, step } => Box::new(SeriesScan::new(start, stop, step)),
             Plan::Scan { table, data } => Box::new(TableScan::new(table, data)),
             Plan::Values { rows, types } => Box::new(ValuesScan::new(rows, types)),

@@ -64,10 +64,24 @@ use crate::sync::lock_std as lock;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
+/// A stage whose work runs on other nodes ([`crate::cluster`]): it lowers
+/// itself into the operators that call them and merge what they send.
+pub trait RemoteStage: Send + Sync {
+    /// The operators of the stage, in (under) `pipeline`.
+    fn lower(
+        &self,
+        pipeline: &crate::context::Context,
+    ) -> Result<crate::pipeline::Instrumented, crate::error::ContextError>;
+    /// A one-line description.
+    fn describe(&self) -> String;
+}
+
 /// A plan node. Cloned to build a recursive CTE's recursive part anew
 /// for each iteration, and a correlated subquery's plan for each run.
 #[derive(Clone)]
 pub enum Plan {
+    /// A stage that runs on other nodes (a distributed aggregate).
+    Remote(Arc<dyn RemoteStage>),
     /// `generate_series`.
     Series {
         /// First value.
