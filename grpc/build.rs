@@ -5,7 +5,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     std::env::set_var("PROTOC", protoc);
     tonic_prost_build::configure().compile_protos(
-        &["proto/cascade_remote.proto", "proto/toy.proto"],
+        &[
+            "proto/cascade_remote.proto",
+            "proto/cascade_cluster.proto",
+            "proto/toy.proto",
+        ],
         &["proto"],
     )?;
     println!("cargo:rerun-if-changed=proto");

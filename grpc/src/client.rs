@@ -25,7 +25,7 @@ use crate::pb;
 /// resets the call's stream anyway. The caller does not wait: its future
 /// returns at once; this only orders the Cancel before the reset, so that
 /// the remote side sees the cause rather than a bare reset.
-pub const CANCEL_GRACE: Duration = Duration::from_millis(100);
+pub const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
 /// The caller's context of one call, as a request extension.
 #[derive(Clone)]

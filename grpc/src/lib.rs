@@ -21,6 +21,7 @@
 //! See `examples/toy.rs` for a complete pair of nodes.
 
 mod client;
+pub mod cluster;
 mod codec;
 mod server;
 pub mod toy;

@@ -193,6 +193,11 @@ impl RemoteCall {
     pub fn child(&self) -> &RemoteChild {
         &self.0
     }
+    /// The remote child, shared (for work that outlives the borrow, such
+    /// as [`cascade::Engine::serve_fragment`]).
+    pub fn shared_child(&self) -> Arc<RemoteChild> {
+        self.0.clone()
+    }
 }
 
 /// The remote call of a request, when it came with a cascade context.

@@ -102,6 +102,9 @@ pub struct ServerConfig {
     /// The limits of tenants not listed (`[tenant_defaults]`; none by
     /// default).
     pub tenant_defaults: cascade::TenantLimits,
+    /// More than one node (`[cluster]`, docs/cluster.md); `None`: a
+    /// one-node server (node id 0 in connection ids).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     users: HashMap<(String, String), User>,
 }
 
@@ -117,6 +120,7 @@ struct FileConfig {
     #[serde(default)]
     tenant_defaults: FileTenant,
     otlp: Option<FileOtlp>,
+    cluster: Option<crate::cluster::FileCluster>,
 }
 
 /// `[tenants.NAME]` / `[tenant_defaults]`: every key optional (no limit).
@@ -447,7 +451,12 @@ impl ServerConfig {
             tenants.insert(name, limits);
         }
         let tenant_defaults = file.tenant_defaults.limits("tenant_defaults")?;
+        let cluster = file
+            .cluster
+            .map(crate::cluster::ClusterConfig::from_file)
+            .transpose()?;
         Ok(ServerConfig {
+            cluster,
             listen,
             tenants,
             tenant_defaults,

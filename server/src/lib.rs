@@ -24,7 +24,9 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod host;
 pub mod listener;
