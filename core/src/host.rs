@@ -21,6 +21,10 @@ use serde::Serialize;
 
 use crate::sync::lock_std as lock;
 
+#[cfg(not(target_arch = "wasm32"))]
+mod pool;
+mod seeded;
+
 /// A point on the host's monotonic clock, in nanoseconds since the host's
 /// epoch (its creation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
@@ -104,8 +108,9 @@ impl Future for YieldNow {
 #[derive(Debug, Clone)]
 pub struct StdHost {
     epoch: std::time::Instant,
-    /// The worker threads of [`Host::spawn`], started on first use.
-    pool: Arc<std::sync::OnceLock<Option<futures::executor::ThreadPool>>>,
+    /// The worker threads of [`Host::spawn`], started on first use, ended
+    /// when the last clone of this host is dropped.
+    pool: Arc<pool::Pool>,
     workers: usize,
 }
 
@@ -120,7 +125,7 @@ impl StdHost {
     pub fn with_workers(workers: usize) -> Self {
         StdHost {
             epoch: std::time::Instant::now(),
-            pool: Arc::new(std::sync::OnceLock::new()),
+            pool: Arc::new(pool::Pool::new(workers)),
             workers: workers.max(1),
         }
     }
@@ -153,23 +158,10 @@ impl Host for StdHost {
         Box::pin(YieldNow::default())
     }
     fn spawn(&self, fut: HostFuture) -> Result<(), HostFuture> {
-        // A pool of OS threads running tasks from one queue: a pipeline's
-        // cooperative yield (a self-wake) puts it at the back of the queue.
-        let pool = self.pool.get_or_init(|| {
-            futures::executor::ThreadPool::builder()
-                .pool_size(self.workers)
-                .name_prefix("cascade-pipeline-")
-                .create()
-                .ok()
-        });
-        match pool {
-            Some(p) => {
-                p.spawn_ok(fut);
-                Ok(())
-            }
-            // The threads could not be started: run it on the caller.
-            None => Err(fut),
-        }
+        // A pool of OS threads running tasks from one FIFO queue: a
+        // pipeline's cooperative yield (a self-wake) puts it at the back.
+        // When no thread could be started, the caller runs it.
+        self.pool.spawn(fut)
     }
     fn parallelism(&self) -> usize {
         self.workers
@@ -206,9 +198,15 @@ pub fn system_unix_micros() -> i64 {
 /// assert_eq!(host.now(), Instant(5_000_000));
 /// assert_eq!(host.unix_micros(), 1_704_067_200_005_000);
 /// ```
+///
+/// [`ManualHost::with_seed`] adds a deterministic scheduler: futures spawned
+/// inside [`ManualHost::block_on`] (a parallel statement's pipelines) run
+/// on that thread, interleaved with the statement in an order drawn from
+/// the seed — reproducible by seed, and varied across seeds.
 #[derive(Debug, Default)]
 pub struct ManualHost {
     state: Arc<Mutex<ManualState>>,
+    sched: Option<Arc<seeded::Scheduler>>,
 }
 
 #[derive(Debug, Default)]
@@ -223,6 +221,62 @@ impl ManualHost {
     /// A clock at zero.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// A clock at zero, and a seeded scheduler: [`Host::spawn`] called on
+    /// the thread inside [`ManualHost::block_on`] takes the future, and
+    /// `block_on` polls it and the others, one poll at a time, each time
+    /// picking among the ready futures (its own included) with a generator
+    /// seeded by `seed`. Spawned elsewhere, the future is given back (the
+    /// caller polls it, as without a seed).
+    ///
+    /// ```
+    /// use cascade::host::{Host, ManualHost, YieldNow};
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    /// let host = ManualHost::with_seed(7);
+    /// let done = Arc::new(AtomicUsize::new(0));
+    /// host.block_on(async {
+    ///     for _ in 0..3 {
+    ///         let done = done.clone();
+    ///         let task = Box::pin(async move {
+    ///             done.fetch_add(1, SeqCst);
+    ///         });
+    ///         assert!(host.spawn(task).is_ok(), "runs inside block_on");
+    ///     }
+    ///     while done.load(SeqCst) < 3 {
+    ///         YieldNow::default().await;
+    ///     }
+    /// });
+    /// assert_eq!(host.spawned_pending(), 0);
+    /// // Outside block_on, a spawn is given back.
+    /// assert!(host.spawn(Box::pin(async {})).is_err());
+    /// ```
+    pub fn with_seed(seed: u64) -> Self {
+        ManualHost {
+            state: Arc::default(),
+            sched: Some(seeded::Scheduler::new(seed)),
+        }
+    }
+    /// Runs `fut` to completion on this thread. With a seed
+    /// ([`ManualHost::with_seed`]) the futures spawned meanwhile run here
+    /// too, in the seeded order, and `block_on` returns as soon as `fut`
+    /// is done (spawned futures still pending wait for the next call);
+    /// without one, it is `futures::executor::block_on`.
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        match &self.sched {
+            Some(s) => s.block_on(fut),
+            None => futures::executor::block_on(fut),
+        }
+    }
+    /// Spawned futures not finished yet (0 without a seed).
+    pub fn spawned_pending(&self) -> usize {
+        self.sched.as_ref().map_or(0, |s| s.pending())
+    }
+    /// A fingerprint of the schedule so far (which future was polled, in
+    /// which order) and the number of polls: equal for equal seeds and
+    /// work. `(0, 0)` without a seed.
+    pub fn schedule_fingerprint(&self) -> (u64, u64) {
+        self.sched.as_ref().map_or((0, 0), |s| s.fingerprint())
     }
     /// Moves the clock forward and wakes every timer that is now due.
     pub fn advance(&self, d: Duration) {
@@ -286,6 +340,12 @@ impl Host for ManualHost {
     fn yield_now(&self) -> HostFuture {
         Box::pin(YieldNow::default())
     }
+    fn spawn(&self, fut: HostFuture) -> Result<(), HostFuture> {
+        match &self.sched {
+            Some(s) => s.spawn(fut),
+            None => Err(fut),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -333,5 +393,112 @@ mod tests {
         let a = host.now();
         futures::executor::block_on(host.sleep_until(a.saturating_add(Duration::from_millis(2))));
         assert!(host.now().saturating_since(a) >= Duration::from_millis(2));
+    }
+
+    /// Waits for `rx` with a generous bound that only turns a hang into a
+    /// failure (no timing is asserted).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn within_watchdog<T>(rx: &std::sync::mpsc::Receiver<T>, what: &str) -> T {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(v) => v,
+            Err(e) => panic!("{what}: no answer after 120 s ({e}): the pool starves it"),
+        }
+    }
+
+    #[test]
+    fn a_self_waking_task_goes_to_the_back_of_the_queue() {
+        // One worker; a task that yields (wakes itself) until a flag is set,
+        // then the task that sets it. futures' ThreadPool re-polled the
+        // first at once, forever: the second never ran.
+        let host = StdHost::with_workers(1);
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spinner_flag = flag.clone();
+        let spun = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let spun2 = spun.clone();
+        let spinner = async move {
+            while !spinner_flag.load(std::sync::atomic::Ordering::Acquire) {
+                spun2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                YieldNow::default().await;
+            }
+            let _ = tx.send(());
+        };
+        assert!(host.spawn(Box::pin(spinner)).is_ok());
+        let setter = async move {
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        };
+        assert!(host.spawn(Box::pin(setter)).is_ok());
+        within_watchdog(&rx, "the spinning task");
+        assert!(spun.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    }
+
+    #[test]
+    fn workers_are_named_and_many_yielding_tasks_all_finish() {
+        let host = StdHost::with_workers(2);
+        let (tx, rx) = std::sync::mpsc::channel();
+        // More yielding tasks than workers, each waiting for the next one
+        // to have started (a ring): only a fair queue runs them all.
+        let n = 6;
+        let started: Arc<Vec<std::sync::atomic::AtomicBool>> =
+            Arc::new((0..n).map(|_| Default::default()).collect());
+        for i in 0..n {
+            let tx = tx.clone();
+            let started = started.clone();
+            let fut = async move {
+                let me = std::thread::current().name().unwrap_or("").to_string();
+                if let Some(s) = started.get(i) {
+                    s.store(true, std::sync::atomic::Ordering::Release);
+                }
+                let next = (i + 1) % n;
+                while !started
+                    .get(next)
+                    .is_some_and(|s| s.load(std::sync::atomic::Ordering::Acquire))
+                {
+                    YieldNow::default().await;
+                }
+                let _ = tx.send(me);
+            };
+            assert!(host.spawn(Box::pin(fut)).is_ok());
+        }
+        for _ in 0..n {
+            let name = within_watchdog(&rx, "a task of the ring");
+            assert!(name.starts_with("cascade-pipeline-"), "{name}");
+        }
+    }
+
+    #[test]
+    fn dropping_the_host_ends_its_workers_and_drops_queued_tasks() {
+        let host = StdHost::with_workers(3);
+        // Not started before the first spawn.
+        assert_eq!(host.pool.started(), None);
+        let (tx, rx) = std::sync::mpsc::channel();
+        assert!(host
+            .spawn(Box::pin(async move {
+                let _ = tx.send(());
+            }))
+            .is_ok());
+        within_watchdog(&rx, "a task");
+        assert_eq!(host.pool.started(), Some(3));
+        // A task that never completes (its waker is dropped): it holds a
+        // value whose drop is observed.
+        let held = Arc::new(());
+        let h2 = held.clone();
+        assert!(host
+            .spawn(Box::pin(async move {
+                let _keep = h2;
+                futures::future::pending::<()>().await;
+            }))
+            .is_ok());
+        let shared = Arc::downgrade(host.pool.shared());
+        let clone = host.clone();
+        drop(host);
+        assert!(shared.upgrade().is_some(), "a clone keeps the pool");
+        drop(clone);
+        // Every worker joined (each held the queue), every task dropped.
+        assert!(
+            shared.upgrade().is_none(),
+            "workers or tasks outlive the host"
+        );
+        assert_eq!(Arc::strong_count(&held), 1, "the pending task was dropped");
     }
 }

@@ -1,4 +1,4 @@
-//! `cascade-slt [--timeout-ms N] [--threads N] [--top N] [--show-wrong N]
+//! `cascade-slt [--timeout-ms N] [--threads N] [--pipelines N] [--top N] [--show-wrong N]
 //! [--check] [--list-refused CODE] [FILE|DIR ...]`: runs the sqllogictest
 //! corpus (default: the whole corpus folder, see `cascade_slt::corpus_dir`)
 //! through the cascade engine and prints the report, records of
@@ -44,13 +44,14 @@ fn run() -> Result<ExitCode, String> {
         match a.as_str() {
             "--timeout-ms" => opts.timeout = Duration::from_millis(number(&mut args, &a)?),
             "--threads" => opts.threads = number(&mut args, &a)? as usize,
+            "--pipelines" => opts.pipelines = Some(number(&mut args, &a)? as usize),
             "--top" => top = number(&mut args, &a)? as usize,
             "--show-wrong" => show_wrong = number(&mut args, &a)? as usize,
             "--check" => check = true,
             "--list-refused" => list_refused = Some(number(&mut args, &a)? as u16),
             "-h" | "--help" => {
                 println!(
-                    "usage: cascade-slt [--timeout-ms N] [--threads N] [--top N] [--show-wrong N] [--check] [--list-refused CODE] [FILE|DIR ...]"
+                    "usage: cascade-slt [--timeout-ms N] [--threads N] [--pipelines N] [--top N] [--show-wrong N] [--check] [--list-refused CODE] [FILE|DIR ...]"
                 );
                 return Ok(ExitCode::SUCCESS);
             }

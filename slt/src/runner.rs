@@ -47,6 +47,9 @@ pub struct Options {
     pub memory_budget: u64,
     /// Files run at once (each on its own engine and thread).
     pub threads: usize,
+    /// Pipelines per parallel stage (`cascade_threads`) of every file's
+    /// engine; `None`: the engine's default (the cores).
+    pub pipelines: Option<usize>,
     /// Records cascade answers differently on purpose (none by default;
     /// the corpus gate and the command load `slt/different.txt`).
     pub different: Arc<Different>,
@@ -60,6 +63,7 @@ impl Default for Options {
             timeout: Duration::from_secs(2),
             memory_budget: 256 << 20,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pipelines: None,
             different: Arc::default(),
         }
     }
@@ -278,6 +282,9 @@ pub fn run_source(path: &Path, text: &str, opts: &Options) -> FileRun {
     let mut config = EngineConfig::new(1, StdHost::shared());
     config.trace_capacity = 1_000;
     config.memory_budget = opts.memory_budget;
+    if let Some(n) = opts.pipelines {
+        config.threads = n.max(1);
+    }
     let engine = Engine::new(config);
     let conn = match engine.connect(Identity::new("slt", "slt", "member")) {
         Ok(c) => c,

@@ -45,7 +45,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use super::aggregate::HashAggregate;
@@ -57,7 +57,9 @@ use crate::expr::{EvalCx, ExecError};
 use crate::host::HostFuture;
 use crate::level::Level;
 use crate::storage::TableData;
-use crate::sync::lock_std as lock;
+// The mutexes from crate::sync: loom's under --cfg loom, so the loom
+// models of the exchange (core/tests/loom_exchange.rs) explore them.
+use crate::sync::{lock, Mutex};
 
 /// How often a consumer waiting on its pipelines publishes their progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(2);

@@ -96,10 +96,11 @@ pub struct EngineConfig {
     /// Pipelines per parallel stage (`SET cascade_threads = n` changes it
     /// for a session); 1 runs every statement as one chain of pipelines.
     /// Default 1: parallel stages are opt-in (`threads = n`, or
-    /// [`Host::parallelism`] for the available cores) because `StdHost`'s
-    /// pool is not fair yet — a pipeline that yields is polled again at
-    /// once, so two long statements' pipelines can starve a third's
-    /// (docs/parallel.md).
+    /// [`Host::parallelism`] for the available cores). `StdHost`'s pool is
+    /// fair now; what still holds the default back is a parallel stage
+    /// whose consumer is dropped half-way (a statement or fragment future
+    /// abandoned): its pipelines are not stopped by the drop, and their
+    /// memory comes back only when they end (docs/parallel.md).
     pub threads: usize,
     /// Per-tenant limits by tenant name (see [`crate::tenant`]).
     pub tenants: HashMap<String, TenantLimits>,
