@@ -6,10 +6,10 @@
 //! a deadlock if the consumer waits on an exchange nobody will wake), no
 //! pipeline outlives the run, no memory held, the right error.
 //!
-//! (A model of a failing sibling found that the statement can report the
-//! sibling's cancellation instead of the real error — a delivery that
-//! arrives between the consumer's take and its `live()` check; it joins
-//! this file with the fix in `pipeline/parallel.rs`.)
+//! The model of a failing sibling found that the statement could report
+//! the sibling's cancellation instead of the real error (a delivery that
+//! arrived between the consumer's take and its `live()` check); the
+//! consumer now takes again once no pipeline is live.
 //!
 //! Run with `.ci/loom.sh` (which runs every loom test), or:
 //!
@@ -138,7 +138,7 @@ fn stage(steps: u32, fail: bool) -> (Context, Instrumented) {
     .merging();
     let policy = YieldPolicy::default();
     let consumer = Instrumented::new(
-        Box::new(ParallelAggregate::new(specs, merged, policy)),
+        Box::new(ParallelAggregate::new(specs, Vec::new(), merged, policy)),
         q.clone(),
     );
     (q, consumer)
@@ -189,5 +189,14 @@ fn cancel_at_any_point_wakes_the_consumer() {
             Err(e) => assert!(matches!(e, ExecError::Cancelled(_)), "{e}"),
         }
         killer.join().expect("killer");
+    });
+}
+
+#[test]
+fn a_failing_sibling_is_the_error_never_a_cancellation() {
+    model(|| {
+        let (q, mut consumer) = stage(2, true);
+        let r = run(&q, &mut consumer);
+        assert!(matches!(r, Err(ExecError::DivisionByZero)), "{r:?}");
     });
 }

@@ -196,3 +196,47 @@ fn a_failing_pipeline_at_seeded_points() {
         assert_eq!(cell(&c, "SELECT 1"), "1");
     }
 }
+
+#[test]
+fn dropping_a_statement_future_stops_its_pipelines() {
+    // A parallel statement that only ends when stopped, whose future the
+    // caller drops half-way (a client that gave up): its pipelines must
+    // end too, not run on without their consumer.
+    let endless = "SELECT count(*), sum(x % 7) FROM generate_series(1, 4611686018427387904) AS t(x)";
+    for seed in 0..8u64 {
+        let (host, e) = seeded(seed);
+        let c = conn(&e, "acme", "alice", "member");
+        ok(&c, "SET cascade_threads = 3");
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let yields = 1 + next(&mut x) % 200;
+        let give_up = async {
+            for _ in 0..yields {
+                YieldNow::default().await;
+            }
+        };
+        let statement = Box::pin(c.execute(endless));
+        let outcome = host.block_on(futures::future::select(statement, Box::pin(give_up)));
+        assert!(
+            matches!(outcome, futures::future::Either::Right(_)),
+            "seed {seed}: the endless statement ended by itself"
+        );
+        drop(outcome);
+        // The consumer is gone: every pipeline ends at its next poll (a
+        // bound counted in polls, not time).
+        host.block_on(async {
+            for _ in 0..10_000 {
+                if host.spawned_pending() == 0 {
+                    break;
+                }
+                YieldNow::default().await;
+            }
+        });
+        assert_eq!(
+            host.spawned_pending(),
+            0,
+            "seed {seed}: pipelines run on after their statement's future was dropped"
+        );
+        assert_eq!(e.memory_in_use(), 0, "seed {seed}");
+        assert_eq!(cell(&c, "SELECT 1"), "1");
+    }
+}

@@ -255,7 +255,7 @@ impl Default for FileServer {
             max_login_failures: default_max_login_failures(),
             login_failure_window_secs: default_login_failure_window(),
             default_auth_plugin: None,
-            threads: 1,
+            threads: 0,
         }
     }
 }

@@ -607,6 +607,26 @@ impl Exchange {
         }
     }
 
+    /// Takes what the pipelines delivered: their operators (for EXPLAIN
+    /// ANALYZE and the merge), warnings, and the error to report (a real
+    /// error wins over the cancellations it caused).
+    fn absorb(&mut self, cx: &mut OpCx<'_>) {
+        for d in self.set.take_delivered() {
+            cx.eval.warnings = cx.eval.warnings.saturating_add(d.warnings);
+            if let Err(e) = d.result {
+                let real = !matches!(e, ExecError::Cancelled(_));
+                if self.error.is_none()
+                    || (real && matches!(self.error, Some(ExecError::Cancelled(_))))
+                {
+                    self.error = Some(e);
+                }
+            }
+            if let Some(slot) = self.done.get_mut(d.index) {
+                *slot = Some(d.root);
+            }
+        }
+    }
+
     /// One step towards pipeline `i`'s delivery: `None` once it has
     /// delivered (its operators are in `done[i]`), else the step to return
     /// meanwhile (a shared build's step, or a wait on the exchange).
@@ -622,30 +642,24 @@ impl Exchange {
             start(&self.set, specs, cx, self.policy, &self.progress);
         }
         let seen = self.set.version();
-        for d in self.set.take_delivered() {
-            cx.eval.warnings = cx.eval.warnings.saturating_add(d.warnings);
-            if let Err(e) = d.result {
-                // A real error wins over the cancellations it caused.
-                let real = !matches!(e, ExecError::Cancelled(_));
-                if self.error.is_none()
-                    || (real && matches!(self.error, Some(ExecError::Cancelled(_))))
-                {
-                    self.error = Some(e);
-                }
-            }
-            if let Some(slot) = self.done.get_mut(d.index) {
-                *slot = Some(d.root);
-            }
-        }
+        self.absorb(cx);
         self.sync_progress(cx);
-        if let Some(e) = self.error.take() {
+        if self.error.is_some() {
             // Every pipeline ends before the error is reported.
             if self.set.live() > 0 {
-                self.set.stop(Some(&e));
-                self.error = Some(e);
+                if let Some(e) = &self.error {
+                    self.set.stop(Some(e));
+                }
                 return Ok(Some(Step::Wait(self.set.changed(seen))));
             }
-            return Err(e);
+            // The last pipelines may have delivered (a real error among
+            // them) between the take above and `live() == 0`: take again,
+            // so the real error is reported, never the cancellation it
+            // caused (found by the loom model of a failing sibling).
+            self.absorb(cx);
+            if let Some(e) = self.error.take() {
+                return Err(e);
+            }
         }
         if self.done.get(i).is_none_or(Option::is_some) {
             return Ok(None);

@@ -95,12 +95,8 @@ pub struct EngineConfig {
     pub admin_reads_all_tenants: bool,
     /// Pipelines per parallel stage (`SET cascade_threads = n` changes it
     /// for a session); 1 runs every statement as one chain of pipelines.
-    /// Default 1: parallel stages are opt-in (`threads = n`, or
-    /// [`Host::parallelism`] for the available cores). `StdHost`'s pool is
-    /// fair now; what still holds the default back is a parallel stage
-    /// whose consumer is dropped half-way (a statement or fragment future
-    /// abandoned): its pipelines are not stopped by the drop, and their
-    /// memory comes back only when they end (docs/parallel.md).
+    /// Default: the host's [`Host::parallelism`] (the available cores
+    /// natively, 1 in the browser and on hosts that cannot spawn).
     pub threads: usize,
     /// Per-tenant limits by tenant name (see [`crate::tenant`]).
     pub tenants: HashMap<String, TenantLimits>,
@@ -127,7 +123,7 @@ impl EngineConfig {
             yield_policy: YieldPolicy::default(),
             txn_hooks: None,
             admin_reads_all_tenants: false,
-            threads: 1,
+            threads: host.parallelism().max(1),
             host,
             tenants: HashMap::new(),
             default_tenant_limits: TenantLimits::default(),
