@@ -186,3 +186,36 @@ fn a_lost_node_fails_the_statement_naming_it_and_the_survivors_keep_nothing() {
     assert_eq!(hub.live_calls(3), 0);
     assert_nothing_left(&[engines[0].clone(), engines[2].clone()]);
 }
+
+#[test]
+fn a_client_that_disconnects_stops_every_remote_fragment_with_that_cause() {
+    let (hub, engines) = cluster(3);
+    let conn = Arc::new(alice(&engines[0]));
+    let run = {
+        let conn = conn.clone();
+        std::thread::spawn(move || block_on(conn.execute(LONG)))
+    };
+    wait_running(&hub, &conn, &[2, 3]);
+    conn.disconnect();
+    let err = run.join().unwrap().unwrap_err();
+    assert_eq!(err.code, 1317, "{err}");
+    let trace = engines[0].trace(err.query_id.unwrap()).unwrap();
+    for node in [2, 3] {
+        let spans = remote_spans(&trace, node);
+        let root = spans
+            .iter()
+            .find(|s| s.name == "remote pipeline")
+            .expect("the remote child's span");
+        let msg = status_message(&root.status);
+        assert!(
+            msg.starts_with("cancelled by node 1: the client disconnected at Routine level"),
+            "node {node}: {msg}"
+        );
+    }
+    block_on(conn.close());
+    drop(conn);
+    for e in &engines {
+        assert_eq!(e.root().subtree_len(), 1, "node {}", e.node_id());
+        assert_eq!(e.memory_in_use(), 0);
+    }
+}
