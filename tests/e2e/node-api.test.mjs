@@ -143,7 +143,7 @@ test("the playground's examples with a check answer as they say", async () => {
   const checked = EXAMPLES.filter((ex) => ex.check);
   assert.ok(checked.length > 0);
   for (const ex of checked) {
-    const engine = new Engine({ nodeId: 1, tenants: TENANTS });
+    const engine = new Engine({ nodeId: 1, nodes: ex.nodes ?? 1, tenants: TENANTS });
     const setup = engine.connect(identity("alice"));
     await setup.query(DEMO_SETUP);
     const conn = ex.tenant ? engine.connect(identity(ex.user ?? "alice", ex.tenant)) : setup;
@@ -158,6 +158,12 @@ test("the playground's examples with a check answer as they say", async () => {
       const what = `${ex.title}: ${JSON.stringify(r.rows)}`;
       if (ex.check.rows !== undefined) assert.equal(r.rows.length, ex.check.rows, what);
       if (ex.check.minRows !== undefined) assert.ok(r.rows.length >= ex.check.minRows, what);
+      if (ex.check.sameAsOneNode) {
+        // The last statement, run with distribution off, answers the same.
+        const last = ex.sql.slice(ex.sql.lastIndexOf("SELECT"));
+        const local = await conn.query(`SET cascade_distribute = OFF; ${last}`);
+        assert.deepEqual(r.rows, local.rows, what);
+      }
     }
     await conn.close();
     if (conn !== setup) {
@@ -218,6 +224,80 @@ test("W3C trace ids: a traceparent option or a sqlcommenter comment joins the ca
   conn.free();
   engine.shutdown();
   engine.free();
+});
+
+test("new Engine({ nodes: 2 }): a distributed aggregate runs a fragment on node 2, in node 1's trace", async () => {
+  const engine = new Engine({ nodeId: 1, nodes: 2 });
+  assert.deepEqual(engine.nodeIds, [1, 2]);
+  const conn = engine.connect(identity("alice"));
+  const SQL = "SELECT count(*), sum(n % 7), min(n), max(n) FROM generate_series(1, 200000) AS g(n)";
+  const local = await conn.query(SQL);
+  await conn.query("SET cascade_distribute = ON");
+  const r = await conn.query(SQL);
+  assert.deepEqual(r.rows, local.rows);
+  assert.deepEqual(r.rows, [[200000, 599997, 1, 200000]]);
+  const trace = engine.trace(r.queryId);
+  assert.equal(trace.nodeId, 1);
+  const remote = trace.spans.filter((s) => s.attrs?.remote === true && s.attrs.node === 2);
+  assert.ok(remote.length > 0, "node 2's spans are grafted into node 1's trace");
+  const byId = new Map(trace.spans.map((s) => [s.id, s]));
+  // Under the statement, one trace id: node 2's spans carry node 1's.
+  const underQuery = (s) => {
+    for (let p = s; p; p = byId.get(p.parentId)) if (p.id === trace.focusId) return true;
+    return false;
+  };
+  assert.ok(remote.every(underQuery), "node 2's spans hang under node 1's statement");
+  assert.ok(trace.spans.filter(underQuery).every((s) => s.traceId === trace.focusTraceId), "one trace id");
+  for (const s of remote) {
+    const parent = byId.get(s.parentId);
+    assert.ok(parent, `${s.name} has its parent in the trace`);
+    // Node 2's topmost span hangs under node 1's call to node 2.
+    if (parent.attrs?.remote !== true) assert.equal(parent.attrs?.node, 2, `${s.name} under ${parent.name}`);
+  }
+  // The one-node statement has no remote span.
+  assert.ok(!engine.trace(local.queryId).spans.some((s) => s.attrs?.remote));
+  assert.equal(engine.contexts(2).level, "Root");
+  assert.equal(engine.contexts(2).children.length, 0, "nothing left on node 2");
+  assert.throws(() => engine.contexts(3), /no node 3/);
+  assert.throws(() => new Engine({ nodes: 0 }), TypeError);
+  assert.throws(() => new Engine({ nodes: 9 }), TypeError);
+  await conn.close();
+  conn.free();
+  engine.shutdown();
+  engine.free();
+});
+
+test("with two nodes, a cancel or a timeout on node 1 stops node 2's fragment with node 1's cause", async () => {
+  const engine = new Engine({ nodeId: 1, nodes: 2 });
+  const conn = engine.connect(identity("alice"));
+  await conn.query("SET cascade_distribute = ON");
+  const onNode2 = () => engine.contexts(2).children.length;
+  const running = conn.query(HEAVY, { timeoutMs: 20_000 }); // bounded: fails, never hangs
+  running.catch(() => {});
+  while (onNode2() === 0) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(conn.cancel().outcome, "killed");
+  const killed = await running.then(() => null, (e) => e);
+  assert.equal(killed?.code, 1317, killed?.message);
+  assert.equal(killed.cause.what, "kill_query");
+  assert.equal(onNode2(), 0, "node 2's fragment ended with the statement");
+  const stopped = engine.trace(killed.queryId).spans.filter((s) => s.attrs?.remote === true && s.attrs.node === 2 && s.status.code === "canceled");
+  assert.ok(stopped.length > 0, "node 2's spans are in the trace, cancelled");
+  assert.match(stopped[0].status.message, /^cancelled by node 1: killed by KILL QUERY/);
+
+  const timedOut = await conn.query(HEAVY, { timeoutMs: 200 }).then(() => null, (e) => e);
+  assert.equal(timedOut?.code, 3024, timedOut?.message);
+  assert.equal(onNode2(), 0);
+  const expired = engine.trace(timedOut.queryId).spans.filter((s) => s.attrs?.remote === true && s.attrs.node === 2 && s.status.code === "deadline_exceeded");
+  assert.ok(expired.length > 0, "node 2's spans are in the trace, expired");
+  assert.match(expired[0].status.message, /^cancelled by node 1: statement timeout of 200 ms/);
+  await conn.close();
+  conn.free();
+  engine.shutdown();
+  engine.free();
+  // The abandoned fragments' last yields (a macrotask each) call back into
+  // the module when they fire: let them fire now, before the trap test
+  // leaves the module dead.
+  await new Promise((r) => setTimeout(r, 1));
 });
 
 // Keep this test last: the trap it causes leaves the shared module dead.

@@ -21,12 +21,14 @@ use crate::convert::{
 };
 use crate::host::WebHost;
 
-/// Options of `new Engine({ nodeId, traceCapacity, memoryBudget, tenants })`;
-/// all optional.
+/// Options of `new Engine({ nodeId, nodes, traceCapacity, memoryBudget,
+/// tenants })`; all optional.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct EngineOptions {
     node_id: Option<u64>,
+    /// How many nodes (engines) to run, joined by an in-memory transport.
+    nodes: Option<u64>,
     trace_capacity: Option<usize>,
     memory_budget: Option<u64>,
     /// Checked key by key in [`Engine::new`] (unknown keys are errors).
@@ -105,11 +107,19 @@ impl QueryOptions {
     }
 }
 
+/// The most nodes `new Engine({ nodes })` runs in one thread.
+const MAX_NODES: u64 = 8;
+
 /// A cascade engine: one node with its context tree, process list, trace
-/// recorder and tables. Runs on the thread that made it.
+/// recorder and tables, or (`nodes > 1`) several nodes of one process joined
+/// by an in-memory transport, the first being the coordinator that
+/// connections reach. Runs on the thread that made it.
 #[wasm_bindgen]
 pub struct Engine {
+    /// The coordinator: connections, process list and traces are its.
     inner: cascade::Engine,
+    /// Every node, the coordinator first.
+    nodes: Vec<cascade::Engine>,
 }
 
 #[wasm_bindgen]
@@ -126,18 +136,34 @@ impl Engine {
         let opts: EngineOptions = if options.is_undefined() || options.is_null() {
             EngineOptions {
                 node_id: None,
+                nodes: None,
                 trace_capacity: None,
                 memory_budget: None,
                 tenants: JsValue::UNDEFINED,
             }
         } else {
             from_js(
-                "new Engine(options): expected { nodeId, traceCapacity, memoryBudget, tenants }",
-                &["nodeId", "traceCapacity", "memoryBudget", "tenants"],
+                "new Engine(options): expected { nodeId, nodes, traceCapacity, memoryBudget, tenants }",
+                &["nodeId", "nodes", "traceCapacity", "memoryBudget", "tenants"],
                 options,
             )?
         };
-        let mut config = EngineConfig::new(opts.node_id.unwrap_or(1), Arc::new(WebHost::new()));
+        let first = opts.node_id.unwrap_or(1);
+        let count = opts.nodes.unwrap_or(1);
+        if !(1..=MAX_NODES).contains(&count) {
+            return Err(type_error(&format!(
+                "new Engine(options): nodes must be between 1 and {MAX_NODES}, got {count}"
+            )));
+        }
+        // Nodes of a cluster are 1..=1023 (node 0 is a one-node server).
+        let max_node = u64::from(cascade::remote::GlobalConnId::MAX_NODE);
+        if count > 1 && (first == 0 || first.saturating_add(count - 1) > max_node) {
+            return Err(type_error(&format!(
+                "new Engine(options): node ids {first}..{} must be between 1 and {max_node}",
+                first.saturating_add(count - 1),
+            )));
+        }
+        let mut config = EngineConfig::new(first, Arc::new(WebHost::new()));
         if let Some(capacity) = opts.trace_capacity {
             config.trace_capacity = capacity;
         }
@@ -163,9 +189,21 @@ impl Engine {
                 config.tenants.insert(tenant, limits);
             }
         }
+        let nodes = crate::nodes::start(config, count);
         Ok(Engine {
-            inner: cascade::Engine::new(config),
+            inner: nodes[0].clone(),
+            nodes,
         })
+    }
+
+    /// `engine.nodeIds`: the ids of the nodes this engine runs, the
+    /// coordinator (the one connections reach) first.
+    #[wasm_bindgen(getter, js_name = nodeIds)]
+    pub fn node_ids(&self) -> js_sys::Array {
+        self.nodes
+            .iter()
+            .map(|n| JsValue::from_f64(n.node_id() as f64))
+            .collect()
     }
 
     /// `engine.connect({ tenant, user, role, database? })`: a new
@@ -180,10 +218,13 @@ impl Engine {
         Ok(Connection { inner })
     }
 
-    /// `engine.trace(queryId)`: `{ traceId, focusId, focusTraceId, spans }`,
-    /// the statement's spans and their ancestors (Request, Txn, Routine);
-    /// `focusTraceId` is the statement's W3C trace id (32 hex digits), and
-    /// each span has its W3C `traceId` and `spanId` too.
+    /// `engine.trace(queryId)`: `{ traceId, focusId, focusTraceId, nodeId,
+    /// spans }`, the statement's spans and their ancestors (Request, Txn,
+    /// Routine); `focusTraceId` is the statement's W3C trace id (32 hex
+    /// digits), and each span has its W3C `traceId` and `spanId` too.
+    /// `nodeId` is the coordinator's; a span grafted from another node
+    /// (a distributed statement's fragment) has that node's id in its
+    /// attribute `node`.
     pub fn trace(&self, query_id: JsValue) -> Result<JsValue, JsValue> {
         let trace = self.find_trace("trace(queryId)", &query_id)?;
         #[derive(serde::Serialize)]
@@ -192,10 +233,12 @@ impl Engine {
             trace_id: u64,
             focus_id: u64,
             focus_trace_id: Option<String>,
+            node_id: u64,
             spans: Vec<cascade::trace::SpanView>,
         }
         to_js(&TraceView {
             trace_id: trace.trace_id.0,
+            node_id: self.inner.node_id(),
             focus_id: trace.focus.0,
             focus_trace_id: trace.focus_trace_id().map(|t| t.to_string()),
             spans: trace.views(),
@@ -217,9 +260,10 @@ impl Engine {
         Ok(self.find_trace("traceText(queryId)", &query_id)?.to_text())
     }
 
-    /// `engine.contexts()`: the live context tree from the Root down.
-    pub fn contexts(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.inner.contexts())
+    /// `engine.contexts(nodeId?)`: the live context tree of node `nodeId`
+    /// (default: the coordinator) from its Root down.
+    pub fn contexts(&self, node_id: JsValue) -> Result<JsValue, JsValue> {
+        to_js(&self.node("contexts(nodeId)", &node_id)?.contexts())
     }
 
     /// `engine.processes({ tenant, user, role })`: what `SHOW PROCESSLIST`
@@ -229,9 +273,33 @@ impl Engine {
         to_js(&self.inner.processes(&caller))
     }
 
-    /// `engine.shutdown()`: cancels everything with cause "shutdown".
+    /// `engine.shutdown()`: cancels everything on every node with cause
+    /// "shutdown".
     pub fn shutdown(&self) {
-        self.inner.shutdown();
+        for node in &self.nodes {
+            node.shutdown();
+        }
+    }
+
+    /// The node named by a JS argument: `undefined`/`null` for the
+    /// coordinator, else a node id of this engine.
+    fn node(&self, what: &str, node_id: &JsValue) -> Result<&cascade::Engine, JsValue> {
+        if node_id.is_undefined() || node_id.is_null() {
+            return Ok(&self.inner);
+        }
+        let id = id_arg(what, node_id)?;
+        self.nodes
+            .iter()
+            .find(|n| n.node_id() == id)
+            .ok_or_else(|| {
+                plain_error(&format!(
+                    "{what}: no node {id} in this engine (nodes {:?})",
+                    self.nodes
+                        .iter()
+                        .map(cascade::Engine::node_id)
+                        .collect::<Vec<_>>()
+                ))
+            })
     }
 
     fn find_trace(&self, what: &str, query_id: &JsValue) -> Result<cascade::Trace, JsValue> {

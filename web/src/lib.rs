@@ -8,6 +8,9 @@
 //! * the JS API: `Engine`, `Connection`, results, errors with MySQL code,
 //!   SQLSTATE, kind and cause, traces (JSON and Chrome Trace Event), the
 //!   live context tree and the process list;
+//! * several nodes in one thread (`new Engine({ nodes: 2 })`), joined by
+//!   core's in-memory transport, for statements that span nodes without a
+//!   network (docs/web.md, "More than one node");
 //! * `__debugTrap(mode)`, fault injection that traps the instance for real,
 //!   for the page's dead-engine tests (never called by the API itself);
 //! * a switch (`setDevtoolsTimings`) that bridges `tracing` spans to the
@@ -40,6 +43,7 @@ mod convert;
 mod debug;
 mod devtools;
 pub mod host;
+mod nodes;
 
 pub use api::{Connection, Engine};
 pub use debug::debug_trap;

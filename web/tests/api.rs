@@ -429,7 +429,7 @@ async fn bad_arguments_throw_or_reject_never_panic() {
 async fn live_context_tree_and_devtools_switch() {
     let e = engine();
     let c = connect(&e, "acme", "alice", "member");
-    let tree = e.contexts().unwrap();
+    let tree = e.contexts(JsValue::UNDEFINED).unwrap();
     assert_eq!(string(&tree, "level"), "Root");
     let children = Array::from(&get(&tree, "children"));
     assert!(children
@@ -489,4 +489,38 @@ async fn long_chains_compute_and_deep_nesting_is_an_error() {
     }
     let one = query(&c, "SELECT 1").await;
     assert_eq!(cell(&one).as_f64(), Some(1.0));
+}
+
+#[wasm_bindgen_test]
+async fn two_nodes_in_one_thread_run_a_fragment_on_node_2() {
+    let e = Engine::new(js(r#"{ "nodeId": 1, "nodes": 2 }"#)).expect("engine");
+    let ids: Vec<f64> = e.node_ids().iter().filter_map(|v| v.as_f64()).collect();
+    assert_eq!(ids, [1.0, 2.0]);
+    let c = connect(&e, "acme", "alice", "member");
+    let sql = "SELECT count(*), sum(n % 7) FROM generate_series(1, 100000) AS g(n)";
+    let one = rows(&query(&c, sql).await);
+    query(&c, "SET cascade_distribute = ON").await;
+    let r = query(&c, sql).await;
+    let two = rows(&r);
+    assert_eq!(format!("{two:?}"), format!("{one:?}"), "the same answer");
+    assert_eq!(two[0][0].as_f64(), Some(100000.0));
+    let trace = e.trace(get(&r, "queryId")).unwrap();
+    let on_node_2 = Array::from(&get(&trace, "spans")).iter().any(|s| {
+        let attrs = get(&s, "attrs");
+        get(&attrs, "remote").as_bool() == Some(true) && get(&attrs, "node").as_f64() == Some(2.0)
+    });
+    assert!(on_node_2, "node 2's spans are in node 1's trace");
+    // Nothing is left on node 2 once the statement ended.
+    let node2 = e.contexts(JsValue::from_f64(2.0)).unwrap();
+    assert_eq!(Array::from(&get(&node2, "children")).length(), 0);
+    assert!(e.contexts(JsValue::from_f64(3.0)).is_err());
+    for bad in [
+        r#"{ "nodes": 0 }"#,
+        r#"{ "nodes": 9 }"#,
+        r#"{ "nodeId": 1023, "nodes": 2 }"#,
+    ] {
+        let err = Engine::new(js(bad)).err().expect(bad);
+        assert!(err.is_instance_of::<js_sys::TypeError>(), "{bad}");
+    }
+    ok(c.close()).await;
 }

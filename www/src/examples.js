@@ -3,7 +3,9 @@
 // tables: `{ code }` must fail with that MySQL code, `{ rows }` must answer
 // that many rows, `{ minRows }` at least that many. An example with
 // `tenant` (and `user`) runs as that tenant (see tenants.js); the demo
-// tables are acme's.
+// tables are acme's. An example with `nodes` needs that many engines
+// (www/src/worker.js runs two); `check.sameAsOneNode`: its last statement
+// answers the same rows on one node.
 
 /** Tables the page creates at start (tenant acme). */
 export const DEMO_SETUP = `
@@ -57,6 +59,22 @@ SELECT count(*) FROM cascade.customers;`,
     timeoutMs: 0,
     sql: `SET max_execution_time = 300;
 SELECT count(*) FROM generate_series(1, 10000000000) AS g(n);`,
+  },
+  {
+    title: "Across nodes: node 1 runs a fragment on node 2 (two engines, no network)",
+    // Checked against the same statement on one node (node-api.test.mjs).
+    nodes: 2,
+    check: { rows: 1, sameAsOneNode: true },
+    sql: `-- This page runs two engines in its worker, node 1 and node 2, joined by
+-- an in-memory transport (no network). With cascade_distribute on, node 1
+-- splits generate_series by range: node 2 computes the partial aggregate
+-- of its half, node 1 the other half and the final merge. The trace shows
+-- node 2's spans (badge "node 2") under node 1's operator, with the same
+-- trace id. Raise the upper bound and press Cancel, or set a timeout:
+-- node 2's fragment stops too, its spans saying "cancelled by node 1: …".
+SET cascade_distribute = ON;
+SELECT count(*) AS n, sum(n % 7) AS s, min(n) AS lo, max(n) AS hi
+FROM generate_series(1, 3000000) AS g(n);`,
   },
   {
     title: "EXPLAIN ANALYZE",

@@ -1,6 +1,9 @@
 // The trace inspector: a timeline of spans coloured by level, with
 // durations, statuses and causes; the EXPLAIN ANALYZE text tree; the
-// Download trace link; and the live context tree.
+// Download trace link; and the live context tree. A trace that spans nodes
+// (a fragment run on another engine, its spans grafted under the
+// coordinator's operator) marks every span with a badge of its node, on the
+// node's own hue.
 
 import { count, h, LEVELS, ms } from "./format.js";
 
@@ -8,6 +11,28 @@ const color = (level) => `--c: var(--lvl-${LEVELS.includes(level) ? level : "Roo
 
 export function renderLegend(el) {
   el.replaceChildren(...LEVELS.map((l) => h("span", { style: color(l) }, l)));
+}
+
+/** The node a span ran on: a span grafted from another node carries
+ * attributes `remote` and `node`; the others are the coordinator's
+ * (`trace.nodeId`), including its fragment-call spans, whose `node` names
+ * the node they call. */
+export function spanNode(span, trace) {
+  const a = span.attrs ?? {};
+  return a.remote === true && a.node !== undefined ? Number(a.node) : (trace?.nodeId ?? null);
+}
+
+const NODE_HUES = [210, 30, 140, 280, 330, 90, 180, 0];
+
+/** A node's hue: node 1 blue, node 2 orange, node 3 green, … */
+export function nodeHue(node) {
+  const n = Math.max(Number(node) || 1, 1);
+  return NODE_HUES[(n - 1) % NODE_HUES.length];
+}
+
+/** "node 2" on the node's hue. */
+export function nodeBadge(node) {
+  return h("span", { class: "node-badge", style: `--node-hue: ${nodeHue(node)}`, title: `ran on node ${node}` }, `node ${node}`);
 }
 
 /** Spans in depth-first order with their depth. */
@@ -48,6 +73,9 @@ export function renderTimeline(el, trace) {
     el.append(h("p", { class: "muted trace-id" }, `trace id ${trace.focusTraceId}`));
   }
   const rows = ordered(trace.spans);
+  // Badges only when the statement ran on more than one node.
+  const nodes = new Set(trace.spans.map((s) => spanNode(s, trace)));
+  const multi = nodes.size > 1;
   const byId = new Map(trace.spans.map((s) => [s.id, s]));
   // A cause is written once, on the outermost span that carries it.
   const causeShown = (s) => {
@@ -62,9 +90,15 @@ export function renderTimeline(el, trace) {
     const left = ((s.startUs - t0) / total) * 100;
     const width = Math.max((s.durUs / total) * 100, 0.2);
     const attrs = attrsText(s.attrs);
+    const node = spanNode(s, trace);
+    // The badge where the work crosses to another node (and on the top
+    // span); every span of a node has the node's hue down its edge.
+    const parent = byId.get(s.parentId);
+    const crosses = multi && (!parent || spanNode(parent, trace) !== node);
     const label = h(
       "div",
-      { class: "span-label", style: `padding-left:${depth * 12}px`, title: [attrs, s.status?.message].filter(Boolean).join("\n") },
+      { class: "span-label", style: `padding-left:${depth * 12}px`, title: [s.traceId ? `trace ${s.traceId}` : null, attrs, s.status?.message].filter(Boolean).join("\n") },
+      crosses ? nodeBadge(node) : null,
       h("span", { class: "lvl" }, s.level),
       s.name,
       " ",
@@ -82,12 +116,14 @@ export function renderTimeline(el, trace) {
       h(
         "div",
         {
-          class: "span-row",
           role: "listitem",
-          style: color(s.level),
+          class: multi ? "span-row on-node" : "span-row",
+          style: `${color(s.level)}${multi ? `; --node-hue: ${nodeHue(node)}` : ""}`,
           "data-level": s.level,
           "data-status": status,
-          "aria-label": `${s.level} ${s.name}, ${ms(s.durUs / 1000)}, ${status}${s.status?.message ? `: ${s.status.message}` : ""}`,
+          "data-node": node,
+          "data-trace-id": s.traceId,
+          "aria-label": `${multi ? `node ${node}: ` : ""}${s.level} ${s.name}, ${ms(s.durUs / 1000)}, ${status}${s.status?.message ? `: ${s.status.message}` : ""}`,
         },
         label,
         track,
@@ -117,7 +153,8 @@ export function explainTree(trace) {
     parts.push(`time=${ms(s.durUs / 1000)}`);
     if (a.self_time_us !== undefined) parts.push(`self=${ms(a.self_time_us / 1000)}`);
     const status = s.status?.code && s.status.code !== "ok" ? ` ${s.status.code}` : "";
-    const label = s.level === "Operator" ? String(a.detail ?? s.name) : `${s.name} [${s.level}]`;
+    const where = a.remote === true && a.node !== undefined ? ` on node ${a.node}` : "";
+    const label = (s.level === "Operator" ? String(a.detail ?? s.name) : `${s.name} [${s.level}]`) + where;
     lines.push(`${"  ".repeat(depth)}-> ${label.replace(/\s+/g, " ")}  (${parts.join(" ")})${status}`);
     for (const c of (kids.get(s.id) ?? []).sort((x, y) => x.startUs - y.startUs)) walk(c, depth + 1);
   };
@@ -162,7 +199,21 @@ function contextNode(c) {
   return li;
 }
 
-/** Renders the live context tree (engine.contexts()). */
-export function renderContexts(el, root) {
-  el.replaceChildren(h("ul", {}, contextNode(root)));
+/** Renders the live context tree: one tree (engine.contexts()), or one per
+ * node (`[{ node, tree }]`, the worker's answer when it runs several
+ * engines), each under its node's badge. */
+export function renderContexts(el, roots) {
+  if (!Array.isArray(roots)) {
+    el.replaceChildren(h("ul", {}, contextNode(roots)));
+    return;
+  }
+  if (roots.length === 1) {
+    el.replaceChildren(h("ul", {}, contextNode(roots[0].tree)));
+    return;
+  }
+  el.replaceChildren(
+    ...roots.map(({ node, tree }) =>
+      h("div", { class: "node-contexts", "data-node": node, style: `--node-hue: ${nodeHue(node)}` }, nodeBadge(node), h("ul", {}, contextNode(tree))),
+    ),
+  );
 }

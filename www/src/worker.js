@@ -17,6 +17,9 @@ import init, { Connection, Engine, setDevtoolsTimings, __debugTrap } from "../pk
 import { deadEngineError, errorToPlain, isTrap } from "./protocol.js";
 import { TENANTS } from "./tenants.js";
 
+/** How many engines (nodes) the playground runs in this worker. */
+const PLAYGROUND_NODES = 2;
+
 /** @type {Engine} */
 let engine;
 /** connection id → { conn, identity, busy, request } (request: the id of
@@ -183,7 +186,12 @@ const ops = {
   trace: (queryId) => engine.trace(queryId),
   chromeTrace: (queryId) => engine.chromeTrace(queryId),
   traceText: (queryId) => engine.traceText(queryId),
-  contexts: () => engine.contexts(),
+  /** The live context tree of each node: `[{ node, tree }]` when the
+   * engine runs more than one node, else the one tree. */
+  contexts: () => {
+    const nodes = engine.nodeIds ?? [];
+    return nodes.length > 1 ? nodes.map((node) => ({ node, tree: engine.contexts(node) })) : engine.contexts();
+  },
   processes: (identity) => engine.processes(identity),
   setDevtoolsTimings: (on) => setDevtoolsTimings(on),
   /** Tables and their columns as `identity` sees them, for completion. */
@@ -227,7 +235,10 @@ const ops = {
 };
 
 const ready = init({ module_or_path: new URL("./cascade_web_bg.wasm", import.meta.url) }).then(() => {
-  engine = new Engine({ nodeId: 1, tenants: TENANTS });
+  // Two nodes joined by an in-memory transport (the "across nodes"
+  // example): connections are node 1's; a distributed statement runs its
+  // fragments on node 2 too, polled by node 1's operator (no threads).
+  engine = new Engine({ nodeId: 1, nodes: PLAYGROUND_NODES, tenants: TENANTS });
 });
 
 /** What was in flight when the engine died, for the page to tell the user. */
