@@ -124,3 +124,17 @@ async fn a_failure_on_the_remote_node_is_the_statements_error() {
     assert_eq!(err.message, one.message);
     wait_empty(&engines[1]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragment_with_many_groups_crosses_whole() {
+    let (engines, _stops) = two_nodes().await;
+    let conn = alice(&engines[0]).await;
+    // 400,000 groups per node: a reply well past tonic's default 4 MiB.
+    let q = "SELECT x, count(*), sum(x) FROM generate_series(1, 800000) AS t(x) GROUP BY x";
+    let all = conn.execute(q).await.unwrap();
+    conn.execute("SET cascade_distribute = OFF").await.unwrap();
+    let one = conn.execute(q).await.unwrap();
+    assert_eq!(all.rows.len(), 800_000);
+    assert_eq!(all.rows, one.rows);
+    wait_empty(&engines[1]).await;
+}
