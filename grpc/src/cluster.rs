@@ -135,6 +135,8 @@ struct Outcome {
 
 impl Drop for Outcome {
     fn drop(&mut self) {
+        // A deadline that passed is the cause, even if nothing checked it.
+        let _ = self.child.context().check();
         let outcome = if self.ok {
             "ok".to_owned()
         } else if let Some(e) = self.error.take() {
