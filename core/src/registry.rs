@@ -435,6 +435,21 @@ impl ProcessList {
         target: u64,
         scope: KillScope,
     ) -> Result<KillOutcome, KillError> {
+        self.kill_from(caller, caller_conn, None, target, scope)
+    }
+
+    /// [`ProcessList::kill`] sent from node `origin_node` (a `KILL`
+    /// forwarded by another node, `caller_conn` one of that node's
+    /// connections): the same rules; the victim's cause names the node
+    /// ("cancelled by node N: killed by KILL QUERY from connection …").
+    pub fn kill_from(
+        &self,
+        caller: &Identity,
+        caller_conn: u64,
+        origin_node: Option<u64>,
+        target: u64,
+        scope: KillScope,
+    ) -> Result<KillOutcome, KillError> {
         let session = self.get(target).ok_or(KillError::UnknownThread(target))?;
         if !caller.may_act_on(&session.identity) {
             return Err(if caller.tenant == session.identity.tenant {
@@ -453,6 +468,10 @@ impl ProcessList {
                 by_connection: caller_conn,
                 by_user,
             },
+        };
+        let reason = match origin_node {
+            Some(node) => crate::remote::remote_reason(node, reason),
+            None => reason,
         };
         Ok(session.kill(scope, reason))
     }

@@ -11,6 +11,7 @@
 //! exported over OTLP/gRPC (whatever `CASCADE_LOG` says; docs/server.md).
 
 use cascade::{Engine, EngineConfig};
+use cascade_server::admin::{AdminService, GrpcPeers};
 use cascade_server::cluster::Cluster;
 use cascade_server::{Server, ServerConfig, TokioHost, DEFAULT_CONFIG_TOML};
 use std::process::ExitCode;
@@ -129,6 +130,18 @@ async fn shutdown_signal() {
     }
 }
 
+/// The cluster endpoint with the admin service (KILL routing, the
+/// cluster process list) behind its server layer.
+fn with_admin(
+    mut endpoint: cascade_server::cluster::Endpoint,
+    engine: &Engine,
+) -> cascade_server::cluster::Endpoint {
+    endpoint.router = endpoint
+        .router
+        .add_service(AdminService::new(engine.clone()).into_server());
+    endpoint
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
@@ -204,16 +217,21 @@ fn main() -> ExitCode {
         let node_id = cluster.as_ref().map_or(1, |c| c.config().node_id);
         let mut engine_config = EngineConfig::new(node_id, TokioHost::shared());
         engine_config.nodes = cluster.as_ref().map(Cluster::nodes);
+        // Connection ids carry the node id (KILL <id> on any node reaches
+        // the owner); a one-node server keeps 1, 2, 3, ….
+        engine_config.global_connection_ids = cluster.is_some();
         engine_config.trace_capacity = config.trace_spans;
         engine_config.admin_reads_all_tenants = config.admin_reads_all_tenants;
         engine_config.threads = config.threads;
         engine_config.tenants = config.tenants.clone();
         engine_config.default_tenant_limits = config.tenant_defaults.clone();
         let engine = Engine::new(engine_config);
+        if let Some(c) = &cluster {
+            engine.set_peer_admin(std::sync::Arc::new(GrpcPeers::from_cluster(c)));
+        }
         let (stop_endpoint, endpoint_stopped) = tokio::sync::oneshot::channel::<()>();
         let endpoint_task = match &cluster {
-            Some(c) => match c
-                .endpoint(&engine)
+            Some(c) => match with_admin(c.endpoint(&engine), &engine)
                 .serve(async move {
                     let _ = endpoint_stopped.await;
                 })

@@ -26,8 +26,14 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::context::Context;
+use crate::error::KillError;
+use crate::level::Level;
 use crate::registry::{KillOutcome, KillScope};
-use crate::session::{ConnInner, QueryError, QueryResult};
+use crate::remote::GlobalConnId;
+use crate::session::{ConnInner, EngineInner, QueryError, QueryResult};
+use crate::sync::lock_std as lock;
+use crate::values::Identity;
 
 /// A parsed `KILL` statement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,16 +119,84 @@ pub(crate) fn answer(stmt_id: u64, outcome: KillOutcome) -> QueryResult {
 /// for `KILL CONNECTION` of another connection the rollback of its open
 /// transaction if it is idle.
 pub(crate) fn apply(c: &ConnInner, kill: Kill) -> Result<KillOutcome, QueryError> {
-    let e = &c.engine;
-    let outcome = e
-        .processes
-        .kill(&c.identity, c.id, kill.target, kill.scope)?;
-    if kill.scope == KillScope::Connection && kill.target != c.id {
-        if let Some(t) = c.engine.connection(kill.target) {
+    apply_as(&c.engine, &c.identity, c.id, None, kill)
+}
+
+/// [`apply`] for `caller` on its connection `caller_conn`, which lives on
+/// this node (`origin_node` `None`) or on node `origin_node` (a forwarded
+/// `KILL`). The target must be this node's.
+pub(crate) fn apply_as(
+    e: &EngineInner,
+    caller: &Identity,
+    caller_conn: u64,
+    origin_node: Option<u64>,
+    kill: Kill,
+) -> Result<KillOutcome, QueryError> {
+    let outcome =
+        e.processes
+            .kill_from(caller, caller_conn, origin_node, kill.target, kill.scope)?;
+    let own = origin_node.is_none() && kill.target == caller_conn;
+    if kill.scope == KillScope::Connection && !own {
+        if let Some(t) = e.connection(kill.target) {
             t.reap();
         }
     }
     Ok(outcome)
+}
+
+/// The node that owns connection `target` when it is another node
+/// (global connection ids, docs/across-nodes.md); `None`: this node's,
+/// or ids are local.
+pub(crate) fn owner(e: &EngineInner, target: u64) -> Option<u64> {
+    let node = e.global_node?;
+    let owner = GlobalConnId::from_u64(target)?.node();
+    (owner != node).then_some(u64::from(owner))
+}
+
+/// `KILL` of another node's connection, as the caller of `query` (the
+/// statement's Query context, whose values cross to the owner): the
+/// owner's answer word for word. Without a control path to the peers, the
+/// id is one no connection has here (1094).
+pub(crate) async fn forward(
+    e: &EngineInner,
+    query: &Context,
+    node: u64,
+    kill: Kill,
+) -> Result<KillOutcome, QueryError> {
+    let admin = lock(&e.peer_admin).clone();
+    match admin {
+        Some(a) => a.kill(query, node, kill.target, kill.scope).await,
+        None => Err(KillError::UnknownThread(kill.target).into()),
+    }
+}
+
+/// The fast path of a request that is one `KILL` of another node's
+/// connection: a Request and a Query context for the call (its values,
+/// its cancellation: killing the caller's connection ends the wait), no
+/// SQL parse.
+pub(crate) async fn run_forwarded(
+    c: &ConnInner,
+    node: u64,
+    kill: Kill,
+) -> Result<QueryResult, QueryError> {
+    let stmt_id = c.engine.next_stmt.fetch_add(1, Ordering::Relaxed);
+    let query = c
+        .manager
+        .routine()
+        .child(Level::Request)
+        .name("request")
+        .build()
+        .and_then(|r| {
+            r.child(Level::Query)
+                .statement_id(stmt_id)
+                .name(format!("KILL forwarded to node {node}"))
+                .build()
+        })
+        .map_err(|e| QueryError::from(e).with_query_id(stmt_id))?;
+    let outcome = forward(&c.engine, &query, node, kill)
+        .await
+        .map_err(|e| e.with_query_id(stmt_id))?;
+    Ok(answer(stmt_id, outcome))
 }
 
 impl Kill {

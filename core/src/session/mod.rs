@@ -29,11 +29,13 @@ mod upsert;
 
 pub mod error;
 mod kill;
+pub mod peers;
 
 pub use background::{Background, MaintenanceReport};
 pub use error::{ErrorKind, QueryError};
 pub use exec_ctx::{ExecCtx, ExecState, StmtContexts};
 pub use hooks::TxnHooks;
+pub use peers::{PeerAdmin, PeerProcesses, ProcessRow};
 
 use serde::Serialize;
 use sqlparser::ast;
@@ -55,6 +57,7 @@ use crate::pipeline::{drive, MemoryUse, OpCx, Resources, YieldPolicy};
 use crate::registry::{
     CancelManager, KillOutcome, KillScope, ProcessInfo, ProcessList, Registration,
 };
+use crate::remote::GlobalConnId;
 use crate::sql::error::SqlError;
 use crate::sql::plan::{self, Namespace, PlanCx};
 use crate::storage::{
@@ -102,6 +105,12 @@ pub struct EngineConfig {
     pub tenants: HashMap<String, TenantLimits>,
     /// The limits of tenants not in `tenants` (default: none).
     pub default_tenant_limits: TenantLimits,
+    /// Cluster-wide connection ids: `node_id` in the high bits of every
+    /// connection id ([`GlobalConnId`](crate::remote::GlobalConnId)), so that
+    /// `KILL <id>` sent to any node names the owner. Off (the default): ids
+    /// are 1, 2, 3, … as on a one-node server. Needs a `node_id` of 1 to
+    /// 1023; with another, ids stay local (and a warning is logged).
+    pub global_connection_ids: bool,
     /// The other nodes of a cluster (issue 12.3, [`crate::cluster`]): the
     /// transport that runs fragments there. `None`: one node.
     pub nodes: Option<crate::cluster::SharedNodes>,
@@ -121,6 +130,7 @@ impl EngineConfig {
             host,
             tenants: HashMap::new(),
             default_tenant_limits: TenantLimits::default(),
+            global_connection_ids: false,
             nodes: None,
         }
     }
@@ -202,6 +212,10 @@ struct EngineInner {
     queries: Mutex<(HashMap<u64, SpanId>, VecDeque<u64>)>,
     connections: Mutex<HashMap<u64, Weak<ConnInner>>>,
     tenants: Tenants,
+    /// The node id in connection ids, when they are global.
+    global_node: Option<u32>,
+    /// The control path to the other nodes, once the embedder installs it.
+    peer_admin: Mutex<Option<Arc<dyn PeerAdmin>>>,
 }
 
 const QUERY_HISTORY: usize = 4096;
@@ -307,6 +321,22 @@ impl Engine {
             .name(format!("node {}", config.node_id))
             .build()
             .unwrap_or_else(|_| unreachable!("a root with a node id always builds"));
+        let global_node = if config.global_connection_ids {
+            let node = u32::try_from(config.node_id)
+                .ok()
+                .filter(|n| (1..=GlobalConnId::MAX_NODE).contains(n));
+            if node.is_none() {
+                tracing::warn!(
+                    target: "cascade",
+                    node_id = config.node_id,
+                    "global connection ids need a node id of 1 to {}: ids stay local",
+                    GlobalConnId::MAX_NODE
+                );
+            }
+            node
+        } else {
+            None
+        };
         Engine {
             inner: Arc::new(EngineInner {
                 root,
@@ -320,6 +350,8 @@ impl Engine {
                 queries: Mutex::new((HashMap::new(), VecDeque::new())),
                 connections: Mutex::new(HashMap::new()),
                 tenants: Tenants::new(config.default_tenant_limits.clone(), config.tenants.clone()),
+                global_node,
+                peer_admin: Mutex::new(None),
                 config,
             }),
         }
@@ -379,8 +411,71 @@ impl Engine {
 
     /// Reserves a connection id for [`Engine::connect_with_id`]: a wire
     /// protocol announces the id in its handshake, before the login.
+    /// With global ids ([`EngineConfig::global_connection_ids`]) the id
+    /// carries this node's id in its high bits; the local part counts
+    /// 1, 2, 3, … and wraps after [`GlobalConnId::MAX_LOCAL`], skipping
+    /// ids still in use.
     pub fn reserve_connection_id(&self) -> u64 {
-        self.inner.next_conn.fetch_add(1, Ordering::Relaxed)
+        let Some(node) = self.inner.global_node else {
+            return self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        };
+        next_global_id(
+            node,
+            GlobalConnId::MAX_LOCAL,
+            || self.inner.next_conn.fetch_add(1, Ordering::Relaxed),
+            |id| self.inner.processes.get(id).is_some(),
+        )
+    }
+
+    /// The node id in this engine's connection ids, when they are global
+    /// ([`EngineConfig::global_connection_ids`]).
+    pub fn global_node(&self) -> Option<u32> {
+        self.inner.global_node
+    }
+
+    /// Installs the control path to the other nodes: `KILL <id>` of
+    /// another node's connection goes there, and `SHOW PROCESSLIST` adds
+    /// the other nodes' rows. Only with global connection ids.
+    pub fn set_peer_admin(&self, admin: Arc<dyn PeerAdmin>) {
+        *lock(&self.inner.peer_admin) = Some(admin);
+    }
+
+    /// `KILL` sent by another node for one of its connections: the caller
+    /// is the identity and connection of `ctx` (a remote child context,
+    /// checked against the peer's grant on arrival), `origin_node` the
+    /// node it came from. The same rules as a local `KILL` (1094, 1095);
+    /// the victim's cause names the node and the connection ("cancelled by
+    /// node 1: killed by KILL QUERY from connection …"). An id that is not
+    /// this node's is 1094: a forwarded kill is never forwarded again.
+    pub fn kill_for_peer(
+        &self,
+        ctx: &Context,
+        origin_node: u64,
+        target: u64,
+        scope: KillScope,
+    ) -> Result<KillOutcome, QueryError> {
+        let identity = ctx
+            .values()
+            .identity()
+            .cloned()
+            .ok_or_else(|| QueryError::new(1227, "42000", "Access denied: no identity"))?;
+        let caller_conn = ctx.values().connection_id().unwrap_or(0);
+        if kill::owner(&self.inner, target).is_some() {
+            return Err(crate::error::KillError::UnknownThread(target).into());
+        }
+        kill::apply_as(
+            &self.inner,
+            &identity,
+            caller_conn,
+            Some(origin_node),
+            kill::Kill { target, scope },
+        )
+    }
+
+    /// The rows of this node's `SHOW PROCESSLIST` that `caller` may see
+    /// (the kill rules), by id.
+    pub fn process_rows(&self, caller: &Identity) -> Vec<ProcessRow> {
+        process_rows(&self.inner, caller)
     }
 
     /// Opens a connection with an id from [`Engine::reserve_connection_id`].
@@ -453,6 +548,7 @@ impl Engine {
             database: Mutex::new(Some(crate::sql::info_schema::SCHEMA_NAME.to_owned())),
             touched: Mutex::new(BTreeSet::new()),
             threads: std::sync::atomic::AtomicUsize::new(self.inner.config.threads.max(1)),
+            notes: Mutex::new(Vec::new()),
         });
         // Every tenant has its default database, made on first use.
         self.inner.catalog.create_database(
@@ -527,6 +623,10 @@ struct ConnInner {
     touched: Mutex<BTreeSet<String>>,
     /// The session's `cascade_threads`, for the planner.
     threads: std::sync::atomic::AtomicUsize,
+    /// The warnings with a message of the last request (`SHOW WARNINGS`):
+    /// today those of a cluster-wide `SHOW PROCESSLIST` (a node that did
+    /// not answer).
+    notes: Mutex<Vec<String>>,
 }
 
 impl ConnInner {
@@ -849,7 +949,14 @@ impl Connection {
         if c.manager.routine().is_cancelled() {
             return Err(kill_error(c.manager.routine().cause()));
         }
+        if is_show_warnings(sql) {
+            return Ok(show_warnings(c));
+        }
+        lock(&c.notes).clear();
         if let Some(k) = kill::parse(sql).filter(|k| k.is_fast(c.id)) {
+            if let Some(node) = kill::owner(&c.engine, k.target) {
+                return kill::run_forwarded(c, node, k).await;
+            }
             return kill::run_alone(c, k);
         }
         c.manager.set_phase(Some(Phase::Parsing));
@@ -1001,6 +1108,89 @@ impl Connection {
         let reg = lock(&c.registration).take();
         drop(reg);
     }
+}
+
+/// The next global connection id of node `node`: the local part is the
+/// counter `next` (1, 2, 3, …) wrapped into `1..=max_local`, skipping ids
+/// `in_use`. Bounded: it tries each local id at most once; if all are in
+/// use it returns the last candidate, which `connect_with_id` refuses.
+fn next_global_id(
+    node: u32,
+    max_local: u32,
+    mut next: impl FnMut() -> u64,
+    in_use: impl Fn(u64) -> bool,
+) -> u64 {
+    let span = u64::from(max_local.clamp(1, GlobalConnId::MAX_LOCAL));
+    let mut id = 0;
+    for _ in 0..span {
+        let local = u32::try_from((next().max(1) - 1) % span + 1)
+            .unwrap_or_else(|_| unreachable!("at most MAX_LOCAL, which fits 22 bits"));
+        id = GlobalConnId::new(node, local)
+            .map(GlobalConnId::get)
+            .unwrap_or_else(|_| unreachable!("node and local id are in range"));
+        if !in_use(id) {
+            break;
+        }
+    }
+    id
+}
+
+/// Whether a request is exactly `SHOW WARNINGS` (sqlparser does not know
+/// it; any case, an optional `;`).
+fn is_show_warnings(sql: &str) -> bool {
+    let body = sql.trim();
+    let body = body.strip_suffix(';').unwrap_or(body);
+    let mut words = body.split_ascii_whitespace();
+    matches!(
+        (words.next(), words.next(), words.next()),
+        (Some(a), Some(b), None) if a.eq_ignore_ascii_case("show") && b.eq_ignore_ascii_case("warnings")
+    )
+}
+
+/// `SHOW WARNINGS`: the last request's warnings that have a message
+/// (`Level`, `Code`, `Message`, as MySQL shows them). Warnings counted
+/// without a message (a SELECT's division by zero) are not listed.
+fn show_warnings(c: &ConnInner) -> QueryResult {
+    let stmt_id = c.engine.next_stmt.fetch_add(1, Ordering::Relaxed);
+    let rows = lock(&c.notes)
+        .iter()
+        .map(|m| {
+            vec![
+                Value::Text("Warning".into()),
+                Value::Int(1105),
+                Value::Text(m.as_str().into()),
+            ]
+        })
+        .collect();
+    let col = |n: &str, ty| ColumnInfo { name: n.into(), ty };
+    QueryResult {
+        query_id: stmt_id,
+        columns: vec![
+            col("Level", DataType::Text),
+            col("Code", DataType::Int),
+            col("Message", DataType::Text),
+        ],
+        rows,
+        rows_affected: 0,
+        elapsed: Duration::ZERO,
+        warnings: 0,
+        message: None,
+    }
+}
+
+/// This node's process-list rows that `caller` may see, with each
+/// connection's current database.
+fn process_rows(e: &EngineInner, caller: &Identity) -> Vec<ProcessRow> {
+    let node = e.global_node.map_or(e.config.node_id, u64::from);
+    e.processes
+        .snapshot(caller)
+        .into_iter()
+        .map(|p| {
+            // The connection's current database, as MySQL shows it.
+            let db = e.connection(p.id).and_then(|o| lock(&o.database).clone());
+            ProcessRow::new(node, p, db)
+        })
+        .collect()
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -1632,28 +1822,43 @@ async fn dispatch(
                     return Err(QueryError::unsupported("KILL MUTATION"))
                 }
             };
-            let outcome = kill::apply(c, kill::Kill { target: *id, scope })?;
+            let k = kill::Kill { target: *id, scope };
+            let outcome = match kill::owner(e, *id) {
+                Some(node) => kill::forward(e, &x.contexts.query, node, k).await?,
+                None => kill::apply(c, k)?,
+            };
             // A KILL of the caller's own connection or running statement
             // ended this statement: it answers 1317, as in MySQL.
             x.contexts.query.check()?;
             Ok(kill::answer(stmt_id, outcome))
         }
         ast::Statement::ShowProcessList { .. } => {
-            let rows = e
-                .processes
-                .snapshot(&c.identity)
+            let mut list = process_rows(e, &c.identity);
+            let mut notes = Vec::new();
+            let admin = e.global_node.and_then(|_| lock(&e.peer_admin).clone());
+            if let Some(admin) = &admin {
+                // The other nodes' rows, as each applies the kill rules to
+                // this caller; a node that cannot answer is a warning.
+                for peer in admin.process_lists(&x.contexts.query).await {
+                    match peer.rows {
+                        Ok(rows) => list.extend(rows),
+                        Err(why) => notes.push(format!(
+                            "node {}: processlist unavailable: {why}",
+                            peer.node
+                        )),
+                    }
+                }
+                list.sort_by_key(|r| r.id);
+            }
+            let clustered = e.global_node.is_some();
+            let rows = list
                 .into_iter()
                 .map(|p| {
-                    // The connection's current database, as MySQL shows it.
-                    let db = e
-                        .connection(p.id)
-                        .and_then(|o| lock(&o.database).clone())
-                        .map_or(Value::Null, |d| Value::Text(d.into()));
-                    vec![
+                    let mut row = vec![
                         Value::Int(p.id as i64),
                         Value::Text(p.user.into()),
                         Value::Text("localhost".into()),
-                        db,
+                        p.db.map_or(Value::Null, |d| Value::Text(d.into())),
                         Value::Text(p.command.into()),
                         Value::Int((p.time_ms / 1000) as i64),
                         Value::Text(p.state.into()),
@@ -1666,36 +1871,49 @@ async fn dispatch(
                         Value::Int(p.tenant_memory as i64),
                         p.tenant_memory_budget
                             .map_or(Value::Null, |b| Value::Int(b as i64)),
-                    ]
+                    ];
+                    if clustered {
+                        row.push(Value::Int(p.node as i64));
+                    }
+                    row
                 })
                 .collect();
             let col = |n: &str, ty| ColumnInfo { name: n.into(), ty };
+            let mut columns = vec![
+                col("Id", DataType::Int),
+                col("User", DataType::Text),
+                col("Host", DataType::Text),
+                col("db", DataType::Text),
+                col("Command", DataType::Text),
+                col("Time", DataType::Int),
+                col("State", DataType::Text),
+                col("Info", DataType::Text),
+                col("Tenant", DataType::Text),
+                col("Role", DataType::Text),
+                col("Rows_examined", DataType::Int),
+                // The id `KILL QUERY <Id> '<Statement_id>'` takes.
+                col("Statement_id", DataType::Int),
+                // What the tenant's running statements hold of its
+                // memory budget (NULL: no budget).
+                col("Tenant_memory", DataType::Int),
+                col("Tenant_memory_budget", DataType::Int),
+            ];
+            if clustered {
+                // The node the connection lives on (also the high bits of
+                // its id).
+                columns.push(col("Node", DataType::Int));
+            }
+            let warnings = u32::try_from(notes.len()).unwrap_or(u32::MAX);
+            let message = (!notes.is_empty()).then(|| notes.join("; "));
+            *lock(&c.notes) = notes;
             Ok(QueryResult {
                 query_id: stmt_id,
-                columns: vec![
-                    col("Id", DataType::Int),
-                    col("User", DataType::Text),
-                    col("Host", DataType::Text),
-                    col("db", DataType::Text),
-                    col("Command", DataType::Text),
-                    col("Time", DataType::Int),
-                    col("State", DataType::Text),
-                    col("Info", DataType::Text),
-                    col("Tenant", DataType::Text),
-                    col("Role", DataType::Text),
-                    col("Rows_examined", DataType::Int),
-                    // The id `KILL QUERY <Id> '<Statement_id>'` takes.
-                    col("Statement_id", DataType::Int),
-                    // What the tenant's running statements hold of its
-                    // memory budget (NULL: no budget).
-                    col("Tenant_memory", DataType::Int),
-                    col("Tenant_memory_budget", DataType::Int),
-                ],
+                columns,
                 rows,
                 rows_affected: 0,
                 elapsed: Duration::ZERO,
-                warnings: 0,
-                message: None,
+                warnings,
+                message,
             })
         }
         ast::Statement::ShowDatabases { show_options, .. } => {
@@ -2228,6 +2446,26 @@ pub fn shutdown_cause(level: Level, context_id: u64) -> Cause {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn global_ids_wrap_and_skip_ids_in_use() {
+        use std::cell::Cell;
+        let n = Cell::new(0u64);
+        let next = || {
+            n.set(n.get() + 1);
+            n.get()
+        };
+        let id = |local| GlobalConnId::new(7, local).unwrap().get();
+        let none = |_| false;
+        assert_eq!(next_global_id(7, 3, next, none), id(1));
+        assert_eq!(next_global_id(7, 3, next, none), id(2));
+        assert_eq!(next_global_id(7, 3, next, none), id(3));
+        // Wraps to 1, skipping 1 and 2 while they are in use.
+        let used = |x| x == id(1) || x == id(2);
+        assert_eq!(next_global_id(7, 3, next, used), id(3));
+        // All in use: the last candidate (connect_with_id refuses it).
+        assert!(next_global_id(7, 3, next, |_| true) >> GlobalConnId::LOCAL_BITS == 7);
+    }
+
     use super::*;
     use crate::host::ManualHost;
     use futures::executor::block_on;
