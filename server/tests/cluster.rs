@@ -61,13 +61,17 @@ fn config(id: u64, mysql: SocketAddr, grpc: &[SocketAddr]) -> String {
 }
 
 async fn start(n: u64) -> Vec<Node> {
-    let dir: PathBuf = std::env::temp_dir().join(format!("cascade-cluster-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let mysql: Vec<SocketAddr> = (0..n).map(|_| free_port()).collect();
+    let dir: PathBuf = std::env::temp_dir().join(format!(
+        "cascade-cluster-{}-{}",
+        std::process::id(),
+        mysql[0].port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
     let grpc: Vec<SocketAddr> = (0..n).map(|_| free_port()).collect();
     let mut nodes = Vec::new();
     for id in 1..=n {
-        let path = dir.join(format!("node{id}-{}.toml", mysql[id as usize - 1].port()));
+        let path = dir.join(format!("node{id}.toml"));
         std::fs::write(&path, config(id, mysql[id as usize - 1], &grpc)).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cascade-server"))
             .arg("--config")
@@ -90,6 +94,8 @@ async fn start(n: u64) -> Vec<Node> {
         })
         .await;
     }
+    // The servers have read their files.
+    let _ = std::fs::remove_dir_all(&dir);
     nodes
 }
 
