@@ -62,17 +62,26 @@ fn status_message(s: &SpanStatus) -> String {
     }
 }
 
+/// Waits until every node holds only its Root (and, on the coordinator,
+/// alice's connection) and reserves nothing. With parallel stages
+/// (`threads` > 1) the pipelines of an abandoned fragment stop on other
+/// threads after their current batch, so this waits (bounded) rather than
+/// reads once; it fails if anything stays.
 fn assert_nothing_left(engines: &[Engine]) {
     for e in engines {
-        assert_eq!(
-            e.root().subtree_len(),
-            // The root and alice's connection on the coordinator.
-            if e.node_id() == 1 { 2 } else { 1 },
-            "node {}: {:?}",
-            e.node_id(),
-            e.contexts()
-        );
-        assert_eq!(e.memory_in_use(), 0, "node {}", e.node_id());
+        let want = if e.node_id() == 1 { 2 } else { 1 };
+        let mut waited = 0u32;
+        while e.root().subtree_len() != want || e.memory_in_use() != 0 {
+            assert!(
+                waited < 60_000,
+                "node {} keeps {} bytes and {:?}",
+                e.node_id(),
+                e.memory_in_use(),
+                e.contexts()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+            waited += 1;
+        }
     }
 }
 
@@ -214,8 +223,10 @@ fn a_client_that_disconnects_stops_every_remote_fragment_with_that_cause() {
     }
     block_on(conn.close());
     drop(conn);
-    for e in &engines {
-        assert_eq!(e.root().subtree_len(), 1, "node {}", e.node_id());
-        assert_eq!(e.memory_in_use(), 0);
-    }
+    // The coordinator's connection is gone too: a fresh one stands in
+    // for it in the count.
+    let _standin = engines[0]
+        .connect(Identity::new("acme", "carol", "member"))
+        .unwrap();
+    assert_nothing_left(&engines);
 }
