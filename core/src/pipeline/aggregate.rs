@@ -792,10 +792,40 @@ pub struct HashAggregate {
 
 /// The position (morsel sequence number << 32 | row) at which each group
 /// was first seen, with the cell where the pipeline's morsel scan writes
-/// the sequence number of the batch it produced last.
+/// the sequence number of the batch it produced last. The row counts the
+/// rows that morsel produced here so far (a join may turn one morsel into
+/// several batches).
 struct GroupOrder {
     morsel: Arc<AtomicU64>,
     first: Vec<u64>,
+    /// The morsel of the current input batch, and the rank of its first
+    /// row among the rows of that morsel; the rank of the next batch's.
+    last: u64,
+    base: u64,
+    next_base: u64,
+}
+
+impl GroupOrder {
+    fn new(morsel: Arc<AtomicU64>) -> Self {
+        GroupOrder {
+            morsel,
+            first: Vec::new(),
+            last: u64::MAX,
+            base: 0,
+            next_base: 0,
+        }
+    }
+
+    /// A new input batch of `len` rows arrived.
+    fn batch(&mut self, len: usize) {
+        let m = self.morsel.load(Ordering::Relaxed);
+        if m != self.last {
+            self.last = m;
+            self.next_base = 0;
+        }
+        self.base = self.next_base;
+        self.next_base += len as u64;
+    }
 }
 
 impl HashAggregate {
@@ -856,10 +886,7 @@ impl HashAggregate {
     /// the sequence number of each batch).
     pub fn partial(mut self, morsel: Arc<AtomicU64>) -> Self {
         self.partial = true;
-        self.order = Some(GroupOrder {
-            morsel,
-            first: Vec::new(),
-        });
+        self.order = Some(GroupOrder::new(morsel));
         self
     }
 
@@ -868,10 +895,7 @@ impl HashAggregate {
     /// are emitted in the order in which one pipeline would have seen them.
     pub fn merging(mut self) -> Self {
         self.input_done = true;
-        self.order = Some(GroupOrder {
-            morsel: Arc::new(AtomicU64::new(0)),
-            first: Vec::new(),
-        });
+        self.order = Some(GroupOrder::new(Arc::new(AtomicU64::new(0))));
         self
     }
 
@@ -1197,7 +1221,7 @@ impl HashAggregate {
             self.states.iter_mut().for_each(|s| s.resize(n));
             if let Some(o) = &mut self.order {
                 // Where each new group was first seen: its first row here.
-                let base = (o.morsel.load(Ordering::Relaxed) << 32) | self.slice_off as u64;
+                let base = (o.last << 32) | (o.base + self.slice_off as u64);
                 o.first.resize(n, u64::MAX);
                 for (i, &g) in gids.iter().enumerate() {
                     if g as usize >= before && o.first[g as usize] == u64::MAX {
@@ -1254,6 +1278,18 @@ impl Operator for HashAggregate {
                     Step::Batch(part)
                 }
                 None => match self.input.next(cx)? {
+                    Step::Batch(b) if self.order.is_some() && self.partial => {
+                        if let Some(o) = &mut self.order {
+                            o.batch(b.len);
+                        }
+                        if self.has_distinct && b.len > DISTINCT_ROWS {
+                            let part = b.slice(0, DISTINCT_ROWS);
+                            self.pending = Some((b, DISTINCT_ROWS));
+                            Step::Batch(part)
+                        } else {
+                            Step::Batch(b)
+                        }
+                    }
                     Step::Batch(b) if self.has_distinct && b.len > DISTINCT_ROWS => {
                         let part = b.slice(0, DISTINCT_ROWS);
                         self.pending = Some((b, DISTINCT_ROWS));

@@ -22,6 +22,13 @@
 //! anyway, before it gathers anything. In a star join every dimension's
 //! filter is thus applied to the fact table's batches as they are read, and
 //! only rows that survive all of them are joined.
+//!
+//! **Shared builds** (parallel stages, `pipeline::parallel`): the build
+//! side, once complete and indexed, is a read-only [`Built`] behind an
+//! `Arc`. A join made with [`HashJoin::building_shared`] only builds and
+//! publishes it in a [`SharedBuild`] slot (its memory stays reserved by
+//! that join); the joins of the stage's N pipelines, made with
+//! [`HashJoin::probing_shared`], probe it, each over its own morsels.
 
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, OnceLock};
@@ -229,6 +236,45 @@ enum Table {
     Generic(FxHashMap<Vec<Value>, u32>),
 }
 
+impl Table {
+    /// An empty table of the same kind (no allocation).
+    fn empty_like(&self) -> Table {
+        match self {
+            Table::All => Table::All,
+            Table::Int(_) => Table::Int(FxHashMap::default()),
+            Table::Generic(_) => Table::Generic(FxHashMap::default()),
+        }
+    }
+}
+
+/// A complete, indexed build side: its columns, hash table and chain, and
+/// its key filter. Read-only once made, so that the probe pipelines of a
+/// parallel stage share one (see [`SharedBuild`]).
+pub struct Built {
+    columns: Vec<Column>,
+    table: Table,
+    chain: Vec<u32>,
+    rows: usize,
+    filter: Option<Arc<KeyFilter>>,
+}
+
+/// Where a join that only builds ([`HashJoin::building_shared`]) puts its
+/// build side once complete, for the probe-only joins
+/// ([`HashJoin::probing_shared`]) of a parallel stage's pipelines.
+pub type SharedBuild = Arc<OnceLock<Arc<Built>>>;
+
+/// What part of the join this operator runs.
+enum Mode {
+    /// Build, then probe (the serial join).
+    Full,
+    /// Build and publish the build side in the slot, then end (the
+    /// consumer of a parallel stage runs it before the pipelines start).
+    BuildOnly(SharedBuild),
+    /// Probe the build side published in the slot (one pipeline of a
+    /// parallel stage, started after the slot is filled).
+    ProbeOnly(SharedBuild),
+}
+
 /// Indexes rows `rows` of a build batch with key columns `keys`; the first
 /// of them is build row `first`. Each row becomes the head of its key's
 /// chain (so matches come newest first).
@@ -290,6 +336,8 @@ pub struct HashJoin {
     residual: Option<Expr>,
     kind: JoinKind,
     right_types: Vec<DataType>,
+    mode: Mode,
+    /// The build side's columns, once concatenated (until indexed).
     build: Vec<Column>,
     /// The build side as it came, concatenated into `build` once complete.
     build_buf: Buffered,
@@ -308,8 +356,9 @@ pub struct HashJoin {
     /// The key filter being filled while indexing (inner joins on one
     /// integer key), then `own_filter`.
     filter: Option<KeyFilter>,
-    /// The complete key filter: probe rows it rejects are not looked up.
-    own_filter: Option<Arc<KeyFilter>>,
+    /// The complete build side (own, or shared by a parallel stage's
+    /// pipelines): the probe reads it.
+    built: Option<Arc<Built>>,
     /// Where to publish `own_filter` for a join below in the probe side.
     publish: Option<FilterSlot>,
     /// Filters of joins above: probe input column, slot. Rows whose
@@ -363,6 +412,22 @@ impl HashJoin {
         self
     }
 
+    /// Makes this the build half of a parallel stage's join: it builds
+    /// (its probe input is not read), publishes the build side in `slot`
+    /// and ends.
+    pub fn building_shared(mut self, slot: SharedBuild) -> Self {
+        self.mode = Mode::BuildOnly(slot);
+        self
+    }
+
+    /// Makes this a probe half of a parallel stage's join: it probes the
+    /// build side published in `slot` (its own build input is not read;
+    /// the stage fills the slot before its pipelines start).
+    pub fn probing_shared(mut self, slot: SharedBuild) -> Self {
+        self.mode = Mode::ProbeOnly(slot);
+        self
+    }
+
     /// Whether this join builds a key filter.
     fn wants_filter(&self) -> bool {
         self.kind == JoinKind::Inner && matches!(self.table, Table::Int(_))
@@ -396,6 +461,7 @@ impl HashJoin {
             residual,
             kind,
             right_types,
+            mode: Mode::Full,
             build: Vec::new(),
             build_buf: Buffered::default(),
             build_keys: Vec::new(),
@@ -406,7 +472,7 @@ impl HashJoin {
             build_done: false,
             key_range: None,
             filter: None,
-            own_filter: None,
+            built: None,
             publish: None,
             probe_filters: Vec::new(),
             indexed: 0,
@@ -513,13 +579,13 @@ impl HashJoin {
         false
     }
 
-    fn first_match(&self, keys: &[Arc<Column>], i: usize) -> u32 {
-        match &self.table {
+    fn first_match(b: &Built, keys: &[Arc<Column>], i: usize) -> u32 {
+        match &b.table {
             Table::All => {
-                if self.build_rows == 0 {
+                if b.rows == 0 {
                     NONE
                 } else {
-                    (self.build_rows - 1) as u32
+                    (b.rows - 1) as u32
                 }
             }
             Table::Int(m) => {
@@ -549,12 +615,13 @@ impl HashJoin {
     /// published by joins above.
     fn probe_selection(
         &self,
+        built: &Built,
         b: &Batch,
         keys: &[Arc<Column>],
         rows: std::ops::Range<usize>,
     ) -> Vec<u32> {
         let mut sel = None;
-        if let (Some(f), Some(k)) = (&self.own_filter, keys.first()) {
+        if let (Some(f), Some(k)) = (&built.filter, keys.first()) {
             if let ColumnData::Int(v) = &k.data {
                 f.select(v, k.nulls.as_deref(), rows.clone(), &mut sel);
             }
@@ -573,14 +640,14 @@ impl HashJoin {
         sel.unwrap_or_else(|| rows.map(|i| i as u32).collect())
     }
 
-    fn next_match(&self, row: u32) -> u32 {
-        match self.table {
+    fn next_match(b: &Built, row: u32) -> u32 {
+        match b.table {
             Table::All => row.checked_sub(1).unwrap_or(NONE),
-            _ => self.chain[row as usize],
+            _ => b.chain[row as usize],
         }
     }
 
-    fn joined(&self, left: &Batch, li: &[u32], ri: &[u32]) -> Batch {
+    fn joined(&self, built: &Built, left: &Batch, li: &[u32], ri: &[u32]) -> Batch {
         let (lsel, rsel): (Vec<usize>, Vec<usize>) = match &self.emit {
             Some((l, r)) => (l.clone(), r.clone()),
             None => (
@@ -598,7 +665,7 @@ impl HashJoin {
             let Some(ty) = self.right_types.get(k) else {
                 continue;
             };
-            let col = match self.build.get(k) {
+            let col = match built.columns.get(k) {
                 Some(c) if !any_none => c.gather(ri),
                 Some(c) => {
                     let vals: Vec<Value> = ri
@@ -632,7 +699,7 @@ impl Drop for HashJoin {
                 std::mem::replace(&mut self.table, Table::All),
                 std::mem::take(&mut self.chain),
                 self.filter.take(),
-                self.own_filter.take(),
+                self.built.take(),
             ),
             bytes,
         );
@@ -641,6 +708,85 @@ impl Drop for HashJoin {
 
 impl Operator for HashJoin {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+        if self.built.is_none() {
+            if let Mode::ProbeOnly(slot) = &self.mode {
+                // The stage filled the slot before this pipeline started;
+                // an empty slot (not reached) would read as an empty build
+                // side.
+                let b = slot
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(self.empty_built()));
+                self.built = Some(b);
+            } else if let Some(step) = self.build_step(cx)? {
+                return Ok(step);
+            }
+        }
+        let Some(built) = self.built.clone() else {
+            return Ok(Step::Pending);
+        };
+        if matches!(self.mode, Mode::BuildOnly(_)) {
+            return Ok(Step::Done);
+        }
+        self.probe_step(&built, cx)
+    }
+    fn describe(&self) -> String {
+        let kind = match self.kind {
+            JoinKind::Inner => "Inner",
+            JoinKind::Left => "Left",
+        };
+        let mut d = if matches!(self.table, Table::All) {
+            format!("NestedLoopJoin {kind} {}", self.text)
+        } else {
+            format!("HashJoin {kind} on {}", self.text)
+        };
+        match &self.mode {
+            Mode::Full => {}
+            Mode::BuildOnly(_) => d.push_str(" (build, shared by the pipelines)"),
+            Mode::ProbeOnly(_) => d.push_str(" (probe of the shared build)"),
+        }
+        if !self.probe_filters.is_empty() {
+            let n = self.probe_filters.len();
+            let s = if n == 1 { "" } else { "s" };
+            d.push_str(&format!(
+                ", probe filtered by the keys of {n} join{s} above"
+            ));
+        }
+        d
+    }
+    fn name(&self) -> &'static str {
+        if matches!(self.table, Table::All) {
+            "NestedLoopJoin"
+        } else {
+            "HashJoin"
+        }
+    }
+    fn children(&self) -> Vec<&Instrumented> {
+        match self.mode {
+            Mode::Full => vec![&self.left, &self.right],
+            Mode::BuildOnly(_) => vec![&self.right],
+            Mode::ProbeOnly(_) => vec![&self.left],
+        }
+    }
+}
+
+impl HashJoin {
+    /// An empty build side of this join's kind.
+    fn empty_built(&self) -> Built {
+        Built {
+            columns: Vec::new(),
+            table: self.table.empty_like(),
+            chain: Vec::new(),
+            rows: 0,
+            filter: self
+                .wants_filter()
+                .then(|| Arc::new(KeyFilter::empty_for(1, 0, 0))),
+        }
+    }
+
+    /// One step of the build: `Some(step)` to return while it is not
+    /// complete; once it is, `self.built` is set (and published).
+    fn build_step(&mut self, cx: &mut OpCx<'_>) -> Result<Option<Step>, ExecError> {
         if !self.build_done {
             return match self.right.next(cx)? {
                 Step::Batch(b) => {
@@ -649,13 +795,13 @@ impl Operator for HashJoin {
                     self.mem.grow(cx.resources, reserve)?;
                     self.buffered_bytes += buffered;
                     self.collect(&b, keys);
-                    Ok(Step::Pending)
+                    Ok(Some(Step::Pending))
                 }
                 Step::Done => {
                     self.build_done = true;
-                    Ok(Step::Pending)
+                    Ok(Some(Step::Pending))
                 }
-                other => Ok(other),
+                other => Ok(Some(other)),
             };
         }
         if self.build_buf.rows() > 0 || !self.build_keys.is_empty() {
@@ -667,7 +813,7 @@ impl Operator for HashJoin {
                         .grow(cx.resources, self.build_buf.concat_bytes() as u64)?;
                 }
                 if !self.build_buf.concat_some() {
-                    return Ok(Step::Pending);
+                    return Ok(Some(Step::Pending));
                 }
                 self.build = self.build_buf.take_columns();
                 self.build_buf = Buffered::default();
@@ -679,23 +825,39 @@ impl Operator for HashJoin {
                     self.mem.grow(cx.resources, self.index_bytes())?;
                 }
                 if !self.index_some() {
-                    return Ok(Step::Pending);
+                    return Ok(Some(Step::Pending));
                 }
             }
         }
-        if self.wants_filter() && self.own_filter.is_none() {
-            // The build side is indexed (or empty): its filter is complete.
-            let f = Arc::new(
+        // The build side is indexed (or empty): its filter is complete.
+        let filter = self.wants_filter().then(|| {
+            Arc::new(
                 self.filter
                     .take()
                     .unwrap_or_else(|| KeyFilter::empty_for(1, 0, 0)),
-            );
-            if let Some(slot) = &self.publish {
-                // A slot is filled once; a second value cannot differ.
-                let _ = slot.set(f.clone());
-            }
-            self.own_filter = Some(f);
+            )
+        });
+        if let (Some(slot), Some(f)) = (&self.publish, &filter) {
+            // A slot is filled once; a second value cannot differ.
+            let _ = slot.set(f.clone());
         }
+        let built = Arc::new(Built {
+            columns: std::mem::take(&mut self.build),
+            table: std::mem::replace(&mut self.table, Table::All),
+            chain: std::mem::take(&mut self.chain),
+            rows: self.build_rows,
+            filter,
+        });
+        self.table = built.table.empty_like();
+        if let Mode::BuildOnly(slot) = &self.mode {
+            let _ = slot.set(built.clone());
+        }
+        self.built = Some(built);
+        Ok(None)
+    }
+
+    /// One step of the probe over the complete build side `built`.
+    fn probe_step(&mut self, built: &Built, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
         if self.current.is_none() {
             match self.left.next(cx)? {
                 Step::Batch(b) => {
@@ -715,7 +877,7 @@ impl Operator for HashJoin {
         // common case: a foreign key) probes without the per-row dispatch
         // of `first_match`, and without `starts`, which only a left join
         // reads.
-        let fast = match (&self.table, keys.first()) {
+        let fast = match (&built.table, keys.first()) {
             (Table::Int(m), Some(k)) if self.kind == JoinKind::Inner && k.nulls.is_none() => {
                 match &k.data {
                     ColumnData::Int(v) => Some((m, v)),
@@ -734,7 +896,7 @@ impl Operator for HashJoin {
                     break;
                 }
                 let end = (self.cursor + PROBE_ROWS).min(left.len);
-                self.window = self.probe_selection(left, keys, self.cursor..end);
+                self.window = self.probe_selection(built, left, keys, self.cursor..end);
                 self.window_pos = 0;
                 tested += end - self.cursor;
                 self.cursor = end;
@@ -751,15 +913,15 @@ impl Operator for HashJoin {
                 while r != NONE {
                     li.push(i as u32);
                     ri.push(r);
-                    r = self.chain[r as usize];
+                    r = built.chain[r as usize];
                 }
             } else {
                 starts.push((i, li.len()));
-                let mut r = self.first_match(keys, i);
+                let mut r = Self::first_match(built, keys, i);
                 while r != NONE {
                     li.push(i as u32);
                     ri.push(r);
-                    r = self.next_match(r);
+                    r = Self::next_match(built, r);
                 }
             }
         }
@@ -771,7 +933,7 @@ impl Operator for HashJoin {
         if li.is_empty() && starts.is_empty() {
             return Ok(Step::Pending);
         }
-        let mut out = self.joined(&left, &li, &ri);
+        let mut out = self.joined(built, &left, &li, &ri);
         let mut keep: Option<Vec<bool>> = None;
         if let Some(pred) = &self.residual {
             let d = pred.eval(&out, cx.eval)?.into_column(out.len);
@@ -795,7 +957,7 @@ impl Operator for HashJoin {
                 .collect();
             if !extra.is_empty() {
                 let nulls = vec![NONE; extra.len()];
-                let ext = self.joined(&left, &extra, &nulls);
+                let ext = self.joined(built, &left, &extra, &nulls);
                 let mut sel: Vec<u32> = match &keep {
                     Some(k) => (0..out.len as u32).filter(|x| k[*x as usize]).collect(),
                     None => (0..out.len as u32).collect(),
@@ -820,35 +982,6 @@ impl Operator for HashJoin {
         } else {
             Step::Batch(out)
         })
-    }
-    fn describe(&self) -> String {
-        let kind = match self.kind {
-            JoinKind::Inner => "Inner",
-            JoinKind::Left => "Left",
-        };
-        let mut d = if matches!(self.table, Table::All) {
-            format!("NestedLoopJoin {kind} {}", self.text)
-        } else {
-            format!("HashJoin {kind} on {}", self.text)
-        };
-        if !self.probe_filters.is_empty() {
-            let n = self.probe_filters.len();
-            let s = if n == 1 { "" } else { "s" };
-            d.push_str(&format!(
-                ", probe filtered by the keys of {n} join{s} above"
-            ));
-        }
-        d
-    }
-    fn name(&self) -> &'static str {
-        if matches!(self.table, Table::All) {
-            "NestedLoopJoin"
-        } else {
-            "HashJoin"
-        }
-    }
-    fn children(&self) -> Vec<&Instrumented> {
-        vec![&self.left, &self.right]
     }
 }
 

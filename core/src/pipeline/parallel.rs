@@ -10,6 +10,12 @@
 //! (the browser, `ManualHost`) gives them back and the consumer polls them
 //! itself, in a fixed round-robin order.
 //!
+//! The consumers: [`ParallelAggregate`] merges N partial aggregates;
+//! [`ParallelSort`] merges N sorted runs (sort, top-N) with a heap, ties in
+//! the serial order. Joins between a stage's root and its scan build once,
+//! in the consumer, before the pipelines start, and every pipeline probes
+//! the shared build side (see `pipeline::join`).
+//!
 //! # Cancellation of a parallel statement
 //!
 //! - **KILL, timeout, disconnect, memory budget**: every pipeline context
@@ -74,6 +80,8 @@ pub enum MorselSource {
         data: Arc<TableData>,
         /// (chunk, offset, rows) of each morsel.
         list: Vec<(usize, usize, usize)>,
+        /// Whether the morsels are whole chunks.
+        whole: bool,
     },
     /// `generate_series(start, …, step)` of `count` values.
     Series {
@@ -110,7 +118,35 @@ impl Morsels {
         Arc::new(Morsels {
             next: AtomicU64::new(0),
             total: list.len() as u64,
-            src: MorselSource::Table { table, data, list },
+            src: MorselSource::Table {
+                table,
+                data,
+                list,
+                whole: false,
+            },
+        })
+    }
+
+    /// The morsels of a table scan by a hash join's probe: its stored
+    /// chunks, whole (shared with the table, not copied; the join works
+    /// through a big batch in bounded steps).
+    pub fn table_chunks(table: String, data: Arc<TableData>) -> Arc<Self> {
+        let list: Vec<(usize, usize, usize)> = data
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.len > 0)
+            .map(|(i, c)| (i, 0, c.len))
+            .collect();
+        Arc::new(Morsels {
+            next: AtomicU64::new(0),
+            total: list.len() as u64,
+            src: MorselSource::Table {
+                table,
+                data,
+                list,
+                whole: true,
+            },
         })
     }
 
@@ -171,11 +207,23 @@ impl Morsels {
 
     fn describe(&self) -> String {
         match &self.src {
-            MorselSource::Table { table, data, .. } => format!(
-                "TableScan {} ({} rows, morsels of {BATCH_ROWS})",
-                table,
-                data.rows()
-            ),
+            MorselSource::Table {
+                table, data, whole, ..
+            } => {
+                if *whole {
+                    format!(
+                        "TableScan {} ({} rows, morsels of whole chunks)",
+                        table,
+                        data.rows()
+                    )
+                } else {
+                    format!(
+                        "TableScan {} ({} rows, morsels of {BATCH_ROWS})",
+                        table,
+                        data.rows()
+                    )
+                }
+            }
             MorselSource::Series { step, .. } => {
                 format!("GenerateSeries (step {step}, morsels of {BATCH_ROWS})")
             }
@@ -497,40 +545,39 @@ fn start(
     }
 }
 
-/// The consumer of a parallel aggregation: N pipelines each run a partial
-/// [`HashAggregate`] over their morsels; this merges their groups (a slice
-/// of groups per step, in pipeline order) into the final aggregate, and
-/// emits its groups in the order one pipeline would have seen them.
-pub struct ParallelAggregate {
+/// The consumer's side of a parallel stage: runs the stage's shared join
+/// builds (their build sides, once, here), then starts the pipelines, and
+/// gathers what they deliver. The first real error is reported once every
+/// pipeline has ended.
+struct Exchange {
     set: Arc<PipelineSet>,
+    /// Joins that only build (`HashJoin::building_shared`), run in order
+    /// before the pipelines start: their build sides are what the
+    /// pipelines' probes share.
+    builds: Vec<Instrumented>,
+    built: usize,
     specs: Option<Vec<PipelineSpec>>,
     policy: YieldPolicy,
     progress: Vec<Arc<AtomicU64>>,
     reported: u64,
-    merged: HashAggregate,
     done: Vec<Option<Instrumented>>,
-    merge_next: usize,
-    merge_at: usize,
     error: Option<ExecError>,
     n: usize,
 }
 
-impl ParallelAggregate {
-    /// Merges the partial aggregates at the roots of `specs` into `merged`
-    /// (a [`HashAggregate::merging`] of the same keys and aggregates).
-    pub fn new(specs: Vec<PipelineSpec>, merged: HashAggregate, policy: YieldPolicy) -> Self {
+impl Exchange {
+    fn new(specs: Vec<PipelineSpec>, builds: Vec<Instrumented>, policy: YieldPolicy) -> Self {
         let n = specs.len();
         let set = PipelineSet::new(specs.iter().map(|s| s.ctx.clone()).collect());
-        ParallelAggregate {
+        Exchange {
             set,
+            builds,
+            built: 0,
             specs: Some(specs),
             policy,
             progress: (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect(),
             reported: 0,
-            merged,
             done: (0..n).map(|_| None).collect(),
-            merge_next: 0,
-            merge_at: 0,
             error: None,
             n,
         }
@@ -548,10 +595,18 @@ impl ParallelAggregate {
             self.reported = total;
         }
     }
-}
 
-impl Operator for ParallelAggregate {
-    fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+    /// One step towards pipeline `i`'s delivery: `None` once it has
+    /// delivered (its operators are in `done[i]`), else the step to return
+    /// meanwhile (a shared build's step, or a wait on the exchange).
+    fn wait_for(&mut self, i: usize, cx: &mut OpCx<'_>) -> Result<Option<Step>, ExecError> {
+        while let Some(b) = self.builds.get_mut(self.built) {
+            match b.next(cx)? {
+                Step::Done => self.built += 1,
+                Step::Batch(_) | Step::Pending => return Ok(Some(Step::Pending)),
+                other => return Ok(Some(other)),
+            }
+        }
         if let Some(specs) = self.specs.take() {
             start(&self.set, specs, cx, self.policy, &self.progress);
         }
@@ -577,32 +632,111 @@ impl Operator for ParallelAggregate {
             if self.set.live() > 0 {
                 self.set.stop(Some(&e));
                 self.error = Some(e);
-                return Ok(Step::Wait(self.set.changed(seen)));
+                return Ok(Some(Step::Wait(self.set.changed(seen))));
             }
             return Err(e);
         }
-        while self.merge_next < self.n {
-            let Some(root) = self.done.get_mut(self.merge_next).and_then(Option::as_mut) else {
-                // Not ended yet: wait for the exchange.
-                if self.set.has_local() {
-                    let waker = futures::task::noop_waker();
-                    self.set.poll_local(&mut TaskContext::from_waker(&waker));
-                    return Ok(Step::Pending);
-                }
-                // Back every few ms meanwhile, to publish the pipelines'
-                // progress (rows examined, in the process list).
-                let changed = self.set.changed(seen);
-                let Some(host) = cx_host(&self.set) else {
-                    return Ok(Step::Wait(changed));
-                };
-                let tick = host.sleep_until(host.now().saturating_add(PROGRESS_EVERY));
-                return Ok(Step::Wait(Box::pin(async move {
-                    futures::future::select(changed, tick).await;
-                })));
-            };
-            let Some(agg) = root
-                .op_mut()
-                .as_any_mut()
+        if self.done.get(i).is_none_or(Option::is_some) {
+            return Ok(None);
+        }
+        // Not ended yet: wait for the exchange.
+        if self.set.has_local() {
+            let waker = futures::task::noop_waker();
+            self.set.poll_local(&mut TaskContext::from_waker(&waker));
+            return Ok(Some(Step::Pending));
+        }
+        // Back every few ms meanwhile, to publish the pipelines' progress
+        // (rows examined, in the process list).
+        let changed = self.set.changed(seen);
+        let Some(host) = cx_host(&self.set) else {
+            return Ok(Some(Step::Wait(changed)));
+        };
+        let tick = host.sleep_until(host.now().saturating_add(PROGRESS_EVERY));
+        Ok(Some(Step::Wait(Box::pin(async move {
+            futures::future::select(changed, tick).await;
+        }))))
+    }
+
+    /// One step towards every pipeline's delivery: `None` once all have.
+    fn wait_all(&mut self, cx: &mut OpCx<'_>) -> Result<Option<Step>, ExecError> {
+        let missing = self.done.iter().position(Option::is_none).unwrap_or(self.n);
+        if missing == self.n
+            && self.error.is_none()
+            && self.built == self.builds.len()
+            && self.specs.is_none()
+        {
+            return Ok(None);
+        }
+        match self.wait_for(missing.min(self.n.saturating_sub(1)), cx)? {
+            Some(step) => Ok(Some(step)),
+            None if self.done.iter().all(Option::is_some) => Ok(None),
+            None => Ok(Some(Step::Pending)),
+        }
+    }
+
+    /// The operators to show: the shared builds, then each pipeline (as
+    /// planned until it started, as it ended once it delivered).
+    fn children(&self) -> Vec<&Instrumented> {
+        let mut out: Vec<&Instrumented> = self.builds.iter().collect();
+        match &self.specs {
+            Some(specs) => out.extend(specs.iter().map(|s| &s.root)),
+            None => out.extend(self.done.iter().flatten()),
+        }
+        out
+    }
+
+    fn shared_builds(&self) -> String {
+        match self.builds.len() {
+            0 => String::new(),
+            1 => ", over 1 shared join build".into(),
+            k => format!(", over {k} shared join builds"),
+        }
+    }
+}
+
+/// The consumer of a parallel aggregation: N pipelines each run a partial
+/// [`HashAggregate`] over their morsels; this merges their groups (a slice
+/// of groups per step, in pipeline order) into the final aggregate, and
+/// emits its groups in the order one pipeline would have seen them.
+pub struct ParallelAggregate {
+    ex: Exchange,
+    merged: HashAggregate,
+    merge_next: usize,
+    merge_at: usize,
+}
+
+impl ParallelAggregate {
+    /// Merges the partial aggregates at the roots of `specs` into `merged`
+    /// (a [`HashAggregate::merging`] of the same keys and aggregates),
+    /// after running `builds` (the joins whose build sides the pipelines
+    /// share).
+    pub fn new(
+        specs: Vec<PipelineSpec>,
+        builds: Vec<Instrumented>,
+        merged: HashAggregate,
+        policy: YieldPolicy,
+    ) -> Self {
+        ParallelAggregate {
+            ex: Exchange::new(specs, builds, policy),
+            merged,
+            merge_next: 0,
+            merge_at: 0,
+        }
+    }
+}
+
+impl Operator for ParallelAggregate {
+    fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+        while self.merge_next < self.ex.n {
+            if let Some(step) = self.ex.wait_for(self.merge_next, cx)? {
+                return Ok(step);
+            }
+            let Some(agg) = self
+                .ex
+                .done
+                .get_mut(self.merge_next)
+                .and_then(Option::as_mut)
+                .and_then(|root| root.op_mut().as_any_mut())
                 .and_then(|a| a.downcast_mut::<HashAggregate>())
             else {
                 // Not reached: the planner roots every pipeline of the stage
@@ -626,8 +760,9 @@ impl Operator for ParallelAggregate {
     }
     fn describe(&self) -> String {
         format!(
-            "Exchange: merge of {} partial aggregates -> {}",
-            self.n,
+            "Exchange: merge of {} partial aggregates{} -> {}",
+            self.ex.n,
+            self.ex.shared_builds(),
             self.merged.describe()
         )
     }
@@ -635,9 +770,219 @@ impl Operator for ParallelAggregate {
         "ParallelAggregate"
     }
     fn children(&self) -> Vec<&Instrumented> {
-        self.done.iter().flatten().collect()
+        self.ex.children()
     }
     fn pipelines(&self) -> Option<Arc<PipelineSet>> {
-        Some(self.set.clone())
+        Some(self.ex.set.clone())
+    }
+}
+
+/// Rows a k-way merge emits per step.
+const MERGE_ROWS: usize = 1024;
+
+/// The consumer of a parallel sort or top-N: N pipelines each sort what
+/// they read (their best `limit` rows, with a limit) by the keys and then
+/// by the rows' positions in the serial input; this merges the N sorted
+/// runs with a heap, a batch of [`MERGE_ROWS`] rows per step, so the
+/// result is the serial sort's, row for row.
+pub struct ParallelSort {
+    ex: Exchange,
+    limit: Option<usize>,
+    text: String,
+    /// Run ids ordered as a binary min-heap by their next rows.
+    heap: Vec<usize>,
+    /// Each run's next row (an index into its order).
+    pos: Vec<usize>,
+    started: bool,
+    emitted: usize,
+}
+
+/// A pipeline's sorted run: columns, key columns, order.
+type Run<'a> = (&'a [Column], &'a [Column], &'a [u32]);
+
+impl ParallelSort {
+    /// Merges the sorted runs of the partial [`Sort`](super::sort::Sort)s at
+    /// the roots of `specs` (keeping the first `limit` rows), after running
+    /// `builds` (the joins whose build sides the pipelines share).
+    pub fn new(
+        specs: Vec<PipelineSpec>,
+        builds: Vec<Instrumented>,
+        limit: Option<usize>,
+        text: String,
+        policy: YieldPolicy,
+    ) -> Self {
+        let n = specs.len();
+        ParallelSort {
+            ex: Exchange::new(specs, builds, policy),
+            limit,
+            text,
+            heap: Vec::new(),
+            pos: vec![0; n],
+            started: false,
+            emitted: 0,
+        }
+    }
+}
+
+/// Whether run `a`'s next row sorts before run `b`'s (ties, which the
+/// position key rules out, by run).
+fn before(runs: &[Option<Run<'_>>], pos: &[usize], desc: &[bool], a: usize, b: usize) -> bool {
+    let (Some((_, ka, oa)), Some((_, kb, ob))) = (runs[a], runs[b]) else {
+        return a < b;
+    };
+    let (ra, rb) = (oa[pos[a]] as usize, ob[pos[b]] as usize);
+    match super::sort::cmp_rows_across(ka, ra, kb, rb, desc) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => a < b,
+    }
+}
+
+/// Restores the heap property below `at`.
+fn sift_down(heap: &mut [usize], mut at: usize, less: impl Fn(usize, usize) -> bool) {
+    loop {
+        let (l, r) = (2 * at + 1, 2 * at + 2);
+        let mut m = at;
+        if l < heap.len() && less(heap[l], heap[m]) {
+            m = l;
+        }
+        if r < heap.len() && less(heap[r], heap[m]) {
+            m = r;
+        }
+        if m == at {
+            return;
+        }
+        heap.swap(at, m);
+        at = m;
+    }
+}
+
+impl Operator for ParallelSort {
+    fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+        if let Some(step) = self.ex.wait_all(cx)? {
+            return Ok(step);
+        }
+        let mut desc: Vec<bool> = Vec::new();
+        let runs: Vec<Option<Run<'_>>> = self
+            .ex
+            .done
+            .iter_mut()
+            .map(|root| {
+                let sort = root
+                    .as_mut()?
+                    .op_mut()
+                    .as_any_mut()?
+                    .downcast_mut::<super::sort::Sort>()?;
+                let sort: &super::sort::Sort = sort;
+                if desc.is_empty() {
+                    desc = sort.directions().to_vec();
+                }
+                sort.sorted_run()
+            })
+            .collect();
+        let (heap, pos) = (&mut self.heap, &mut self.pos);
+        if !self.started {
+            self.started = true;
+            // Not reached otherwise: the planner roots every pipeline of the
+            // stage at a partial Sort, which ends with its run.
+            heap.extend(
+                (0..runs.len()).filter(|&r| runs[r].is_some_and(|(_, _, o)| !o.is_empty())),
+            );
+            for at in (0..heap.len() / 2).rev() {
+                sift_down(heap, at, |a, b| before(&runs, pos, &desc, a, b));
+            }
+        }
+        let want = match self.limit {
+            Some(k) => MERGE_ROWS.min(k.saturating_sub(self.emitted)),
+            None => MERGE_ROWS,
+        };
+        let mut picks: Vec<(usize, u32)> = Vec::with_capacity(want);
+        while picks.len() < want {
+            let Some(&r) = heap.first() else { break };
+            let Some((_, _, order)) = runs[r] else { break };
+            picks.push((r, order[pos[r]]));
+            pos[r] += 1;
+            if pos[r] >= order.len() {
+                let last = heap.len() - 1;
+                heap.swap(0, last);
+                heap.pop();
+            }
+            sift_down(heap, 0, |a, b| before(&runs, pos, &desc, a, b));
+        }
+        if picks.is_empty() {
+            return Ok(Step::Done);
+        }
+        self.emitted += picks.len();
+        // Gather each run's rows (in output order), put the pieces one
+        // after the other, then into output order.
+        let mut per_run: Vec<Vec<u32>> = vec![Vec::new(); runs.len()];
+        let mut rank = Vec::with_capacity(picks.len());
+        for &(r, row) in &picks {
+            rank.push(per_run[r].len());
+            per_run[r].push(row);
+        }
+        let mut offset = vec![0usize; runs.len()];
+        let mut total = 0;
+        for (r, rows) in per_run.iter().enumerate() {
+            offset[r] = total;
+            total += rows.len();
+        }
+        let one_run = per_run.iter().filter(|v| !v.is_empty()).count() == 1;
+        let perm: Vec<u32> = picks
+            .iter()
+            .zip(&rank)
+            .map(|(&(r, _), &k)| (offset[r] + k) as u32)
+            .collect();
+        // A pipeline that read nothing has no columns at all.
+        let width = runs
+            .iter()
+            .flatten()
+            .map(|(d, _, _)| d.len())
+            .max()
+            .unwrap_or(0);
+        let mut cols = Vec::with_capacity(width);
+        for c in 0..width {
+            let mut col: Option<Column> = None;
+            for (r, rows) in per_run.iter().enumerate() {
+                let Some((data, _, _)) = runs[r] else {
+                    continue;
+                };
+                let (false, Some(src)) = (rows.is_empty(), data.get(c)) else {
+                    continue;
+                };
+                let piece = src.gather(rows);
+                match &mut col {
+                    None => col = Some(piece),
+                    Some(acc) => acc.append(&piece),
+                }
+            }
+            let col = col.unwrap_or_else(|| Column::ints(Vec::new()));
+            cols.push(Arc::new(if one_run { col } else { col.gather(&perm) }));
+        }
+        Ok(Step::Batch(Batch::new(cols, picks.len())))
+    }
+    fn describe(&self) -> String {
+        let what = match self.limit {
+            Some(k) => format!("TopN {k} by {}", self.text),
+            None => format!("Sort by {}", self.text),
+        };
+        format!(
+            "Exchange: k-way merge of {} sorted runs{} -> {what}",
+            self.ex.n,
+            self.ex.shared_builds()
+        )
+    }
+    fn name(&self) -> &'static str {
+        if self.limit.is_some() {
+            "ParallelTopN"
+        } else {
+            "ParallelSort"
+        }
+    }
+    fn children(&self) -> Vec<&Instrumented> {
+        self.ex.children()
+    }
+    fn pipelines(&self) -> Option<Arc<PipelineSet>> {
+        Some(self.ex.set.clone())
     }
 }

@@ -17,6 +17,7 @@
 //! back to the best rows.
 
 use std::cmp::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use super::buffer::Buffered;
@@ -188,6 +189,34 @@ pub struct Sort {
     /// concatenated. With a limit: bytes of the strings in the buffer.
     buffered_bytes: u64,
     text: String,
+    /// One pipeline's sort of a parallel stage: ends with its sorted run
+    /// instead of emitting it, with every row's position as a last key.
+    run: Option<RunPosition>,
+}
+
+/// Where each row of a parallel stage's pipeline came from: its morsel's
+/// sequence number `<< 32 |` its rank among the rows that morsel produced
+/// here (the row's place in the serial plan's input). As the sort's last
+/// key it makes equal rows of different runs merge in the serial order.
+struct RunPosition {
+    /// Where the pipeline's morsel scan writes each morsel's number.
+    morsel: Arc<AtomicU64>,
+    last: u64,
+    rows: u64,
+}
+
+impl RunPosition {
+    /// The positions of the next input batch, of `len` rows.
+    fn column(&mut self, len: usize) -> Column {
+        let m = self.morsel.load(AtomicOrdering::Relaxed);
+        if m != self.last {
+            self.last = m;
+            self.rows = 0;
+        }
+        let base = (m << 32) | self.rows;
+        self.rows += len as u64;
+        Column::ints((0..len as u64).map(|i| (base + i) as i64).collect())
+    }
 }
 
 impl Sort {
@@ -214,7 +243,40 @@ impl Sort {
             mem: MemoryUse::default(),
             buffered_bytes: 0,
             text,
+            run: None,
         }
+    }
+
+    /// Makes this one pipeline's sort of a parallel stage: it sorts what
+    /// its pipeline reads (by the keys, then by position in the serial
+    /// input: `morsel` is the cell where the pipeline's morsel scan writes
+    /// each morsel's sequence number) and ends with the sorted run (the
+    /// best `limit` rows with a limit) for [`Sort::sorted_run`], emitting
+    /// nothing.
+    pub fn partial(mut self, morsel: Arc<AtomicU64>) -> Self {
+        self.desc.push(false);
+        self.run = Some(RunPosition {
+            morsel,
+            last: u64::MAX,
+            rows: 0,
+        });
+        self
+    }
+
+    /// A partial sort's result once it ended: its columns, its key columns
+    /// (the last one the rows' positions) and the order of its rows.
+    pub fn sorted_run(&self) -> Option<(&[Column], &[Column], &[u32])> {
+        match &self.phase {
+            Phase::Emit(order, _) if self.run.is_some() => {
+                Some((&self.data, &self.key_cols, order.as_slice()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The key directions (a partial sort's last, the position, ascending).
+    pub fn directions(&self) -> &[bool] {
+        &self.desc
     }
 
     /// With a limit: accounts for the buffer as it is now (its vectors'
@@ -311,20 +373,43 @@ impl Sort {
     }
 }
 
-/// Compares row `a` of column `x` with row `b` of column `y` (of the same
-/// type), in the order of [`cmp_in_col`].
-fn cmp_across(x: &Column, a: usize, y: &Column, b: usize) -> Ordering {
+/// Compares row `a` of column `x` with row `b` of column `y`, in the order
+/// of [`cmp_in_col`] (columns of different types: as values).
+pub(super) fn cmp_across(x: &Column, a: usize, y: &Column, b: usize) -> Ordering {
     match (x.is_null(a), y.is_null(b)) {
         (true, true) => Ordering::Equal,
         (true, false) => Ordering::Less,
         (false, true) => Ordering::Greater,
         _ => match (&x.data, &y.data) {
-            (ColumnData::Int(v), ColumnData::Int(w)) => v[a].cmp(&w[b]),
+            (ColumnData::Int(v), ColumnData::Int(w))
+            | (ColumnData::DateTime(v), ColumnData::DateTime(w))
+            | (ColumnData::Time(v), ColumnData::Time(w)) => v[a].cmp(&w[b]),
             (ColumnData::Float(v), ColumnData::Float(w)) => v[a].total_cmp(&w[b]),
             (ColumnData::Text(v), ColumnData::Text(w)) => v[a].cmp(&w[b]),
-            _ => Ordering::Equal,
+            (ColumnData::Date(v), ColumnData::Date(w)) => v[a].cmp(&w[b]),
+            (ColumnData::Decimal(v), ColumnData::Decimal(w)) => v[a].cmp_value(&w[b]),
+            _ => x.value(a).sort_cmp(&y.value(b)),
         },
     }
+}
+
+/// Compares row `a` of key columns `x` with row `b` of key columns `y`
+/// (two runs of a parallel sort), keys descending where `desc` says.
+pub(super) fn cmp_rows_across(
+    x: &[Column],
+    a: usize,
+    y: &[Column],
+    b: usize,
+    desc: &[bool],
+) -> Ordering {
+    for ((cx, cy), d) in x.iter().zip(y).zip(desc) {
+        let o = cmp_across(cx, a, cy, b);
+        let o = if *d { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
 }
 
 impl Drop for Sort {
@@ -351,6 +436,9 @@ impl Operator for Sort {
                     let mut keys = Vec::with_capacity(self.keys.len());
                     for k in &self.keys {
                         keys.push(k.expr.eval(&b, cx.eval)?.into_column(b.len));
+                    }
+                    if let Some(r) = &mut self.run {
+                        keys.push(Arc::new(r.column(b.len)));
                     }
                     if let Some(t) = self.threshold {
                         if let Some(sel) = self.better_than(&keys, b.len, t) {
@@ -428,6 +516,10 @@ impl Operator for Sort {
                         Some(k) => Phase::Emit(self.top(k), 0),
                         None => Phase::Concat,
                     };
+                    if self.run.is_some() && self.limit.is_some() {
+                        // A pipeline's top rows: the run is ready.
+                        return Ok(Step::Done);
+                    }
                     Ok(Step::Pending)
                 }
                 other => Ok(other),
@@ -456,6 +548,10 @@ impl Operator for Sort {
                 if m.step(&self.key_cols, &self.desc) {
                     let order = std::mem::take(&mut m.src);
                     self.phase = Phase::Emit(order, 0);
+                    if self.run.is_some() {
+                        // A pipeline's sorted run is ready.
+                        return Ok(Step::Done);
+                    }
                 }
                 Ok(Step::Pending)
             }
@@ -475,9 +571,10 @@ impl Operator for Sort {
         }
     }
     fn describe(&self) -> String {
+        let part = if self.run.is_some() { " (partial)" } else { "" };
         match self.limit {
-            Some(k) => format!("TopN {k} by {}", self.text),
-            None => format!("Sort by {}", self.text),
+            Some(k) => format!("TopN {k}{part} by {}", self.text),
+            None => format!("Sort{part} by {}", self.text),
         }
     }
     fn name(&self) -> &'static str {
@@ -489,6 +586,9 @@ impl Operator for Sort {
     }
     fn children(&self) -> Vec<&Instrumented> {
         vec![&self.input]
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
 }
 

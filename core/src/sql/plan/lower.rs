@@ -1,14 +1,18 @@
 //! Lowering: a [`Plan`] to instrumented operators, each blocking
 //! operator's input in a nested Pipeline context.
 //!
-//! With more than one thread ([`Parallelism`]), an aggregate over a scan
-//! (a table or `generate_series`, through filters and projections, of at
-//! least two morsels, not read through an index) becomes a parallel stage:
-//! N pipelines, each a Pipeline context under the aggregate's, each a
-//! partial aggregate over a [`MorselScan`] of the shared [`Morsels`], and a
-//! [`ParallelAggregate`] that merges them (see [`crate::pipeline::parallel`]).
-//! With one thread the plan is the serial one, operator for operator.
+//! With more than one thread ([`Parallelism`]), an aggregate, a sort or a
+//! top-N over a scan (a table or `generate_series`, through filters,
+//! projections and the probe sides of hash joins, of at least two morsels,
+//! not read through an index) becomes a parallel stage: N pipelines, each a
+//! Pipeline context under the operator's, each a partial aggregate (or
+//! sort) over a [`MorselScan`] of the shared [`Morsels`], and a
+//! [`ParallelAggregate`] (or [`ParallelSort`]) that merges them (see
+//! [`crate::pipeline::parallel`]). The joins on the way are split by
+//! `stage`: one build, shared; a probe per pipeline. With one thread the
+//! plan is the serial one, operator for operator.
 
+use std::cell::Cell;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -20,8 +24,10 @@ use crate::level::Level;
 use crate::pipeline::aggregate::HashAggregate;
 use crate::pipeline::basic::{Filter, Limit, Project, UnionAll};
 use crate::pipeline::dml::{Delete, Update};
-use crate::pipeline::join::HashJoin;
-use crate::pipeline::parallel::{Empty, MorselScan, Morsels, ParallelAggregate, PipelineSpec};
+use crate::pipeline::join::{HashJoin, SharedBuild};
+use crate::pipeline::parallel::{
+    Empty, MorselScan, Morsels, ParallelAggregate, ParallelSort, PipelineSpec,
+};
 use crate::pipeline::recursive::{RecursiveUnion, TermBuilder, WorkTableScan};
 use crate::pipeline::scan::{SeriesScan, TableScan, ValuesScan};
 use crate::pipeline::setop::SetOp;
@@ -55,29 +61,76 @@ struct Lower {
     /// Inside one pipeline of a parallel stage: its scan's morsels, and
     /// the cell where the scan writes each morsel's sequence number.
     morsels: Option<(Arc<Morsels>, Arc<AtomicU64>)>,
+    /// Inside one pipeline of a parallel stage: the shared build sides of
+    /// the joins between the stage's root and its scan, top down, and how
+    /// many of them this pipeline's joins took so far.
+    shared: Vec<SharedBuild>,
+    next_shared: Cell<usize>,
 }
 
-/// The morsels of `plan` when it is a scan that a parallel stage can split:
-/// filters and projections over a table scan or `generate_series`, at
-/// least two morsels, and no index access path for the filter.
-fn morsel_source(plan: &Plan) -> Option<Arc<Morsels>> {
-    let m = match plan {
-        Plan::Series { start, stop, step } => Morsels::series(*start, *stop, *step),
-        Plan::Scan { table, data } => Morsels::table(table.clone(), data.clone()),
-        Plan::Filter { input, pred, .. } => {
-            if let Plan::Scan { data, .. } = &**input {
-                let types: Vec<crate::data::DataType> = match data.chunks.first() {
-                    Some(c) => c.columns.iter().map(|c| c.data_type()).collect(),
-                    None => return None,
-                };
-                if super::index::choose(data, &types, pred).is_some() {
-                    return None;
-                }
-            }
-            return morsel_source(input);
+impl Lower {
+    fn new(par: Parallelism) -> Self {
+        Lower {
+            par,
+            morsels: None,
+            shared: Vec::new(),
+            next_shared: Cell::new(0),
         }
-        Plan::Project { input, .. } => return morsel_source(input),
-        _ => return None,
+    }
+}
+
+/// The morsels of `plan` when it is a scan that a parallel stage of
+/// `threads` pipelines can split: filters, projections and hash joins'
+/// probe sides over a table scan or `generate_series`, at least two
+/// morsels, and no index access path for a filter over the table.
+///
+/// A table scanned straight by a join's probe (or through a projection of
+/// its columns) is split into its stored chunks, shared rather than copied
+/// (the join works through a big batch in bounded steps, as the serial
+/// plan's probe does), when there are at least two per pipeline; else into
+/// batches of 4096 rows.
+fn morsel_source(plan: &Plan, threads: usize) -> Option<Arc<Morsels>> {
+    let columns_only = |exprs: &[crate::expr::Expr]| {
+        exprs
+            .iter()
+            .all(|e| matches!(e, crate::expr::Expr::Column(_)))
+    };
+    // Down the spine (a loop: join trees may be deep).
+    let mut node = plan;
+    let mut probed = false;
+    let m = loop {
+        match node {
+            Plan::Series { start, stop, step } => break Morsels::series(*start, *stop, *step),
+            Plan::Scan { table, data } => {
+                if probed && data.chunks.len() >= 2 * threads {
+                    break Morsels::table_chunks(table.clone(), data.clone());
+                }
+                break Morsels::table(table.clone(), data.clone());
+            }
+            Plan::Filter { input, pred, .. } => {
+                if let Plan::Scan { data, .. } = &**input {
+                    let types: Vec<crate::data::DataType> = match data.chunks.first() {
+                        Some(c) => c.columns.iter().map(|c| c.data_type()).collect(),
+                        None => return None,
+                    };
+                    if super::index::choose(data, &types, pred).is_some() {
+                        return None;
+                    }
+                }
+                probed = false;
+                node = input;
+            }
+            Plan::Project { input, exprs, .. } => {
+                probed = probed && columns_only(exprs);
+                node = input;
+            }
+            // A join's probe side: its build side is built once and shared.
+            Plan::Join { left, .. } => {
+                probed = true;
+                node = left;
+            }
+            _ => return None,
+        }
     };
     (m.len() >= 2).then_some(m)
 }
@@ -96,7 +149,7 @@ impl Plan {
         pipeline: &Context,
         par: Parallelism,
     ) -> Result<Instrumented, ContextError> {
-        self.lower(pipeline, &Lower { par, morsels: None })
+        self.lower(pipeline, &Lower::new(par))
     }
 
     fn lower(self, pipeline: &Context, lw: &Lower) -> Result<Instrumented, ContextError> {
@@ -146,36 +199,24 @@ impl Plan {
             } => {
                 let p = nested(pipeline, "aggregate")?;
                 let morsels = if lw.par.threads > 1 && lw.morsels.is_none() {
-                    morsel_source(&input)
+                    morsel_source(&input, lw.par.threads)
                 } else {
                     None
                 };
                 if let Some(m) = morsels {
-                    let n = lw.par.threads;
-                    let mut specs = Vec::with_capacity(n);
-                    for i in 0..n {
-                        let ctx = p
-                            .child(Level::Pipeline)
-                            .name(format!("pipeline {}/{n} (partial aggregate)", i + 1))
-                            .build()?;
-                        let seq = Arc::new(AtomicU64::new(0));
-                        let inner = Lower {
-                            par: Parallelism::serial(),
-                            morsels: Some((m.clone(), seq.clone())),
-                        };
-                        let agg = HashAggregate::new(
-                            (*input).clone().lower(&ctx, &inner)?,
-                            keys.clone(),
-                            key_types.clone(),
-                            aggs.clone(),
-                            text.clone(),
-                        )
-                        .partial(seq);
-                        specs.push(PipelineSpec {
-                            root: Instrumented::new(Box::new(agg), ctx.clone()),
-                            ctx,
-                        });
-                    }
+                    let (specs, builds) =
+                        stage(*input, m, &p, lw, "partial aggregate", |child, seq| {
+                            Box::new(
+                                HashAggregate::new(
+                                    child,
+                                    keys.clone(),
+                                    key_types.clone(),
+                                    aggs.clone(),
+                                    text.clone(),
+                                )
+                                .partial(seq),
+                            )
+                        })?;
                     let merged = HashAggregate::new(
                         Instrumented::new(Box::new(Empty), p.clone()),
                         keys,
@@ -184,7 +225,7 @@ impl Plan {
                         text,
                     )
                     .merging();
-                    let op = ParallelAggregate::new(specs, merged, lw.par.policy);
+                    let op = ParallelAggregate::new(specs, builds, merged, lw.par.policy);
                     return Ok(Instrumented::new(Box::new(op), pipeline.clone()));
                 }
                 Box::new(HashAggregate::new(
@@ -202,6 +243,19 @@ impl Plan {
                 text,
             } => {
                 let p = nested(pipeline, "sort")?;
+                let morsels = if lw.par.threads > 1 && lw.morsels.is_none() {
+                    morsel_source(&input, lw.par.threads)
+                } else {
+                    None
+                };
+                if let Some(m) = morsels {
+                    let what = if limit.is_some() { "top-N" } else { "sort" };
+                    let (specs, builds) = stage(*input, m, &p, lw, what, |child, seq| {
+                        Box::new(Sort::new(child, keys.clone(), limit, text.clone()).partial(seq))
+                    })?;
+                    let op = ParallelSort::new(specs, builds, limit, text, lw.par.policy);
+                    return Ok(Instrumented::new(Box::new(op), pipeline.clone()));
+                }
                 Box::new(Sort::new(input.lower(&p, lw)?, keys, limit, text))
             }
             Plan::Limit {
@@ -238,6 +292,32 @@ impl Plan {
                 emit,
                 filters,
             } => {
+                if lw.morsels.is_some() {
+                    // One pipeline of a parallel stage: probe the build
+                    // side the stage built (its key filter is published
+                    // by the build, for the joins below that take it).
+                    let slot = lw.shared.get(lw.next_shared.get()).cloned();
+                    lw.next_shared.set(lw.next_shared.get() + 1);
+                    let slot = slot.unwrap_or_default();
+                    let join = HashJoin::new(
+                        left.lower(pipeline, lw)?,
+                        Instrumented::new(Box::new(Empty), pipeline.clone()),
+                        left_keys,
+                        right_keys,
+                        int_keys,
+                        residual,
+                        kind,
+                        right_types,
+                        text,
+                    )
+                    .filtering_probe(filters)
+                    .probing_shared(slot);
+                    let join = match emit {
+                        Some((l, r)) => join.emitting(l, r),
+                        None => join,
+                    };
+                    return Ok(Instrumented::new(Box::new(join), pipeline.clone()));
+                }
                 // This join's key filter, for a join below on its probe side.
                 let publish = super::joins::push_key_filter(&mut left, &left_keys, int_keys, kind);
                 let p = nested(pipeline, "join build")?;
@@ -332,6 +412,7 @@ fn probe_side(plan: Plan, pipeline: &Context, lw: &Lower) -> Result<Instrumented
             .all(|e| matches!(e, crate::expr::Expr::Column(_)))
     };
     match plan {
+        other if lw.morsels.is_some() => other.lower(pipeline, lw),
         Plan::Scan { table, data } => Ok(Instrumented::new(
             Box::new(TableScan::new(table, data).whole_chunks()),
             pipeline.clone(),
@@ -350,4 +431,93 @@ fn probe_side(plan: Plan, pipeline: &Context, lw: &Lower) -> Result<Instrumented
         }
         other => other.lower(pipeline, lw),
     }
+}
+
+/// The pipelines of a parallel stage over `input` (whose scan's morsels
+/// are `m`), and the joins that build what they share.
+///
+/// Each pipeline is a Pipeline context under `p` running a copy of
+/// `input`'s operators, its scan a [`MorselScan`] of `m`, under the root
+/// that `root` makes of them (given the cell where the scan writes each
+/// morsel's number). The joins between the root and the scan (on the probe
+/// side, through filters and projections) are split: their build sides are
+/// lowered once, here, as joins that only build (run by the stage's
+/// consumer before the pipelines start), and each pipeline probes them.
+fn stage(
+    mut input: Plan,
+    m: Arc<Morsels>,
+    p: &Context,
+    lw: &Lower,
+    what: &str,
+    root: impl Fn(Instrumented, Arc<AtomicU64>) -> Box<dyn crate::pipeline::Operator>,
+) -> Result<(Vec<PipelineSpec>, Vec<Instrumented>), ContextError> {
+    let mut builds = Vec::new();
+    let mut shared = Vec::new();
+    // Down the probe spine (a loop: join trees may be deep).
+    let mut node: &mut Plan = &mut input;
+    loop {
+        node = match node {
+            Plan::Filter { input, .. } | Plan::Project { input, .. } => input,
+            Plan::Join {
+                left,
+                right,
+                left_keys,
+                right_keys,
+                int_keys,
+                residual,
+                kind,
+                right_types,
+                text,
+                ..
+            } => {
+                // As the serial join: its key filter, for a join below.
+                let publish = super::joins::push_key_filter(left, left_keys, *int_keys, *kind);
+                let slot = SharedBuild::default();
+                let bp = p
+                    .child(Level::Pipeline)
+                    .name("pipeline (join build input)")
+                    .build()?;
+                let mut join = HashJoin::new(
+                    Instrumented::new(Box::new(Empty), p.clone()),
+                    (**right).clone().lower(&bp, lw)?,
+                    left_keys.clone(),
+                    right_keys.clone(),
+                    *int_keys,
+                    residual.clone(),
+                    *kind,
+                    right_types.clone(),
+                    text.clone(),
+                )
+                .building_shared(slot.clone());
+                if let Some(f) = publish {
+                    join = join.publishing_filter(f);
+                }
+                builds.push(Instrumented::new(Box::new(join), p.clone()));
+                shared.push(slot);
+                left
+            }
+            _ => break,
+        };
+    }
+    let n = lw.par.threads;
+    let mut specs = Vec::with_capacity(n);
+    for i in 0..n {
+        let ctx = p
+            .child(Level::Pipeline)
+            .name(format!("pipeline {}/{n} ({what})", i + 1))
+            .build()?;
+        let seq = Arc::new(AtomicU64::new(0));
+        let inner = Lower {
+            par: Parallelism::serial(),
+            morsels: Some((m.clone(), seq.clone())),
+            shared: shared.clone(),
+            next_shared: Cell::new(0),
+        };
+        let child = input.clone().lower(&ctx, &inner)?;
+        specs.push(PipelineSpec {
+            root: Instrumented::new(root(child, seq), ctx.clone()),
+            ctx,
+        });
+    }
+    Ok((specs, builds))
 }
