@@ -470,14 +470,26 @@ impl RemoteChild {
             .statement_id
             .ok_or(RemoteError::MissingValue(ValueKey::StatementId))?;
         let origin = wire.origin_node as i64;
-        let routine = local_root
+        let mut routine = local_root
             .child(Level::Routine)
             .identity(identity.clone())
             .connection_id(connection_id)
             .session_id(session_id)
             .name("remote routine")
-            .attr("origin_node", origin)
-            .build()?;
+            .attr("origin_node", origin);
+        // The caller's trace: the chain's spans join it (one trace id from
+        // the client to every fragment). A malformed header is ignored, as
+        // a bad sqlcommenter comment is.
+        if let Some(tp) = wire.traceparent.as_deref().and_then(|t| {
+            let parsed = crate::trace_context::TraceParent::parse(t).ok()?;
+            match wire.tracestate.as_deref() {
+                Some(ts) => parsed.clone().with_tracestate(ts).ok().or(Some(parsed)),
+                None => Some(parsed),
+            }
+        }) {
+            routine = routine.trace_parent(tp);
+        }
+        let routine = routine.build()?;
         let request = routine
             .child(Level::Request)
             .name("remote request")
@@ -744,6 +756,39 @@ mod tests {
         let again = WireCause::of(&cause, 2);
         assert_eq!(again.origin_node, 1);
         assert_eq!(again.to_cause(0).reason, cause.reason);
+    }
+
+    #[test]
+    fn the_remote_chain_joins_the_callers_trace() {
+        let h = Arc::new(ManualHost::new());
+        let rec = crate::trace::Recorder::new(h.clone(), 100);
+        let n1 = Context::root(h.clone())
+            .node_id(1)
+            .recorder(rec.clone())
+            .build()
+            .unwrap();
+        let n2 = Context::root(h.clone())
+            .node_id(2)
+            .recorder(rec)
+            .build()
+            .unwrap();
+        let (_c, _r, q) = caller(&n1, Identity::new("acme", "alice", "member"));
+        let tp = q.traceparent().unwrap();
+        let wire = WireContext::export(&q)
+            .unwrap()
+            .with_trace(Some(tp.to_string()), None);
+        let remote = RemoteChild::build(&n2, &PeerGrant::any_tenant(1), &wire).unwrap();
+        let theirs = remote.context().span_context().unwrap();
+        assert_eq!(theirs.trace_id, tp.trace_id, "the caller's trace id");
+        // A malformed header builds the child in a trace of its own.
+        let bad = WireContext::export(&q)
+            .unwrap()
+            .with_trace(Some("not-a-traceparent".into()), None);
+        let other = RemoteChild::build(&n2, &PeerGrant::any_tenant(1), &bad).unwrap();
+        assert_ne!(
+            other.context().span_context().unwrap().trace_id,
+            tp.trace_id
+        );
     }
 
     #[test]

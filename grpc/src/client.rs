@@ -27,6 +27,13 @@ use crate::pb;
 /// the remote side sees the cause rather than a bare reset.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
+/// How much later than the cascade deadline (the exact budget, in
+/// `cascade-context-bin`) the `grpc-timeout` header lets the transport
+/// give up: tonic's server drops a call at its `grpc-timeout`, before the
+/// layers run, and the remote side would then end with "the call was
+/// dropped" instead of the caller's deadline cause.
+pub const GRPC_TIMEOUT_SLACK: Duration = Duration::from_millis(50);
+
 /// The caller's context of one call, as a request extension.
 #[derive(Clone)]
 struct CallerContext(Context);
@@ -138,7 +145,11 @@ where
             headers.insert(CONTEXT_HEADER, v);
         }
         if let Some(budget) = wire.budget {
-            if let Ok(v) = HeaderValue::from_str(&encode_grpc_timeout(budget)) {
+            // The transport's own timeout (tonic's server enforces it, and
+            // drops the call) comes a little after the cascade deadline, so
+            // that the remote side ends with the caller's cause.
+            let transport = budget.saturating_add(GRPC_TIMEOUT_SLACK);
+            if let Ok(v) = HeaderValue::from_str(&encode_grpc_timeout(transport)) {
                 headers.insert("grpc-timeout", v);
             }
         }

@@ -106,6 +106,11 @@ fn span_from_pb(s: pb::Span) -> FragmentSpan {
     }
 }
 
+/// The largest fragment reply (tonic's default is 4 MiB: a partial
+/// aggregate with many groups is bigger). The coordinator reserves the
+/// rows against the statement's budget once they arrive.
+pub const MAX_REPLY_BYTES: usize = 1 << 30;
+
 /// How many ended calls [`FragmentService`] remembers for `Status`.
 const RECENT: usize = 64;
 
@@ -130,6 +135,8 @@ struct Outcome {
 
 impl Drop for Outcome {
     fn drop(&mut self) {
+        // A deadline that passed is the cause, even if nothing checked it.
+        let _ = self.child.context().check();
         let outcome = if self.ok {
             "ok".to_owned()
         } else if let Some(e) = self.error.take() {
@@ -166,6 +173,8 @@ impl FragmentService {
     /// As a tonic service.
     pub fn into_server(self) -> pb::fragments_server::FragmentsServer<FragmentService> {
         pb::fragments_server::FragmentsServer::new(self)
+            .max_decoding_message_size(MAX_REPLY_BYTES)
+            .max_encoding_message_size(MAX_REPLY_BYTES)
     }
 }
 
@@ -302,7 +311,12 @@ impl GrpcNodes {
     /// `layer` (with this node's token). Must be called inside a tokio
     /// runtime (calls are spawned on it). Then [`GrpcNodes::attach`] the
     /// engine.
-    pub fn new(this: u64, peers: Vec<(u64, Channel)>, layer: ClientLayer) -> Arc<GrpcNodes> {
+    pub fn new(
+        this: u64,
+        peers: Vec<(u64, Channel)>,
+        layer: ClientLayer,
+    ) -> Result<Arc<GrpcNodes>, tokio::runtime::TryCurrentError> {
+        let runtime = tokio::runtime::Handle::try_current()?;
         let clients = peers
             .into_iter()
             .filter(|(n, _)| *n != this)
@@ -310,18 +324,23 @@ impl GrpcNodes {
                 let svc = tower::ServiceBuilder::new()
                     .layer(layer.clone())
                     .service(ch);
-                (n, pb::fragments_client::FragmentsClient::new(svc))
+                (
+                    n,
+                    pb::fragments_client::FragmentsClient::new(svc)
+                        .max_decoding_message_size(MAX_REPLY_BYTES)
+                        .max_encoding_message_size(MAX_REPLY_BYTES),
+                )
             })
             .collect();
         let local = LocalNodes::new();
         let local_nodes = local.node(this);
-        Arc::new(GrpcNodes {
+        Ok(Arc::new(GrpcNodes {
             this,
             clients,
             local,
             local_nodes,
-            runtime: tokio::runtime::Handle::current(),
-        })
+            runtime,
+        }))
     }
 
     /// The engine of this node (its own fragments run in it).

@@ -126,11 +126,15 @@ pub(crate) fn context_to_bytes(w: &WireContext, call_id: u64) -> Vec<u8> {
         statement_id: w.statement_id,
         deadline_cause: w.deadline_cause.as_ref().map(cause_to_pb),
         call_id,
+        budget_ns: w
+            .budget
+            .map(|b| u64::try_from(b.as_nanos()).unwrap_or(u64::MAX)),
     }
     .encode_to_vec()
 }
 
-/// The context and call id of `cascade-context-bin` bytes; the budget and
+/// The context and call id of `cascade-context-bin` bytes, with the
+/// budget if the caller sent it there (else it comes from `grpc-timeout`);
 /// trace ids come from their own headers.
 pub(crate) fn context_from_bytes(b: &[u8]) -> Result<(WireContext, u64), RemoteError> {
     let m = pb::WireContext::decode(b).map_err(|e| RemoteError::Malformed(e.to_string()))?;
@@ -147,7 +151,7 @@ pub(crate) fn context_from_bytes(b: &[u8]) -> Result<(WireContext, u64), RemoteE
             session_id: m.session_id,
             txn_id: m.txn_id,
             statement_id: m.statement_id,
-            budget: None,
+            budget: m.budget_ns.map(Duration::from_nanos),
             deadline_cause: m.deadline_cause.map(cause_from_pb).transpose()?,
             traceparent: None,
             tracestate: None,

@@ -32,7 +32,7 @@ pub mod pb {
     tonic::include_proto!("cascade.remote.v1");
 }
 
-pub use client::{with_context, ClientLayer, ClientService, CANCEL_GRACE};
+pub use client::{with_context, ClientLayer, ClientService, CANCEL_GRACE, GRPC_TIMEOUT_SLACK};
 pub use codec::{
     decode_grpc_timeout, encode_grpc_timeout, error_from_status, status_from_error,
     status_from_remote_error, CONTEXT_HEADER, ERROR_HEADER, PEER_TOKEN_HEADER, TRACEPARENT_HEADER,

@@ -264,7 +264,11 @@ where
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        wire.budget = text("grpc-timeout").and_then(|t| decode_grpc_timeout(&t));
+        // The exact budget from cascade-context-bin; a caller that sent
+        // only grpc-timeout (no cascade client layer) gives that.
+        if wire.budget.is_none() {
+            wire.budget = text("grpc-timeout").and_then(|t| decode_grpc_timeout(&t));
+        }
         wire.traceparent = text(TRACEPARENT_HEADER);
         wire.tracestate = text(TRACESTATE_HEADER);
         let child = match RemoteChild::build(&shared.root, &grant, &wire) {

@@ -61,13 +61,17 @@ fn config(id: u64, mysql: SocketAddr, grpc: &[SocketAddr]) -> String {
 }
 
 async fn start(n: u64) -> Vec<Node> {
-    let dir: PathBuf = std::env::temp_dir().join(format!("cascade-cluster-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let mysql: Vec<SocketAddr> = (0..n).map(|_| free_port()).collect();
+    let dir: PathBuf = std::env::temp_dir().join(format!(
+        "cascade-cluster-{}-{}",
+        std::process::id(),
+        mysql[0].port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
     let grpc: Vec<SocketAddr> = (0..n).map(|_| free_port()).collect();
     let mut nodes = Vec::new();
     for id in 1..=n {
-        let path = dir.join(format!("node{id}-{}.toml", mysql[id as usize - 1].port()));
+        let path = dir.join(format!("node{id}.toml"));
         std::fs::write(&path, config(id, mysql[id as usize - 1], &grpc)).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cascade-server"))
             .arg("--config")
@@ -90,6 +94,8 @@ async fn start(n: u64) -> Vec<Node> {
         })
         .await;
     }
+    // The servers have read their files.
+    let _ = std::fs::remove_dir_all(&dir);
     nodes
 }
 
@@ -110,8 +116,13 @@ where
 
 /// A node's `Fragments/Status`, if it answers.
 async fn status(grpc: SocketAddr) -> Option<StatusReply> {
-    let mut c = FragmentsClient::connect(format!("http://{grpc}")).await.ok()?;
-    c.status(StatusRequest {}).await.ok().map(|r| r.into_inner())
+    let mut c = FragmentsClient::connect(format!("http://{grpc}"))
+        .await
+        .ok()?;
+    c.status(StatusRequest {})
+        .await
+        .ok()
+        .map(|r| r.into_inner())
 }
 
 // ---- a minimal MySQL client: login with an empty password, COM_QUERY ----
@@ -223,7 +234,8 @@ async fn query(s: &mut TcpStream, sql: &str) -> Result<Vec<Vec<Option<String>>>,
 }
 
 /// A statement that runs until stopped.
-const LONG: &str = "SELECT x % 3 AS k, count(*) FROM generate_series(1, 1000000000000) AS t(x) GROUP BY k";
+const LONG: &str =
+    "SELECT x % 3 AS k, count(*) FROM generate_series(1, 1000000000000) AS t(x) GROUP BY k";
 
 async fn wait_fragments_running(nodes: &[Node]) {
     for n in nodes {
@@ -273,7 +285,10 @@ async fn three_nodes_results_kill_and_deadline() {
     let text: Vec<String> = explain.into_iter().filter_map(|r| r[0].clone()).collect();
     let text = text.join("\n");
     for n in 1..=3 {
-        assert!(text.contains(&format!("node {n}: partial aggregate")), "{text}");
+        assert!(
+            text.contains(&format!("node {n}: partial aggregate")),
+            "{text}"
+        );
     }
 
     // KILL QUERY on the coordinator ends every remote fragment, with the
@@ -355,9 +370,12 @@ async fn a_peer_killed_mid_query_is_named_and_the_survivor_keeps_nothing() {
     );
     wait_coordinator_idle(&nodes[0]).await;
     // The next distributed statement fails at once, naming the lost node.
-    let (_, msg) = query(&mut a, "SELECT count(*) FROM generate_series(1, 30) AS t(x)")
-        .await
-        .unwrap_err();
+    let (_, msg) = query(
+        &mut a,
+        "SELECT count(*) FROM generate_series(1, 30) AS t(x)",
+    )
+    .await
+    .unwrap_err();
     assert!(msg.contains("node 2 lost"), "{msg}");
     wait_idle(&nodes[2]).await;
 }

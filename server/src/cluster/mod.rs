@@ -198,7 +198,8 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// A channel per peer (connected lazily, with HTTP/2 keep-alive), and
-    /// the transport for the engine. Call inside the tokio runtime.
+    /// the transport for the engine. Call inside the tokio runtime (an
+    /// error otherwise).
     pub fn new(config: ClusterConfig) -> Result<Cluster, ConfigError> {
         let mut channels = BTreeMap::new();
         for p in &config.peers {
@@ -215,7 +216,10 @@ impl Cluster {
             config.node_id,
             channels.iter().map(|(n, c)| (*n, c.clone())).collect(),
             ClientLayer::new().with_token(&config.token_of(config.node_id)),
-        );
+        )
+        .map_err(|e| {
+            ConfigError::Invalid(format!("cluster: start it inside the tokio runtime ({e})"))
+        })?;
         Ok(Cluster {
             config,
             channels,
