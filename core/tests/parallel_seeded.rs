@@ -202,7 +202,8 @@ fn dropping_a_statement_future_stops_its_pipelines() {
     // A parallel statement that only ends when stopped, whose future the
     // caller drops half-way (a client that gave up): its pipelines must
     // end too, not run on without their consumer.
-    let endless = "SELECT count(*), sum(x % 7) FROM generate_series(1, 4611686018427387904) AS t(x)";
+    let endless =
+        "SELECT count(*), sum(x % 7) FROM generate_series(1, 4611686018427387904) AS t(x)";
     for seed in 0..8u64 {
         let (host, e) = seeded(seed);
         let c = conn(&e, "acme", "alice", "member");

@@ -236,6 +236,18 @@ struct LocalCall {
 }
 
 impl LocalCall {
+    /// The loss of the node, once: the call ends with it.
+    fn take_lost(&mut self) -> Option<FragmentError> {
+        let why = lock(&self.lost).take()?;
+        self.child = None;
+        self.cancelled = None;
+        self.inner = Box::pin(stream::empty());
+        Some(FragmentError::Lost {
+            node: self.to,
+            message: why,
+        })
+    }
+
     fn carry_cancel(&mut self) {
         if let (Some(cause), Some(child)) = (self.caller.cause(), &self.child) {
             child.cancel_from_remote(&WireCause::of(&cause, self.from));
@@ -248,14 +260,8 @@ impl Stream for LocalCall {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let Some(why) = lock(&this.lost).take() {
-            this.child = None;
-            this.cancelled = None;
-            this.inner = Box::pin(stream::empty());
-            return Poll::Ready(Some(Err(FragmentError::Lost {
-                node: this.to,
-                message: why,
-            })));
+        if let Some(lost) = this.take_lost() {
+            return Poll::Ready(Some(Err(lost)));
         }
         if let Some(w) = this.cancelled.as_mut() {
             if Pin::new(w).poll(cx).is_ready() {
@@ -264,6 +270,15 @@ impl Stream for LocalCall {
             }
         }
         let polled = this.inner.as_mut().poll_next(cx);
+        if matches!(polled, Poll::Ready(Some(Err(_)))) {
+            // The node may have been lost while its stream was polled: the
+            // loss cancels the remote child, whose failure would otherwise
+            // reach the caller as the fragment's own error (and the
+            // siblings as "sibling fragment failed") instead of the loss.
+            if let Some(lost) = this.take_lost() {
+                return Poll::Ready(Some(Err(lost)));
+            }
+        }
         match &polled {
             Poll::Ready(None) => this.child = None,
             Poll::Ready(Some(Ok(FragmentReply::End { .. }))) => this.ended = true,
