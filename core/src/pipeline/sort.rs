@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::buffer::Buffered;
 use super::memory::{buffered_batch_bytes, vec_bytes, MemoryUse};
-use super::{Instrumented, OpCx, Operator, Step};
+use super::{Instrumented, OpCx, Operator, Step, BATCH_ROWS};
 use crate::data::{Batch, Column, ColumnData};
 use crate::expr::ExecError;
 use crate::expr::Expr;
@@ -192,7 +192,16 @@ pub struct Sort {
     /// One pipeline's sort of a parallel stage: ends with its sorted run
     /// instead of emitting it, with every row's position as a last key.
     run: Option<RunPosition>,
+    /// With a limit `k`: the buffer is cut back to the best `k` rows once
+    /// it holds more than `max(2k, compact_rows)`.
+    compact_rows: usize,
 }
+
+/// With a limit `k`, a top-N's buffer is cut back to its best `k` rows once
+/// it holds more than `max(2k, TOP_N_COMPACT_ROWS)` rows (one pipeline of N
+/// of a parallel top-N: a 1/N share of it, so the N buffers together hold
+/// what the serial one holds).
+pub const TOP_N_COMPACT_ROWS: usize = 16_384;
 
 /// Where each row of a parallel stage's pipeline came from: its morsel's
 /// sequence number `<< 32 |` its rank among the rows that morsel produced
@@ -244,6 +253,7 @@ impl Sort {
             buffered_bytes: 0,
             text,
             run: None,
+            compact_rows: TOP_N_COMPACT_ROWS,
         }
     }
 
@@ -253,7 +263,12 @@ impl Sort {
     /// each morsel's sequence number) and ends with the sorted run (the
     /// best `limit` rows with a limit) for [`Sort::sorted_run`], emitting
     /// nothing.
-    pub fn partial(mut self, morsel: Arc<AtomicU64>) -> Self {
+    /// `pipelines` is the stage's width: a top-N's buffer gets a share of
+    /// [`TOP_N_COMPACT_ROWS`] (at least one batch), so the stage stays
+    /// within the memory of the serial top-N (a budget that fits one fits
+    /// the other).
+    pub fn partial(mut self, morsel: Arc<AtomicU64>, pipelines: usize) -> Self {
+        self.compact_rows = (TOP_N_COMPACT_ROWS / pipelines.max(1)).max(BATCH_ROWS);
         self.desc.push(false);
         self.run = Some(RunPosition {
             morsel,
@@ -494,7 +509,7 @@ impl Operator for Sort {
                     self.buffered_bytes += strings;
                     self.rows += b.len;
                     if let Some(k) = self.limit {
-                        if self.rows > k.saturating_mul(2).max(16_384) {
+                        if self.rows > k.saturating_mul(2).max(self.compact_rows) {
                             // The cut-back buffer is new: reserved at its
                             // size (at most the current one) first.
                             let now: usize = self

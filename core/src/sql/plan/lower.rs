@@ -251,7 +251,10 @@ impl Plan {
                 if let Some(m) = morsels {
                     let what = if limit.is_some() { "top-N" } else { "sort" };
                     let (specs, builds) = stage(*input, m, &p, lw, what, |child, seq| {
-                        Box::new(Sort::new(child, keys.clone(), limit, text.clone()).partial(seq))
+                        Box::new(
+                            Sort::new(child, keys.clone(), limit, text.clone())
+                                .partial(seq, lw.par.threads),
+                        )
                     })?;
                     let op = ParallelSort::new(specs, builds, limit, text, lw.par.policy);
                     return Ok(Instrumented::new(Box::new(op), pipeline.clone()));
