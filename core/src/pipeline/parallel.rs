@@ -197,10 +197,19 @@ impl Morsels {
             MorselSource::Series { start, step, count } => {
                 let first = m * BATCH_ROWS as u64;
                 let n = (*count - first).min(BATCH_ROWS as u64);
-                // Every value lies between start and stop: exact in i64.
-                let v: Vec<i64> = (first..first + n)
-                    .map(|i| (*start as i128 + i as i128 * *step as i128) as i64)
-                    .collect();
+                // Every value lies between start and stop: exact in i64, so
+                // the morsel's first value is, and the wrapping sums from it
+                // are exact too (as the serial scan computes them: a loop
+                // the compiler vectorises, unlike an i128 product per row).
+                let base = (*start as i128 + first as i128 * *step as i128) as i64;
+                let step = *step;
+                let v: Vec<i64> = if step == 1 {
+                    (0..n as i64).map(|i| base.wrapping_add(i)).collect()
+                } else {
+                    (0..n as i64)
+                        .map(|i| base.wrapping_add(i.wrapping_mul(step)))
+                        .collect()
+                };
                 Batch::new(vec![Arc::new(Column::ints(v))], n as usize)
             }
         };

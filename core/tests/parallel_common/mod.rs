@@ -19,6 +19,12 @@ pub const QUERIES: &[&str] = &[
     "SELECT x % 4 AS k, avg(x), sum(x / 3) FROM generate_series(1, 20000) AS t(x) GROUP BY k",
     "SELECT x % 7 AS k, count(*) FROM generate_series(1, 20000) AS t(x) GROUP BY k HAVING count(*) > 2857 ORDER BY k DESC",
     "SELECT count(*) FROM generate_series(1, 100000) AS t(x) WHERE x < 0",
+    // Morsels of series with other steps, descending, and at the ends of
+    // BIGINT (each morsel computes its own first value).
+    "SELECT count(*), min(x), max(x), sum(x % 1000) FROM generate_series(7, 200000, 3) AS t(x)",
+    "SELECT x % 11 AS k, count(*), min(x), max(x) FROM generate_series(50000, -50000, -7) AS t(x) GROUP BY k",
+    "SELECT count(*), min(x), max(x), sum(x % 97) FROM generate_series(9223372036854775807, 9223372036854700000, -1) AS t(x)",
+    "SELECT count(*), min(x), max(x) FROM generate_series(-9223372036854775808, 9223372036854775807, 1844674407370955) AS t(x)",
     "SELECT x % 9 AS k, count(*), sum(v) FROM big GROUP BY k",
     "SELECT count(*), sum(v), min(s), max(s) FROM big WHERE v % 3 = 1",
     "SELECT s, count(*) FROM big GROUP BY s LIMIT 5",
