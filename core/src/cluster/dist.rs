@@ -33,6 +33,7 @@ use crate::error::ContextError;
 use crate::expr::Expr;
 use crate::level::Level;
 use crate::pipeline::aggregate::{AggFunc, AggSpec, HashAggregate};
+use crate::pipeline::scan::series_len;
 use crate::pipeline::Instrumented;
 use crate::sql::plan::{Plan, RemoteStage};
 
@@ -150,11 +151,10 @@ pub fn partial_plan(mut plan: Plan, start: i64, stop: i64, step: i64) -> Option<
 /// `generate_series(start, stop, step)` cut into at most `n` contiguous
 /// ranges in order, none empty (one range, the whole, when it is empty).
 pub fn split_series(start: i64, stop: i64, step: i64, n: usize) -> Vec<(i64, i64)> {
-    let empty = step == 0 || (step > 0 && start > stop) || (step < 0 && start < stop);
-    if empty || n <= 1 {
+    let count = series_len(start, stop, step);
+    if count == 0 || n <= 1 {
         return vec![(start, stop)];
     }
-    let count = ((stop as i128 - start as i128) / step as i128 + 1) as u128;
     let per = count.div_ceil(n as u128);
     let mut out = Vec::new();
     let mut first = 0u128;
@@ -221,29 +221,25 @@ pub fn distribute(plan: &mut Plan, sql: &str, nodes: &SharedNodes) -> bool {
             )
         })
         .collect();
-    let taken = std::mem::replace(
-        node,
-        Plan::Values {
-            rows: Vec::new(),
-            types: Vec::new(),
-        },
-    );
+    // Replaced only once it is known to be the aggregate: a `false` never
+    // leaves the plan changed.
     let Plan::Aggregate {
         key_types,
         aggs,
         text,
         ..
-    } = taken
+    } = &mut *node
     else {
         return false;
     };
-    *node = Plan::Remote(Arc::new(DistributedAggregate {
+    let stage = DistributedAggregate {
         nodes: nodes.clone(),
         fragments,
-        key_types,
-        aggs,
-        text,
-    }));
+        key_types: std::mem::take(key_types),
+        aggs: std::mem::take(aggs),
+        text: std::mem::take(text),
+    };
+    *node = Plan::Remote(Arc::new(stage));
     true
 }
 

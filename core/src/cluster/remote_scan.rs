@@ -39,6 +39,18 @@ use crate::trace::{AttrValue, SpanStatus};
 /// The cause given to the other fragments when one fails.
 pub const SIBLING_FRAGMENT_FAILED: &str = "sibling fragment failed";
 
+/// The memory of received rows, reserved as they arrive and given back as
+/// they leave as batches (one function, so the two always agree).
+fn rows_bytes(rows: &[Vec<Value>]) -> u64 {
+    rows.iter()
+        .map(|r| {
+            std::mem::size_of::<Vec<Value>>()
+                + r.len() * std::mem::size_of::<Value>()
+                + r.iter().map(Value::heap_bytes).sum::<usize>()
+        })
+        .sum::<usize>() as u64
+}
+
 /// One fragment call.
 struct Call {
     node: u64,
@@ -79,15 +91,7 @@ impl Shared {
                         progress = true;
                         match item {
                             Some(Ok(FragmentReply::Rows(rows))) => {
-                                let bytes: usize = rows
-                                    .iter()
-                                    .map(|r| {
-                                        std::mem::size_of::<Vec<Value>>()
-                                            + r.len() * std::mem::size_of::<Value>()
-                                            + r.iter().map(Value::heap_bytes).sum::<usize>()
-                                    })
-                                    .sum();
-                                if let Err(e) = mem.grow(resources, bytes as u64) {
+                                if let Err(e) = mem.grow(resources, rows_bytes(&rows)) {
                                     budget_error.get_or_insert(e);
                                     call.stream = None;
                                     break;
@@ -312,15 +316,7 @@ impl Operator for RemoteScan {
                     let rest = rows.split_off(BATCH_ROWS);
                     call.rows.push_front(rest);
                 }
-                let bytes: usize = rows
-                    .iter()
-                    .map(|r| {
-                        std::mem::size_of::<Vec<Value>>()
-                            + r.len() * std::mem::size_of::<Value>()
-                            + r.iter().map(Value::heap_bytes).sum::<usize>()
-                    })
-                    .sum();
-                s.mem.shrink(bytes as u64);
+                s.mem.shrink(rows_bytes(&rows));
                 drop(s);
                 let b = self.batch_of(rows);
                 cx.progress

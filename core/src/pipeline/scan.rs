@@ -20,13 +20,36 @@ pub struct SeriesScan {
 impl SeriesScan {
     /// A series; `step` must not be 0 (the planner checks).
     pub fn new(start: i64, stop: i64, step: i64) -> Self {
-        let done = step == 0 || (step > 0 && start > stop) || (step < 0 && start < stop);
+        let done = series_len(start, stop, step) == 0;
         SeriesScan {
             next: start,
             stop,
             step,
             done,
         }
+    }
+}
+
+/// How many values `generate_series(start, stop, step)` has (0 for a step
+/// of 0 or one that moves away from `stop`); up to 2^64, hence `u128`.
+pub fn series_len(start: i64, stop: i64, step: i64) -> u128 {
+    if step == 0 || (step > 0 && start > stop) || (step < 0 && start < stop) {
+        return 0;
+    }
+    ((stop as i128 - start as i128) / step as i128 + 1) as u128
+}
+
+/// `n` values of a series from `first` by `step`, all of which lie between
+/// the series' start and stop: the wrapping sums are then exact even where
+/// `i * step` alone would overflow (and the loop vectorises). Shared by the
+/// serial scan and the parallel stage's morsels.
+pub(crate) fn series_values(first: i64, step: i64, n: usize) -> Vec<i64> {
+    if step == 1 {
+        (0..n as i64).map(|i| first.wrapping_add(i)).collect()
+    } else {
+        (0..n as i64)
+            .map(|i| first.wrapping_add(i.wrapping_mul(step)))
+            .collect()
     }
 }
 
@@ -39,15 +62,7 @@ impl Operator for SeriesScan {
         let n = remaining.clamp(0, BATCH_ROWS as i128) as usize;
         let start = self.next;
         let step = self.step;
-        // Every value lies between start and stop, so the wrapping sum is
-        // exact even where `i * step` alone would overflow.
-        let v: Vec<i64> = if step == 1 {
-            (0..n as i64).map(|i| start.wrapping_add(i)).collect()
-        } else {
-            (0..n as i64)
-                .map(|i| start.wrapping_add(i.wrapping_mul(step)))
-                .collect()
-        };
+        let v = series_values(start, step, n);
         match (n as i64)
             .checked_mul(step)
             .and_then(|d| start.checked_add(d))
