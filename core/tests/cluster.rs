@@ -230,3 +230,37 @@ fn a_client_that_disconnects_stops_every_remote_fragment_with_that_cause() {
         .unwrap();
     assert_nothing_left(&engines);
 }
+
+#[test]
+fn long_and_deep_input_in_a_distributed_statement() {
+    // Every node plans the statement's text again: a long chain runs
+    // everywhere with the one-node result, and nesting too deep for one
+    // node is refused (1436), leaving nothing on any node.
+    let (_hub, engines) = cluster(3);
+    let conn = alice(&engines[0]);
+    let mut ors = String::from("x = -1");
+    for i in 0..2_000 {
+        ors.push_str(&format!(" OR x = {}", i * 3));
+    }
+    let q = format!("SELECT x % 4 AS k, count(*), sum(x) FROM generate_series(1, 9000) AS t(x) WHERE {ors} GROUP BY k ORDER BY k");
+    let explain = block_on(conn.execute(&format!("EXPLAIN {q}"))).unwrap();
+    assert!(
+        format!("{:?}", explain.rows).contains("RemoteScan"),
+        "{:?}",
+        explain.rows
+    );
+    let all = block_on(conn.execute(&q)).unwrap();
+    block_on(conn.execute("SET cascade_distribute = OFF")).unwrap();
+    let one = block_on(conn.execute(&q)).unwrap();
+    assert_eq!(all.rows, one.rows);
+    assert_eq!(all.rows.len(), 4);
+    block_on(conn.execute("SET cascade_distribute = ON")).unwrap();
+    let deep = format!(
+        "SELECT count(*) FROM generate_series(1, 30000) AS t(x) WHERE {}x = 1{}",
+        "(".repeat(200),
+        ")".repeat(200)
+    );
+    let err = block_on(conn.execute(&deep)).unwrap_err();
+    assert_eq!(err.code, 1436, "{err}");
+    assert_nothing_left(&engines);
+}

@@ -295,3 +295,45 @@ fn ctes_and_views_nested_deep_or_expanded_often_are_refused_cleanly() {
         assert_eq!(cell(&c, "SELECT 1"), "1");
     });
 }
+
+#[test]
+fn long_chains_on_parallel_pipelines() {
+    // The same chains evaluated by pipelines on the host's worker threads
+    // (a parallel aggregate, a parallel top-N), not on the caller's.
+    small_stack(|| {
+        let e = engine();
+        let c = conn(&e, "acme", "alice", "member");
+        ok(&c, "SET cascade_threads = 2");
+        let mut ors = String::from("x = -1");
+        for i in 0..5_000 {
+            ors.push_str(&format!(" OR x = {}", i * 5));
+        }
+        let sql =
+            format!("SELECT count(*), sum(x) FROM generate_series(1, 9000) AS g(x) WHERE {ors}");
+        let expect: i64 = (1..=1_800).map(|i| i * 5).sum();
+        assert_eq!(
+            rows(&ok(&c, &sql)),
+            vec![vec!["1800".to_owned(), expect.to_string()]]
+        );
+        let sql = format!(
+            "SELECT x FROM generate_series(1, 9000) AS g(x) WHERE {} ORDER BY x DESC LIMIT 2",
+            chain("x > 0", " AND ", "x % 7 = 0", 3_000)
+        );
+        assert_eq!(rows(&ok(&c, &sql)), vec![vec!["8995"], vec!["8988"]]);
+        let sql = format!(
+            "SELECT {} AS v, count(*) FROM generate_series(1, 9000) AS g(x) GROUP BY v",
+            chain("x % 2", " + ", "1", 2000)
+        );
+        let mut got = rows(&ok(&c, &sql));
+        got.sort();
+        assert_eq!(got, vec![vec!["1999", "4500"], vec!["2000", "4500"]]);
+        // It did run as a parallel stage.
+        let plan = rows(&ok(&c, &format!("EXPLAIN {sql}")))
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(plan.contains("Exchange"), "{plan}");
+        assert_eq!(e.memory_in_use(), 0);
+    });
+}
