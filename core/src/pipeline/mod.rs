@@ -245,11 +245,17 @@ impl Instrumented {
             crate::trace::record_status(&t, &status);
         }
         if let (Some(r), Some(s)) = (self.ctx.recorder(), self.span.take()) {
-            r.set_attr(s, "rows", self.metrics.rows);
-            r.set_attr(s, "batches", self.metrics.batches);
-            r.set_attr(s, "time_us", self.metrics.time_ns as f64 / 1e3);
-            r.set_attr(s, "self_time_us", self.self_time_ns() as f64 / 1e3);
-            r.close_at(s, end, status);
+            r.close_with(
+                s,
+                [
+                    ("rows", self.metrics.rows.into()),
+                    ("batches", self.metrics.batches.into()),
+                    ("time_us", (self.metrics.time_ns as f64 / 1e3).into()),
+                    ("self_time_us", (self.self_time_ns() as f64 / 1e3).into()),
+                ],
+                end,
+                status,
+            );
         }
     }
 
