@@ -216,3 +216,28 @@ fn sleep_with_subqueries_sleeps_for_the_rows_evaluated() {
         std::time::Duration::from_secs(2)
     );
 }
+
+/// Spans named `name` in the trace of `r`'s statement.
+fn spans_named(e: &cascade::Engine, r: &cascade::QueryResult, name: &str) -> usize {
+    let trace = e.trace(r.query_id).expect("the statement's trace");
+    trace.spans.iter().filter(|s| s.name == name).count()
+}
+
+#[test]
+fn a_correlated_subquery_records_the_spans_of_its_first_run_only() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    // 2,000 distinct outer values: 2,000 runs of the subquery. A span per
+    // operator per run would be 6,000 spans in the engine's recorder (a
+    // statement that runs until KILLed would churn millions of them).
+    let sql = "SELECT count(*) FROM generate_series(1, 2000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y > a.x)";
+    let r = ok(&c, sql);
+    assert_eq!(rows(&r), vec![vec!["99".to_owned()]]);
+    // The outer scan's span and the first run's.
+    assert_eq!(spans_named(&e, &r, "GenerateSeries"), 2);
+    assert_eq!(spans_named(&e, &r, "Filter"), 2);
+    // Every run still counts in EXPLAIN ANALYZE.
+    let line = subqueries_line(&c, sql);
+    assert!(line.contains("runs=2000 cached=0"), "{line}");
+    assert_eq!(e.memory_in_use(), 0, "every reservation given back");
+}

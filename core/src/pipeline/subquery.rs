@@ -17,7 +17,8 @@
 //! [`Step::Pending`] in between, so the driver checks the statement's
 //! context and yields to the host between any two batches of any run: a
 //! correlated loop over many outer rows is killable like every other
-//! operator.
+//! operator. Only a subquery's first run records its operators' spans
+//! (see [`super::untraced`]); every run counts in EXPLAIN ANALYZE.
 //!
 //! Results follow MySQL:
 //! - scalar: the single value; NULL for no row; error 1242 for more than
@@ -285,6 +286,8 @@ struct Run {
     first: Option<Value>,
     set: ValueSet,
     keyed: HashMap<Vec<Value>, ValueSet>,
+    /// Whether its operators record spans (the subquery's first run only).
+    traced: bool,
 }
 
 /// The batch being completed.
@@ -380,7 +383,12 @@ impl Apply {
                 resources: cx.resources,
                 progress: cx.progress,
             };
-            let s = run.root.next(&mut icx);
+            // Only a subquery's first run records spans (see `untraced`).
+            let s = if run.traced {
+                run.root.next(&mut icx)
+            } else {
+                super::untraced(|| run.root.next(&mut icx))
+            };
             // What the run's expressions owe is the statement's.
             cx.eval.warnings += std::mem::take(&mut run.eval.warnings);
             cx.eval.sleep_owed += std::mem::take(&mut run.eval.sleep_owed);
@@ -606,6 +614,7 @@ impl Apply {
                         first: None,
                         set: ValueSet::default(),
                         keyed: HashMap::default(),
+                        traced: self.slots[k].runs == 1,
                     });
                     return Ok(None);
                 }
