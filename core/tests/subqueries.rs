@@ -241,3 +241,22 @@ fn a_correlated_subquery_records_the_spans_of_its_first_run_only() {
     assert!(line.contains("runs=2000 cached=0"), "{line}");
     assert_eq!(e.memory_in_use(), 0, "every reservation given back");
 }
+
+#[test]
+fn a_subquery_correlated_by_two_or_three_outer_columns_runs_once_per_combination() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    // The cache's key: one value, two (held inline) and three (a list).
+    let two = "SELECT count(*) FROM (SELECT x % 5 AS p, x % 11 AS q FROM generate_series(1, 300) AS g(x)) AS d WHERE EXISTS (SELECT 1 FROM generate_series(1, 10) AS h(y) WHERE y > d.p AND y < d.q)";
+    assert_eq!(cell(&c, two), "189");
+    let line = subqueries_line(&c, two);
+    assert!(line.contains("runs=55 cached=245"), "{line}");
+    let three = "SELECT count(*) FROM (SELECT x % 5 AS p, x % 11 AS q, x % 3 AS r FROM generate_series(1, 300) AS g(x)) AS d WHERE EXISTS (SELECT 1 FROM generate_series(1, 10) AS h(y) WHERE y > d.p AND y < d.q AND y <> d.r)";
+    assert_eq!(cell(&c, three), "187");
+    let line = subqueries_line(&c, three);
+    assert!(line.contains("runs=165 cached=135"), "{line}");
+    // An integer and a decimal of the same value are different runs.
+    let typed = "SELECT count(*) FROM (SELECT 1 AS v UNION ALL SELECT 1.0 UNION ALL SELECT 1) AS d WHERE EXISTS (SELECT 1 FROM generate_series(1, 3) AS h(y) WHERE y > d.v)";
+    assert_eq!(cell(&c, typed), "3");
+    assert_eq!(e.memory_in_use(), 0, "every reservation given back");
+}

@@ -46,7 +46,7 @@ const CACHE_ENTRIES: usize = 4096;
 
 /// A cache entry's share of its hash table: the entry, twice over for the
 /// table's spare capacity.
-const ENTRY_BYTES: u64 = 2 * std::mem::size_of::<(Vec<(DataType, Value)>, Outcome)>() as u64 + 1;
+const ENTRY_BYTES: u64 = 2 * std::mem::size_of::<(ParamKey, Outcome)>() as u64 + 1;
 
 /// A subquery's plan, built afresh for every run (the planner implements
 /// it; the pipeline does not know plans).
@@ -281,7 +281,7 @@ fn bool3(b: Option<bool>) -> Value {
 struct Run {
     root: Instrumented,
     eval: EvalCx,
-    key: Vec<(DataType, Value)>,
+    key: ParamKey,
     rows: u64,
     first: Option<Value>,
     set: ValueSet,
@@ -307,7 +307,7 @@ struct Current {
 /// Per subquery: its spec, its cache and its statistics.
 struct Slot {
     spec: Subquery,
-    cache: HashMap<Vec<(DataType, Value)>, Outcome>,
+    cache: HashMap<ParamKey, Outcome>,
     runs: u64,
     hits: u64,
     /// The last finished run's operators (for EXPLAIN ANALYZE).
@@ -545,16 +545,10 @@ impl Apply {
             let slot = &mut self.slots[k];
             // A decorrelated subquery runs once; its parameters are looked
             // up in that run's rows.
-            let key: Vec<(DataType, Value)> = if slot.spec.keys > 0 {
-                Vec::new()
+            let key = if slot.spec.keys > 0 {
+                ParamKey::default()
             } else {
-                cur.params[k]
-                    .iter()
-                    .map(|d| {
-                        let v = d.value(row);
-                        (v.data_type(), v)
-                    })
-                    .collect()
+                ParamKey::new(cur.params[k].iter().map(|d| d.value(row)))
             };
             match slot.cache.get(&key) {
                 Some(outcome) => {
@@ -601,7 +595,7 @@ impl Apply {
                     slot.runs += 1;
                     let eval = EvalCx {
                         strict: cx.eval.strict,
-                        params: key.iter().map(|(_, v)| v.clone()).collect(),
+                        params: key.values().cloned().collect(),
                         ..EvalCx::default()
                     };
                     let ctx = self.inner_ctx()?;
@@ -623,9 +617,59 @@ impl Apply {
     }
 }
 
-fn key_bytes(k: &[(DataType, Value)]) -> u64 {
-    vec_bytes::<(DataType, Value)>(k.len())
-        + k.iter().map(|(_, v)| v.heap_bytes() as u64).sum::<u64>()
+/// A run's parameter values, each with its type (`1` and `1.0` are
+/// different runs): the key of a subquery's cache. One or two parameters
+/// (most correlations) are held inline, so that looking a row up allocates
+/// nothing and clearing a full cache frees nothing but text.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+enum ParamKey {
+    #[default]
+    None,
+    One([(DataType, Value); 1]),
+    Two([(DataType, Value); 2]),
+    Many(Vec<(DataType, Value)>),
+}
+
+impl ParamKey {
+    fn new(values: impl Iterator<Item = Value>) -> Self {
+        let mut it = values.map(|v| (v.data_type(), v));
+        let Some(a) = it.next() else {
+            return ParamKey::None;
+        };
+        let Some(b) = it.next() else {
+            return ParamKey::One([a]);
+        };
+        match it.next() {
+            None => ParamKey::Two([a, b]),
+            Some(c) => {
+                let mut all = vec![a, b, c];
+                all.extend(it);
+                ParamKey::Many(all)
+            }
+        }
+    }
+
+    fn pairs(&self) -> &[(DataType, Value)] {
+        match self {
+            ParamKey::None => &[],
+            ParamKey::One(p) => p,
+            ParamKey::Two(p) => p,
+            ParamKey::Many(p) => p,
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Value> {
+        self.pairs().iter().map(|(_, v)| v)
+    }
+}
+
+/// What a key holds on the heap.
+fn key_bytes(k: &ParamKey) -> u64 {
+    let list = match k {
+        ParamKey::Many(p) => vec_bytes::<(DataType, Value)>(p.len()),
+        _ => 0,
+    };
+    list + k.values().map(|v| v.heap_bytes() as u64).sum::<u64>()
 }
 
 /// What an outcome holds beyond what its run already accounted for.
@@ -633,6 +677,41 @@ fn outcome_extra(o: &Outcome) -> u64 {
     match o {
         Outcome::Set(_) => 0,
         other => other.heap_bytes(),
+    }
+}
+
+/// Allocations from this size on get pages of their own (glibc's default
+/// mmap threshold), which freeing unmaps: on a VM that costs hundreds of
+/// microseconds for a megabyte.
+const MAPPED_BYTES: usize = 128 << 10;
+
+impl Drop for Apply {
+    fn drop(&mut self) {
+        // The caches (their tables keep their capacity when cleared; a
+        // correlated `IN`'s sets of values per outer value) and the last
+        // run: freed off the statement's path when big (unmapping a
+        // megabyte of table takes hundreds of microseconds).
+        let tables: usize = self
+            .slots
+            .iter()
+            .map(|s| s.cache.capacity() * std::mem::size_of::<(ParamKey, Outcome)>())
+            .sum();
+        let caches: Vec<_> = self
+            .slots
+            .iter_mut()
+            .map(|s| (std::mem::take(&mut s.cache), s.last.take()))
+            .collect();
+        // A table past the allocator's mmap threshold (128 KiB with glibc)
+        // is unmapped when freed: off the path too.
+        let bytes = if tables >= MAPPED_BYTES {
+            super::reclaim::IN_PLACE_BYTES
+        } else {
+            0
+        };
+        super::reclaim::dispose(
+            (caches, self.run.take(), self.cur.take()),
+            bytes.max(self.mem.bytes() as usize),
+        );
     }
 }
 
@@ -704,5 +783,33 @@ impl Operator for Apply {
         let mut out = vec![&*self.input];
         out.extend(self.slots.iter().filter_map(|s| s.last.as_ref()));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(values: &[Value]) -> ParamKey {
+        ParamKey::new(values.iter().cloned())
+    }
+
+    #[test]
+    fn param_keys_hold_one_or_two_values_inline_and_keep_types_apart() {
+        assert_eq!(key(&[]), ParamKey::None);
+        let one = key(&[Value::Int(1)]);
+        assert!(matches!(one, ParamKey::One(_)));
+        assert_eq!(key_bytes(&one), 0, "no heap");
+        let two = [Value::Int(1), Value::Int(2)];
+        assert!(matches!(key(&two), ParamKey::Two(_)));
+        assert_eq!(key_bytes(&key(&two)), 0, "no heap");
+        assert_eq!(key(&two).values().cloned().collect::<Vec<_>>(), two);
+        let three = [Value::Int(1), Value::Null, Value::Int(3)];
+        assert!(matches!(key(&three), ParamKey::Many(_)));
+        assert!(key_bytes(&key(&three)) > 0, "the list is on the heap");
+        assert_eq!(key(&three).values().cloned().collect::<Vec<_>>(), three);
+        // The same number as another type is another key.
+        assert_ne!(one, key(&[Value::Float(1.0)]));
+        assert_eq!(one, key(&[Value::Int(1)]));
     }
 }
