@@ -513,7 +513,7 @@ impl Apply {
         slot.last = Some(run.root);
         if slot.cache.len() >= CACHE_ENTRIES {
             let freed: u64 = slot.cache.values().map(Outcome::heap_bytes).sum::<u64>()
-                + slot.cache.keys().map(|k| key_bytes(k)).sum::<u64>()
+                + slot.cache.keys().map(key_bytes).sum::<u64>()
                 + ENTRY_BYTES * slot.cache.len() as u64;
             slot.cache.clear();
             self.mem.shrink(freed);
