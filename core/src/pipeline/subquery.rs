@@ -680,17 +680,12 @@ fn outcome_extra(o: &Outcome) -> u64 {
     }
 }
 
-/// Allocations from this size on get pages of their own (glibc's default
-/// mmap threshold), which freeing unmaps: on a VM that costs hundreds of
-/// microseconds for a megabyte.
-const MAPPED_BYTES: usize = 128 << 10;
-
 impl Drop for Apply {
     fn drop(&mut self) {
         // The caches (their tables keep their capacity when cleared; a
         // correlated `IN`'s sets of values per outer value) and the last
         // run: freed off the statement's path when big (unmapping a
-        // megabyte of table takes hundreds of microseconds).
+        // megabyte of table took 200-400 us of a KILL's teardown).
         let tables: usize = self
             .slots
             .iter()
@@ -701,16 +696,9 @@ impl Drop for Apply {
             .iter_mut()
             .map(|s| (std::mem::take(&mut s.cache), s.last.take()))
             .collect();
-        // A table past the allocator's mmap threshold (128 KiB with glibc)
-        // is unmapped when freed: off the path too.
-        let bytes = if tables >= MAPPED_BYTES {
-            super::reclaim::IN_PLACE_BYTES
-        } else {
-            0
-        };
         super::reclaim::dispose(
             (caches, self.run.take(), self.cur.take()),
-            bytes.max(self.mem.bytes() as usize),
+            tables + self.mem.bytes() as usize,
         );
     }
 }
