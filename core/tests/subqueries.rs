@@ -260,3 +260,34 @@ fn a_subquery_correlated_by_two_or_three_outer_columns_runs_once_per_combination
     assert_eq!(cell(&c, typed), "3");
     assert_eq!(e.memory_in_use(), 0, "every reservation given back");
 }
+
+#[test]
+fn a_killed_correlated_subquery_with_a_full_cache_returns_1317_and_every_byte() {
+    let e = engine();
+    let victim = conn(&e, "acme", "alice", "member");
+    let killer = conn(&e, "acme", "root", "admin");
+    let vid = victim.id();
+    let v2 = victim.clone();
+    // A run per outer row, forever: the cache fills (4,096 entries),
+    // starts over, fills again.
+    let h = std::thread::spawn(move || {
+        run(
+            &v2,
+            "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y > a.x)",
+        )
+    });
+    let me = cascade::Identity::new("acme", "root", "admin");
+    // Past two fills of the cache (the inner scans count too).
+    while !e
+        .processes(&me)
+        .iter()
+        .any(|p| p.id == vid && p.rows_examined > 2_000_000)
+    {
+        std::thread::yield_now();
+    }
+    ok(&killer, &format!("KILL QUERY {vid}"));
+    let err = h.join().expect("victim thread").unwrap_err();
+    assert_eq!(err.code, 1317, "{err}");
+    assert_eq!(e.memory_in_use(), 0, "every reservation given back");
+    assert_eq!(cell(&victim, "SELECT 1"), "1");
+}
