@@ -14,6 +14,9 @@
 //!   killer's `execute("KILL QUERY n")` to the moment the victim's `execute`
 //!   returns error 1317 is recorded; median and p99 over `--kills` kills.
 //!
+//! - `--sql "…"` (alone, or with `--only`): the median time of one ad hoc
+//!   statement, to compare two builds on a query of one's own.
+//!
 //! Writes JSON to `--out` (default: stdout). Without `--bench` (that is,
 //! under `cargo test --benches`) it runs a tiny smoke version only.
 
@@ -100,6 +103,8 @@ struct Args {
     out: Option<String>,
     only: Option<String>,
     kinds: Option<String>,
+    /// `--sql "…"`: time this statement instead (ad hoc comparisons).
+    sql: Option<String>,
     smoke: bool,
     /// `cascade_threads` of the engine (1: the one-thread table).
     threads: usize,
@@ -112,6 +117,7 @@ fn args() -> Args {
         out: None,
         only: None,
         kinds: None,
+        sql: None,
         smoke: !std::env::args().any(|a| a == "--bench"),
         threads: 1,
     };
@@ -125,6 +131,7 @@ fn args() -> Args {
             "--out" => a.out = val,
             "--only" => a.only = val,
             "--kinds" => a.kinds = val,
+            "--sql" => a.sql = val,
             "--threads" => a.threads = val.and_then(|v| v.parse().ok()).unwrap_or(a.threads),
             _ => {
                 i += 1;
@@ -508,7 +515,10 @@ fn main() {
     let only = a
         .only
         .clone()
-        .unwrap_or_else(|| "throughput,checks,kills".into());
+        .unwrap_or_else(|| match a.sql {
+            Some(_) => String::new(),
+            None => "throughput,checks,kills".into(),
+        });
     let parts: Vec<&str> = only.split(',').collect();
     let mut report = serde_json::Map::new();
     report.insert("runs".into(), json!(a.runs));
@@ -539,6 +549,10 @@ fn main() {
             report.insert("checks".into(), check_cost(&engine, &a, q1));
         }
         report.insert("throughput".into(), t);
+    }
+    if let Some(sql) = a.sql.clone() {
+        let t = throughput(&engine, &a, &[("sql", sql.as_str())]);
+        report.insert("sql".into(), t);
     }
     if parts.contains(&"kills") {
         report.insert("kills".into(), kills(&engine, &a));
