@@ -12,7 +12,9 @@
 //!
 //! The consumers: [`ParallelAggregate`] merges N partial aggregates;
 //! [`ParallelSort`] merges N sorted runs (sort, top-N) with a heap, ties in
-//! the serial order. Joins between a stage's root and its scan build once,
+//! the serial order; [`ParallelGather`] emits the output of N pipelines of
+//! a plain query (no aggregate, no sort) morsel by morsel, in the serial
+//! order, with bounded look-ahead. Joins between a stage's root and its scan build once,
 //! in the consumer, before the pipelines start, and every pipeline probes
 //! the shared build side (see `pipeline::join`).
 //!
@@ -1208,7 +1210,9 @@ impl GatherShared {
             if s.version != seen {
                 return Poll::Ready(());
             }
-            s.wakers.push(cx.waker().clone());
+            if !s.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                s.wakers.push(cx.waker().clone());
+            }
             Poll::Pending
         }))
     }

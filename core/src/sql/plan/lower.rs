@@ -9,8 +9,12 @@
 //! sort) over a [`MorselScan`] of the shared [`Morsels`], and a
 //! [`ParallelAggregate`] (or [`ParallelSort`]) that merges them (see
 //! [`crate::pipeline::parallel`]). The joins on the way are split by
-//! `stage`: one build, shared; a probe per pipeline. With one thread the
-//! plan is the serial one, operator for operator.
+//! `stage`: one build, shared; a probe per pipeline. A plain query over
+//! such a scan (filters, projections, join probes, under an optional
+//! LIMIT; no aggregate or sort above) becomes a gather: N pipelines, each
+//! a [`GatherSink`] over the stage's operators, and a [`ParallelGather`]
+//! that emits their output in morsel order. With one thread the plan is
+//! the serial one, operator for operator.
 
 use std::cell::Cell;
 use std::sync::atomic::AtomicU64;
