@@ -1374,24 +1374,56 @@ impl ParallelGather {
     }
 
     /// A step that waits for a pipeline to end (`seen`: the set's version)
-    /// or the shared state to change (`gseen`: its version).
+    /// or the shared state to change (`gseen`: its version), running the
+    /// pipelines kept here (the first, and all of them on a host that
+    /// cannot spawn) meanwhile, with the driver's waker: a kept pipeline
+    /// that yields or waits at the look-ahead bound wakes this wait, not a
+    /// spinning consumer.
     fn wait(&self, seen: u64, gseen: Option<u64>) -> Step {
-        if self.ex.set.has_local() {
-            let waker = futures::task::noop_waker();
-            self.ex.set.poll_local(&mut TaskContext::from_waker(&waker));
-            return Step::Pending;
-        }
-        let changed = self.ex.set.changed(seen);
-        let gathered = match gseen {
-            Some(v) => self.shared.changed(v),
-            None => Box::pin(futures::future::pending()),
+        let set = self.ex.set.clone();
+        let shared = self.shared.clone();
+        let ready = move |set: &PipelineSet, shared: &GatherShared, waker: Option<&Waker>| {
+            {
+                let mut s = lock(&set.state);
+                if s.version != seen || s.live == 0 {
+                    return true;
+                }
+                if let Some(w) = waker {
+                    if !s.wakers.iter().any(|x| x.will_wake(w)) {
+                        s.wakers.push(w.clone());
+                    }
+                }
+            }
+            let Some(v) = gseen else { return false };
+            let mut g = lock(&shared.state);
+            if g.version != v {
+                return true;
+            }
+            if let Some(w) = waker {
+                if !g.wakers.iter().any(|x| x.will_wake(w)) {
+                    g.wakers.push(w.clone());
+                }
+            }
+            false
         };
-        let tick: HostFuture = match cx_host(&self.ex.set) {
+        let host = cx_host(&self.ex.set);
+        let waiting = futures::future::poll_fn(move |cx| {
+            if ready(&set, &shared, None) {
+                return Poll::Ready(());
+            }
+            set.poll_local(cx);
+            if ready(&set, &shared, Some(cx.waker())) {
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        });
+        // Back every few ms meanwhile, to publish the pipelines' progress.
+        let tick: HostFuture = match host {
             Some(host) => host.sleep_until(host.now().saturating_add(PROGRESS_EVERY)),
             None => Box::pin(futures::future::pending()),
         };
         Step::Wait(Box::pin(async move {
-            futures::future::select(futures::future::select(changed, gathered), tick).await;
+            futures::future::select(Box::pin(waiting), tick).await;
         }))
     }
 }
