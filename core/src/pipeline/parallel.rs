@@ -1112,6 +1112,9 @@ struct GatherState {
     mem: super::memory::MemoryUse,
     /// The first failure by morsel: reported when the consumer gets there.
     failed: Option<(u64, ExecError)>,
+    /// Bumped (and `wakers` woken) by what the waiting can act on: a
+    /// change at `emit_next` (output, completion, failure) for the
+    /// consumer, and `emit_next` moving on for the pipelines held back.
     version: u64,
     wakers: Vec<Waker>,
 }
@@ -1153,8 +1156,13 @@ impl GatherShared {
     fn claim(self: &Arc<Self>, i: usize) -> Claim {
         let (claim, wakers) = {
             let mut s = lock(&self.state);
-            let completed = s.cur.get_mut(i).and_then(Option::take).is_some();
-            let wakers = if completed { s.changed() } else { Vec::new() };
+            // Only a change at the next morsel to emit wakes the consumer.
+            let completed = s.cur.get_mut(i).and_then(Option::take);
+            let wakers = if completed == Some(s.emit_next) {
+                s.changed()
+            } else {
+                Vec::new()
+            };
             let next = self.morsels.claimed();
             let claim = if next >= self.morsels.total {
                 Claim::Done
@@ -1181,7 +1189,13 @@ impl GatherShared {
             let mut s = lock(&self.state);
             s.mem.grow(resources, gathered_bytes(&b))?;
             s.buffered.entry(m).or_default().push_back(b);
-            s.changed()
+            // Output of a later morsel waits for the consumer to get there
+            // (it looks without waiting once it does).
+            if m == s.emit_next {
+                s.changed()
+            } else {
+                Vec::new()
+            }
         };
         wakers.into_iter().for_each(Waker::wake);
         Ok(())
@@ -1200,7 +1214,11 @@ impl GatherShared {
             if s.failed.as_ref().is_none_or(|(at, _)| m < *at) {
                 s.failed = Some((m, e));
             }
-            s.changed()
+            if m == s.emit_next {
+                s.changed()
+            } else {
+                Vec::new()
+            }
         };
         wakers.into_iter().for_each(Waker::wake);
     }
