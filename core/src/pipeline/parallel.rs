@@ -626,6 +626,11 @@ struct Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         self.set.stop(None);
+        // The pipelines kept here are polled by nobody now: drop them (each
+        // counts as ended), else each would hold the set (and its state's
+        // reservations) in a cycle through `local`.
+        let kept = std::mem::take(&mut *lock(&self.set.local));
+        drop(kept);
     }
 }
 
