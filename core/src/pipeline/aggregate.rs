@@ -658,12 +658,14 @@ fn int_group(
             dense[slot] = (keys.len() - 1) as u32;
         }
         Ok(dense[slot])
-    } else if let Some(&id) = map.get(&x) {
-        Ok(id)
     } else {
+        let h = SplitMap::<i64, u32>::hash_of(&x);
+        if let Some(&id) = map.get_hashed(h, &x) {
+            return Ok(id);
+        }
         // The table grows (a part at most) before the key is listed.
         let id = keys.len() as u32;
-        map.insert(x, id, mem, res)?;
+        map.insert_hashed(h, x, id, mem, res)?;
         keys.push(Value::Int(x));
         Ok(id)
     }
@@ -1179,7 +1181,8 @@ impl HashAggregate {
                 for i in 0..b.len {
                     let key: Vec<Value> = key_cols.iter().map(|c| c.value(i)).collect();
                     let next = keys.len() as u32;
-                    let id = match map.get(&key) {
+                    let h = SplitMap::<Vec<Value>, u32>::hash_of(&key);
+                    let id = match map.get_hashed(h, &key) {
                         Some(id) => *id,
                         None => {
                             // The key twice (map and list), its strings
@@ -1187,7 +1190,7 @@ impl HashAggregate {
                             key_heap += 2 * vec_bytes::<Value>(key.capacity())
                                 + key.iter().map(|v| v.heap_bytes() as u64).sum::<u64>();
                             keys.push(key.clone());
-                            map.insert(key, next, mem, res)?;
+                            map.insert_hashed(h, key, next, mem, res)?;
                             next
                         }
                     };

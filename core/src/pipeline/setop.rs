@@ -123,7 +123,8 @@ impl RowCounts {
     /// caller has made room with [`RowCounts::reserve`]); the bytes of a
     /// new row are reserved first.
     fn find_or_add(&mut self, row: Vec<Value>, res: &Arc<Resources>) -> Result<usize, ExecError> {
-        if let Some(&i) = self.map.get(&row) {
+        let h = SplitMap::<Vec<Value>, u32>::hash_of(&row);
+        if let Some(&i) = self.map.get_hashed(h, &row) {
             return Ok(i as usize);
         }
         // The row twice (table and list), its strings once (shared).
@@ -131,7 +132,8 @@ impl RowCounts {
             + row.iter().map(|v| v.heap_bytes() as u64).sum::<u64>();
         self.mem.grow(res, bytes)?;
         let i = self.rows.len();
-        self.map.insert(row.clone(), i as u32, &mut self.mem, res)?;
+        self.map
+            .insert_hashed(h, row.clone(), i as u32, &mut self.mem, res)?;
         self.rows.push(row);
         self.counts.push(0);
         Ok(i)
@@ -177,8 +179,8 @@ impl Drop for RowCounts {
 /// Rows counted per step: each is a lookup in a table that may be far
 /// larger than the caches, and a step must stay short for a kill to be seen
 /// soon (a whole 4096-row batch took ~4 ms per step under load; 512 rows
-/// up to a few hundred µs; 256 still 300 µs at times on a busy machine).
-const STEP_ROWS: usize = 128;
+/// up to a few hundred µs; 128 still 150–300 µs while the table fills).
+const STEP_ROWS: usize = 64;
 
 /// A run of set operations: `inputs[0] steps[0] inputs[1] steps[1] …`,
 /// evaluated left to right by counting rows in a hash table.

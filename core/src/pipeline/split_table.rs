@@ -6,7 +6,7 @@
 //! one insert is the longest step of the query — milliseconds for a few
 //! hundred thousand entries — and a kill waits for it.
 //!
-//! A [`SplitMap`] is extendible hashing over small `FxHashMap`s: a
+//! A [`SplitMap`] is extendible hashing over small hash tables: a
 //! directory indexed by the top bits of each key's (mixed) hash points at
 //! parts; a part that is full at [`PART_CAP`] entries is split in two by the
 //! next bit of the hash, moving at most [`PART_CAP`] entries, and the
@@ -19,9 +19,10 @@
 //! the old and the new one at once while entries move; [`SplitMap::bytes`]
 //! is what the map holds (its tables' buckets, not the keys' heap).
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::{FxBuildHasher, FxHasher};
 use std::borrow::Borrow;
-use std::hash::{BuildHasher, Hash};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use super::memory::{hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse};
@@ -41,10 +42,75 @@ const CREDIT_MAX: usize = 2 * PART_CAP;
 /// there).
 pub const MAX_DEPTH: u32 = 20;
 
+/// The hasher of the parts' tables: Fx, finished with murmur3's avalanche.
+///
+/// The keys of one part share the top bits of [`mixed`]; with plain Fx
+/// hashes in the tables too, those bits were correlated with the bits the
+/// tables use (their bucket and their 7-bit tag): a lookup in a part of
+/// small integers (whose Fx hashes have long runs of constant bits) probed
+/// long runs of look-alike entries, 10× slower than one big table. The
+/// finalizer makes the tables' bits independent of the directory's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PartHash;
+
+impl BuildHasher for PartHash {
+    type Hasher = PartHasher;
+    fn build_hasher(&self) -> PartHasher {
+        PartHasher(FxHasher::default())
+    }
+}
+
+/// See [`PartHash`].
+#[derive(Default)]
+pub struct PartHasher(FxHasher);
+
+impl Hasher for PartHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes)
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0.write_u8(i)
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.0.write_u16(i)
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.0.write_u32(i)
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0.write_u64(i)
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.0.write_u128(i)
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.0.write_usize(i)
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        let mut h = self.0.finish();
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// A table of a [`SplitMap`].
+pub type Part<K, V> = HashMap<K, V, PartHash>;
+
 /// A map split by hash into parts of at most [`PART_CAP`] entries (see the
 /// module docs).
 pub struct SplitMap<K, V> {
-    parts: Vec<FxHashMap<K, V>>,
+    parts: Vec<Part<K, V>>,
     /// The hash bits each part's keys share.
     depths: Vec<u8>,
     /// Part of each value of the top `depth` bits of the mixed hash.
@@ -107,7 +173,7 @@ impl<K: Hash + Eq, V> SplitMap<K, V> {
     pub fn bytes(&self) -> u64 {
         self.tables
             + vec_bytes::<u32>(self.dir.capacity())
-            + vec_bytes::<FxHashMap<K, V>>(self.parts.capacity())
+            + vec_bytes::<Part<K, V>>(self.parts.capacity())
             + vec_bytes::<u8>(self.depths.capacity())
     }
 
@@ -164,7 +230,7 @@ impl<K: Hash + Eq, V> SplitMap<K, V> {
 
     /// Part `i`'s table (at most [`PART_CAP`] entries but past
     /// [`MAX_DEPTH`]).
-    pub fn part(&self, i: usize) -> Option<&FxHashMap<K, V>> {
+    pub fn part(&self, i: usize) -> Option<&Part<K, V>> {
         self.parts.get(i)
     }
 
@@ -186,15 +252,45 @@ impl<K: Hash + Eq, V> SplitMap<K, V> {
         mem: &mut MemoryUse,
         res: &Arc<Resources>,
     ) -> Result<Option<V>, ExecError> {
-        let h = mixed(&k);
+        self.insert_hashed(mixed(&k), k, v, mem, res)
+    }
+
+    /// The hash of `k` that [`SplitMap::get_hashed`] and
+    /// [`SplitMap::insert_hashed`] take (computed once for a lookup and an
+    /// insert of the same key).
+    #[inline]
+    pub fn hash_of<Q: Hash + ?Sized>(k: &Q) -> u64 {
+        mixed(k)
+    }
+
+    /// [`SplitMap::get`] of a key whose [`SplitMap::hash_of`] is `h`.
+    #[inline]
+    pub fn get_hashed<Q>(&self, h: u64, k: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.len == 0 {
+            return None;
+        }
+        self.parts[self.part_of_hash(h)].get(k)
+    }
+
+    /// [`SplitMap::insert`] of a key whose [`SplitMap::hash_of`] is `h`.
+    pub fn insert_hashed(
+        &mut self,
+        h: u64,
+        k: K,
+        v: V,
+        mem: &mut MemoryUse,
+        res: &Arc<Resources>,
+    ) -> Result<Option<V>, ExecError> {
         if self.parts.is_empty() {
             self.start(mem, res)?;
         }
+        // Room first, then one lookup that inserts (a part may split or
+        // grow for a key it holds: bounded work, paid by earlier inserts).
         let mut p = self.part_of_hash(h);
-        if self.parts[p].contains_key(&k) {
-            return Ok(Some(v));
-        }
-        self.credit = (self.credit + CREDIT_PER_INSERT).min(CREDIT_MAX);
         let len = self.parts[p].len();
         if len >= SPLIT_AT
             && self.credit >= len
@@ -213,20 +309,26 @@ impl<K: Hash + Eq, V> SplitMap<K, V> {
                 self.grow(p, mem, res)?;
             }
         }
-        self.parts[p].insert(k, v);
-        self.len += 1;
-        Ok(None)
+        match self.parts[p].entry(k) {
+            std::collections::hash_map::Entry::Occupied(_) => Ok(Some(v)),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(v);
+                self.len += 1;
+                self.credit = (self.credit + CREDIT_PER_INSERT).min(CREDIT_MAX);
+                Ok(None)
+            }
+        }
     }
 
     /// The first (empty) part and its directory entry.
     fn start(&mut self, mem: &mut MemoryUse, res: &Arc<Resources>) -> Result<(), ExecError> {
         let before = self.bytes();
-        let want = vec_bytes::<FxHashMap<K, V>>(4) + vec_bytes::<u8>(4) + vec_bytes::<u32>(1);
+        let want = vec_bytes::<Part<K, V>>(4) + vec_bytes::<u8>(4) + vec_bytes::<u32>(1);
         mem.grow(res, want)?;
         self.parts.reserve_exact(4);
         self.depths.reserve_exact(4);
         self.dir.reserve_exact(1);
-        self.parts.push(FxHashMap::default());
+        self.parts.push(HashMap::default());
         self.depths.push(0);
         self.dir.push(0);
         self.settle(before + want, mem, res)
@@ -293,7 +395,7 @@ impl<K: Hash + Eq, V> SplitMap<K, V> {
         }
         if self.parts.len() == self.parts.capacity() {
             let cap = 2 * self.parts.capacity().max(2);
-            want += vec_bytes::<FxHashMap<K, V>>(cap) + vec_bytes::<u8>(cap);
+            want += vec_bytes::<Part<K, V>>(cap) + vec_bytes::<u8>(cap);
         }
         mem.grow(res, want)?;
         if d == self.depth {
@@ -311,8 +413,8 @@ impl<K: Hash + Eq, V> SplitMap<K, V> {
         let old_bytes = hash_table_bytes::<(K, V)>(old.capacity());
         self.moved_max = self.moved_max.max(old.len());
         self.moved_total += old.len() as u64;
-        let mut low = FxHashMap::with_capacity_and_hasher(PART_CAP, FxBuildHasher);
-        let mut high = FxHashMap::with_capacity_and_hasher(PART_CAP, FxBuildHasher);
+        let mut low = HashMap::with_capacity_and_hasher(PART_CAP, PartHash);
+        let mut high = HashMap::with_capacity_and_hasher(PART_CAP, PartHash);
         let bit = 63 - d;
         for (k, v) in old {
             if (mixed(&k) >> bit) & 1 == 1 {
@@ -397,7 +499,7 @@ mod tests {
     fn a_plain_map_would_move_everything_at_once() {
         // The bound above is not vacuous: the same inserts into one table
         // move (rehash) more than a part's worth in one insert.
-        let mut t: FxHashMap<i64, u32> = FxHashMap::default();
+        let mut t: rustc_hash::FxHashMap<i64, u32> = Default::default();
         let mut most = 0;
         for x in 0..200_000i64 {
             if t.len() == t.capacity() {
