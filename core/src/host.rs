@@ -24,6 +24,8 @@ use crate::sync::lock_std as lock;
 #[cfg(not(target_arch = "wasm32"))]
 mod pool;
 mod seeded;
+#[cfg(not(target_arch = "wasm32"))]
+mod timer;
 
 /// A point on the host's monotonic clock, in nanoseconds since the host's
 /// epoch (its creation).
@@ -103,7 +105,8 @@ impl Future for YieldNow {
     }
 }
 
-/// The native host: `std::time::Instant` and `futures-timer`.
+/// The native host: `std::time::Instant`, a timer thread, and a pool of
+/// worker threads for parallel pipelines.
 #[cfg(not(target_arch = "wasm32"))]
 #[derive(Debug, Clone)]
 pub struct StdHost {
@@ -152,7 +155,11 @@ impl Host for StdHost {
     }
     fn sleep_until(&self, deadline: Instant) -> HostFuture {
         let wait = deadline.saturating_since(self.now());
-        Box::pin(futures_timer::Delay::new(wait))
+        match timer::Timer::get() {
+            Some(t) => Box::pin(t.sleep(std::time::Instant::now() + wait)),
+            // No timer thread could be started: `futures-timer`'s.
+            None => Box::pin(futures_timer::Delay::new(wait)),
+        }
     }
     fn yield_now(&self) -> HostFuture {
         Box::pin(YieldNow::default())

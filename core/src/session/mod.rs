@@ -2059,7 +2059,9 @@ async fn run_plan(
         },
     )
     .await;
-    let tree = root.explain(true);
+    // The EXPLAIN ANALYZE text only for a result: a failed or killed
+    // statement returns its error without it.
+    let tree = res.is_ok().then(|| root.explain(true)).unwrap_or_default();
     drop(root);
     drop(pipeline);
     res.map_err(|e| primary_error(e, &x.contexts.query))?;
