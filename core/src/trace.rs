@@ -376,10 +376,27 @@ impl Recorder {
 
     /// Closes a span at `end`.
     pub fn close_at(&self, id: SpanId, end: Instant, status: SpanStatus) {
+        self.close_with(id, [], end, status);
+    }
+
+    /// Sets `attrs` on span `id` and closes it at `end`, under one lock (an
+    /// operator's span closes with its metrics as a statement ends: one
+    /// lock per span rather than one per attribute keeps a killed
+    /// statement's teardown short).
+    pub fn close_with<const N: usize>(
+        &self,
+        id: SpanId,
+        attrs: [(&str, AttrValue); N],
+        end: Instant,
+        status: SpanStatus,
+    ) {
         let mut inner = lock(&self.inner);
         let Some(s) = inner.spans.get_mut(&id.0) else {
             return;
         };
+        for (k, v) in attrs {
+            s.attrs.insert(k.to_owned(), v);
+        }
         if s.end.is_some() {
             return;
         }

@@ -172,3 +172,23 @@ fn a_cycle_with_union_distinct_ends_and_union_all_does_not() {
     assert_eq!(run(&c, &walk("UNION ALL")).unwrap_err().code, 3636);
     assert_eq!(e.memory_in_use(), 0);
 }
+
+#[test]
+fn a_recursion_records_the_spans_of_its_first_iteration_only() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    let r = ok(
+        &c,
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 500) SELECT count(*), sum(n) FROM r",
+    );
+    assert_eq!(r.rows[0][0].to_string(), "500");
+    assert_eq!(r.rows[0][1].to_string(), "125250");
+    // 500 iterations; a span per operator per iteration would put 1,500
+    // spans in the engine's recorder (a runaway one, millions).
+    let trace = e.trace(r.query_id).expect("the statement's trace");
+    let named = |name: &str| trace.spans.iter().filter(|s| s.name == name).count();
+    assert_eq!(named("RecursiveUnion"), 1);
+    assert_eq!(named("WorkTableScan"), 1);
+    assert_eq!(named("Filter"), 1);
+    assert_eq!(e.memory_in_use(), 0, "every reservation given back");
+}

@@ -216,3 +216,78 @@ fn sleep_with_subqueries_sleeps_for_the_rows_evaluated() {
         std::time::Duration::from_secs(2)
     );
 }
+
+/// Spans named `name` in the trace of `r`'s statement.
+fn spans_named(e: &cascade::Engine, r: &cascade::QueryResult, name: &str) -> usize {
+    let trace = e.trace(r.query_id).expect("the statement's trace");
+    trace.spans.iter().filter(|s| s.name == name).count()
+}
+
+#[test]
+fn a_correlated_subquery_records_the_spans_of_its_first_run_only() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    // 2,000 distinct outer values: 2,000 runs of the subquery. A span per
+    // operator per run would be 6,000 spans in the engine's recorder (a
+    // statement that runs until KILLed would churn millions of them).
+    let sql = "SELECT count(*) FROM generate_series(1, 2000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y > a.x)";
+    let r = ok(&c, sql);
+    assert_eq!(rows(&r), vec![vec!["99".to_owned()]]);
+    // The outer scan's span and the first run's.
+    assert_eq!(spans_named(&e, &r, "GenerateSeries"), 2);
+    assert_eq!(spans_named(&e, &r, "Filter"), 2);
+    // Every run still counts in EXPLAIN ANALYZE.
+    let line = subqueries_line(&c, sql);
+    assert!(line.contains("runs=2000 cached=0"), "{line}");
+    assert_eq!(e.memory_in_use(), 0, "every reservation given back");
+}
+
+#[test]
+fn a_subquery_correlated_by_two_or_three_outer_columns_runs_once_per_combination() {
+    let e = engine();
+    let c = conn(&e, "acme", "alice", "member");
+    // The cache's key: one value, two (held inline) and three (a list).
+    let two = "SELECT count(*) FROM (SELECT x % 5 AS p, x % 11 AS q FROM generate_series(1, 300) AS g(x)) AS d WHERE EXISTS (SELECT 1 FROM generate_series(1, 10) AS h(y) WHERE y > d.p AND y < d.q)";
+    assert_eq!(cell(&c, two), "189");
+    let line = subqueries_line(&c, two);
+    assert!(line.contains("runs=55 cached=245"), "{line}");
+    let three = "SELECT count(*) FROM (SELECT x % 5 AS p, x % 11 AS q, x % 3 AS r FROM generate_series(1, 300) AS g(x)) AS d WHERE EXISTS (SELECT 1 FROM generate_series(1, 10) AS h(y) WHERE y > d.p AND y < d.q AND y <> d.r)";
+    assert_eq!(cell(&c, three), "187");
+    let line = subqueries_line(&c, three);
+    assert!(line.contains("runs=165 cached=135"), "{line}");
+    // An integer and a decimal of the same value are different runs.
+    let typed = "SELECT count(*) FROM (SELECT 1 AS v UNION ALL SELECT 1.0 UNION ALL SELECT 1) AS d WHERE EXISTS (SELECT 1 FROM generate_series(1, 3) AS h(y) WHERE y > d.v)";
+    assert_eq!(cell(&c, typed), "3");
+    assert_eq!(e.memory_in_use(), 0, "every reservation given back");
+}
+
+#[test]
+fn a_killed_correlated_subquery_with_a_full_cache_returns_1317_and_every_byte() {
+    let e = engine();
+    let victim = conn(&e, "acme", "alice", "member");
+    let killer = conn(&e, "acme", "root", "admin");
+    let vid = victim.id();
+    let v2 = victim.clone();
+    // A run per outer row, forever: the cache fills (4,096 entries),
+    // starts over, fills again.
+    let h = std::thread::spawn(move || {
+        run(
+            &v2,
+            "SELECT count(*) FROM generate_series(1, 10000000000) AS a(x) WHERE EXISTS (SELECT 1 FROM generate_series(1, 100) AS b(y) WHERE b.y > a.x)",
+        )
+    });
+    let me = cascade::Identity::new("acme", "root", "admin");
+    // Past two fills of the cache (the inner scans count too).
+    while !e
+        .processes(&me)
+        .iter()
+        .any(|p| p.id == vid && p.rows_examined > 2_000_000)
+    {
+        std::thread::yield_now();
+    }
+    ok(&killer, &format!("KILL QUERY {vid}"));
+    let err = h.join().expect("victim thread").unwrap_err();
+    assert_eq!(err.code, 1317, "{err}");
+    assert_eq!(e.memory_in_use(), 0, "every reservation given back");
+    assert_eq!(cell(&victim, "SELECT 1"), "1");
+}

@@ -27,11 +27,13 @@ pub mod recursive;
 pub mod scan;
 pub mod setop;
 pub mod sort;
+pub mod split_table;
 pub mod subquery;
 pub mod window;
 
 pub use memory::{MemoryUse, Reservation, Resources};
 
+use std::cell::Cell;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,18 +202,7 @@ impl Instrumented {
         }
         if !self.opened {
             self.opened = true;
-            if let Some(r) = self.ctx.recorder() {
-                self.span = Some(r.open_at(
-                    self.ctx.span_id(),
-                    self.op.name(),
-                    Level::Operator,
-                    start,
-                    [("detail".to_owned(), self.op.describe().into())],
-                ));
-            }
-            self.tracing = self
-                .ctx
-                .tracing_child(self.op.name(), Level::Operator, self.span);
+            self.open_spans(start);
         }
         let res = self.op.next(cx);
         let end = self.ctx.host().now();
@@ -240,16 +231,42 @@ impl Instrumented {
         res
     }
 
+    /// Opens the operator's span (and `tracing` span), unless operators are
+    /// being opened [`untraced`].
+    fn open_spans(&mut self, start: Instant) {
+        if UNTRACED.with(Cell::get) {
+            return;
+        }
+        if let Some(r) = self.ctx.recorder() {
+            self.span = Some(r.open_at(
+                self.ctx.span_id(),
+                self.op.name(),
+                Level::Operator,
+                start,
+                [("detail".to_owned(), self.op.describe().into())],
+            ));
+        }
+        self.tracing = self
+            .ctx
+            .tracing_child(self.op.name(), Level::Operator, self.span);
+    }
+
     fn close_span(&mut self, end: Instant, status: SpanStatus) {
         if let Some(t) = self.tracing.take() {
             crate::trace::record_status(&t, &status);
         }
         if let (Some(r), Some(s)) = (self.ctx.recorder(), self.span.take()) {
-            r.set_attr(s, "rows", self.metrics.rows);
-            r.set_attr(s, "batches", self.metrics.batches);
-            r.set_attr(s, "time_us", self.metrics.time_ns as f64 / 1e3);
-            r.set_attr(s, "self_time_us", self.self_time_ns() as f64 / 1e3);
-            r.close_at(s, end, status);
+            r.close_with(
+                s,
+                [
+                    ("rows", self.metrics.rows.into()),
+                    ("batches", self.metrics.batches.into()),
+                    ("time_us", (self.metrics.time_ns as f64 / 1e3).into()),
+                    ("self_time_us", (self.self_time_ns() as f64 / 1e3).into()),
+                ],
+                end,
+                status,
+            );
         }
     }
 
@@ -304,6 +321,32 @@ impl Drop for Instrumented {
             self.close_span(end, status);
         }
     }
+}
+
+thread_local! {
+    /// Set while [`untraced`] runs.
+    static UNTRACED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (steps of a subtree) with span recording off for the operators
+/// that open (run their first step) during it: they keep their metrics
+/// (EXPLAIN ANALYZE) but record no span in the recorder nor in `tracing`.
+///
+/// For operators built anew many times per statement — a correlated
+/// subquery's runs (one per outer row), a recursive CTE's iterations —
+/// which record their first run only: a span per operator per run would put
+/// millions of spans through the engine's recorder, whose churn (its hash
+/// table growing and rehashing, its spans' frees) costs more than the runs
+/// and stalls the statement (and a KILL of it) for tens of milliseconds.
+pub fn untraced<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            UNTRACED.with(|u| u.set(self.0));
+        }
+    }
+    let _restore = Restore(UNTRACED.with(|u| u.replace(true)));
+    f()
 }
 
 /// How often the driver yields to the host.

@@ -14,7 +14,8 @@
 //! iteration by a [`TermBuilder`] that the planner hands over (the pipeline
 //! never sees the planner's types). They run in the recursive union's
 //! pipeline context, so a KILL or a deadline reaches them, and are dropped
-//! (with their memory reservations) when their iteration ends.
+//! (with their memory reservations) when their iteration ends. Only the
+//! first iteration's operators record spans (see [`super::untraced`]).
 //!
 //! Context citizen: every call does one step of the anchor or of the term,
 //! or starts an iteration, and returns (the wrapping [`Instrumented`] checks
@@ -301,8 +302,10 @@ impl Operator for RecursiveUnion {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
         let step = match self.phase {
             Phase::Anchor => self.anchor.next(cx)?,
+            // Only the first iteration records spans (see `untraced`).
             Phase::Term => match &mut self.term {
-                Some(t) => t.next(cx)?,
+                Some(t) if self.iterations <= 1 => t.next(cx)?,
+                Some(t) => super::untraced(|| t.next(cx))?,
                 None => Step::Done,
             },
             Phase::Between => {

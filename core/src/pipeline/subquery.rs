@@ -17,7 +17,8 @@
 //! [`Step::Pending`] in between, so the driver checks the statement's
 //! context and yields to the host between any two batches of any run: a
 //! correlated loop over many outer rows is killable like every other
-//! operator.
+//! operator. Only a subquery's first run records its operators' spans
+//! (see [`super::untraced`]); every run counts in EXPLAIN ANALYZE.
 //!
 //! Results follow MySQL:
 //! - scalar: the single value; NULL for no row; error 1242 for more than
@@ -45,7 +46,7 @@ const CACHE_ENTRIES: usize = 4096;
 
 /// A cache entry's share of its hash table: the entry, twice over for the
 /// table's spare capacity.
-const ENTRY_BYTES: u64 = 2 * std::mem::size_of::<(Vec<(DataType, Value)>, Outcome)>() as u64 + 1;
+const ENTRY_BYTES: u64 = 2 * std::mem::size_of::<(ParamKey, Outcome)>() as u64 + 1;
 
 /// A subquery's plan, built afresh for every run (the planner implements
 /// it; the pipeline does not know plans).
@@ -280,11 +281,13 @@ fn bool3(b: Option<bool>) -> Value {
 struct Run {
     root: Instrumented,
     eval: EvalCx,
-    key: Vec<(DataType, Value)>,
+    key: ParamKey,
     rows: u64,
     first: Option<Value>,
     set: ValueSet,
     keyed: HashMap<Vec<Value>, ValueSet>,
+    /// Whether its operators record spans (the subquery's first run only).
+    traced: bool,
 }
 
 /// The batch being completed.
@@ -304,7 +307,7 @@ struct Current {
 /// Per subquery: its spec, its cache and its statistics.
 struct Slot {
     spec: Subquery,
-    cache: HashMap<Vec<(DataType, Value)>, Outcome>,
+    cache: HashMap<ParamKey, Outcome>,
     runs: u64,
     hits: u64,
     /// The last finished run's operators (for EXPLAIN ANALYZE).
@@ -380,7 +383,12 @@ impl Apply {
                 resources: cx.resources,
                 progress: cx.progress,
             };
-            let s = run.root.next(&mut icx);
+            // Only a subquery's first run records spans (see `untraced`).
+            let s = if run.traced {
+                run.root.next(&mut icx)
+            } else {
+                super::untraced(|| run.root.next(&mut icx))
+            };
             // What the run's expressions owe is the statement's.
             cx.eval.warnings += std::mem::take(&mut run.eval.warnings);
             cx.eval.sleep_owed += std::mem::take(&mut run.eval.sleep_owed);
@@ -505,7 +513,7 @@ impl Apply {
         slot.last = Some(run.root);
         if slot.cache.len() >= CACHE_ENTRIES {
             let freed: u64 = slot.cache.values().map(Outcome::heap_bytes).sum::<u64>()
-                + slot.cache.keys().map(|k| key_bytes(k)).sum::<u64>()
+                + slot.cache.keys().map(key_bytes).sum::<u64>()
                 + ENTRY_BYTES * slot.cache.len() as u64;
             slot.cache.clear();
             self.mem.shrink(freed);
@@ -537,16 +545,10 @@ impl Apply {
             let slot = &mut self.slots[k];
             // A decorrelated subquery runs once; its parameters are looked
             // up in that run's rows.
-            let key: Vec<(DataType, Value)> = if slot.spec.keys > 0 {
-                Vec::new()
+            let key = if slot.spec.keys > 0 {
+                ParamKey::default()
             } else {
-                cur.params[k]
-                    .iter()
-                    .map(|d| {
-                        let v = d.value(row);
-                        (v.data_type(), v)
-                    })
-                    .collect()
+                ParamKey::new(cur.params[k].iter().map(|d| d.value(row)))
             };
             match slot.cache.get(&key) {
                 Some(outcome) => {
@@ -593,7 +595,7 @@ impl Apply {
                     slot.runs += 1;
                     let eval = EvalCx {
                         strict: cx.eval.strict,
-                        params: key.iter().map(|(_, v)| v.clone()).collect(),
+                        params: key.values().cloned().collect(),
                         ..EvalCx::default()
                     };
                     let ctx = self.inner_ctx()?;
@@ -606,6 +608,7 @@ impl Apply {
                         first: None,
                         set: ValueSet::default(),
                         keyed: HashMap::default(),
+                        traced: self.slots[k].runs == 1,
                     });
                     return Ok(None);
                 }
@@ -614,9 +617,59 @@ impl Apply {
     }
 }
 
-fn key_bytes(k: &[(DataType, Value)]) -> u64 {
-    vec_bytes::<(DataType, Value)>(k.len())
-        + k.iter().map(|(_, v)| v.heap_bytes() as u64).sum::<u64>()
+/// A run's parameter values, each with its type (`1` and `1.0` are
+/// different runs): the key of a subquery's cache. One or two parameters
+/// (most correlations) are held inline, so that looking a row up allocates
+/// nothing and clearing a full cache frees nothing but text.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+enum ParamKey {
+    #[default]
+    None,
+    One([(DataType, Value); 1]),
+    Two([(DataType, Value); 2]),
+    Many(Vec<(DataType, Value)>),
+}
+
+impl ParamKey {
+    fn new(values: impl Iterator<Item = Value>) -> Self {
+        let mut it = values.map(|v| (v.data_type(), v));
+        let Some(a) = it.next() else {
+            return ParamKey::None;
+        };
+        let Some(b) = it.next() else {
+            return ParamKey::One([a]);
+        };
+        match it.next() {
+            None => ParamKey::Two([a, b]),
+            Some(c) => {
+                let mut all = vec![a, b, c];
+                all.extend(it);
+                ParamKey::Many(all)
+            }
+        }
+    }
+
+    fn pairs(&self) -> &[(DataType, Value)] {
+        match self {
+            ParamKey::None => &[],
+            ParamKey::One(p) => p,
+            ParamKey::Two(p) => p,
+            ParamKey::Many(p) => p,
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Value> {
+        self.pairs().iter().map(|(_, v)| v)
+    }
+}
+
+/// What a key holds on the heap.
+fn key_bytes(k: &ParamKey) -> u64 {
+    let list = match k {
+        ParamKey::Many(p) => vec_bytes::<(DataType, Value)>(p.len()),
+        _ => 0,
+    };
+    list + k.values().map(|v| v.heap_bytes() as u64).sum::<u64>()
 }
 
 /// What an outcome holds beyond what its run already accounted for.
@@ -624,6 +677,29 @@ fn outcome_extra(o: &Outcome) -> u64 {
     match o {
         Outcome::Set(_) => 0,
         other => other.heap_bytes(),
+    }
+}
+
+impl Drop for Apply {
+    fn drop(&mut self) {
+        // The caches (their tables keep their capacity when cleared; a
+        // correlated `IN`'s sets of values per outer value) and the last
+        // run: freed off the statement's path when big (unmapping a
+        // megabyte of table took 200-400 us of a KILL's teardown).
+        let tables: usize = self
+            .slots
+            .iter()
+            .map(|s| s.cache.capacity() * std::mem::size_of::<(ParamKey, Outcome)>())
+            .sum();
+        let caches: Vec<_> = self
+            .slots
+            .iter_mut()
+            .map(|s| (std::mem::take(&mut s.cache), s.last.take()))
+            .collect();
+        super::reclaim::dispose(
+            (caches, self.run.take(), self.cur.take()),
+            tables + self.mem.bytes() as usize,
+        );
     }
 }
 
@@ -695,5 +771,33 @@ impl Operator for Apply {
         let mut out = vec![&*self.input];
         out.extend(self.slots.iter().filter_map(|s| s.last.as_ref()));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(values: &[Value]) -> ParamKey {
+        ParamKey::new(values.iter().cloned())
+    }
+
+    #[test]
+    fn param_keys_hold_one_or_two_values_inline_and_keep_types_apart() {
+        assert_eq!(key(&[]), ParamKey::None);
+        let one = key(&[Value::Int(1)]);
+        assert!(matches!(one, ParamKey::One(_)));
+        assert_eq!(key_bytes(&one), 0, "no heap");
+        let two = [Value::Int(1), Value::Int(2)];
+        assert!(matches!(key(&two), ParamKey::Two(_)));
+        assert_eq!(key_bytes(&key(&two)), 0, "no heap");
+        assert_eq!(key(&two).values().cloned().collect::<Vec<_>>(), two);
+        let three = [Value::Int(1), Value::Null, Value::Int(3)];
+        assert!(matches!(key(&three), ParamKey::Many(_)));
+        assert!(key_bytes(&key(&three)) > 0, "the list is on the heap");
+        assert_eq!(key(&three).values().cloned().collect::<Vec<_>>(), three);
+        // The same number as another type is another key.
+        assert_ne!(one, key(&[Value::Float(1.0)]));
+        assert_eq!(one, key(&[Value::Int(1)]));
     }
 }

@@ -2061,7 +2061,11 @@ async fn run_plan(
     .await;
     // The EXPLAIN ANALYZE text only for a result: a failed or killed
     // statement returns its error without it.
-    let tree = res.is_ok().then(|| root.explain(true)).unwrap_or_default();
+    let tree = if res.is_ok() {
+        root.explain(true)
+    } else {
+        String::new()
+    };
     drop(root);
     drop(pipeline);
     res.map_err(|e| primary_error(e, &x.contexts.query))?;
