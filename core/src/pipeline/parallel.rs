@@ -13,7 +13,9 @@
 //!
 //! The consumers: [`ParallelAggregate`] merges N partial aggregates;
 //! [`ParallelSort`] merges N sorted runs (sort, top-N) with a heap, ties in
-//! the serial order. Joins between a stage's root and its scan build once,
+//! the serial order; [`ParallelGather`] emits the output of N pipelines of
+//! a plain query (no aggregate, no sort) morsel by morsel, in the serial
+//! order, with bounded look-ahead. Joins between a stage's root and its scan build once,
 //! in the consumer, before the pipelines start, and every pipeline probes
 //! the shared build side (see `pipeline::join`).
 //!
@@ -49,7 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use super::aggregate::HashAggregate;
+use super::aggregate::{DistinctCursor, HashAggregate};
 use super::{Instrumented, OpCx, Operator, Resources, Step, YieldPolicy, BATCH_ROWS};
 use crate::cause::{Cause, Reason};
 use crate::context::Context;
@@ -179,6 +181,19 @@ impl Morsels {
         if m >= self.total {
             return None;
         }
+        Some((m, self.batch(m)?))
+    }
+
+    /// Morsels taken so far (at most [`Morsels::len`]).
+    fn claimed(&self) -> u64 {
+        self.next.load(Ordering::Relaxed).min(self.total)
+    }
+
+    /// Morsel `m`'s batch.
+    fn batch(&self, m: u64) -> Option<Batch> {
+        if m >= self.total {
+            return None;
+        }
         let b = match &self.src {
             MorselSource::Table { data, list, .. } => {
                 let (ci, off, n) = *list.get(m as usize)?;
@@ -201,7 +216,7 @@ impl Morsels {
                 Batch::new(vec![Arc::new(Column::ints(v))], n as usize)
             }
         };
-        Some((m, b))
+        Some(b)
     }
 
     fn describe(&self) -> String {
@@ -236,17 +251,46 @@ impl Morsels {
 pub struct MorselScan {
     morsels: Arc<Morsels>,
     seq: Arc<AtomicU64>,
+    /// The gather this scan's pipeline feeds, and the pipeline's index:
+    /// morsels are then taken through it (in bounded look-ahead).
+    gather: Option<(Arc<GatherShared>, usize)>,
 }
 
 impl MorselScan {
     /// A scan of `morsels`, reporting sequence numbers in `seq`.
     pub fn new(morsels: Arc<Morsels>, seq: Arc<AtomicU64>) -> Self {
-        MorselScan { morsels, seq }
+        MorselScan {
+            morsels,
+            seq,
+            gather: None,
+        }
+    }
+
+    /// The scan of pipeline `index` of a gather: it takes its morsels
+    /// through `shared`, which records which morsel each pipeline is on and
+    /// holds the pipeline back when it is too far ahead of the gather.
+    pub fn gathered(mut self, shared: Arc<GatherShared>, index: usize) -> Self {
+        self.gather = Some((shared, index));
+        self
     }
 }
 
 impl Operator for MorselScan {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+        if let Some((g, i)) = &self.gather {
+            return match g.claim(*i) {
+                Claim::Done => Ok(Step::Done),
+                Claim::Wait(w) => Ok(Step::Wait(w)),
+                Claim::Morsel(m) => match self.morsels.batch(m) {
+                    None => Ok(Step::Done),
+                    Some(b) => {
+                        self.seq.store(m, Ordering::Relaxed);
+                        cx.progress.fetch_add(b.len as u64, Ordering::Relaxed);
+                        Ok(Step::Batch(b))
+                    }
+                },
+            };
+        }
         match self.morsels.take() {
             None => Ok(Step::Done),
             Some((m, b)) => {
@@ -582,6 +626,11 @@ struct Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         self.set.stop(None);
+        // The pipelines kept here are polled by nobody now: drop them (each
+        // counts as ended), else each would hold the set (and its state's
+        // reservations) in a cycle through `local`.
+        let kept = std::mem::take(&mut *lock(&self.set.local));
+        drop(kept);
     }
 }
 
@@ -728,15 +777,23 @@ impl Exchange {
     }
 }
 
+/// Values of `DISTINCT` sets a merge step inserts (then one more table of a
+/// set at most, [`super::split_table::PART_CAP`] values).
+pub const MERGE_DISTINCT_VALUES: usize = 2048;
+
 /// The consumer of a parallel aggregation: N pipelines each run a partial
 /// [`HashAggregate`] over their morsels; this merges their groups (a slice
-/// of groups per step, in pipeline order) into the final aggregate, and
-/// emits its groups in the order one pipeline would have seen them.
+/// of groups per step, in pipeline order) into the final aggregate, then
+/// the slice's `DISTINCT` sets ([`MERGE_DISTINCT_VALUES`] values per step),
+/// and emits its groups in the order one pipeline would have seen them.
 pub struct ParallelAggregate {
     ex: Exchange,
     merged: HashAggregate,
     merge_next: usize,
     merge_at: usize,
+    /// The slice whose `DISTINCT` sets are being merged: its groups' ids in
+    /// the final aggregate, where the merge is, and the slice's end.
+    distinct: Option<(Vec<u32>, DistinctCursor, usize)>,
 }
 
 impl ParallelAggregate {
@@ -755,7 +812,14 @@ impl ParallelAggregate {
             merged,
             merge_next: 0,
             merge_at: 0,
+            distinct: None,
         }
+    }
+
+    /// Steps of the merge so far that inserted the most `DISTINCT` values
+    /// (the bound the tests check).
+    pub fn merge_work_max(&self) -> usize {
+        self.merged.merge_work_max()
     }
 }
 
@@ -778,9 +842,36 @@ impl Operator for ParallelAggregate {
                 self.merge_next += 1;
                 continue;
             };
-            let to = self.merge_at + BATCH_ROWS;
-            self.merged
-                .merge_from(agg, self.merge_at, to, cx.resources)?;
+            let to = match self.distinct.as_mut() {
+                Some((gids, cur, to)) => {
+                    let done = self.merged.merge_distinct_from(
+                        agg,
+                        self.merge_at,
+                        gids,
+                        cur,
+                        MERGE_DISTINCT_VALUES,
+                        cx.resources,
+                    )?;
+                    if !done {
+                        return Ok(Step::Pending);
+                    }
+                    let to = *to;
+                    self.distinct = None;
+                    to
+                }
+                None => {
+                    let to = self.merge_at + BATCH_ROWS;
+                    let gids = self
+                        .merged
+                        .merge_from(agg, self.merge_at, to, cx.resources)?;
+                    if self.merged.has_distinct() && !gids.is_empty() {
+                        // The slice's sets next, in bounded steps.
+                        self.distinct = Some((gids, DistinctCursor::default(), to));
+                        return Ok(Step::Pending);
+                    }
+                    to
+                }
+            };
             if to >= agg.group_count() {
                 agg.release();
                 self.merge_next += 1;
@@ -1012,6 +1103,492 @@ impl Operator for ParallelSort {
         } else {
             "ParallelSort"
         }
+    }
+    fn children(&self) -> Vec<&Instrumented> {
+        self.ex.children()
+    }
+    fn pipelines(&self) -> Option<Arc<PipelineSet>> {
+        Some(self.ex.set.clone())
+    }
+}
+
+/// Morsels a gather's pipelines may take ahead of the next one it emits,
+/// per pipeline (the bound of what a gather buffers).
+pub const GATHER_AHEAD_PER_PIPELINE: u64 = 2;
+
+/// Bytes of buffered output past which a gather's pipelines take no
+/// morsel but the next one to emit (each still completes the morsel it
+/// is on).
+pub const GATHER_BUFFER_BYTES: u64 = 8 << 20;
+
+/// What a gathered pipeline's scan gets when it asks for a morsel.
+enum Claim {
+    /// Morsel `m` is this pipeline's now.
+    Morsel(u64),
+    /// Too far ahead of the gather: wait for it (then ask again).
+    Wait(HostFuture),
+    /// No morsel left.
+    Done,
+}
+
+/// What a gather exchange shares with its pipelines: which morsel each
+/// pipeline is on, the output of the morsels not emitted yet (by morsel),
+/// and the first failure (by morsel).
+///
+/// The invariant that orders a gather: the operators between a pipeline's
+/// scan and its [`GatherSink`] stream (filters, projections, hash-join
+/// probes): each output batch comes from the morsel the scan took last, and
+/// the scan is asked for a new morsel only once the previous one's output
+/// has all reached the sink. So a morsel is complete — all its output
+/// buffered here — once it was taken and its pipeline asked for another
+/// (or ended): takes and completions happen under one lock.
+pub struct GatherShared {
+    morsels: Arc<Morsels>,
+    ahead: u64,
+    state: Mutex<GatherState>,
+}
+
+struct GatherState {
+    /// The morsel each pipeline is on (None between morsels).
+    cur: Vec<Option<u64>>,
+    /// The next morsel whose output the consumer emits.
+    emit_next: u64,
+    /// Output of morsels not emitted yet, by morsel, in order.
+    buffered: std::collections::BTreeMap<u64, VecDeque<Batch>>,
+    /// The reservation of the buffered batches.
+    mem: super::memory::MemoryUse,
+    /// The first failure by morsel: reported when the consumer gets there.
+    failed: Option<(u64, ExecError)>,
+    /// Bumped (and `wakers` woken) by what the waiting can act on: a
+    /// change at `emit_next` (output, completion, failure) for the
+    /// consumer, and `emit_next` moving on for the pipelines held back.
+    version: u64,
+    wakers: Vec<Waker>,
+}
+
+impl GatherState {
+    fn changed(&mut self) -> Vec<Waker> {
+        self.version += 1;
+        std::mem::take(&mut self.wakers)
+    }
+}
+
+/// What a buffered batch reserves.
+fn gathered_bytes(b: &Batch) -> u64 {
+    super::memory::buffered_batch_bytes(b, &[]).0
+}
+
+impl GatherShared {
+    /// The shared state of a gather of `pipelines` pipelines over
+    /// `morsels`, which lets them take up to
+    /// [`GATHER_AHEAD_PER_PIPELINE`] morsels each ahead of the next one it
+    /// emits.
+    pub fn new(morsels: Arc<Morsels>, pipelines: usize) -> Arc<Self> {
+        Arc::new(GatherShared {
+            morsels,
+            ahead: GATHER_AHEAD_PER_PIPELINE * pipelines.max(1) as u64,
+            state: Mutex::new(GatherState {
+                cur: vec![None; pipelines],
+                emit_next: 0,
+                buffered: std::collections::BTreeMap::new(),
+                mem: super::memory::MemoryUse::default(),
+                failed: None,
+                version: 0,
+                wakers: Vec::new(),
+            }),
+        })
+    }
+
+    /// Pipeline `i` asks for a morsel: its previous one is complete.
+    fn claim(self: &Arc<Self>, i: usize) -> Claim {
+        let (claim, wakers) = {
+            let mut s = lock(&self.state);
+            // Only a change at the next morsel to emit wakes the consumer.
+            let completed = s.cur.get_mut(i).and_then(Option::take);
+            let wakers = if completed == Some(s.emit_next) {
+                s.changed()
+            } else {
+                Vec::new()
+            };
+            let next = self.morsels.claimed();
+            let claim = if next >= self.morsels.total {
+                Claim::Done
+            } else if next >= s.emit_next.saturating_add(self.ahead)
+                || (next > s.emit_next && s.mem.bytes() >= GATHER_BUFFER_BYTES)
+            {
+                Claim::Wait(self.changed(s.version))
+            } else {
+                let m = self.morsels.next.fetch_add(1, Ordering::Relaxed);
+                if let Some(c) = s.cur.get_mut(i) {
+                    *c = Some(m);
+                }
+                Claim::Morsel(m)
+            };
+            (claim, wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+        claim
+    }
+
+    /// Buffers `b`, output of morsel `m`, reserving it first.
+    fn push(&self, m: u64, b: Batch, resources: &Arc<Resources>) -> Result<(), ExecError> {
+        let wakers = {
+            let mut s = lock(&self.state);
+            s.mem.grow(resources, gathered_bytes(&b))?;
+            s.buffered.entry(m).or_default().push_back(b);
+            // Output of a later morsel waits for the consumer to get there
+            // (it looks without waiting once it does).
+            if m == s.emit_next {
+                s.changed()
+            } else {
+                Vec::new()
+            }
+        };
+        wakers.into_iter().for_each(Waker::wake);
+        Ok(())
+    }
+
+    /// Pipeline `i` failed with `e` on morsel `m`: the error is the
+    /// statement's once the consumer gets to `m` (as the serial plan
+    /// would: after the rows before it, and not at all when a LIMIT is
+    /// reached first).
+    fn fail(&self, i: usize, m: u64, e: ExecError) {
+        let wakers = {
+            let mut s = lock(&self.state);
+            if let Some(c) = s.cur.get_mut(i) {
+                *c = None;
+            }
+            if s.failed.as_ref().is_none_or(|(at, _)| m < *at) {
+                s.failed = Some((m, e));
+            }
+            if m == s.emit_next {
+                s.changed()
+            } else {
+                Vec::new()
+            }
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Drops everything buffered and its reservation.
+    fn release(&self) {
+        let (dropped, mem) = {
+            let mut s = lock(&self.state);
+            (std::mem::take(&mut s.buffered), std::mem::take(&mut s.mem))
+        };
+        drop(dropped);
+        drop(mem);
+    }
+
+    /// A future that completes once the state changed after `seen`.
+    fn changed(self: &Arc<Self>, seen: u64) -> HostFuture {
+        let shared = self.clone();
+        Box::pin(futures::future::poll_fn(move |cx| {
+            let mut s = lock(&shared.state);
+            if s.version != seen {
+                return Poll::Ready(());
+            }
+            if !s.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                s.wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        }))
+    }
+}
+
+/// The root of each pipeline of a gather: hands its input's batches to the
+/// [`GatherShared`], tagged with their morsel's number. A real error (not a
+/// cancellation, not the memory budget) is handed over too, with its
+/// morsel, and ends the pipeline: the consumer reports it in morsel order.
+pub struct GatherSink {
+    input: Box<Instrumented>,
+    shared: Arc<GatherShared>,
+    index: usize,
+    seq: Arc<AtomicU64>,
+}
+
+impl GatherSink {
+    /// Pipeline `index`'s sink: `input`'s batches go to `shared`, tagged
+    /// with the morsel number its scan writes in `seq`.
+    pub fn new(
+        input: Instrumented,
+        shared: Arc<GatherShared>,
+        index: usize,
+        seq: Arc<AtomicU64>,
+    ) -> Self {
+        GatherSink {
+            input: Box::new(input),
+            shared,
+            index,
+            seq,
+        }
+    }
+}
+
+impl Operator for GatherSink {
+    fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+        match self.input.next(cx) {
+            Ok(Step::Batch(b)) => {
+                let m = self.seq.load(Ordering::Relaxed);
+                self.shared.push(m, b, cx.resources)?;
+                Ok(Step::Pending)
+            }
+            Ok(other) => Ok(other),
+            Err(
+                e @ (ExecError::Cancelled(_)
+                | ExecError::MemoryBudget { .. }
+                | ExecError::TenantMemoryBudget { .. }),
+            ) => Err(e),
+            Err(e) => {
+                let m = self.seq.load(Ordering::Relaxed);
+                self.shared.fail(self.index, m, e);
+                Ok(Step::Done)
+            }
+        }
+    }
+    fn describe(&self) -> String {
+        "GatherSink (in morsel order)".into()
+    }
+    fn name(&self) -> &'static str {
+        "GatherSink"
+    }
+    fn children(&self) -> Vec<&Instrumented> {
+        vec![&self.input]
+    }
+}
+
+/// The consumer of a gather exchange: N pipelines each run the stage's
+/// streaming operators (filters, projections, hash-join probes of shared
+/// builds) over the morsels they take and hand their output to a
+/// [`GatherShared`]; this emits it morsel by morsel, in morsel order, so
+/// the rows come out in the serial plan's order. Pipelines take at most
+/// [`GATHER_AHEAD_PER_PIPELINE`] × N morsels ahead of the next one to emit
+/// (the buffered rows are reserved from the statement's budget). With a
+/// `LIMIT`, the pipelines are stopped as soon as enough rows are out.
+pub struct ParallelGather {
+    ex: Exchange,
+    shared: Arc<GatherShared>,
+    skip: u64,
+    left: Option<u64>,
+    text: String,
+    /// Every row is out (or the limit reached): waiting for the pipelines
+    /// to end (their cancellations are not the statement's).
+    finishing: bool,
+}
+
+impl ParallelGather {
+    /// Gathers what the [`GatherSink`]s at the roots of `specs` hand to
+    /// `shared`, after running `builds` (the joins whose build sides the
+    /// pipelines share); skips `offset` rows, then passes at most `limit`.
+    pub fn new(
+        specs: Vec<PipelineSpec>,
+        builds: Vec<Instrumented>,
+        shared: Arc<GatherShared>,
+        offset: u64,
+        limit: Option<u64>,
+        policy: YieldPolicy,
+    ) -> Self {
+        let text = match (limit, offset) {
+            (None, 0) => String::new(),
+            (Some(l), o) => format!(", limit {l} offset {o}"),
+            (None, o) => format!(", offset {o}"),
+        };
+        ParallelGather {
+            ex: Exchange::new(specs, builds, policy),
+            shared,
+            skip: offset,
+            left: limit,
+            text,
+            finishing: false,
+        }
+    }
+
+    /// No more rows to emit: drop what is buffered; with `stop`, cancel
+    /// the pipelines still running.
+    fn finish(&mut self, stop: bool) {
+        self.finishing = true;
+        if stop {
+            self.ex.set.stop(None);
+        }
+        self.shared.release();
+    }
+
+    /// Applies OFFSET and LIMIT to `b`.
+    fn emit(&mut self, mut b: Batch) -> Step {
+        if self.skip > 0 {
+            let s = self.skip.min(b.len as u64) as usize;
+            self.skip -= s as u64;
+            b = b.slice(s, b.len - s);
+        }
+        if let Some(left) = self.left {
+            if b.len as u64 > left {
+                b = b.slice(0, left as usize);
+            }
+            let rest = left - b.len as u64;
+            self.left = Some(rest);
+            if rest == 0 {
+                // Enough rows: no pipeline keeps running.
+                self.finish(true);
+            }
+        }
+        if b.len == 0 {
+            Step::Pending
+        } else {
+            Step::Batch(b)
+        }
+    }
+
+    /// A step that waits for a pipeline to end (`seen`: the set's version)
+    /// or the shared state to change (`gseen`: its version), running the
+    /// pipelines kept here (the first, and all of them on a host that
+    /// cannot spawn) meanwhile, with the driver's waker: a kept pipeline
+    /// that yields or waits at the look-ahead bound wakes this wait, not a
+    /// spinning consumer.
+    fn wait(&self, seen: u64, gseen: Option<u64>) -> Step {
+        let set = self.ex.set.clone();
+        let shared = self.shared.clone();
+        let ready = move |set: &PipelineSet, shared: &GatherShared, waker: Option<&Waker>| {
+            {
+                let mut s = lock(&set.state);
+                if s.version != seen || s.live == 0 {
+                    return true;
+                }
+                if let Some(w) = waker {
+                    if !s.wakers.iter().any(|x| x.will_wake(w)) {
+                        s.wakers.push(w.clone());
+                    }
+                }
+            }
+            let Some(v) = gseen else { return false };
+            let mut g = lock(&shared.state);
+            if g.version != v {
+                return true;
+            }
+            if let Some(w) = waker {
+                if !g.wakers.iter().any(|x| x.will_wake(w)) {
+                    g.wakers.push(w.clone());
+                }
+            }
+            false
+        };
+        let host = cx_host(&self.ex.set);
+        let waiting = futures::future::poll_fn(move |cx| {
+            if ready(&set, &shared, None) {
+                return Poll::Ready(());
+            }
+            set.poll_local(cx);
+            if ready(&set, &shared, Some(cx.waker())) {
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        });
+        // Back every few ms meanwhile, to publish the pipelines' progress.
+        let tick: HostFuture = match host {
+            Some(host) => host.sleep_until(host.now().saturating_add(PROGRESS_EVERY)),
+            None => Box::pin(futures::future::pending()),
+        };
+        Step::Wait(Box::pin(async move {
+            futures::future::select(Box::pin(waiting), tick).await;
+        }))
+    }
+}
+
+impl Operator for ParallelGather {
+    fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
+        if !self.finishing && self.left == Some(0) {
+            // LIMIT 0: nothing to run.
+            self.finishing = true;
+            self.ex.specs = None;
+        }
+        if !self.finishing {
+            while let Some(b) = self.ex.builds.get_mut(self.ex.built) {
+                match b.next(cx)? {
+                    Step::Done => self.ex.built += 1,
+                    Step::Batch(_) | Step::Pending => return Ok(Step::Pending),
+                    other => return Ok(other),
+                }
+            }
+            if let Some(specs) = self.ex.specs.take() {
+                start(&self.ex.set, specs, cx, self.ex.policy, &self.ex.progress);
+            }
+        }
+        let seen = self.ex.set.version();
+        self.ex.absorb(cx);
+        self.ex.sync_progress(cx);
+        if self.finishing {
+            // The pipelines' cancellations (LIMIT reached) are not errors.
+            self.ex.error = None;
+            if self.ex.set.live() == 0 {
+                self.ex.absorb(cx);
+                self.ex.error = None;
+                return Ok(Step::Done);
+            }
+            return Ok(self.wait(seen, None));
+        }
+        if self.ex.error.is_some() {
+            self.shared.release();
+            // Every pipeline ends before the error is reported.
+            if self.ex.set.live() > 0 {
+                if let Some(e) = &self.ex.error {
+                    self.ex.set.stop(Some(e));
+                }
+                return Ok(self.wait(seen, None));
+            }
+            self.ex.absorb(cx);
+            if let Some(e) = self.ex.error.take() {
+                return Err(e);
+            }
+        }
+        let gseen = {
+            let mut s = lock(&self.shared.state);
+            loop {
+                let at = s.emit_next;
+                if let Some(q) = s.buffered.get_mut(&at) {
+                    if let Some(b) = q.pop_front() {
+                        s.mem.shrink(gathered_bytes(&b));
+                        drop(s);
+                        return Ok(self.emit(b));
+                    }
+                    s.buffered.remove(&at);
+                }
+                if s.failed.as_ref().is_some_and(|(m, _)| *m == at) {
+                    if let Some((_, e)) = s.failed.take() {
+                        drop(s);
+                        // The siblings stop ("sibling pipeline failed");
+                        // the error is reported once they all ended.
+                        self.ex.set.stop(Some(&e));
+                        self.ex.error = Some(e);
+                        return Ok(Step::Pending);
+                    }
+                }
+                if at >= self.shared.morsels.total {
+                    drop(s);
+                    self.finish(false);
+                    return Ok(Step::Pending);
+                }
+                if at < self.shared.morsels.claimed() && !s.cur.contains(&Some(at)) {
+                    // Morsel `at` is complete and emitted: the pipelines
+                    // held back may take one more.
+                    s.emit_next += 1;
+                    let wakers = s.changed();
+                    wakers.into_iter().for_each(Waker::wake);
+                    continue;
+                }
+                break s.version;
+            }
+        };
+        Ok(self.wait(seen, Some(gseen)))
+    }
+    fn describe(&self) -> String {
+        format!(
+            "Exchange: gather of {} pipelines{}{} (in morsel order)",
+            self.ex.n,
+            self.ex.shared_builds(),
+            self.text
+        )
+    }
+    fn name(&self) -> &'static str {
+        "ParallelGather"
     }
     fn children(&self) -> Vec<&Instrumented> {
         self.ex.children()

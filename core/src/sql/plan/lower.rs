@@ -9,8 +9,12 @@
 //! sort) over a [`MorselScan`] of the shared [`Morsels`], and a
 //! [`ParallelAggregate`] (or [`ParallelSort`]) that merges them (see
 //! [`crate::pipeline::parallel`]). The joins on the way are split by
-//! `stage`: one build, shared; a probe per pipeline. With one thread the
-//! plan is the serial one, operator for operator.
+//! `stage`: one build, shared; a probe per pipeline. A plain query over
+//! such a scan (filters, projections, join probes, under an optional
+//! LIMIT; no aggregate or sort above) becomes a gather: N pipelines, each
+//! a [`GatherSink`] over the stage's operators, and a [`ParallelGather`]
+//! that emits their output in morsel order. With one thread the plan is
+//! the serial one, operator for operator.
 
 use std::cell::Cell;
 use std::sync::atomic::AtomicU64;
@@ -26,7 +30,8 @@ use crate::pipeline::basic::{Filter, Limit, Project, UnionAll};
 use crate::pipeline::dml::{Delete, Update};
 use crate::pipeline::join::{HashJoin, SharedBuild};
 use crate::pipeline::parallel::{
-    Empty, MorselScan, Morsels, ParallelAggregate, ParallelSort, PipelineSpec,
+    Empty, GatherShared, GatherSink, MorselScan, Morsels, ParallelAggregate, ParallelGather,
+    ParallelSort, PipelineSpec,
 };
 use crate::pipeline::recursive::{RecursiveUnion, TermBuilder, WorkTableScan};
 use crate::pipeline::scan::{SeriesScan, TableScan, ValuesScan};
@@ -66,6 +71,9 @@ struct Lower {
     /// many of them this pipeline's joins took so far.
     shared: Vec<SharedBuild>,
     next_shared: Cell<usize>,
+    /// Inside one pipeline of a gather: the gather's shared state and the
+    /// pipeline's index (its scan takes morsels through it).
+    gather: Option<(Arc<GatherShared>, usize)>,
 }
 
 impl Lower {
@@ -75,6 +83,7 @@ impl Lower {
             morsels: None,
             shared: Vec::new(),
             next_shared: Cell::new(0),
+            gather: None,
         }
     }
 }
@@ -153,18 +162,52 @@ impl Plan {
     }
 
     fn lower(self, pipeline: &Context, lw: &Lower) -> Result<Instrumented, ContextError> {
+        if let (Some((m, seq)), Plan::Series { .. } | Plan::Scan { .. }) = (&lw.morsels, &self) {
+            // One pipeline of a parallel stage: its scan takes morsels.
+            let scan = MorselScan::new(m.clone(), seq.clone());
+            let scan = match &lw.gather {
+                Some((g, i)) => scan.gathered(g.clone(), *i),
+                None => scan,
+            };
+            return Ok(Instrumented::new(Box::new(scan), pipeline.clone()));
+        }
+        if lw.par.threads > 1 && lw.morsels.is_none() {
+            if let Some(m) = gather_source(&self, lw.par.threads) {
+                return gather(self, m, pipeline, lw);
+            }
+            if let Plan::Limit {
+                input,
+                offset,
+                limit,
+            } = self
+            {
+                if tiny_limit(&input, offset, limit) {
+                    // The serial plan reads about one batch: it stays
+                    // serial (no gather further down either).
+                    let serial = Lower::new(Parallelism::serial());
+                    let input = input.lower(pipeline, &serial)?;
+                    return Ok(Instrumented::new(
+                        Box::new(Limit::new(input, offset, limit)),
+                        pipeline.clone(),
+                    ));
+                }
+                return Plan::Limit {
+                    input,
+                    offset,
+                    limit,
+                }
+                .lower_here(pipeline, lw);
+            }
+        }
+        self.lower_here(pipeline, lw)
+    }
+
+    fn lower_here(self, pipeline: &Context, lw: &Lower) -> Result<Instrumented, ContextError> {
         let nested = |p: &Context, what: &str| -> Result<Context, ContextError> {
             p.child(Level::Pipeline)
                 .name(format!("pipeline ({what} input)"))
                 .build()
         };
-        if let (Some((m, seq)), Plan::Series { .. } | Plan::Scan { .. }) = (&lw.morsels, &self) {
-            // One pipeline of a parallel stage: its scan takes morsels.
-            return Ok(Instrumented::new(
-                Box::new(MorselScan::new(m.clone(), seq.clone())),
-                pipeline.clone(),
-            ));
-        }
         let op: Box<dyn crate::pipeline::Operator> = match self {
             // A distributed stage (crate::cluster) lowers itself.
             Plan::Remote(stage) => return stage.lower(pipeline),
@@ -204,8 +247,14 @@ impl Plan {
                     None
                 };
                 if let Some(m) = morsels {
-                    let (specs, builds) =
-                        stage(*input, m, &p, lw, "partial aggregate", |child, seq| {
+                    let (specs, builds) = stage(
+                        *input,
+                        m,
+                        &p,
+                        lw,
+                        "partial aggregate",
+                        None,
+                        |child, seq, _| {
                             Box::new(
                                 HashAggregate::new(
                                     child,
@@ -216,7 +265,8 @@ impl Plan {
                                 )
                                 .partial(seq),
                             )
-                        })?;
+                        },
+                    )?;
                     let merged = HashAggregate::new(
                         Instrumented::new(Box::new(Empty), p.clone()),
                         keys,
@@ -250,7 +300,7 @@ impl Plan {
                 };
                 if let Some(m) = morsels {
                     let what = if limit.is_some() { "top-N" } else { "sort" };
-                    let (specs, builds) = stage(*input, m, &p, lw, what, |child, seq| {
+                    let (specs, builds) = stage(*input, m, &p, lw, what, None, |child, seq, _| {
                         Box::new(
                             Sort::new(child, keys.clone(), limit, text.clone())
                                 .partial(seq, lw.par.threads),
@@ -452,7 +502,8 @@ fn stage(
     p: &Context,
     lw: &Lower,
     what: &str,
-    root: impl Fn(Instrumented, Arc<AtomicU64>) -> Box<dyn crate::pipeline::Operator>,
+    gathered: Option<&Arc<GatherShared>>,
+    root: impl Fn(Instrumented, Arc<AtomicU64>, usize) -> Box<dyn crate::pipeline::Operator>,
 ) -> Result<(Vec<PipelineSpec>, Vec<Instrumented>), ContextError> {
     let mut builds = Vec::new();
     let mut shared = Vec::new();
@@ -515,12 +566,128 @@ fn stage(
             morsels: Some((m.clone(), seq.clone())),
             shared: shared.clone(),
             next_shared: Cell::new(0),
+            gather: gathered.map(|g| (g.clone(), i)),
         };
         let child = input.clone().lower(&ctx, &inner)?;
         specs.push(PipelineSpec {
-            root: Instrumented::new(root(child, seq), ctx.clone()),
+            root: Instrumented::new(root(child, seq, i), ctx.clone()),
             ctx,
         });
     }
     Ok((specs, builds))
+}
+
+/// The morsels of `plan` when a gather exchange should run it on
+/// `threads` pipelines: a plain query (no aggregate, no sort above) whose
+/// spine — filters, projections, hash joins' probe sides, under an
+/// optional LIMIT — reaches a scan [`morsel_source`] can split, and does
+/// some work per row on the way (a filter, a join, or a projection that
+/// computes). Not when the serial plan streams a tiny input anyway: a
+/// LIMIT of at most one batch (offset included) over a spine that cannot
+/// drop rows (no filter, no inner join) reads one batch serially.
+fn gather_source(plan: &Plan, threads: usize) -> Option<Arc<Morsels>> {
+    let spine = match plan {
+        Plan::Limit {
+            input,
+            offset,
+            limit,
+        } => {
+            if tiny_limit(input, *offset, *limit) {
+                return None;
+            }
+            &**input
+        }
+        other => other,
+    };
+    if !matches!(
+        spine,
+        Plan::Filter { .. } | Plan::Project { .. } | Plan::Join { .. }
+    ) {
+        return None;
+    }
+    let mut works = false;
+    let mut node = spine;
+    loop {
+        node = match node {
+            Plan::Filter { input, .. } => {
+                works = true;
+                input
+            }
+            Plan::Project { input, exprs, .. } => {
+                works |= !exprs.iter().all(|e| {
+                    matches!(
+                        e,
+                        crate::expr::Expr::Column(_) | crate::expr::Expr::Literal(_)
+                    )
+                });
+                input
+            }
+            Plan::Join { left, .. } => {
+                works = true;
+                left
+            }
+            _ => break,
+        };
+    }
+    if !works {
+        return None;
+    }
+    morsel_source(spine, threads)
+}
+
+/// Whether `LIMIT limit OFFSET offset` over `input` reads about one batch
+/// serially: at most one batch of rows (offset included) over a spine of
+/// projections and left joins (which drop no rows).
+fn tiny_limit(input: &Plan, offset: u64, limit: Option<u64>) -> bool {
+    let Some(rows) = limit.map(|l| l.saturating_add(offset)) else {
+        return false;
+    };
+    if rows > crate::pipeline::BATCH_ROWS as u64 {
+        return false;
+    }
+    let mut node = input;
+    loop {
+        node = match node {
+            Plan::Project { input, .. } => input,
+            Plan::Join { left, kind, .. } if *kind == crate::pipeline::join::JoinKind::Left => left,
+            Plan::Scan { .. } | Plan::Series { .. } => return true,
+            _ => return false,
+        };
+    }
+}
+
+/// A gather exchange over `plan` (a spine that [`gather_source`] accepted,
+/// whose scan's morsels are `m`): N pipelines, each a [`GatherSink`] over a
+/// copy of the spine, and a [`ParallelGather`] that emits their output in
+/// morsel order (applying the LIMIT, if `plan` is one).
+fn gather(
+    plan: Plan,
+    m: Arc<Morsels>,
+    pipeline: &Context,
+    lw: &Lower,
+) -> Result<Instrumented, ContextError> {
+    let (input, offset, limit) = match plan {
+        Plan::Limit {
+            input,
+            offset,
+            limit,
+        } => (*input, offset, limit),
+        other => (other, 0, None),
+    };
+    let p = pipeline
+        .child(Level::Pipeline)
+        .name("pipeline (gather input)")
+        .build()?;
+    let shared = GatherShared::new(m.clone(), lw.par.threads);
+    let (specs, builds) = stage(
+        input,
+        m,
+        &p,
+        lw,
+        "gather",
+        Some(&shared),
+        |child, seq, i| Box::new(GatherSink::new(child, shared.clone(), i, seq)),
+    )?;
+    let op = ParallelGather::new(specs, builds, shared, offset, limit, lw.par.policy);
+    Ok(Instrumented::new(Box::new(op), pipeline.clone()))
 }
