@@ -11,7 +11,7 @@ use parallel_common::{setup, QUERIES};
 
 use cascade::host::YieldNow;
 use cascade::pipeline::YieldPolicy;
-use cascade::{Connection, Engine, EngineConfig, Identity, ManualHost, QueryError, QueryResult};
+use cascade::{Connection, Engine, EngineConfig, ManualHost, QueryError, QueryResult};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,67 +171,6 @@ fn kill_at_seeded_points() {
     assert!(
         killed > 0 && finished > 0,
         "killed {killed}, finished {finished}"
-    );
-}
-
-#[test]
-fn kill_during_the_merge_of_distinct_sets() {
-    // Two pipelines of ~100,000 distinct values each: the exchange merges
-    // the sets 2,048 values a step, so the merge is many steps long. Kills
-    // swept over the end of the run land in it (every pipeline has ended:
-    // all 200,000 rows examined): 1317, nothing left, no memory held.
-    let sql = "SELECT count(DISTINCT x) FROM generate_series(1, 200000) AS t(x)";
-    let me = Identity::new("acme", "alice", "member");
-    let (mut mid_merge, mut finished) = (0, 0);
-    let mut polls_per_run = 0;
-    for point in 0..40u64 {
-        let (host, e) = seeded(point);
-        let victim = conn(&e, "acme", "alice", "member");
-        let killer = conn(&e, "acme", "alice", "member");
-        ok(&victim, "SET cascade_threads = 2");
-        if polls_per_run == 0 {
-            let p0 = host.schedule_fingerprint().1;
-            let r = exec(&host, &e, &victim, sql).expect(sql);
-            assert_eq!(text(&r), "200000");
-            polls_per_run = host.schedule_fingerprint().1 - p0;
-        }
-        // From half-way through the run to past its end.
-        let yields = polls_per_run / 2 + polls_per_run * point / 40;
-        let vid = victim.id();
-        let seen = std::cell::Cell::new(0u64);
-        let kill = async {
-            for _ in 0..yields {
-                YieldNow::default().await;
-            }
-            if let Some(p) = e.processes(&me).iter().find(|p| p.id == vid) {
-                seen.set(p.rows_examined);
-            }
-            let _ = killer.execute(&format!("KILL QUERY {vid}")).await;
-        };
-        let (r, ()) = host.block_on(futures::future::join(victim.execute(sql), kill));
-        assert_eq!(
-            host.spawned_pending(),
-            0,
-            "point {point}: a pipeline outlived"
-        );
-        assert_eq!(e.memory_in_use(), 0, "point {point}: memory held");
-        match r {
-            Ok(r) => {
-                finished += 1;
-                assert_eq!(text(&r), "200000", "point {point}");
-            }
-            Err(err) => {
-                assert_eq!(err.code, 1317, "point {point}: {err}");
-                if seen.get() == 200_000 {
-                    mid_merge += 1;
-                }
-            }
-        }
-        assert_eq!(cell(&victim, "SELECT 1"), "1");
-    }
-    assert!(
-        mid_merge >= 3 && finished > 0,
-        "killed mid-merge {mid_merge}, finished {finished}"
     );
 }
 

@@ -12,11 +12,11 @@
 //! set's grown table before the insert that grows it, and count the strings
 //! they keep. See [`super::memory`].
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::memory::{vec_bytes, MemoryUse};
-use super::split_table::SplitMap;
+use super::memory::{hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse};
 use super::{Instrumented, OpCx, Operator, Resources, Step, BATCH_ROWS};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::decimal::Dec;
@@ -90,35 +90,52 @@ enum State {
     Distinct(Vec<DistinctSet>),
 }
 
-/// Rows consumed per step by an aggregate with `DISTINCT` sets, or with
-/// more than [`SLICED_GROUPS`] groups: each row is a random access into a
-/// table far larger than the caches (100–500 ns on a loaded machine), and a
-/// step must stay well under the 200 µs a kill may take.
-pub const SLICE_ROWS: usize = 256;
-/// Groups past which input batches are consumed [`SLICE_ROWS`] at a time.
-const SLICED_GROUPS: usize = 1 << 16;
-/// The distinct values of one group: a [`SplitMap`], so that growing the
-/// set is bounded work (no insert moves more than a part of it: a kill
-/// waits for a small table's rehash at most, not the whole set's).
+/// Rows consumed per step by an aggregate with `DISTINCT` sets.
+const DISTINCT_ROWS: usize = 1024;
+/// Values in a set past this many are split into [`PARTS`] tables.
+const SPLIT_AT: usize = 28_672;
+/// Tables of a split [`DistinctSet`].
+const PARTS: usize = 256;
+
+/// The distinct values of one group: one hash table, split by hash into
+/// [`PARTS`] tables once it holds [`SPLIT_AT`] values, so that growing the
+/// set (a rehash, which moves every value of a table at once) is bounded
+/// work: a kill waits for a 256th of the set at most, not all of it.
 #[derive(Default)]
 pub(crate) struct DistinctSet {
-    map: SplitMap<Value, ()>,
+    parts: Vec<FxHashSet<Value>>,
+    len: usize,
+}
+
+/// The part of a split set that `v` belongs to: the top bits of its hash
+/// mixed once more (a multiply by the golden ratio), so that they depend on
+/// every bit of the hash (the hash of an integer, taken of its `f64` bits,
+/// has runs of constant bits) and are not the bits the tables use.
+#[inline]
+fn part_of(v: &Value) -> usize {
+    use std::hash::BuildHasher;
+    let h = rustc_hash::FxBuildHasher.hash_one(v);
+    (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % PARTS
 }
 
 impl DistinctSet {
     fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
     fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
     fn iter(&self) -> impl Iterator<Item = &Value> {
-        self.map.iter().map(|(v, _)| v)
+        self.parts.iter().flatten()
     }
     /// Heap bytes of the tables (not of the strings).
-    #[cfg(test)]
     fn table_bytes(&self) -> u64 {
-        self.map.bytes()
+        vec_bytes::<FxHashSet<Value>>(self.parts.capacity())
+            + self
+                .parts
+                .iter()
+                .map(|p| hash_table_bytes::<Value>(p.capacity()))
+                .sum::<u64>()
     }
 
     /// Adds `v` (not NULL); the heap bytes it keeps when new. The memory of
@@ -130,20 +147,55 @@ impl DistinctSet {
         mem: &mut MemoryUse,
         res: &Arc<Resources>,
     ) -> Result<u64, ExecError> {
+        if self.parts.is_empty() {
+            mem.grow(res, vec_bytes::<FxHashSet<Value>>(1))?;
+            self.parts = vec![FxHashSet::default()];
+        }
+        let single = self.parts.len() == 1;
+        let set = &mut self.parts[if single { 0 } else { part_of(&v) }];
+        if set.len() == set.capacity() {
+            if single && set.len() >= SPLIT_AT {
+                self.split(mem, res)?;
+                return self.insert(v, mem, res);
+            }
+            // The insert may grow the table (it makes room first, even
+            // for a value it has).
+            grow_set(set, 1, mem, res)?;
+        }
         let bytes = v.heap_bytes() as u64;
-        Ok(match self.map.insert(v, (), mem, res)? {
-            None => bytes,
-            Some(()) => 0,
+        Ok(if set.insert(v) {
+            self.len += 1;
+            bytes
+        } else {
+            0
         })
     }
 
-    /// Tables of the set (a merge takes one at a time).
-    fn part_count(&self) -> usize {
-        self.map.part_count()
-    }
-    /// The values of table `i`.
-    fn part(&self, i: usize) -> impl Iterator<Item = &Value> {
-        self.map.part(i).into_iter().flat_map(|p| p.keys())
+    /// Splits the one table into [`PARTS`], reserving them first.
+    #[cold]
+    fn split(&mut self, mem: &mut MemoryUse, res: &Arc<Resources>) -> Result<(), ExecError> {
+        let before = self.table_bytes();
+        let per_part = hash_capacity_after(0, 0, 2 * self.len / PARTS);
+        let after = vec_bytes::<FxHashSet<Value>>(PARTS)
+            + PARTS as u64 * hash_table_bytes::<Value>(per_part);
+        mem.grow(res, after)?;
+        let mut parts: Vec<FxHashSet<Value>> = (0..PARTS)
+            .map(|_| {
+                let mut s = FxHashSet::default();
+                s.reserve(per_part);
+                s
+            })
+            .collect();
+        for v in std::mem::take(&mut self.parts).into_iter().flatten() {
+            parts[part_of(&v)].insert(v);
+        }
+        self.parts = parts;
+        let now = self.table_bytes();
+        if now > after {
+            mem.grow(res, now - after)?;
+        }
+        mem.shrink(before + after.saturating_sub(now));
+        Ok(())
     }
 }
 
@@ -609,6 +661,29 @@ fn grown_capacity(len: usize, cap: usize, n: usize) -> usize {
     len.saturating_add(n).max(cap.saturating_mul(2)).max(4)
 }
 
+/// Makes room in `set` for `n` more values, reserving the grown table
+/// first (while both tables exist, during the rehash, both are counted).
+fn grow_set(
+    set: &mut FxHashSet<Value>,
+    n: usize,
+    mem: &mut MemoryUse,
+    res: &Arc<Resources>,
+) -> Result<(), ExecError> {
+    if n <= set.capacity() - set.len() {
+        return Ok(());
+    }
+    let old = hash_table_bytes::<Value>(set.capacity());
+    let predicted = hash_table_bytes::<Value>(hash_capacity_after(set.len(), set.capacity(), n));
+    mem.grow(res, predicted)?;
+    set.reserve(n);
+    let now = hash_table_bytes::<Value>(set.capacity());
+    if now > predicted {
+        mem.grow(res, now - predicted)?;
+    }
+    mem.shrink(old + predicted.saturating_sub(now));
+    Ok(())
+}
+
 /// Adds the non-NULL values of `arg` to the `DISTINCT` sets of their groups
 /// (`gids`; `None`: all in group 0), accounting for the sets' tables and for
 /// the strings they keep.
@@ -642,12 +717,10 @@ const NO_GROUP: u32 = u32::MAX;
 #[inline]
 fn int_group(
     x: i64,
-    map: &mut SplitMap<i64, u32>,
+    map: &mut FxHashMap<i64, u32>,
     dense: &mut Vec<u32>,
     keys: &mut Vec<Value>,
-    mem: &mut MemoryUse,
-    res: &Arc<Resources>,
-) -> Result<u32, ExecError> {
+) -> u32 {
     if (x as u64) < DENSE_KEYS {
         let slot = x as usize;
         if slot >= dense.len() {
@@ -657,24 +730,19 @@ fn int_group(
             keys.push(Value::Int(x));
             dense[slot] = (keys.len() - 1) as u32;
         }
-        Ok(dense[slot])
+        dense[slot]
     } else {
-        let h = SplitMap::<i64, u32>::hash_of(&x);
-        if let Some(&id) = map.get_hashed(h, &x) {
-            return Ok(id);
-        }
-        // The table grows (a part at most) before the key is listed.
-        let id = keys.len() as u32;
-        map.insert_hashed(h, x, id, mem, res)?;
-        keys.push(Value::Int(x));
-        Ok(id)
+        *map.entry(x).or_insert_with(|| {
+            keys.push(Value::Int(x));
+            (keys.len() - 1) as u32
+        })
     }
 }
 
 enum Groups {
     None,
     Int {
-        map: SplitMap<i64, u32>,
+        map: FxHashMap<i64, u32>,
         /// Group ids of the keys `0..DENSE_KEYS`, indexed by the key
         /// (`NO_GROUP` when unseen): a lookup without hashing.
         dense: Vec<u32>,
@@ -682,19 +750,9 @@ enum Groups {
         keys: Vec<Value>,
     },
     Generic {
-        map: SplitMap<Vec<Value>, u32>,
+        map: FxHashMap<Vec<Value>, u32>,
         keys: Vec<Vec<Value>>,
     },
-}
-
-/// Where a merge of `DISTINCT` sets ([`HashAggregate::merge_distinct_from`])
-/// goes on: the aggregate, the group (in the slice merged), the table of its
-/// set.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DistinctCursor {
-    agg: usize,
-    group: usize,
-    part: usize,
 }
 
 /// `GROUP BY` keys + aggregates. Output: the key columns, then one column
@@ -730,8 +788,6 @@ pub struct HashAggregate {
     slice_off: usize,
     /// The order in which the groups are emitted, when `order` is kept.
     emit_order: Option<Vec<u32>>,
-    /// See [`HashAggregate::merge_work_max`].
-    merge_work_max: usize,
 }
 
 /// The position (morsel sequence number << 32 | row) at which each group
@@ -786,13 +842,13 @@ impl HashAggregate {
         let groups = match key_types.as_slice() {
             [] => Groups::None,
             [DataType::Int] => Groups::Int {
-                map: SplitMap::default(),
+                map: FxHashMap::default(),
                 dense: Vec::new(),
                 null: None,
                 keys: Vec::new(),
             },
             _ => Groups::Generic {
-                map: SplitMap::default(),
+                map: FxHashMap::default(),
                 keys: Vec::new(),
             },
         };
@@ -815,7 +871,6 @@ impl HashAggregate {
             order: None,
             slice_off: 0,
             emit_order: None,
-            merge_work_max: 0,
         };
         if matches!(agg.groups, Groups::None) {
             agg.ngroups = 1;
@@ -851,19 +906,17 @@ impl HashAggregate {
 
     /// Merges groups `from..to` of partial aggregate `other` (same keys and
     /// aggregates) into this one, reserving the memory of the new groups
-    /// first: their keys and every state but the `DISTINCT` sets, which
-    /// [`HashAggregate::merge_distinct_from`] merges next, a bounded number
-    /// of values per call. Gives the ids here of the groups merged.
+    /// first.
     pub fn merge_from(
         &mut self,
         other: &HashAggregate,
         from: usize,
         to: usize,
         res: &Arc<Resources>,
-    ) -> Result<Vec<u32>, ExecError> {
+    ) -> Result<(), ExecError> {
         let to = to.min(other.ngroups);
         if from >= to {
-            return Ok(Vec::new());
+            return Ok(());
         }
         self.make_room(to - from, res)?;
         let before = self.ngroups;
@@ -881,30 +934,30 @@ impl HashAggregate {
             ) => theirs[from..to]
                 .iter()
                 .map(|k| match k.as_i64().filter(|_| !k.is_null()) {
-                    None => Ok(*null.get_or_insert_with(|| {
+                    None => *null.get_or_insert_with(|| {
                         keys.push(Value::Null);
                         (keys.len() - 1) as u32
-                    })),
-                    Some(x) => int_group(x, map, dense, keys, &mut self.mem, res),
+                    }),
+                    Some(x) => int_group(x, map, dense, keys),
                 })
-                .collect::<Result<_, _>>()?,
+                .collect(),
             (Groups::Generic { map, keys }, Groups::Generic { keys: theirs, .. }) => theirs
                 [from..to]
                 .iter()
                 .map(|key| match map.get(key) {
-                    Some(id) => Ok(*id),
+                    Some(id) => *id,
                     None => {
                         let next = keys.len() as u32;
-                        map.insert(key.clone(), next, &mut self.mem, res)?;
                         key_heap += 2 * vec_bytes::<Value>(key.capacity())
                             + key.iter().map(|v| v.heap_bytes() as u64).sum::<u64>();
                         keys.push(key.clone());
-                        Ok(next)
+                        map.insert(key.clone(), next);
+                        next
                     }
                 })
-                .collect::<Result<_, ExecError>>()?,
+                .collect(),
             // Same keys on both sides: other pairs do not occur.
-            _ => return Ok(Vec::new()),
+            _ => return Ok(()),
         };
         if !matches!(self.groups, Groups::None) {
             self.ngroups = match &self.groups {
@@ -926,81 +979,20 @@ impl HashAggregate {
             }
         }
         for (state, theirs) in self.states.iter_mut().zip(&other.states) {
+            if let (State::Distinct(sets), State::Distinct(their_sets)) = (&mut *state, theirs) {
+                let mut kept = 0u64;
+                for (i, &g) in gids.iter().enumerate() {
+                    for v in their_sets[from + i].iter() {
+                        kept += sets[g as usize].insert(v.clone(), &mut self.mem, res)?;
+                    }
+                }
+                self.mem.grow(res, kept)?;
+                continue;
+            }
             state.merge(theirs, &gids, from);
         }
         self.mem.grow(res, key_heap)?;
-        self.settle(res)?;
-        Ok(gids)
-    }
-
-    /// Whether input batches are consumed a slice at a time.
-    fn sliced(&self) -> bool {
-        self.has_distinct || self.ngroups > SLICED_GROUPS
-    }
-
-    /// Whether an aggregate keeps `DISTINCT` sets.
-    pub fn has_distinct(&self) -> bool {
-        self.has_distinct
-    }
-
-    /// Merges the `DISTINCT` sets of `other`'s groups `from..` (whose ids
-    /// here [`HashAggregate::merge_from`] gave: `gids`) into this one's,
-    /// from `cur` on, a table of a set at a time, until `budget` values were
-    /// inserted (one table more at most, [`split_table::PART_CAP`](super::split_table::PART_CAP)
-    /// values); whether every set is merged.
-    pub fn merge_distinct_from(
-        &mut self,
-        other: &HashAggregate,
-        from: usize,
-        gids: &[u32],
-        cur: &mut DistinctCursor,
-        budget: usize,
-        res: &Arc<Resources>,
-    ) -> Result<bool, ExecError> {
-        let mut work = 0usize;
-        let mut kept = 0u64;
-        while cur.agg < self.states.len() {
-            if let (State::Distinct(sets), Some(State::Distinct(theirs))) =
-                (&mut self.states[cur.agg], other.states.get(cur.agg))
-            {
-                while let Some(&g) = gids.get(cur.group) {
-                    let (Some(src), Some(dst)) =
-                        (theirs.get(from + cur.group), sets.get_mut(g as usize))
-                    else {
-                        // Not reached: `gids` came from `merge_from` of
-                        // these groups, which made every set.
-                        cur.group += 1;
-                        continue;
-                    };
-                    while cur.part < src.part_count() {
-                        if work >= budget {
-                            self.mem.grow(res, kept)?;
-                            self.merge_work_max = self.merge_work_max.max(work);
-                            return Ok(false);
-                        }
-                        for v in src.part(cur.part) {
-                            kept += dst.insert(v.clone(), &mut self.mem, res)?;
-                            work += 1;
-                        }
-                        cur.part += 1;
-                    }
-                    cur.part = 0;
-                    cur.group += 1;
-                    work += 1;
-                }
-            }
-            cur.group = 0;
-            cur.agg += 1;
-        }
-        self.mem.grow(res, kept)?;
-        self.merge_work_max = self.merge_work_max.max(work);
-        Ok(true)
-    }
-
-    /// Most values one call of [`HashAggregate::merge_distinct_from`]
-    /// inserted (the bound the tests check).
-    pub fn merge_work_max(&self) -> usize {
-        self.merge_work_max
+        self.settle(res)
     }
 
     /// Frees the groups and their states (a partial aggregate, once merged),
@@ -1021,12 +1013,17 @@ impl HashAggregate {
     fn structure_bytes(&self) -> u64 {
         let groups = match &self.groups {
             Groups::None => 0,
-            // The maps (`SplitMap`s) account for their own tables in
-            // `mem` as they grow.
-            Groups::Int { dense, keys, .. } => {
-                vec_bytes::<u32>(dense.capacity()) + vec_bytes::<Value>(keys.capacity())
+            Groups::Int {
+                map, dense, keys, ..
+            } => {
+                hash_table_bytes::<(i64, u32)>(map.capacity())
+                    + vec_bytes::<u32>(dense.capacity())
+                    + vec_bytes::<Value>(keys.capacity())
             }
-            Groups::Generic { keys, .. } => vec_bytes::<Vec<Value>>(keys.capacity()),
+            Groups::Generic { map, keys } => {
+                hash_table_bytes::<(Vec<Value>, u32)>(map.capacity())
+                    + vec_bytes::<Vec<Value>>(keys.capacity())
+            }
         };
         let first = self
             .order
@@ -1048,14 +1045,34 @@ impl HashAggregate {
         };
         let groups = match &self.groups {
             Groups::None => return Ok(()),
-            Groups::Int { keys, .. } => {
-                vec_growth(keys.len(), keys.capacity(), std::mem::size_of::<Value>())
+            Groups::Int { map, keys, .. } => {
+                let m = if n <= map.capacity() - map.len() {
+                    0
+                } else {
+                    hash_table_bytes::<(i64, u32)>(hash_capacity_after(
+                        map.len(),
+                        map.capacity(),
+                        n,
+                    ))
+                };
+                m + vec_growth(keys.len(), keys.capacity(), std::mem::size_of::<Value>())
             }
-            Groups::Generic { keys, .. } => vec_growth(
-                keys.len(),
-                keys.capacity(),
-                std::mem::size_of::<Vec<Value>>(),
-            ),
+            Groups::Generic { map, keys } => {
+                let m = if n <= map.capacity() - map.len() {
+                    0
+                } else {
+                    hash_table_bytes::<(Vec<Value>, u32)>(hash_capacity_after(
+                        map.len(),
+                        map.capacity(),
+                        n,
+                    ))
+                };
+                m + vec_growth(
+                    keys.len(),
+                    keys.capacity(),
+                    std::mem::size_of::<Vec<Value>>(),
+                )
+            }
         };
         let first = self.order.as_ref().map_or(0, |o| {
             vec_growth(
@@ -1072,12 +1089,14 @@ impl HashAggregate {
         self.mem.grow(res, growth)?;
         match &mut self.groups {
             Groups::None => {}
-            Groups::Int { keys, .. } => {
+            Groups::Int { map, keys, .. } => {
+                map.reserve(n);
                 if n > keys.capacity() - keys.len() {
                     keys.reserve_exact(grown_capacity(keys.len(), keys.capacity(), n) - keys.len());
                 }
             }
-            Groups::Generic { keys, .. } => {
+            Groups::Generic { map, keys } => {
+                map.reserve(n);
                 if n > keys.capacity() - keys.len() {
                     keys.reserve_exact(grown_capacity(keys.len(), keys.capacity(), n) - keys.len());
                 }
@@ -1116,7 +1135,6 @@ impl HashAggregate {
             key_cols.push(k.eval(b, cx.eval)?.into_column(b.len));
         }
         let before = self.ngroups;
-        let (mem, res) = (&mut self.mem, cx.resources);
         let gids = match &mut self.groups {
             Groups::None => return Ok(None),
             Groups::Int {
@@ -1141,9 +1159,7 @@ impl HashAggregate {
                             }
                         }
                         if out.len() != v.len() {
-                            for &x in v {
-                                out.push(int_group(x, map, dense, keys, mem, res)?);
-                            }
+                            out.extend(v.iter().map(|&x| int_group(x, map, dense, keys)));
                         }
                     }
                     (ColumnData::Int(v), _) => {
@@ -1154,7 +1170,7 @@ impl HashAggregate {
                                     (keys.len() - 1) as u32
                                 })
                             } else {
-                                int_group(*x, map, dense, keys, mem, res)?
+                                int_group(*x, map, dense, keys)
                             };
                             out.push(id);
                         }
@@ -1167,7 +1183,7 @@ impl HashAggregate {
                                     keys.push(Value::Null);
                                     (keys.len() - 1) as u32
                                 }),
-                                Some(x) => int_group(x, map, dense, keys, mem, res)?,
+                                Some(x) => int_group(x, map, dense, keys),
                             };
                             out.push(id);
                         }
@@ -1181,8 +1197,7 @@ impl HashAggregate {
                 for i in 0..b.len {
                     let key: Vec<Value> = key_cols.iter().map(|c| c.value(i)).collect();
                     let next = keys.len() as u32;
-                    let h = SplitMap::<Vec<Value>, u32>::hash_of(&key);
-                    let id = match map.get_hashed(h, &key) {
+                    let id = match map.get(&key) {
                         Some(id) => *id,
                         None => {
                             // The key twice (map and list), its strings
@@ -1190,7 +1205,7 @@ impl HashAggregate {
                             key_heap += 2 * vec_bytes::<Value>(key.capacity())
                                 + key.iter().map(|v| v.heap_bytes() as u64).sum::<u64>();
                             keys.push(key.clone());
-                            map.insert_hashed(h, key, next, mem, res)?;
+                            map.insert(key, next);
                             next
                         }
                     };
@@ -1255,7 +1270,7 @@ impl Operator for HashAggregate {
             let next = match self.pending.take() {
                 Some((b, off)) => {
                     self.slice_off = off;
-                    let n = (b.len - off).min(SLICE_ROWS);
+                    let n = (b.len - off).min(DISTINCT_ROWS);
                     let part = b.slice(off, n);
                     if off + n < b.len {
                         self.pending = Some((b, off + n));
@@ -1267,17 +1282,17 @@ impl Operator for HashAggregate {
                         if let Some(o) = &mut self.order {
                             o.batch(b.len);
                         }
-                        if self.sliced() && b.len > SLICE_ROWS {
-                            let part = b.slice(0, SLICE_ROWS);
-                            self.pending = Some((b, SLICE_ROWS));
+                        if self.has_distinct && b.len > DISTINCT_ROWS {
+                            let part = b.slice(0, DISTINCT_ROWS);
+                            self.pending = Some((b, DISTINCT_ROWS));
                             Step::Batch(part)
                         } else {
                             Step::Batch(b)
                         }
                     }
-                    Step::Batch(b) if self.sliced() && b.len > SLICE_ROWS => {
-                        let part = b.slice(0, SLICE_ROWS);
-                        self.pending = Some((b, SLICE_ROWS));
+                    Step::Batch(b) if self.has_distinct && b.len > DISTINCT_ROWS => {
+                        let part = b.slice(0, DISTINCT_ROWS);
+                        self.pending = Some((b, DISTINCT_ROWS));
                         Step::Batch(part)
                     }
                     other => other,
@@ -1371,12 +1386,11 @@ mod tests {
     use std::sync::atomic::AtomicU64;
 
     #[test]
-    fn a_large_distinct_set_grows_in_bounded_steps_keeps_its_values_and_accounts_its_tables() {
-        use crate::pipeline::split_table::PART_CAP;
+    fn a_large_distinct_set_splits_keeps_its_values_and_accounts_its_tables() {
         let res = Resources::new(1 << 30, Arc::new(AtomicU64::new(0)));
         let mut mem = MemoryUse::default();
         let mut set = DistinctSet::default();
-        let n = 100 * PART_CAP as i64;
+        let n = 3 * SPLIT_AT as i64;
         for round in 0..2 {
             for x in 0..n {
                 set.insert(Value::Int(x), &mut mem, &res).unwrap();
@@ -1387,137 +1401,21 @@ mod tests {
                 "round {round}: duplicates are not added"
             );
         }
-        assert!(set.part_count() > 50, "split: {} tables", set.part_count());
-        assert!(set.map.moved_max() <= PART_CAP, "{}", set.map.moved_max());
+        assert_eq!(set.parts.len(), PARTS, "split");
         let mut seen: Vec<i64> = set.iter().filter_map(Value::as_i64).collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..n).collect::<Vec<_>>());
-        // Every table is reserved.
-        assert_eq!(mem.bytes(), set.table_bytes());
+        // Every table is reserved, and the parts are balanced: none holds
+        // more than a few times its share.
+        assert!(
+            mem.bytes() >= set.table_bytes(),
+            "{} < {}",
+            mem.bytes(),
+            set.table_bytes()
+        );
+        let largest = set.parts.iter().map(|p| p.len()).max().unwrap_or(0);
+        assert!(largest < 4 * n as usize / PARTS, "largest part {largest}");
         drop(mem);
         assert_eq!(res.used(), 0);
-    }
-
-    use crate::context::Context;
-    use crate::expr::EvalCx;
-    use crate::host::ManualHost;
-    use crate::pipeline::split_table::PART_CAP;
-
-    struct Source(std::vec::IntoIter<Batch>);
-    impl Operator for Source {
-        fn next(&mut self, _: &mut OpCx<'_>) -> Result<Step, ExecError> {
-            Ok(self.0.next().map_or(Step::Done, Step::Batch))
-        }
-        fn describe(&self) -> String {
-            "source".into()
-        }
-        fn name(&self) -> &'static str {
-            "Source"
-        }
-        fn children(&self) -> Vec<&Instrumented> {
-            vec![]
-        }
-    }
-
-    fn ctx() -> Context {
-        Context::root(Arc::new(ManualHost::new()))
-            .node_id(1)
-            .build()
-            .expect("a root context builds")
-    }
-
-    /// `k = x % 3, count(DISTINCT x)` (or without the key) over `xs`.
-    fn agg(xs: std::ops::Range<i64>, keyed: bool, c: &Context) -> HashAggregate {
-        let batches: Vec<Batch> = xs
-            .collect::<Vec<_>>()
-            .chunks(BATCH_ROWS)
-            .map(|ch| {
-                let k: Vec<i64> = ch.iter().map(|x| x % 3).collect();
-                Batch::new(
-                    vec![
-                        Arc::new(Column::ints(ch.to_vec())),
-                        Arc::new(Column::ints(k)),
-                    ],
-                    ch.len(),
-                )
-            })
-            .collect();
-        let input = Instrumented::new(Box::new(Source(batches.into_iter())), c.clone());
-        let (keys, types) = if keyed {
-            (vec![Expr::Column(1)], vec![DataType::Int])
-        } else {
-            (vec![], vec![])
-        };
-        let spec = AggSpec {
-            func: AggFunc::Count,
-            arg: Some(Expr::Column(0)),
-            distinct: true,
-            arg_type: DataType::Int,
-            text: "count(DISTINCT x)".into(),
-        };
-        HashAggregate::new(input, keys, types, vec![spec], "t".into())
-    }
-
-    fn run(op: &mut HashAggregate, res: &Arc<Resources>) -> Vec<Vec<Value>> {
-        let progress = AtomicU64::new(0);
-        let mut eval = EvalCx::default();
-        let mut cx = OpCx {
-            eval: &mut eval,
-            resources: res,
-            progress: &progress,
-        };
-        let mut rows = Vec::new();
-        loop {
-            match op.next(&mut cx).expect("runs") {
-                Step::Batch(b) => rows.extend((0..b.len).map(|i| b.row(i))),
-                Step::Done => return rows,
-                _ => {}
-            }
-        }
-    }
-
-    #[test]
-    fn merging_distinct_sets_inserts_a_bounded_number_of_values_per_step() {
-        for keyed in [false, true] {
-            let c = ctx();
-            let res = Resources::new(1 << 32, Arc::new(AtomicU64::new(0)));
-            let seq = Arc::new(AtomicU64::new(0));
-            let mut parts = [
-                agg(0..120_000, keyed, &c).partial(seq.clone()),
-                agg(60_000..200_000, keyed, &c).partial(seq.clone()),
-            ];
-            for p in &mut parts {
-                run(p, &res);
-            }
-            let mut merged = agg(0..0, keyed, &c).merging();
-            let budget = 2048;
-            let mut steps = 0;
-            for p in &parts {
-                let gids = merged.merge_from(p, 0, BATCH_ROWS, &res).expect("merges");
-                let mut cur = DistinctCursor::default();
-                while !merged
-                    .merge_distinct_from(p, 0, &gids, &mut cur, budget, &res)
-                    .expect("merges")
-                {
-                    steps += 1;
-                }
-            }
-            // Many steps, none past its budget and one table.
-            assert!(steps > 200_000 / (budget + PART_CAP), "{steps} steps");
-            assert!(
-                merged.merge_work_max() <= budget + PART_CAP + 3,
-                "{} values in one step",
-                merged.merge_work_max()
-            );
-            let rows = run(&mut merged, &res);
-            let total: i64 = rows
-                .iter()
-                .filter_map(|r| r.last().and_then(Value::as_i64))
-                .sum();
-            assert_eq!(total, 200_000, "keyed {keyed}: every value once");
-            drop(parts);
-            drop(merged);
-            assert_eq!(res.used(), 0);
-        }
     }
 }

@@ -27,7 +27,6 @@ pub mod recursive;
 pub mod scan;
 pub mod setop;
 pub mod sort;
-pub mod split_table;
 pub mod subquery;
 pub mod window;
 

@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use super::aggregate::{DistinctCursor, HashAggregate};
+use super::aggregate::HashAggregate;
 use super::{Instrumented, OpCx, Operator, Resources, Step, YieldPolicy, BATCH_ROWS};
 use crate::cause::{Cause, Reason};
 use crate::context::Context;
@@ -777,23 +777,15 @@ impl Exchange {
     }
 }
 
-/// Values of `DISTINCT` sets a merge step inserts (then one more table of a
-/// set at most, [`super::split_table::PART_CAP`] values).
-pub const MERGE_DISTINCT_VALUES: usize = 2048;
-
 /// The consumer of a parallel aggregation: N pipelines each run a partial
 /// [`HashAggregate`] over their morsels; this merges their groups (a slice
-/// of groups per step, in pipeline order) into the final aggregate, then
-/// the slice's `DISTINCT` sets ([`MERGE_DISTINCT_VALUES`] values per step),
-/// and emits its groups in the order one pipeline would have seen them.
+/// of groups per step, in pipeline order) into the final aggregate, and
+/// emits its groups in the order one pipeline would have seen them.
 pub struct ParallelAggregate {
     ex: Exchange,
     merged: HashAggregate,
     merge_next: usize,
     merge_at: usize,
-    /// The slice whose `DISTINCT` sets are being merged: its groups' ids in
-    /// the final aggregate, where the merge is, and the slice's end.
-    distinct: Option<(Vec<u32>, DistinctCursor, usize)>,
 }
 
 impl ParallelAggregate {
@@ -812,14 +804,7 @@ impl ParallelAggregate {
             merged,
             merge_next: 0,
             merge_at: 0,
-            distinct: None,
         }
-    }
-
-    /// Steps of the merge so far that inserted the most `DISTINCT` values
-    /// (the bound the tests check).
-    pub fn merge_work_max(&self) -> usize {
-        self.merged.merge_work_max()
     }
 }
 
@@ -842,36 +827,9 @@ impl Operator for ParallelAggregate {
                 self.merge_next += 1;
                 continue;
             };
-            let to = match self.distinct.as_mut() {
-                Some((gids, cur, to)) => {
-                    let done = self.merged.merge_distinct_from(
-                        agg,
-                        self.merge_at,
-                        gids,
-                        cur,
-                        MERGE_DISTINCT_VALUES,
-                        cx.resources,
-                    )?;
-                    if !done {
-                        return Ok(Step::Pending);
-                    }
-                    let to = *to;
-                    self.distinct = None;
-                    to
-                }
-                None => {
-                    let to = self.merge_at + BATCH_ROWS;
-                    let gids = self
-                        .merged
-                        .merge_from(agg, self.merge_at, to, cx.resources)?;
-                    if self.merged.has_distinct() && !gids.is_empty() {
-                        // The slice's sets next, in bounded steps.
-                        self.distinct = Some((gids, DistinctCursor::default(), to));
-                        return Ok(Step::Pending);
-                    }
-                    to
-                }
-            };
+            let to = self.merge_at + BATCH_ROWS;
+            self.merged
+                .merge_from(agg, self.merge_at, to, cx.resources)?;
             if to >= agg.group_count() {
                 agg.release();
                 self.merge_next += 1;

@@ -17,11 +17,11 @@
 //! output batch per step; the rows, the table and the counts are reserved
 //! from the statement's budget before they are stored.
 
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use super::basic::conform;
-use super::memory::{vec_bytes, MemoryUse};
-use super::split_table::SplitMap;
+use super::memory::{hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse};
 use super::{Instrumented, OpCx, Operator, Resources, Step, BATCH_ROWS};
 use crate::data::{Batch, Column, DataType, Value};
 use crate::expr::ExecError;
@@ -58,11 +58,10 @@ pub struct SetStep {
 }
 
 /// A multiset of rows in the order they were first added, with the bytes it
-/// holds reserved from a budget. The table is a [`SplitMap`]: it grows a
-/// small part at a time, never by rehashing every row in one step.
+/// holds reserved from a budget.
 #[derive(Default)]
 pub struct RowCounts {
-    map: SplitMap<Vec<Value>, u32>,
+    map: FxHashMap<Vec<Value>, u32>,
     rows: Vec<Vec<Value>>,
     counts: Vec<u64>,
     mem: MemoryUse,
@@ -84,11 +83,19 @@ impl RowCounts {
         self.mem.bytes()
     }
 
-    /// Makes room for `n` more distinct rows in the vectors, reserving them
-    /// first (the table reserves its own growth as rows are added).
+    /// Makes room for `n` more distinct rows, reserving the grown table and
+    /// vectors first (the old and the new table at once while it rehashes).
     fn make_room(&mut self, n: usize, res: &Arc<Resources>) -> Result<(), ExecError> {
         let len = self.rows.len();
         let mut growth = 0;
+        let map_cap = self.map.capacity();
+        if n > map_cap - self.map.len() {
+            growth += hash_table_bytes::<(Vec<Value>, u32)>(hash_capacity_after(
+                self.map.len(),
+                map_cap,
+                n,
+            ));
+        }
         let vec_cap = self.rows.capacity();
         let grown = len.saturating_add(n).max(vec_cap.saturating_mul(2)).max(4);
         if n > vec_cap - len {
@@ -99,6 +106,7 @@ impl RowCounts {
         }
         let before = self.structure_bytes();
         self.mem.grow(res, growth)?;
+        self.map.reserve(n);
         if n > vec_cap - len {
             self.rows.reserve_exact(grown - len);
             self.counts.reserve_exact(grown - len);
@@ -109,9 +117,10 @@ impl RowCounts {
         self.mem.grow(res, after)
     }
 
-    /// Bytes of the vectors (the table accounts for its own in `mem`).
     fn structure_bytes(&self) -> u64 {
-        vec_bytes::<Vec<Value>>(self.rows.capacity()) + vec_bytes::<u64>(self.counts.capacity())
+        hash_table_bytes::<(Vec<Value>, u32)>(self.map.capacity())
+            + vec_bytes::<Vec<Value>>(self.rows.capacity())
+            + vec_bytes::<u64>(self.counts.capacity())
     }
 
     /// The index of `row`, if held.
@@ -123,8 +132,7 @@ impl RowCounts {
     /// caller has made room with [`RowCounts::reserve`]); the bytes of a
     /// new row are reserved first.
     fn find_or_add(&mut self, row: Vec<Value>, res: &Arc<Resources>) -> Result<usize, ExecError> {
-        let h = SplitMap::<Vec<Value>, u32>::hash_of(&row);
-        if let Some(&i) = self.map.get_hashed(h, &row) {
+        if let Some(&i) = self.map.get(&row) {
             return Ok(i as usize);
         }
         // The row twice (table and list), its strings once (shared).
@@ -132,10 +140,9 @@ impl RowCounts {
             + row.iter().map(|v| v.heap_bytes() as u64).sum::<u64>();
         self.mem.grow(res, bytes)?;
         let i = self.rows.len();
-        self.map
-            .insert_hashed(h, row.clone(), i as u32, &mut self.mem, res)?;
-        self.rows.push(row);
+        self.rows.push(row.clone());
         self.counts.push(0);
+        self.map.insert(row, i as u32);
         Ok(i)
     }
 
@@ -178,9 +185,8 @@ impl Drop for RowCounts {
 
 /// Rows counted per step: each is a lookup in a table that may be far
 /// larger than the caches, and a step must stay short for a kill to be seen
-/// soon (a whole 4096-row batch took ~4 ms per step under load; 512 rows
-/// up to a few hundred µs; 128 still 150–300 µs while the table fills).
-const STEP_ROWS: usize = 64;
+/// soon (a whole 4096-row batch took ~4 ms per step under load).
+const STEP_ROWS: usize = 512;
 
 /// A run of set operations: `inputs[0] steps[0] inputs[1] steps[1] …`,
 /// evaluated left to right by counting rows in a hash table.
