@@ -512,13 +512,10 @@ fn main() {
     let mut config = EngineConfig::new(1, Arc::new(StdHost::with_workers(a.threads)));
     config.threads = a.threads.max(1);
     let engine = Engine::new(config);
-    let only = a
-        .only
-        .clone()
-        .unwrap_or_else(|| match a.sql {
-            Some(_) => String::new(),
-            None => "throughput,checks,kills".into(),
-        });
+    let only = a.only.clone().unwrap_or_else(|| match a.sql {
+        Some(_) => String::new(),
+        None => "throughput,checks,kills".into(),
+    });
     let parts: Vec<&str> = only.split(',').collect();
     let mut report = serde_json::Map::new();
     report.insert("runs".into(), json!(a.runs));
