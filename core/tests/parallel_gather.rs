@@ -9,12 +9,12 @@
 //! serially); the buffered rows count toward the shared memory budget.
 
 mod common;
+use common::kills::kill_at_random_moments;
 use common::*;
 
 use cascade::host::YieldNow;
 use cascade::pipeline::YieldPolicy;
-use cascade::{Engine, EngineConfig, ErrorKind, ManualHost, QueryResult, StdHost};
-use futures::executor::block_on;
+use cascade::{Engine, EngineConfig, ManualHost, QueryResult, StdHost};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,52 +61,7 @@ const QUERIES: &[&str] = &[
 ];
 
 fn setup(c: &cascade::Connection) {
-    ok(c, "CREATE TABLE big (x INT, v INT, s VARCHAR(20), n INT)");
-    for part in 0..4 {
-        let rows: Vec<String> = (0..5000)
-            .map(|i| {
-                let x = part * 5000 + i;
-                let n = if x % 6 == 0 {
-                    "NULL".to_string()
-                } else {
-                    (x % 1000).to_string()
-                };
-                format!("({x}, {}, 's{}', {n})", x * 7 % 1001, x % 23)
-            })
-            .collect();
-        ok(c, &format!("INSERT INTO big VALUES {}", rows.join(", ")));
-    }
-    ok(
-        c,
-        "CREATE TABLE fact (id INT, c_id INT, p_id INT, s_id INT, amount INT)",
-    );
-    for part in 0..4 {
-        let rows: Vec<String> = (0..6000)
-            .map(|i| {
-                let x = part * 6000 + i;
-                format!(
-                    "({x}, {}, {}, {}, {})",
-                    x * 7 % 541,
-                    x * 13 % 199 + 1,
-                    x % 19 + 1,
-                    x % 1000
-                )
-            })
-            .collect();
-        ok(c, &format!("INSERT INTO fact VALUES {}", rows.join(", ")));
-    }
-    let dims: Vec<String> = (1..=500).map(|i| format!("({i}, {})", i % 5)).collect();
-    ok(c, "CREATE TABLE dim (c_id INT, region INT)");
-    ok(c, &format!("INSERT INTO dim VALUES {}", dims.join(", ")));
-    let prods: Vec<String> = (1..=200).map(|i| format!("({i}, {})", i % 10)).collect();
-    ok(c, "CREATE TABLE prod (p_id INT, cat INT)");
-    ok(c, &format!("INSERT INTO prod VALUES {}", prods.join(", ")));
-    let stores: Vec<String> = (1..=20).map(|i| format!("({i}, {})", i % 4)).collect();
-    ok(c, "CREATE TABLE store (s_id INT, state INT)");
-    ok(
-        c,
-        &format!("INSERT INTO store VALUES {}", stores.join(", ")),
-    );
+    common::tables::star_tables(c);
 }
 
 fn results(e: &Engine, threads: usize) -> Vec<String> {
@@ -353,60 +308,11 @@ fn the_gathers_buffers_count_toward_the_shared_budget() {
     }
 }
 
-/// Kills `sql` at seeded random moments from another thread: each run is
-/// killed (1317) or right; nothing is held after any.
-fn kill_at_random_moments(sql: &str, runs: usize, max_delay_us: u64) {
-    let e = Engine::new(EngineConfig::new(1, Arc::new(StdHost::with_workers(4))));
-    let victim = conn(&e, "acme", "alice", "member");
-    setup(&victim);
-    let killer = conn(&e, "acme", "alice", "member");
-    ok(&victim, "SET cascade_threads = 1");
-    let expected = table(&victim, sql);
-    ok(&victim, "SET cascade_threads = 4");
-    let vid = victim.id();
-    let (mut killed, mut finished) = (0, 0);
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    for _ in 0..runs {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let delay = Duration::from_micros(seed % max_delay_us);
-        let k = killer.clone();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            let _ = block_on(k.execute(&format!("KILL QUERY {vid}")));
-        });
-        match run(&victim, sql) {
-            Ok(r) => {
-                finished += 1;
-                let got = rows(&r)
-                    .iter()
-                    .map(|r| r.join("|"))
-                    .collect::<Vec<_>>()
-                    .join(";");
-                assert_eq!(got, expected, "a result that is not killed is right: {sql}");
-            }
-            Err(err) => {
-                killed += 1;
-                assert_eq!(err.kind, ErrorKind::Canceled, "{sql}: {err}");
-                assert_eq!(err.code, 1317, "{sql}: {err}");
-            }
-        }
-        let _ = t.join();
-        assert_eq!(
-            e.memory_in_use(),
-            0,
-            "nothing held after the statement: {sql}"
-        );
-    }
-    assert_eq!(killed + finished, runs);
-    assert!(killed > 0, "some statements were killed: {sql}");
-}
-
 #[test]
 fn kill_a_gathered_filter_at_random_moments() {
     kill_at_random_moments(
         "SELECT x, x % 1013 FROM generate_series(1, 400000) AS t(x) WHERE x % 3 = 0",
+        setup,
         20,
         8000,
     );
@@ -417,6 +323,7 @@ fn kill_a_gathered_join_probe_at_random_moments() {
     kill_at_random_moments(
         "SELECT x, dim.region FROM generate_series(1, 400000) AS t(x) JOIN dim ON x % 500 + 1 = dim.c_id \
          WHERE dim.region < 3",
+        setup,
         20,
         8000,
     );

@@ -1,7 +1,9 @@
 //! Helpers shared by the behaviour tests.
 #![allow(dead_code)]
 
+pub mod kills;
 pub mod spans;
+pub mod tables;
 
 use cascade::{
     Connection, Engine, EngineConfig, Identity, QueryError, QueryResult, StdHost, Value,

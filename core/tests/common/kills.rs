@@ -1,0 +1,68 @@
+//! KILLs at random moments from another thread (the parallel tests).
+
+use super::{conn, ok, rows, run, table};
+use cascade::{Connection, Engine, EngineConfig, ErrorKind, StdHost};
+use futures::executor::block_on;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Kills `sql` (with 4 pipelines on a 4-worker pool) `runs` times at
+/// seeded random moments up to `max_delay_us` from another thread, after
+/// `prepare` ran on the victim's connection: each run is killed (1317) or
+/// gives the serial plan's result; nothing is held after any; some are
+/// killed.
+pub fn kill_at_random_moments(
+    sql: &str,
+    prepare: impl Fn(&Connection),
+    runs: usize,
+    max_delay_us: u64,
+) {
+    let e = Engine::new(EngineConfig::new(1, Arc::new(StdHost::with_workers(4))));
+    let victim = conn(&e, "acme", "alice", "member");
+    prepare(&victim);
+    let killer = conn(&e, "acme", "alice", "member");
+    ok(&victim, "SET cascade_threads = 1");
+    let expected = table(&victim, sql);
+    ok(&victim, "SET cascade_threads = 4");
+    let vid = victim.id();
+    let (mut killed, mut finished) = (0, 0);
+    // A fixed-seed xorshift for the delays: reproducible schedules of kills.
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..runs {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % max_delay_us);
+        let k = killer.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            // The kill may find the connection idle (then it is not
+            // applied to the next statement).
+            let _ = block_on(k.execute(&format!("KILL QUERY {vid}")));
+        });
+        match run(&victim, sql) {
+            Ok(r) => {
+                finished += 1;
+                let got = rows(&r)
+                    .iter()
+                    .map(|r| r.join("|"))
+                    .collect::<Vec<_>>()
+                    .join(";");
+                assert_eq!(got, expected, "a result that is not killed is right: {sql}");
+            }
+            Err(err) => {
+                killed += 1;
+                assert_eq!(err.kind, ErrorKind::Canceled, "{sql}: {err}");
+                assert_eq!(err.code, 1317, "{sql}: {err}");
+            }
+        }
+        let _ = t.join();
+        assert_eq!(
+            e.memory_in_use(),
+            0,
+            "nothing held after the statement: {sql}"
+        );
+    }
+    assert_eq!(killed + finished, runs);
+    assert!(killed > 0, "some statements were killed: {sql}");
+}
