@@ -9,7 +9,7 @@
 //! serially); the buffered rows count toward the shared memory budget.
 
 mod common;
-use common::kills::kill_at_random_moments;
+use common::parallel::{assert_equal_to_serial, hosts, kill_at_random_moments, results};
 use common::*;
 
 use cascade::host::YieldNow;
@@ -64,19 +64,6 @@ fn setup(c: &cascade::Connection) {
     common::tables::star_tables(c);
 }
 
-fn results(e: &Engine, threads: usize) -> Vec<String> {
-    let c = conn(e, "acme", "alice", "member");
-    ok(&c, &format!("SET cascade_threads = {threads}"));
-    QUERIES.iter().map(|q| table(&c, q)).collect()
-}
-
-fn hosts() -> Vec<(&'static str, Arc<dyn cascade::Host>)> {
-    vec![
-        ("StdHost", Arc::new(StdHost::with_workers(4))),
-        ("ManualHost", Arc::new(ManualHost::new())),
-    ]
-}
-
 fn explain(c: &cascade::Connection, sql: &str) -> String {
     let r = ok(c, sql);
     let text: Vec<String> = r.rows.iter().map(|r| r[0].to_string()).collect();
@@ -103,7 +90,7 @@ fn gathered_queries_equal_serial_row_for_row_on_threads_and_inline() {
     for (name, host) in hosts() {
         let e = Engine::new(EngineConfig::new(1, host));
         setup(&conn(&e, "acme", "alice", "member"));
-        let serial = results(&e, 1);
+        let serial = results(&e, 1, QUERIES);
         for (i, q) in QUERIES.iter().enumerate() {
             assert!(
                 !serial[i].is_empty() || q.contains("x < 0") || q.contains("OFFSET 100000"),
@@ -111,21 +98,8 @@ fn gathered_queries_equal_serial_row_for_row_on_threads_and_inline() {
             );
         }
         for n in [2, 4, 7] {
-            let par = results(&e, n);
-            for (i, q) in QUERIES.iter().enumerate() {
-                if par[i] != serial[i] {
-                    let (a, b): (Vec<&str>, Vec<&str>) =
-                        (par[i].split(';').collect(), serial[i].split(';').collect());
-                    let at = a.iter().zip(&b).position(|(x, y)| x != y);
-                    panic!(
-                        "{name}, {n} threads: {q}: {} rows vs {} serial; first difference at {at:?}: {:?} vs {:?}",
-                        a.len(),
-                        b.len(),
-                        at.and_then(|i| a.get(i)),
-                        at.and_then(|i| b.get(i))
-                    );
-                }
-            }
+            let par = results(&e, n, QUERIES);
+            assert_equal_to_serial(name, n, QUERIES, &par, &serial);
         }
         assert_eq!(e.memory_in_use(), 0, "{name}");
     }

@@ -1,7 +1,7 @@
 //! Helpers shared by the behaviour tests.
 #![allow(dead_code)]
 
-pub mod kills;
+pub mod parallel;
 pub mod spans;
 pub mod tables;
 

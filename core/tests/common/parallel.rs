@@ -1,10 +1,52 @@
-//! KILLs at random moments from another thread (the parallel tests).
+//! What the parallel tests share: the two hosts, the comparison of a
+//! parallel run with the serial plan, KILLs at random moments.
 
 use super::{conn, ok, rows, run, table};
-use cascade::{Connection, Engine, EngineConfig, ErrorKind, StdHost};
+use cascade::{Connection, Engine, EngineConfig, ErrorKind, Host, ManualHost, StdHost};
 use futures::executor::block_on;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The hosts the parallel plans run on: a 4-worker pool, and inline (the
+/// consumer polls every pipeline, as in the browser).
+pub fn hosts() -> Vec<(&'static str, Arc<dyn Host>)> {
+    vec![
+        ("StdHost", Arc::new(StdHost::with_workers(4))),
+        ("ManualHost", Arc::new(ManualHost::new())),
+    ]
+}
+
+/// Each of `queries` as text, with `cascade_threads = threads`.
+pub fn results(e: &Engine, threads: usize, queries: &[&str]) -> Vec<String> {
+    let c = conn(e, "acme", "alice", "member");
+    ok(&c, &format!("SET cascade_threads = {threads}"));
+    queries.iter().map(|q| table(&c, q)).collect()
+}
+
+/// Fails with the first differing row unless every query's result with
+/// `threads` pipelines (`par`) equals the serial plan's (`serial`).
+pub fn assert_equal_to_serial(
+    what: &str,
+    threads: usize,
+    queries: &[&str],
+    par: &[String],
+    serial: &[String],
+) {
+    for (i, q) in queries.iter().enumerate() {
+        if par[i] != serial[i] {
+            let (a, b): (Vec<&str>, Vec<&str>) =
+                (par[i].split(';').collect(), serial[i].split(';').collect());
+            let at = a.iter().zip(&b).position(|(x, y)| x != y);
+            panic!(
+                "{what}, {threads} threads: {q}: {} rows vs {} serial; first difference at {at:?}: {:?} vs {:?}",
+                a.len(),
+                b.len(),
+                at.and_then(|i| a.get(i)),
+                at.and_then(|i| b.get(i))
+            );
+        }
+    }
+}
 
 /// Kills `sql` (with 4 pipelines on a 4-worker pool) `runs` times at
 /// seeded random moments up to `max_delay_us` from another thread, after
