@@ -592,9 +592,12 @@ fn start(
                 warnings: eval.warnings,
             }));
         });
-        if index == 0 && n > 1 {
-            lock(&set.local).push(Some(fut));
-        } else if let Err(fut) = host.spawn(fut) {
+        let kept = if index == 0 && n > 1 {
+            Some(fut)
+        } else {
+            host.spawn(fut).err()
+        };
+        if let Some(fut) = kept {
             lock(&set.local).push(Some(fut));
         }
     }
