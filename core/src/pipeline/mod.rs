@@ -18,6 +18,7 @@ pub mod aggregate;
 pub mod basic;
 pub mod buffer;
 pub mod dml;
+pub mod growth;
 pub mod index_scan;
 pub mod join;
 pub mod memory;
@@ -389,6 +390,7 @@ pub async fn drive(
             s.stop(res.as_ref().err());
         }
         for s in &sets {
+            s.spin_until_ended(query.host());
             s.ended().await;
             s.discard_delivered();
         }

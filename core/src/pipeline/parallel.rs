@@ -57,7 +57,7 @@ use crate::cause::{Cause, Reason};
 use crate::context::Context;
 use crate::data::{Batch, Column};
 use crate::expr::{EvalCx, ExecError};
-use crate::host::HostFuture;
+use crate::host::{Host, HostFuture};
 use crate::level::Level;
 use crate::storage::TableData;
 // The mutexes from crate::sync: loom's under --cfg loom, so the loom
@@ -487,6 +487,29 @@ impl PipelineSet {
             }
             Poll::Pending
         }))
+    }
+
+    /// Spins (natively) up to `host`'s [`Host::spin_before_wait`] for the
+    /// pipelines to end, running the ones kept here meanwhile: called once
+    /// they were stopped, before [`PipelineSet::ended`] parks the thread,
+    /// whose wake-up would cost more than their last step.
+    pub fn spin_until_ended(&self, host: &Arc<dyn Host>) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let spin = host.spin_before_wait();
+            if spin.is_zero() {
+                return;
+            }
+            let from = std::time::Instant::now();
+            let waker = futures::task::noop_waker();
+            let mut cx = TaskContext::from_waker(&waker);
+            while self.live() > 0 && from.elapsed() < spin {
+                self.poll_local(&mut cx);
+                std::hint::spin_loop();
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        let _ = host;
     }
 
     /// A future that completes when every pipeline has ended (running the

@@ -217,7 +217,7 @@ impl RecursiveUnion {
             .collect();
         let mut b = Batch::new(cols, b.len);
         if let Some(seen) = &mut self.seen {
-            seen.reserve(b.len, cx.resources)?;
+            seen.reserve_now(b.len, cx.resources)?;
             let mut keep = Vec::new();
             for i in 0..b.len {
                 if seen.add(b.row(i), cx.resources)? {

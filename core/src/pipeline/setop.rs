@@ -17,11 +17,11 @@
 //! output batch per step; the rows, the table and the counts are reserved
 //! from the statement's budget before they are stored.
 
-use rustc_hash::FxHashMap;
+use super::growth::{ChunkVec, StepMap, MOVE_PER_STEP};
 use std::sync::Arc;
 
 use super::basic::conform;
-use super::memory::{hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse};
+use super::memory::{vec_bytes, MemoryUse};
 use super::{Instrumented, OpCx, Operator, Resources, Step, BATCH_ROWS};
 use crate::data::{Batch, Column, DataType, Value};
 use crate::expr::ExecError;
@@ -61,9 +61,10 @@ pub struct SetStep {
 /// holds reserved from a budget.
 #[derive(Default)]
 pub struct RowCounts {
-    map: FxHashMap<Vec<Value>, u32>,
-    rows: Vec<Vec<Value>>,
-    counts: Vec<u64>,
+    /// Row → index in `rows`; grows a bounded amount of work per step.
+    map: StepMap<Vec<Value>, u32>,
+    rows: ChunkVec<Vec<Value>>,
+    counts: ChunkVec<u64>,
     mem: MemoryUse,
 }
 
@@ -83,56 +84,47 @@ impl RowCounts {
         self.mem.bytes()
     }
 
-    /// Makes room for `n` more distinct rows, reserving the grown table and
-    /// vectors first (the old and the new table at once while it rehashes).
-    fn make_room(&mut self, n: usize, res: &Arc<Resources>) -> Result<(), ExecError> {
+    /// Makes room for `n` more distinct rows: false while the table grows
+    /// (a bounded amount of work per call: call again on the next step).
+    /// The grown table and vectors are reserved first.
+    fn make_room(&mut self, n: usize, res: &Arc<Resources>) -> Result<bool, ExecError> {
+        let mut budget = MOVE_PER_STEP;
+        if !self.map.room(n, &mut budget, &mut self.mem, res)? {
+            return Ok(false);
+        }
         let len = self.rows.len();
-        let mut growth = 0;
-        let map_cap = self.map.capacity();
-        if n > map_cap - self.map.len() {
-            growth += hash_table_bytes::<(Vec<Value>, u32)>(hash_capacity_after(
-                self.map.len(),
-                map_cap,
-                n,
-            ));
+        if n <= self.rows.capacity() - len {
+            return Ok(true);
         }
-        let vec_cap = self.rows.capacity();
-        let grown = len.saturating_add(n).max(vec_cap.saturating_mul(2)).max(4);
-        if n > vec_cap - len {
-            growth += vec_bytes::<Vec<Value>>(grown) + vec_bytes::<u64>(grown);
-        }
-        if growth == 0 {
-            return Ok(());
-        }
-        let before = self.structure_bytes();
-        self.mem.grow(res, growth)?;
-        self.map.reserve(n);
-        if n > vec_cap - len {
-            self.rows.reserve_exact(grown - len);
-            self.counts.reserve_exact(grown - len);
-        }
-        // The old structures are gone: keep what the new ones take.
-        let after = self.structure_bytes();
-        self.mem.shrink(before + growth);
-        self.mem.grow(res, after)
+        // New pieces only: nothing held is copied.
+        let before = self.vec_bytes();
+        let after = ChunkVec::<Vec<Value>>::bytes_for(len.saturating_add(n))
+            + ChunkVec::<u64>::bytes_for(len.saturating_add(n));
+        self.mem.grow(res, after.saturating_sub(before))?;
+        self.rows.reserve(n);
+        self.counts.reserve(n);
+        Ok(true)
     }
 
+    fn vec_bytes(&self) -> u64 {
+        self.rows.bytes() + self.counts.bytes()
+    }
+
+    #[cfg(test)]
     fn structure_bytes(&self) -> u64 {
-        hash_table_bytes::<(Vec<Value>, u32)>(self.map.capacity())
-            + vec_bytes::<Vec<Value>>(self.rows.capacity())
-            + vec_bytes::<u64>(self.counts.capacity())
+        self.map.table_bytes() + self.vec_bytes()
     }
 
     /// The index of `row`, if held.
     pub fn find(&self, row: &[Value]) -> Option<usize> {
-        self.map.get(row).map(|&i| i as usize)
+        self.map.map().get(row).map(|&i| i as usize)
     }
 
     /// The index of `row`, adding it with a count of 0 when new (the
     /// caller has made room with [`RowCounts::reserve`]); the bytes of a
     /// new row are reserved first.
     fn find_or_add(&mut self, row: Vec<Value>, res: &Arc<Resources>) -> Result<usize, ExecError> {
-        if let Some(&i) = self.map.get(&row) {
+        if let Some(&i) = self.map.map().get(&row) {
             return Ok(i as usize);
         }
         // The row twice (table and list), its strings once (shared).
@@ -142,13 +134,21 @@ impl RowCounts {
         let i = self.rows.len();
         self.rows.push(row.clone());
         self.counts.push(0);
-        self.map.insert(row, i as u32);
+        self.map.map_mut().insert(row, i as u32);
         Ok(i)
     }
 
-    /// Makes room for `n` more rows.
-    pub fn reserve(&mut self, n: usize, res: &Arc<Resources>) -> Result<(), ExecError> {
+    /// Makes room for `n` more rows, a bounded amount of work per call:
+    /// false while the table grows (call again before adding rows).
+    pub fn reserve(&mut self, n: usize, res: &Arc<Resources>) -> Result<bool, ExecError> {
         self.make_room(n, res)
+    }
+
+    /// Makes room for `n` more rows now, however long the table takes to
+    /// grow.
+    pub fn reserve_now(&mut self, n: usize, res: &Arc<Resources>) -> Result<(), ExecError> {
+        while !self.make_room(n, res)? {}
+        Ok(())
     }
 
     /// Adds one occurrence of `row`; whether it was new (not held before,
@@ -173,13 +173,7 @@ impl RowCounts {
 impl Drop for RowCounts {
     fn drop(&mut self) {
         let bytes = self.mem.bytes() as usize;
-        super::reclaim::dispose(
-            (
-                std::mem::take(&mut self.map),
-                std::mem::take(&mut self.rows),
-            ),
-            bytes,
-        );
+        super::reclaim::dispose((self.map.take(), std::mem::take(&mut self.rows)), bytes);
     }
 }
 
@@ -283,14 +277,15 @@ impl SetOp {
         }
     }
 
-    /// Counts rows `off..off + n` of `b` (of the output types).
+    /// Counts rows `off..off + n` of `b` (of the output types); false when
+    /// the step went to growing the table instead (nothing consumed).
     fn consume(
         &mut self,
         b: &Batch,
         off: usize,
         n: usize,
         res: &Arc<Resources>,
-    ) -> Result<(), ExecError> {
+    ) -> Result<bool, ExecError> {
         let rows = (off..off + n).map(|i| b.row(i));
         match self.step_of(self.current) {
             None
@@ -298,7 +293,9 @@ impl SetOp {
                 kind: SetOpKind::Union,
                 ..
             }) => {
-                self.counts.reserve(n, res)?;
+                if !self.counts.reserve(n, res)? {
+                    return Ok(false);
+                }
                 for row in rows {
                     self.counts.add(row, res)?;
                 }
@@ -325,7 +322,7 @@ impl SetOp {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The next output batch of the counted rows, each as often as its
@@ -366,7 +363,11 @@ impl Operator for SetOp {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
         if let Some((b, off)) = self.pending.take() {
             let n = (b.len - off).min(STEP_ROWS);
-            self.consume(&b, off, n, cx.resources)?;
+            if !self.consume(&b, off, n, cx.resources)? {
+                // The step grew the table: the rows on the next one.
+                self.pending = Some((b, off));
+                return Ok(Step::Pending);
+            }
             if off + n < b.len {
                 self.pending = Some((b, off + n));
             }
@@ -422,7 +423,7 @@ mod tests {
         let total = Arc::new(AtomicU64::new(0));
         let res = Resources::new(1 << 30, total.clone());
         let mut rc = RowCounts::default();
-        rc.reserve(10_000, &res).unwrap();
+        rc.reserve_now(10_000, &res).unwrap();
         for i in 0..10_000i64 {
             assert!(rc.add(vec![Value::Int(i % 5_000)], &res).unwrap() == (i < 5_000));
         }
@@ -440,7 +441,7 @@ mod tests {
         let mut err = None;
         for i in 0..100_000i64 {
             if let Err(e) = rc
-                .reserve(1, &res)
+                .reserve_now(1, &res)
                 .and_then(|_| rc.add(vec![Value::Int(i)], &res))
             {
                 err = Some(e);

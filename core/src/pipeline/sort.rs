@@ -29,8 +29,8 @@ use crate::expr::Expr;
 
 // Bounded work per step (a kill is seen between steps): sorting one run of
 // RUN rows, or MERGE_BUDGET merge moves, each takes well under 100 µs.
-const RUN: usize = 1024;
-const MERGE_BUDGET: usize = 4096;
+const RUN: usize = 256;
+const MERGE_BUDGET: usize = 2048;
 const EMIT_ROWS: usize = 1024;
 
 /// One sort key.
