@@ -38,6 +38,11 @@ fn kill_on_one_thread(sql: &str) -> cascade::QueryError {
     let victim = conn(&e, "acme", "alice", "member");
     let killer = conn(&e, "acme", "alice", "member");
     ok(&victim, "SET cascade_memory_budget = 400000000");
+    // One pipeline, on this thread: with parallel pipelines on the host's
+    // pool threads the statement ran on while this thread's tasks waited
+    // for the CPU, and a loaded machine let the sort reach its memory
+    // budget (1041) before the 20 yields below were over.
+    ok(&victim, "SET cascade_threads = 1");
     let vid = victim.id();
     let mut pool = LocalPool::new();
     let result = Rc::new(RefCell::new(None));

@@ -138,8 +138,11 @@ fn kill_at_random_moments_from_another_thread() {
     let victim = conn(&e, "acme", "alice", "member");
     ok(&victim, "SET cascade_threads = 4");
     let killer = conn(&e, "acme", "alice", "member");
+    // Long enough (~10 ms on 2 cores) for kills after 0–6 ms to land on it:
+    // with 300,000 rows a fast run finished before every kill, and the
+    // check that some were killed failed once in three runs.
     let sql =
-        "SELECT x % 100 AS k, count(*), sum(x) FROM generate_series(1, 300000) AS t(x) GROUP BY k";
+        "SELECT x % 100 AS k, count(*), sum(x) FROM generate_series(1, 3000000) AS t(x) GROUP BY k";
     ok(&victim, "SET cascade_threads = 1");
     let expected = table(&victim, sql);
     ok(&victim, "SET cascade_threads = 4");
