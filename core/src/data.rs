@@ -667,18 +667,25 @@ impl Column {
     }
     /// Appends `other` (converted to this column's type if needed).
     pub fn append(&mut self, other: &Column) {
+        self.append_range(other, 0, other.len());
+    }
+
+    /// Appends rows `start..start + len` of `other` (converted to this
+    /// column's type if needed).
+    pub fn append_range(&mut self, other: &Column, start: usize, len: usize) {
         let before = self.len();
+        let r = start..start + len;
         match (&mut self.data, &other.data) {
-            (ColumnData::Int(a), ColumnData::Int(b)) => a.extend_from_slice(b),
-            (ColumnData::Float(a), ColumnData::Float(b)) => a.extend_from_slice(b),
-            (ColumnData::Text(a), ColumnData::Text(b)) => a.extend_from_slice(b),
-            (ColumnData::Date(a), ColumnData::Date(b)) => a.extend_from_slice(b),
+            (ColumnData::Int(a), ColumnData::Int(b)) => a.extend_from_slice(&b[r.clone()]),
+            (ColumnData::Float(a), ColumnData::Float(b)) => a.extend_from_slice(&b[r.clone()]),
+            (ColumnData::Text(a), ColumnData::Text(b)) => a.extend_from_slice(&b[r.clone()]),
+            (ColumnData::Date(a), ColumnData::Date(b)) => a.extend_from_slice(&b[r.clone()]),
             (ColumnData::DateTime(a), ColumnData::DateTime(b))
-            | (ColumnData::Time(a), ColumnData::Time(b)) => a.extend_from_slice(b),
-            (ColumnData::Decimal(a), ColumnData::Decimal(b)) => a.extend_from_slice(b),
+            | (ColumnData::Time(a), ColumnData::Time(b)) => a.extend_from_slice(&b[r.clone()]),
+            (ColumnData::Decimal(a), ColumnData::Decimal(b)) => a.extend_from_slice(&b[r.clone()]),
             _ => {
                 let ty = self.data_type();
-                let vals: Vec<Value> = (0..other.len()).map(|i| other.value(i)).collect();
+                let vals: Vec<Value> = r.map(|i| other.value(i)).collect();
                 let conv = Column::from_values(ty, &vals);
                 let mut conv_nulls = conv.nulls.clone();
                 let mut c = conv;
@@ -689,17 +696,17 @@ impl Column {
                     mask.truncate(before);
                     mask.extend(n);
                 } else if let Some(mask) = &mut self.nulls {
-                    mask.resize(before + other.len(), false);
+                    mask.resize(before + len, false);
                 }
                 return;
             }
         }
         match (&mut self.nulls, &other.nulls) {
-            (Some(a), Some(b)) => a.extend_from_slice(b),
-            (Some(a), None) => a.resize(before + other.len(), false),
+            (Some(a), Some(b)) => a.extend_from_slice(&b[r]),
+            (Some(a), None) => a.resize(before + len, false),
             (None, Some(b)) => {
                 let mut m = vec![false; before];
-                m.extend_from_slice(b);
+                m.extend_from_slice(&b[r]);
                 self.nulls = Some(m);
             }
             (None, None) => {}
