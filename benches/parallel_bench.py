@@ -102,6 +102,18 @@ def main():
                         "--only", "kills", "--out", out], check=True, stderr=subprocess.DEVNULL)
         with open(out) as f:
             kills = json.load(f)["kills"]
+        # The same at real-time priority: the engine's threads at SCHED_FIFO
+        # 10, the killing thread at 20 (with N busy pipelines on N cores a
+        # killer of the same FIFO priority never runs). Nothing of normal
+        # priority (other tenants, kernel threads) can then keep the
+        # statement's threads off the CPU: what is left is the engine's.
+        kills_rt = {}
+        if subprocess.run(["chrt", "-f", "10", "true"], stderr=subprocess.DEVNULL).returncode == 0:
+            subprocess.run(["chrt", "-f", "10", a.cascade_bin, "--bench", "--threads", str(n),
+                            "--kills", str(a.kills), "--killer-fifo", "20", "--only", "kills",
+                            "--out", out], check=True, stderr=subprocess.DEVNULL)
+            with open(out) as f:
+                kills_rt = json.load(f)["kills"]
     load1 = os.getloadavg()
     med = {e: {q: statistics.median(v) for q, v in d.items()} for e, d in res.items()}
     lines = [
@@ -123,14 +135,21 @@ def main():
         one, two = statistics.median(scale[1][q]), statistics.median(scale[2][q])
         lines.append(f"| {LABELS[q]} | {one:.1f} ms | {two:.1f} ms | {one / two:.2f}× |")
     lines += ["", f"KILL QUERY -> 1317 with `cascade_threads = {n}`, every heavy operator (those "
-              "with a parallel plan run as N pipelines, the rest as before); target p99 ≤ 200 µs.", "",
-              "| operator | kills | median | p99 | max | KILL statement itself, median / p99 | p99 ≤ 200 µs |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+              "with a parallel plan run as N pipelines, the rest as before); target p99 ≤ 200 µs. "
+              "`rt`: the same kills with the engine's threads at SCHED_FIFO 10 and the killer at 20"
+              + ("" if kills_rt else " (not run: `chrt -f` is not permitted here)") + ".", "",
+              "| operator | kills | median | p99 | max | KILL statement itself, median / p99 | p99 ≤ 200 µs "
+              "| rt median | rt p99 | rt max | rt p99 ≤ 200 µs |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
+    def met(p99):
+        return "met" if p99 <= 200 else "**missed**"
     for kind, k in sorted(kills.items()):
-        met = "met" if k["p99_us"] <= 200 else "**missed**"
+        r = kills_rt.get(kind)
+        rt = (f"{r['median_us']:.0f} µs | {r['p99_us']:.0f} µs | {r['max_us']:.0f} µs | {met(r['p99_us'])}"
+              if r else "– | – | – | –")
         lines.append(f"| {kind} | {k['n']} | {k['median_us']:.0f} µs | {k['p99_us']:.0f} µs | "
                      f"{k['max_us']:.0f} µs | {k['kill_stmt_median_us']:.0f} / "
-                     f"{k['kill_stmt_p99_us']:.0f} µs | {met} |")
+                     f"{k['kill_stmt_p99_us']:.0f} µs | {met(k['p99_us'])} | {rt} |")
     text = "\n".join(lines)
     print(text)
     if a.markdown:

@@ -108,6 +108,11 @@ struct Args {
     smoke: bool,
     /// `cascade_threads` of the engine (1: the one-thread table).
     threads: usize,
+    /// `--killer-fifo N`: the killing thread runs at `SCHED_FIFO` priority
+    /// N (the rest of the process at the priority it was started with,
+    /// e.g. `chrt -f 10`): with N pipelines busy on N cores, a killer of
+    /// the same FIFO priority would never run.
+    killer_fifo: Option<u8>,
 }
 
 fn args() -> Args {
@@ -120,6 +125,7 @@ fn args() -> Args {
         sql: None,
         smoke: !std::env::args().any(|a| a == "--bench"),
         threads: 1,
+        killer_fifo: None,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -133,6 +139,7 @@ fn args() -> Args {
             "--kinds" => a.kinds = val,
             "--sql" => a.sql = val,
             "--threads" => a.threads = val.and_then(|v| v.parse().ok()).unwrap_or(a.threads),
+            "--killer-fifo" => a.killer_fifo = val.and_then(|v| v.parse().ok()),
             _ => {
                 i += 1;
                 continue;
@@ -360,6 +367,7 @@ fn kill_latencies(
     n: usize,
     rng: &mut Rng,
     smoke: bool,
+    killer_fifo: Option<u8>,
 ) -> (Vec<f64>, Vec<f64>, usize) {
     let victim = connect(e);
     let killer = connect(e);
@@ -377,6 +385,9 @@ fn kill_latencies(
             let _ = done.send((t, r.map(|_| ()).map_err(|e| e.code)));
         }
     });
+    // The victim's thread (and the host's pool threads, started by its
+    // first parallel statement) keep the process's priority.
+    let raised = killer_fifo.map(killer_priority);
     let me = Identity::new("bench", "bench", "member");
     let kill = format!("KILL QUERY {vid}");
     let mut lat = Vec::with_capacity(n);
@@ -438,11 +449,45 @@ fn kill_latencies(
             (k, Err(code)) => panic!("{sql}: error {code} instead of 1317 (kill: {k:?})"),
         }
     }
+    drop(raised);
     let _ = to_victim.send(None);
     worker.join().expect("victim thread");
     block_on(victim.close());
     block_on(killer.close());
     (lat, kill_stmt, finished_first)
+}
+
+/// Puts the calling (killing) thread at `SCHED_FIFO` priority `prio`;
+/// gives back a guard that restores its scheduling when dropped (threads
+/// it starts meanwhile would inherit the raised priority).
+fn killer_priority(prio: u8) -> impl Drop {
+    use thread_priority::{
+        get_thread_priority, set_thread_priority_and_policy, thread_native_id,
+        thread_schedule_policy, RealtimeThreadSchedulePolicy, ScheduleParams, ThreadPriority,
+        ThreadSchedulePolicy,
+    };
+    struct Restore(Option<(ThreadSchedulePolicy, ThreadPriority)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some((policy, prio)) = self.0.take() {
+                let _ = set_thread_priority_and_policy(thread_native_id(), prio, policy);
+            }
+        }
+    }
+    let before = thread_schedule_policy()
+        .ok()
+        .zip(get_thread_priority(thread_native_id()).ok());
+    let r = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::from_posix(ScheduleParams {
+            sched_priority: i32::from(prio),
+        }),
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    );
+    if let Err(e) = r {
+        panic!("--killer-fifo {prio}: {e:?} (run under chrt, as root or with CAP_SYS_NICE)");
+    }
+    Restore(before)
 }
 
 fn kills(e: &Engine, a: &Args) -> Json {
@@ -456,7 +501,7 @@ fn kills(e: &Engine, a: &Args) -> Json {
             continue;
         }
         let sql = scaled(sql, a.smoke);
-        let (lat, stmt, early) = kill_latencies(e, &sql, a.kills, &mut rng, a.smoke);
+        let (lat, stmt, early) = kill_latencies(e, &sql, a.kills, &mut rng, a.smoke, a.killer_fifo);
         let (med, p99, max) = (median(&lat), percentile(&lat, 0.99), percentile(&lat, 1.0));
         let (smed, sp99) = (median(&stmt), percentile(&stmt, 0.99));
         eprintln!(
