@@ -6,14 +6,13 @@
 //! a wrong result.
 
 mod common;
+use common::parallel::kill_at_random_moments;
 use common::*;
 mod parallel_common;
 use parallel_common::{setup, QUERIES};
 
-use cascade::{Engine, EngineConfig, ErrorKind, Identity, ManualHost, StdHost};
-use futures::executor::block_on;
+use cascade::{Engine, EngineConfig, ManualHost, StdHost};
 use std::sync::Arc;
-use std::time::Duration;
 
 fn results(e: &Engine, threads: usize) -> Vec<String> {
     let c = conn(e, "acme", "alice", "member");
@@ -134,54 +133,13 @@ fn the_memory_budget_is_shared_by_the_pipelines() {
 
 #[test]
 fn kill_at_random_moments_from_another_thread() {
-    let e = Engine::new(EngineConfig::new(1, Arc::new(StdHost::with_workers(4))));
-    let victim = conn(&e, "acme", "alice", "member");
-    ok(&victim, "SET cascade_threads = 4");
-    let killer = conn(&e, "acme", "alice", "member");
     // Long enough (~10 ms on 2 cores) for kills after 0–6 ms to land on it:
     // with 300,000 rows a fast run finished before every kill, and the
     // check that some were killed failed once in three runs.
-    let sql =
-        "SELECT x % 100 AS k, count(*), sum(x) FROM generate_series(1, 3000000) AS t(x) GROUP BY k";
-    ok(&victim, "SET cascade_threads = 1");
-    let expected = table(&victim, sql);
-    ok(&victim, "SET cascade_threads = 4");
-    let vid = victim.id();
-    let (mut killed, mut finished) = (0, 0);
-    // A fixed-seed xorshift for the delays: reproducible schedules of kills.
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    for _ in 0..40 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let delay = Duration::from_micros(seed % 6000);
-        let k = killer.clone();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            // The kill may find the connection idle (then it is not
-            // applied to the next statement).
-            let _ = block_on(k.execute(&format!("KILL QUERY {vid}")));
-        });
-        match run(&victim, sql) {
-            Ok(r) => {
-                finished += 1;
-                let got = rows(&r)
-                    .iter()
-                    .map(|r| r.join("|"))
-                    .collect::<Vec<_>>()
-                    .join(";");
-                assert_eq!(got, expected, "a result that is not killed is right");
-            }
-            Err(err) => {
-                killed += 1;
-                assert_eq!(err.kind, ErrorKind::Canceled, "{err}");
-                assert_eq!(err.code, 1317, "{err}");
-            }
-        }
-        let _ = t.join();
-        assert_eq!(e.memory_in_use(), 0, "nothing held after the statement");
-    }
-    assert_eq!(killed + finished, 40);
-    assert!(killed > 0, "some statements were killed");
-    let _ = Identity::new("acme", "alice", "member");
+    kill_at_random_moments(
+        "SELECT x % 100 AS k, count(*), sum(x) FROM generate_series(1, 3000000) AS t(x) GROUP BY k",
+        |_| (),
+        40,
+        6000,
+    );
 }
