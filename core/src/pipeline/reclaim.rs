@@ -97,7 +97,7 @@ impl Reclaimer {
                 IN_FLIGHT.fetch_sub(n, Ordering::AcqRel);
                 last = Instant::now();
             }
-            if crate::sync::lock(&self.queue).is_empty() && last.elapsed() >= STAY_AWAKE {
+            if last.elapsed() >= STAY_AWAKE && crate::sync::lock(&self.queue).is_empty() {
                 self.parked.store(true, Ordering::Release);
                 // Garbage pushed before `parked` was set is seen here;
                 // after, its push unparks.
