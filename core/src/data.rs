@@ -787,6 +787,12 @@ impl Batch {
     pub fn row(&self, i: usize) -> Vec<Value> {
         self.columns.iter().map(|c| c.value(i)).collect()
     }
+    /// Row `i` as values, into `out` (cleared first): no allocation once
+    /// `out` has the room.
+    pub fn row_into(&self, i: usize, out: &mut Vec<Value>) {
+        out.clear();
+        out.extend(self.columns.iter().map(|c| c.value(i)));
+    }
     /// The rows at `idx`.
     pub fn gather(&self, idx: &[u32]) -> Batch {
         Batch {

@@ -269,8 +269,10 @@ fn the_memory_budget_is_shared_by_sort_pipelines() {
 
 #[test]
 fn kill_a_parallel_top_n_at_random_moments() {
+    // 3M rows: over 300k rows the statement took ~2 ms, and all 20 runs
+    // once ended before their kill (0–6 ms), failing `killed > 0`.
     kill_at_random_moments(
-        "SELECT x, x % 1013 AS y FROM generate_series(1, 300000) AS t(x) ORDER BY y DESC, x LIMIT 10",
+        "SELECT x, x % 1013 AS y FROM generate_series(1, 3000000) AS t(x) ORDER BY y DESC, x LIMIT 10",
         |_| (),
         20,
         6000,
@@ -298,7 +300,16 @@ fn kill_a_parallel_join_probe_at_random_moments() {
     kill_at_random_moments(
         "SELECT dim.region, count(*), sum(amount) FROM fact JOIN dim ON fact.c_id = dim.c_id \
          JOIN prod ON fact.p_id = prod.p_id WHERE prod.cat < 7 GROUP BY dim.region",
-        setup,
+        // 1M fact rows: over the 24,000 of `setup` the statement took ~1 ms,
+        // and all 20 runs once ended before their kill (0–4 ms).
+        |c| {
+            setup(c);
+            ok(
+                c,
+                "INSERT INTO fact SELECT x, x * 7 % 541, x * 13 % 199 + 1, x % 19 + 1, x % 1000 \
+                 FROM generate_series(24000, 1000000) AS t(x)",
+            );
+        },
         20,
         4000,
     );

@@ -47,9 +47,10 @@ fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
 }
 
 impl Shared {
-    /// Puts `r` at the back of the queue and wakes one idle worker; once
-    /// the pool is shut down, drops it instead (which cancels its task).
-    fn push(&self, r: Runnable) {
+    /// Puts `r` at the back of the queue and, if `wake`, wakes one idle
+    /// worker; once the pool is shut down, drops it instead (which cancels
+    /// its task).
+    fn push(&self, r: Runnable, wake: bool) {
         let refused = {
             let mut q = lock(&self.state);
             if q.shutdown {
@@ -62,7 +63,8 @@ impl Shared {
         match refused {
             // Dropped outside the lock: the task's future may drop anything.
             Some(r) => drop(r),
-            None => self.ready.notify_one(),
+            None if wake => self.ready.notify_one(),
+            None => {}
         }
     }
 
@@ -144,7 +146,18 @@ impl Pool {
             return Err(fut);
         }
         let shared = self.shared.clone();
-        let (runnable, task) = async_task::spawn(fut, move |r| shared.push(r));
+        // A task woken while it runs (a pipeline's cooperative yield) is
+        // queued by the worker running it once its poll returns, and that
+        // worker pops the queue next: waking an idle worker for it only
+        // moved the pipeline to another thread, often onto the CPU of the
+        // statement's other busy thread, which then shared that CPU for a
+        // scheduler slice while the other idled (a KILL waited 0.3–1 ms).
+        let (runnable, task) = async_task::spawn(
+            fut,
+            async_task::WithInfo(move |r, info: async_task::ScheduleInfo| {
+                shared.push(r, !info.woken_while_running);
+            }),
+        );
         task.detach();
         runnable.schedule();
         Ok(())

@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use crate::data::{Column, ColumnData};
 
-/// Rows concatenated per step.
-pub const CONCAT_ROWS: usize = 2048;
+/// Rows concatenated per step. Each step writes fresh pages of the output
+/// (a page fault per 512 values of each column): at 2048 rows a step of a
+/// 5-column sort used 60–400 µs of CPU on the reference VM.
+pub const CONCAT_ROWS: usize = 1024;
 
 /// Batches of columns, then their concatenation.
 #[derive(Default)]

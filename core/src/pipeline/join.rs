@@ -45,6 +45,9 @@ use crate::expr::Expr;
 /// Output rows per step, roughly.
 pub const OUT_ROWS: usize = 8192;
 /// Probe rows looked up per step (bounded work between two context checks).
+/// 2048 lookups in a 300,000-row build take 115–145 µs on the reference VM;
+/// 1024 made Q4 (three probes a row) 35 % slower: the per-step costs (the
+/// output batch, and the operators above) are paid twice as often.
 const PROBE_ROWS: usize = 2048;
 /// Probe rows tested against the key filters per step, at most (a probe
 /// batch may be a whole stored chunk; most rows may fail the filters).

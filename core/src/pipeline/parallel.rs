@@ -62,7 +62,7 @@ use crate::level::Level;
 use crate::storage::TableData;
 // The mutexes from crate::sync: loom's under --cfg loom, so the loom
 // models of the exchange (core/tests/loom_exchange.rs) explore them.
-use crate::sync::{lock, Mutex};
+use crate::sync::{lock, AtomicUsize, Mutex};
 
 /// How often a consumer waiting on its pipelines publishes their progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
@@ -347,6 +347,9 @@ pub struct Delivery {
 /// gave back (run here, by whoever waits).
 pub struct PipelineSet {
     contexts: Vec<Context>,
+    /// Pipelines still running: changed under `state`'s lock (with the
+    /// wakers it takes), read without it (by a spinning consumer).
+    live: AtomicUsize,
     state: Mutex<SetState>,
     /// Pipeline futures the host could not spawn: polled in index order by
     /// the consumer and by [`PipelineSet::ended`].
@@ -354,7 +357,6 @@ pub struct PipelineSet {
 }
 
 struct SetState {
-    live: usize,
     version: u64,
     delivered: VecDeque<Delivery>,
     wakers: Vec<Waker>,
@@ -366,8 +368,8 @@ impl PipelineSet {
     pub fn new(contexts: Vec<Context>) -> Arc<Self> {
         Arc::new(PipelineSet {
             contexts,
+            live: AtomicUsize::new(0),
             state: Mutex::new(SetState {
-                live: 0,
                 version: 0,
                 delivered: VecDeque::new(),
                 wakers: Vec::new(),
@@ -378,7 +380,7 @@ impl PipelineSet {
 
     /// Pipelines still running.
     pub fn live(&self) -> usize {
-        lock(&self.state).live
+        self.live.load(Ordering::Acquire)
     }
 
     /// Cancels every pipeline still running: when the run ended early or
@@ -422,7 +424,8 @@ impl PipelineSet {
     fn deliver(&self, d: Option<Delivery>) {
         let wakers = {
             let mut s = lock(&self.state);
-            s.live = s.live.saturating_sub(1);
+            let live = self.live.load(Ordering::Acquire);
+            self.live.store(live.saturating_sub(1), Ordering::Release);
             s.version += 1;
             if let Some(d) = d {
                 s.delivered.push_back(d);
@@ -476,7 +479,7 @@ impl PipelineSet {
         Box::pin(futures::future::poll_fn(move |cx| {
             let local = set.poll_local(cx);
             let mut s = lock(&set.state);
-            if s.version != seen || s.live == 0 {
+            if s.version != seen || set.live() == 0 {
                 return Poll::Ready(());
             }
             if local {
@@ -503,9 +506,16 @@ impl PipelineSet {
             let from = std::time::Instant::now();
             let waker = futures::task::noop_waker();
             let mut cx = TaskContext::from_waker(&waker);
+            let mut local = true;
             while self.live() > 0 && from.elapsed() < spin {
-                self.poll_local(&mut cx);
-                std::hint::spin_loop();
+                if local {
+                    local = self.poll_local(&mut cx);
+                }
+                // Not a bare spin: the pipeline we wait for may be queued
+                // on this CPU (woken by the stop, kept off the idle one as
+                // cache-hot), and a spinning thread kept it there for the
+                // whole spin (~0.5 ms, every few EXCEPT kills).
+                std::thread::yield_now();
             }
         }
         #[cfg(target_arch = "wasm32")]
@@ -519,7 +529,7 @@ impl PipelineSet {
         futures::future::poll_fn(move |cx| {
             let local = set.poll_local(cx);
             let mut s = lock(&set.state);
-            if s.live == 0 {
+            if set.live() == 0 {
                 return Poll::Ready(());
             }
             if local {
@@ -584,7 +594,10 @@ fn start(
         };
         let host = spec.ctx.host().clone();
         let PipelineSpec { mut root, ctx } = spec;
-        lock(&set.state).live += 1;
+        {
+            let _s = lock(&set.state);
+            set.live.fetch_add(1, Ordering::AcqRel);
+        }
         let fut: HostFuture = Box::pin(async move {
             let mut guard = EndGuard {
                 set: set2.clone(),
@@ -1434,7 +1447,7 @@ impl ParallelGather {
         let ready = move |set: &PipelineSet, shared: &GatherShared, waker: Option<&Waker>| {
             {
                 let mut s = lock(&set.state);
-                if s.version != seen || s.live == 0 {
+                if s.version != seen || set.live() == 0 {
                     return true;
                 }
                 if let Some(w) = waker {

@@ -220,7 +220,7 @@ impl RecursiveUnion {
             seen.reserve_now(b.len, cx.resources)?;
             let mut keep = Vec::new();
             for i in 0..b.len {
-                if seen.add(b.row(i), cx.resources)? {
+                if seen.add(&b.row(i), cx.resources)? {
                     keep.push(i as u32);
                 }
             }
