@@ -42,6 +42,7 @@ pub const GRACE: std::time::Duration = std::time::Duration::from_millis(10);
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// Their bytes (as estimated by the callers of [`dispose`]).
+#[cfg(not(target_arch = "wasm32"))]
 static IN_FLIGHT_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// How many disposed values are still waiting to be freed (a benchmark
