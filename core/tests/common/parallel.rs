@@ -105,6 +105,7 @@ pub fn kill_at_random_moments(
             "nothing held after the statement: {sql}"
         );
     }
+    println!("{killed} killed, {finished} finished: {sql}");
     assert_eq!(killed + finished, runs);
     assert!(killed > 0, "some statements were killed: {sql}");
 }
