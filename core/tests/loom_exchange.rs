@@ -154,6 +154,7 @@ fn run(q: &Context, consumer: &mut Instrumented) -> Result<(), ExecError> {
         eval: &mut eval,
         resources: &resources,
         progress: &progress,
+        clock: None,
     };
     let r = loom::future::block_on(drive(consumer, q, &mut ocx, YieldPolicy::default(), |_| {
         Ok(())

@@ -130,6 +130,7 @@ async fn run(
         eval: &mut eval,
         resources: &resources,
         progress: &progress,
+        clock: Some(ctx.host().clone()),
     };
     let mut rows: Vec<Vec<Value>> = Vec::new();
     let mut mem = MemoryUse::default();

@@ -109,6 +109,9 @@ pub struct OpCx<'a> {
     pub resources: &'a Arc<Resources>,
     /// Rows processed by scans (progress).
     pub progress: &'a AtomicU64,
+    /// The statement's clock, for operators that bound a step by time as
+    /// well as by rows (none: steps are bounded by rows only).
+    pub clock: Option<Arc<dyn crate::host::Host>>,
 }
 
 /// Per-operator metrics.

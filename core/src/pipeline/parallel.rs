@@ -608,6 +608,7 @@ fn start(
                     eval: &mut eval,
                     resources: &resources,
                     progress: &progress,
+                    clock: Some(ctx.host().clone()),
                 };
                 super::drive_loop(&mut root, &ctx, &mut ocx, policy, |_| Ok(())).await
             };

@@ -382,6 +382,7 @@ impl Apply {
                 eval: &mut run.eval,
                 resources: cx.resources,
                 progress: cx.progress,
+                clock: cx.clock.clone(),
             };
             // Only a subquery's first run records spans (see `untraced`).
             let s = if run.traced {

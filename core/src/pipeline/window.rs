@@ -1093,6 +1093,7 @@ mod tests {
             eval: &mut eval,
             resources: &res,
             progress: &progress,
+            clock: None,
         };
         let mut rows = Vec::new();
         let mut steps = 0;
@@ -1744,6 +1745,7 @@ mod tests {
             eval: &mut eval,
             resources: &res,
             progress: &progress,
+            clock: None,
         };
         let mut first: Vec<(&'static str, usize)> = Vec::new();
         let mut steps = 0;
@@ -1782,6 +1784,7 @@ mod tests {
                 eval: &mut eval,
                 resources: &res,
                 progress: &progress,
+                clock: None,
             };
             for _ in 0..=*at {
                 assert!(op.next(&mut cx).is_ok(), "{phase}");

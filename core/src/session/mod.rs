@@ -2040,6 +2040,7 @@ async fn run_plan(
         eval: &mut x.state.eval,
         resources: &resources,
         progress,
+        clock: Some(x.contexts.query.host().clone()),
     };
     let res = drive(
         &mut root,
