@@ -2127,6 +2127,9 @@ mod tests {
         use tracing_subscriber::registry::LookupSpan;
         let dispatch = tracing::Dispatch::new(tracing_subscriber::Registry::default());
         tracing::dispatcher::with_default(&dispatch, || {
+            // A callsite's interest is cached process-wide by whichever test
+            // thread reaches it first (with no subscriber: never): ask again.
+            tracing::callsite::rebuild_interest_cache();
             let registry = dispatch
                 .downcast_ref::<tracing_subscriber::Registry>()
                 .unwrap();
@@ -2162,6 +2165,9 @@ mod tests {
         let root = Context::root(host).node_id(1).build().unwrap();
         let conn = routine(&root, 1);
         tracing::dispatcher::with_default(&dispatch, || {
+            // A callsite's interest is cached process-wide by whichever test
+            // thread reaches it first (with no subscriber: never): ask again.
+            tracing::callsite::rebuild_interest_cache();
             let registry = dispatch
                 .downcast_ref::<tracing_subscriber::Registry>()
                 .unwrap();
@@ -2178,11 +2184,17 @@ mod tests {
         // in the first, as children of their parents.
         let other = tracing::Dispatch::new(tracing_subscriber::Registry::default());
         let (txn, txn_span) = tracing::dispatcher::with_default(&dispatch, || {
+            // A callsite's interest is cached process-wide by whichever test
+            // thread reaches it first (with no subscriber: never): ask again.
+            tracing::callsite::rebuild_interest_cache();
             let txn = conn.child(Level::Txn).txn_id(1).build().unwrap();
             let id = txn.tracing_span().id().unwrap();
             (txn, id)
         });
         tracing::dispatcher::with_default(&other, || {
+            // A callsite's interest is cached process-wide by whichever test
+            // thread reaches it first (with no subscriber: never): ask again.
+            tracing::callsite::rebuild_interest_cache();
             let cleanup = txn.cleanup(Duration::from_secs(1));
             let req = conn.child(Level::Request).build().unwrap();
             let first = dispatch

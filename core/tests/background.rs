@@ -25,6 +25,9 @@ fn a_background_session_trims_the_trace_buffer_and_closes_on_shutdown() {
     let collect = Collect::default();
     let subscriber = tracing_subscriber::registry().with(collect.clone());
     tracing::subscriber::with_default(subscriber, || {
+        // A callsite's interest is cached process-wide by whichever test
+        // thread reaches it first (with no subscriber: never): ask again.
+        tracing::callsite::rebuild_interest_cache();
         let host = Arc::new(ManualHost::new());
         let e = Engine::new(EngineConfig::new(1, host.clone()));
         let bg = e

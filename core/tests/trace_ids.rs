@@ -60,6 +60,9 @@ fn every_span_has_w3c_ids_the_same_in_the_recorder_and_in_tracing() {
     let collect = Collect::default();
     let subscriber = tracing_subscriber::registry().with(collect.clone());
     tracing::subscriber::with_default(subscriber, || {
+        // A callsite's interest is cached process-wide by whichever test
+        // thread reaches it first (with no subscriber: never): ask again.
+        tracing::callsite::rebuild_interest_cache();
         let e = engine();
         let a = e.connect(Identity::new("acme", "alice", "member")).unwrap();
         let b = e.connect(Identity::new("acme", "bob", "member")).unwrap();
@@ -142,6 +145,9 @@ fn a_sqlcommenter_traceparent_joins_the_applications_trace() {
     let collect = Collect::default();
     let subscriber = tracing_subscriber::registry().with(collect.clone());
     tracing::subscriber::with_default(subscriber, || {
+        // A callsite's interest is cached process-wide by whichever test
+        // thread reaches it first (with no subscriber: never): ask again.
+        tracing::callsite::rebuild_interest_cache();
         let e = engine();
         let a = e.connect(Identity::new("acme", "alice", "member")).unwrap();
         let sql = format!(
@@ -214,10 +220,10 @@ fn each_statement_of_a_request_gets_its_own_comment() {
     // callsite interest process-wide, and a test without one could make
     // another's spans disabled.
     let subscriber = tracing_subscriber::registry().with(Collect::default());
-    tracing::subscriber::with_default(
-        subscriber,
-        each_statement_of_a_request_gets_its_own_comment_body,
-    );
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        each_statement_of_a_request_gets_its_own_comment_body()
+    });
 }
 
 fn each_statement_of_a_request_gets_its_own_comment_body() {
@@ -244,10 +250,10 @@ fn a_malformed_traceparent_is_ignored_never_an_error() {
     // callsite interest process-wide, and a test without one could make
     // another's spans disabled.
     let subscriber = tracing_subscriber::registry().with(Collect::default());
-    tracing::subscriber::with_default(
-        subscriber,
-        a_malformed_traceparent_is_ignored_never_an_error_body,
-    );
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        a_malformed_traceparent_is_ignored_never_an_error_body()
+    });
 }
 
 fn a_malformed_traceparent_is_ignored_never_an_error_body() {
@@ -284,10 +290,10 @@ fn an_explicit_traceparent_applies_and_a_comment_takes_precedence() {
     // callsite interest process-wide, and a test without one could make
     // another's spans disabled.
     let subscriber = tracing_subscriber::registry().with(Collect::default());
-    tracing::subscriber::with_default(
-        subscriber,
-        an_explicit_traceparent_applies_and_a_comment_takes_precedence_body,
-    );
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        an_explicit_traceparent_applies_and_a_comment_takes_precedence_body()
+    });
 }
 
 fn an_explicit_traceparent_applies_and_a_comment_takes_precedence_body() {
@@ -324,10 +330,10 @@ fn a_contexts_traceparent_names_its_own_span_for_outgoing_calls() {
     // callsite interest process-wide, and a test without one could make
     // another's spans disabled.
     let subscriber = tracing_subscriber::registry().with(Collect::default());
-    tracing::subscriber::with_default(
-        subscriber,
-        a_contexts_traceparent_names_its_own_span_for_outgoing_calls_body,
-    );
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        a_contexts_traceparent_names_its_own_span_for_outgoing_calls_body()
+    });
 }
 
 fn a_contexts_traceparent_names_its_own_span_for_outgoing_calls_body() {
