@@ -1535,6 +1535,17 @@ mod tests {
     use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
     use std::task::Wake;
 
+    /// Runs `f` with `dispatch` as the thread's default, after asking every
+    /// callsite's interest again: `tracing` caches it process-wide at a
+    /// callsite's first use, and a test with no subscriber may have cached
+    /// "never" (the spans then disabled here).
+    fn with_dispatch<T>(dispatch: &tracing::Dispatch, f: impl FnOnce() -> T) -> T {
+        tracing::dispatcher::with_default(dispatch, || {
+            tracing::callsite::rebuild_interest_cache();
+            f()
+        })
+    }
+
     /// One session's tree: root, conn under it, txn and req under conn, a
     /// query under req (linked to txn), a pipeline under the query and a
     /// nested pipeline under that; plus a sibling connection with its own
@@ -2126,10 +2137,7 @@ mod tests {
     fn cleanup_with_tracing_on_and_no_parent_never_panics() {
         use tracing_subscriber::registry::LookupSpan;
         let dispatch = tracing::Dispatch::new(tracing_subscriber::Registry::default());
-        tracing::dispatcher::with_default(&dispatch, || {
-            // A callsite's interest is cached process-wide by whichever test
-            // thread reaches it first (with no subscriber: never): ask again.
-            tracing::callsite::rebuild_interest_cache();
+        with_dispatch(&dispatch, || {
             let registry = dispatch
                 .downcast_ref::<tracing_subscriber::Registry>()
                 .unwrap();
@@ -2164,10 +2172,7 @@ mod tests {
         let host = Arc::new(ManualHost::new());
         let root = Context::root(host).node_id(1).build().unwrap();
         let conn = routine(&root, 1);
-        tracing::dispatcher::with_default(&dispatch, || {
-            // A callsite's interest is cached process-wide by whichever test
-            // thread reaches it first (with no subscriber: never): ask again.
-            tracing::callsite::rebuild_interest_cache();
+        with_dispatch(&dispatch, || {
             let registry = dispatch
                 .downcast_ref::<tracing_subscriber::Registry>()
                 .unwrap();
@@ -2183,18 +2188,12 @@ mod tests {
         // A tree made under one subscriber and derived under another stays
         // in the first, as children of their parents.
         let other = tracing::Dispatch::new(tracing_subscriber::Registry::default());
-        let (txn, txn_span) = tracing::dispatcher::with_default(&dispatch, || {
-            // A callsite's interest is cached process-wide by whichever test
-            // thread reaches it first (with no subscriber: never): ask again.
-            tracing::callsite::rebuild_interest_cache();
+        let (txn, txn_span) = with_dispatch(&dispatch, || {
             let txn = conn.child(Level::Txn).txn_id(1).build().unwrap();
             let id = txn.tracing_span().id().unwrap();
             (txn, id)
         });
-        tracing::dispatcher::with_default(&other, || {
-            // A callsite's interest is cached process-wide by whichever test
-            // thread reaches it first (with no subscriber: never): ask again.
-            tracing::callsite::rebuild_interest_cache();
+        with_dispatch(&other, || {
             let cleanup = txn.cleanup(Duration::from_secs(1));
             let req = conn.child(Level::Request).build().unwrap();
             let first = dispatch

@@ -24,10 +24,7 @@ fn poll_once<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
 fn a_background_session_trims_the_trace_buffer_and_closes_on_shutdown() {
     let collect = Collect::default();
     let subscriber = tracing_subscriber::registry().with(collect.clone());
-    tracing::subscriber::with_default(subscriber, || {
-        // A callsite's interest is cached process-wide by whichever test
-        // thread reaches it first (with no subscriber: never): ask again.
-        tracing::callsite::rebuild_interest_cache();
+    common::with_subscriber(subscriber, || {
         let host = Arc::new(ManualHost::new());
         let e = Engine::new(EngineConfig::new(1, host.clone()));
         let bg = e

@@ -21,10 +21,7 @@ fn cell(c: &Connection, sql: &str) -> String {
 fn reset_rolls_back_on_a_cleanup_context_and_resets_variables() {
     let collect = Collect::default();
     let subscriber = tracing_subscriber::registry().with(collect.clone());
-    tracing::subscriber::with_default(subscriber, || {
-        // A callsite's interest is cached process-wide by whichever test
-        // thread reaches it first (with no subscriber: never): ask again.
-        tracing::callsite::rebuild_interest_cache();
+    common::with_subscriber(subscriber, || {
         let host = Arc::new(ManualHost::new());
         let e = Engine::new(EngineConfig::new(1, host));
         let a = e.connect(Identity::new("acme", "alice", "member")).unwrap();
@@ -84,10 +81,7 @@ fn reset_refuses_while_a_statement_runs_and_after_a_kill() {
     // Under a subscriber too: a test of this binary without one could make
     // the spans' callsites look disabled to the other.
     let subscriber = tracing_subscriber::registry().with(Collect::default());
-    tracing::subscriber::with_default(subscriber, || {
-        tracing::callsite::rebuild_interest_cache();
-        refuses()
-    });
+    common::with_subscriber(subscriber, refuses);
 }
 
 fn refuses() {

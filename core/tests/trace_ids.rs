@@ -59,10 +59,7 @@ fn query_subtree(t: &Trace) -> Vec<&SpanRecord> {
 fn every_span_has_w3c_ids_the_same_in_the_recorder_and_in_tracing() {
     let collect = Collect::default();
     let subscriber = tracing_subscriber::registry().with(collect.clone());
-    tracing::subscriber::with_default(subscriber, || {
-        // A callsite's interest is cached process-wide by whichever test
-        // thread reaches it first (with no subscriber: never): ask again.
-        tracing::callsite::rebuild_interest_cache();
+    common::with_subscriber(subscriber, || {
         let e = engine();
         let a = e.connect(Identity::new("acme", "alice", "member")).unwrap();
         let b = e.connect(Identity::new("acme", "bob", "member")).unwrap();
@@ -144,10 +141,7 @@ fn every_span_has_w3c_ids_the_same_in_the_recorder_and_in_tracing() {
 fn a_sqlcommenter_traceparent_joins_the_applications_trace() {
     let collect = Collect::default();
     let subscriber = tracing_subscriber::registry().with(collect.clone());
-    tracing::subscriber::with_default(subscriber, || {
-        // A callsite's interest is cached process-wide by whichever test
-        // thread reaches it first (with no subscriber: never): ask again.
-        tracing::callsite::rebuild_interest_cache();
+    common::with_subscriber(subscriber, || {
         let e = engine();
         let a = e.connect(Identity::new("acme", "alice", "member")).unwrap();
         let sql = format!(
@@ -220,10 +214,10 @@ fn each_statement_of_a_request_gets_its_own_comment() {
     // callsite interest process-wide, and a test without one could make
     // another's spans disabled.
     let subscriber = tracing_subscriber::registry().with(Collect::default());
-    tracing::subscriber::with_default(subscriber, || {
-        tracing::callsite::rebuild_interest_cache();
-        each_statement_of_a_request_gets_its_own_comment_body()
-    });
+    common::with_subscriber(
+        subscriber,
+        each_statement_of_a_request_gets_its_own_comment_body,
+    );
 }
 
 fn each_statement_of_a_request_gets_its_own_comment_body() {
@@ -250,10 +244,10 @@ fn a_malformed_traceparent_is_ignored_never_an_error() {
     // callsite interest process-wide, and a test without one could make
     // another's spans disabled.
     let subscriber = tracing_subscriber::registry().with(Collect::default());
-    tracing::subscriber::with_default(subscriber, || {
-        tracing::callsite::rebuild_interest_cache();
-        a_malformed_traceparent_is_ignored_never_an_error_body()
-    });
+    common::with_subscriber(
+        subscriber,
+        a_malformed_traceparent_is_ignored_never_an_error_body,
+    );
 }
 
 fn a_malformed_traceparent_is_ignored_never_an_error_body() {
@@ -290,10 +284,10 @@ fn an_explicit_traceparent_applies_and_a_comment_takes_precedence() {
     // callsite interest process-wide, and a test without one could make
     // another's spans disabled.
     let subscriber = tracing_subscriber::registry().with(Collect::default());
-    tracing::subscriber::with_default(subscriber, || {
-        tracing::callsite::rebuild_interest_cache();
-        an_explicit_traceparent_applies_and_a_comment_takes_precedence_body()
-    });
+    common::with_subscriber(
+        subscriber,
+        an_explicit_traceparent_applies_and_a_comment_takes_precedence_body,
+    );
 }
 
 fn an_explicit_traceparent_applies_and_a_comment_takes_precedence_body() {
@@ -330,10 +324,10 @@ fn a_contexts_traceparent_names_its_own_span_for_outgoing_calls() {
     // callsite interest process-wide, and a test without one could make
     // another's spans disabled.
     let subscriber = tracing_subscriber::registry().with(Collect::default());
-    tracing::subscriber::with_default(subscriber, || {
-        tracing::callsite::rebuild_interest_cache();
-        a_contexts_traceparent_names_its_own_span_for_outgoing_calls_body()
-    });
+    common::with_subscriber(
+        subscriber,
+        a_contexts_traceparent_names_its_own_span_for_outgoing_calls_body,
+    );
 }
 
 fn a_contexts_traceparent_names_its_own_span_for_outgoing_calls_body() {

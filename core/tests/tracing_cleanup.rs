@@ -26,10 +26,7 @@ fn cleanup_with_tracing_on_never_panics_and_spans_reach_the_subscriber() {
     }
     let spans = Arc::new(AtomicUsize::new(0));
     let subscriber = tracing_subscriber::registry().with(CountSpans(spans.clone()));
-    tracing::subscriber::with_default(subscriber, || {
-        // A callsite's interest is cached process-wide by whichever test
-        // thread reaches it first (with no subscriber: never): ask again.
-        tracing::callsite::rebuild_interest_cache();
+    common::with_subscriber(subscriber, || {
         let e = engine();
         let a = conn(&e, "acme", "alice", "member");
         let admin = conn(&e, "acme", "root", "admin");

@@ -32,10 +32,7 @@ type Running<'a> = Pin<Box<dyn Future<Output = Result<QueryResult, QueryError>> 
 fn a_killed_statements_tree_in_tracing_is_the_recorders_tree() {
     let collect = Collect::default();
     let subscriber = tracing_subscriber::registry().with(collect.clone());
-    tracing::subscriber::with_default(subscriber, || {
-        // A callsite's interest is cached process-wide by whichever test
-        // thread reaches it first (with no subscriber: never): ask again.
-        tracing::callsite::rebuild_interest_cache();
+    common::with_subscriber(subscriber, || {
         let host = Arc::new(ManualHost::new());
         let e = Engine::new(EngineConfig::new(1, host.clone()));
         let a = e.connect(Identity::new("acme", "alice", "member")).unwrap();

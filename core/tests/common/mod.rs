@@ -10,6 +10,20 @@ use cascade::{
 };
 use futures::executor::block_on;
 
+/// Runs `f` with `subscriber` as the thread's default `tracing`
+/// subscriber, after asking every callsite's interest again: `tracing`
+/// caches it process-wide at a callsite's first use, and a sibling test
+/// with no subscriber may have cached "never" (its spans then disabled here).
+pub fn with_subscriber<S, T>(subscriber: S, f: impl FnOnce() -> T) -> T
+where
+    S: tracing::Subscriber + Send + Sync + 'static,
+{
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    })
+}
+
 /// The `rollback` span whose parent is the transaction's span: rollback
 /// runs on a cleanup context, and its span stays a child of the Txn span.
 pub fn rollback_span_under_txn(trace: &cascade::Trace) -> &cascade::trace::SpanRecord {
