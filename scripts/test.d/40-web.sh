@@ -11,6 +11,10 @@ cd "$(dirname "$0")/../.."
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 log_dir=$(mktemp -d)
 trap 'rm -rf "$log_dir"' EXIT
+# chromedriver and Playwright leave Chromium profiles (~120 MB each) in the
+# temp dir when the browser is stopped from outside: keep them in ours.
+mkdir -p "$log_dir/tmp"
+export TMPDIR="$log_dir/tmp"
 
 # Runs a wasm-pack test and fails unless its runner reported passed tests
 # and no failures.

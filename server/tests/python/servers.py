@@ -61,6 +61,9 @@ class CascadeServer:
         self.dir = Path(tempfile.mkdtemp(prefix="cascade-server-"))
         self.log = self.dir / "server.log"
         self._log_file = open(self.log, "wb")
+        # The log's text once stopped: stop() removes the directory, and
+        # tests read the log after it.
+        self._final_log: str | None = None
         env = dict(os.environ, CASCADE_LOG=log_level)
         self.proc = subprocess.Popen(
             [str(self.binary), "--config", str(config), "--listen", f"127.0.0.1:{self.port}", *extra_args],
@@ -78,6 +81,8 @@ class CascadeServer:
         return pymysql.connect(host="127.0.0.1", port=self.port, user=user, password=password, **kw)
 
     def log_text(self) -> str:
+        if self._final_log is not None:
+            return self._final_log
         if not self._log_file.closed:
             self._log_file.flush()
         return self.log.read_text(errors="replace")
@@ -91,6 +96,9 @@ class CascadeServer:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log_file.close()
+        if self._final_log is None:
+            self._final_log = self.log.read_text(errors="replace")
+            shutil.rmtree(self.dir, ignore_errors=True)
         return self.proc.returncode
 
 
@@ -206,4 +214,6 @@ class Cluster:
         return "\n".join(f"--- node {i}\n{s.log_text()[-3000:]}" for i, s in self.nodes.items())
 
     def stop(self) -> list[int]:
-        return [s.stop() for s in self.nodes.values()]
+        codes = [s.stop() for s in self.nodes.values()]
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return codes
