@@ -37,7 +37,7 @@ use super::buffer::Buffered;
 use super::memory::{
     buffered_batch_bytes, hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse,
 };
-use super::{Instrumented, OpCx, Operator, Step};
+use super::{Instrumented, OpCx, Operator, Step, StepClock};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::expr::ExecError;
 use crate::expr::Expr;
@@ -57,14 +57,6 @@ const PROBE_STEP_TIME: std::time::Duration = std::time::Duration::from_micros(50
 /// Lookups between two readings of the clock in a probe step.
 const PROBE_CLOCK_ROWS: usize = 256;
 
-/// Whether a probe step that started at `started` (on `clock`) has run
-/// [`PROBE_STEP_TIME`].
-fn over(clock: Option<&Arc<dyn crate::host::Host>>, started: Option<crate::host::Instant>) -> bool {
-    match (clock, started) {
-        (Some(c), Some(t0)) => c.now().saturating_since(t0) >= PROBE_STEP_TIME,
-        _ => false,
-    }
-}
 /// Probe rows tested against the key filters per step, at most (a probe
 /// batch may be a whole stored chunk; most rows may fail the filters).
 const FILTER_ROWS: usize = 16 * PROBE_ROWS;
@@ -927,8 +919,10 @@ impl HashJoin {
         // rows without one (NULL-extended), so where a step ends changes
         // the order of its output, and that order must not depend on
         // timing (a parallel plan gives the serial rows, row for row).
-        let clock = cx.clock.as_ref().filter(|_| self.kind == JoinKind::Inner);
-        let started = clock.map(|c| c.now());
+        let step = StepClock::start(
+            cx.clock.as_ref().filter(|_| self.kind == JoinKind::Inner),
+            PROBE_STEP_TIME,
+        );
         loop {
             if self.window_pos >= self.window.len() {
                 if self.cursor >= left.len || tested >= FILTER_ROWS {
@@ -936,7 +930,7 @@ impl HashJoin {
                 }
                 // Most rows may fail the key filters: a step of 16 windows
                 // (32,768 rows tested) took 115–145 µs.
-                if tested > 0 && over(clock, started) {
+                if tested > 0 && step.over() {
                     break;
                 }
                 let end = (self.cursor + PROBE_ROWS).min(left.len);
@@ -949,7 +943,7 @@ impl HashJoin {
             if probed >= PROBE_ROWS || li.len() >= OUT_ROWS {
                 break;
             }
-            if probed > 0 && probed % PROBE_CLOCK_ROWS == 0 && over(clock, started) {
+            if probed > 0 && probed % PROBE_CLOCK_ROWS == 0 && step.over() {
                 break;
             }
             let i = self.window[self.window_pos] as usize;

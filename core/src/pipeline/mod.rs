@@ -476,6 +476,35 @@ pub async fn sleep(query: &Context, d: Duration) -> Result<(), ExecError> {
     Ok(())
 }
 
+/// A step's time bound, for operators whose rows cost too unevenly for a
+/// row count alone to keep a step short (a lookup may miss every cache):
+/// the step ends once it has run `limit` on the statement's clock
+/// ([`OpCx::clock`]). Without a clock (unit tests, ManualHost runs) it is
+/// never over, so those runs stay deterministic. Callers read it every
+/// few hundred rows: a clock reading costs ~25 ns.
+pub(crate) struct StepClock<'a> {
+    at: Option<(&'a Arc<dyn crate::host::Host>, Instant)>,
+    limit: Duration,
+}
+
+impl<'a> StepClock<'a> {
+    /// Starts timing a step of at most `limit` (`clock`: `cx.clock`, or
+    /// `None` for a step whose boundaries must not depend on timing).
+    pub(crate) fn start(clock: Option<&'a Arc<dyn crate::host::Host>>, limit: Duration) -> Self {
+        StepClock {
+            at: clock.map(|c| (c, c.now())),
+            limit,
+        }
+    }
+
+    /// Whether the step has run its time.
+    #[inline]
+    pub(crate) fn over(&self) -> bool {
+        self.at
+            .is_some_and(|(c, t0)| c.now().saturating_since(t0) >= self.limit)
+    }
+}
+
 /// Whether `ctx` is cancelled, or its deadline has passed at `now` (a clock
 /// reading the caller already has): then [`Context::check`] gives the error.
 #[inline]
