@@ -396,6 +396,7 @@ pub async fn drive(
             s.spin_until_ended(query.host());
             s.ended().await;
             s.discard_delivered();
+            s.close();
         }
     }
     res

@@ -2,7 +2,9 @@
 //! parallel run with the serial plan, KILLs at random moments.
 
 use super::{conn, ok, rows, run, table};
-use cascade::{Connection, Engine, EngineConfig, ErrorKind, Host, ManualHost, StdHost};
+use cascade::{
+    Connection, Engine, EngineConfig, ErrorKind, Host, Level, ManualHost, SpanStatus, StdHost,
+};
 use futures::executor::block_on;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +98,24 @@ pub fn kill_at_random_moments(
                 killed += 1;
                 assert_eq!(err.kind, ErrorKind::Canceled, "{sql}: {err}");
                 assert_eq!(err.code, 1317, "{sql}: {err}");
+                // Its trace is complete when the error is back: the
+                // statement's, its pipelines' and their operators' spans
+                // are closed (the pipelines close theirs on their own
+                // threads when the whole statement is cancelled).
+                let qid = err.query_id.expect("the statement's id");
+                let t = e.trace(qid).expect("its trace");
+                let open: Vec<&str> = t
+                    .spans
+                    .iter()
+                    .filter(|s| s.level >= Level::Query && s.end.is_none())
+                    .map(|s| s.name.as_str())
+                    .collect();
+                assert!(open.is_empty(), "{sql}: spans left open: {open:?}");
+                let query = t.spans.iter().find(|s| s.id == t.focus);
+                assert!(
+                    query.is_some_and(|q| matches!(q.status, SpanStatus::Canceled { .. })),
+                    "{sql}: the statement's span says it was cancelled"
+                );
             }
         }
         let _ = t.join();
