@@ -1522,52 +1522,23 @@ mod tests {
         let manual = Arc::new(ManualHost::new());
         let host: Arc<dyn Host> = manual.clone();
         let mut sets = vec![DistinctSet::default()];
-        let mut budget = usize::MAX;
+        // The slice of 512 values as one step timed by `step`: how many went in.
+        let mut add = |sets: &mut Vec<DistinctSet>, step: &StepClock<'_>| {
+            let mut budget = usize::MAX;
+            insert_distinct(sets, None, &values, 512, &mut budget, step, &mut mem, &res).unwrap()
+        };
         // A step whose time is up: it stops at its first clock reading.
         let step = StepClock::start(Some(&host), DISTINCT_STEP_TIME);
         manual.advance(DISTINCT_STEP_TIME);
-        let done = insert_distinct(
-            &mut sets,
-            None,
-            &values,
-            512,
-            &mut budget,
-            &step,
-            &mut mem,
-            &res,
-        )
-        .unwrap();
-        assert_eq!(done, DISTINCT_CLOCK_ROWS);
+        assert_eq!(add(&mut sets, &step), DISTINCT_CLOCK_ROWS);
         assert_eq!(sets[0].len(), DISTINCT_CLOCK_ROWS);
         // Time left, or no clock (unit tests, ManualHost runs): the whole
         // slice, the values already in added once.
         let step = StepClock::start(Some(&host), DISTINCT_STEP_TIME);
-        let done = insert_distinct(
-            &mut sets,
-            None,
-            &values,
-            512,
-            &mut budget,
-            &step,
-            &mut mem,
-            &res,
-        )
-        .unwrap();
-        assert_eq!((done, sets[0].len()), (512, 512));
+        assert_eq!((add(&mut sets, &step), sets[0].len()), (512, 512));
         let step = StepClock::start(None, DISTINCT_STEP_TIME);
         manual.advance(DISTINCT_STEP_TIME * 10);
-        let done = insert_distinct(
-            &mut sets,
-            None,
-            &values,
-            512,
-            &mut budget,
-            &step,
-            &mut mem,
-            &res,
-        )
-        .unwrap();
-        assert_eq!((done, sets[0].len()), (512, 512));
+        assert_eq!((add(&mut sets, &step), sets[0].len()), (512, 512));
         drop(sets);
         drop(mem);
         assert_eq!(res.used(), 0);
