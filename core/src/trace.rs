@@ -117,41 +117,10 @@ pub enum SpanStatus {
     },
 }
 
-thread_local! {
-    /// The last cause this thread put into words, and its words: the spans
-    /// of a cancelled statement (every operator's, every context's) close
-    /// with the same cause, on the statement's way out, and formatting it
-    /// for each took ~0.5 µs of a kill's teardown. Held weakly: the
-    /// allocation outlives the cause while held, so an equal pointer is
-    /// this cause (a cause never changes).
-    static LAST_CAUSE: std::cell::RefCell<Option<(std::sync::Weak<Cause>, String)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// `cause.to_string()`, from the thread's cache when it is the last cause
-/// formatted here.
-fn cause_message(cause: &Arc<Cause>) -> String {
-    LAST_CAUSE
-        .try_with(|last| {
-            let mut last = last.borrow_mut();
-            match &*last {
-                Some((weak, message)) if std::ptr::eq(weak.as_ptr(), Arc::as_ptr(cause)) => {
-                    message.clone()
-                }
-                _ => {
-                    let message = cause.to_string();
-                    *last = Some((Arc::downgrade(cause), message.clone()));
-                    message
-                }
-            }
-        })
-        .unwrap_or_else(|_| cause.to_string())
-}
-
 impl SpanStatus {
     /// The status for a cancel cause.
     pub fn from_cause(cause: &Arc<Cause>) -> Self {
-        let message = cause_message(cause);
+        let message = cause.to_string();
         match cause.kind {
             CancelKind::Canceled => SpanStatus::Canceled {
                 message,
