@@ -75,6 +75,12 @@ const HEAVY: &[(&str, &str)] = &[
         "SELECT count(DISTINCT x) FROM generate_series(1, 10000000000) AS t(x)",
     ),
     (
+        // Finite: with N pipelines, a kill lands in the merge of their
+        // partial sets as often as in the pipelines.
+        "count distinct merge",
+        "SELECT count(DISTINCT x) FROM generate_series(1, 300000) AS t(x)",
+    ),
+    (
         "window",
         "SELECT x, sum(x) OVER w, min(x) OVER w, max(x) OVER w, rank() OVER (PARTITION BY x % 1013 ORDER BY x DESC) FROM generate_series(1, 300000) AS t(x) WINDOW w AS (ORDER BY x ROWS BETWEEN 1000 PRECEDING AND 1000 FOLLOWING)",
     ),

@@ -154,6 +154,13 @@ impl<K: Hash + Eq + Send + 'static, V: Send + 'static> StepMap<K, V> {
         Ok(())
     }
 
+    /// The table taken apart: its entries with its heap bytes, and those of
+    /// the old table while it grows.
+    pub fn into_tables(self) -> impl Iterator<Item = (IntoIter<K, V>, u64)> {
+        let bytes = hash_table_bytes::<(K, V)>(self.map.capacity());
+        std::iter::once((self.map.into_iter(), bytes)).chain(self.old)
+    }
+
     /// Takes the table out (empty and without growth left behind), for
     /// freeing off the query's path.
     pub fn take(&mut self) -> (FxHashMap<K, V>, Option<IntoIter<K, V>>) {

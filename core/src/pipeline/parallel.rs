@@ -52,7 +52,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use super::aggregate::HashAggregate;
-use super::{Instrumented, OpCx, Operator, Resources, Step, YieldPolicy, BATCH_ROWS};
+use super::{Instrumented, OpCx, Operator, Resources, Step, StepClock, YieldPolicy, BATCH_ROWS};
 use crate::cause::{Cause, Reason};
 use crate::context::Context;
 use crate::data::{Batch, Column};
@@ -846,6 +846,10 @@ impl Exchange {
     }
 }
 
+/// How long a step of merging `DISTINCT` sets runs at most (a value added
+/// to a set of millions may miss every cache).
+const MERGE_STEP_TIME: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// The consumer of a parallel aggregation: N pipelines each run a partial
 /// [`HashAggregate`] over their morsels; this merges their groups (a slice
 /// of groups per step, in pipeline order) into the final aggregate, and
@@ -897,8 +901,14 @@ impl Operator for ParallelAggregate {
                 continue;
             };
             let to = self.merge_at + BATCH_ROWS;
-            self.merged
-                .merge_from(agg, self.merge_at, to, cx.resources)?;
+            let step = StepClock::start(cx.clock.as_ref(), MERGE_STEP_TIME);
+            if !self
+                .merged
+                .merge_from(agg, self.merge_at, to, &step, cx.resources)?
+            {
+                // `DISTINCT` sets of this slice still to add.
+                return Ok(Step::Pending);
+            }
             if to >= agg.group_count() {
                 agg.release();
                 self.merge_next += 1;
