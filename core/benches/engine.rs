@@ -63,6 +63,10 @@ const HEAVY: &[(&str, &str)] = &[
         "SELECT x % 1000 AS k, count(*), sum(x) FROM generate_series(1, 10000000000) AS t(x) GROUP BY k",
     ),
     (
+        "group by many",
+        "SELECT x, count(*), sum(x) FROM generate_series(1, 10000000000) AS t(x) GROUP BY x",
+    ),
+    (
         "sort",
         "SELECT x FROM generate_series(1, 3000000) AS t(x) ORDER BY x % 1013 DESC, x",
     ),

@@ -18,12 +18,12 @@ use super::growth::{StepMap, MOVE_PER_STEP};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::memory::{hash_capacity_after, hash_table_bytes, vec_bytes, MemoryUse};
+use super::memory::{vec_bytes, MemoryUse};
 use super::{Instrumented, OpCx, Operator, Resources, Step, StepClock, BATCH_ROWS};
 use crate::data::{Batch, Column, ColumnData, DataType, Value};
 use crate::decimal::Dec;
 use crate::expr::ExecError;
-use crate::expr::{Datum, Expr};
+use crate::expr::{Datum, EvalCx, Expr};
 
 /// An aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,8 +92,16 @@ enum State {
     Distinct(Vec<DistinctSet>),
 }
 
-/// Rows consumed per step by an aggregate with `DISTINCT` sets.
+/// Rows consumed per step by an aggregate with `DISTINCT` sets, or with
+/// more than [`SLICE_GROUPS`] groups.
 const DISTINCT_ROWS: usize = 512;
+/// Rows grouped (or group-table entries moved) between readings of a
+/// step's clock.
+const GROUP_CLOCK_ROWS: usize = 8;
+/// Past this many groups, a batch is grouped a slice of [`DISTINCT_ROWS`]
+/// rows per step: a row is then a random access into a table beyond the
+/// caches (a batch of 4,096 new groups took ~400 µs).
+const SLICE_GROUPS: usize = 1 << 16;
 /// Such a step also ends once it has run this long (checked every
 /// [`DISTINCT_CLOCK_ROWS`] values): a value is a random access into a set
 /// that may be far beyond the caches, and 512 of them took 100–160 µs of
@@ -833,6 +841,32 @@ fn insert_distinct(
     Ok(done)
 }
 
+/// Makes room for `n` more entries in a group table, [`GROUP_CLOCK_ROWS`]
+/// moves at a time, until done (true), or `budget` is spent or the step
+/// has run its time (false: call again on a later step). A move into a
+/// table of millions (fresh pages, faulted in as first written) took ~1 µs.
+fn grow_within<K: std::hash::Hash + Eq + Send + 'static, V: Send + 'static>(
+    map: &mut StepMap<K, V>,
+    n: usize,
+    budget: &mut usize,
+    step: &StepClock<'_>,
+    mem: &mut MemoryUse,
+    res: &Arc<Resources>,
+) -> Result<bool, ExecError> {
+    loop {
+        let mut moves = (*budget).min(GROUP_CLOCK_ROWS);
+        let before = moves;
+        let grown = map.room(n, &mut moves, mem, res)?;
+        *budget -= before - moves;
+        if grown {
+            return Ok(true);
+        }
+        if *budget == 0 || step.over() {
+            return Ok(false);
+        }
+    }
+}
+
 /// Integer keys below this get their group id from an array.
 const DENSE_KEYS: u64 = 1 << 16;
 const NO_GROUP: u32 = u32::MAX;
@@ -863,10 +897,14 @@ fn int_group(
     }
 }
 
+/// The groups' keys and ids. The hash tables grow a bounded amount of work
+/// per step ([`StepMap`]; they account for their own memory, outside
+/// [`HashAggregate::structure_bytes`]): a GROUP BY of millions of groups
+/// doubled its table in one step, and a kill waited for the rehash.
 enum Groups {
     None,
     Int {
-        map: FxHashMap<i64, u32>,
+        map: StepMap<i64, u32>,
         /// Group ids of the keys `0..DENSE_KEYS`, indexed by the key
         /// (`NO_GROUP` when unseen): a lookup without hashing.
         dense: Vec<u32>,
@@ -874,7 +912,7 @@ enum Groups {
         keys: Vec<Value>,
     },
     Generic {
-        map: FxHashMap<Vec<Value>, u32>,
+        map: StepMap<Vec<Value>, u32>,
         keys: Vec<Vec<Value>>,
     },
 }
@@ -971,13 +1009,13 @@ impl HashAggregate {
         let groups = match key_types.as_slice() {
             [] => Groups::None,
             [DataType::Int] => Groups::Int {
-                map: FxHashMap::default(),
+                map: StepMap::default(),
                 dense: Vec::new(),
                 null: None,
                 keys: Vec::new(),
             },
             _ => Groups::Generic {
-                map: FxHashMap::default(),
+                map: StepMap::default(),
                 keys: Vec::new(),
             },
         };
@@ -1030,6 +1068,11 @@ impl HashAggregate {
         self
     }
 
+    /// Whether batches are consumed a slice at a time.
+    fn sliced(&self) -> bool {
+        self.has_distinct || self.ngroups > SLICE_GROUPS
+    }
+
     /// Groups held (1 without keys: the one group).
     pub fn group_count(&self) -> usize {
         self.ngroups
@@ -1055,7 +1098,11 @@ impl HashAggregate {
             if from >= to {
                 return Ok(true);
             }
-            let gids = self.merge_groups(other, from, to, res)?;
+            let mut budget = MOVE_PER_STEP;
+            let Some(gids) = self.merge_groups(other, from, to, &mut budget, step, res)? else {
+                // The group table is growing: on the next step.
+                return Ok(false);
+            };
             if !self.has_distinct {
                 return Ok(true);
             }
@@ -1156,15 +1203,20 @@ impl HashAggregate {
 
     /// Merges the keys and the states other than `DISTINCT` sets of groups
     /// `from..to` of `other` (in one step: a slice of groups): the ids here
-    /// of those groups.
+    /// of those groups, or `None` while the group table is growing (at most
+    /// `budget` entries moved; nothing merged).
     fn merge_groups(
         &mut self,
         other: &HashAggregate,
         from: usize,
         to: usize,
+        budget: &mut usize,
+        step: &StepClock<'_>,
         res: &Arc<Resources>,
-    ) -> Result<Vec<u32>, ExecError> {
-        self.make_room(to - from, res)?;
+    ) -> Result<Option<Vec<u32>>, ExecError> {
+        if !self.make_room(to - from, budget, step, res)? {
+            return Ok(None);
+        }
         let before = self.ngroups;
         let mut key_heap = 0u64;
         let gids: Vec<u32> = match (&mut self.groups, &other.groups) {
@@ -1184,26 +1236,26 @@ impl HashAggregate {
                         keys.push(Value::Null);
                         (keys.len() - 1) as u32
                     }),
-                    Some(x) => int_group(x, map, dense, keys),
+                    Some(x) => int_group(x, map.map_mut(), dense, keys),
                 })
                 .collect(),
             (Groups::Generic { map, keys }, Groups::Generic { keys: theirs, .. }) => theirs
                 [from..to]
                 .iter()
-                .map(|key| match map.get(key) {
+                .map(|key| match map.map().get(key) {
                     Some(id) => *id,
                     None => {
                         let next = keys.len() as u32;
                         key_heap += 2 * vec_bytes::<Value>(key.capacity())
                             + key.iter().map(|v| v.heap_bytes() as u64).sum::<u64>();
                         keys.push(key.clone());
-                        map.insert(key.clone(), next);
+                        map.map_mut().insert(key.clone(), next);
                         next
                     }
                 })
                 .collect(),
             // Same keys on both sides: other pairs do not occur.
-            _ => return Ok(Vec::new()),
+            _ => return Ok(Some(Vec::new())),
         };
         if !matches!(self.groups, Groups::None) {
             self.ngroups = match &self.groups {
@@ -1230,7 +1282,7 @@ impl HashAggregate {
         }
         self.mem.grow(res, key_heap)?;
         self.settle(res)?;
-        Ok(gids)
+        Ok(Some(gids))
     }
 
     /// Frees the groups and their states (a partial aggregate, once merged),
@@ -1255,22 +1307,15 @@ impl HashAggregate {
         self.mem = MemoryUse::default();
     }
 
-    /// Heap bytes of the group tables and the per-group state vectors, from
-    /// their capacities.
+    /// Heap bytes of the key lists and the per-group state vectors, from
+    /// their capacities (the group tables account for theirs).
     fn structure_bytes(&self) -> u64 {
         let groups = match &self.groups {
             Groups::None => 0,
-            Groups::Int {
-                map, dense, keys, ..
-            } => {
-                hash_table_bytes::<(i64, u32)>(map.capacity())
-                    + vec_bytes::<u32>(dense.capacity())
-                    + vec_bytes::<Value>(keys.capacity())
+            Groups::Int { dense, keys, .. } => {
+                vec_bytes::<u32>(dense.capacity()) + vec_bytes::<Value>(keys.capacity())
             }
-            Groups::Generic { map, keys } => {
-                hash_table_bytes::<(Vec<Value>, u32)>(map.capacity())
-                    + vec_bytes::<Vec<Value>>(keys.capacity())
-            }
+            Groups::Generic { keys, .. } => vec_bytes::<Vec<Value>>(keys.capacity()),
         };
         let first = self
             .order
@@ -1281,8 +1326,16 @@ impl HashAggregate {
 
     /// Reserves the memory for up to `n` new groups and grows the tables
     /// and state vectors to hold them, so that no table or vector grows
-    /// unaccounted while a batch is grouped.
-    fn make_room(&mut self, n: usize, res: &Arc<Resources>) -> Result<(), ExecError> {
+    /// unaccounted while a batch is grouped: false while the group table is
+    /// growing still (at most `budget` entries moved per call; group no
+    /// rows meanwhile, call again on a later step).
+    fn make_room(
+        &mut self,
+        n: usize,
+        budget: &mut usize,
+        step: &StepClock<'_>,
+        res: &Arc<Resources>,
+    ) -> Result<bool, ExecError> {
         let vec_growth = |len: usize, cap: usize, size: usize| -> u64 {
             if n <= cap - len {
                 0
@@ -1290,36 +1343,24 @@ impl HashAggregate {
                 (grown_capacity(len, cap, n) * size) as u64
             }
         };
+        let grown = match &mut self.groups {
+            Groups::None => return Ok(true),
+            Groups::Int { map, .. } => grow_within(map, n, budget, step, &mut self.mem, res)?,
+            Groups::Generic { map, .. } => grow_within(map, n, budget, step, &mut self.mem, res)?,
+        };
+        if !grown {
+            return Ok(false);
+        }
         let groups = match &self.groups {
-            Groups::None => return Ok(()),
-            Groups::Int { map, keys, .. } => {
-                let m = if n <= map.capacity() - map.len() {
-                    0
-                } else {
-                    hash_table_bytes::<(i64, u32)>(hash_capacity_after(
-                        map.len(),
-                        map.capacity(),
-                        n,
-                    ))
-                };
-                m + vec_growth(keys.len(), keys.capacity(), std::mem::size_of::<Value>())
+            Groups::None => 0,
+            Groups::Int { keys, .. } => {
+                vec_growth(keys.len(), keys.capacity(), std::mem::size_of::<Value>())
             }
-            Groups::Generic { map, keys } => {
-                let m = if n <= map.capacity() - map.len() {
-                    0
-                } else {
-                    hash_table_bytes::<(Vec<Value>, u32)>(hash_capacity_after(
-                        map.len(),
-                        map.capacity(),
-                        n,
-                    ))
-                };
-                m + vec_growth(
-                    keys.len(),
-                    keys.capacity(),
-                    std::mem::size_of::<Vec<Value>>(),
-                )
-            }
+            Groups::Generic { keys, .. } => vec_growth(
+                keys.len(),
+                keys.capacity(),
+                std::mem::size_of::<Vec<Value>>(),
+            ),
         };
         let first = self.order.as_ref().map_or(0, |o| {
             vec_growth(
@@ -1330,20 +1371,18 @@ impl HashAggregate {
         });
         let growth = groups + first + self.states.iter().map(|s| s.growth_bytes(n)).sum::<u64>();
         if growth == 0 {
-            return Ok(());
+            return Ok(true);
         }
         // Old and new at once while they are copied.
         self.mem.grow(res, growth)?;
         match &mut self.groups {
             Groups::None => {}
-            Groups::Int { map, keys, .. } => {
-                map.reserve(n);
+            Groups::Int { keys, .. } => {
                 if n > keys.capacity() - keys.len() {
                     keys.reserve_exact(grown_capacity(keys.len(), keys.capacity(), n) - keys.len());
                 }
             }
-            Groups::Generic { map, keys } => {
-                map.reserve(n);
+            Groups::Generic { keys, .. } => {
                 if n > keys.capacity() - keys.len() {
                     keys.reserve_exact(grown_capacity(keys.len(), keys.capacity(), n) - keys.len());
                 }
@@ -1359,7 +1398,8 @@ impl HashAggregate {
         // The old tables are freed: the new ones take the place of the
         // reservation made for them.
         self.mem.shrink(growth);
-        self.settle(res)
+        self.settle(res)?;
+        Ok(true)
     }
 
     /// Accounts for the structures' capacities as they are now.
@@ -1374,12 +1414,23 @@ impl HashAggregate {
         Ok(())
     }
 
-    fn group_ids(&mut self, b: &Batch, cx: &mut OpCx<'_>) -> Result<Option<Vec<u32>>, ExecError> {
-        self.make_room(b.len, cx.resources)?;
+    /// The group ids of the rows of `b` (`None`: no keys, one group),
+    /// with room for `b.len` new groups made first
+    /// ([`HashAggregate::make_room`]): of its first rows only when the
+    /// step runs its time (looking up rows of new groups, every
+    /// [`GROUP_CLOCK_ROWS`] rows).
+    fn group_ids(
+        &mut self,
+        b: &Batch,
+        step: &StepClock<'_>,
+        eval: &mut EvalCx,
+        res: &Arc<Resources>,
+    ) -> Result<Option<Vec<u32>>, ExecError> {
+        let over = |i: usize| i > 0 && i % GROUP_CLOCK_ROWS == 0 && step.over();
         let mut key_heap = 0u64;
         let mut key_cols = Vec::with_capacity(self.keys.len());
         for k in &self.keys {
-            key_cols.push(k.eval(b, cx.eval)?.into_column(b.len));
+            key_cols.push(k.eval(b, eval)?.into_column(b.len));
         }
         let before = self.ngroups;
         let gids = match &mut self.groups {
@@ -1406,31 +1457,43 @@ impl HashAggregate {
                             }
                         }
                         if out.len() != v.len() {
-                            out.extend(v.iter().map(|&x| int_group(x, map, dense, keys)));
+                            let map = map.map_mut();
+                            for (i, &x) in v.iter().enumerate() {
+                                if over(i) {
+                                    break;
+                                }
+                                out.push(int_group(x, map, dense, keys));
+                            }
                         }
                     }
                     (ColumnData::Int(v), _) => {
                         for (i, x) in v.iter().enumerate() {
+                            if over(i) {
+                                break;
+                            }
                             let id = if col.is_null(i) {
                                 *null.get_or_insert_with(|| {
                                     keys.push(Value::Null);
                                     (keys.len() - 1) as u32
                                 })
                             } else {
-                                int_group(*x, map, dense, keys)
+                                int_group(*x, map.map_mut(), dense, keys)
                             };
                             out.push(id);
                         }
                     }
                     _ => {
                         for i in 0..b.len {
+                            if over(i) {
+                                break;
+                            }
                             let v = col.value(i);
                             let id = match v.as_i64().filter(|_| !v.is_null()) {
                                 None => *null.get_or_insert_with(|| {
                                     keys.push(Value::Null);
                                     (keys.len() - 1) as u32
                                 }),
-                                Some(x) => int_group(x, map, dense, keys),
+                                Some(x) => int_group(x, map.map_mut(), dense, keys),
                             };
                             out.push(id);
                         }
@@ -1440,8 +1503,12 @@ impl HashAggregate {
                 out
             }
             Groups::Generic { map, keys } => {
+                let map = map.map_mut();
                 let mut out = Vec::with_capacity(b.len);
                 for i in 0..b.len {
+                    if over(i) {
+                        break;
+                    }
                     let key: Vec<Value> = key_cols.iter().map(|c| c.value(i)).collect();
                     let next = keys.len() as u32;
                     let id = match map.get(&key) {
@@ -1478,8 +1545,8 @@ impl HashAggregate {
             }
             // The dense id array grows here (to 256 KiB at most), and the
             // keys' heap: accounted after the fact, both bounded by a batch.
-            self.mem.grow(cx.resources, key_heap)?;
-            self.settle(cx.resources)?;
+            self.mem.grow(res, key_heap)?;
+            self.settle(res)?;
         }
         Ok(Some(gids))
     }
@@ -1510,10 +1577,10 @@ impl Drop for HashAggregate {
 impl Operator for HashAggregate {
     fn next(&mut self, cx: &mut OpCx<'_>) -> Result<Step, ExecError> {
         if !self.input_done {
-            // With a `DISTINCT` set, a batch is consumed a slice at a time:
-            // each row is a random access into a set that may be far larger
-            // than the caches, and a step must stay short for a kill to be
-            // seen soon.
+            // With a `DISTINCT` set or many groups, a batch is consumed a
+            // slice at a time: each row is a random access into a set or a
+            // table that may be far larger than the caches, and a step must
+            // stay short for a kill to be seen soon.
             self.slice_off = 0;
             let next = match self.retry.take().or_else(|| {
                 let (b, off) = self.pending.take()?;
@@ -1533,7 +1600,7 @@ impl Operator for HashAggregate {
                         if let Some(o) = &mut self.order {
                             o.batch(b.len);
                         }
-                        if self.has_distinct && b.len > DISTINCT_ROWS {
+                        if self.sliced() && b.len > DISTINCT_ROWS {
                             let part = b.slice(0, DISTINCT_ROWS);
                             self.pending = Some((b, DISTINCT_ROWS));
                             Step::Batch(part)
@@ -1541,7 +1608,7 @@ impl Operator for HashAggregate {
                             Step::Batch(b)
                         }
                     }
-                    Step::Batch(b) if self.has_distinct && b.len > DISTINCT_ROWS => {
+                    Step::Batch(b) if self.sliced() && b.len > DISTINCT_ROWS => {
                         let part = b.slice(0, DISTINCT_ROWS);
                         self.pending = Some((b, DISTINCT_ROWS));
                         Step::Batch(part)
@@ -1551,16 +1618,23 @@ impl Operator for HashAggregate {
             };
             return match next {
                 Step::Batch(b) => {
-                    let gids = self.group_ids(&b, cx)?;
-                    // `DISTINCT` sets first: a growing table may stop them
-                    // short of the slice's end, and the other aggregates
-                    // then take only the rows the sets took.
-                    let mut done = b.len;
                     let mut budget = MOVE_PER_STEP;
                     let step = StepClock::start(
-                        cx.clock.as_ref().filter(|_| self.has_distinct),
+                        cx.clock.as_ref().filter(|_| self.sliced()),
                         DISTINCT_STEP_TIME,
                     );
+                    if !self.make_room(b.len, &mut budget, &step, cx.resources)? {
+                        // The group table is growing: the slice on the
+                        // next step.
+                        self.retry = Some((b, self.slice_off));
+                        return Ok(Step::Pending);
+                    }
+                    let gids = self.group_ids(&b, &step, cx.eval, cx.resources)?;
+                    // The rows grouped (fewer when the step ran its time);
+                    // then the `DISTINCT` sets: a growing table may stop
+                    // them short too, and the other aggregates then take
+                    // only the rows the sets took.
+                    let mut done = gids.as_ref().map_or(b.len, Vec::len);
                     for (spec, state) in self.aggs.iter().zip(self.states.iter_mut()) {
                         if let (State::Distinct(sets), Some(e)) = (&mut *state, &spec.arg) {
                             let arg = e.eval(&b, cx.eval)?;

@@ -846,6 +846,10 @@ impl Exchange {
     }
 }
 
+/// Groups of a partial aggregate merged per step: each a lookup in the
+/// final table, which may be far beyond the caches.
+const MERGE_GROUPS: usize = 512;
+
 /// How long a step of merging `DISTINCT` sets runs at most (a value added
 /// to a set of millions may miss every cache).
 const MERGE_STEP_TIME: std::time::Duration = std::time::Duration::from_micros(50);
@@ -900,7 +904,7 @@ impl Operator for ParallelAggregate {
                 self.merge_next += 1;
                 continue;
             };
-            let to = self.merge_at + BATCH_ROWS;
+            let to = self.merge_at + MERGE_GROUPS;
             let step = StepClock::start(cx.clock.as_ref(), MERGE_STEP_TIME);
             if !self
                 .merged
