@@ -14,7 +14,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::growth::{StepMap, MOVE_PER_STEP};
+use super::growth::{GrowVec, StepMap, COPY_PER_STEP, MOVE_PER_STEP};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -78,18 +78,20 @@ impl AggSpec {
     }
 }
 
+/// An aggregate's per-group states, a vector per field, indexed by group
+/// id; they grow over steps ([`GrowVec`]).
 enum State {
-    Count(Vec<i64>),
-    SumInt(Vec<i128>, Vec<bool>),
-    SumFloat(Vec<f64>, Vec<bool>),
+    Count(GrowVec<i64>),
+    SumInt(GrowVec<i128>, GrowVec<bool>),
+    SumFloat(GrowVec<f64>, GrowVec<bool>),
     /// Exact sums of decimals (and integers, for AVG), with each group's
     /// [`DecSum`] state.
-    SumDec(Vec<Dec>, Vec<DecSum>),
-    Avg(Vec<f64>, Vec<i64>),
+    SumDec(GrowVec<Dec>, GrowVec<DecSum>),
+    Avg(GrowVec<f64>, GrowVec<i64>),
     /// AVG of integers or decimals: the exact sum and the count.
-    AvgDec(Vec<Dec>, Vec<i64>, Vec<DecSum>),
-    MinMax(Vec<Value>, bool),
-    Distinct(Vec<DistinctSet>),
+    AvgDec(GrowVec<Dec>, GrowVec<i64>, GrowVec<DecSum>),
+    MinMax(GrowVec<Value>, bool),
+    Distinct(GrowVec<DistinctSet>),
 }
 
 /// Rows consumed per step by an aggregate with `DISTINCT` sets, or with
@@ -97,7 +99,7 @@ enum State {
 const DISTINCT_ROWS: usize = 512;
 /// Rows grouped (or group-table entries moved) between readings of a
 /// step's clock.
-const GROUP_CLOCK_ROWS: usize = 8;
+const GROUP_CLOCK_ROWS: usize = 64;
 /// Past this many groups, a batch is grouped a slice of [`DISTINCT_ROWS`]
 /// rows per step: a row is then a random access into a table beyond the
 /// caches (a batch of 4,096 new groups took ~400 µs).
@@ -371,117 +373,67 @@ fn add_dec(sum: &mut Dec, state: &mut DecSum, x: Option<Dec>) {
 impl State {
     fn new(spec: &AggSpec) -> State {
         if spec.distinct {
-            return State::Distinct(Vec::new());
+            return State::Distinct(GrowVec::default());
         }
         match spec.func {
-            AggFunc::CountStar | AggFunc::Count => State::Count(Vec::new()),
+            AggFunc::CountStar | AggFunc::Count => State::Count(GrowVec::default()),
             AggFunc::Sum if matches!(spec.arg_type, DataType::Int | DataType::Null) => {
-                State::SumInt(Vec::new(), Vec::new())
+                State::SumInt(GrowVec::default(), GrowVec::default())
             }
             AggFunc::Sum if spec.arg_type == DataType::Decimal => {
-                State::SumDec(Vec::new(), Vec::new())
+                State::SumDec(GrowVec::default(), GrowVec::default())
             }
-            AggFunc::Sum => State::SumFloat(Vec::new(), Vec::new()),
+            AggFunc::Sum => State::SumFloat(GrowVec::default(), GrowVec::default()),
             AggFunc::Avg if spec.output_type() == DataType::Decimal => {
-                State::AvgDec(Vec::new(), Vec::new(), Vec::new())
+                State::AvgDec(GrowVec::default(), GrowVec::default(), GrowVec::default())
             }
-            AggFunc::Avg => State::Avg(Vec::new(), Vec::new()),
-            AggFunc::Min => State::MinMax(Vec::new(), true),
-            AggFunc::Max => State::MinMax(Vec::new(), false),
+            AggFunc::Avg => State::Avg(GrowVec::default(), GrowVec::default()),
+            AggFunc::Min => State::MinMax(GrowVec::default(), true),
+            AggFunc::Max => State::MinMax(GrowVec::default(), false),
         }
     }
 
     /// Heap bytes of the per-group vectors (not of what they point to).
     fn vec_bytes(&self) -> u64 {
         match self {
-            State::Count(c) => vec_bytes::<i64>(c.capacity()),
-            State::SumInt(s, seen) => {
-                vec_bytes::<i128>(s.capacity()) + vec_bytes::<bool>(seen.capacity())
-            }
-            State::SumFloat(s, seen) => {
-                vec_bytes::<f64>(s.capacity()) + vec_bytes::<bool>(seen.capacity())
-            }
-            State::Avg(s, c) => vec_bytes::<f64>(s.capacity()) + vec_bytes::<i64>(c.capacity()),
-            State::SumDec(s, st) => {
-                vec_bytes::<Dec>(s.capacity()) + vec_bytes::<DecSum>(st.capacity())
-            }
-            State::AvgDec(s, c, st) => {
-                vec_bytes::<Dec>(s.capacity())
-                    + vec_bytes::<i64>(c.capacity())
-                    + vec_bytes::<DecSum>(st.capacity())
-            }
-            State::MinMax(v, _) => vec_bytes::<Value>(v.capacity()),
-            State::Distinct(v) => vec_bytes::<DistinctSet>(v.capacity()),
+            State::Count(c) => c.bytes(),
+            State::SumInt(s, seen) => s.bytes() + seen.bytes(),
+            State::SumFloat(s, seen) => s.bytes() + seen.bytes(),
+            State::Avg(s, c) => s.bytes() + c.bytes(),
+            State::SumDec(s, st) => s.bytes() + st.bytes(),
+            State::AvgDec(s, c, st) => s.bytes() + c.bytes() + st.bytes(),
+            State::MinMax(v, _) => v.bytes(),
+            State::Distinct(v) => v.bytes(),
         }
     }
 
-    /// The bytes [`State::reserve`] would add to [`State::vec_bytes`].
+    /// The bytes [`State::room`] of `n` would allocate.
     fn growth_bytes(&self, n: usize) -> u64 {
-        let grown = |len: usize, cap: usize, size: usize| -> u64 {
-            if n <= cap - len {
-                0
-            } else {
-                (grown_capacity(len, cap, n) * size) as u64
-            }
-        };
-        use std::mem::size_of;
         match self {
-            State::Count(c) => grown(c.len(), c.capacity(), 8),
-            State::SumInt(s, seen) => {
-                grown(s.len(), s.capacity(), 16) + grown(seen.len(), seen.capacity(), 1)
-            }
-            State::SumFloat(s, seen) => {
-                grown(s.len(), s.capacity(), 8) + grown(seen.len(), seen.capacity(), 1)
-            }
-            State::Avg(s, c) => grown(s.len(), s.capacity(), 8) + grown(c.len(), c.capacity(), 8),
-            State::SumDec(s, st) => {
-                grown(s.len(), s.capacity(), size_of::<Dec>())
-                    + grown(st.len(), st.capacity(), size_of::<DecSum>())
-            }
-            State::AvgDec(s, c, st) => {
-                grown(s.len(), s.capacity(), size_of::<Dec>())
-                    + grown(c.len(), c.capacity(), 8)
-                    + grown(st.len(), st.capacity(), size_of::<DecSum>())
-            }
-            State::MinMax(v, _) => grown(v.len(), v.capacity(), size_of::<Value>()),
-            State::Distinct(v) => grown(v.len(), v.capacity(), size_of::<DistinctSet>()),
+            State::Count(c) => c.growth_bytes(n),
+            State::SumInt(s, seen) => s.growth_bytes(n) + seen.growth_bytes(n),
+            State::SumFloat(s, seen) => s.growth_bytes(n) + seen.growth_bytes(n),
+            State::Avg(s, c) => s.growth_bytes(n) + c.growth_bytes(n),
+            State::SumDec(s, st) => s.growth_bytes(n) + st.growth_bytes(n),
+            State::AvgDec(s, c, st) => s.growth_bytes(n) + c.growth_bytes(n) + st.growth_bytes(n),
+            State::MinMax(v, _) => v.growth_bytes(n),
+            State::Distinct(v) => v.growth_bytes(n),
         }
     }
 
-    /// Makes room for `n` more groups (the capacity [`grown_capacity`]
-    /// says), so that [`State::resize`] does not reallocate.
-    fn reserve(&mut self, n: usize) {
-        fn more<T>(v: &mut Vec<T>, n: usize) {
-            if n > v.capacity() - v.len() {
-                let to = grown_capacity(v.len(), v.capacity(), n);
-                v.reserve_exact(to - v.len());
-            }
-        }
+    /// Makes room for `n` more groups, so that [`State::resize`] does not
+    /// reallocate: false while a vector grows still (at most `budget`
+    /// bytes moved; see [`GrowVec::room`]).
+    fn room(&mut self, n: usize, budget: &mut usize) -> bool {
         match self {
-            State::Count(c) => more(c, n),
-            State::SumInt(s, seen) => {
-                more(s, n);
-                more(seen, n)
-            }
-            State::SumFloat(s, seen) => {
-                more(s, n);
-                more(seen, n)
-            }
-            State::Avg(s, c) => {
-                more(s, n);
-                more(c, n)
-            }
-            State::SumDec(s, st) => {
-                more(s, n);
-                more(st, n)
-            }
-            State::AvgDec(s, c, st) => {
-                more(s, n);
-                more(c, n);
-                more(st, n)
-            }
-            State::MinMax(v, _) => more(v, n),
-            State::Distinct(v) => more(v, n),
+            State::Count(c) => c.room(n, budget),
+            State::SumInt(s, seen) => s.room(n, budget) && seen.room(n, budget),
+            State::SumFloat(s, seen) => s.room(n, budget) && seen.room(n, budget),
+            State::Avg(s, c) => s.room(n, budget) && c.room(n, budget),
+            State::SumDec(s, st) => s.room(n, budget) && st.room(n, budget),
+            State::AvgDec(s, c, st) => s.room(n, budget) && c.room(n, budget) && st.room(n, budget),
+            State::MinMax(v, _) => v.room(n, budget),
+            State::Distinct(v) => v.room(n, budget),
         }
     }
 
@@ -789,12 +741,6 @@ fn avg_dec(sum: Dec, count: i64, spec: &AggSpec) -> Result<Value, ExecError> {
         .ok_or_else(|| ExecError::decimal_overflow(spec.text.clone()))
 }
 
-/// The capacity a vector of `len` entries and capacity `cap` is given to
-/// make room for `n` more: doubled at least, as `Vec` itself would.
-fn grown_capacity(len: usize, cap: usize, n: usize) -> usize {
-    len.saturating_add(n).max(cap.saturating_mul(2)).max(4)
-}
-
 /// Adds the non-NULL values of rows `0..len` of `arg` to the `DISTINCT`
 /// sets of their groups (`gids`; `None`: all in group 0), accounting for
 /// the sets' tables and for the strings they keep, moving at most `budget`
@@ -909,11 +855,11 @@ enum Groups {
         /// (`NO_GROUP` when unseen): a lookup without hashing.
         dense: Vec<u32>,
         null: Option<u32>,
-        keys: Vec<Value>,
+        keys: GrowVec<Value>,
     },
     Generic {
         map: StepMap<Vec<Value>, u32>,
-        keys: Vec<Vec<Value>>,
+        keys: GrowVec<Vec<Value>>,
     },
 }
 
@@ -955,6 +901,9 @@ pub struct HashAggregate {
     emit_order: Option<Vec<u32>>,
     /// A merge of a partial aggregate's `DISTINCT` sets under way.
     set_merge: Option<SetMerge>,
+    /// Whether a vector of groups or states is growing
+    /// ([`HashAggregate::make_room`]).
+    vecs_growing: bool,
 }
 
 /// The position (morsel sequence number << 32 | row) at which each group
@@ -964,7 +913,7 @@ pub struct HashAggregate {
 /// several batches).
 struct GroupOrder {
     morsel: Arc<AtomicU64>,
-    first: Vec<u64>,
+    first: GrowVec<u64>,
     /// The morsel of the current input batch, and the rank of its first
     /// row among the rows of that morsel; the rank of the next batch's.
     last: u64,
@@ -976,7 +925,7 @@ impl GroupOrder {
     fn new(morsel: Arc<AtomicU64>) -> Self {
         GroupOrder {
             morsel,
-            first: Vec::new(),
+            first: GrowVec::default(),
             last: u64::MAX,
             base: 0,
             next_base: 0,
@@ -1012,11 +961,11 @@ impl HashAggregate {
                 map: StepMap::default(),
                 dense: Vec::new(),
                 null: None,
-                keys: Vec::new(),
+                keys: GrowVec::default(),
             },
             _ => Groups::Generic {
                 map: StepMap::default(),
-                keys: Vec::new(),
+                keys: GrowVec::default(),
             },
         };
         let mut agg = HashAggregate {
@@ -1040,6 +989,7 @@ impl HashAggregate {
             slice_off: 0,
             emit_order: None,
             set_merge: None,
+            vecs_growing: false,
         };
         if matches!(agg.groups, Groups::None) {
             agg.ngroups = 1;
@@ -1291,7 +1241,7 @@ impl HashAggregate {
         let states: Vec<State> = self
             .states
             .iter_mut()
-            .map(|s| std::mem::replace(s, State::Count(Vec::new())))
+            .map(|s| std::mem::replace(s, State::Count(GrowVec::default())))
             .collect();
         // Freed off the query's path: the groups of a GROUP BY of millions.
         super::reclaim::dispose(
@@ -1312,15 +1262,10 @@ impl HashAggregate {
     fn structure_bytes(&self) -> u64 {
         let groups = match &self.groups {
             Groups::None => 0,
-            Groups::Int { dense, keys, .. } => {
-                vec_bytes::<u32>(dense.capacity()) + vec_bytes::<Value>(keys.capacity())
-            }
-            Groups::Generic { keys, .. } => vec_bytes::<Vec<Value>>(keys.capacity()),
+            Groups::Int { dense, keys, .. } => vec_bytes::<u32>(dense.capacity()) + keys.bytes(),
+            Groups::Generic { keys, .. } => keys.bytes(),
         };
-        let first = self
-            .order
-            .as_ref()
-            .map_or(0, |o| vec_bytes::<u64>(o.first.capacity()));
+        let first = self.order.as_ref().map_or(0, |o| o.first.bytes());
         groups + first + self.states.iter().map(State::vec_bytes).sum::<u64>()
     }
 
@@ -1336,13 +1281,6 @@ impl HashAggregate {
         step: &StepClock<'_>,
         res: &Arc<Resources>,
     ) -> Result<bool, ExecError> {
-        let vec_growth = |len: usize, cap: usize, size: usize| -> u64 {
-            if n <= cap - len {
-                0
-            } else {
-                (grown_capacity(len, cap, n) * size) as u64
-            }
-        };
         let grown = match &mut self.groups {
             Groups::None => return Ok(true),
             Groups::Int { map, .. } => grow_within(map, n, budget, step, &mut self.mem, res)?,
@@ -1353,53 +1291,34 @@ impl HashAggregate {
         }
         let groups = match &self.groups {
             Groups::None => 0,
-            Groups::Int { keys, .. } => {
-                vec_growth(keys.len(), keys.capacity(), std::mem::size_of::<Value>())
-            }
-            Groups::Generic { keys, .. } => vec_growth(
-                keys.len(),
-                keys.capacity(),
-                std::mem::size_of::<Vec<Value>>(),
-            ),
+            Groups::Int { keys, .. } => keys.growth_bytes(n),
+            Groups::Generic { keys, .. } => keys.growth_bytes(n),
         };
-        let first = self.order.as_ref().map_or(0, |o| {
-            vec_growth(
-                o.first.len(),
-                o.first.capacity(),
-                std::mem::size_of::<u64>(),
-            )
-        });
+        let first = self.order.as_ref().map_or(0, |o| o.first.growth_bytes(n));
         let growth = groups + first + self.states.iter().map(|s| s.growth_bytes(n)).sum::<u64>();
-        if growth == 0 {
+        if growth == 0 && !self.vecs_growing {
             return Ok(true);
         }
-        // Old and new at once while they are copied.
+        // The new vectors are reserved before they are allocated; the old
+        // and the new are both held while entries move
+        // ([`HashAggregate::structure_bytes`] counts both).
         self.mem.grow(res, growth)?;
-        match &mut self.groups {
-            Groups::None => {}
-            Groups::Int { keys, .. } => {
-                if n > keys.capacity() - keys.len() {
-                    keys.reserve_exact(grown_capacity(keys.len(), keys.capacity(), n) - keys.len());
-                }
-            }
-            Groups::Generic { keys, .. } => {
-                if n > keys.capacity() - keys.len() {
-                    keys.reserve_exact(grown_capacity(keys.len(), keys.capacity(), n) - keys.len());
-                }
-            }
-        }
-        self.states.iter_mut().for_each(|s| s.reserve(n));
+        let mut bytes = COPY_PER_STEP;
+        let mut ready = match &mut self.groups {
+            Groups::None => true,
+            Groups::Int { keys, .. } => keys.room(n, &mut bytes),
+            Groups::Generic { keys, .. } => keys.room(n, &mut bytes),
+        };
         if let Some(o) = &mut self.order {
-            let f = &mut o.first;
-            if n > f.capacity() - f.len() {
-                f.reserve_exact(grown_capacity(f.len(), f.capacity(), n) - f.len());
-            }
+            ready &= o.first.room(n, &mut bytes);
         }
-        // The old tables are freed: the new ones take the place of the
-        // reservation made for them.
+        for s in &mut self.states {
+            ready &= s.room(n, &mut bytes);
+        }
+        self.vecs_growing = !ready;
         self.mem.shrink(growth);
         self.settle(res)?;
-        Ok(true)
+        Ok(ready)
     }
 
     /// Accounts for the structures' capacities as they are now.
@@ -1673,7 +1592,7 @@ impl Operator for HashAggregate {
                     self.input_done = true;
                     for state in &mut self.states {
                         if let State::Distinct(sets) = state {
-                            for set in sets {
+                            for set in sets.iter_mut() {
                                 set.settle(&mut self.mem, cx.resources)?;
                             }
                         }
@@ -1933,6 +1852,77 @@ mod tests {
         };
         assert_eq!(b.row(0), vec![Value::Int(34_000)]);
         drop((merged, partials));
+        assert_eq!(res.used(), 0, "every reservation is given back");
+    }
+    #[test]
+    fn a_group_by_of_many_groups_grows_its_table_and_vectors_over_steps() {
+        use crate::context::Context;
+        use crate::expr::EvalCx;
+        use crate::host::ManualHost;
+        let ctx = Context::root(Arc::new(ManualHost::new()))
+            .node_id(1)
+            .build()
+            .expect("a root context builds");
+        let res = Resources::new(1 << 30, Arc::new(AtomicU64::new(0)));
+        let progress = AtomicU64::new(0);
+        let mut eval = EvalCx::default();
+        let mut cx = OpCx {
+            eval: &mut eval,
+            resources: &res,
+            progress: &progress,
+            clock: None,
+        };
+        // 300,000 keys (past the dense range: all through the hash table),
+        // each twice: count(*) 2 and sum(x) 2x per group.
+        let n = 300_000i64;
+        let keys: Vec<i64> = (0..n).chain(0..n).map(|x| x * 7 + 100_000).collect();
+        let input: Vec<Batch> = keys
+            .chunks(BATCH_ROWS)
+            .map(|c| Batch::new(vec![Arc::new(Column::ints(c.to_vec()))], c.len()))
+            .collect();
+        let src = Instrumented::new(Box::new(Source(input.into_iter())), ctx.clone());
+        let aggs = [
+            (AggFunc::CountStar, None),
+            (AggFunc::Sum, Some(Expr::Column(0))),
+        ]
+        .map(|(func, arg)| AggSpec {
+            func,
+            arg,
+            distinct: false,
+            arg_type: DataType::Int,
+            text: "agg".into(),
+        })
+        .to_vec();
+        let mut agg = HashAggregate::new(
+            src,
+            vec![Expr::Column(0)],
+            vec![DataType::Int],
+            aggs,
+            "t".into(),
+        );
+        let (mut table_growing, mut vecs_growing) = (0, 0);
+        let mut rows = Vec::new();
+        loop {
+            match agg.next(&mut cx).unwrap() {
+                Step::Batch(b) => rows.extend((0..b.len).map(|i| b.row(i))),
+                Step::Done => break,
+                _ => {}
+            }
+            if let Groups::Int { map, .. } = &agg.groups {
+                table_growing += usize::from(!map.has_room(0));
+            }
+            vecs_growing += usize::from(agg.vecs_growing);
+        }
+        // The table and the vectors grew over several steps each, the
+        // operator grouping no rows meanwhile.
+        assert!(table_growing > 10, "table: {table_growing} steps");
+        assert!(vecs_growing > 10, "vectors: {vecs_growing} steps");
+        assert_eq!(rows.len(), n as usize);
+        for (i, r) in rows.iter().enumerate() {
+            let x = i as i64 * 7 + 100_000;
+            assert_eq!(r, &vec![Value::Int(x), Value::Int(2), Value::Int(2 * x)]);
+        }
+        drop(agg);
         assert_eq!(res.used(), 0, "every reservation is given back");
     }
 }

@@ -171,6 +171,111 @@ impl<K: Hash + Eq + Send + 'static, V: Send + 'static> StepMap<K, V> {
     }
 }
 
+/// Bytes a [`GrowVec`] copies per call of [`GrowVec::room`] at most: a
+/// few tens of µs, most of it faulting in the new vector's pages.
+pub const COPY_PER_STEP: usize = 128 << 10;
+
+/// The capacity a vector of `len` entries and capacity `cap` is given to
+/// make room for `n` more: doubled at least, as `Vec` itself would.
+pub fn grown_capacity(len: usize, cap: usize, n: usize) -> usize {
+    len.saturating_add(n).max(cap.saturating_mul(2)).max(4)
+}
+
+/// A vector whose growth is spread over steps, as [`StepMap`]'s: when it is
+/// out of room, [`GrowVec::room`] allocates the bigger vector and moves at
+/// most a budget of bytes into it per call; the operator consumes no input
+/// until the move is over, and reads and writes it as a `Vec` otherwise.
+/// (A `Vec` of a million groups' states doubling copied megabytes into
+/// fresh pages in one step: 3–9 ms for a KILL to wait, on the reference
+/// VM.) The old vector is freed off the query's path.
+pub struct GrowVec<T> {
+    v: Vec<T>,
+    /// While growing: the old vector's entries not moved yet, and its
+    /// bytes.
+    old: Option<(std::vec::IntoIter<T>, u64)>,
+}
+
+impl<T> Default for GrowVec<T> {
+    fn default() -> Self {
+        GrowVec {
+            v: Vec::new(),
+            old: None,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for GrowVec<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        debug_assert!(self.old.is_none(), "read while growing");
+        &self.v
+    }
+}
+
+impl<T> std::ops::DerefMut for GrowVec<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        debug_assert!(self.old.is_none(), "written while growing");
+        &mut self.v
+    }
+}
+
+impl<T: Send + 'static> GrowVec<T> {
+    /// Heap bytes of the vector(s), from their capacities.
+    pub fn bytes(&self) -> u64 {
+        (self.v.capacity() * std::mem::size_of::<T>()) as u64 + self.old.as_ref().map_or(0, |o| o.1)
+    }
+
+    /// The bytes [`GrowVec::room`] of `n` would allocate (none when they
+    /// fit, or while it grows: that vector is allocated already).
+    pub fn growth_bytes(&self, n: usize) -> u64 {
+        let (len, cap) = (self.v.len(), self.v.capacity());
+        if self.old.is_some() || n <= cap - len {
+            0
+        } else {
+            (grown_capacity(len, cap, n) * std::mem::size_of::<T>()) as u64
+        }
+    }
+
+    /// Makes room for `n` more entries, moving at most `budget` bytes per
+    /// call (decreased by what was moved): true once there is room, false
+    /// while it grows (call again on a later step). A vector of no more
+    /// bytes than the budget left grows at once.
+    pub fn room(&mut self, n: usize, budget: &mut usize) -> bool {
+        let size = std::mem::size_of::<T>().max(1);
+        if self.old.is_none() {
+            let (len, cap) = (self.v.len(), self.v.capacity());
+            if n <= cap - len {
+                return true;
+            }
+            let to = grown_capacity(len, cap, n);
+            if len * size <= *budget {
+                *budget -= len * size;
+                self.v.reserve_exact(to - len);
+                return true;
+            }
+            let old = std::mem::replace(&mut self.v, Vec::with_capacity(to));
+            let bytes = (old.capacity() * std::mem::size_of::<T>()) as u64;
+            self.old = Some((old.into_iter(), bytes));
+        }
+        let Some((old, bytes)) = &mut self.old else {
+            return true;
+        };
+        let k = (*budget / size).min(old.len());
+        self.v.extend(old.by_ref().take(k));
+        *budget -= k * size;
+        if old.len() > 0 {
+            return false;
+        }
+        let bytes = *bytes as usize;
+        if let Some((old, _)) = self.old.take() {
+            // Emptied, it still holds its allocation: unmapped off the
+            // query's path.
+            reclaim::dispose(old, bytes);
+        }
+        true
+    }
+}
+
 /// Entries per piece of a [`ChunkVec`].
 pub const CHUNK_LEN: usize = 4096;
 
@@ -305,6 +410,38 @@ mod tests {
             assert_eq!(m.map().get(&x), Some(&(x * 3)));
         }
         assert_eq!(mem.bytes(), m.table_bytes());
+    }
+
+    #[test]
+    fn a_grow_vec_moves_a_bounded_number_of_bytes_per_call_and_keeps_its_order() {
+        let mut v: GrowVec<String> = GrowVec::default();
+        let size = std::mem::size_of::<String>();
+        let (mut pushed, mut calls_growing, mut most_moved) = (0usize, 0, 0);
+        while pushed < 200_000 {
+            let mut budget = COPY_PER_STEP;
+            let ready = v.room(1000, &mut budget);
+            most_moved = most_moved.max(COPY_PER_STEP - budget);
+            if !ready {
+                // Growing: the old and the new vector are both held.
+                assert!(v.bytes() > (v.v.capacity() * size) as u64);
+                calls_growing += 1;
+                continue;
+            }
+            assert!(v.capacity() - v.len() >= 1000);
+            let cap = v.capacity();
+            for _ in 0..1000 {
+                v.push(pushed.to_string());
+                pushed += 1;
+            }
+            assert_eq!(v.capacity(), cap, "no growth behind room's back");
+            assert_eq!(v.bytes(), (cap * size) as u64);
+        }
+        assert!(most_moved <= COPY_PER_STEP);
+        assert!(
+            calls_growing > 10,
+            "big growths were sliced: {calls_growing}"
+        );
+        assert!(v.iter().enumerate().all(|(i, s)| *s == i.to_string()));
     }
 
     #[test]
