@@ -1656,6 +1656,7 @@ impl Operator for HashAggregate {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::Harness;
     use super::*;
     use std::sync::atomic::AtomicU64;
 
@@ -1745,23 +1746,6 @@ mod tests {
         drop(mem);
         assert_eq!(res.used(), 0);
     }
-    /// Emits the given batches, one per step.
-    struct Source(std::vec::IntoIter<Batch>);
-    impl Operator for Source {
-        fn next(&mut self, _: &mut OpCx<'_>) -> Result<Step, ExecError> {
-            Ok(self.0.next().map_or(Step::Done, Step::Batch))
-        }
-        fn describe(&self) -> String {
-            "source".into()
-        }
-        fn name(&self) -> &'static str {
-            "Source"
-        }
-        fn children(&self) -> Vec<&Instrumented> {
-            vec![]
-        }
-    }
-
     #[test]
     fn partial_distinct_sets_merge_over_bounded_steps_keeping_the_larger_set_whole() {
         merge_distinct_sets(DataType::Int, Value::Int);
@@ -1770,22 +1754,7 @@ mod tests {
     }
 
     fn merge_distinct_sets(ty: DataType, value: fn(i64) -> Value) {
-        use crate::context::Context;
-        use crate::expr::EvalCx;
-        use crate::host::ManualHost;
-        let ctx = Context::root(Arc::new(ManualHost::new()))
-            .node_id(1)
-            .build()
-            .expect("a root context builds");
-        let res = Resources::new(1 << 30, Arc::new(AtomicU64::new(0)));
-        let progress = AtomicU64::new(0);
-        let mut eval = EvalCx::default();
-        let mut cx = OpCx {
-            eval: &mut eval,
-            resources: &res,
-            progress: &progress,
-            clock: None,
-        };
+        let mut h = Harness::new();
         let spec = AggSpec {
             func: AggFunc::Count,
             arg: Some(Expr::Column(0)),
@@ -1793,8 +1762,7 @@ mod tests {
             arg_type: ty,
             text: "count(DISTINCT x)".into(),
         };
-        let agg = |input: Vec<Batch>| {
-            let src = Instrumented::new(Box::new(Source(input.into_iter())), ctx.clone());
+        let agg = |src: Instrumented| {
             HashAggregate::new(src, vec![], vec![], vec![spec.clone()], "t".into())
         };
         let ints = |r: std::ops::Range<i64>| {
@@ -1806,11 +1774,11 @@ mod tests {
         // Two pipelines' partial sets: 30,000 values and 6,000 (2,000 of
         // them new).
         let mut partials = [ints(0..30_000), ints(28_000..34_000)].map(|input| {
-            let mut p = agg(input).partial(Arc::new(AtomicU64::new(0)));
-            while !matches!(p.next(&mut cx).unwrap(), Step::Done) {}
+            let mut p = agg(h.source(input)).partial(Arc::new(AtomicU64::new(0)));
+            while !matches!(p.next(&mut h.cx()).unwrap(), Step::Done) {}
             p
         });
-        let mut merged = agg(vec![]).merging();
+        let mut merged = agg(h.source(vec![])).merging();
         let step = StepClock::start(None, DISTINCT_STEP_TIME);
         // Values of the set being added not added yet.
         let left = |m: &HashAggregate| {
@@ -1823,7 +1791,7 @@ mod tests {
         for p in &mut partials {
             let mut n = 1;
             let mut before = 6_000;
-            while !merged.merge_from(p, 0, BATCH_ROWS, &step, &res).unwrap() {
+            while !merged.merge_from(p, 0, BATCH_ROWS, &step, &h.res).unwrap() {
                 // Each step adds some values, and at most MERGE_VALUES.
                 let now = left(&merged);
                 assert!(
@@ -1847,31 +1815,16 @@ mod tests {
         // The merged aggregate accounts for exactly the set it holds (the
         // partials gave theirs back when released).
         assert_eq!(merged.mem.bytes() - merged.structure, sets[0].bytes());
-        let Step::Batch(b) = merged.next(&mut cx).unwrap() else {
+        let Step::Batch(b) = merged.next(&mut h.cx()).unwrap() else {
             panic!("the one group")
         };
         assert_eq!(b.row(0), vec![Value::Int(34_000)]);
         drop((merged, partials));
-        assert_eq!(res.used(), 0, "every reservation is given back");
+        assert_eq!(h.res.used(), 0, "every reservation is given back");
     }
     #[test]
     fn a_group_by_of_many_groups_grows_its_table_and_vectors_over_steps() {
-        use crate::context::Context;
-        use crate::expr::EvalCx;
-        use crate::host::ManualHost;
-        let ctx = Context::root(Arc::new(ManualHost::new()))
-            .node_id(1)
-            .build()
-            .expect("a root context builds");
-        let res = Resources::new(1 << 30, Arc::new(AtomicU64::new(0)));
-        let progress = AtomicU64::new(0);
-        let mut eval = EvalCx::default();
-        let mut cx = OpCx {
-            eval: &mut eval,
-            resources: &res,
-            progress: &progress,
-            clock: None,
-        };
+        let mut h = Harness::new();
         // 300,000 keys (past the dense range: all through the hash table),
         // each twice: count(*) 2 and sum(x) 2x per group.
         let n = 300_000i64;
@@ -1880,7 +1833,7 @@ mod tests {
             .chunks(BATCH_ROWS)
             .map(|c| Batch::new(vec![Arc::new(Column::ints(c.to_vec()))], c.len()))
             .collect();
-        let src = Instrumented::new(Box::new(Source(input.into_iter())), ctx.clone());
+        let src = h.source(input);
         let aggs = [
             (AggFunc::CountStar, None),
             (AggFunc::Sum, Some(Expr::Column(0))),
@@ -1903,7 +1856,7 @@ mod tests {
         let (mut table_growing, mut vecs_growing) = (0, 0);
         let mut rows = Vec::new();
         loop {
-            match agg.next(&mut cx).unwrap() {
+            match agg.next(&mut h.cx()).unwrap() {
                 Step::Batch(b) => rows.extend((0..b.len).map(|i| b.row(i))),
                 Step::Done => break,
                 _ => {}
@@ -1923,6 +1876,6 @@ mod tests {
             assert_eq!(r, &vec![Value::Int(x), Value::Int(2), Value::Int(2 * x)]);
         }
         drop(agg);
-        assert_eq!(res.used(), 0, "every reservation is given back");
+        assert_eq!(h.res.used(), 0, "every reservation is given back");
     }
 }

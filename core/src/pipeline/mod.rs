@@ -29,6 +29,8 @@ pub mod scan;
 pub mod setop;
 pub mod sort;
 pub mod subquery;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod window;
 
 pub use memory::{MemoryUse, Reservation, Resources};

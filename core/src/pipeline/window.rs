@@ -1031,22 +1031,7 @@ mod tests {
     use crate::pipeline::Resources;
     use std::sync::atomic::AtomicU64;
 
-    /// Emits the given batches, one per step.
-    struct Source(std::vec::IntoIter<Batch>);
-    impl Operator for Source {
-        fn next(&mut self, _: &mut OpCx<'_>) -> Result<Step, ExecError> {
-            Ok(self.0.next().map_or(Step::Done, Step::Batch))
-        }
-        fn describe(&self) -> String {
-            "source".into()
-        }
-        fn name(&self) -> &'static str {
-            "Source"
-        }
-        fn children(&self) -> Vec<&Instrumented> {
-            vec![]
-        }
-    }
+    use crate::pipeline::test_support::Source;
 
     fn ctx() -> Context {
         Context::root(Arc::new(ManualHost::new()))
