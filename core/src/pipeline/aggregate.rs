@@ -14,7 +14,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::growth::{GrowVec, StepMap, COPY_PER_STEP, MOVE_PER_STEP};
+use super::growth::{ChunkVec, GrowVec, StepMap, COPY_PER_STEP, MOVE_PER_STEP};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -897,8 +897,6 @@ pub struct HashAggregate {
     order: Option<GroupOrder>,
     /// The offset in its batch of the slice being consumed.
     slice_off: usize,
-    /// The order in which the groups are emitted, when `order` is kept.
-    emit_order: Option<Vec<u32>>,
     /// A merge of a partial aggregate's `DISTINCT` sets under way.
     set_merge: Option<SetMerge>,
     /// Whether a vector of groups or states is growing
@@ -914,6 +912,13 @@ pub struct HashAggregate {
 struct GroupOrder {
     morsel: Arc<AtomicU64>,
     first: GrowVec<u64>,
+    /// The final aggregate of a parallel stage: for each partial merged,
+    /// its groups in its order — ascending first positions, as a pipeline
+    /// reads its morsels in order — with their first position there and
+    /// their id here. Merged (k-way) they give the emission order.
+    runs: Vec<ChunkVec<(u64, u32)>>,
+    /// Where the emission is in each run.
+    heads: Vec<usize>,
     /// The morsel of the current input batch, and the rank of its first
     /// row among the rows of that morsel; the rank of the next batch's.
     last: u64,
@@ -922,10 +927,41 @@ struct GroupOrder {
 }
 
 impl GroupOrder {
+    /// The next `n` groups (fewer at the end) in the order of their first
+    /// positions: a k-way merge of the runs, each group taken from the run
+    /// where it was seen first.
+    fn next_ids(&mut self, n: usize) -> Vec<usize> {
+        self.heads.resize(self.runs.len(), 0);
+        let mut ids = Vec::with_capacity(n);
+        while ids.len() < n {
+            // The run whose next group was seen first (a few runs: one per
+            // pipeline).
+            let mut best: Option<(u64, usize)> = None;
+            for (r, run) in self.runs.iter().enumerate() {
+                let h = self.heads[r];
+                if h < run.len() && best.is_none_or(|(at, _)| run[h].0 < at) {
+                    best = Some((run[h].0, r));
+                }
+            }
+            let Some((at, r)) = best else {
+                break;
+            };
+            let g = self.runs[r][self.heads[r]].1;
+            self.heads[r] += 1;
+            // Seen earlier by another pipeline: emitted from that run.
+            if self.first.get(g as usize) == Some(&at) {
+                ids.push(g as usize);
+            }
+        }
+        ids
+    }
+
     fn new(morsel: Arc<AtomicU64>) -> Self {
         GroupOrder {
             morsel,
             first: GrowVec::default(),
+            runs: Vec::new(),
+            heads: Vec::new(),
             last: u64::MAX,
             base: 0,
             next_base: 0,
@@ -987,7 +1023,6 @@ impl HashAggregate {
             partial: false,
             order: None,
             slice_off: 0,
-            emit_order: None,
             set_merge: None,
             vecs_growing: false,
         };
@@ -1038,6 +1073,7 @@ impl HashAggregate {
     pub(crate) fn merge_from(
         &mut self,
         other: &mut HashAggregate,
+        run: usize,
         from: usize,
         to: usize,
         step: &StepClock<'_>,
@@ -1049,7 +1085,8 @@ impl HashAggregate {
                 return Ok(true);
             }
             let mut budget = MOVE_PER_STEP;
-            let Some(gids) = self.merge_groups(other, from, to, &mut budget, step, res)? else {
+            let Some(gids) = self.merge_groups(other, run, from, to, &mut budget, step, res)?
+            else {
                 // The group table is growing: on the next step.
                 return Ok(false);
             };
@@ -1155,9 +1192,11 @@ impl HashAggregate {
     /// `from..to` of `other` (in one step: a slice of groups): the ids here
     /// of those groups, or `None` while the group table is growing (at most
     /// `budget` entries moved; nothing merged).
+    #[allow(clippy::too_many_arguments)]
     fn merge_groups(
         &mut self,
         other: &HashAggregate,
+        run: usize,
         from: usize,
         to: usize,
         budget: &mut usize,
@@ -1220,10 +1259,16 @@ impl HashAggregate {
         }
         if let (Some(mine), Some(theirs)) = (&mut self.order, &other.order) {
             mine.first.resize(n, u64::MAX);
+            if mine.runs.len() <= run {
+                mine.runs.resize_with(run + 1, ChunkVec::default);
+            }
+            let r = &mut mine.runs[run];
+            r.reserve(gids.len());
             for (i, &g) in gids.iter().enumerate() {
                 let at = theirs.first.get(from + i).copied().unwrap_or(u64::MAX);
                 let slot = &mut mine.first[g as usize];
                 *slot = (*slot).min(at);
+                r.push((at, g));
             }
         }
         for (state, theirs) in self.states.iter_mut().zip(&other.states) {
@@ -1265,7 +1310,11 @@ impl HashAggregate {
             Groups::Int { dense, keys, .. } => vec_bytes::<u32>(dense.capacity()) + keys.bytes(),
             Groups::Generic { keys, .. } => keys.bytes(),
         };
-        let first = self.order.as_ref().map_or(0, |o| o.first.bytes());
+        let first = self.order.as_ref().map_or(0, |o| {
+            o.first.bytes()
+                + vec_bytes::<ChunkVec<(u64, u32)>>(o.runs.capacity())
+                + o.runs.iter().map(ChunkVec::bytes).sum::<u64>()
+        });
         groups + first + self.states.iter().map(State::vec_bytes).sum::<u64>()
     }
 
@@ -1605,21 +1654,18 @@ impl Operator for HashAggregate {
         if self.partial || self.emitted >= self.ngroups {
             return Ok(Step::Done);
         }
-        if self.emitted == 0 && self.emit_order.is_none() && !matches!(self.groups, Groups::None) {
-            if let Some(o) = &self.order {
-                // Parallel: the groups in the order of their first rows.
-                self.mem
-                    .grow(cx.resources, vec_bytes::<u32>(self.ngroups))?;
-                let mut perm: Vec<u32> = (0..self.ngroups as u32).collect();
-                perm.sort_unstable_by_key(|&g| o.first.get(g as usize).copied());
-                self.emit_order = Some(perm);
-            }
-        }
         let end = (self.emitted + BATCH_ROWS).min(self.ngroups);
-        let ids: Vec<usize> = match &self.emit_order {
-            Some(p) => p[self.emitted..end].iter().map(|&g| g as usize).collect(),
-            None => (self.emitted..end).collect(),
+        let ids: Vec<usize> = match &mut self.order {
+            // Parallel: the groups in the order of their first rows, a
+            // batch a step.
+            Some(o) if !o.runs.is_empty() => o.next_ids(end - self.emitted),
+            _ => (self.emitted..end).collect(),
         };
+        if ids.is_empty() {
+            // Not reached: every group is in a run with its first position.
+            self.emitted = self.ngroups;
+            return Ok(Step::Done);
+        }
         let mut cols = Vec::new();
         for (k, ty) in self.key_types.iter().enumerate() {
             let vals: Vec<Value> = ids.iter().map(|&g| self.key_value(g, k)).collect();
@@ -1632,8 +1678,8 @@ impl Operator for HashAggregate {
                 .collect::<Result<Vec<Value>, ExecError>>()?;
             cols.push(Arc::new(Column::from_values(spec.output_type(), &vals)));
         }
-        let n = end - self.emitted;
-        self.emitted = end;
+        let n = ids.len();
+        self.emitted += n;
         Ok(Step::Batch(Batch::new(cols, n)))
     }
     fn describe(&self) -> String {
@@ -1788,10 +1834,13 @@ mod tests {
             })
         };
         let mut steps = Vec::new();
-        for p in &mut partials {
+        for (run, p) in partials.iter_mut().enumerate() {
             let mut n = 1;
             let mut before = 6_000;
-            while !merged.merge_from(p, 0, BATCH_ROWS, &step, &h.res).unwrap() {
+            while !merged
+                .merge_from(p, run, 0, BATCH_ROWS, &step, &h.res)
+                .unwrap()
+            {
                 // Each step adds some values, and at most MERGE_VALUES.
                 let now = left(&merged);
                 assert!(

@@ -906,10 +906,14 @@ impl Operator for ParallelAggregate {
             };
             let to = self.merge_at + MERGE_GROUPS;
             let step = StepClock::start(cx.clock.as_ref(), MERGE_STEP_TIME);
-            if !self
-                .merged
-                .merge_from(agg, self.merge_at, to, &step, cx.resources)?
-            {
+            if !self.merged.merge_from(
+                agg,
+                self.merge_next,
+                self.merge_at,
+                to,
+                &step,
+                cx.resources,
+            )? {
                 // `DISTINCT` sets of this slice still to add.
                 return Ok(Step::Pending);
             }
