@@ -96,20 +96,22 @@ enum State {
 
 /// Rows consumed per step by an aggregate with `DISTINCT` sets, or with
 /// more than [`SLICE_GROUPS`] groups.
-const DISTINCT_ROWS: usize = 512;
+const SLICE_ROWS: usize = 512;
 /// Rows grouped (or group-table entries moved) between readings of a
 /// step's clock.
 const GROUP_CLOCK_ROWS: usize = 64;
-/// Past this many groups, a batch is grouped a slice of [`DISTINCT_ROWS`]
+/// Past this many groups, a batch is grouped a slice of [`SLICE_ROWS`]
 /// rows per step: a row is then a random access into a table beyond the
 /// caches (a batch of 4,096 new groups took ~400 µs).
 const SLICE_GROUPS: usize = 1 << 16;
 /// Such a step also ends once it has run this long (checked every
-/// [`DISTINCT_CLOCK_ROWS`] values): a value is a random access into a set
-/// that may be far beyond the caches, and 512 of them took 100–160 µs of
-/// CPU in the kill benchmark's `count(DISTINCT x)` (256 rows per step
-/// instead cost 15 % of its speed: the time bound only cuts the slow steps).
-const DISTINCT_STEP_TIME: std::time::Duration = std::time::Duration::from_micros(50);
+/// [`DISTINCT_CLOCK_ROWS`] values, or [`GROUP_CLOCK_ROWS`] rows), and so
+/// does a step of the final aggregate's merge: a value is a random access
+/// into a set that may be far beyond the caches, and 512 of them took
+/// 100–160 µs of CPU in the kill benchmark's `count(DISTINCT x)` (256 rows
+/// per step instead cost 15 % of its speed: the time bound only cuts the
+/// slow steps).
+const STEP_TIME: std::time::Duration = std::time::Duration::from_micros(50);
 /// Values between two readings of the clock in such a step.
 const DISTINCT_CLOCK_ROWS: usize = 128;
 /// Values in a set past this many are split into [`PARTS`] tables (a
@@ -332,7 +334,7 @@ struct SetMerge {
 }
 
 /// Values of partial `DISTINCT` sets a merge step adds at most (it also
-/// ends after [`DISTINCT_STEP_TIME`] on the statement's clock).
+/// ends after [`STEP_TIME`] on the statement's clock).
 const MERGE_VALUES: usize = 4096;
 
 /// A group's exact sum: nothing added yet, a sum, or past the 28 digits a
@@ -1065,9 +1067,10 @@ impl HashAggregate {
 
     /// Merges groups `from..to` of partial aggregate `other` (same keys and
     /// aggregates) into this one, reserving the memory of the new groups
-    /// first: true once done; false when a step has run its time (`step`,
-    /// or [`MERGE_VALUES`] values) while merging `DISTINCT` sets: call again
-    /// with the same slice. The sets are taken out of `other`, which is
+    /// first: true once done; false when the step has run its time
+    /// ([`STEP_TIME`] on `clock`, the statement's; or [`MERGE_VALUES`]
+    /// values) while growing the group table or merging `DISTINCT` sets:
+    /// call again with the same slice. The sets are taken out of `other`, which is
     /// [`HashAggregate::release`]d afterwards: of two sets, the larger is
     /// kept and the smaller added to it.
     pub(crate) fn merge_from(
@@ -1076,9 +1079,10 @@ impl HashAggregate {
         run: usize,
         from: usize,
         to: usize,
-        step: &StepClock<'_>,
+        clock: Option<&Arc<dyn crate::host::Host>>,
         res: &Arc<Resources>,
     ) -> Result<bool, ExecError> {
+        let step = &StepClock::start(clock, STEP_TIME);
         if self.set_merge.is_none() {
             let to = to.min(other.ngroups);
             if from >= to {
@@ -1552,7 +1556,7 @@ impl Operator for HashAggregate {
             self.slice_off = 0;
             let next = match self.retry.take().or_else(|| {
                 let (b, off) = self.pending.take()?;
-                let n = (b.len - off).min(DISTINCT_ROWS);
+                let n = (b.len - off).min(SLICE_ROWS);
                 let part = b.slice(off, n);
                 if off + n < b.len {
                     self.pending = Some((b, off + n));
@@ -1568,17 +1572,17 @@ impl Operator for HashAggregate {
                         if let Some(o) = &mut self.order {
                             o.batch(b.len);
                         }
-                        if self.sliced() && b.len > DISTINCT_ROWS {
-                            let part = b.slice(0, DISTINCT_ROWS);
-                            self.pending = Some((b, DISTINCT_ROWS));
+                        if self.sliced() && b.len > SLICE_ROWS {
+                            let part = b.slice(0, SLICE_ROWS);
+                            self.pending = Some((b, SLICE_ROWS));
                             Step::Batch(part)
                         } else {
                             Step::Batch(b)
                         }
                     }
-                    Step::Batch(b) if self.sliced() && b.len > DISTINCT_ROWS => {
-                        let part = b.slice(0, DISTINCT_ROWS);
-                        self.pending = Some((b, DISTINCT_ROWS));
+                    Step::Batch(b) if self.sliced() && b.len > SLICE_ROWS => {
+                        let part = b.slice(0, SLICE_ROWS);
+                        self.pending = Some((b, SLICE_ROWS));
                         Step::Batch(part)
                     }
                     other => other,
@@ -1587,10 +1591,8 @@ impl Operator for HashAggregate {
             return match next {
                 Step::Batch(b) => {
                     let mut budget = MOVE_PER_STEP;
-                    let step = StepClock::start(
-                        cx.clock.as_ref().filter(|_| self.sliced()),
-                        DISTINCT_STEP_TIME,
-                    );
+                    let step =
+                        StepClock::start(cx.clock.as_ref().filter(|_| self.sliced()), STEP_TIME);
                     if !self.make_room(b.len, &mut budget, &step, cx.resources)? {
                         // The group table is growing: the slice on the
                         // next step.
@@ -1777,16 +1779,16 @@ mod tests {
             insert_distinct(sets, None, &values, 512, &mut budget, step, &mut mem, &res).unwrap()
         };
         // A step whose time is up: it stops at its first clock reading.
-        let step = StepClock::start(Some(&host), DISTINCT_STEP_TIME);
-        manual.advance(DISTINCT_STEP_TIME);
+        let step = StepClock::start(Some(&host), STEP_TIME);
+        manual.advance(STEP_TIME);
         assert_eq!(add(&mut sets, &step), DISTINCT_CLOCK_ROWS);
         assert_eq!(sets[0].len(), DISTINCT_CLOCK_ROWS);
         // Time left, or no clock (unit tests, ManualHost runs): the whole
         // slice, the values already in added once.
-        let step = StepClock::start(Some(&host), DISTINCT_STEP_TIME);
+        let step = StepClock::start(Some(&host), STEP_TIME);
         assert_eq!((add(&mut sets, &step), sets[0].len()), (512, 512));
-        let step = StepClock::start(None, DISTINCT_STEP_TIME);
-        manual.advance(DISTINCT_STEP_TIME * 10);
+        let step = StepClock::start(None, STEP_TIME);
+        manual.advance(STEP_TIME * 10);
         assert_eq!((add(&mut sets, &step), sets[0].len()), (512, 512));
         drop(sets);
         drop(mem);
@@ -1825,7 +1827,6 @@ mod tests {
             p
         });
         let mut merged = agg(h.source(vec![])).merging();
-        let step = StepClock::start(None, DISTINCT_STEP_TIME);
         // Values of the set being added not added yet.
         let left = |m: &HashAggregate| {
             let d = m.set_merge.as_ref().and_then(|m| m.drain.as_ref());
@@ -1838,7 +1839,7 @@ mod tests {
             let mut n = 1;
             let mut before = 6_000;
             while !merged
-                .merge_from(p, run, 0, BATCH_ROWS, &step, &h.res)
+                .merge_from(p, run, 0, BATCH_ROWS, None, &h.res)
                 .unwrap()
             {
                 // Each step adds some values, and at most MERGE_VALUES.

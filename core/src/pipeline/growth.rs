@@ -177,7 +177,7 @@ pub const COPY_PER_STEP: usize = 128 << 10;
 
 /// The capacity a vector of `len` entries and capacity `cap` is given to
 /// make room for `n` more: doubled at least, as `Vec` itself would.
-pub fn grown_capacity(len: usize, cap: usize, n: usize) -> usize {
+fn grown_capacity(len: usize, cap: usize, n: usize) -> usize {
     len.saturating_add(n).max(cap.saturating_mul(2)).max(4)
 }
 

@@ -52,7 +52,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use super::aggregate::HashAggregate;
-use super::{Instrumented, OpCx, Operator, Resources, Step, StepClock, YieldPolicy, BATCH_ROWS};
+use super::{Instrumented, OpCx, Operator, Resources, Step, YieldPolicy, BATCH_ROWS};
 use crate::cause::{Cause, Reason};
 use crate::context::Context;
 use crate::data::{Batch, Column};
@@ -850,10 +850,6 @@ impl Exchange {
 /// final table, which may be far beyond the caches.
 const MERGE_GROUPS: usize = 512;
 
-/// How long a step of merging `DISTINCT` sets runs at most (a value added
-/// to a set of millions may miss every cache).
-const MERGE_STEP_TIME: std::time::Duration = std::time::Duration::from_micros(50);
-
 /// The consumer of a parallel aggregation: N pipelines each run a partial
 /// [`HashAggregate`] over their morsels; this merges their groups (a slice
 /// of groups per step, in pipeline order) into the final aggregate, and
@@ -905,16 +901,16 @@ impl Operator for ParallelAggregate {
                 continue;
             };
             let to = self.merge_at + MERGE_GROUPS;
-            let step = StepClock::start(cx.clock.as_ref(), MERGE_STEP_TIME);
             if !self.merged.merge_from(
                 agg,
                 self.merge_next,
                 self.merge_at,
                 to,
-                &step,
+                cx.clock.as_ref(),
                 cx.resources,
             )? {
-                // `DISTINCT` sets of this slice still to add.
+                // The group table growing, or `DISTINCT` sets of this
+                // slice still to add.
                 return Ok(Step::Pending);
             }
             if to >= agg.group_count() {
